@@ -1,0 +1,118 @@
+"""The school-day calendar: which days count towards an absence streak (DOMAIN.md §2).
+
+A school day is a working day (weekdays less statutory holidays, plus 调休 make-up working days)
+inside one of the school's terms and outside its breaks. Holiday tables arrive as data (from
+``chinesecalendar`` or a jurisdiction's own list); a year nobody supplied raises, never guesses.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+
+class CalendarYearUnknown(LookupError):
+    def __init__(self, year: int, calendar: str = ""):
+        self.year = year
+        where = f" (calendar '{calendar}')" if calendar else ""
+        super().__init__(
+            f"no holiday list for {year}{where}: supply deploy/calendars/holidays-{year}.toml "
+            f"with the State Council's holidays and 调休 make-up days "
+            f"({year}年节假日安排未录入，请补充法定节假日及调休上班日)"
+        )
+
+
+@dataclass(frozen=True)
+class HolidayTable:
+    """Statutory holidays and make-up working days (调休上班日) for the years it knows."""
+
+    years: frozenset[int]
+    holidays: frozenset[date] = frozenset()
+    workdays: frozenset[date] = frozenset()
+
+    def merged(self, other: "HolidayTable") -> "HolidayTable":
+        return HolidayTable(self.years | other.years, self.holidays | other.holidays, self.workdays | other.workdays)
+
+    def is_working_day(self, d: date) -> bool:
+        if d.year not in self.years:
+            raise CalendarYearUnknown(d.year)
+        if d in self.workdays:
+            return True
+        return d.weekday() < 5 and d not in self.holidays
+
+
+@dataclass(frozen=True)
+class Period:
+    start: date
+    end: date  # inclusive
+    label: str = ""
+
+    def __contains__(self, d: date) -> bool:
+        return self.start <= d <= self.end
+
+
+@dataclass
+class SchoolCalendar:
+    key: str
+    holidays: HolidayTable
+    terms: list[Period]
+    breaks: list[Period] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.terms = sorted(self.terms, key=lambda p: p.start)
+        self._days: list[date] | None = None
+
+    def is_school_day(self, d: date) -> bool:
+        if d.year not in self.holidays.years:
+            raise CalendarYearUnknown(d.year, self.key)
+        return (
+            any(d in t for t in self.terms)
+            and not any(d in b for b in self.breaks)
+            and self.holidays.is_working_day(d)
+        )
+
+    def school_days(self, start: date, end: date) -> list[date]:
+        """Every school day in [start, end]."""
+        out, d = [], start
+        while d <= end:
+            if self.is_school_day(d):
+                out.append(d)
+            d += timedelta(days=1)
+        return out
+
+    def school_days_between(self, d1: date, d2: date) -> int:
+        """How many school days lie in [d1, d2] (0 if d2 < d1)."""
+        return len(self.school_days(d1, d2)) if d2 >= d1 else 0
+
+    def add_school_days(self, d: date, n: int) -> date:
+        """The Nth school day after ``d`` (n = 0: ``d`` itself if a school day, else the next one)."""
+        if n < 0:
+            raise ValueError("n must be ≥ 0")
+        cur = d
+        while not self.is_school_day(cur):
+            cur = self._next(cur)
+        for _ in range(n):
+            cur = self._next(cur)
+            while not self.is_school_day(cur):
+                cur = self._next(cur)
+        return cur
+
+    def _next(self, d: date) -> date:
+        nxt = d + timedelta(days=1)
+        if self.terms and nxt > self.terms[-1].end:
+            raise LookupError(f"calendar '{self.key}' has no term after {d}; add the next term's dates")
+        return nxt
+
+    def span(self) -> tuple[date, date]:
+        """The first and last day this calendar can answer for (its terms, within known years)."""
+        last_known = date(max(self.holidays.years), 12, 31)
+        return self.terms[0].start, min(self.terms[-1].end, last_known)
+
+    def numbered_days(self) -> list[tuple[date, int]]:
+        """(day, ordinal) of every school day in the span: the table the set-based SQL joins."""
+        start, end = self.span()
+        return [(d, i) for i, d in enumerate(self.school_days(start, end), start=1)]
+
+
+def streak_on(calendar: SchoolCalendar, opened_on: date, today: date) -> int:
+    """Consecutive school days from the first missed day through ``today`` (inclusive)."""
+    return calendar.school_days_between(opened_on, today)

@@ -1,0 +1,150 @@
+"""A jurisdiction's escalation policy as data (DOMAIN.md §6).
+
+The ladder days, roles, duties, documents, report dates and thresholds of one jurisdiction.
+Loaded from ``deploy/policies/*.toml`` by ``store.policy_files``; this module only validates.
+"""
+from __future__ import annotations
+
+from datetime import time
+from functools import cached_property
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .states import LADDER, Action, CaseState, OutsideReason
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DutySpec(_Strict):
+    """A named person's action with a due time, created when the case enters the step."""
+
+    action: Action
+    role: str
+    due_school_days: int = Field(0, ge=0, description="0 = the school day the step is reached")
+    due_time: time = time(17, 0)
+
+
+class StepSpec(_Strict):
+    state: CaseState
+    day: int = Field(ge=1, description="consecutive unexcused school days that reach this step")
+    label: str
+    roles: list[str] = Field(min_length=1)
+    duties: list[DutySpec] = []
+    documents: list[str] = Field([], description="document kinds produced on entering the step")
+
+    @field_validator("state")
+    @classmethod
+    def _ladder_state(cls, v: CaseState) -> CaseState:
+        if v not in LADDER or v is CaseState.absent:
+            raise ValueError(f"{v.value} is not a ladder step (family_contacted … judicial_notice)")
+        return v
+
+
+class ActionSpec(_Strict):
+    documents: list[str] = []
+    role: str | None = None
+
+
+class OutsideRule(_Strict):
+    """When a case may leave the school's hands (escalate_outside)."""
+
+    reason: OutsideReason
+    from_state: CaseState = Field(description="earliest ladder state the rule applies from")
+    notify: list[str] = Field(min_length=1)
+    documents: list[str] = []
+
+
+class ReportCalendar(_Strict):
+    class_weekday: int = Field(0, ge=0, le=6, description="weekly class count, 0 = Monday")
+    school_due_day: int = Field(23, ge=1, le=28)
+    township_due_day: int = Field(25, ge=1, le=28)
+    county_due: str = Field("month_end", pattern="^month_end$")
+    term_reports: bool = True
+    spot_checks_per_year: int = Field(4, ge=0, le=12)
+    spot_check_sample: float = Field(0.2, gt=0, le=1)
+
+
+class LeaveRules(_Strict):
+    office_over_days: int = 1      # 请假一天以上报教导处
+    principal_over_days: int = 3   # 三天以上报校长
+
+
+class Policy(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    version: int = Field(ge=1)
+    label: str
+    jurisdiction: str
+    source: str = ""
+    escalation_time: time = Field(time(9, 0), description="the morning check is over: today's absence counts")
+    roles: dict[str, str] = Field(description="role id → Chinese label")
+    steps: list[StepSpec] = Field(min_length=1)
+    actions: dict[Action, ActionSpec] = {}
+    outside: list[OutsideRule] = []
+    helpers_required: int = Field(3, ge=0)
+    outside_wait_days: int = Field(5, ge=1, description="school days an outside party may take before a case is stuck")
+    standard_dropout_rate: float = Field(0.006, gt=0, lt=1)
+    special_groups: dict[str, str] = {}
+    reports: ReportCalendar = ReportCalendar()
+    leave: LeaveRules = LeaveRules()
+
+    @model_validator(mode="after")
+    def _coherent(self) -> "Policy":
+        order = [LADDER.index(s.state) for s in self.steps]
+        if order != sorted(set(order)):
+            raise ValueError("steps must follow the ladder order, each state once")
+        days = [s.day for s in self.steps]
+        if days != sorted(set(days)):
+            raise ValueError(f"step days must strictly increase, got {days}")
+        for where, roles in self._role_uses():
+            unknown = sorted(set(roles) - set(self.roles))
+            if unknown:
+                raise ValueError(f"{where}: unknown role(s) {unknown}; declare them under [roles]")
+        return self
+
+    def _role_uses(self):
+        for s in self.steps:
+            yield f"step {s.state.value}", s.roles + [d.role for d in s.duties]
+        for r in self.outside:
+            yield f"outside {r.reason.value}", r.notify
+        for a, spec in self.actions.items():
+            if spec.role:
+                yield f"action {a.value}", [spec.role]
+
+    # -- questions the machine and the store ask --------------------------------------------
+    @property
+    def key(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @cached_property
+    def _by_state(self) -> dict[CaseState, StepSpec]:
+        return {s.state: s for s in self.steps}
+
+    def step(self, state: CaseState) -> StepSpec | None:
+        return self._by_state.get(CaseState(state))
+
+    def next_step(self, state: CaseState) -> StepSpec | None:
+        """The policy step that follows ``state`` (steps the policy leaves out are skipped)."""
+        here = LADDER.index(CaseState(state))
+        return next((s for s in self.steps if LADDER.index(s.state) > here), None)
+
+    def escalation_due(self, state: CaseState, streak: int) -> StepSpec | None:
+        """The step a case in ``state`` moves to once its absence streak is ``streak`` days."""
+        if CaseState(state) not in LADDER:
+            return None
+        nxt = self.next_step(state)
+        return nxt if nxt is not None and streak >= nxt.day else None
+
+    def outside_allowed(self, state: CaseState, reason: OutsideReason) -> bool:
+        state = CaseState(state)
+        return state in LADDER and any(
+            r.reason == reason and LADDER.index(state) >= LADDER.index(r.from_state) for r in self.outside
+        )
+
+    def action_documents(self, action: Action) -> list[str]:
+        spec = self.actions.get(Action(action))
+        return list(spec.documents) if spec else []
+
+    def role_label(self, role: str) -> str:
+        return self.roles.get(role, role)

@@ -1,0 +1,161 @@
+"""The set-based advance: every due escalation and every overdue duty, in batches.
+
+For each (source → target, day) pair that :func:`machines.case_machine.escalation_pairs` reads off
+the machine for a policy, one SELECT finds the cases whose absence streak has reached the day
+(joining the materialised ``school_days``), one UPDATE moves them, and the history events, duties
+and document requests are written with ``executemany`` in the same transaction. On PostgreSQL the
+SELECT takes ``FOR UPDATE SKIP LOCKED`` so concurrent runs split the work instead of doubling it;
+SQLite serialises writers (BEGIN IMMEDIATE). ``UNIQUE(case_id, seq)`` on the history is the
+backstop: a transition can never be written twice.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable
+
+from sqlalchemy import and_, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from machines.case_machine import escalation_pairs
+from machines.policy import Policy
+from machines.states import CaseState, OPEN_STATES
+
+from .calendars import ensure_covered
+from .context import CaseContext, effective_day, escalation_at
+from .db import is_postgres, transaction
+from .effects import document_rows, escalation_event_row, step_duty_rows
+from .models import Case, CaseEvent, DocumentRequest, Duty, SchoolDay
+
+Progress = Callable[[str, int], None]
+
+
+@dataclass
+class AdvanceReport:
+    as_of: datetime
+    transitions: Counter = field(default_factory=Counter)  # "source→target" → n
+    overdue: int = 0
+    batches: int = 0
+    escalated_case_ids: list[int] = field(default_factory=list)
+    overdue_duty_ids: list[int] = field(default_factory=list)
+
+    @property
+    def total_transitions(self) -> int:
+        return sum(self.transitions.values())
+
+    def as_dict(self) -> dict:
+        return {"as_of": self.as_of.isoformat(), "transitions": dict(self.transitions),
+                "total_transitions": self.total_transitions, "overdue": self.overdue, "batches": self.batches}
+
+
+def policy_groups(session: Session) -> list[tuple[str, int, str]]:
+    """(policy name, version, calendar) of every open case, so each policy is swept on its own rules."""
+    return list(session.execute(
+        select(Case.policy_name, Case.policy_version, Case.calendar_key)
+        .where(Case.state.in_([s.value for s in OPEN_STATES])).distinct()
+    ).tuples())
+
+
+def due_cases_query(policy: Policy, source: CaseState, day: int, as_of: datetime, limit: int, *, postgres: bool):
+    c = Case.__table__
+    sd0, sd1 = SchoolDay.__table__.alias("sd0"), SchoolDay.__table__.alias("sd1")
+    q = (
+        select(c.c.id, c.c.version, c.c.school_id, c.c.class_id, c.c.calendar_key, c.c.created_at, sd1.c.day)
+        .select_from(
+            c.join(sd0, and_(sd0.c.calendar_key == c.c.calendar_key, sd0.c.day == c.c.opened_on))
+            .join(sd1, and_(sd1.c.calendar_key == c.c.calendar_key, sd1.c.seq == sd0.c.seq + (day - 1)))
+        )
+        .where(
+            c.c.policy_name == policy.name, c.c.policy_version == policy.version, c.c.state == source.value,
+            sd1.c.day <= effective_day(policy, as_of),
+        )
+        .order_by(c.c.id)
+        .limit(limit)
+    )
+    return q.with_for_update(of=c, skip_locked=True) if postgres else q
+
+
+def escalate_batch(
+    session: Session, ctx: CaseContext, policy: Policy, source: CaseState, target: CaseState, day: int,
+    as_of: datetime, limit: int,
+) -> list[int]:
+    """Move up to ``limit`` due cases from ``source`` to ``target``; returns their ids."""
+    rows = session.execute(due_cases_query(policy, source, day, as_of, limit, postgres=is_postgres(session.bind))).all()
+    if not rows:
+        return []
+    ids = [r.id for r in rows]
+    c = Case.__table__
+    done = session.execute(
+        update(c).where(c.c.id.in_(ids), c.c.state == source.value)
+        .values(state=target.value, version=c.c.version + 1, updated_at=as_of)
+    ).rowcount
+    if done != len(ids):  # a row changed under us: never write history for a move that did not happen
+        raise RuntimeError(f"advance: {len(ids) - done} case(s) changed concurrently; batch rolled back, retry")
+    step = policy.step(target)
+    events, duties, docs = [], [], []
+    for r in rows:
+        at = escalation_at(policy, r.day, r.created_at)
+        seq = r.version + 1
+        events.append(escalation_event_row(case_id=r.id, seq=seq, source=source, step=step, policy=policy, at=at, now=as_of))
+        duties += step_duty_rows(ctx, step, case_id=r.id, school_id=r.school_id, class_id=r.class_id,
+                                 calendar_key=r.calendar_key, entry_day=at.date(), now=as_of)
+        docs += document_rows(step.documents, case_id=r.id, event_seq=seq, now=as_of)
+    session.execute(insert(CaseEvent), events)
+    if duties:
+        session.execute(insert(Duty), duties)
+    if docs:
+        session.execute(insert(DocumentRequest), docs)
+    return ids
+
+
+def overdue_batch(session: Session, as_of: datetime, limit: int) -> list[int]:
+    d = Duty.__table__
+    q = select(d.c.id).where(d.c.status == "open", d.c.due_at <= as_of).order_by(d.c.id).limit(limit)
+    if is_postgres(session.bind):
+        q = q.with_for_update(skip_locked=True)
+    ids = list(session.scalars(q))
+    if ids:
+        session.execute(update(d).where(d.c.id.in_(ids), d.c.status == "open").values(status="overdue", overdue_at=as_of))
+    return ids
+
+
+def advance(
+    factory: sessionmaker[Session], as_of: datetime, *, batch_size: int = 5000, progress: Progress | None = None,
+    calendars: dict | None = None, keep_ids: bool = True,
+) -> AdvanceReport:
+    """Apply every escalation due at ``as_of`` and mark every overdue duty. Safe to run twice."""
+    report = AdvanceReport(as_of)
+    with transaction(factory) as s:
+        groups = policy_groups(s)
+        ctx = CaseContext(s, **({"calendars": calendars} if calendars else {}))
+        policies = {(n, v): ctx.policy(n, v) for n, v, _ in groups}
+        used = {k: ctx.calendar(k) for _, _, k in groups}
+        for policy in policies.values():
+            ensure_covered(s, used, effective_day(policy, as_of))
+        ctx.owners.preload()  # the context outlives this session: everything it needs is cached
+    for policy in policies.values():
+        for source, target, day in escalation_pairs(policy):
+            while True:
+                with transaction(factory) as s:
+                    ids = escalate_batch(s, ctx, policy, source, target, day, as_of, batch_size)
+                if not ids:
+                    break
+                report.batches += 1
+                report.transitions[f"{source.value}→{target.value}"] += len(ids)
+                if keep_ids:
+                    report.escalated_case_ids += ids
+                if progress:
+                    progress(f"{source.value}→{target.value}", len(ids))
+    while True:
+        with transaction(factory) as s:
+            ids = overdue_batch(s, as_of, batch_size)
+        if not ids:
+            break
+        report.batches += 1
+        report.overdue += len(ids)
+        if keep_ids:
+            report.overdue_duty_ids += ids
+        if progress:
+            progress("overdue", len(ids))
+    return report

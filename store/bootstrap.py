@@ -1,0 +1,19 @@
+"""Bring a store to a usable state: schema at head, policies recorded, calendars materialised."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from .calendars import calendars as shipped_calendars, materialise
+from .db import session_factory, transaction
+from .policy_files import load_policies_into
+from .schema import migrate
+
+
+def init_store(engine: Engine, *, now: datetime, calendars: dict | None = None) -> dict[str, int]:
+    """Idempotent: run it on every start. Returns {calendar key: school days}."""
+    migrate(engine)
+    with transaction(session_factory(engine)) as s:
+        load_policies_into(s, now=now)
+        return {key: materialise(s, cal) for key, cal in (calendars or shipped_calendars()).items()}

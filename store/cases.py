@@ -1,0 +1,159 @@
+"""The per-case path: one case, one machine, one transaction.
+
+Staff actions (phone call, visit, return…) and the reference advance go through
+:func:`apply_event`, which drives :class:`machines.case_machine.CaseMachine` on the ORM row and
+writes the history event, duties and document requests in the caller's transaction.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from machines.case_machine import ACTION_EVENTS, ForbiddenEvent, bind
+from machines.states import CaseState, ExcuseReason, OutsideReason
+
+from .context import CaseContext, effective_day, escalation_at
+from .effects import SYSTEM, document_rows, escalation_event_row, event_row, step_duty_rows
+from .models import Case, CaseEvent, DocumentRequest, Duty, Helper
+
+FINAL_CLOSES_LEDGER = {CaseState.returned, CaseState.excused}
+
+
+class CaseNotFound(LookupError):
+    def __init__(self, case_id: Any):
+        super().__init__(f"case {case_id} not found (案件不存在)")
+
+
+@dataclass(frozen=True)
+class Applied:
+    event: CaseEvent
+    duplicate: bool = False
+
+
+def load_for_update(session: Session, case_id: int) -> Case:
+    case = session.scalar(select(Case).where(Case.id == case_id).with_for_update())
+    if case is None:
+        raise CaseNotFound(case_id)
+    return case
+
+
+def apply_event(
+    session: Session, ctx: CaseContext, case: Case, event: str, *, actor: str, at: datetime, now: datetime,
+    reason: str = "", payload: dict[str, Any] | None = None, idempotency_key: str | None = None,
+    **facts: Any,
+) -> Applied:
+    """Fire ``event`` on ``case`` and write its history, duties and documents (no commit)."""
+    if idempotency_key:
+        seen = session.scalar(
+            select(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.idempotency_key == idempotency_key)
+        )
+        if seen is not None:
+            return Applied(seen, duplicate=True)
+    policy = ctx.policy(case.policy_name, case.policy_version)
+    before = CaseState(case.state)
+    _check_facts(case, event, facts)
+    after = bind(case).fire(event, policy=policy, **facts)
+    case.state = after.value
+    case.version += 1
+    case.updated_at = now
+    row = event_row(
+        case_id=case.id, seq=case.version, event=event, from_state=before.value, to_state=after.value,
+        actor=actor, at=at, now=now, reason=reason, payload=payload, idempotency_key=idempotency_key,
+    )
+    if event == "escalate":
+        step = policy.step(after)
+        row = escalation_event_row(case_id=case.id, seq=case.version, source=before, step=step, policy=policy, at=at, now=now)
+    ev = CaseEvent(**row)
+    session.add(ev)
+    session.flush()
+    _effects(session, ctx, case, event, before, after, at=at, now=now, facts=facts, payload=payload or {})
+    return Applied(ev)
+
+
+def _check_facts(case: Case, event: str, facts: dict[str, Any]) -> None:
+    if event == "excuse":
+        reason = facts.get("reason")
+        if reason not in ExcuseReason.__members__:
+            raise ForbiddenEvent(case.id, case.state, event, f"excuse needs a reason in {sorted(ExcuseReason.__members__)}")
+    if event == "escalate_outside" and facts.get("reason") not in OutsideReason.__members__:
+        raise ForbiddenEvent(case.id, case.state, event, f"needs a reason in {sorted(OutsideReason.__members__)}")
+
+
+def _effects(session, ctx, case, event, before, after, *, at, now, facts, payload) -> None:
+    policy = ctx.policy(case.policy_name, case.policy_version)
+    docs: list[str] = []
+    if event == "escalate":
+        step = policy.step(after)
+        duties = step_duty_rows(
+            ctx, step, case_id=case.id, school_id=case.school_id, class_id=case.class_id,
+            calendar_key=case.calendar_key, entry_day=at.date(), now=now,
+        )
+        if duties:
+            session.execute(insert(Duty), duties)
+        docs = step.documents
+    elif event in ACTION_EVENTS:
+        _complete_duties(session, case.id, event, at)
+        docs = policy.action_documents(event)
+        if event == "assign_helpers":
+            for h in payload.get("helpers", []):
+                session.add(Helper(case_id=case.id, name=h["name"], role=h.get("role", ""),
+                                   staff_id=h.get("staff_id"), event_seq=case.version))
+    if after.is_final:
+        case.outcome_reason = str(facts.get("reason")) if facts.get("reason") else None
+        if after in FINAL_CLOSES_LEDGER:
+            case.closed_on = at.date()
+        session.execute(
+            update(Duty).where(Duty.case_id == case.id, Duty.status == "open").values(status="cancelled")
+        )
+        if event == "escalate_outside":
+            docs = next((r.documents for r in policy.outside if r.reason.value == facts["reason"]), [])
+        if after is CaseState.returned:
+            docs = ["return_register"]
+    if docs:
+        session.execute(insert(DocumentRequest), document_rows(docs, case_id=case.id, event_seq=case.version, now=now))
+
+
+def _complete_duties(session: Session, case_id: int, action: str, at: datetime) -> None:
+    for duty in session.scalars(
+        select(Duty).where(Duty.case_id == case_id, Duty.action == action, Duty.status.in_(("open", "overdue")))
+    ):
+        duty.done_late = duty.status == "overdue" or at > duty.due_at
+        duty.status, duty.done_at = "done", at
+
+
+def act(
+    session: Session, ctx: CaseContext, case_id: int, event: str, *, actor: str, at: datetime, now: datetime,
+    note: str = "", payload: dict[str, Any] | None = None, idempotency_key: str | None = None, **facts: Any,
+) -> Applied:
+    """A staff action on a case, with the row locked for the transaction."""
+    case = load_for_update(session, case_id)
+    return apply_event(session, ctx, case, event, actor=actor, at=at, now=now, reason=note,
+                       payload=payload, idempotency_key=idempotency_key, **facts)
+
+
+# -- the reference advance: every case through the machine, one by one ---------------------------
+def advance_per_case(session: Session, ctx: CaseContext, as_of: datetime) -> dict[str, int]:
+    """Escalate every due case and mark overdue duties, case by case (the slow reference path)."""
+    moved = 0
+    open_cases = session.scalars(
+        select(Case).where(Case.state.in_([s.value for s in CaseState if not s.is_final])).order_by(Case.id)
+    ).all()
+    for case in open_cases:
+        policy = ctx.policy(case.policy_name, case.policy_version)
+        calendar = ctx.calendar(case.calendar_key)
+        streak = calendar.school_days_between(case.opened_on, effective_day(policy, as_of))
+        while (step := policy.escalation_due(CaseState(case.state), streak)) is not None:
+            entry = calendar.add_school_days(case.opened_on, step.day - 1)
+            apply_event(session, ctx, case, "escalate", actor=SYSTEM,
+                        at=escalation_at(policy, entry, case.created_at), now=as_of, streak=streak)
+            moved += 1
+    overdue = 0
+    for duty in session.scalars(select(Duty).where(Duty.status == "open", Duty.due_at <= as_of).order_by(Duty.id)):
+        duty.status, duty.overdue_at = "overdue", as_of
+        overdue += 1
+    session.flush()
+    return {"transitions": moved, "overdue": overdue}

@@ -1,0 +1,75 @@
+"""Settings, engine and session factory. No engine is created at import time."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+DEFAULT_DB = Path("out") / "baoxue.db"
+
+
+class Settings(BaseSettings):
+    """Read once from the environment (``BAOXUE_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="BAOXUE_", extra="ignore")
+
+    database_url: str = f"sqlite:///{DEFAULT_DB}"
+    policy_dir: Path | None = None     # default: the shipped deploy/policies
+    calendar_dir: Path | None = None   # default: the shipped deploy/calendars
+    archive_dir: Path = Path("out") / "archive"
+    font_dir: Path | None = None       # a bureau's licensed fonts (方正小标宋, 仿宋_GB2312)
+    secret_key: str = "change-me-in-production"
+
+
+@lru_cache
+def settings() -> Settings:
+    return Settings()
+
+
+def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
+    """An engine for ``url``: SQLite in WAL mode with write-locking transactions, or PostgreSQL."""
+    url = url or settings().database_url
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, echo=echo, connect_args={"timeout": 60, "check_same_thread": False})
+        _sqlite_pragmas(engine)
+        return engine
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):  # pragma: no cover - exercised by every SQLite test
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):  # BEGIN IMMEDIATE: one writer at a time, no lock-upgrade deadlocks
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def is_postgres(bind) -> bool:
+    return bind.dialect.name == "postgresql"
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on error."""
+    with factory() as session, session.begin():
+        yield session

@@ -1,0 +1,61 @@
+"""Rows an event writes besides the case itself: history, duties, document requests.
+
+Both the per-case path (``store.cases``) and the set-based path (``store.advance``) build their
+rows here, so the two can only differ in how many cases they touch at once.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from machines.policy import Policy, StepSpec
+from machines.states import CaseState
+
+from .context import CaseContext
+
+SYSTEM = "system"
+
+
+def event_row(
+    *, case_id: int, seq: int, event: str, from_state: str | None, to_state: str, actor: str,
+    at: datetime, now: datetime, reason: str = "", payload: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "case_id": case_id, "seq": seq, "event": event, "from_state": from_state, "to_state": to_state,
+        "actor": actor, "at": at, "recorded_at": now, "reason": reason, "payload": payload or {},
+        "idempotency_key": idempotency_key,
+    }
+
+
+def escalation_event_row(
+    *, case_id: int, seq: int, source: CaseState, step: StepSpec, policy: Policy, at: datetime, now: datetime
+) -> dict[str, Any]:
+    return event_row(
+        case_id=case_id, seq=seq, event="escalate", from_state=source.value, to_state=step.state.value,
+        actor=SYSTEM, at=at, now=now, reason=f"连续{step.day}个上学日无故缺勤：{step.label}",
+        payload={"policy": policy.key, "day": step.day},
+    )
+
+
+def step_duty_rows(
+    ctx: CaseContext, step: StepSpec, *, case_id: int, school_id: int, class_id: int, calendar_key: str,
+    entry_day: date, now: datetime,
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "case_id": case_id, "step": step.state.value, "action": d.action.value, "role": d.role,
+            "owner_id": ctx.owners.resolve(school_id, class_id, d.role),
+            "due_at": ctx.due_at(calendar_key, entry_day, d.due_school_days, d.due_time),
+            "status": "open", "created_at": now, "done_at": None, "done_late": False, "overdue_at": None,
+        }
+        for d in step.duties
+    ]
+
+
+def document_rows(kinds: list[str], *, case_id: int, event_seq: int, now: datetime) -> list[dict[str, Any]]:
+    return [
+        {"case_id": case_id, "kind": k, "event_seq": event_seq, "status": "queued", "requested_at": now,
+         "document_id": None, "error": None}
+        for k in dict.fromkeys(kinds)
+    ]
