@@ -1,0 +1,56 @@
+# Baoxue build and test entry points. Everything works on a fresh Debian 12 machine:
+# `make test` installs what is missing (Debian packages, .venv) and then runs the suite.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+JOBS ?= 2
+PYTEST_ARGS ?=
+
+.PHONY: help setup system venv venv-bench test demo bench bench-quick clean distclean
+
+help:
+	@echo "make demo         install, then build the demo county into out/"
+	@echo "make test         install, then run the tests on SQLite and a throwaway PostgreSQL"
+	@echo "make bench        benchmarks (make bench-quick: a short run)"
+	@echo "make setup        Debian packages + $(VENV) only"
+	@echo "make clean        remove out/, .pgtest/ and caches (distclean: also $(VENV))"
+
+setup: system venv
+
+system:
+	@deploy/setup.sh system
+
+venv:
+	@VENV=$(VENV) EXTRAS=test deploy/setup.sh venv
+
+venv-bench:
+	@VENV=$(VENV) EXTRAS=test,bench deploy/setup.sh venv
+
+# Tests: a PostgreSQL cluster that lives for this run only (deploy/testdb.sh), Prefect state in
+# a temporary PREFECT_HOME, pytest-xdist with $(JOBS) workers. pytest's exit code is make's; exit
+# 5 (no tests collected) is a failure too.
+test: setup
+	@export PREFECT_HOME="$$(mktemp -d)" PREFECT_SERVER_ANALYTICS_ENABLED=false; \
+	trap 'rm -rf "$$PREFECT_HOME"' EXIT; \
+	deploy/testdb.sh run -- $(PY) -m pytest -n $(JOBS) $(PYTEST_ARGS) tests/; \
+	status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
+	exit $$status
+
+demo: setup
+	$(VENV)/bin/baoxue demo --out out
+
+bench: system venv-bench
+	$(PY) -m bench.run
+
+bench-quick: system venv-bench
+	$(PY) -m bench.run --quick
+
+clean:
+	rm -rf out .pgtest .pytest_cache .hypothesis tests/_artifacts bench/_out
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info
