@@ -62,7 +62,8 @@ def apply_event(
     case.updated_at = now
     row = event_row(
         case_id=case.id, seq=case.version, event=event, from_state=before.value, to_state=after.value,
-        actor=actor, at=at, now=now, reason=reason, payload=payload, idempotency_key=idempotency_key,
+        actor=actor, at=at, now=now, reason=reason, payload={**(payload or {}), **facts},
+        idempotency_key=idempotency_key,
     )
     if event == "escalate":
         step = policy.step(after)

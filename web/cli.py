@@ -1,0 +1,341 @@
+"""`baoxue`: the command line for schools, administrators and operators.
+
+Read commands take ``--json``; long work shows a rich progress bar. Times are Asia/Shanghai wall
+clock; ``--at`` / ``--as-of`` replace "now" (the only clock the services see).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from typing import Optional
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+app = typer.Typer(help="保学 Baoxue — 控辍保学 case engine", no_args_is_help=True, pretty_exceptions_enable=False)
+roster_app = typer.Typer(help="学籍花名册 roster")
+attendance_app = typer.Typer(help="晨检 attendance")
+policy_app = typer.Typer(help="升级策略 jurisdiction policies")
+app.add_typer(roster_app, name="roster")
+app.add_typer(attendance_app, name="attendance")
+app.add_typer(policy_app, name="policy")
+console = Console()
+err = Console(stderr=True)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def now_local() -> datetime:
+    return datetime.now(SHANGHAI).replace(tzinfo=None, microsecond=0)
+
+
+@app.callback()
+def main(db: Optional[str] = typer.Option(None, "--db", help="database URL or SQLite file (default out/baoxue.db)")):
+    if db:
+        os.environ["BAOXUE_DATABASE_URL"] = db if "://" in db else f"sqlite:///{Path(db).resolve()}"
+        from store.db import settings
+        settings.cache_clear()
+
+
+def _factory():
+    from store.db import make_engine, session_factory
+    return session_factory(make_engine())
+
+
+def _fail(message: str, code: int = 1):
+    err.print(f"[red]错误 error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+def _emit(data, as_json: bool, render) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+    else:
+        render(data)
+
+
+@app.command()
+def init(at: Optional[datetime] = typer.Option(None, help="when (default now)")):
+    """Create or migrate the database, load policies, materialise school calendars."""
+    from store.bootstrap import init_store
+    from store.db import make_engine, settings
+    from store.policy_files import PolicyFileError
+    try:
+        days = init_store(make_engine(), now=at or now_local())
+    except PolicyFileError as exc:
+        _fail(str(exc))
+    console.print(f"数据库就绪 database ready: {settings().database_url}")
+    for key, n in days.items():
+        console.print(f"  校历 calendar {key}: {n} school days")
+
+
+@roster_app.command("import")
+def roster_import(file: Path = typer.Argument(..., exists=True, readable=True), json_out: bool = typer.Option(False, "--json")):
+    """Import pupils and guardians from CSV (UTF-8/GBK) or XLSX; bad rows are listed, good rows kept."""
+    from store.db import transaction
+    from store.roster import import_roster
+    from store.tabular import TableError
+    try:
+        with transaction(_factory()) as s:
+            r = import_roster(s, file.read_bytes(), file.name)
+    except TableError as exc:
+        _fail(str(exc))
+    data = {"added": r.added, "updated": r.updated, "errors": [{"row": n, "reason": m} for n, m in r.errors]}
+
+    def show(d):
+        console.print(f"新增 added {d['added']}, 更新 updated {d['updated']}, 错误 errors {len(d['errors'])}")
+        for e in d["errors"]:
+            console.print(f"  第 {e['row']} 行 row {e['row']}: {e['reason']}")
+    _emit(data, json_out, show)
+    if r.errors:
+        raise typer.Exit(2)
+
+
+def _intake(school: str, day: date, marks, *, source: str, by: str, at: datetime, complete: bool, json_out: bool):
+    from store.context import CaseContext
+    from store.db import transaction
+    from store.intake import IntakeError, record_morning_check
+    try:
+        with transaction(_factory()) as s:
+            r = record_morning_check(s, CaseContext(s), school_code=school, day=day, marks=marks, source=source,
+                                     submitted_by=by, now=at, complete=complete)
+    except IntakeError as exc:
+        _fail(str(exc))
+    data = {**r.summary(), "opened_case_ids": r.opened, "returned_case_ids": r.returned,
+            "row_errors": [{"row": e.row, "student_no": e.student_no, "reason": e.message} for e in r.errors]}
+
+    def show(d):
+        console.print(f"{d['school']} {d['day']}: 新开案件 opened {d['opened']}, 复学 returned {d['returned']}, "
+                      f"排除 excused {d['excused']}, 持续缺勤 continuing {d['continuing']}"
+                      + ("（重复提交，未作改动 duplicate, nothing changed）" if d["duplicate"] else ""))
+        for e in d["row_errors"]:
+            console.print(f"  第 {e['row']} 行 {e['student_no']}: {e['reason']}")
+    _emit(data, json_out, show)
+    return r
+
+
+@attendance_app.command("import")
+def attendance_import(
+    file: Path = typer.Argument(..., exists=True, readable=True),
+    school: str = typer.Option(..., help="学校代码 school code"),
+    day: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"], help="晨检日期"),
+    by: str = typer.Option("cli", help="提交人"),
+    at: Optional[datetime] = typer.Option(None), json_out: bool = typer.Option(False, "--json"),
+):
+    """The morning check from a CSV/XLSX file (学籍号, 出勤状态[, 原因]): opens, extends and closes cases."""
+    from store.attendance_files import read_marks
+    from store.tabular import TableError
+    try:
+        marks, row_errors = read_marks(file.read_bytes(), file.name)
+    except TableError as exc:
+        _fail(str(exc))
+    for e in row_errors:
+        err.print(f"第 {e.row} 行 row {e.row}: {e.message}")
+    r = _intake(school, day.date(), marks, source="upload", by=by, at=at or now_local(), complete=True, json_out=json_out)
+    if row_errors or r.errors:
+        raise typer.Exit(2)
+
+
+@app.command()
+def absent(
+    pupil: str = typer.Argument(..., help="学籍号 student number"),
+    day: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"]),
+    reason: str = typer.Option("unknown", help="辍学原因分类 family|study|poverty|…"),
+    by: str = typer.Option("cli"), at: Optional[datetime] = typer.Option(None), json_out: bool = typer.Option(False, "--json"),
+):
+    """Report one pupil missing at the morning check (opens a case or extends the streak)."""
+    from sqlalchemy import select
+    from store.db import transaction
+    from store.intake import MarkIn
+    from store.models import Pupil, School
+    with transaction(_factory()) as s:
+        code = s.scalar(select(School.code).join(Pupil, Pupil.school_id == School.id).where(Pupil.student_no == pupil))
+    if code is None:
+        _fail(f"学籍号 {pupil} 不存在 (unknown pupil)")
+    _intake(code, day.date(), [MarkIn(pupil, "unexcused", reason)], source="cli", by=by, at=at or now_local(),
+            complete=False, json_out=json_out)
+
+
+@app.command()
+def act(
+    case_id: int = typer.Argument(...), action: str = typer.Argument(..., help="record_phone_call | record_home_visit | "
+        "record_collective_visit | serve_township_notice | serve_legal_notice | assign_helpers | mark_returned | excuse | escalate_outside"),
+    note: str = typer.Option("", help="说明"), by: str = typer.Option("cli", help="操作人 (staff id or name)"),
+    reason: Optional[str] = typer.Option(None, help="excuse/escalate_outside reason"),
+    helper: list[str] = typer.Option([], help="三帮一 helper name (repeat)"),
+    at: Optional[datetime] = typer.Option(None), key: Optional[str] = typer.Option(None, help="idempotency key"),
+):
+    """Record what staff did on a case; refuses actions the case's state does not allow."""
+    from machines.case_machine import ForbiddenEvent
+    from store.cases import CaseNotFound, act as act_on
+    from store.context import CaseContext
+    from store.db import transaction
+    when = at or now_local()
+    facts = {"reason": reason} if reason else {}
+    payload = {"helpers": [{"name": h, "role": "帮扶责任人"} for h in helper]} if helper else None
+    try:
+        with transaction(_factory()) as s:
+            applied = act_on(s, CaseContext(s), case_id, action, actor=by, at=when, now=when, note=note,
+                             payload=payload, idempotency_key=key, **facts)
+    except (ForbiddenEvent, CaseNotFound) as exc:
+        _fail(str(exc))
+    ev = applied.event
+    console.print(f"案件 case {case_id}: {ev.event} {ev.from_state} → {ev.to_state} (seq {ev.seq})"
+                  + (" — 重复提交 duplicate, nothing changed" if applied.duplicate else ""))
+
+
+@app.command("case")
+def show_case(case_id: int, json_out: bool = typer.Option(False, "--json")):
+    """One case: state, history, duties, helpers."""
+    from store.db import transaction
+    from store.queries import case_detail
+    with transaction(_factory()) as s:
+        data = case_detail(s, case_id)
+    if data is None:
+        _fail(f"case {case_id} not found (案件不存在)")
+
+    def show(d):
+        console.print(f"[bold]案件 {d['id']}[/bold] {d['pupil']} {d['school']} {d['class']} — "
+                      f"{d['state_label']} ({d['state']}), 策略 {d['policy']}, 开始 {d['opened_on']}")
+        t = Table("seq", "时间 at", "事件 event", "from → to", "操作人 actor", "说明 reason")
+        for e in d["events"]:
+            t.add_row(str(e["seq"]), e["at"], e["event"], f"{e['from'] or ''} → {e['to']}", e["actor"], e["reason"])
+        console.print(t)
+        t = Table("职责 duty", "角色 role", "责任人 owner", "期限 due", "状态 status")
+        for u in d["duties"]:
+            t.add_row(u["action"], u["role"], u["owner"] or "—", u["due_at"],
+                      f"[red]{u['status']}[/red]" if u["status"] == "overdue" else u["status"])
+        console.print(t)
+    _emit(data, json_out, show)
+
+
+@app.command("cases")
+def list_cases_cmd(
+    school: Optional[str] = typer.Option(None), state: Optional[str] = typer.Option(None),
+    stuck: bool = typer.Option(False, help="only cases with an overdue duty"), at: Optional[datetime] = typer.Option(None),
+    limit: int = typer.Option(500), json_out: bool = typer.Option(False, "--json"),
+):
+    """Cases by school and state; --stuck lists those with a duty past its deadline."""
+    from store.db import transaction
+    from store.queries import list_cases
+    with transaction(_factory()) as s:
+        rows = list_cases(s, school_code=school, state=state, stuck_at=(at or now_local()) if stuck else None, limit=limit)
+
+    def show(rows):
+        t = Table("案件", "学生", "学校", "班级", "状态", "开始")
+        for r in rows:
+            t.add_row(str(r["id"]), r["pupil"], r["school"], r["class"], r["state_label"], r["opened_on"])
+        console.print(t)
+        console.print(f"{len(rows)} 件")
+    _emit(rows, json_out, show)
+
+
+@app.command()
+def advance(
+    as_of: datetime = typer.Option(..., "--as-of", help="the moment to advance to, e.g. 2026-11-23T09:30"),
+    batch_size: int = typer.Option(5000), json_out: bool = typer.Option(False, "--json"),
+):
+    """Apply every escalation due at --as-of and mark overdue duties (set-based; safe to repeat)."""
+    from store.advance import advance as run_advance
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("advance", total=None)
+        report = run_advance(_factory(), as_of, batch_size=batch_size, keep_ids=False,
+                             progress=lambda what, n: progress.update(task, advance=n, description=what))
+    data = report.as_dict()
+
+    def show(d):
+        console.print(f"推进至 {d['as_of']}: {d['total_transitions']} 次升级 transitions, {d['overdue']} 项逾期 overdue")
+        for k, v in d["transitions"].items():
+            console.print(f"  {k}: {v}")
+    _emit(data, json_out, show)
+
+
+@policy_app.command("show")
+def policy_show(name: str, version: Optional[int] = typer.Option(None), json_out: bool = typer.Option(False, "--json")):
+    """Show a loaded policy (the version cases use)."""
+    from store.db import transaction
+    from store.policy_files import PolicyFileError, PolicyRegistry
+    try:
+        with transaction(_factory()) as s:
+            p = PolicyRegistry(s).get(name, version)
+    except PolicyFileError as exc:
+        _fail(str(exc))
+
+    def show(p):
+        console.print(f"[bold]{p['label']}[/bold] ({p['name']}@{p['version']}) — {p['jurisdiction']}")
+        t = Table("日 day", "步骤 step", "责任 roles", "职责 duties", "文书 documents")
+        for st in p["steps"]:
+            t.add_row(str(st["day"]), st["label"], "、".join(p["roles"].get(r, r) for r in st["roles"]),
+                      "; ".join(f"{d['action']}→{d['role']} +{d['due_school_days']}d {d['due_time']}" for d in st["duties"]),
+                      ", ".join(st["documents"]))
+        console.print(t)
+    _emit(p.model_dump(mode="json"), json_out, show)
+
+
+@policy_app.command("check")
+def policy_check(files: list[Path] = typer.Argument(None, help="policy files (default: the policy folder)")):
+    """Validate policy files; a bad file is named with the field and the reason."""
+    from store.policy_files import PolicyFileError, policy_files, read_policy_file
+    bad = 0
+    for path in files or policy_files():
+        try:
+            p, _ = read_policy_file(path)
+            console.print(f"[green]ok[/green] {path}: {p.key}, {len(p.steps)} steps")
+        except PolicyFileError as exc:
+            bad += 1
+            err.print(f"[red]invalid[/red] {exc}")
+    if bad:
+        raise typer.Exit(2)
+
+
+@policy_app.command("migrate")
+def policy_migrate(
+    name: str, to: int = typer.Option(..., help="target version"), reason: str = typer.Option(...),
+    by: str = typer.Option(...), at: Optional[datetime] = typer.Option(None),
+):
+    """Move open cases of a policy to a new version (logged; closed cases keep their version)."""
+    from store.db import transaction
+    from store.policy_files import PolicyFileError, load_policies_into
+    from store.policy_migration import migrate_open_cases
+    when = at or now_local()
+    try:
+        with transaction(_factory()) as s:
+            load_policies_into(s, now=when)
+            n = migrate_open_cases(s, name, to, actor=by, reason=reason, now=when)
+    except (PolicyFileError, ValueError) as exc:
+        _fail(str(exc))
+    console.print(f"{n} 件在办案件迁移至 {name}@{to} (open cases moved)")
+
+
+@app.command()
+def diagram(out: Path = typer.Option(Path("docs"), help="folder for case_machine.mmd and .svg")):
+    """Write the case machine diagram (Mermaid and SVG), generated from the class."""
+    from deploy.diagram import write_diagrams
+    for path in write_diagrams(out):
+        console.print(f"wrote {path}")
+
+
+def _mount_optional() -> None:
+    """Sub-commands that live with their packages (documents, orchestration)."""
+    try:
+        from documents.cli import app as doc_app
+        app.add_typer(doc_app, name="doc")
+    except ImportError:
+        pass
+    try:
+        from web.orchestration_cli import app as orchestration_app
+        for cmd in orchestration_app.registered_commands:
+            app.registered_commands.append(cmd)
+    except ImportError:
+        pass
+
+
+_mount_optional()
+
+if __name__ == "__main__":
+    app()
