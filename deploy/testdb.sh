@@ -16,6 +16,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PATH="$PATH:/usr/sbin:/sbin"
 
 log() { printf '[testdb] %s\n' "$*" >&2; }
 
@@ -124,9 +125,18 @@ case "${1:-}" in
         trap 'exit 130' INT
         trap 'exit 143' TERM
         start_cluster
+        # Run the command in the background so a signal to this script interrupts `wait` at once;
+        # it is passed on as TERM (a background child ignores SIGINT), then the EXIT trap cleans up.
         set +e
-        "$@"
+        "$@" <&0 &
+        child=$!
+        trap 'kill -TERM "$child" 2>/dev/null' INT TERM
+        wait "$child"
         status=$?
+        while kill -0 "$child" 2>/dev/null; do
+            wait "$child"
+            status=$?
+        done
         set -e
         exit "$status"
         ;;

@@ -25,6 +25,9 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MODEL_MODULES: list[str] = [
     "store.models",
     "store.document_models",
+    "store.report_models",
+    "store.notification_models",
+    "store.account_models",
 ]
 
 # pg_advisory_xact_lock key, so two processes starting at once do not both run the migrations.
