@@ -23,13 +23,17 @@ them instead for a quick local run (``BAOXUE_ALLOW_NO_PG=1 .venv/bin/pytest test
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
 
 # Prefect reads its settings on import: keep its state and telemetry out of the user's home.
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="baoxue-prefect-"))
+if "PREFECT_HOME" not in os.environ:
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="baoxue-prefect-")
+    atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 import pytest
