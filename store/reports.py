@@ -1,0 +1,360 @@
+"""Periodic reports and spot checks, read off the ledger (DOMAIN.md §4).
+
+- Monthly reports: each school to its township by the 23rd, each township's totals to the county
+  by the 25th, the county's at month end (policy ``reports``); term-start and term-end reports.
+- Quarterly spot checks (季查): a seeded random sample of schools and classes, sealed.
+
+Every figure comes from the case ledger with one query per question, so a report and the ledger
+can be compared number by number. A filing is written once per (kind, level, scope, period):
+filing again returns the first one.
+"""
+from __future__ import annotations
+
+import calendar as _calendar
+import hashlib
+import json
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from machines.identity import mask_name
+from machines.policy import Policy
+from machines.states import LADDER, REASON_LABELS, STATE_LABELS, CaseState, OPEN_STATES
+
+from .models import Case, CaseEvent, Jurisdiction, Pupil, School, SchoolClass, Staff
+from .notifications import record_late_report
+from .report_models import ReportFiling, SpotCheck
+
+OPEN = [s.value for s in OPEN_STATES]
+OUT_OF_SCHOOL = OPEN + [CaseState.escalated.value]  # not back, no leave: counted as dropouts
+LEVELS = ("school", "township", "county")
+LEVEL_LABELS = {"school": "学校", "township": "乡镇", "county": "县"}
+KIND_LABELS = {"monthly": "月报", "term_start": "学期初报告", "term_end": "学期末报告"}
+WORK_EVENTS = ("record_phone_call", "record_home_visit", "record_collective_visit", "serve_township_notice",
+               "serve_legal_notice", "assign_helpers")
+SPECIAL = ("orphan", "left_behind", "disabled")
+LEVEL_ROLE = {"school": "principal", "township": "township", "county": "education_bureau"}
+
+
+# -- periods and due dates -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Period:
+    kind: str      # monthly | term_start | term_end
+    label: str     # "2026-11"
+    start: date
+    end: date
+
+
+def month_period(year: int, month: int) -> Period:
+    last = _calendar.monthrange(year, month)[1]
+    return Period("monthly", f"{year:04d}-{month:02d}", date(year, month, 1), date(year, month, last))
+
+
+def previous_month(day: date) -> Period:
+    first = day.replace(day=1) - timedelta(days=1)
+    return month_period(first.year, first.month)
+
+
+def due_on(policy: Policy, level: str, period: Period) -> date:
+    """School: the policy's day (23rd) of the month; township: its day (25th); county: month end.
+    Term reports are due on the period's last day."""
+    if period.kind != "monthly":
+        return period.end
+    if level == "school":
+        return period.start.replace(day=policy.reports.school_due_day)
+    if level == "township":
+        return period.start.replace(day=policy.reports.township_due_day)
+    return period.end
+
+
+# -- figures ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Scope:
+    level: str
+    code: str
+    name: str
+    school_ids: tuple[int, ...]
+
+
+def scopes(session: Session, level: str) -> list[Scope]:
+    schools = session.execute(select(School.id, School.code, School.name, School.township_id).order_by(School.code)).all()
+    if level == "school":
+        return [Scope("school", code, name, (sid,)) for sid, code, name, _ in schools]
+    by_township: dict[int, list[int]] = defaultdict(list)
+    for sid, _, _, tid in schools:
+        by_township[tid].append(sid)
+    towns = {j.id: j for j in session.scalars(select(Jurisdiction).where(Jurisdiction.level.in_(("township", "county"))))}
+    if level == "township":
+        return [Scope("township", towns[t].code, towns[t].name, tuple(ids))
+                for t, ids in sorted(by_township.items(), key=lambda kv: towns[kv[0]].code)]
+    counties: dict[int, list[int]] = defaultdict(list)
+    for t, ids in by_township.items():
+        counties[towns[t].parent_id] += ids
+    return [Scope("county", towns[c].code, towns[c].name, tuple(sorted(ids))) for c, ids in counties.items()]
+
+
+def scope_of(session: Session, level: str, code: str) -> Scope:
+    for s in scopes(session, level):
+        if s.code == code:
+            return s
+    raise LookupError(f"no {level} with code {code} (报告范围不存在)")
+
+
+def ledger_figures(session: Session, scope: Scope, period: Period, as_of: datetime) -> dict[str, Any]:
+    """The report's figures for ``scope`` over ``period``, read at ``as_of`` (current ledger state)."""
+    ids = list(scope.school_ids)
+    in_scope = Case.school_id.in_(ids)
+    enrolled = session.scalar(select(func.count()).select_from(Pupil).where(Pupil.school_id.in_(ids), Pupil.enrolled)) or 0
+    by_state = dict(session.execute(select(Case.state, func.count()).where(in_scope).group_by(Case.state)).all())
+    opened = session.scalar(select(func.count()).select_from(Case).where(
+        in_scope, Case.opened_on.between(period.start, period.end))) or 0
+    relapses = session.scalar(select(func.count()).select_from(Case).where(
+        in_scope, Case.opened_on.between(period.start, period.end), Case.relapse_of.is_not(None))) or 0
+
+    def closed(state: CaseState) -> int:
+        return session.scalar(select(func.count()).select_from(Case).where(
+            in_scope, Case.state == state.value, Case.closed_on.between(period.start, period.end))) or 0
+
+    escalated_in_period = session.scalar(
+        select(func.count()).select_from(CaseEvent).join(Case, Case.id == CaseEvent.case_id).where(
+            in_scope, CaseEvent.event == "escalate_outside",
+            CaseEvent.at >= datetime.combine(period.start, datetime.min.time()),
+            CaseEvent.at < datetime.combine(period.end + timedelta(days=1), datetime.min.time())))
+    work = dict(session.execute(
+        select(CaseEvent.event, func.count()).join(Case, Case.id == CaseEvent.case_id).where(
+            in_scope, CaseEvent.event.in_(WORK_EVENTS),
+            CaseEvent.at >= datetime.combine(period.start, datetime.min.time()),
+            CaseEvent.at < datetime.combine(period.end + timedelta(days=1), datetime.min.time()))
+        .group_by(CaseEvent.event)).all())
+    dropout_rows = session.execute(
+        select(Case.reason, SchoolClass.grade, Pupil.special_groups, School.code)
+        .join(Pupil, Pupil.id == Case.pupil_id).join(SchoolClass, SchoolClass.id == Case.class_id)
+        .join(School, School.id == Case.school_id).where(in_scope, Case.state.in_(OUT_OF_SCHOOL))).all()
+    reasons, grades, special, per_school = Counter(), Counter(), Counter(), Counter()
+    for reason, grade, groups, school_code in dropout_rows:
+        reasons[reason] += 1
+        grades[grade] += 1
+        per_school[school_code] += 1
+        for g in groups or []:
+            if g in SPECIAL:
+                special[g] += 1
+    dropouts = len(dropout_rows)
+    figures = {
+        "scope": {"level": scope.level, "code": scope.code, "name": scope.name},
+        "period": {"kind": period.kind, "label": period.label, "start": period.start.isoformat(), "end": period.end.isoformat()},
+        "as_of": as_of.isoformat(sep=" "),
+        "enrolled": enrolled,
+        "dropouts": dropouts,
+        "dropout_rate": round(dropouts / enrolled, 6) if enrolled else 0.0,
+        "opened": opened,
+        "relapses": relapses,
+        "returned": closed(CaseState.returned),
+        "excused": closed(CaseState.excused),
+        "escalated": escalated_in_period or 0,
+        "open_by_step": {s.value: by_state.get(s.value, 0) for s in LADDER},
+        "cases_by_state": {s.value: by_state.get(s.value, 0) for s in CaseState},
+        "reasons": dict(sorted(reasons.items())),
+        "by_grade": {str(g): n for g, n in sorted(grades.items())},
+        "special_groups": {g: special.get(g, 0) for g in SPECIAL},
+        "work_done": {e: work.get(e, 0) for e in WORK_EVENTS},
+    }
+    if scope.level != "school":
+        rows = session.execute(select(School.id, School.code, School.name, School.township_id)
+                               .where(School.id.in_(ids)).order_by(School.code)).all()
+        figures["schools"] = [{"code": code, "name": name, "dropouts": per_school.get(code, 0)} for _, code, name, _ in rows]
+    return figures
+
+
+# -- filing ----------------------------------------------------------------------------------------
+def _responsible(session: Session, scope: Scope) -> int | None:
+    role = LEVEL_ROLE[scope.level]
+    if scope.level == "school":
+        return session.scalar(select(Staff.id).where(Staff.school_id == scope.school_ids[0], Staff.role == role).order_by(Staff.id).limit(1))
+    j = session.scalar(select(Jurisdiction.id).where(Jurisdiction.code == scope.code))
+    return session.scalar(select(Staff.id).where(Staff.jurisdiction_id == j, Staff.role == role).order_by(Staff.id).limit(1))
+
+
+def file_report(session: Session, *, policy: Policy, level: str, scope: Scope, period: Period, as_of: datetime,
+                actor: str) -> tuple[ReportFiling, bool]:
+    """Write the filing of ``scope`` for ``period`` once; returns (filing, created now)."""
+    seen = session.scalar(select(ReportFiling).where(
+        ReportFiling.kind == period.kind, ReportFiling.level == level, ReportFiling.scope_code == scope.code,
+        ReportFiling.period == period.label))
+    if seen is not None:
+        return seen, False
+    due = due_on(policy, level, period)
+    figures = ledger_figures(session, scope, period, as_of)
+    late = as_of.date() > due
+    if level != "school":  # which lower-level reports had not come in by this level's filing
+        below = "school" if level == "township" else "township"
+        wanted = {s.code for s in scopes(session, below) if set(s.school_ids) <= set(scope.school_ids)}
+        filed = dict(session.execute(select(ReportFiling.scope_code, ReportFiling.late).where(
+            ReportFiling.kind == period.kind, ReportFiling.level == below, ReportFiling.period == period.label,
+            ReportFiling.scope_code.in_(wanted))).all())
+        figures["lower_level"] = {"level": below, "missing": sorted(wanted - set(filed)),
+                                  "late": sorted(c for c, was_late in filed.items() if was_late)}
+    filing = ReportFiling(kind=period.kind, level=level, scope_code=scope.code, scope_name=scope.name,
+                          period=period.label, period_start=period.start, period_end=period.end, due_on=due,
+                          filed_at=as_of, late=late, figures=figures, files={}, actor=actor)
+    session.add(filing)
+    session.flush()
+    if late:
+        record_late_report(session, filing_id=filing.id, level=level, scope=scope.name, due_on=due, filed_at=as_of,
+                           staff_id=_responsible(session, scope), role=LEVEL_ROLE[level])
+    return filing, True
+
+
+def filing_status(session: Session, *, kind: str, period: str) -> list[dict[str, Any]]:
+    """Every level's filing for a period, late ones marked, for the artifact and the pages."""
+    return [{"level": f.level, "scope": f.scope_name, "code": f.scope_code, "due_on": f.due_on.isoformat(),
+             "filed_at": f.filed_at.isoformat(sep=" "), "late": f.late, "dropouts": f.figures.get("dropouts"),
+             "dropout_rate": f.figures.get("dropout_rate")}
+            for f in session.scalars(select(ReportFiling).where(ReportFiling.kind == kind, ReportFiling.period == period)
+                                     .order_by(ReportFiling.level, ReportFiling.scope_code))]
+
+
+def figures_markdown(filing: ReportFiling) -> str:
+    """The figures of one filing as Markdown (the Prefect artifact and the .md rendition)."""
+    f = filing.figures
+    status = "**逾期 late**" if filing.late else "按时 on time"
+    lines = [
+        f"# {filing.scope_name} 控辍保学{KIND_LABELS.get(filing.kind, filing.kind)} {filing.period}",
+        "",
+        f"- 层级 level: {LEVEL_LABELS[filing.level]} ({filing.level}); 截止 due: {filing.due_on}; "
+        f"报送 filed: {filing.filed_at:%Y-%m-%d %H:%M} — {status}",
+        f"- 在籍学生 enrolled: {f['enrolled']}; 辍学 dropouts: {f['dropouts']}; "
+        f"辍学率 dropout rate: {f['dropout_rate'] * 100:.3f}%",
+        f"- 本期新增 opened: {f['opened']} (复发 relapses {f['relapses']}); 复学 returned: {f['returned']}; "
+        f"排除 excused: {f['excused']}; 移交 escalated: {f['escalated']}",
+        "",
+        "| 步骤 step | 在办 open |", "|---|---:|",
+        *[f"| {STATE_LABELS[CaseState(s)]} {s} | {n} |" for s, n in f["open_by_step"].items()],
+        "",
+        "| 原因 reason | 人数 |", "|---|---:|",
+        *[f"| {REASON_LABELS.get(r, r)} | {n} |" for r, n in f["reasons"].items()],
+        "",
+        "特殊群体 special groups: " + ", ".join(f"{g} {n}" for g, n in f["special_groups"].items()),
+        "",
+        "工作开展 work done: " + ", ".join(f"{e} {n}" for e, n in f["work_done"].items()),
+    ]
+    if "schools" in f:
+        lines += ["", "| 学校 school | 辍学 |", "|---|---:|", *[f"| {s['name']} | {s['dropouts']} |" for s in f["schools"]]]
+    if f.get("lower_level", {}).get("missing") or f.get("lower_level", {}).get("late"):
+        ll = f["lower_level"]
+        lines += ["", f"下级未报 missing {ll['level']}: {', '.join(ll['missing']) or '—'}; "
+                      f"逾期 late: {', '.join(ll['late']) or '—'}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_report_files(filing: ReportFiling, archive_dir: Path) -> dict[str, str]:
+    """The filing as Markdown and XLSX under ``archive_dir/reports/`` (paths relative to it).
+
+    Used until the documents package renders the catalog's ``monthly_report`` kind; rewriting the
+    same filing produces the same bytes' content, so a retry is harmless."""
+    from openpyxl import Workbook
+
+    rel = Path("reports") / filing.period / f"{filing.kind}-{filing.level}-{filing.scope_code}"
+    base = archive_dir / rel
+    base.parent.mkdir(parents=True, exist_ok=True)
+    md = base.with_suffix(".md")
+    md.write_text(figures_markdown(filing), encoding="utf-8")
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "月报"
+    f = filing.figures
+    ws.append([f"{filing.scope_name} 控辍保学{KIND_LABELS.get(filing.kind, filing.kind)} {filing.period}"])
+    for label, key in (("在籍学生", "enrolled"), ("辍学人数", "dropouts"), ("辍学率", "dropout_rate"), ("本期新增", "opened"),
+                       ("复发", "relapses"), ("复学", "returned"), ("排除", "excused"), ("移交", "escalated")):
+        ws.append([label, f[key]])
+    ws.append([])
+    ws.append(["步骤", "在办"])
+    for s, n in f["open_by_step"].items():
+        ws.append([STATE_LABELS[CaseState(s)], n])
+    if "schools" in f:
+        ws.append([])
+        ws.append(["学校", "辍学人数"])
+        for s in f["schools"]:
+            ws.append([s["name"], s["dropouts"]])
+    xlsx = base.with_suffix(".xlsx")
+    wb.save(xlsx)
+    return {"md": str(rel.with_suffix(".md")), "xlsx": str(rel.with_suffix(".xlsx"))}
+
+
+# -- quarterly spot check ----------------------------------------------------------------------------
+def quarter_of(day: date) -> str:
+    return f"{day.year}Q{(day.month - 1) // 3 + 1}"
+
+
+def roster(session: Session) -> dict[str, list[str]]:
+    """school code → its class names, in a fixed order: the population a draw is made from."""
+    out: dict[str, list[str]] = defaultdict(list)
+    for code, klass in session.execute(select(School.code, SchoolClass.name).join(SchoolClass, SchoolClass.school_id == School.id)
+                                       .order_by(School.code, SchoolClass.grade, SchoolClass.name)):
+        out[code].append(klass)
+    return dict(out)
+
+
+def draw_sample(population: dict[str, list[str]], seed: int, fraction: float, classes_per_school: int = 2) -> dict[str, Any]:
+    """Deterministic from (population, seed): the same seed and roster give the same sample."""
+    rng = random.Random(seed)
+    schools = sorted(population)
+    k = max(1, round(len(schools) * fraction))
+    picked = sorted(rng.sample(schools, k))
+    classes = {s: sorted(rng.sample(population[s], min(classes_per_school, len(population[s])))) for s in picked}
+    return {"schools": picked, "classes": classes}
+
+
+def seal(sample: dict[str, Any], seed: int) -> str:
+    return hashlib.sha256(json.dumps([sample, seed], ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+
+
+def spot_check(session: Session, *, quarter: str, seed: int, fraction: float, as_of: datetime, actor: str,
+               county_code: str = "") -> tuple[SpotCheck, bool]:
+    """Draw (once per quarter) and record the sample with the ledger's figures for each class."""
+    seen = session.scalar(select(SpotCheck).where(SpotCheck.quarter == quarter))
+    if seen is not None:
+        return seen, False
+    population = roster(session)
+    sample = draw_sample(population, seed, fraction)
+    sheet = []
+    for code, class_names in sample["classes"].items():
+        for klass in class_names:
+            row = session.execute(select(SchoolClass.id, School.name).join(School, School.id == SchoolClass.school_id)
+                                  .where(School.code == code, SchoolClass.name == klass)).one()
+            states = dict(session.execute(select(Case.state, func.count()).where(Case.class_id == row.id)
+                                          .group_by(Case.state)).all())
+            enrolled = session.scalar(select(func.count()).select_from(Pupil).where(Pupil.class_id == row.id, Pupil.enrolled))
+            out = session.execute(select(Pupil.name, Case.state).join(Case, Case.pupil_id == Pupil.id)
+                                  .where(Case.class_id == row.id, Case.state.in_(OUT_OF_SCHOOL)).order_by(Case.id)).all()
+            sheet.append({"school_code": code, "school": row.name, "class": klass, "enrolled": enrolled,
+                          "ledger_by_state": states, "out_of_school": [{"pupil": mask_name(n), "state": s} for n, s in out],
+                          "to_verify": "核对花名册、晨检记录与台账是否一致"})
+    check = SpotCheck(quarter=quarter, county_code=county_code, drawn_at=as_of, seed=seed,
+                      sample_sha256=seal(sample, seed), fraction=fraction, sample=sample,
+                      figures={"classes": sheet}, files={}, actor=actor)
+    session.add(check)
+    session.flush()
+    return check, True
+
+
+def spot_check_markdown(check: SpotCheck) -> str:
+    lines = [f"# 控辍保学季度随机抽查记录表 {check.quarter}", "",
+             f"- 抽取时间 drawn: {check.drawn_at:%Y-%m-%d %H:%M}; 随机种子 seed (抽取后记录): {check.seed}; "
+             f"封存摘要 seal: `{check.sample_sha256[:16]}…`", "",
+             "| 学校 school | 班级 class | 在籍 | 台账未返校 | 核对 |", "|---|---|---:|---:|---|"]
+    for row in check.figures.get("classes", []):
+        lines.append(f"| {row['school']} | {row['class']} | {row['enrolled']} | {len(row['out_of_school'])} | ☐ |")
+    return "\n".join(lines) + "\n"
+
+
+def write_spot_check_files(check: SpotCheck, archive_dir: Path) -> dict[str, str]:
+    rel = Path("reports") / check.quarter / "spot_check_sheet.md"
+    (archive_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+    (archive_dir / rel).write_text(spot_check_markdown(check), encoding="utf-8")
+    return {"md": str(rel)}
