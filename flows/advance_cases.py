@@ -1,0 +1,75 @@
+"""升级计时 (the ladder's timers): move every case whose absence streak reached the next step, and
+mark every duty whose deadline passed (DOMAIN.md §3).
+
+Deadlines live in the database, not in waiting flow runs: this sweep runs each school day after
+the morning check (09:30) and every hour of the school day (07:00–18:00, Asia/Shanghai) and fires
+whatever is due at its instant, in batches. Run twice for the same instant, it changes nothing.
+
+1. For each ladder move of each policy in use (absent → family_contacted → visited →
+   collective_visit → township_notice → judicial_notice), move the due cases batch by batch; the
+   step's duties and documents are written with the move.
+2. Mark the duties past their deadline overdue.
+3. Hand the queued documents to the renderers.
+4. Tell operators: a table artifact (by school, by step, overdue duties, names masked) and
+   events (baoxue.case.escalated, baoxue.duty.overdue, baoxue.sweep.completed).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from prefect import flow, get_run_logger
+
+from tasks.publish import publish_event, publish_events, publish_table
+from tasks.render import request_rendering
+from tasks.runtime import resolve_as_of
+from tasks.sweep import apply_escalations, describe_changes, mark_overdue, plan_sweep, sweep_summary
+
+
+@flow(name="advance_cases", log_prints=False)
+def advance_cases(as_of: datetime | None = None, batch_size: int = 5000, render: bool = True) -> dict:
+    logger = get_run_logger()
+    as_of = resolve_as_of(as_of)
+
+    # 1. Escalation timers: each ladder move, in ladder order, one task run per batch.
+    escalated: list[int] = []
+    for step in plan_sweep(as_of):
+        while True:
+            ids = apply_escalations(step, as_of, batch_size)
+            escalated += ids
+            if len(ids) < batch_size:
+                break
+
+    # 2. Duty deadlines (SLA): open duties past due become overdue.
+    overdue: list[int] = []
+    while True:
+        ids = mark_overdue(as_of, batch_size)
+        overdue += ids
+        if len(ids) < batch_size:
+            break
+
+    summary = sweep_summary(as_of)
+
+    # 3. The new steps' documents were queued with the moves: have them rendered.
+    rendering = request_rendering(summary["documents_queued"]) if render else {"requested": 0}
+
+    # 4. What operators see.
+    changes = describe_changes(escalated, overdue)
+    publish_events("baoxue.case.escalated", changes["escalated"], label="baoxue.state",
+                   payload={"as_of": as_of.isoformat()})
+    publish_events("baoxue.duty.overdue", changes["overdue"], label="baoxue.action",
+                   payload={"as_of": as_of.isoformat()})
+    publish_event("baoxue.sweep.completed", "baoxue.sweep",
+                  {"as_of": as_of.isoformat(), "escalated": len(escalated), "overdue": len(overdue),
+                   "documents_queued": summary["documents_queued"]})
+    steps = " · ".join(f"{k} {v}" for k, v in summary["cases_by_state"].items())
+    moved = " · ".join(f"→{k} {v}" for k, v in summary["escalated_now"].items()) or "none"
+    publish_table("advance-cases", summary["by_school"], description=(
+        f"**升级计时 sweep at {summary['as_of']}** — escalated now: {moved}; overdue now: {summary['overdue_now']}; "
+        f"overdue duties open: {summary['overdue_duties']}; documents queued: {summary['documents_queued']}\n\n"
+        f"Cases by state: {steps}"))
+    publish_table("overdue-duties", summary["overdue_rows"],
+                  description=f"逾期未完成的职责 overdue duties at {summary['as_of']} (names masked; first 200)")
+    logger.info("sweep %s: escalated %s, overdue %s", as_of, len(escalated), len(overdue))
+    return {"as_of": as_of.isoformat(), "escalated": len(escalated), "overdue": len(overdue),
+            "escalated_by_step": summary["escalated_now"], "cases_by_state": summary["cases_by_state"],
+            "documents_queued": summary["documents_queued"], "rendering": rendering}

@@ -1,0 +1,65 @@
+"""月报 and term reports (DOMAIN.md §4; seed 003: schools to the township by the 23rd, township
+totals to the county by the 25th; seed 002: month-end report to the bureau, term-start and
+term-end reports).
+
+Each level's run files one report per school / township / the county, with figures read off
+the ledger, writes the report files, and shows the figures as a Markdown artifact. A report filed
+after its due date is marked late and goes into the accountability record.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal
+
+from prefect import flow, get_run_logger
+
+from store.reports import Period, month_period
+from tasks.publish import publish_event, publish_markdown
+from tasks.reports import file_reports, render_reports, term_period
+from tasks.runtime import resolve_as_of
+
+Level = Literal["school", "township", "county"]
+
+
+def _report(level: str, period: Period, as_of: datetime) -> dict:
+    filings = file_reports(level, period, as_of)
+    texts = render_reports([f["id"] for f in filings])
+    late = [f for f in filings if f["late"]]
+    header = [f"# 控辍保学{period.kind} {period.label} — {level}", "",
+              "| 单位 scope | 截止 due | 状态 | 辍学 dropouts | 辍学率 rate |", "|---|---|---|---:|---:|"]
+    header += [f"| {f['scope']} | {f['due_on']} | {'**逾期 late**' if f['late'] else '按时'} | {f['dropouts']} | "
+               f"{f['dropout_rate'] * 100:.3f}% |" for f in filings]
+    publish_markdown(f"{period.kind}-{level}-{period.label}", "\n".join(header) + "\n\n" + "\n---\n".join(texts.values()),
+                     description=f"{level} reports for {period.label}: {len(filings)} filed, {len(late)} late")
+    for f in filings:
+        if f["created"]:
+            publish_event("baoxue.report.late" if f["late"] else "baoxue.report.filed", f"baoxue.{level}.{f['code']}",
+                          {"period": period.label, "kind": period.kind, "due_on": f["due_on"]})
+    return {"level": level, "period": period.label, "filed": len(filings), "late": len(late),
+            "new": sum(f["created"] for f in filings)}
+
+
+@flow(name="monthly_report", flow_run_name="monthly-report-{level}", log_prints=False)
+def monthly_report(level: Level = "school", period: str | None = None, as_of: datetime | None = None) -> dict:
+    """File ``level``'s monthly reports for ``period`` (YYYY-MM; default: the month of ``as_of``)."""
+    as_of = resolve_as_of(as_of)
+    if period:
+        year, month = (int(x) for x in period.split("-"))
+        p = month_period(year, month)
+    else:
+        p = month_period(as_of.year, as_of.month)
+    if level == "county" and period is None and (as_of + timedelta(days=1)).month == as_of.month:
+        get_run_logger().info("county report is due at month end; %s is not the last day", as_of.date())
+        return {"level": level, "period": p.label, "filed": 0, "late": 0, "new": 0, "skipped": "not month end"}
+    return _report(level, p, as_of)
+
+
+@flow(name="term_report", log_prints=False)
+def term_report(as_of: datetime | None = None) -> dict:
+    """On a term's first and last day, every level files its term-start / term-end report."""
+    as_of = resolve_as_of(as_of)
+    for which in ("term_start", "term_end"):
+        p = term_period(as_of.date(), which)
+        if p is not None:
+            return {"kind": which, "levels": [_report(level, p, as_of) for level in ("school", "township", "county")]}
+    return {"kind": None, "levels": []}

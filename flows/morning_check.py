@@ -1,0 +1,49 @@
+"""晨检 (morning check): the school's attendance for a day opens, extends and closes cases.
+
+DOMAIN.md §2 step 0: the head teacher reports a pupil missing without leave right after the
+morning check; 教务处 registers it the same day. A pupil with an open case who is back in class
+returns (复学); leave (病假/事假) or a completed transfer excuses the case.
+
+Triggered, never scheduled: each submission from the web page, the API, the CLI, an upload or
+the county SIS export is one run of the ``morning-check`` deployment with the submission as its
+parameter.
+"""
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+
+from tasks.intake import MorningCheckSubmission, record_school_check, validate_submission
+from tasks.publish import publish_event, publish_table
+from tasks.runtime import resolve_as_of
+
+TOTALS = ("marks", "opened", "continuing", "returned", "excused", "errors")
+
+
+@flow(name="morning_check", flow_run_name="morning-check-{submission.day}", log_prints=False)
+def morning_check(submission: MorningCheckSubmission) -> dict:
+    logger = get_run_logger()
+    now = resolve_as_of(submission.submitted_at)
+
+    # 1. The submission must name real schools and known attendance marks.
+    sheets = validate_submission(submission)
+
+    # 2. Each school's check: unexcused absences open a case or extend its streak, pupils who are
+    #    back return, leave excuses. The same content submitted twice changes nothing.
+    results = [record_school_check(sheet, day=submission.day, source=submission.source,
+                                   submitted_by=submission.submitted_by, now=now, complete=submission.complete)
+               for sheet in sheets]
+
+    totals = {k: sum(int(r.get(k, 0)) for r in results) for k in TOTALS}
+    rejected = [r for r in results if r.get("rejected")]
+    for r in rejected:
+        logger.warning("school %s: %s", r["school"], r["rejected"])
+    logger.info("morning check %s: %s", submission.day, totals)
+
+    # 3. Operators see what the check did.
+    publish_table(f"morning-check-{submission.day}", [
+        {k: r.get(k) for k in ("school", "marks", "opened", "continuing", "returned", "excused", "errors", "duplicate")}
+        for r in results], description=f"晨检 {submission.day} ({submission.source})")
+    publish_event("baoxue.morning_check.recorded", "baoxue.morning_check",
+                  {"day": submission.day.isoformat(), "source": submission.source, **totals,
+                   "schools": [r["school"] for r in results]})
+    return {"day": submission.day.isoformat(), "schools": results, **totals, "rejected": len(rejected)}

@@ -1,0 +1,32 @@
+"""季查 (seed 003): each quarter an unannounced random sample of schools and classes is checked
+against the ledger.
+
+The draw is reproducible and sealed: the seed is drawn at random (or given), the sample drawn
+from it, and only then is the seed recorded with a hash of the sample. A rerun in the same
+quarter returns the sealed draw; anyone can redraw it from the seed and the roster.
+"""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from prefect import flow
+
+from store.reports import quarter_of
+from tasks.publish import publish_event, publish_markdown
+from tasks.reports import draw_spot_check, spot_check_fraction
+from tasks.runtime import resolve_as_of
+
+
+@flow(name="quarterly_spot_check", log_prints=False)
+def quarterly_spot_check(as_of: datetime | None = None, seed: int | None = None, fraction: float | None = None) -> dict:
+    as_of = resolve_as_of(as_of)
+    seed = seed if seed is not None else secrets.randbelow(2**31)
+    fraction = fraction if fraction is not None else spot_check_fraction()
+    check = draw_spot_check(quarter_of(as_of.date()), seed, fraction, as_of)
+    publish_markdown(f"spot-check-{check['quarter']}", check["markdown"],
+                     description=f"季查 {check['quarter']} seed {check['seed']} (sealed)")
+    if check["created"]:
+        publish_event("baoxue.spot_check.drawn", "baoxue.spot_check", {"quarter": check["quarter"], "seed": check["seed"],
+                                                                       "seal": check["seal"], "sample": check["sample"]})
+    return {k: check[k] for k in ("quarter", "seed", "seal", "created", "sample")}

@@ -1,0 +1,30 @@
+"""制作文书: render the documents the ladder's steps and the staff's actions asked for.
+
+Each document request was queued in the transaction that moved the case; this flow renders the
+queue in batches. Several runs may render at once (one per worker): each batch claims its own
+rows, so the work spreads over the workers and nothing is rendered twice.
+"""
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+
+from tasks.render import documents_available, queued_documents, render_batch
+
+
+@flow(name="render_documents", log_prints=False)
+def render_documents(batch_size: int = 100, max_batches: int = 100) -> dict:
+    logger = get_run_logger()
+    if not documents_available():
+        logger.warning("documents.render_queued is not available yet: %s request(s) stay queued", queued_documents())
+        return {"rendered": 0, "failed": 0, "batches": 0, "unavailable": True}
+    rendered = failed = batches = 0
+    for _ in range(max_batches):
+        done = render_batch(limit=batch_size)
+        batches += 1
+        rendered += done["rendered"]
+        failed += done["failed"]
+        if done["rendered"] + done["failed"] < batch_size:
+            break
+    if failed:
+        logger.warning("%s document(s) failed to render; they stay in the queue marked failed", failed)
+    return {"rendered": rendered, "failed": failed, "batches": batches}

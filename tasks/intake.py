@@ -1,0 +1,96 @@
+"""Morning-check tasks: check a submission, record one school's marks.
+
+Idempotency key: the submission's content hash (``store.intake.content_hash``): recording the same
+school's same marks for the same day again is recognised and changes nothing, so a retried task
+or a duplicated flow run opens no case twice.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime
+from typing import Literal
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from store.context import CaseContext
+from store.db import transaction
+from store.intake import IntakeError, MarkIn, normalise_status, record_morning_check
+from store.models import School
+
+from .runtime import store
+
+
+class MarkRow(BaseModel):
+    student_no: str = Field(min_length=1, max_length=32)
+    status: str = Field(description="present | unexcused | sick_leave | … or 到校/缺勤/病假/事假 …")
+    reason: str = "unknown"
+    school_code: str | None = Field(None, description="only in a county SIS export spanning schools")
+    row: int | None = None
+
+
+class MorningCheckSubmission(BaseModel):
+    """One morning check as submitted from the web page, the API, the CLI, an upload or the SIS."""
+
+    day: date
+    school_code: str | None = Field(None, description="None: a county SIS export, each row names its school")
+    marks: list[MarkRow] = []
+    source: Literal["web", "api", "cli", "upload", "sis", "demo"] = "api"
+    submitted_by: str = "unknown"
+    submitted_at: datetime | None = None
+    complete: bool = Field(True, description="a whole check: pupils not listed are present")
+
+
+class SchoolSheet(BaseModel):
+    school_code: str
+    marks: list[MarkRow]
+
+
+class SubmissionRejected(ValueError):
+    pass
+
+
+@task(name="validate_submission", cache_policy=NO_CACHE)
+def validate_submission(submission: MorningCheckSubmission) -> list[SchoolSheet]:
+    """Split the submission by school and refuse what cannot be recorded at all."""
+    problems = []
+    by_school: dict[str, list[MarkRow]] = defaultdict(list)
+    for i, m in enumerate(submission.marks):
+        code = submission.school_code or m.school_code
+        if not code:
+            problems.append(f"row {m.row or i + 1}: 缺少学校代码 (no school code)")
+            continue
+        if normalise_status(m.status) is None:
+            problems.append(f"row {m.row or i + 1}: 未知出勤状态 '{m.status}' (unknown status)")
+        by_school[code].append(m)
+    if submission.school_code and submission.school_code not in by_school:
+        by_school[submission.school_code] = []  # an all-present check still counts (everyone back)
+    with transaction(store()) as s:
+        known = set(s.scalars(select(School.code).where(School.code.in_(list(by_school)))))
+    unknown = sorted(set(by_school) - known)
+    if unknown:
+        problems.append(f"学校代码不存在 unknown school code(s): {', '.join(unknown)}")
+    if problems:
+        raise SubmissionRejected("; ".join(problems[:20]))
+    return [SchoolSheet(school_code=code, marks=marks) for code, marks in sorted(by_school.items())]
+
+
+@task(name="record_school_check", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+def record_school_check(sheet: SchoolSheet, *, day: date, source: str, submitted_by: str, now: datetime,
+                        complete: bool = True) -> dict:
+    """Record one school's marks: open cases, extend streaks, return the pupils who are back."""
+    marks = [MarkIn(m.student_no, m.status, m.reason, m.row) for m in sheet.marks]
+    try:
+        with transaction(store()) as s:
+            result = record_morning_check(s, CaseContext(s), school_code=sheet.school_code, day=day, marks=marks,
+                                          source=source, submitted_by=submitted_by, now=now, complete=complete)
+    except IntakeError as exc:
+        return {"school": sheet.school_code, "day": day.isoformat(), "rejected": str(exc), "opened": 0,
+                "returned": 0, "excused": 0, "continuing": 0, "errors": 0, "marks": 0, "duplicate": False}
+    out = result.summary()
+    out.update(submission_id=result.submission_id, opened_ids=result.opened, returned_ids=result.returned,
+               excused_ids=result.excused,
+               row_errors=[{"row": e.row, "student_no": e.student_no, "message": e.message} for e in result.errors[:50]])
+    return out

@@ -1,0 +1,80 @@
+"""Reporting tasks: file a level's reports for a period, render them, draw the quarterly sample.
+
+Idempotency keys: (kind, level, scope, period) for a filing and the quarter for a spot check,
+unique in the store: filing again returns the first filing, unchanged.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy import select
+
+from store import reports as rp
+from store.context import CaseContext
+from store.db import settings, transaction
+from store.models import Jurisdiction
+from store.report_models import ReportFiling, SpotCheck
+
+from .runtime import store
+
+
+@task(name="file_reports", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+def file_reports(level: str, period: rp.Period, as_of: datetime, actor: str = "system:monthly_report",
+                 policy_name: str = "default") -> list[dict]:
+    """File the report of every scope of ``level`` for ``period``; returns one line per filing."""
+    out = []
+    with transaction(store()) as s:
+        policy = CaseContext(s).policies.get(policy_name)
+        for scope in rp.scopes(s, level):
+            filing, created = rp.file_report(s, policy=policy, level=level, scope=scope, period=period,
+                                             as_of=as_of, actor=actor)
+            out.append({"id": filing.id, "scope": filing.scope_name, "code": filing.scope_code, "late": filing.late,
+                        "created": created, "due_on": filing.due_on.isoformat(),
+                        "dropouts": filing.figures["dropouts"], "dropout_rate": filing.figures["dropout_rate"]})
+    return out
+
+
+@task(name="render_reports", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+def render_reports(filing_ids: list[int]) -> dict[str, str]:
+    """Write each filing's report files (Markdown, XLSX) into the archive; returns id → Markdown."""
+    archive = settings().archive_dir
+    out = {}
+    with transaction(store()) as s:
+        for filing in s.scalars(select(ReportFiling).where(ReportFiling.id.in_(filing_ids)).order_by(ReportFiling.id)):
+            if not filing.files:
+                filing.files = rp.write_report_files(filing, archive)
+            out[str(filing.id)] = rp.figures_markdown(filing)
+    return out
+
+
+@task(name="draw_spot_check", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+def draw_spot_check(quarter: str, seed: int, fraction: float, as_of: datetime,
+                    actor: str = "system:quarterly_spot_check") -> dict:
+    """Draw once per quarter (a rerun returns the sealed draw) and write the check sheet."""
+    with transaction(store()) as s:
+        county = s.scalar(select(Jurisdiction.code).where(Jurisdiction.level == "county").order_by(Jurisdiction.id).limit(1))
+        check, created = rp.spot_check(s, quarter=quarter, seed=seed, fraction=fraction, as_of=as_of, actor=actor,
+                                       county_code=county or "")
+        if not check.files:
+            check.files = rp.write_spot_check_files(check, settings().archive_dir)
+        return {"id": check.id, "quarter": check.quarter, "seed": check.seed, "seal": check.sample_sha256,
+                "created": created, "sample": check.sample, "markdown": rp.spot_check_markdown(check)}
+
+
+@task(name="spot_check_fraction", cache_policy=NO_CACHE)
+def spot_check_fraction(policy_name: str = "default") -> float:
+    with transaction(store()) as s:
+        return CaseContext(s).policies.get(policy_name).reports.spot_check_sample
+
+
+def term_period(day: date, which: str) -> rp.Period | None:
+    """The term whose first (``term_start``) or last (``term_end``) day is ``day``, if any."""
+    from store.calendars import calendars
+
+    for cal in calendars().values():
+        for term in getattr(cal, "terms", []):
+            if (which == "term_start" and term.start == day) or (which == "term_end" and term.end == day):
+                return rp.Period(which, f"{term.start:%Y%m%d}", term.start, term.end)
+    return None

@@ -1,0 +1,122 @@
+"""What every task needs besides its inputs: the store's session factory and the clock.
+
+The database is the worker's setting (``BAOXUE_DATABASE_URL``), never a flow parameter (it
+would show passwords in the Prefect UI). Engines are made lazily, once per URL and process.
+Tests and the demo may bind a factory explicitly with :func:`using`.
+"""
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Iterator, Protocol
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session, sessionmaker
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+_lock = threading.Lock()
+_factories: dict[str, sessionmaker[Session]] = {}
+_override: list[sessionmaker[Session]] = []
+
+
+def store() -> sessionmaker[Session]:
+    """The session factory of this process's Baoxue database."""
+    if _override:
+        return _override[-1]
+    from store.db import make_engine, session_factory, settings
+
+    url = settings().database_url
+    with _lock:
+        if url not in _factories:
+            _factories[url] = session_factory(make_engine(url))
+        return _factories[url]
+
+
+@contextmanager
+def using(factory: sessionmaker[Session]) -> Iterator[sessionmaker[Session]]:
+    """Run tasks against ``factory`` (tests, the demo) instead of the configured database."""
+    _override.append(factory)
+    try:
+        yield factory
+    finally:
+        _override.remove(factory)
+
+
+def dispose_all() -> None:
+    with _lock:
+        for f in _factories.values():
+            f.kw["bind"].dispose()
+        _factories.clear()
+
+
+# -- the clock ---------------------------------------------------------------------------------------
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """Asia/Shanghai wall-clock time, naive (the store's convention), to the second."""
+
+    def now(self) -> datetime:
+        return datetime.now(SHANGHAI).replace(tzinfo=None, microsecond=0)
+
+
+class SimulatedClock:
+    """The demo's clock: it moves only when told to. The only thing the demo replaces."""
+
+    def __init__(self, start: datetime):
+        self._now = start
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, when: datetime) -> None:
+        if when < self._now:
+            raise ValueError(f"simulated clock cannot go back from {self._now} to {when}")
+        self._now = when
+
+    def advance(self, delta: timedelta) -> datetime:
+        self._now += delta
+        return self._now
+
+
+_clock: list[Clock] = [SystemClock()]
+
+
+def clock() -> Clock:
+    return _clock[-1]
+
+
+@contextmanager
+def clock_set_to(c: Clock) -> Iterator[Clock]:
+    _clock.append(c)
+    try:
+        yield c
+    finally:
+        _clock.remove(c)
+
+
+def to_local(value: datetime) -> datetime:
+    """An aware datetime (Prefect's, UTC) as naive Asia/Shanghai; a naive one is taken as local."""
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(SHANGHAI).replace(tzinfo=None)
+
+
+def resolve_as_of(as_of: datetime | None) -> datetime:
+    """The instant a flow run acts for: the ``as_of`` parameter, else the scheduled start of a
+    scheduled run (so a late or repeated run of one schedule tick acts for the same instant),
+    else the clock."""
+    if as_of is not None:
+        return to_local(as_of).replace(microsecond=0)
+    try:
+        from prefect.runtime import deployment, flow_run
+
+        scheduled = flow_run.scheduled_start_time if (flow_run.id and deployment.id) else None
+    except Exception:  # pragma: no cover - outside a flow run
+        scheduled = None
+    if scheduled is not None:
+        return to_local(scheduled).replace(microsecond=0)
+    return clock().now()

@@ -1,0 +1,132 @@
+"""Sweep tasks: the due escalations and overdue duties at one instant, one batch per task run.
+
+Idempotency key: the ledger itself. A batch selects cases still in the source state whose
+streak has reached the step's day (and duties still ``open`` past due), moves them and writes
+their history, duties and document requests in one transaction; ``UNIQUE(case_id, seq)`` and
+``UNIQUE(case_id, kind, event_seq)`` are the backstop. A retried batch or a second sweep of the
+same instant finds nothing left to do.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy import func, select
+
+from machines.case_machine import escalation_pairs
+from machines.identity import mask_name
+from machines.states import CaseState, OPEN_STATES
+from store import advance as bulk
+from store.calendars import ensure_covered
+from store.context import CaseContext, effective_day
+from store.db import transaction
+from store.models import Case, CaseEvent, DocumentRequest, Duty, School
+from store.queries import overdue_duties
+
+from .runtime import store
+
+OPEN = [s.value for s in OPEN_STATES]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One (policy, source → target, day) pair of the ladder, swept on its own."""
+
+    policy_name: str
+    policy_version: int
+    source: str
+    target: str
+    day: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.source}→{self.target}"
+
+
+@task(name="plan_sweep", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def plan_sweep(as_of: datetime) -> list[Step]:
+    """Which ladder moves any open case could make now, per policy version in use."""
+    with transaction(store()) as s:
+        ctx = CaseContext(s)
+        groups = bulk.policy_groups(s)
+        steps: list[Step] = []
+        for name, version in dict.fromkeys((n, v) for n, v, _ in groups):
+            policy = ctx.policy(name, version)
+            keys = {k for n, v, k in groups if (n, v) == (name, version)}
+            ensure_covered(s, {k: ctx.calendar(k) for k in keys}, effective_day(policy, as_of))
+            steps += [Step(name, version, src.value, dst.value, day) for src, dst, day in escalation_pairs(policy)]
+    return steps
+
+
+@task(name="apply_escalations", retries=3, retry_delay_seconds=[1, 5, 15], cache_policy=NO_CACHE)
+def apply_escalations(step: Step, as_of: datetime, limit: int = 5000) -> list[int]:
+    """Move up to ``limit`` due cases one step; their events, duties and documents in the same commit."""
+    with transaction(store()) as s:
+        ctx = CaseContext(s)
+        policy = ctx.policy(step.policy_name, step.policy_version)
+        return bulk.escalate_batch(s, ctx, policy, CaseState(step.source), CaseState(step.target), step.day,
+                                   as_of, limit)
+
+
+@task(name="mark_overdue", retries=3, retry_delay_seconds=[1, 5, 15], cache_policy=NO_CACHE)
+def mark_overdue(as_of: datetime, limit: int = 5000) -> list[int]:
+    """Mark up to ``limit`` open duties past their deadline as overdue."""
+    with transaction(store()) as s:
+        return bulk.overdue_batch(s, as_of, limit)
+
+
+@task(name="sweep_summary", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def sweep_summary(as_of: datetime, overdue_rows: int = 200) -> dict:
+    """What the ledger says after the sweep at ``as_of`` (names masked), for the artifact."""
+    with transaction(store()) as s:
+        moved = s.execute(
+            select(CaseEvent.to_state, func.count()).where(CaseEvent.event == "escalate", CaseEvent.recorded_at == as_of)
+            .group_by(CaseEvent.to_state)).all()
+        by_state = dict(s.execute(select(Case.state, func.count()).group_by(Case.state)).all())
+        by_school = s.execute(
+            select(School.code, School.name, Case.state, func.count()).join(School, School.id == Case.school_id)
+            .where(Case.state.in_(OPEN)).group_by(School.code, School.name, Case.state).order_by(School.code)).all()
+        queued_docs = s.scalar(select(func.count()).select_from(DocumentRequest).where(DocumentRequest.status == "queued"))
+        late = overdue_duties(s, as_of, masked=True)
+        overdue_now = s.scalar(select(func.count()).select_from(Duty).where(Duty.overdue_at == as_of))
+    schools: dict[str, dict] = {}
+    for code, name, state, n in by_school:
+        row = schools.setdefault(code, {"school": name, "code": code, **{st: 0 for st in OPEN}, "open": 0})
+        row[state] = n
+        row["open"] += n
+    for d in late:
+        d["owner"] = mask_name(d["owner"]) if d["owner"] else "—"
+    return {
+        "as_of": as_of.isoformat(sep=" "),
+        "escalated_now": {st: n for st, n in moved},
+        "overdue_now": overdue_now or 0,
+        "cases_by_state": {st.value: by_state.get(st.value, 0) for st in CaseState},
+        "by_school": list(schools.values()),
+        "overdue_duties": len(late),
+        "overdue_rows": late[:overdue_rows],
+        "documents_queued": queued_docs or 0,
+    }
+
+
+@task(name="describe_changes", cache_policy=NO_CACHE)
+def describe_changes(case_ids: list[int], duty_ids: list[int]) -> dict:
+    """(school, new state) → case ids and (school, action) → duty ids, for the Prefect events."""
+    out: dict = {"escalated": {}, "overdue": {}}
+    with transaction(store()) as s:
+        for i in range(0, len(case_ids), 1000):
+            for cid, state, code in s.execute(select(Case.id, Case.state, School.code).join(School, School.id == Case.school_id)
+                                              .where(Case.id.in_(case_ids[i:i + 1000]))):
+                out["escalated"].setdefault(f"{code}|{state}", []).append(cid)
+        for i in range(0, len(duty_ids), 1000):
+            for did, action, code in s.execute(
+                    select(Duty.id, Duty.action, School.code).join(Case, Case.id == Duty.case_id)
+                    .join(School, School.id == Case.school_id).where(Duty.id.in_(duty_ids[i:i + 1000]))):
+                out["overdue"].setdefault(f"{code}|{action}", []).append(did)
+    return out
+
+
+def count_by(items: dict[str, list[int]]) -> Counter:
+    return Counter({k: len(v) for k, v in items.items()})
