@@ -92,8 +92,8 @@ class CaseMachine(StateMachine):
         step = policy.escalation_due(CaseState(source.value), streak)
         return step is not None and step.state.value == target.value
 
-    def outside_allowed(self, source: State, policy: Policy, reason: OutsideReason | str) -> bool:
-        return policy.outside_allowed(CaseState(source.value), OutsideReason(reason))
+    def outside_allowed(self, source: State, policy: Policy, reason: OutsideReason | str | None = None) -> bool:
+        return reason in OutsideReason.__members__ and policy.outside_allowed(CaseState(source.value), OutsideReason(reason))
 
     # -- the one way in --------------------------------------------------------------------------
     def fire(self, event: str, **kwargs: Any) -> CaseState:

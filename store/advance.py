@@ -51,10 +51,10 @@ class AdvanceReport:
 
 def policy_groups(session: Session) -> list[tuple[str, int, str]]:
     """(policy name, version, calendar) of every open case, so each policy is swept on its own rules."""
-    return list(session.execute(
+    return [tuple(r) for r in session.execute(
         select(Case.policy_name, Case.policy_version, Case.calendar_key)
         .where(Case.state.in_([s.value for s in OPEN_STATES])).distinct()
-    ).tuples())
+    ).all()]
 
 
 def due_cases_query(policy: Policy, source: CaseState, day: int, as_of: datetime, limit: int, *, postgres: bool):

@@ -43,10 +43,14 @@ def load_for_update(session: Session, case_id: int) -> Case:
 
 def apply_event(
     session: Session, ctx: CaseContext, case: Case, event: str, *, actor: str, at: datetime, now: datetime,
-    reason: str = "", payload: dict[str, Any] | None = None, idempotency_key: str | None = None,
+    note: str = "", payload: dict[str, Any] | None = None, idempotency_key: str | None = None,
     **facts: Any,
 ) -> Applied:
-    """Fire ``event`` on ``case`` and write its history, duties and documents (no commit)."""
+    """Fire ``event`` on ``case`` and write its history, duties and documents (no commit).
+
+    ``facts`` are the event's arguments for the machine (``streak``, ``reason`` of an excuse or an
+    outside escalation); they are kept in the event's payload so the history can be replayed.
+    """
     if idempotency_key:
         seen = session.scalar(
             select(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.idempotency_key == idempotency_key)
@@ -62,7 +66,7 @@ def apply_event(
     case.updated_at = now
     row = event_row(
         case_id=case.id, seq=case.version, event=event, from_state=before.value, to_state=after.value,
-        actor=actor, at=at, now=now, reason=reason, payload={**(payload or {}), **facts},
+        actor=actor, at=at, now=now, reason=note, payload={**(payload or {}), **facts},
         idempotency_key=idempotency_key,
     )
     if event == "escalate":
@@ -132,7 +136,7 @@ def act(
 ) -> Applied:
     """A staff action on a case, with the row locked for the transaction."""
     case = load_for_update(session, case_id)
-    return apply_event(session, ctx, case, event, actor=actor, at=at, now=now, reason=note,
+    return apply_event(session, ctx, case, event, actor=actor, at=at, now=now, note=note,
                        payload=payload, idempotency_key=idempotency_key, **facts)
 
 

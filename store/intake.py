@@ -133,11 +133,11 @@ def record_morning_check(
             result.continuing += 1
         elif status == "present":
             apply_event(session, ctx, case, "mark_returned", actor=submitted_by, at=now, now=now,
-                        reason="晨检到校，复学", idempotency_key=f"intake:{sub.id}")
+                        note="晨检到校，复学", idempotency_key=f"intake:{sub.id}")
             result.returned.append(case.id)
         elif status in LEAVE:
-            apply_event(session, ctx, case, "excuse", actor=submitted_by, at=now, now=now, reason=f"补假：{status}",
-                        idempotency_key=f"intake:{sub.id}", **{"reason": status})
+            apply_event(session, ctx, case, "excuse", actor=submitted_by, at=now, now=now, note=f"补假：{status}",
+                        idempotency_key=f"intake:{sub.id}", reason=status)
             result.excused.append(case.id)
     sub.summary = result.summary()
     return result
