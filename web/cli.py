@@ -26,7 +26,7 @@ app.add_typer(roster_app, name="roster")
 app.add_typer(attendance_app, name="attendance")
 app.add_typer(policy_app, name="policy")
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
@@ -72,6 +72,20 @@ def init(at: Optional[datetime] = typer.Option(None, help="when (default now)"))
     console.print(f"数据库就绪 database ready: {settings().database_url}")
     for key, n in days.items():
         console.print(f"  校历 calendar {key}: {n} school days")
+
+
+@app.command()
+def generate(
+    seed: int = typer.Option(7), townships: int = typer.Option(2), schools: int = typer.Option(3, help="per township"),
+    pupils_per_class: int = typer.Option(55), policy: str = typer.Option("default"),
+):
+    """Generate a synthetic county (schools, classes, staff, pupils, guardians) for trials."""
+    from store.db import transaction
+    from store.synthetic import Size, generate_county
+    with transaction(_factory()) as s:
+        counts = generate_county(s, seed=seed, size=Size(townships=townships, schools_per_township=schools,
+                                                         pupils_per_class=pupils_per_class), policy_name=policy)
+    console.print("生成 generated: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
 @roster_app.command("import")
