@@ -133,6 +133,7 @@ def test_the_diagram_is_generated_from_the_class_and_committed_up_to_date():
     assert (docs / "case_machine.mmd").read_text(encoding="utf-8") == mermaid()
     assert (docs / "case_actions.md").read_text(encoding="utf-8") == actions_table()
     assert "judicial_notice --> returned" in mermaid()
+    assert mermaid().rstrip() in (docs.parent / "README.md").read_text(encoding="utf-8")
 
 
 events = st.sampled_from(sorted(EVENTS))
