@@ -1,0 +1,424 @@
+"""The REST API under /api (OpenAPI at /docs). Every route reads through the caller's scope.
+
+Errors are JSON ``{"message": "…", "errors": [{"row": 3, "student_no": "…", "message": "…"}]}``
+with a message in Chinese that a school clerk understands; uploads list every bad row.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from calendar import monthrange
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
+from fastapi.responses import FileResponse, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from machines.states import CaseState
+from store import dashboards as dash
+from store.accounts import ROLE_LABELS, Role
+from store.attendance_files import parse_attendance
+from store.intake import MarkIn
+from store.queries import case_detail, list_cases
+from store.tabular import TableError
+
+from .deps import (
+    NOT_FOUND_CASE, OFFICES, PUPIL_READERS, ApiError, Principal, WebSettings, api_user, get_db, get_now, roles,
+    settings_of,
+)
+from .services import (
+    EVENT_LABELS, PHOTO_EVENTS, day_of_file, media_type_of, offered_actions, photo_of_case, readable_case,
+    record_action, reject_bad_file, save_photo, submit_morning_check,
+)
+
+router = APIRouter(prefix="/api")
+SCHOOLS = (Role.head_teacher, Role.school_staff)
+SCHOOL_AND_OFFICES = (Role.school_staff, Role.township, Role.county)
+
+
+# -- who am I ---------------------------------------------------------------------------------------
+@router.get("/me", tags=["登录 auth"], summary="当前用户和管辖范围 (who am I)")
+def me(who: Principal = Depends(api_user), db: Session = Depends(get_db)):
+    return {"username": who.user.username, "display_name": who.user.display_name, "role": who.role.value,
+            "role_label": ROLE_LABELS[who.role],
+            "schools": [{"code": s["code"], "name": s["name"]} for s in dash.schools_in(db, who.scope)]
+            if who.role is not Role.operator else [],
+            "classes": sorted(who.scope.class_ids) if who.scope.class_ids is not None else None}
+
+
+# -- roster -----------------------------------------------------------------------------------------
+@router.post("/roster", tags=["学籍 roster"], summary="导入学籍花名册 CSV/XLSX (roster import)")
+async def roster_import(request: Request,
+                        file: UploadFile = File(..., description="花名册：学校代码, 学籍号, 姓名, 身份证号, 年级, 班级, 监护人…"),
+                        who: Principal = Depends(roles(Role.school_staff, Role.county)),
+                        db: Session = Depends(get_db)):
+    from store.roster import import_roster
+
+    data = await _read_upload(file, settings_of(request))
+    try:
+        result = import_roster(db, data, file.filename or "roster.csv",
+                               only_school_id=who.user.school_id if who.role is Role.school_staff else None)
+    except TableError as exc:
+        db.rollback()
+        raise ApiError(422, str(exc)) from None
+    db.commit()
+    errors = [{"row": n, "message": m} for n, m in result.errors]
+    message = f"新增 {result.added} 人，更新 {result.updated} 人" + (f"，{len(errors)} 行有误未导入" if errors else "")
+    return {"message": message, "added": result.added, "updated": result.updated, "errors": errors}
+
+
+async def _read_upload(file: UploadFile, settings: WebSettings) -> bytes:
+    data = await file.read(settings.upload_max_mb * 1024 * 1024 + 1)
+    if len(data) > settings.upload_max_mb * 1024 * 1024:
+        raise ApiError(413, f"文件超过 {settings.upload_max_mb}MB (file too large)")
+    return data
+
+
+# -- morning check ----------------------------------------------------------------------------------
+class MarkBody(BaseModel):
+    student_no: str = Field(min_length=1, max_length=32, description="学籍号")
+    status: str = Field(description="到校/缺勤/病假/事假/免学/转学 or present/unexcused/sick_leave/…")
+    reason: str = Field("unknown", description="缺勤原因分类 family/study/poverty/… (optional)")
+
+
+class MorningCheckBody(BaseModel):
+    school_code: str | None = Field(None, description="学校代码；学校账号可省略")
+    day: date | None = Field(None, description="晨检日期，默认今天")
+    marks: list[MarkBody] = Field(description="学生出勤；完整晨检中未列出的学生视为到校")
+    complete: bool = Field(True, description="全校完整晨检（未列出者视为到校）；班主任账号只覆盖本班")
+
+
+def _check_response(outcome, response: Response) -> dict[str, Any]:
+    response.status_code = 202 if outcome.mode == "run" else 200
+    body = outcome.as_dict()
+    body["message"] = (f"已提交，晨检流程运行中（{outcome.flow_run_id}）" if outcome.mode == "run" else
+                       f"{outcome.school} {outcome.day} 晨检已记录：新登记缺勤 {len(outcome.opened)} 人，"
+                       f"返校 {len(outcome.returned)} 人" + (f"，{len(outcome.errors)} 行有误" if outcome.errors else ""))
+    return body
+
+
+@router.post("/morning-checks", tags=["晨检 morning check"], summary="提交晨检 JSON（启动 morning_check 流程）")
+def morning_check_json(body: MorningCheckBody, request: Request, response: Response,
+                       who: Principal = Depends(roles(*SCHOOLS)), db: Session = Depends(get_db),
+                       now: datetime = Depends(get_now)):
+    marks = [MarkIn(m.student_no, m.status, m.reason, row=i) for i, m in enumerate(body.marks, start=1)]
+    outcome = submit_morning_check(db, who, settings=settings_of(request), deployments=request.app.state.deployments,
+                                   school_code=body.school_code, day=body.day or now.date(), marks=marks, source="api",
+                                   now=now, complete=body.complete)
+    return _check_response(outcome, response)
+
+
+@router.post("/morning-checks/upload", tags=["晨检 morning check"],
+             summary="上传晨检表 CSV/XLSX（启动 morning_check 流程），错误逐行列出")
+async def morning_check_upload(request: Request, response: Response,
+                               file: UploadFile = File(..., description="晨检表：学籍号、出勤状态[、缺勤原因、日期]"),
+                               school_code: str | None = Form(None), day: date | None = Form(None),
+                               complete: bool = Form(True),
+                               who: Principal = Depends(roles(*SCHOOLS)), db: Session = Depends(get_db),
+                               now: datetime = Depends(get_now)):
+    data = await _read_upload(file, settings_of(request))
+    try:
+        parsed = parse_attendance(data, filename=file.filename or "")
+    except TableError as exc:
+        raise ApiError(422, str(exc)) from None
+    reject_bad_file(parsed)
+    outcome = submit_morning_check(db, who, settings=settings_of(request), deployments=request.app.state.deployments,
+                                   school_code=school_code, day=day_of_file(parsed, day, now.date()), marks=parsed.marks,
+                                   source="upload", now=now, complete=complete)
+    return _check_response(outcome, response)
+
+
+@router.get("/morning-checks/template", tags=["晨检 morning check"], summary="下载预填好的晨检表 (CSV/XLSX)")
+def morning_check_template(fmt: Literal["csv", "xlsx"] = "xlsx", who: Principal = Depends(roles(*SCHOOLS)),
+                           db: Session = Depends(get_db), now: datetime = Depends(get_now)):
+    return template_response(db, who, fmt, now.date())
+
+
+def template_response(db: Session, who: Principal, fmt: str, day: date) -> Response:
+    header = ["学籍号", "姓名", "班级", "出勤状态", "缺勤原因"]
+    rows = [[p["student_no"], p["name"], p["class"], "到校", ""] for p in dash.pupils_in(db, who.scope)]
+    name = f"morning-check-{day.isoformat()}"
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(header)
+        w.writerows(rows)
+        return Response(("\ufeff" + buf.getvalue()).encode("utf-8"), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "晨检"
+    sheet.append(header)
+    for r in rows:
+        sheet.append(r)
+    for col, width in zip("ABCDE", (26, 10, 16, 10, 14)):
+        sheet.column_dimensions[col].width = width
+    out = io.BytesIO()
+    book.save(out)
+    return Response(out.getvalue(), media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+
+
+# -- cases --------------------------------------------------------------------------------------------
+@router.get("/cases", tags=["案件 cases"], summary="案件列表 (cases in your scope)")
+def cases(state: CaseState | None = None, school_code: str | None = None, open_only: bool = False,
+          stuck: bool = False, limit: int = Query(500, ge=1, le=5000),
+          who: Principal = Depends(roles(*PUPIL_READERS)), db: Session = Depends(get_db),
+          now: datetime = Depends(get_now)):
+    return list_cases(db, scope=who.scope, school_code=school_code, state=state.value if state else None,
+                      stuck_at=now if stuck else None, open_only=open_only, limit=limit, masked=who.masked)
+
+
+@router.get("/cases/{case_id}", tags=["案件 cases"], summary="案件详情：经过、职责、三帮一、可办理的操作")
+def case(case_id: int, who: Principal = Depends(roles(*PUPIL_READERS)), db: Session = Depends(get_db)):
+    return case_payload(db, who, case_id)
+
+
+def case_payload(db: Session, who: Principal, case_id: int) -> dict[str, Any]:
+    from store.context import CaseContext
+
+    detail = case_detail(db, case_id, scope=who.scope, masked=who.masked)
+    if detail is None:
+        raise ApiError(404, NOT_FOUND_CASE)
+    row = readable_case(db, who, case_id)
+    policy = CaseContext(db).policy(row.policy_name, row.policy_version)
+    due = {d["action"] for d in detail["duties"] if d["status"] in ("open", "overdue")}
+    if who.masked:
+        for g in detail["guardians"]:
+            g["phone"] = None
+    detail["allowed_actions"] = [{"event": a.event, "label": a.label, "reasons": [r for r, _ in a.reasons],
+                                  "photos": a.photos, "due": a.due} for a in offered_actions(who, row, policy, due)]
+    detail["documents"] = _jsonable(dash.case_documents(db, case_id))
+    return detail
+
+
+def _jsonable(rows):
+    return json.loads(json.dumps(rows, default=lambda v: v.isoformat(sep=" ") if isinstance(v, datetime) else str(v)))
+
+
+@router.get("/cases/{case_id}/history", tags=["案件 cases"], summary="案件经过（只增不改的历史）")
+def history(case_id: int, who: Principal = Depends(roles(*PUPIL_READERS)), db: Session = Depends(get_db)):
+    detail = case_detail(db, case_id, scope=who.scope, masked=who.masked)
+    if detail is None:
+        raise ApiError(404, NOT_FOUND_CASE)
+    return detail["events"]
+
+
+class ActionBody(BaseModel):
+    event: str = Field(description="record_phone_call | record_home_visit | record_collective_visit | "
+                                   "serve_township_notice | serve_legal_notice | assign_helpers | mark_returned | "
+                                   "excuse | escalate_outside")
+    note: str = Field("", max_length=255, description="说明")
+    at: datetime | None = Field(None, description="办理时间，默认现在")
+    reason: str | None = Field(None, description="excuse: sick_leave/personal_leave/exemption/transfer/opened_in_error; "
+                                                 "escalate_outside: whereabouts_unknown/refusal_after_notice/working_away")
+    payload: dict[str, Any] = Field({}, description="办理详情，如 电话联系: {contact, phone, reached, result, signs}")
+    expected_version: int | None = Field(None, description="打开页面时的案件版本；已被他人更新则返回 409")
+
+
+@router.post("/cases/{case_id}/actions", tags=["案件 cases"], summary="办理：记录电话联系、家访、送达、复学等")
+def act(case_id: int, body: ActionBody, who: Principal = Depends(roles(*PUPIL_READERS)),
+        db: Session = Depends(get_db), now: datetime = Depends(get_now),
+        idempotency_key: str | None = Header(None, description="重复提交同一键只记录一次")):
+    return record_action(db, who, case_id, body.event, now=now, at=body.at, note=body.note, payload=body.payload,
+                         reason=body.reason, idempotency_key=idempotency_key, expected_version=body.expected_version)
+
+
+@router.post("/cases/{case_id}/visits", tags=["案件 cases"], summary="记录家访或集体家访，附照片 (multipart)")
+async def visit(case_id: int, request: Request, event: Literal["record_home_visit", "record_collective_visit"] = Form(...),
+                note: str = Form(""), at: datetime | None = Form(None),
+                payload: str = Form("{}", description="JSON：visitors, met, situation, measures, result…"),
+                photos: list[UploadFile] = File([], description="现场照片 JPG/PNG"),
+                idempotency_key: str | None = Header(None),
+                who: Principal = Depends(roles(*PUPIL_READERS)), db: Session = Depends(get_db),
+                now: datetime = Depends(get_now)):
+    readable_case(db, who, case_id)
+    try:
+        details = json.loads(payload or "{}")
+        assert isinstance(details, dict)
+    except (ValueError, AssertionError):
+        raise ApiError(422, "payload 应为 JSON 对象 (payload must be a JSON object)") from None
+    settings = settings_of(request)
+    details["photos"] = [save_photo(await f.read(), f.filename or "photo", archive_dir=settings.archive_dir,
+                                    max_mb=settings.photo_max_mb) for f in photos if f.filename]
+    return record_action(db, who, case_id, event, now=now, at=at, note=note, payload=details,
+                         idempotency_key=idempotency_key)
+
+
+@router.get("/cases/{case_id}/photos/{sha256}", tags=["案件 cases"], summary="家访照片")
+def photo(case_id: int, sha256: str, request: Request, who: Principal = Depends(roles(*PUPIL_READERS)),
+          db: Session = Depends(get_db)):
+    return photo_response(db, who, case_id, sha256, settings_of(request))
+
+
+def photo_response(db, who, case_id, sha256, settings) -> FileResponse:
+    found = photo_of_case(db, readable_case(db, who, case_id), sha256)
+    if found is None:
+        raise ApiError(404, "照片不存在 (photo not found)")
+    return FileResponse(_archive_path(settings, found["src"].removeprefix("archive:")), media_type=found["media_type"])
+
+
+def _archive_path(settings: WebSettings, rel: str) -> Path:
+    root = settings.archive_dir.resolve()
+    path = (root / rel).resolve()
+    if root not in path.parents or not path.is_file():
+        raise ApiError(404, "文件不存在或尚未生成 (file not found)")
+    return path
+
+
+# -- documents ------------------------------------------------------------------------------------
+@router.get("/cases/{case_id}/documents", tags=["文书 documents"], summary="案件文书（已出具和生成中）")
+def documents(case_id: int, who: Principal = Depends(roles(*PUPIL_READERS)), db: Session = Depends(get_db)):
+    readable_case(db, who, case_id)
+    return _jsonable(dash.case_documents(db, case_id))
+
+
+@router.get("/documents/{document_id}", tags=["文书 documents"], summary="下载文书 PDF/HTML")
+def document_file(document_id: int, request: Request, fmt: Literal["pdf", "html", "xlsx"] = "pdf",
+                  who: Principal = Depends(roles(*PUPIL_READERS)), db: Session = Depends(get_db)):
+    return document_response(db, who, document_id, fmt, settings_of(request))
+
+
+def document_response(db, who, document_id: int, fmt: str, settings: WebSettings) -> FileResponse:
+    doc = dash.document_in_scope(db, document_id, who.scope)
+    if doc is None:
+        raise ApiError(404, "文书不存在，或不在您的管辖范围内 (document not found)")
+    f = next((f for f in doc.files if f.fmt == fmt), None)
+    if f is None:
+        raise ApiError(404, f"该文书没有 {fmt.upper()} 文件 (no {fmt} rendition)")
+    name = f"{doc.kind}-{doc.case_id}-{doc.event_seq}.{fmt}"
+    disposition = "inline" if fmt == "html" else "attachment"
+    return FileResponse(_archive_path(settings, f.path), media_type=f.media_type, filename=name,
+                        content_disposition_type=disposition)
+
+
+# -- duties, stuck cases, overview -----------------------------------------------------------------
+@router.get("/duties", tags=["职责 duties"], summary="待办职责（逾期者标红）；mine=true 只看自己的")
+def duties(mine: bool = True, who: Principal = Depends(roles(*PUPIL_READERS)), db: Session = Depends(get_db),
+           now: datetime = Depends(get_now)):
+    owner = who.user.staff_id if mine and who.user.staff_id else None
+    rows = dash.duties_of(db, who.scope, now, owner_id=owner, masked=who.masked)
+    return _jsonable(rows)
+
+
+@router.get("/stuck", tags=["督办 supervision"], summary="卡住的案件：职责逾期未办，按逾期时长或责任人排序")
+def stuck(sort: Literal["overdue", "owner", "school"] = "overdue", who: Principal = Depends(roles(*PUPIL_READERS)),
+          db: Session = Depends(get_db), now: datetime = Depends(get_now)):
+    return dash.stuck_cases(db, who.scope, now, sort=sort, masked=who.masked)
+
+
+@router.get("/overview", tags=["督办 supervision"], summary="各校在办案件，按环节统计")
+def overview(who: Principal = Depends(roles(*SCHOOL_AND_OFFICES)), db: Session = Depends(get_db)):
+    return dash.open_cases_by_step(db, who.scope)
+
+
+# -- figures, reports, accountability -----------------------------------------------------------------
+def parse_month(month: str | None, today: date) -> tuple[date, date, str]:
+    if not month:
+        return today.replace(day=1), today, f"{today:%Y-%m}"
+    try:
+        y, m = (int(p) for p in month.split("-"))
+        start = date(y, m, 1)
+    except ValueError:
+        raise ApiError(422, f"月份格式应为 2026-11，收到「{month}」(month must look like 2026-11)") from None
+    return start, date(y, m, monthrange(y, m)[1]), f"{y:04d}-{m:02d}"
+
+
+def monthly_figures(db: Session, who: Principal, month: str | None, now: datetime) -> dict[str, Any]:
+    """The ledger's figures for each school in scope and their totals (store.reports.ledger_figures)."""
+    from store.reports import Period, Scope as ReportScope, ledger_figures
+
+    start, end, label = parse_month(month, now.date())
+    period = Period("monthly", label, start, end)
+    schools = dash.schools_in(db, who.scope)
+    rows = [ledger_figures(db, ReportScope("school", s["code"], s["name"], (s["id"],)), period, now) | {"township": s["township"]}
+            for s in schools]
+    name = {Role.school_staff: schools[0]["name"] if schools else "", Role.county: "全县"}.get(who.role, "")
+    if who.role is Role.township:
+        name = schools[0]["township"] if schools else ""
+    total = ledger_figures(db, ReportScope("total", "", name, tuple(s["id"] for s in schools)), period, now)
+    return {"month": label, "start": start.isoformat(), "end": end.isoformat(), "total": total, "schools": rows}
+
+
+@router.get("/figures/monthly", tags=["统计 figures"], summary="月度数据：辍学人数、辍学率、返校、原因、各环节")
+def figures(month: str | None = Query(None, description="2026-11；默认本月"),
+            who: Principal = Depends(roles(*SCHOOL_AND_OFFICES)), db: Session = Depends(get_db),
+            now: datetime = Depends(get_now)):
+    return monthly_figures(db, who, month, now)
+
+
+@router.get("/reports", tags=["统计 figures"], summary="已报送的月报（学校、乡镇、县）")
+def reports(period: str | None = None, who: Principal = Depends(roles(*SCHOOL_AND_OFFICES)),
+            db: Session = Depends(get_db)):
+    return [{"id": f.id, "level": f.level, "scope": f.scope_name, "code": f.scope_code, "period": f.period,
+             "due_on": f.due_on.isoformat(), "filed_at": f.filed_at.isoformat(sep=" "), "late": f.late,
+             "files": sorted(f.files or {})} for f in dash.report_filings(db, who.scope, period=period)]
+
+
+@router.get("/reports/{filing_id}/{fmt}", tags=["统计 figures"], summary="下载月报文件 (md/xlsx)")
+def report_file(filing_id: int, fmt: str, request: Request, who: Principal = Depends(roles(*SCHOOL_AND_OFFICES)),
+                db: Session = Depends(get_db)):
+    return report_file_response(db, who, filing_id, fmt, settings_of(request))
+
+
+def report_file_response(db, who, filing_id: int, fmt: str, settings) -> FileResponse:
+    filing = next((f for f in dash.report_filings(db, who.scope) if f.id == filing_id), None)
+    if filing is None or fmt not in (filing.files or {}):
+        raise ApiError(404, "报告不存在，或不在您的管辖范围内 (report not found)")
+    path = _archive_path(settings, filing.files[fmt])
+    return FileResponse(path, media_type=media_type_of(path.name), filename=f"{filing.scope_code}-{filing.period}.{fmt}")
+
+
+@router.get("/late-reports", tags=["督办 supervision"], summary="迟报、漏报：晨检和月报")
+def late_reports(month: str | None = Query(None, description="2026-11；默认本月"),
+                 who: Principal = Depends(roles(Role.township, Role.county, Role.operator)),
+                 db: Session = Depends(get_db), now: datetime = Depends(get_now)):
+    return _jsonable(late_report_data(db, who, month, now))
+
+
+def late_report_data(db: Session, who: Principal, month: str | None, now: datetime) -> dict[str, Any]:
+    from store.calendars import calendars
+    from store.context import CaseContext
+
+    start, end, label = parse_month(month, now.date())
+    scope = who.scope if who.role is not Role.operator else dash.EVERYTHING
+    ctx = CaseContext(db)
+    policy = ctx.policies.get("default")
+    deadline = policy.escalation_time
+    last = min(end, now.date() if now.time() >= deadline else now.date() - timedelta(days=1))
+    cal = calendars().get("default")
+    days = cal.school_days(start, last) if cal and last >= start else []
+    checks = dash.morning_check_status(db, scope, days, deadline=deadline)
+    filings = [{"level": f.level, "scope": f.scope_name, "code": f.scope_code, "due_on": f.due_on,
+                "filed_at": f.filed_at, "late": f.late} for f in dash.report_filings(db, scope, period=label)]
+    return {"month": label, "deadline": deadline.strftime("%H:%M"), "school_days": len(days),
+            "morning_checks": [{k: v for k, v in c.items() if k not in ("policy", "calendar")} for c in checks],
+            "monthly_reports": filings}
+
+
+@router.get("/accountability", tags=["督办 supervision"], summary="责任追究证据：谁在哪个案件上错过了哪个时限")
+def accountability(start: date | None = None, end: date | None = None,
+                   who: Principal = Depends(roles(*SCHOOL_AND_OFFICES)), db: Session = Depends(get_db),
+                   now: datetime = Depends(get_now)):
+    start = start or now.date().replace(day=1)
+    return _jsonable(dash.accountability(db, who.scope, start, end or now.date(), now, masked=who.masked))
+
+
+@router.get("/spot-checks", tags=["督办 supervision"], summary="季度随机抽查表")
+def spot_checks(who: Principal = Depends(roles(*OFFICES)), db: Session = Depends(get_db)):
+    return _jsonable(dash.spot_checks(db, who.scope))
+
+
+@router.get("/runs", tags=["运行 runs"], summary="Prefect 流程运行（带 Prefect UI 链接）")
+def runs(request: Request, who: Principal = Depends(roles(Role.county, Role.operator))):
+    found = request.app.state.deployments.recent_runs() if hasattr(request.app.state.deployments, "recent_runs") else None
+    if found is None:
+        return {"configured": False, "message": "未配置 Prefect 服务 (PREFECT_API_URL)，流程在本机直接执行", "runs": []}
+    return {"configured": True, "runs": _jsonable(found)}

@@ -1,0 +1,140 @@
+"""The Baoxue web app: Chinese pages for schools and offices, and the REST API (OpenAPI at /docs).
+
+``create_app(settings)`` builds everything from settings (no engine at import time)::
+
+    uvicorn web.app:create_app --factory
+"""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from store.db import Settings, make_engine, session_factory
+
+from .deps import ApiError, LoginRequired, WebSettings, shanghai_now
+from .services import Deployments, PrefectDeployments
+
+HERE = Path(__file__).resolve().parent
+VALIDATION_MESSAGE = "提交的内容有误，请检查后重新提交 (invalid request)"
+FIELD_NAMES = {"day": "日期", "school_code": "学校代码", "marks": "晨检名单", "student_no": "学籍号", "status": "出勤状态",
+               "event": "操作", "file": "文件", "body": "请求内容"}
+
+
+def templates_env() -> Environment:
+    """One Jinja2 environment: autoescape on, a missing field fails the render (StrictUndefined)."""
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    from . import pages
+
+    env.filters.update(pages.FILTERS)
+    env.globals.update(pages.GLOBALS)
+    return env
+
+
+def create_app(
+    settings: Settings | None = None, *, factory: sessionmaker[Session] | None = None,
+    clock: Callable[[], datetime] | None = None, deployments: Deployments | None = None, init: bool = True,
+) -> FastAPI:
+    """The app. ``factory``/``clock``/``deployments`` default to the settings' database, the
+    Asia/Shanghai wall clock and the Prefect server in ``PREFECT_API_URL`` (tests pass their own)."""
+    settings = WebSettings(**(settings.model_dump() if settings is not None else {}))
+    engine = None
+    if factory is None:
+        engine = make_engine(settings.database_url)
+        factory = session_factory(engine)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if init and engine is not None:
+            from store.bootstrap import init_store
+
+            init_store(engine, now=app.state.clock())
+        yield
+        if engine is not None:
+            engine.dispose()
+
+    app = FastAPI(
+        title="保学 Baoxue 控辍保学", version="0.1.0", lifespan=lifespan,
+        description="控辍保学一人一案：学校、乡镇、县教育局的接口。错误信息为中文，上传文件的错误逐行列出。"
+                    "访问令牌：POST /api/auth/token，然后在请求头加 `Authorization: Bearer <token>`。",
+    )
+    app.state.settings = settings
+    app.state.factory = factory
+    app.state.clock = clock or shanghai_now
+    app.state.deployments = deployments or PrefectDeployments(settings.prefect_ui_url)
+    app.state.templates = Jinja2Templates(env=templates_env())
+
+    from . import api, auth, pages
+
+    app.include_router(auth.router)
+    app.include_router(auth.api_router)
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    _error_handlers(app)
+    return app
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api") or "application/json" in request.headers.get("accept", "")
+
+
+def _error_page(request: Request, status: int, message: str, errors=None) -> HTMLResponse:
+    from .pages import error_page
+
+    return error_page(request, status, message, errors)
+
+
+def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError):
+        if _wants_json(request):
+            return JSONResponse(exc.body(), status_code=exc.status)
+        return _error_page(request, exc.status, exc.message, exc.errors)
+
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired):
+        from .auth import login_redirect
+
+        return login_redirect(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        errors = []
+        for e in exc.errors():
+            loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path", "form")]
+            label = "·".join(FIELD_NAMES.get(p, p) for p in loc) or "请求"
+            errors.append({"field": ".".join(loc), "message": f"{label}：{_plain(e)}"})
+        if _wants_json(request):
+            return JSONResponse({"message": VALIDATION_MESSAGE, "errors": errors}, status_code=422)
+        return _error_page(request, 422, VALIDATION_MESSAGE, errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        message = {404: "页面或资源不存在 (not found)", 405: "不支持此请求方式 (method not allowed)"}.get(
+            exc.status_code, str(exc.detail))
+        if _wants_json(request):
+            return JSONResponse({"message": message}, status_code=exc.status_code)
+        return _error_page(request, exc.status_code, message)
+
+
+def _plain(error: dict) -> str:
+    kind = error.get("type", "")
+    if kind == "missing":
+        return "必填 (required)"
+    if kind.startswith("date") or kind.startswith("datetime"):
+        return "日期格式应为 2026-11-16 (date expected)"
+    if kind.startswith("int"):
+        return "应为数字 (number expected)"
+    return error.get("msg", "无效")

@@ -1,0 +1,402 @@
+"""Server-rendered pages in Chinese: plain HTML forms, no script needed, light on an old PC.
+
+Head teacher: /teacher (today's absences, my duties, my cases), the case page, the morning check.
+School office: /school (open cases by step, today's check, the month), the morning-check upload.
+Township / county: /stuck, /overview, /figures, /late, /spot-checks, /accountability, /runs.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.datastructures import UploadFile
+
+from machines.states import LADDER, REASON_LABELS, STATE_LABELS, CaseState
+from store import dashboards as dash
+from store.account_models import User
+from store.accounts import ROLE_LABELS, Role
+from store.attendance_files import parse_attendance
+from store.context import CaseContext
+from store.intake import MarkIn
+from store.models import AttendanceMark, Pupil
+from store.queries import case_detail, list_cases
+from store.tabular import TableError
+
+from . import api
+from .auth import HOME_BY_ROLE, check_csrf
+from .deps import (
+    NOT_FOUND_CASE, OFFICES, PUPIL_READERS, SHANGHAI, ApiError, Principal, get_db, get_now, page_user, roles, settings_of,
+)
+from .services import (
+    EVENT_LABELS, day_of_file, offered_actions, readable_case, record_action, reject_bad_file, save_photo,
+    submit_morning_check,
+)
+
+router = APIRouter(include_in_schema=False)
+WEEKDAYS = "一二三四五六日"
+SCHOOLS = (Role.head_teacher, Role.school_staff)
+SCHOOL_AND_OFFICES = (Role.school_staff, Role.township, Role.county)
+
+NAV = {
+    Role.head_teacher: [("/teacher", "今日工作"), ("/morning-check", "晨检"), ("/cases", "我的案件")],
+    Role.school_staff: [("/school", "本校概况"), ("/morning-check", "晨检上报"), ("/cases", "案件"), ("/stuck", "逾期督办"),
+                        ("/figures", "月度数据"), ("/accountability", "责任追究")],
+    Role.township: [("/stuck", "逾期督办"), ("/overview", "各校概况"), ("/figures", "月度数据"), ("/late", "迟报漏报"),
+                    ("/spot-checks", "抽查"), ("/accountability", "责任追究"), ("/cases", "案件")],
+    Role.county: [("/overview", "全县概况"), ("/stuck", "逾期督办"), ("/figures", "月度数据"), ("/late", "迟报漏报"),
+                  ("/spot-checks", "抽查"), ("/accountability", "责任追究"), ("/cases", "案件"), ("/runs", "流程运行")],
+    Role.operator: [("/runs", "流程运行"), ("/late", "迟报漏报")],
+}
+
+# What staff enter with each action: (payload key, label, kind). Keys are those documents/records.py reads.
+FORM_FIELDS: dict[str, list[tuple[str, str, str]]] = {
+    "record_phone_call": [("contact", "联系的家长/监护人", "text"), ("phone", "电话号码", "text"),
+                          ("reached", "是否联系上", "yesno"), ("legit_reason", "是否有正当理由", "yesno"),
+                          ("signs", "是否有辍学苗头", "yesno"), ("result", "联系结果", "textarea")],
+    "record_home_visit": [("visitors", "家访人员（用、或逗号分隔）", "list"), ("met", "见到的家人", "text"),
+                          ("situation", "家庭情况", "textarea"), ("measures", "采取的措施", "textarea"),
+                          ("result", "家访结果", "textarea")],
+    "record_collective_visit": [("participants", "参加人员（用、或逗号分隔）", "list"), ("village_member", "村委会成员", "text"),
+                                ("situation", "情况", "textarea"), ("measures", "控辍方案和措施", "textarea"),
+                                ("result", "结果", "textarea")],
+    "serve_township_notice": [("recipient", "受送达人", "text"), ("method", "送达方式", "text"),
+                              ("servers", "送达人（用、或逗号分隔）", "list"), ("witness", "见证人", "text"),
+                              ("refused", "是否拒收", "yesno")],
+    "serve_legal_notice": [("recipient", "受送达人", "text"), ("method", "送达方式", "text"),
+                           ("servers", "送达人（用、或逗号分隔）", "list"), ("witness", "见证人", "text"),
+                           ("refused", "是否拒收", "yesno")],
+    "assign_helpers": [("helper1", "帮扶责任人一", "text"), ("helper2", "帮扶责任人二", "text"), ("helper3", "帮扶责任人三", "text")],
+    "mark_returned": [("measures", "劝返措施", "textarea"), ("follow_up", "跟踪安排", "textarea")],
+    "excuse": [],
+    "escalate_outside": [],
+}
+STATUS_CHOICES = [("present", "到校"), ("unexcused", "缺勤（未请假）"), ("sick_leave", "病假"), ("personal_leave", "事假")]
+PAYLOAD_LABELS = {k: label for fields in FORM_FIELDS.values() for k, label, _ in fields} | {
+    "helpers": "帮扶责任人", "notes": "说明", "photos": "照片"}
+
+
+# -- template helpers ----------------------------------------------------------------------------------
+def _dt(value: Any) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(SHANGHAI).replace(tzinfo=None)
+        return value.strftime("%m-%d %H:%M")
+    return value.strftime("%Y-%m-%d")
+
+
+def _day(value: date) -> str:
+    return f"{value.year}年{value.month}月{value.day}日 星期{WEEKDAYS[value.weekday()]}"
+
+
+def _hours(h: float) -> str:
+    return f"{h / 24:.1f} 天" if h >= 24 else f"{h:.0f} 小时" if h >= 1 else f"{max(h * 60, 0):.0f} 分钟"
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.2f}%"
+
+
+FILTERS = {"dt": _dt, "day": _day, "hours": _hours, "pct": _pct, "state_label": lambda s: STATE_LABELS[CaseState(s)],
+           "reason_label": lambda r: REASON_LABELS.get(r, r), "event_label": lambda e: EVENT_LABELS.get(e, e)}
+GLOBALS = {"ROLE_LABELS": ROLE_LABELS, "STATUS_CHOICES": STATUS_CHOICES, "LADDER": LADDER}
+
+
+def render(request: Request, name: str, who: Principal | None, status: int = 200, **context: Any) -> HTMLResponse:
+    now = request.app.state.clock()
+    base = {"who": who, "nav": NAV[who.role] if who else [], "now": now, "path": request.url.path,
+            "place": who.place if who else ""}
+    return request.app.state.templates.TemplateResponse(request, name, base | context, status_code=status)
+
+
+def error_page(request: Request, status: int, message: str, errors=None) -> HTMLResponse:
+    return request.app.state.templates.TemplateResponse(
+        request, "error.html", {"who": None, "nav": [], "now": request.app.state.clock(), "path": request.url.path,
+                                "place": "", "status": status, "message": message, "errors": errors or []},
+        status_code=status)
+
+
+def page(*allowed: Role):
+    return roles(*allowed, api=False)
+
+
+# -- home ----------------------------------------------------------------------------------------------
+@router.get("/")
+def home(who: Principal = Depends(page_user)):
+    return RedirectResponse(HOME_BY_ROLE[who.role], status_code=303)
+
+
+@router.get("/teacher")
+def teacher(request: Request, who: Principal = Depends(page(Role.head_teacher)), db: Session = Depends(get_db),
+            now: datetime = Depends(get_now)):
+    staff = who.user.staff_id
+    return render(request, "teacher.html", who,
+                  absences=dash.absences_on(db, who.scope, now.date()),
+                  duties=dash.duties_of(db, who.scope, now, owner_id=staff) if staff else dash.duties_of(db, who.scope, now),
+                  cases=list_cases(db, scope=who.scope, open_only=True),
+                  checked=_checked_today(db, who, now.date()))
+
+
+def _checked_today(db: Session, who: Principal, day: date) -> bool:
+    """Has the morning check of ``day`` come in for the reader's pupils?"""
+    q = select(AttendanceMark.id).join(Pupil, Pupil.id == AttendanceMark.pupil_id).where(AttendanceMark.day == day)
+    q = who.scope.apply(q, school_col=AttendanceMark.school_id, class_col=Pupil.class_id)
+    return db.scalar(q.limit(1)) is not None
+
+
+@router.get("/school")
+def school(request: Request, who: Principal = Depends(page(Role.school_staff)), db: Session = Depends(get_db),
+           now: datetime = Depends(get_now)):
+    figures = api.monthly_figures(db, who, None, now)["total"]
+    return render(request, "school.html", who, board=dash.cases_by_step(db, who.scope),
+                  absences=dash.absences_on(db, who.scope, now.date()), figures=figures,
+                  checked=_checked_today(db, who, now.date()),
+                  duties=[d for d in dash.duties_of(db, who.scope, now) if d["overdue"]])
+
+
+# -- morning check ---------------------------------------------------------------------------------------
+@router.get("/morning-check")
+def morning_check_form(request: Request, who: Principal = Depends(page(*SCHOOLS)), db: Session = Depends(get_db),
+                       now: datetime = Depends(get_now)):
+    pupils = dash.pupils_in(db, who.scope) if who.role is Role.head_teacher else []
+    today = {m["student_no"]: m["status"] for m in dash.absences_on(db, who.scope, now.date())}
+    return render(request, "morning_check.html", who, pupils=pupils, today=today, day=now.date())
+
+
+@router.get("/morning-check/template.{fmt}")
+def morning_check_template(fmt: str, who: Principal = Depends(page(*SCHOOLS)), db: Session = Depends(get_db),
+                           now: datetime = Depends(get_now)):
+    if fmt not in ("csv", "xlsx"):
+        raise ApiError(404, "只有 CSV 和 XLSX 模板 (csv or xlsx)")
+    return api.template_response(db, who, fmt, now.date())
+
+
+def _form_day(raw: Any, today: date) -> date | None:
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(str(raw))
+    except ValueError:
+        raise ApiError(422, f"日期「{raw}」格式应为 2026-11-16") from None
+
+
+@router.post("/morning-check/upload")
+async def morning_check_upload(request: Request, who: Principal = Depends(page(*SCHOOLS)),
+                               db: Session = Depends(get_db), now: datetime = Depends(get_now)):
+    form = await request.form()
+    check_csrf(who, form.get("csrf"))
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        raise ApiError(422, "请选择要上传的晨检表文件 (choose a file)")
+    settings = settings_of(request)
+    data = await upload.read(settings.upload_max_mb * 1024 * 1024 + 1)
+    if len(data) > settings.upload_max_mb * 1024 * 1024:
+        raise ApiError(413, f"文件超过 {settings.upload_max_mb}MB (file too large)")
+    try:
+        parsed = parse_attendance(data, filename=upload.filename)
+    except TableError as exc:
+        raise ApiError(422, str(exc)) from None
+    reject_bad_file(parsed)
+    outcome = submit_morning_check(db, who, settings=settings, deployments=request.app.state.deployments,
+                                   school_code=None, day=day_of_file(parsed, _form_day(form.get("day"), now.date()), now.date()),
+                                   marks=parsed.marks, source="upload", now=now)
+    return render(request, "morning_check_done.html", who, outcome=outcome, filename=upload.filename)
+
+
+@router.post("/morning-check/form")
+async def morning_check_list(request: Request, who: Principal = Depends(page(Role.head_teacher)),
+                             db: Session = Depends(get_db), now: datetime = Depends(get_now)):
+    form = await request.form()
+    check_csrf(who, form.get("csrf"))
+    marks = [MarkIn(key[7:], str(value)) for key, value in form.multi_items() if key.startswith("status:")]
+    outcome = submit_morning_check(db, who, settings=settings_of(request), deployments=request.app.state.deployments,
+                                   school_code=None, day=_form_day(form.get("day"), now.date()) or now.date(),
+                                   marks=marks, source="web", now=now)
+    return render(request, "morning_check_done.html", who, outcome=outcome, filename=None)
+
+
+# -- cases ---------------------------------------------------------------------------------------------
+@router.get("/cases")
+def cases(request: Request, state: str | None = None, all: int = 0, who: Principal = Depends(page(*PUPIL_READERS)),
+          db: Session = Depends(get_db)):
+    state = state if state in CaseState.__members__ else None
+    rows = list_cases(db, scope=who.scope, state=state, open_only=not all and state is None, masked=who.masked)
+    return render(request, "cases.html", who, cases=rows, state=state, all=all, states=list(CaseState))
+
+
+@router.get("/cases/{case_id}")
+def case_page(request: Request, case_id: int, done: str | None = None, who: Principal = Depends(page(*PUPIL_READERS)),
+              db: Session = Depends(get_db), now: datetime = Depends(get_now)):
+    detail = case_detail(db, case_id, scope=who.scope, masked=who.masked)
+    if detail is None:
+        raise ApiError(404, NOT_FOUND_CASE)
+    row = readable_case(db, who, case_id)
+    policy = CaseContext(db).policy(row.policy_name, row.policy_version)
+    due = {d["action"] for d in detail["duties"] if d["status"] in ("open", "overdue")}
+    actions = offered_actions(who, row, policy, due)
+    for d in detail["duties"]:
+        d["late_now"] = d["status"] == "overdue" or (d["status"] == "open" and datetime.fromisoformat(d["due_at"]) <= now)
+    if who.masked:
+        for g in detail["guardians"]:
+            g["phone"] = None
+    actors = _actor_names(db, {e["actor"] for e in detail["events"]})
+    return render(request, "case.html", who, case=detail, ladder=_ladder(policy, row.state), actions=actions,
+                  fields=FORM_FIELDS, documents=dash.case_documents(db, case_id), actors=actors,
+                  payload_labels=PAYLOAD_LABELS, done=EVENT_LABELS.get(done) if done else None,
+                  default_at=now.strftime("%Y-%m-%dT%H:%M"), policy=policy, version=row.version,
+                  idem=f"web:{case_id}:{row.version}:{who.user.id}")
+
+
+def _actor_names(db: Session, actors: set[str]) -> dict[str, str]:
+    names = {f"user:{u}": f"{d}（{ROLE_LABELS[Role(r)]}）" for u, d, r in db.execute(
+        select(User.username, User.display_name, User.role).where(
+            User.username.in_([a[5:] for a in actors if a.startswith("user:")])))}
+    return {a: names.get(a, "系统（按制度自动）" if a == "system" else a) for a in actors}
+
+
+def _ladder(policy, state: str) -> list[dict[str, Any]]:
+    """The policy's ladder as boxes: done, current or ahead (a closed case shows its end state)."""
+    current = CaseState(state)
+    steps = [{"state": CaseState.absent.value, "day": 0, "label": "晨检发现缺勤，登记", "roles": ["head_teacher", "academic_office"]}]
+    steps += [{"state": s.state.value, "day": s.day, "label": s.label, "roles": s.roles} for s in policy.steps]
+    reached = LADDER.index(current) if current in LADDER else None
+    for s in steps:
+        idx = LADDER.index(CaseState(s["state"]))
+        s["status"] = ("current" if idx == reached else "done" if reached is not None and idx < reached else
+                       "ahead" if reached is not None else "closed")
+        s["title"] = STATE_LABELS[CaseState(s["state"])]
+        s["who"] = "、".join(policy.role_label(r) for r in s["roles"])
+    if reached is None:
+        steps.append({"state": state, "day": None, "label": "", "status": "final", "title": current.label, "who": ""})
+    return steps
+
+
+def _payload_from_form(event: str, form) -> dict[str, Any]:
+    payload: dict[str, Any] = {}
+    for key, _, kind in FORM_FIELDS.get(event, []):
+        raw = str(form.get(key) or "").strip()
+        if not raw:
+            continue
+        if kind == "yesno":
+            payload[key] = raw == "yes"
+        elif kind == "list":
+            payload[key] = [p.strip() for p in raw.replace("，", ",").replace("、", ",").split(",") if p.strip()]
+        else:
+            payload[key] = raw[:1000]
+    if event == "assign_helpers":
+        names = [payload.pop(k) for k in ("helper1", "helper2", "helper3") if k in payload]
+        if not names:
+            raise ApiError(422, "请至少填写一名帮扶责任人 (at least one helper)")
+        payload["helpers"] = [{"name": n, "role": "帮扶责任人"} for n in names]
+    return payload
+
+
+@router.post("/cases/{case_id}/act")
+async def case_act(request: Request, case_id: int, who: Principal = Depends(page(*PUPIL_READERS)),
+                   db: Session = Depends(get_db), now: datetime = Depends(get_now)):
+    form = await request.form()
+    check_csrf(who, form.get("csrf"))
+    event = str(form.get("event") or "")
+    readable_case(db, who, case_id)
+    payload = _payload_from_form(event, form)
+    note = str(form.get("note") or "").strip()
+    if note:
+        payload["notes"] = note
+    at = None
+    if form.get("at"):
+        try:
+            at = datetime.fromisoformat(str(form.get("at")))
+        except ValueError:
+            raise ApiError(422, "办理时间格式不正确 (bad time)") from None
+    if event in ("record_home_visit", "record_collective_visit"):
+        settings = settings_of(request)
+        photos = [f for f in form.getlist("photos") if isinstance(f, UploadFile) and f.filename]
+        payload["photos"] = [save_photo(await f.read(), f.filename, archive_dir=settings.archive_dir,
+                                        max_mb=settings.photo_max_mb) for f in photos]
+    try:
+        version = int(form.get("version") or 0) or None
+    except ValueError:
+        version = None
+    record_action(db, who, case_id, event, now=now, at=at, note=note or EVENT_LABELS.get(event, event),
+                  payload=payload, reason=str(form.get("reason") or "") or None,
+                  idempotency_key=str(form.get("idem") or "")[:64] or None, expected_version=version)
+    return RedirectResponse(f"/cases/{case_id}?done={event}", status_code=303)
+
+
+@router.get("/cases/{case_id}/photos/{sha256}")
+def case_photo(request: Request, case_id: int, sha256: str, who: Principal = Depends(page(*PUPIL_READERS)),
+               db: Session = Depends(get_db)):
+    return api.photo_response(db, who, case_id, sha256, settings_of(request))
+
+
+@router.get("/documents/{document_id}.{fmt}")
+def document(request: Request, document_id: int, fmt: str, who: Principal = Depends(page(*PUPIL_READERS)),
+             db: Session = Depends(get_db)):
+    return api.document_response(db, who, document_id, fmt, settings_of(request))
+
+
+# -- offices -------------------------------------------------------------------------------------------
+@router.get("/stuck")
+def stuck(request: Request, sort: str = "overdue", who: Principal = Depends(page(*PUPIL_READERS)),
+          db: Session = Depends(get_db), now: datetime = Depends(get_now)):
+    sort = sort if sort in dash.SORTS else "overdue"
+    return render(request, "stuck.html", who, rows=dash.stuck_cases(db, who.scope, now, sort=sort, masked=who.masked),
+                  sort=sort)
+
+
+@router.get("/overview")
+def overview(request: Request, who: Principal = Depends(page(*SCHOOL_AND_OFFICES)), db: Session = Depends(get_db)):
+    return render(request, "overview.html", who, board=dash.open_cases_by_step(db, who.scope))
+
+
+@router.get("/figures")
+def figures(request: Request, month: str | None = None, who: Principal = Depends(page(*SCHOOL_AND_OFFICES)),
+            db: Session = Depends(get_db), now: datetime = Depends(get_now)):
+    data = api.monthly_figures(db, who, month, now)
+    months = [f"{(now.date().replace(day=1) - timedelta(days=28 * i)):%Y-%m}" for i in range(6)]
+    return render(request, "figures.html", who, data=data, months=sorted(set(months), reverse=True),
+                  filings=dash.report_filings(db, who.scope, period=data["month"]))
+
+
+@router.get("/reports/{filing_id}.{fmt}")
+def report_file(request: Request, filing_id: int, fmt: str, who: Principal = Depends(page(*SCHOOL_AND_OFFICES)),
+                db: Session = Depends(get_db)):
+    return api.report_file_response(db, who, filing_id, fmt, settings_of(request))
+
+
+@router.get("/late")
+def late(request: Request, month: str | None = None,
+         who: Principal = Depends(page(Role.township, Role.county, Role.operator)), db: Session = Depends(get_db),
+         now: datetime = Depends(get_now)):
+    return render(request, "late.html", who, data=api.late_report_data(db, who, month, now))
+
+
+@router.get("/spot-checks")
+def spot_checks(request: Request, who: Principal = Depends(page(*OFFICES)), db: Session = Depends(get_db)):
+    return render(request, "spot_checks.html", who, checks=dash.spot_checks(db, who.scope))
+
+
+@router.get("/accountability")
+def accountability(request: Request, start: str | None = None, end: str | None = None,
+                   who: Principal = Depends(page(*SCHOOL_AND_OFFICES)), db: Session = Depends(get_db),
+                   now: datetime = Depends(get_now)):
+    first = _form_day(start, now.date()) or now.date().replace(day=1)
+    last = _form_day(end, now.date()) or now.date()
+    return render(request, "accountability.html", who,
+                  data=dash.accountability(db, who.scope, first, last, now, masked=who.masked))
+
+
+@router.get("/runs")
+def runs(request: Request, who: Principal = Depends(page(Role.county, Role.operator))):
+    deployments = request.app.state.deployments
+    found = deployments.recent_runs() if hasattr(deployments, "recent_runs") else None
+    ui = deployments.ui_url() if hasattr(deployments, "ui_url") else None
+    return render(request, "runs.html", who, runs=found, ui=ui)
+

@@ -1,0 +1,328 @@
+"""What the pages and the API do, in one place so both behave alike.
+
+- the morning check: scope the marks to the submitter, then start the ``morning_check``
+  deployment run when a Prefect server is configured, else record it in-process with the same
+  service (``store.intake.record_morning_check``);
+- a staff action on a case: permission, optimistic version check, facts, photos, ``store.cases``;
+- which actions the page offers for a case (the machine's, the role's, the policy's).
+
+Never imports flows/: a run is started by deployment name.
+"""
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from machines.case_machine import ForbiddenEvent, allowed_events
+from machines.policy import Policy
+from machines.states import ACTION_LABELS, REASON_LABELS, Action, CaseState, ExcuseReason, OutsideReason
+from store.accounts import Role, may_fire
+from store.attendance_files import ParsedAttendance
+from store.cases import CaseNotFound, apply_event, load_for_update
+from store.context import CaseContext
+from store.dashboards import schools_in
+from store.intake import IntakeError, MarkIn, RowError, record_morning_check
+from store.models import Case, Pupil, School
+
+from .deps import FORBIDDEN, NOT_FOUND_CASE, ApiError, Principal, WebSettings
+
+EVENT_LABELS = {a.value: ACTION_LABELS[a] for a in Action} | {
+    "mark_returned": "已返校（复学）", "excuse": "排除（有正当理由）", "escalate_outside": "移交（学校以外）",
+    "open": "晨检登记缺勤", "escalate": "按制度升级",
+}
+PHOTO_TYPES = {b"\xff\xd8\xff": ("image/jpeg", ".jpg"), b"\x89PNG": ("image/png", ".png"), b"RIFF": ("image/webp", ".webp")}
+PHOTO_EVENTS = {"record_home_visit", "record_collective_visit"}
+
+
+def row_errors(errors: list[RowError]) -> list[dict[str, Any]]:
+    return [{"row": e.row, "student_no": e.student_no, "message": e.message} for e in errors]
+
+
+# -- deployments ------------------------------------------------------------------------------------
+@dataclass
+class RunStarted:
+    flow_run_id: str
+    url: str | None
+
+
+class Deployments(Protocol):
+    def start(self, name: str, parameters: dict[str, Any], *, idempotency_key: str | None = None) -> RunStarted | None:
+        """Start a run of deployment ``name``; None when no Prefect server or no such deployment."""
+
+
+class PrefectDeployments:
+    """Starts deployment runs on the Prefect server in ``PREFECT_API_URL`` (none: in-process)."""
+
+    def __init__(self, ui_url: str | None = None):
+        self._ui_url = ui_url
+
+    @staticmethod
+    def api_url() -> str | None:
+        from prefect.settings import get_current_settings
+
+        return get_current_settings().api.url
+
+    def ui_url(self) -> str | None:
+        if self._ui_url:
+            return self._ui_url.rstrip("/")
+        from prefect.settings import get_current_settings
+
+        s = get_current_settings()
+        if s.ui_url:
+            return str(s.ui_url).rstrip("/")
+        api = self.api_url()
+        return api[: -len("/api")] if api and api.endswith("/api") else None
+
+    def run_url(self, flow_run_id: str) -> str | None:
+        ui = self.ui_url()
+        return f"{ui}/runs/flow-run/{flow_run_id}" if ui else None
+
+    def start(self, name: str, parameters: dict[str, Any], *, idempotency_key: str | None = None) -> RunStarted | None:
+        if not self.api_url():
+            return None
+        from prefect.deployments import run_deployment
+        from prefect.exceptions import ObjectNotFound
+
+        try:
+            run = run_deployment(name, parameters=parameters, timeout=0, idempotency_key=idempotency_key,
+                                 as_subflow=False)
+        except ObjectNotFound:
+            return None
+        return RunStarted(str(run.id), self.run_url(str(run.id)))
+
+    def recent_runs(self, limit: int = 50) -> list[dict[str, Any]] | None:
+        """The latest flow runs with their UI links; None when no Prefect server is configured."""
+        if not self.api_url():
+            return None
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.sorting import FlowRunSort
+
+        with get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=limit)
+            flows = {f.id: f.name for f in client.read_flows(limit=200)}
+        return [{"id": str(r.id), "name": r.name, "flow": flows.get(r.flow_id, ""), "state": r.state_name,
+                 "start": r.start_time, "url": self.run_url(str(r.id))} for r in runs]
+
+
+# -- the morning check ----------------------------------------------------------------------------
+@dataclass
+class CheckOutcome:
+    school: str
+    day: date
+    mode: str  # "run" (a deployment run was started) | "applied" (recorded here)
+    flow_run_id: str | None = None
+    run_url: str | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    opened: list[int] = field(default_factory=list)
+    returned: list[int] = field(default_factory=list)
+    excused: list[int] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"school": self.school, "day": self.day.isoformat(), "mode": self.mode, "flow_run_id": self.flow_run_id,
+                "run_url": self.run_url, "summary": self.summary, "opened_case_ids": self.opened,
+                "returned_case_ids": self.returned, "excused_case_ids": self.excused, "errors": self.errors}
+
+
+def school_for_check(db: Session, who: Principal, school_code: str | None) -> School:
+    """The school a morning check is for: the submitter's own, or one in their scope."""
+    if who.role in (Role.head_teacher, Role.school_staff):
+        school = db.get(School, who.user.school_id)
+        if school_code and school_code != school.code:
+            raise ApiError(403, f"只能提交本校（{school.name}）的晨检 (you may submit only your own school's check)")
+        return school
+    if who.role in (Role.township, Role.county):
+        if not school_code:
+            raise ApiError(422, "请选择学校 (school code required)")
+        found = next((s for s in schools_in(db, who.scope) if s["code"] == school_code), None)
+        school = db.get(School, found["id"]) if found else None
+        if school is None:
+            raise ApiError(404, f"学校代码 {school_code} 不存在或不在您的管辖范围内 (school not found)")
+        return school
+    raise ApiError(403, FORBIDDEN)
+
+
+def _scoped_marks(db: Session, who: Principal, school: School, marks: list[MarkIn]) -> tuple[list[MarkIn], list[RowError], bool]:
+    """A head teacher's check covers their classes: other pupils are refused, unlisted ones of their
+    classes are present, and the school's other classes are left alone (``complete`` = False)."""
+    if who.role is not Role.head_teacher:
+        return marks, [], True
+    mine = {no: cls for no, cls in db.execute(select(Pupil.student_no, Pupil.class_id).where(
+        Pupil.school_id == school.id, Pupil.class_id.in_(who.scope.class_ids or []), Pupil.enrolled))}
+    kept, refused = [], []
+    for m in marks:
+        if m.student_no.strip() in mine:
+            kept.append(m)
+        else:
+            refused.append(RowError(m.row, m.student_no, "不是您所带班级的学生 (pupil not in your classes)"))
+    listed = {m.student_no.strip() for m in kept}
+    kept += [MarkIn(no, "present") for no in sorted(mine) if no not in listed]
+    return kept, refused, False
+
+
+def submit_morning_check(
+    db: Session, who: Principal, *, settings: WebSettings, deployments: Deployments, school_code: str | None,
+    day: date, marks: list[MarkIn], source: str, now: datetime, complete: bool = True,
+) -> CheckOutcome:
+    school = school_for_check(db, who, school_code)
+    if day > now.date():
+        raise ApiError(422, f"晨检日期 {day} 还没到 (the date is in the future)")
+    marks, refused, whole = _scoped_marks(db, who, school, marks)
+    complete = complete and whole
+    if refused:
+        raise ApiError(422, f"有 {len(refused)} 行不能提交，整份晨检未保存，请修改后重新提交 (rows refused, nothing saved)",
+                       row_errors(refused))
+    params = {"day": day.isoformat(), "school_code": school.code, "source": source, "submitted_by": who.actor,
+              "submitted_at": now.isoformat(), "complete": complete,
+              "marks": [{"student_no": m.student_no, "status": m.status, "reason": m.reason, "row": m.row} for m in marks]}
+    run = deployments.start(settings.morning_check_deployment, {settings.morning_check_parameter: params})
+    if run is not None:
+        return CheckOutcome(school.name, day, "run", run.flow_run_id, run.url, summary={"marks": len(marks)})
+    try:
+        result = record_morning_check(db, CaseContext(db), school_code=school.code, day=day, marks=marks, source=source,
+                                      submitted_by=who.actor, now=now, complete=complete)
+    except IntakeError as exc:
+        db.rollback()
+        raise ApiError(422, str(exc)) from None
+    db.commit()
+    return CheckOutcome(school.name, day, "applied", summary=result.summary(), opened=result.opened,
+                        returned=result.returned, excused=result.excused, errors=row_errors(result.errors))
+
+
+def reject_bad_file(parsed: ParsedAttendance) -> None:
+    """An upload with unreadable rows is not recorded at all: a pupil whose row is wrong would
+    otherwise count as present and close their case."""
+    if parsed.errors:
+        raise ApiError(422, f"文件中有 {len(parsed.errors)} 行有误，整份晨检未保存，请修改这些行后重新上传 "
+                            f"(rows with errors, nothing saved)", row_errors(parsed.errors))
+
+
+def day_of_file(parsed: ParsedAttendance, given: date | None, today: date) -> date:
+    if given is not None:
+        if parsed.days and parsed.days != {given}:
+            raise ApiError(422, f"文件中的日期 {sorted(d.isoformat() for d in parsed.days)} 与所选日期 {given} 不一致 (dates differ)")
+        return given
+    if len(parsed.days) > 1:
+        raise ApiError(422, "文件中有多个日期，请每天单独上传 (one day per file)")
+    return next(iter(parsed.days), today)
+
+
+# -- actions on a case -----------------------------------------------------------------------------
+def readable_case(db: Session, who: Principal, case_id: int, *, for_update: bool = False) -> Case:
+    """The case if ``who`` may read it; otherwise 404 (as if it did not exist)."""
+    if db.scalar(who.scope.apply(select(Case.id).where(Case.id == case_id))) is None:
+        raise ApiError(404, NOT_FOUND_CASE)
+    return load_for_update(db, case_id) if for_update else db.get(Case, case_id)
+
+
+@dataclass
+class ActionForm:
+    event: str
+    label: str
+    reasons: list[tuple[str, str]] = field(default_factory=list)  # excuse / escalate_outside choices
+    photos: bool = False
+    due: bool = False  # a duty of this action is open or overdue on the case
+
+
+def offered_actions(who: Principal, case: Case, policy: Policy, open_duty_actions: set[str]) -> list[ActionForm]:
+    """The buttons for a case: the machine allows it in this state, the role may fire it, and for
+    escalate_outside the policy allows at least one reason from this step."""
+    if CaseState(case.state).is_final:
+        return []
+    out = []
+    for event in allowed_events(case.state):
+        if event == "escalate" or not may_fire(who.user, event, policy):
+            continue
+        reasons: list[tuple[str, str]] = []
+        if event == "excuse":
+            reasons = [(r.value, REASON_LABELS[r.value]) for r in ExcuseReason]
+        elif event == "escalate_outside":
+            reasons = [(r.value, REASON_LABELS[r.value]) for r in OutsideReason if policy.outside_allowed(case.state, r)]
+            if not reasons:
+                continue
+        out.append(ActionForm(event, EVENT_LABELS.get(event, event), reasons, event in PHOTO_EVENTS,
+                              event in open_duty_actions))
+    return sorted(out, key=lambda a: (not a.due, a.event not in ACTION_LABELS_KEYS, a.event))
+
+
+ACTION_LABELS_KEYS = {a.value for a in Action}
+
+
+def record_action(
+    db: Session, who: Principal, case_id: int, event: str, *, now: datetime, at: datetime | None = None,
+    note: str = "", payload: dict[str, Any] | None = None, reason: str | None = None,
+    idempotency_key: str | None = None, expected_version: int | None = None,
+) -> dict[str, Any]:
+    """Fire ``event`` on a case in scope, as ``who``; commit and return the new state."""
+    case = readable_case(db, who, case_id, for_update=True)
+    ctx = CaseContext(db)
+    policy = ctx.policy(case.policy_name, case.policy_version)
+    if event == "escalate" or not may_fire(who.user, event, policy):
+        raise ApiError(403, f"{FORBIDDEN}：{EVENT_LABELS.get(event, event)}")
+    if expected_version is not None and expected_version != case.version and not idempotency_key:
+        raise ApiError(409, "案件已被他人更新，请刷新页面后再操作 (the case changed since you opened it)",
+                       version=case.version)
+    at = at or now
+    if at > now:
+        raise ApiError(422, "办理时间不能晚于现在 (the time is in the future)")
+    if at.date() < case.opened_on:
+        raise ApiError(422, "办理时间早于案件登记日 (before the case was opened)")
+    facts = {"reason": reason} if event in ("excuse", "escalate_outside") else {}
+    try:
+        applied = apply_event(db, ctx, case, event, actor=who.actor, at=at, now=now, reason=note[:255],
+                              payload=payload or {}, idempotency_key=idempotency_key, **facts)
+    except ForbiddenEvent as exc:
+        db.rollback()
+        raise ApiError(409, _forbidden_message(exc, event)) from None
+    db.commit()
+    return {"case_id": case.id, "event": event, "state": case.state, "state_label": CaseState(case.state).label,
+            "version": case.version, "seq": applied.event.seq, "duplicate": applied.duplicate}
+
+
+def _forbidden_message(exc: ForbiddenEvent, event: str) -> str:
+    label = CaseState(exc.state).label if exc.state in CaseState.__members__ else exc.state
+    return f"案件当前处于「{label}」，不能进行「{EVENT_LABELS.get(event, event)}」操作 ({exc})"
+
+
+# -- photos -----------------------------------------------------------------------------------------
+def save_photo(data: bytes, filename: str, *, archive_dir: Path, max_mb: int) -> dict[str, Any]:
+    """Store a visit photo content-addressed under the archive; returns its payload entry."""
+    if not data:
+        raise ApiError(422, f"照片 {filename} 是空文件 (empty photo)")
+    if len(data) > max_mb * 1024 * 1024:
+        raise ApiError(413, f"照片 {filename} 超过 {max_mb}MB，请压缩后再上传 (photo too large)")
+    kind = next((v for magic, v in PHOTO_TYPES.items() if data.startswith(magic)), None)
+    if kind is None or (kind[0] == "image/webp" and data[8:12] != b"WEBP"):
+        raise ApiError(415, f"{filename} 不是 JPG/PNG 照片 (photos must be JPEG or PNG)")
+    media_type, suffix = kind
+    digest = hashlib.sha256(data).hexdigest()
+    rel = Path("photos") / digest[:2] / f"{digest}{suffix}"
+    path = archive_dir / rel
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return {"src": f"archive:{rel.as_posix()}", "sha256": digest, "media_type": media_type, "size": len(data),
+            "caption": Path(filename or "").stem[:60]}
+
+
+def photo_of_case(db: Session, case: Case, sha256: str) -> dict[str, Any] | None:
+    from store.models import CaseEvent
+
+    for payload in db.scalars(select(CaseEvent.payload).where(CaseEvent.case_id == case.id)):
+        for p in (payload or {}).get("photos", []) or []:
+            if isinstance(p, dict) and p.get("sha256") == sha256:
+                return p
+    return None
+
+
+def media_type_of(path: str) -> str:
+    return mimetypes.guess_type(path)[0] or "application/octet-stream"
