@@ -1,0 +1,183 @@
+"""The facts of a case, read from the store as one plain, JSON-ready dict.
+
+Templates never see ORM rows: they get this dict (and the kind's ``record`` built from it in
+``documents.records``), so every template can be rendered from plain data in tests, and the
+archive can keep exactly what a document was rendered from.
+
+Shape (every key always present; unknown values are ``None`` or empty lists)::
+
+    case      id, ref, state, state_label, opened_on, closed_on, reason, reason_label,
+              outcome_reason, outcome_label, relapse_of, days_absent, policy{name, version, key, label, jurisdiction}
+    pupil     name, gender, student_no, id_number, birth_date, age, address, grade, grade_label,
+              class_name, special_groups[labels]
+    guardians [{name, relation, phone}]
+    school    name, code, short, enrolled
+    township  name, code, short      village  name | None      county  name, code
+    people    {role: {name, phone} | None} for every role the documents sign with
+    helpers   [{name, role}]         roles  {role id: Chinese label} of the case's policy
+    events    [{seq, event, label, from_state, to_state, at, actor, reason, payload}]
+"""
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from machines.policy import Policy
+from machines.states import ACTION_LABELS, REASON_LABELS, STATE_LABELS, Action, CaseState
+from store.models import Case, CaseEvent, Guardian, Helper, Jurisdiction, Pupil, School, SchoolClass, Staff
+
+GRADE_LABELS = {g: f"{'一二三四五六七八九'[g - 1]}年级" for g in range(1, 10)}
+SPECIAL_GROUP_LABELS = {"orphan": "孤儿", "left_behind": "留守儿童", "disabled": "残疾儿童", "poor": "贫困生"}
+
+# Roles whose named person a document may print (signatures, contacts, addressees).
+PEOPLE_ROLES = (
+    "head_teacher", "academic_office", "grade_director", "mentor_teacher", "principal", "vice_principal",
+    "leadership_group", "area_leader", "duty_teacher", "village_committee", "township", "township_head",
+    "judicial_office", "education_center", "education_bureau", "police",
+)
+
+EVENT_LABELS = {
+    "open": "晨检发现无故缺勤，登记备案",
+    "escalate": "升级",
+    "mark_returned": "返校复学",
+    "excuse": "排除（有正当理由）",
+    "escalate_outside": "移交校外",
+    **{a.value: ACTION_LABELS[a] for a in Action},
+}
+
+
+def iso(d: Any) -> str | None:
+    """date/datetime → ISO text (datetimes to the minute), None stays None."""
+    if d is None:
+        return None
+    if hasattr(d, "hour"):
+        return d.replace(second=0, microsecond=0).isoformat(sep=" ", timespec="minutes")
+    return d.isoformat()
+
+
+def age_on(birth: date | None, on: date) -> int | None:
+    if birth is None:
+        return None
+    return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
+
+
+def short_township(name: str) -> str:
+    """城关镇 → 城关镇 (the 发文字号 prefix keeps 镇/乡: 城关镇政发〔2026〕3号)."""
+    return name.removesuffix("人民政府").removesuffix("街道办事处").removesuffix("办事处")
+
+
+def short_school(name: str, township: str | None = None) -> str:
+    """城关镇石门小学 → 石门小学; the school's 发文字号 prefix (石门小学校发〔2026〕3号 reads 石门校发…)."""
+    base = name
+    if township and base.startswith(township) and len(base) > len(township) + 2:
+        base = base[len(township):]
+    for suffix in ("九年一贯制学校", "九年制学校", "中心小学", "中心学校", "小学", "中学", "学校"):
+        if base.endswith(suffix) and len(base) > len(suffix):
+            return base[: -len(suffix)]
+    return base
+
+
+def event_label(event: str, to_state: str | None = None) -> str:
+    if event == "escalate" and to_state in CaseState.__members__:
+        return "升级至「" + STATE_LABELS[CaseState(to_state)] + "」"
+    return EVENT_LABELS.get(event, event)
+
+
+def policy_meta(policy: Policy) -> dict[str, Any]:
+    return {"name": policy.name, "version": policy.version, "key": policy.key, "label": policy.label,
+            "jurisdiction": policy.jurisdiction}
+
+
+def case_facts(session: Session, case_id: int, policy: Policy, *, today: date) -> dict[str, Any]:
+    """Everything a case document may print, read in one go (raises LookupError if no such case)."""
+    case = session.get(Case, case_id)
+    if case is None:
+        raise LookupError(f"case {case_id} not found (案件不存在)")
+    pupil = session.get(Pupil, case.pupil_id)
+    school = session.get(School, case.school_id)
+    klass = session.get(SchoolClass, case.class_id)
+    township = session.get(Jurisdiction, school.township_id)
+    county = session.get(Jurisdiction, township.parent_id) if township and township.parent_id else None
+    village = session.get(Jurisdiction, pupil.village_id) if pupil.village_id else None
+    guardians = session.scalars(select(Guardian).where(Guardian.pupil_id == pupil.id).order_by(Guardian.id)).all()
+    helpers = session.scalars(select(Helper).where(Helper.case_id == case.id).order_by(Helper.id)).all()
+    events = session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.seq)).all()
+
+    days = [int(e.payload.get("day", 0)) for e in events if e.event == "escalate" and isinstance(e.payload, dict)]
+    return {
+        "case": {
+            "id": case.id,
+            "ref": f"{school.code}-{case.opened_on:%Y}-{case.id:05d}",
+            "state": case.state,
+            "state_label": STATE_LABELS[CaseState(case.state)],
+            "opened_on": iso(case.opened_on),
+            "closed_on": iso(case.closed_on),
+            "reason": case.reason,
+            "reason_label": REASON_LABELS.get(case.reason, case.reason),
+            "outcome_reason": case.outcome_reason,
+            "outcome_label": REASON_LABELS.get(case.outcome_reason or "", case.outcome_reason),
+            "relapse_of": case.relapse_of,
+            "days_absent": max(days, default=1),
+            "policy": policy_meta(policy),
+        },
+        "pupil": {
+            "name": pupil.name,
+            "gender": pupil.gender,
+            "student_no": pupil.student_no,
+            "id_number": pupil.id_number,
+            "birth_date": iso(pupil.birth_date),
+            "age": age_on(pupil.birth_date, today),
+            "address": pupil.address,
+            "grade": klass.grade,
+            "grade_label": GRADE_LABELS.get(klass.grade, f"{klass.grade}年级"),
+            "class_name": klass.name,
+            "special_groups": [policy.special_groups.get(g) or SPECIAL_GROUP_LABELS.get(g, g)
+                               for g in (pupil.special_groups or [])],
+        },
+        "guardians": [{"name": g.name, "relation": g.relation, "phone": g.phone} for g in guardians],
+        "school": {"name": school.name, "code": school.code, "enrolled": school.enrolled,
+                   "short": short_school(school.name, township.name if township else None)},
+        "township": {"name": township.name, "code": township.code, "short": short_township(township.name)},
+        "village": {"name": village.name} if village else None,
+        "county": {"name": county.name, "code": county.code} if county else {"name": policy.jurisdiction, "code": ""},
+        "people": _people(session, case, school, klass, township),
+        "helpers": [{"name": h.name, "role": h.role} for h in helpers],
+        "roles": dict(policy.roles),
+        "events": [{
+            "seq": e.seq, "event": e.event, "label": event_label(e.event, e.to_state),
+            "from_state": e.from_state, "to_state": e.to_state, "at": iso(e.at), "actor": e.actor,
+            "reason": e.reason, "payload": e.payload or {},
+        } for e in events],
+    }
+
+
+def _people(session: Session, case: Case, school: School, klass: SchoolClass, township: Jurisdiction | None):
+    """The first named person of each role: the class's head teacher, the school's staff, then the
+    township's (and county's) officials."""
+    chain: list[int] = []
+    j = township
+    while j is not None:
+        chain.append(j.id)
+        j = session.get(Jurisdiction, j.parent_id) if j.parent_id else None
+    staff = session.scalars(
+        select(Staff).where((Staff.school_id == school.id) | (Staff.jurisdiction_id.in_(chain or [-1]))).order_by(Staff.id)
+    ).all()
+    by_school: dict[str, Staff] = {}
+    by_jurisdiction: dict[tuple[int, str], Staff] = {}
+    for s in staff:
+        if s.school_id == school.id:
+            by_school.setdefault(s.role, s)
+        if s.jurisdiction_id is not None:
+            by_jurisdiction.setdefault((s.jurisdiction_id, s.role), s)
+    people: dict[str, dict | None] = {}
+    for role in PEOPLE_ROLES:
+        person = by_school.get(role)
+        if role == "head_teacher" and klass.head_teacher_id:
+            person = session.get(Staff, klass.head_teacher_id)
+        if person is None:
+            person = next((by_jurisdiction[(jid, role)] for jid in chain if (jid, role) in by_jurisdiction), None)
+        people[role] = {"name": person.name, "phone": person.phone} if person else None
+    return people

@@ -1,0 +1,327 @@
+"""Per-kind ``record``: what one document states, derived from the case facts (pure functions).
+
+The facts (``documents.facts``) are the case as stored; a record picks the event the document is
+about (the phone call, the visit, the notice served …) and reads the details staff entered with
+it. What staff did not enter stays ``None`` and the form prints a blank line for it, to be
+filled in by hand, as on paper.
+
+Action payload keys read here (all optional):
+
+- ``record_phone_call``: called_at, caller, contact, phone, result, legit_reason (bool), signs (bool), notes
+- ``record_home_visit``: visitors [names], met, place, situation, reason, measures, result, notes
+- ``record_collective_visit``: participants [names or {name, unit}], village_member, place,
+  situation, measures, result, photos [{src, caption}] (src: data: URI or archive:<relative path>)
+- ``serve_township_notice`` / ``serve_legal_notice``: recipient, place, method, servers [names],
+  witness, served_at, refused (bool), notes
+- ``mark_returned``: measures, follow_up, notes
+"""
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any, Callable
+
+from machines.states import REASON_LABELS, STATE_LABELS, CaseState
+
+from .catalog import SERVED_BY_ACTION, Kind
+
+REASON_CLASSES = ("family", "study", "psychological", "poverty", "working_away", "disaster", "illness", "other")
+
+Facts = dict[str, Any]
+
+
+def event_at(facts: Facts, seq: int | None) -> dict | None:
+    return next((e for e in facts["events"] if e["seq"] == seq), None) if seq is not None else None
+
+
+def latest(facts: Facts, names: tuple[str, ...] | str, upto: int | None = None) -> dict | None:
+    names = (names,) if isinstance(names, str) else names
+    found = [e for e in facts["events"] if e["event"] in names and (upto is None or e["seq"] <= upto)]
+    return found[-1] if found else None
+
+
+def _about(facts: Facts, seq: int | None, names: tuple[str, ...] | str) -> dict | None:
+    """The event the document is about: the one at ``seq`` if it is of that kind, else the latest before it."""
+    names = (names,) if isinstance(names, str) else names
+    ev = event_at(facts, seq)
+    if ev is not None and ev["event"] in names:
+        return ev
+    return latest(facts, names, upto=seq) or latest(facts, names)
+
+
+def _p(ev: dict | None, key: str, default: Any = None) -> Any:
+    if ev is None:
+        return default
+    value = (ev.get("payload") or {}).get(key)
+    return default if value in (None, "", []) else value
+
+
+def _name(person: dict | None) -> str | None:
+    return person["name"] if person else None
+
+
+def _names(value: Any) -> list[str]:
+    if not value:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.replace("，", "、").replace(",", "、").split("、") if v.strip()]
+    return [v["name"] + (f"（{v['unit']}）" if v.get("unit") else "") if isinstance(v, dict) else str(v) for v in value]
+
+
+def _yes_no(value: Any) -> str | None:
+    if value is None:
+        return None
+    return "是" if bool(value) else "否"
+
+
+def _day(at: str | None) -> str | None:
+    return at[:10] if at else None
+
+
+def history(facts: Facts, upto: int | None = None) -> list[dict]:
+    """What was done so far, in order: the lines a report's 工作经过 lists."""
+    lines = []
+    for e in facts["events"]:
+        if upto is not None and e["seq"] > upto:
+            break
+        if e["event"] == "escalate":
+            text = f"连续{_p(e, 'day', '')}个上学日未到校，按制度进入「{STATE_LABELS.get(CaseState(e['to_state']), e['to_state'])}」环节"
+        elif e["event"] == "open":
+            text = "晨检发现该生未请假不到校，班主任报教务处登记备案"
+        else:
+            text = e["label"]
+            detail = _p(e, "result") or e.get("reason")
+            if detail:
+                text += f"：{detail}"
+        lines.append({"at": e["at"], "day": _day(e["at"]), "text": text.rstrip("。；;，,. "), "actor": e["actor"],
+                      "event": e["event"]})
+    return lines
+
+
+def _guardian(facts: Facts) -> dict:
+    return facts["guardians"][0] if facts["guardians"] else {"name": None, "relation": None, "phone": None}
+
+
+def _addressee(facts: Facts) -> str:
+    gs = facts["guardians"]
+    if not gs:
+        return f"{facts['pupil']['name']}的监护人"
+    return "、".join(g["name"] for g in gs[:2])
+
+
+def _deadline(issued_on: str, days: int | None) -> str | None:
+    if days is None:
+        return None
+    return (date.fromisoformat(issued_on) + timedelta(days=days)).isoformat()
+
+
+# -- one builder per kind ------------------------------------------------------------------------
+def _absence_register(facts: Facts, seq: int | None, kind: Kind, issued_on: str) -> dict:
+    call = latest(facts, "record_phone_call")
+    return {
+        "registered_on": facts["case"]["opened_on"],
+        "reported_by": _name(facts["people"]["head_teacher"]),
+        "registrar": _name(facts["people"]["academic_office"]),
+        "days_absent": facts["case"]["days_absent"],
+        "guardian": _guardian(facts),
+        "reasons": [{"label": REASON_LABELS[r], "checked": facts["case"]["reason"] == r} for r in REASON_CLASSES],
+        "contact_result": _p(call, "result"),
+        "history": history(facts, upto=seq),
+    }
+
+
+def _phone_record(facts: Facts, seq: int | None, kind: Kind, issued_on: str) -> dict:
+    ev = _about(facts, seq, "record_phone_call")
+    g = _guardian(facts)
+    unreachable = _p(ev, "reached") is False
+    return {
+        "called_at": _p(ev, "called_at", ev["at"] if ev else None),
+        "caller": _p(ev, "caller", _name(facts["people"]["head_teacher"])),
+        "contact": _p(ev, "contact", f"{g['name']}（{g['relation']}）" if g["name"] else None),
+        "phone": _p(ev, "phone", g["phone"]),
+        "result": _p(ev, "result", ev.get("reason") if ev else None) or None,
+        "legit_reason": _yes_no(_p(ev, "legit_reason")),
+        "signs": _yes_no(_p(ev, "signs")),
+        "unreachable": unreachable,
+        "reported_to": _name(facts["people"]["academic_office"]),
+        "follow_up": _p(ev, "follow_up") or ("当日家访" if (unreachable or _p(ev, "signs")) else None),
+        "notes": _p(ev, "notes"),
+    }
+
+
+def _home_visit_record(facts: Facts, seq: int | None, kind: Kind, issued_on: str) -> dict:
+    ev = _about(facts, seq, "record_home_visit")
+    people = facts["people"]
+    default_visitors = [n for n in (_name(people["academic_office"]) or _name(people["grade_director"]),
+                                    _name(people["head_teacher"]), _name(people["mentor_teacher"])) if n]
+    return {
+        "visited_at": _p(ev, "visited_at", ev["at"] if ev else None),
+        "visitors": _names(_p(ev, "visitors")) or default_visitors,
+        "met": _p(ev, "met"),
+        "place": _p(ev, "place", facts["pupil"]["address"]),
+        "situation": _p(ev, "situation"),
+        "reason": _p(ev, "reason", facts["case"]["reason_label"] if facts["case"]["reason"] != "unknown" else None),
+        "measures": _p(ev, "measures"),
+        "result": _p(ev, "result", ev.get("reason") if ev else None) or None,
+        "family_opinion": _p(ev, "family_opinion"),
+        "reported_to": _name(people["principal"]),
+    }
+
+
+def _collective_visit_record(facts: Facts, seq: int | None, kind: Kind, issued_on: str) -> dict:
+    ev = _about(facts, seq, "record_collective_visit")
+    people = facts["people"]
+    default = [n for n in (_name(people["principal"]), _name(people["area_leader"]) or _name(people["vice_principal"]),
+                           _name(people["head_teacher"])) if n]
+    village_member = _p(ev, "village_member", _name(people["village_committee"]))
+    photos = _p(ev, "photos", [])
+    return {
+        "visited_at": _p(ev, "visited_at", ev["at"] if ev else None),
+        "participants": _names(_p(ev, "participants")) or default,
+        "village_member": village_member,
+        "place": _p(ev, "place", facts["pupil"]["address"]),
+        "situation": _p(ev, "situation"),
+        "measures": _p(ev, "measures"),
+        "result": _p(ev, "result", ev.get("reason") if ev else None) or None,
+        "family_opinion": _p(ev, "family_opinion"),
+        "photos": [p if isinstance(p, dict) else {"src": str(p), "caption": ""} for p in photos],
+        "weekly_sheet": True,  # 计入周查表
+    }
+
+
+def _control_plan(facts: Facts, seq: int | None, kind: Kind, issued_on: str) -> dict:
+    people = facts["people"]
+    helpers = facts["helpers"] or [
+        {"name": n, "role": r} for n, r in (
+            (_name(people["principal"]), "学校领导"), (_name(people["head_teacher"]), "班主任"),
+            (_name(people["village_committee"]), "村干部")) if n
+    ]
+    return {
+        "leader": _name(people["principal"]),
+        "deputy": _name(people["vice_principal"]) or _name(people["academic_office"]),
+        "members": [n for n in (_name(people["academic_office"]), _name(people["grade_director"]),
+                                _name(people["area_leader"]), _name(people["head_teacher"]),
+                                _name(people["mentor_teacher"])) if n],
+        "helpers": helpers,
+        "history": history(facts, upto=seq),
+        "visit_on": issued_on,
+    }
+
+
+def _report_to_township(facts: Facts, seq: int | None, kind: Kind, issued_on: str) -> dict:
+    ev = event_at(facts, seq)
+    whereabouts_unknown = bool(ev and ev["event"] == "escalate_outside")
+    return {
+        "addressees": [f"{facts['township']['name']}人民政府"] + ([f"{facts['village']['name']}村民委员会".replace("村村", "村")]
+                                                            if facts["village"] else []),
+        "history": history(facts, upto=seq),
+        "whereabouts_unknown": whereabouts_unknown,
+        "contact": facts["people"]["principal"],
+    }
+
+
+def _dropout_report_form(facts: Facts, seq: int | None, kind: Kind, issued_on: str) -> dict:
+    return {
+        "guardian": _guardian(facts),
+        "history": history(facts, upto=seq),
+        "helpers": facts["helpers"],
+        "reported_on": issued_on,
+    }
+
+
+def _notice(facts: Facts, seq: int | None, kind: Kind, issued_on: str) -> dict:
+    return {
+        "addressee": _addressee(facts),
+        "deadline": _deadline(issued_on, kind.deadline_days),
+        "school_contact": facts["people"]["head_teacher"],
+        "township_contact": facts["people"]["township"] or facts["people"]["township_head"],
+        "judicial_office": f"{facts['township']['short']}司法所",
+        "return_notice": None,  # filled by the archive: the 返校通知书 this notice follows, if issued
+    }
+
+
+def _report_to_bureau(facts: Facts, seq: int | None, kind: Kind, issued_on: str) -> dict:
+    visit = _collective_visit_record(facts, None, kind, issued_on)
+    attachments = ["集体家访记录"]
+    if visit["photos"]:
+        attachments.append(f"集体家访照片（{len(visit['photos'])}张）")
+    attachments.append("控辍保学工作方案")
+    return {
+        "history": history(facts, upto=seq),
+        "visit": visit,
+        "plan": _control_plan(facts, None, kind, issued_on),
+        "attachments": attachments,
+        "contact": facts["people"]["principal"],
+    }
+
+
+def _parent_notice(facts: Facts, seq: int | None, kind: Kind, issued_on: str) -> dict:
+    last = latest(facts, ("record_home_visit", "record_collective_visit"), upto=seq)
+    return {
+        "addressee": _addressee(facts),
+        "conduct": _p(last, "conduct"),
+        "study": _p(last, "study"),
+        "dropout_on": facts["case"]["opened_on"],
+        "signed_by": _name(facts["people"]["head_teacher"]),
+    }
+
+
+def _proof_of_service(facts: Facts, seq: int | None, kind: Kind, issued_on: str) -> dict:
+    ev = _about(facts, seq, tuple(SERVED_BY_ACTION))
+    served_kind = SERVED_BY_ACTION.get(ev["event"]) if ev else None
+    if served_kind is None:  # rendered by hand before anything was served: the newest notice due
+        served_kind = "legal_notice" if facts["case"]["state"] == CaseState.judicial_notice.value else "return_notice"
+    g = _guardian(facts)
+    people = facts["people"]
+    default_servers = [n for n in (_name(people["township"]) or _name(people["township_head"]),
+                                   _name(people["judicial_office"]) if served_kind == "legal_notice" else None) if n]
+    return {
+        "served_kind": served_kind,
+        "served": None,  # {title, doc_number, issuer}: filled by the archive from the served document
+        "recipient": _p(ev, "recipient", f"{g['name']}（{facts['pupil']['name']}之{g['relation']}）" if g["name"] else None),
+        "place": _p(ev, "place", facts["pupil"]["address"]),
+        "method": _p(ev, "method", "直接送达"),
+        "servers": _names(_p(ev, "servers")) or default_servers,
+        "witness": _p(ev, "witness", _name(people["village_committee"])),
+        "served_at": _p(ev, "served_at", ev["at"] if ev else None),
+        "refused": bool(_p(ev, "refused", False)),
+        "notes": _p(ev, "notes"),
+    }
+
+
+def _return_register(facts: Facts, seq: int | None, kind: Kind, issued_on: str) -> dict:
+    ev = _about(facts, seq, "mark_returned")
+    opened = date.fromisoformat(facts["case"]["opened_on"])
+    returned_on = facts["case"]["closed_on"] or _day(ev["at"] if ev else None)
+    reached = [e for e in facts["events"] if e["event"] == "escalate"]
+    return {
+        "returned_on": returned_on,
+        "calendar_days_out": (date.fromisoformat(returned_on) - opened).days if returned_on else None,
+        "highest_step": STATE_LABELS[CaseState(reached[-1]["to_state"])] if reached else STATE_LABELS[CaseState.absent],
+        "measures": _p(ev, "measures") or "；".join(h["text"] for h in history(facts, upto=seq)[1:4]) or None,
+        "follow_up": _p(ev, "follow_up"),
+        "helpers": facts["helpers"],
+        "ledger_closed_on": returned_on,
+        "registrar": _name(facts["people"]["academic_office"]),
+        "history": history(facts, upto=seq),
+    }
+
+
+BUILDERS: dict[str, Callable[[Facts, int | None, Kind, str], dict]] = {
+    "absence_register": _absence_register,
+    "phone_record": _phone_record,
+    "home_visit_record": _home_visit_record,
+    "collective_visit_record": _collective_visit_record,
+    "control_plan": _control_plan,
+    "report_to_township": _report_to_township,
+    "dropout_report_form": _dropout_report_form,
+    "return_notice": _notice,
+    "legal_notice": _notice,
+    "report_to_bureau": _report_to_bureau,
+    "parent_notice": _parent_notice,
+    "proof_of_service": _proof_of_service,
+    "return_register": _return_register,
+}
+
+
+def record_for(kind: Kind, facts: Facts, *, event_seq: int | None, issued_on: str) -> dict:
+    return BUILDERS[kind.id](facts, event_seq, kind, issued_on)

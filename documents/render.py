@@ -1,0 +1,230 @@
+"""Render a document context to HTML (preview), PDF (print) or XLSX (tables).
+
+One Jinja2 ``Environment`` (autoescape, StrictUndefined: a missing field fails the render), one
+WeasyPrint ``FontConfiguration`` and one parsed stylesheet per process. ``fonts.configure()`` runs
+on import, before WeasyPrint is imported (lazily, on the first PDF), so the font aliases apply.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import mimetypes
+import threading
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from . import catalog, fonts
+
+fonts.configure()
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+TEMPLATE_DIR = PACKAGE_DIR / "templates"
+STYLESHEET = PACKAGE_DIR / "style.css"
+
+
+class RenderError(RuntimeError):
+    """A document could not be rendered (missing field, unknown kind or format)."""
+
+
+@dataclass(frozen=True)
+class Rendition:
+    fmt: str
+    content: bytes
+
+    @property
+    def media_type(self) -> str:
+        return catalog.MEDIA_TYPES[self.fmt]
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+
+# -- Jinja ---------------------------------------------------------------------------------------
+def _as_date(value: Any) -> date:
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def cn_date(value: Any) -> str:
+    """2026-11-23 → 2026年11月23日 (GB/T 9704: Arabic numerals, no leading zeros)."""
+    if value is None or value == "":
+        return ""
+    d = _as_date(value)
+    return f"{d.year}年{d.month}月{d.day}日"
+
+
+def cn_datetime(value: Any) -> str:
+    """2026-11-23 09:05 → 2026年11月23日9时05分."""
+    if value is None or value == "":
+        return ""
+    text = str(value)
+    out = cn_date(text)
+    if len(text) >= 16:
+        out += f"{int(text[11:13])}时{text[14:16]}分"
+    return out
+
+
+def cn_short(value: Any) -> str:
+    """2026-11-23 09:05 → 11月23日 09:05 (dense tables)."""
+    if value is None or value == "":
+        return ""
+    text = str(value)
+    d = _as_date(text)
+    return f"{d.month}月{d.day}日" + (f" {text[11:16]}" if len(text) >= 16 else "")
+
+
+def cn_month(value: Any) -> str:
+    y, m = str(value)[:7].split("-")
+    return f"{int(y)}年{int(m)}月"
+
+
+def pct(value: Any) -> str:
+    if value is None:
+        return "—"
+    return f"{float(value) * 100:.2f}%"
+
+
+def banner_size(chars: int) -> float:
+    """发文机关标志: as large as fits the 156 mm text block (at most 42 pt, letter-spaced 0.06 em)."""
+    return round(min(42.0, 150 / 0.3528 / max(chars, 1) / 1.06), 1)
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATE_DIR)),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+        cache_size=400,
+    )
+    env.filters.update(cn_date=cn_date, cn_datetime=cn_datetime, cn_short=cn_short, cn_month=cn_month, pct=pct)
+    env.globals.update(banner_size=banner_size)
+    return env
+
+
+@lru_cache(maxsize=1)
+def stylesheet_text() -> str:
+    """The stylesheet with the title weight chosen for the fonts actually installed."""
+    return STYLESHEET.read_text(encoding="utf-8") + f"\n:root {{ --title-weight: {fonts.title_weight()}; }}\n"
+
+
+@lru_cache(maxsize=1)
+def templates_digest() -> str:
+    """SHA-256 over every template and the stylesheet: which layout version drew a document."""
+    h = hashlib.sha256()
+    for path in sorted([*TEMPLATE_DIR.rglob("*.j2"), STYLESHEET]):
+        h.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _img_src(archive_dir: Path | None) -> Callable[[str], str]:
+    """Photos are given as data: URIs or ``archive:<relative path>``; both render as data: URIs."""
+
+    def resolve(src: str) -> str:
+        if src.startswith("data:"):
+            return src
+        if src.startswith("archive:"):
+            if archive_dir is None:
+                raise RenderError(f"photo {src} needs the archive directory")
+            root = archive_dir.resolve()
+            path = (root / src.removeprefix("archive:")).resolve()
+            if root not in path.parents:
+                raise RenderError(f"photo {src} is outside the archive")
+            mime = mimetypes.guess_type(path.name)[0] or "image/jpeg"
+            return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode()
+        raise RenderError(f"photo source must be data: or archive:, got {src[:40]!r}")
+
+    return resolve
+
+
+def _extras(kind: catalog.Kind, context: dict) -> dict[str, Any]:
+    """Things drawn from the data at render time and not archived separately (the month's chart)."""
+    if kind.id == "monthly_report":
+        from .charts import month_chart_png
+
+        png = month_chart_png(context["report"])
+        return {"chart": "data:image/png;base64," + base64.b64encode(png).decode()}
+    return {}
+
+
+def render_html(context: dict, *, standalone: bool = True, archive_dir: Path | None = None) -> str:
+    """HTML of a document; ``standalone`` inlines the stylesheet (the preview file)."""
+    kind = catalog.get(context["doc"]["kind"])
+    env = environment()
+    try:
+        template = env.get_template(kind.template)
+        return template.render(
+            **context, **_extras(kind, context), layout=kind.layout, standalone=standalone,
+            stylesheet=stylesheet_text() if standalone else "", img_src=_img_src(archive_dir),
+        )
+    except RenderError:
+        raise
+    except Exception as exc:  # StrictUndefined, template syntax, bad data
+        raise RenderError(f"{kind.id}: {type(exc).__name__}: {exc}") from exc
+
+
+# -- WeasyPrint ----------------------------------------------------------------------------------
+_lock = threading.Lock()
+
+
+class _Engine:
+    """WeasyPrint with one FontConfiguration and one parsed stylesheet (per process)."""
+
+    def __init__(self) -> None:
+        import weasyprint
+        from weasyprint.text.fonts import FontConfiguration
+
+        self.weasyprint = weasyprint
+        self.font_config = FontConfiguration()
+        self.css = weasyprint.CSS(string=stylesheet_text(), font_config=self.font_config)
+        self.fetcher = weasyprint.urls.URLFetcher(allowed_protocols={"data"})
+
+    def document(self, html: str):
+        doc = self.weasyprint.HTML(string=html, base_url=str(TEMPLATE_DIR), url_fetcher=self.fetcher)
+        return doc.render(stylesheets=[self.css], font_config=self.font_config)
+
+    def pdf(self, html: str) -> bytes:
+        return self.document(html).write_pdf(pdf_identifier=_pdf_id(html))
+
+
+def _pdf_id(html: str) -> bytes:
+    return hashlib.md5(html.encode(), usedforsecurity=False).hexdigest().encode()
+
+
+@lru_cache(maxsize=1)
+def engine() -> _Engine:
+    return _Engine()
+
+
+def render_pdf(context: dict, *, archive_dir: Path | None = None) -> bytes:
+    html = render_html(context, standalone=False, archive_dir=archive_dir)
+    # Pango's font map is not thread-safe: one render at a time per process.
+    with _lock:
+        return engine().pdf(html)
+
+
+# -- the one entry point -------------------------------------------------------------------------
+def render(context: dict, fmt: str = "pdf", *, archive_dir: Path | None = None) -> Rendition:
+    kind = catalog.get(context["doc"]["kind"])
+    if fmt not in kind.formats:
+        raise RenderError(f"{kind.id} has no {fmt} format (formats: {', '.join(kind.formats)})")
+    if fmt == "pdf":
+        return Rendition("pdf", render_pdf(context, archive_dir=archive_dir))
+    if fmt == "html":
+        return Rendition("html", render_html(context, archive_dir=archive_dir).encode("utf-8"))
+    if fmt == "xlsx":
+        from .xlsx import render_xlsx
+
+        return Rendition("xlsx", render_xlsx(context))
+    raise RenderError(f"unknown format {fmt}")

@@ -1,0 +1,239 @@
+"""XLSX for the tables (registers, ledgers, monthly report, spot checks, accountability).
+
+The workbook mirrors the PDF: a merged title row, the unit/period line, merged two-level headers,
+thin borders, print set-up (A4, fit to width) and the trace line in the page footer.
+"""
+from __future__ import annotations
+
+import io
+from datetime import datetime
+from typing import Any, Callable
+
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Border, Font, Side
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
+
+from . import catalog
+from .render import RenderError, cn_date, cn_datetime, pct
+
+THIN = Side(style="thin", color="000000")
+BORDER = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
+CENTER = Alignment(horizontal="center", vertical="center", wrap_text=True)
+LEFT = Alignment(horizontal="left", vertical="center", wrap_text=True)
+TITLE_FONT = Font(name="方正小标宋简体", size=18, bold=True)
+HEAD_FONT = Font(name="黑体", size=10.5)
+BODY_FONT = Font(name="仿宋_GB2312", size=10.5)
+
+
+def _sheet(wb: Workbook, title: str, ncols: int, *, landscape: bool) -> Worksheet:
+    ws = wb.active
+    ws.title = title[:31]
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.orientation = "landscape" if landscape else "portrait"
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.print_options.horizontalCentered = True
+    return ws
+
+
+def _title(ws: Worksheet, text: str, ncols: int, row: int = 1) -> None:
+    ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=ncols)
+    cell = ws.cell(row=row, column=1, value=text)
+    cell.font, cell.alignment = TITLE_FONT, CENTER
+    ws.row_dimensions[row].height = 34
+
+
+def _line(ws: Worksheet, row: int, ncols: int, left: str, right: str = "") -> None:
+    half = max(ncols // 2, 1)
+    ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=half)
+    ws.cell(row=row, column=1, value=left).font = BODY_FONT
+    if right and ncols > half:
+        ws.merge_cells(start_row=row, start_column=half + 1, end_row=row, end_column=ncols)
+        c = ws.cell(row=row, column=half + 1, value=right)
+        c.font, c.alignment = BODY_FONT, Alignment(horizontal="right")
+
+
+def _header(ws: Worksheet, top: int, spec: list[tuple[str, int, list[str] | None]]) -> int:
+    """Two header rows: (label, width, sub-labels or None). Returns the first data row."""
+    col = 1
+    for label, width, subs in spec:
+        if subs:
+            ws.merge_cells(start_row=top, start_column=col, end_row=top, end_column=col + len(subs) - 1)
+            ws.cell(row=top, column=col, value=label)
+            for i, sub in enumerate(subs):
+                ws.cell(row=top + 1, column=col + i, value=sub)
+                ws.column_dimensions[get_column_letter(col + i)].width = width
+            col += len(subs)
+        else:
+            ws.merge_cells(start_row=top, start_column=col, end_row=top + 1, end_column=col)
+            ws.cell(row=top, column=col, value=label)
+            ws.column_dimensions[get_column_letter(col)].width = width
+            col += 1
+    for r in (top, top + 1):
+        for c in range(1, col):
+            cell = ws.cell(row=r, column=c)
+            cell.font, cell.alignment, cell.border = HEAD_FONT, CENTER, BORDER
+    ws.print_title_rows = f"{top}:{top + 1}"
+    return top + 2
+
+
+def _rows(ws: Worksheet, first: int, rows: list[list[Any]], *, bold_last: bool = False) -> int:
+    for i, values in enumerate(rows):
+        for j, v in enumerate(values, start=1):
+            cell = ws.cell(row=first + i, column=j, value=v)
+            cell.border = BORDER
+            cell.font = HEAD_FONT if bold_last and i == len(rows) - 1 else BODY_FONT
+            cell.alignment = LEFT if isinstance(v, str) and len(v) > 8 else CENTER
+    return first + len(rows)
+
+
+def _finish(wb: Workbook, ws: Worksheet, context: dict, last_row: int) -> bytes:
+    doc = context["doc"]
+    ws.oddFooter.left.text = doc["trace"]
+    ws.oddFooter.left.size = 7
+    ws.oddFooter.right.text = "第 &P 页 共 &N 页"
+    stamp = datetime.fromisoformat(doc["issued_on"])
+    wb.properties.creator = "baoxue"
+    wb.properties.title = doc["title"]
+    wb.properties.created = wb.properties.modified = stamp
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+# -- per kind -----------------------------------------------------------------------------------
+def _case_ledger(context: dict, *, returned: bool) -> bytes:
+    """One ledger line per case (登记表 / 复学销号表), importable into the school's 台账."""
+    p, c, r = context["pupil"], context["case"], context["record"]
+    g = context["guardians"][0] if context["guardians"] else {"name": "", "relation": "", "phone": ""}
+    spec = [("序号", 6, None), ("学生基本信息", 12, ["姓名", "性别", "学籍号", "身份证号", "年级班级"]),
+            ("监护人", 11, ["姓名", "关系", "电话"]), ("家庭住址", 22, None),
+            ("缺勤起始日", 14, None), ("原因", 12, None)]
+    values = [1, p["name"], p["gender"] or "", p["student_no"], p["id_number"] or "", p["class_name"],
+              g["name"] or "", g["relation"] or "", g["phone"] or "", p["address"] or "", cn_date(c["opened_on"]),
+              c["reason_label"]]
+    if returned:
+        spec += [("复学日期", 14, None), ("最高处置环节", 14, None), ("销号日期", 14, None), ("跟踪帮扶", 22, None)]
+        helpers = "、".join(h["name"] for h in r["helpers"])
+        values += [cn_date(r["returned_on"]), r["highest_step"], cn_date(r["ledger_closed_on"]), helpers]
+    else:
+        spec += [("连续天数", 10, None), ("报告人", 10, None), ("登记人", 10, None), ("电话联系情况", 26, None)]
+        values += [r["days_absent"], r["reported_by"] or "", r["registrar"] or "", r["contact_result"] or ""]
+    ncols = sum(len(s[2]) if s[2] else 1 for s in spec)
+    wb = Workbook()
+    ws = _sheet(wb, context["doc"]["short"], ncols, landscape=True)
+    _title(ws, context["doc"]["title"], ncols)
+    _line(ws, 2, ncols, f"学校：{context['school']['name']}", f"编号：{context['doc']['ref']}")
+    first = _header(ws, 3, spec)
+    last = _rows(ws, first, [values])
+    return _finish(wb, ws, context, last)
+
+
+def _monthly_report(context: dict) -> bytes:
+    rep = context["report"]
+    steps = [s["label"] for s in rep["steps"]]
+    specials = [g["label"] for g in rep["special_labels"]]
+    spec = [(rep["row_label"], 18, None), ("在校生数", 9, None), ("本月末在办案件（按处置环节）", 8, steps + ["合计"]),
+            ("本月变动", 7, ["新增", "复学", "排除", "移交"]), ("辍学", 9, ["人数", "辍学率"]),
+            ("特殊群体在办", 9, specials)]
+    ncols = sum(len(s[2]) if s[2] else 1 for s in spec)
+    wb = Workbook()
+    ws = _sheet(wb, "月报", ncols, landscape=True)
+    _title(ws, f"{rep['unit']['name']}{rep['month_label']}控辍保学工作月报表", ncols)
+    _line(ws, 2, ncols, f"填报单位：{rep['unit']['name']}（盖章）　报送：{rep['to']}",
+          f"统计期间：{cn_date(rep['period_start'])}至{cn_date(rep['period_end'])}　报送时限：{cn_date(rep['due_on'])}前")
+    first = _header(ws, 3, spec)
+
+    def line(r: dict) -> list[Any]:
+        return ([r["name"], r["enrolled"]] + [r["open_by_step"][s["state"]] for s in rep["steps"]] + [r["open_total"]]
+                + [r["new_cases"], r["returned"], r["excused"], r["escalated"], r["dropouts"], pct(r["rate"])]
+                + [r["special"][g["key"]] for g in rep["special_labels"]])
+
+    row = _rows(ws, first, [line(r) for r in rep["rows"]] + [line({**rep["totals"], "name": "合计"})], bold_last=True)
+    ws.freeze_panes = ws.cell(row=first, column=2)
+
+    row += 1
+    ws.cell(row=row, column=1, value="辍学原因分布").font = HEAD_FONT
+    row = _rows(ws, row + 1, [["原因", "人数", "占比"]] + [[r["label"], r["count"], pct(r["share"])] for r in rep["reasons"]])
+    row += 1
+    ws.cell(row=row, column=1, value="本月开展工作").font = HEAD_FONT
+    row = _rows(ws, row + 1, [["工作", "次数"]] + [[w["label"], w["count"]] for w in rep["work"]])
+    row += 1
+    for label, text in (("存在问题", rep["problems"]), ("下一步工作安排", rep["next_steps"])):
+        ws.cell(row=row, column=1, value=label).font = HEAD_FONT
+        ws.merge_cells(start_row=row, start_column=2, end_row=row, end_column=ncols)
+        c = ws.cell(row=row, column=2, value=text or "")
+        c.font, c.alignment = BODY_FONT, LEFT
+        row += 1
+
+    # The chart of the month, and its figures on a second sheet.
+    daily = wb.create_sheet("每日数据")
+    _rows(daily, 1, [["日期", "新增", "复学", "在办"]] + [[d["day"], d["new"], d["returned"], d["open"]] for d in rep["daily"]])
+    try:
+        from openpyxl.drawing.image import Image as XlImage
+
+        from .charts import month_chart_png
+
+        img = XlImage(io.BytesIO(month_chart_png(rep)))
+        img.width, img.height = 920, 260
+        ws.add_image(img, f"A{row + 1}")
+    except ImportError:  # pillow missing: the daily sheet still carries the figures
+        pass
+    return _finish(wb, ws, context, row)
+
+
+def _spot_check_sheet(context: dict) -> bytes:
+    rep = context["report"]
+    spec = [("序号", 6, None), ("乡镇", 12, None), ("学校", 24, None), ("班级", 14, None), ("班主任", 10, None),
+            ("台账记载", 9, ["学籍人数", "在办案件", "本季复学", "本季新增"]), ("现场核查", 8, ["应到", "实到", "无故缺勤"]),
+            ("账实相符", 9, None), ("备注", 20, None)]
+    ncols = sum(len(s[2]) if s[2] else 1 for s in spec)
+    wb = Workbook()
+    ws = _sheet(wb, "季查", ncols, landscape=True)
+    _title(ws, f"{rep['unit']['name']}{rep['quarter_label']}控辍保学随机抽查记录表", ncols)
+    _line(ws, 2, ncols, f"检查单位：{rep['unit']['name']}教育局（督导室）", f"抽查比例：{pct(rep['sample_rate'])}")
+    first = _header(ws, 3, spec)
+    rows = [[i, r["township"], r["school"], r["class_name"], r["head_teacher"] or "", r["enrolled"], r["ledger_open"],
+             r["ledger_returned"], r["ledger_new"], "", "", "", "", ""] for i, r in enumerate(rep["rows"], start=1)]
+    last = _rows(ws, first, rows)
+    return _finish(wb, ws, context, last)
+
+
+def _accountability_sheet(context: dict) -> bytes:
+    rep = context["report"]
+    spec = [("序号", 6, None), ("责任人", 10, None), ("职责", 10, None), ("单位", 22, None), ("案件", 8, None),
+            ("学生", 9, None), ("应履行事项", 14, None), ("期限", 20, None), ("完成时间", 20, None), ("逾期（小时）", 10, None),
+            ("情形", 34, None)]
+    ncols = len(spec)
+    wb = Workbook()
+    ws = _sheet(wb, "责任追究", ncols, landscape=True)
+    _title(ws, f"{rep['unit']['name']}控辍保学工作责任追究事实材料（{rep['period_label']}）", ncols)
+    _line(ws, 2, ncols, f"统计范围：{rep['unit']['name']}", f"数据截至：{cn_datetime(rep['as_of'])}")
+    first = _header(ws, 3, spec)
+    rows = [[i, r["person"] or "（未指定）", r["role_label"], r["unit"], r["case_id"], r["pupil"], r["duty_label"],
+             cn_datetime(r["due_at"]), cn_datetime(r["done_at"]) if r["done_at"] else "未完成", r["hours_late"], r["ground"]]
+            for i, r in enumerate(rep["rows"], start=1)]
+    last = _rows(ws, first, rows)
+    return _finish(wb, ws, context, last)
+
+
+WRITERS: dict[str, Callable[[dict], bytes]] = {
+    "absence_register": lambda ctx: _case_ledger(ctx, returned=False),
+    "return_register": lambda ctx: _case_ledger(ctx, returned=True),
+    "monthly_report": _monthly_report,
+    "spot_check_sheet": _spot_check_sheet,
+    "accountability_sheet": _accountability_sheet,
+}
+
+
+def render_xlsx(context: dict) -> bytes:
+    kind = catalog.get(context["doc"]["kind"])
+    writer = WRITERS.get(kind.id)
+    if writer is None:
+        raise RenderError(f"{kind.id} has no XLSX writer")
+    try:
+        return writer(context)
+    except (KeyError, TypeError) as exc:
+        raise RenderError(f"{kind.id} xlsx: missing or bad field {exc}") from exc
