@@ -39,8 +39,9 @@ def _safe_next(target: str | None) -> str:
 
 @router.get("/login", response_class=HTMLResponse, include_in_schema=False)
 def login_form(request: Request, next: str = "/"):
-    return request.app.state.templates.TemplateResponse(
-        request, "login.html", {"error": None, "next": _safe_next(next), "username": "", "who": None})
+    from .pages import render
+
+    return render(request, "login.html", None, error=None, next=_safe_next(next), username="")
 
 
 @router.post("/login", include_in_schema=False)
@@ -50,9 +51,10 @@ def login(request: Request, username: str = Form(""), password: str = Form(""), 
     if user is None:
         locked = is_locked(db, username, now)
         db.commit()  # the failure count
-        return request.app.state.templates.TemplateResponse(
-            request, "login.html", {"error": LOCKED if locked else BAD_LOGIN, "next": _safe_next(next),
-                                    "username": username, "who": None}, status_code=401)
+        from .pages import render
+
+        return render(request, "login.html", None, status=401, error=LOCKED if locked else BAD_LOGIN,
+                      next=_safe_next(next), username=username)
     raw, _ = start_session(db, user, now=now, hours=settings_of(request).session_hours)
     db.commit()
     target = _safe_next(next)

@@ -104,7 +104,15 @@ def _pct(x: float) -> str:
     return f"{x * 100:.2f}%"
 
 
-FILTERS = {"dt": _dt, "day": _day, "hours": _hours, "pct": _pct, "state_label": lambda s: STATE_LABELS[CaseState(s)],
+def _doc_title(kind: str) -> str:
+    try:
+        from documents.catalog import CATALOG
+    except ImportError:  # the documents package is optional for the pages
+        return kind
+    return CATALOG[kind].name if kind in CATALOG else kind
+
+
+FILTERS = {"doc_title": _doc_title, "dt": _dt, "day": _day, "hours": _hours, "pct": _pct, "state_label": lambda s: STATE_LABELS[CaseState(s)],
            "reason_label": lambda r: REASON_LABELS.get(r, r), "event_label": lambda e: EVENT_LABELS.get(e, e)}
 GLOBALS = {"ROLE_LABELS": ROLE_LABELS, "STATUS_CHOICES": STATUS_CHOICES, "LADDER": LADDER}
 
@@ -117,14 +125,16 @@ def render(request: Request, name: str, who: Principal | None, status: int = 200
 
 
 def error_page(request: Request, status: int, message: str, errors=None) -> HTMLResponse:
-    return request.app.state.templates.TemplateResponse(
-        request, "error.html", {"who": None, "nav": [], "now": request.app.state.clock(), "path": request.url.path,
-                                "place": "", "status": status, "message": message, "errors": errors or []},
-        status_code=status)
+    return render(request, "error.html", None, status=status, code=status, message=message, errors=errors or [])
 
 
 def page(*allowed: Role):
     return roles(*allowed, api=False)
+
+
+@router.get("/favicon.ico")
+def favicon():
+    return Response(status_code=204)
 
 
 # -- home ----------------------------------------------------------------------------------------------
@@ -247,9 +257,12 @@ def case_page(request: Request, case_id: int, done: str | None = None, who: Prin
         for g in detail["guardians"]:
             g["phone"] = None
     actors = _actor_names(db, {e["actor"] for e in detail["events"]})
+    guardian = detail["guardians"][0] if detail["guardians"] else None
+    prefill = {"record_phone_call:contact": f"{guardian['name']}（{guardian['relation']}）" if guardian else "",
+               "record_phone_call:phone": (guardian["phone"] or "") if guardian else ""}
     return render(request, "case.html", who, case=detail, ladder=_ladder(policy, row.state), actions=actions,
                   fields=FORM_FIELDS, documents=dash.case_documents(db, case_id), actors=actors,
-                  payload_labels=PAYLOAD_LABELS, done=EVENT_LABELS.get(done) if done else None,
+                  payload_labels=PAYLOAD_LABELS, prefill=prefill, done=EVENT_LABELS.get(done) if done else None,
                   default_at=now.strftime("%Y-%m-%dT%H:%M"), policy=policy, version=row.version,
                   idem=f"web:{case_id}:{row.version}:{who.user.id}")
 

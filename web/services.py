@@ -249,10 +249,10 @@ def offered_actions(who: Principal, case: Case, policy: Policy, open_duty_action
                 continue
         out.append(ActionForm(event, EVENT_LABELS.get(event, event), reasons, event in PHOTO_EVENTS,
                               event in open_duty_actions))
-    return sorted(out, key=lambda a: (not a.due, a.event not in ACTION_LABELS_KEYS, a.event))
+    return sorted(out, key=lambda a: (not a.due, EVENT_ORDER.index(a.event) if a.event in EVENT_ORDER else 99))
 
 
-ACTION_LABELS_KEYS = {a.value for a in Action}
+EVENT_ORDER = [a.value for a in Action] + ["mark_returned", "excuse", "escalate_outside"]
 
 
 def record_action(
