@@ -23,13 +23,16 @@ def _font_family() -> list[str]:
             families.append(heading.family)
         except Exception:  # an odd font file: fall back to the known families
             pass
-    return families + ["Noto Sans CJK SC", "AR PL UMing CN", "DejaVu Sans"]
+    return families + ["Noto Sans CJK SC", "DejaVu Sans"]
 
 
 def month_chart_png(report: dict) -> bytes:
     """Bars: new cases and returns per school day; line: open cases at the end of each day."""
+    import logging
+
     import matplotlib
 
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
     matplotlib.use("Agg", force=False)
     from matplotlib import pyplot as plt
 
