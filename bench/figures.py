@@ -1,0 +1,617 @@
+"""The figures: each runs in its own process (``python -m bench.figures NAME URL …``), on a copy
+of a generated population, and prints JSON lines (see ``bench.common``).
+
+Populations are made by ``bench.generate`` (the runner builds them first); every figure that
+writes works on a fresh copy, and its baseline on another fresh copy of the same rows.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import statistics
+import time
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from sqlalchemy import Date, DateTime, bindparam, func, select, text
+from sqlalchemy.orm import Session
+
+from machines.case_machine import escalation_pairs
+from store.advance import advance, overdue_batch
+from store.context import CaseContext, effective_day
+from store.db import make_engine, session_factory, transaction
+
+from .common import backend_of, copy_db, emit, log, peak_rss_mb, reset_peak_rss, timer
+from .generate import AS_OF
+
+TARGETS = {
+    "advance_vs_raw": 0.30, "advance_vs_spiff": 50, "advance_vs_per_case": 15, "scale_cost": 2.0,
+    "intake_vs_executemany": 0.50, "bulk_vs_copy": 0.50, "report_vs_raw": 4.0, "rss_mb": 500,
+}
+
+
+def _copy(base: str, suffix: str) -> str:
+    dst = base.replace(".sqlite", f"_{suffix}.sqlite") if backend_of(base) == "sqlite" else f"{base}_{suffix}"
+    copy_db(base, dst)
+    return dst
+
+
+def _drop(url: str) -> None:
+    from .common import drop_db
+
+    drop_db(url)
+
+
+def _policies(factory) -> list:
+    with transaction(factory) as s:
+        ctx = CaseContext(s)
+        groups = s.execute(text("SELECT DISTINCT policy_name, policy_version FROM cases")).all()
+        return [ctx.policy(n, v) for n, v in groups]
+
+
+# -- raw set-based UPDATE … RETURNING of the rows the advance moves -------------------------------
+def raw_escalation_sql(policies, as_of: datetime, *, postgres: bool):
+    values, params = [], {}
+    i, d = ("CAST({} AS INTEGER)", "CAST({} AS DATE)") if postgres else ("{}", "{}")
+    for pi, policy in enumerate(policies):
+        for si, (source, target, day) in enumerate(escalation_pairs(policy)):
+            k = f"{pi}_{si}"
+            values.append(f"(:n{k}, {i.format(':v' + k)}, :s{k}, :t{k}, {i.format(':d' + k)}, {d.format(':e' + k)})")
+            params.update({f"n{k}": policy.name, f"v{k}": policy.version, f"s{k}": source.value,
+                           f"t{k}": target.value, f"d{k}": day - 1, f"e{k}": effective_day(policy, as_of)})
+    sql = text(f"""
+        WITH pairs(policy_name, policy_version, source, target, day_offset, eff) AS (VALUES {", ".join(values)}),
+        due AS (
+            SELECT c.id, p.target FROM cases c
+            JOIN pairs p ON p.policy_name = c.policy_name AND p.policy_version = c.policy_version AND p.source = c.state
+            JOIN school_days sd0 ON sd0.calendar_key = c.calendar_key AND sd0.day = c.opened_on
+            JOIN school_days sd1 ON sd1.calendar_key = c.calendar_key AND sd1.seq = sd0.seq + p.day_offset
+            WHERE sd1.day <= p.eff
+        )
+        UPDATE cases SET state = due.target, version = cases.version + 1, updated_at = :as_of
+        FROM due WHERE cases.id = due.id
+        RETURNING cases.id""").bindparams(
+        *(bindparam(k, type_=Date) for k in params if k.startswith("e")), bindparam("as_of", type_=DateTime))
+    params["as_of"] = as_of
+    return sql, params
+
+
+def run_raw_update(url: str, as_of: datetime) -> tuple[int, float]:
+    eng = make_engine(url)
+    factory = session_factory(eng)
+    policies = _policies(factory)
+    sql, params = raw_escalation_sql(policies, as_of, postgres=backend_of(url) == "postgresql")
+    with timer() as t:
+        with transaction(factory) as s:
+            n = len(s.execute(sql, params).all())
+    eng.dispose()
+    return n, t["s"]
+
+
+def run_advance(url: str, as_of: datetime, batch_size: int) -> tuple[dict, float, float]:
+    eng = make_engine(url)
+    factory = session_factory(eng)
+    reset_peak_rss()
+    with timer() as t:
+        report = advance(factory, as_of, batch_size=batch_size, keep_ids=False)
+    rss = peak_rss_mb()
+    eng.dispose()
+    return report.as_dict(), t["s"], rss
+
+
+def fig_advance(base: str, label: str, batch_size: int, keep: bool = False) -> None:
+    """Daily advance beside one raw set-based UPDATE … RETURNING of the same rows."""
+    db = backend_of(base)
+    raw_url, adv_url = _copy(base, "raw"), _copy(base, "adv")
+    n_raw, t_raw = run_raw_update(raw_url, AS_OF)
+    rep, t_adv, rss = run_advance(adv_url, AS_OF, batch_size)
+    n = rep["total_transitions"]
+    if n != n_raw:
+        log(f"WARNING: advance moved {n}, raw UPDATE {n_raw}")
+    emit(f"advance {label} [{db}]", n / t_adv, "transitions/s", n_raw / t_raw, db=db, figure="advance",
+         transitions=n, overdue=rep["overdue"], seconds=t_adv, raw_seconds=t_raw, batch_size=batch_size,
+         rss_mb=rss, target=TARGETS["advance_vs_raw"], met=(n / t_adv) / (n_raw / t_raw) >= TARGETS["advance_vs_raw"])
+    if not keep:
+        _drop(raw_url)
+        _drop(adv_url)
+
+
+def fig_scale(base: str, open_cases: int, due: int, batch_size: int) -> None:
+    """The same number of due cases at a given number of open cases (one point of the curve)."""
+    db = backend_of(base)
+    url = _copy(base, "scale")
+    rep, t_adv, rss = run_advance(url, AS_OF, batch_size)
+    emit(f"advance {due:,} due at {open_cases:,} open [{db}]", t_adv, "s", db=db, figure="scale", open=open_cases,
+         due=due, transitions=rep["total_transitions"], overdue=rep["overdue"],
+         rate=rep["total_transitions"] / t_adv, rss_mb=rss)
+    _drop(url)
+
+
+def fig_per_case(base: str, label: str, batch_size: int) -> None:
+    """The per-case path (python-statemachine bound to each ORM row) beside the set-based advance."""
+    db = backend_of(base)
+    set_url, pc_url = _copy(base, "set"), _copy(base, "pc")
+    rep, t_set, _ = run_advance(set_url, AS_OF, batch_size)
+    eng = make_engine(pc_url)
+    factory = session_factory(eng)
+    from store.cases import advance_per_case
+
+    reset_peak_rss()
+    with timer() as t:
+        with transaction(factory) as s:
+            res = advance_per_case(s, CaseContext(s), AS_OF)
+    rss = peak_rss_mb()
+    eng.dispose()
+    set_rate, pc_rate = rep["total_transitions"] / t_set, res["transitions"] / t["s"]
+    emit(f"per-case path {label} [{db}]", pc_rate, "transitions/s", set_rate, ratio=set_rate / pc_rate, db=db,
+         figure="per_case", seconds=t["s"], set_seconds=t_set, transitions=res["transitions"], rss_mb=rss,
+         note="ratio = set-based advance ÷ per-case path, same population",
+         target=TARGETS["advance_vs_per_case"], met=set_rate / pc_rate >= TARGETS["advance_vs_per_case"])
+    _drop(set_url)
+    _drop(pc_url)
+
+
+# -- duty-deadline sweep ----------------------------------------------------------------------------
+def fig_sweep(base: str, label: str, due_duties: int, batch_size: int) -> None:
+    """Marking overdue duties among ``open duties`` (status open), beside one raw UPDATE … RETURNING."""
+    db = backend_of(base)
+    prep = _copy(base, "sweep")
+    eng = make_engine(prep)
+    # every open case's latest duty becomes an open one: due later this week, or (1 in k) since
+    # yesterday's sweep, so this sweep has exactly those to mark
+    later, since = AS_OF + timedelta(days=2, hours=7, minutes=30), AS_OF - timedelta(hours=16, minutes=30)
+    with eng.begin() as c:
+        c.execute(text("""UPDATE duties SET status = 'open', done_at = NULL, overdue_at = NULL, due_at = :later
+                          WHERE id IN (SELECT max(d.id) FROM duties d JOIN cases k ON k.id = d.case_id
+                                       WHERE k.state NOT IN ('returned', 'excused', 'escalated') GROUP BY d.case_id)""")
+                  .bindparams(bindparam("later", type_=DateTime)), {"later": later})
+        n_open = c.scalar(text("SELECT count(*) FROM duties WHERE status = 'open'"))
+        ids = c.scalars(text("SELECT id FROM duties WHERE status = 'open' ORDER BY id")).all()
+        step = max(1, len(ids) // due_duties)
+        chosen = ids[::step][:due_duties]
+        c.execute(text("CREATE TEMPORARY TABLE pick (id INTEGER PRIMARY KEY)"))
+        c.execute(text("INSERT INTO pick (id) VALUES (:id)"), [{"id": i} for i in chosen])
+        c.execute(text("UPDATE duties SET due_at = :since WHERE id IN (SELECT id FROM pick)")
+                  .bindparams(bindparam("since", type_=DateTime)), {"since": since})
+        n_due = c.scalar(text("SELECT count(*) FROM duties WHERE status = 'open' AND due_at <= :a")
+                         .bindparams(bindparam("a", type_=DateTime)), {"a": AS_OF})
+    eng.dispose()
+    from .common import analyze
+
+    analyze(prep)
+    raw_url = _copy(prep, "raw")
+    factory = session_factory(eng := make_engine(prep))
+    reset_peak_rss()
+    marked = 0
+    with timer() as t:
+        while True:  # the loop store.advance.advance runs after the escalations
+            with transaction(factory) as s:
+                got = overdue_batch(s, AS_OF, batch_size)
+            if not got:
+                break
+            marked += len(got)
+    rss = peak_rss_mb()
+    eng.dispose()
+    eng = make_engine(raw_url)
+    with timer() as tr:
+        with eng.begin() as c:
+            n_raw = len(c.execute(text("UPDATE duties SET status = 'overdue', overdue_at = :a WHERE status = 'open' "
+                                       "AND due_at <= :a RETURNING id")
+                                  .bindparams(bindparam("a", type_=DateTime)), {"a": AS_OF}).all())
+    eng.dispose()
+    emit(f"duty-deadline sweep {label}, {n_open:,} open duties [{db}]", marked / t["s"], "duties/s", n_raw / tr["s"],
+         db=db, figure="sweep", open_duties=n_open, due=n_due, marked=marked, seconds=t["s"], raw_seconds=tr["s"],
+         rss_mb=rss)
+    _drop(prep)
+    _drop(raw_url)
+
+
+# -- monthly report ----------------------------------------------------------------------------------
+def fig_report(base: str, label: str, repeat: int = 3) -> None:
+    """The monthly report over all cases beside the raw GROUP BY."""
+    db = backend_of(base)
+    eng = make_engine(base)
+    factory = session_factory(eng)
+    product, what = _report_callable()
+    raw = text("SELECT school_id, state, reason, count(*) FROM cases GROUP BY school_id, state, reason")
+    with eng.connect() as c:
+        n_cases = c.scalar(text("SELECT count(*) FROM cases"))
+        c.execute(raw).all()  # warm the cache for both
+    reset_peak_rss()
+    t_prod, t_raw = [], []
+    for _ in range(repeat):
+        with timer() as t:
+            with transaction(factory) as s:
+                product(s)
+        t_prod.append(t["s"])
+        with timer() as t:
+            with eng.connect() as c:
+                c.execute(raw).all()
+        t_raw.append(t["s"])
+    rss = peak_rss_mb()
+    eng.dispose()
+    tp, tr = statistics.median(t_prod), statistics.median(t_raw)
+    emit(f"monthly report {label} [{db}]", tp, "s", tr, ratio=tp / tr, db=db, figure="report", cases=n_cases,
+         what=what, rss_mb=rss, note="ratio = report time ÷ raw GROUP BY time (target ≤ 4)",
+         target=TARGETS["report_vs_raw"], met=tp / tr <= TARGETS["report_vs_raw"])
+
+
+def _report_callable():
+    try:
+        from store import reports  # written by the Prefect engineer
+    except ImportError:
+        reports = None
+    if reports is not None:
+        for name in ("monthly_report", "build_monthly_report", "monthly"):
+            fn = getattr(reports, name, None)
+            if callable(fn):
+                def run(s: Session, fn=fn):
+                    try:
+                        return fn(s, year=AS_OF.year, month=AS_OF.month)
+                    except TypeError:
+                        return fn(s, AS_OF.date().replace(day=1))
+                return run, f"store.reports.{name}"
+    from store.queries import counts_by_state
+
+    def run(s: Session):
+        counts_by_state(s)
+        # the rest of a month's table: open/closed counts by school, state and reason
+        return s.execute(select(text("school_id"), text("state"), text("reason"), func.count())
+                         .select_from(text("cases")).group_by(text("school_id"), text("state"), text("reason"))).all()
+    return run, "store.queries.counts_by_state + by school/state/reason (store/reports.py not there yet)"
+
+
+# -- intake -----------------------------------------------------------------------------------------
+def _file_bytes(rows) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["学校代码", "学籍号", "出勤状态", "缺勤原因"])
+    w.writerows(rows)
+    return buf.getvalue().encode("utf-8")
+
+
+def _parse_file(data: bytes):
+    from store.intake import MarkIn
+
+    by_school: dict[str, list] = defaultdict(list)
+    for n, r in enumerate(csv.reader(io.StringIO(data.decode("utf-8"))), start=1):
+        if n == 1:
+            continue
+        by_school[r[0]].append(MarkIn(r[1], r[2], r[3] or "unknown", row=n))
+    return by_school
+
+
+WRITTEN = {  # tables the intake writes, and how to find its new rows
+    "submissions": "id, school_id, day, source, content_sha256, submitted_by, received_at, summary",
+    "attendance_marks": "id, pupil_id, school_id, day, status, submission_id, recorded_at",
+    "cases": "id, pupil_id, school_id, class_id, state, version, policy_name, policy_version, calendar_key, opened_on, "
+             "closed_on, reason, outcome_reason, relapse_of, created_at, updated_at",
+    "case_events": "id, case_id, seq, event, from_state, to_state, actor, at, recorded_at, reason, payload, "
+                   "idempotency_key",
+    "document_requests": "id, case_id, kind, event_seq, status, requested_at, document_id, error",
+}
+
+
+def _max_ids(url: str) -> dict[str, int]:
+    eng = make_engine(url)
+    with eng.connect() as c:
+        out = {t: c.scalar(text(f"SELECT coalesce(max(id), 0) FROM {t}")) for t in WRITTEN}
+    eng.dispose()
+    return out
+
+
+def _written_rows(url: str, before: dict[str, int]):
+    """What the intake wrote: new rows per table, and the cases/duties it changed."""
+    import sqlite3
+
+    new: dict[str, list] = {}
+    if backend_of(url) == "sqlite":
+        from .common import sqlite_path
+
+        con = sqlite3.connect(sqlite_path(url))
+        q = lambda sql: con.execute(sql).fetchall()
+    else:
+        eng = make_engine(url)
+        conn = eng.connect()
+        q = lambda sql: [tuple(r) for r in conn.execute(text(sql)).all()]
+    for t, cols in WRITTEN.items():
+        new[t] = q(f"SELECT {cols} FROM {t} WHERE id > {before[t]} ORDER BY id")
+    changed_cases = q(f"SELECT id, state, version, closed_on, outcome_reason, updated_at FROM cases "
+                      f"WHERE id <= {before['cases']} AND state IN ('returned', 'excused') AND closed_on = '{AS_OF.date()}'")
+    cancelled = q(f"SELECT d.id FROM duties d JOIN cases c ON c.id = d.case_id WHERE d.status = 'cancelled' "
+                  f"AND c.closed_on = '{AS_OF.date()}'")
+    if backend_of(url) == "sqlite":
+        con.close()
+    else:
+        conn.close()
+        eng.dispose()
+    return new, changed_cases, cancelled
+
+
+def _json_col(table: str) -> set[int]:
+    return {"submissions": {7}, "case_events": {10}}.get(table, set())
+
+
+def replay_executemany(url: str, new, changed, cancelled) -> float:
+    """The same rows with the driver's executemany, batches of 10 000, one transaction."""
+    import json as _json
+
+    db = backend_of(url)
+    eng = make_engine(url)
+    raw = eng.raw_connection()
+    cur = raw.cursor()
+    ph = "?" if db == "sqlite" else "%s"
+    t0 = time.perf_counter()
+    if db == "sqlite":
+        cur.execute("BEGIN IMMEDIATE")
+    for table, rows in new.items():
+        if not rows:
+            continue
+        jc = _json_col(table)
+        if db != "sqlite" and jc:
+            rows = [tuple(_json.dumps(v) if i in jc and not isinstance(v, str) else v for i, v in enumerate(r)) for r in rows]
+        sql = f"INSERT INTO {table} ({WRITTEN[table]}) VALUES ({', '.join([ph] * len(rows[0]))})"
+        for i in range(0, len(rows), 10_000):
+            cur.executemany(sql, rows[i:i + 10_000])
+    if changed:
+        cur.executemany(f"UPDATE cases SET state = {ph}, version = {ph}, closed_on = {ph}, outcome_reason = {ph}, "
+                        f"updated_at = {ph} WHERE id = {ph}", [r[1:] + (r[0],) for r in changed])
+    if cancelled:
+        cur.executemany(f"UPDATE duties SET status = 'cancelled' WHERE id = {ph}", cancelled)
+    raw.commit()
+    t = time.perf_counter() - t0
+    raw.close()
+    eng.dispose()
+    return t
+
+
+def replay_copy(url: str, new, changed, cancelled) -> float:
+    """The same rows with COPY (PostgreSQL); the few updates with executemany."""
+    import json as _json
+
+    eng = make_engine(url)
+    raw = eng.raw_connection()
+    cur = raw.cursor()
+    t0 = time.perf_counter()
+    for table, rows in new.items():
+        if not rows:
+            continue
+        jc = _json_col(table)
+        with cur.copy(f"COPY {table} ({WRITTEN[table]}) FROM STDIN") as cp:
+            for r in rows:
+                cp.write_row(tuple(_json.dumps(v) if i in jc and not isinstance(v, str) else v for i, v in enumerate(r))
+                             if jc else r)
+    if changed:
+        cur.executemany("UPDATE cases SET state = %s, version = %s, closed_on = %s, outcome_reason = %s, "
+                        "updated_at = %s WHERE id = %s", [r[1:] + (r[0],) for r in changed])
+    if cancelled:
+        cur.executemany("UPDATE duties SET status = 'cancelled' WHERE id = %s", cancelled)
+    raw.commit()
+    t = time.perf_counter() - t0
+    raw.close()
+    eng.dispose()
+    return t
+
+
+def fig_intake(base: str, label: str, seed: int) -> None:
+    """Morning-check intake of a county file: per school (as schools submit) and as one bulk file."""
+    from store.intake import record_morning_check
+
+    from .generate import morning_check_file
+
+    db = backend_of(base)
+    rows = morning_check_file(base, seed, AS_OF.date())
+    data = _file_bytes(rows)
+    now = AS_OF.replace(hour=8, minute=20)
+    before = _max_ids(base)
+    results = {}
+    for mode in ("per_school", "bulk"):
+        url = _copy(base, mode)
+        eng = make_engine(url)
+        factory = session_factory(eng)
+        reset_peak_rss()
+        marks = opened = 0
+        with timer() as t:
+            if mode == "per_school":
+                by_school = _parse_file(data)  # each school's upload
+                for code, marks_in in by_school.items():
+                    with transaction(factory) as s:
+                        r = record_morning_check(s, CaseContext(s), school_code=code, day=AS_OF.date(), marks=marks_in,
+                                                 source="upload", submitted_by="bench", now=now)
+                    marks += r.marks
+                    opened += len(r.opened)
+            else:
+                with transaction(factory) as s:  # one county file: parse and import in one unit of work
+                    ctx = CaseContext(s)
+                    for code, marks_in in _parse_file(data).items():
+                        r = record_morning_check(s, ctx, school_code=code, day=AS_OF.date(), marks=marks_in,
+                                                 source="upload", submitted_by="bench", now=now)
+                        marks += r.marks
+                        opened += len(r.opened)
+        eng.dispose()
+        results[mode] = (marks, opened, t["s"], peak_rss_mb())
+        if mode == "per_school":
+            new, changed, cancelled = _written_rows(url, before)
+        _drop(url)
+    n_rows = sum(len(v) for v in new.values()) + len(changed) + len(cancelled)
+    em_url = _copy(base, "em")
+    t_em = replay_executemany(em_url, new, changed, cancelled)
+    _drop(em_url)
+    t_copy = None
+    if db == "postgresql":
+        cp_url = _copy(base, "copy")
+        t_copy = replay_copy(cp_url, new, changed, cancelled)
+        _drop(cp_url)
+    marks, opened, t_ps, rss = results["per_school"]
+    common = dict(db=db, rows_written=n_rows, marks=marks, opened=opened, file_rows=len(rows))
+    emit(f"intake {label}, per school [{db}]: absence marks", marks / t_ps, "marks/s", marks / t_em, figure="intake",
+         seconds=t_ps, executemany_seconds=t_em, cases_opened_per_s=opened / t_ps, rss_mb=rss,
+         note="baseline: executemany of the same rows", target=TARGETS["intake_vs_executemany"],
+         met=t_em / t_ps >= TARGETS["intake_vs_executemany"], **common)
+    emit(f"intake {label}, per school [{db}]: cases opened", opened / t_ps, "cases/s", opened / t_em,
+         figure="intake_opened", **common)
+    marks_b, opened_b, t_b, rss_b = results["bulk"]
+    base_t, what = (t_copy, "COPY") if t_copy is not None else (t_em, "executemany (SQLite has no COPY)")
+    emit(f"bulk file import {label} [{db}]", marks_b / t_b, "marks/s", marks_b / base_t, figure="bulk", seconds=t_b,
+         baseline_seconds=base_t, cases_opened_per_s=opened_b / t_b, rss_mb=rss_b,
+         note=f"one county CSV parsed and imported in one transaction; baseline: {what} of the same rows",
+         target=TARGETS["bulk_vs_copy"], met=base_t / t_b >= TARGETS["bulk_vs_copy"], **common)
+
+
+# -- the naive orchestration: one Prefect task run per case transition -----------------------------
+def fig_naive_prefect(base: str, n: int, extrapolate_to: int) -> None:
+    import os
+    import tempfile
+
+    os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="bench-prefect-"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from prefect import flow, task
+    from prefect.testing.utilities import prefect_test_harness
+
+    from machines.states import CaseState
+    from store.cases import apply_event, load_for_update
+    from store.context import escalation_at
+    from store.effects import SYSTEM
+
+    db = backend_of(base)
+    url = _copy(base, "naive")
+    eng = make_engine(url)
+    factory = session_factory(eng)
+    policies = _policies(factory)
+    with transaction(factory) as s:
+        ctx = CaseContext(s)
+        ctx.owners.preload()
+        due_ids = []
+        for policy in policies:
+            for source, target, day in escalation_pairs(policy):
+                from store.advance import due_cases_query
+
+                due_ids += [r.id for r in s.execute(due_cases_query(policy, source, day, AS_OF, n, postgres=False))]
+        due_ids = sorted(due_ids)[:n]
+
+    @task
+    def escalate_case(case_id: int) -> int:
+        with transaction(factory) as s:
+            case = load_for_update(s, case_id)
+            c = CaseContext(s, calendars=ctx.calendars)
+            c.owners = ctx.owners
+            policy, cal = c.policy(case.policy_name, case.policy_version), c.calendar(case.calendar_key)
+            streak = cal.school_days_between(case.opened_on, effective_day(policy, AS_OF))
+            step = policy.escalation_due(CaseState(case.state), streak)
+            entry = cal.add_school_days(case.opened_on, step.day - 1)
+            apply_event(s, c, case, "escalate", actor=SYSTEM, at=escalation_at(policy, entry, case.created_at),
+                        now=AS_OF, streak=streak)
+        return case_id
+
+    @flow
+    def naive_sweep(ids: list[int]) -> int:
+        return len([f.result() for f in escalate_case.map(ids)])
+
+    with prefect_test_harness(server_startup_timeout=120):
+        naive_sweep(due_ids[:5])  # warm up: server, flow registration
+        reset_peak_rss()
+        with timer() as t:
+            done = naive_sweep(due_ids[5:])
+        rss = peak_rss_mb()
+    eng.dispose()
+    _drop(url)
+    rate = done / t["s"]
+    emit(f"naive orchestration: one Prefect task run per transition [{db}]", rate, "transitions/s", db=db,
+         figure="naive_prefect", measured=done, seconds=t["s"], task_runs=done, rss_mb=rss,
+         extrapolated_seconds=extrapolate_to / rate, extrapolated_to=extrapolate_to,
+         note=f"measured at {done} transitions, extrapolated linearly to {extrapolate_to:,}")
+
+
+# -- SpiffWorkflow -----------------------------------------------------------------------------------
+def fig_spiff(base: str, n: int) -> None:
+    """SpiffWorkflow creating and sweeping the same due cases (default policy) as BPMN instances."""
+    from .spiff import Ladder, set_clock
+
+    db = backend_of(base)
+    url = _copy(base, "spiff")
+    eng = make_engine(url)
+    with eng.begin() as c:
+        c.execute(text("CREATE TABLE spiff_cases (case_id INTEGER PRIMARY KEY, next_due VARCHAR(32), body TEXT)"))
+        c.execute(text("CREATE INDEX ix_spiff_next ON spiff_cases (next_due)"))
+        cases = c.execute(text("SELECT id, opened_on, state FROM cases WHERE policy_name = 'default' AND state NOT IN "
+                               "('returned', 'excused', 'escalated', 'judicial_notice') ORDER BY id LIMIT :n"),
+                          {"n": n}).all()
+    ladder = Ladder()
+    prev_sweep = AS_OF - timedelta(days=3)  # Friday 09:30: the cases stand as that sweep left them
+    set_clock(prev_sweep)
+    reset_peak_rss()
+    with timer() as tc:
+        with eng.begin() as c:
+            rows = []
+            for cid, opened_on, state in cases:
+                opened = opened_on if not isinstance(opened_on, str) else datetime.fromisoformat(opened_on).date()
+                wf = ladder.new(opened)
+                ladder.sweep(wf)
+                rows.append({"id": cid, "n": ladder.next_due(wf), "b": ladder.dumps(wf)})
+                if len(rows) == 500:
+                    c.execute(text("INSERT INTO spiff_cases VALUES (:id, :n, :b)"), rows)
+                    rows = []
+            if rows:
+                c.execute(text("INSERT INTO spiff_cases VALUES (:id, :n, :b)"), rows)
+    set_clock(AS_OF)
+    moved = 0
+    with timer() as ts:
+        while True:  # batches of 500 due instances, one transaction each, like the advance
+            with eng.begin() as c:
+                due = c.execute(text("SELECT case_id, body FROM spiff_cases WHERE next_due <= :now ORDER BY case_id "
+                                     "LIMIT 500"), {"now": AS_OF.isoformat()}).all()
+                if not due:
+                    break
+                out = []
+                for cid, body in due:
+                    wf = ladder.loads(body)
+                    before = ladder.step_of(wf)
+                    ladder.sweep(wf)
+                    moved += ladder.step_of(wf) != before
+                    out.append({"id": cid, "n": ladder.next_due(wf), "b": ladder.dumps(wf)})
+                c.execute(text("UPDATE spiff_cases SET next_due = :n, body = :b WHERE case_id = :id"), out)
+    rss = peak_rss_mb()
+    eng.dispose()
+    _drop(url)
+    emit(f"SpiffWorkflow sweep, {len(cases):,} BPMN instances [{db}]", moved / ts["s"], "transitions/s", db=db,
+         figure="spiff", transitions=moved, seconds=ts["s"], created_per_s=len(cases) / tc["s"], rss_mb=rss,
+         note="due instances only (indexed next timer); default policy")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("figure")
+    ap.add_argument("url")
+    ap.add_argument("--label", default="")
+    ap.add_argument("--batch-size", type=int, default=5000)
+    ap.add_argument("--open", type=int, default=0)
+    ap.add_argument("--due", type=int, default=0)
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--extrapolate", type=int, default=100_000)
+    ap.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args()
+    f = a.figure
+    if f == "advance":
+        fig_advance(a.url, a.label, a.batch_size)
+    elif f == "scale":
+        fig_scale(a.url, a.open, a.due, a.batch_size)
+    elif f == "per_case":
+        fig_per_case(a.url, a.label, a.batch_size)
+    elif f == "sweep":
+        fig_sweep(a.url, a.label, a.due, a.batch_size)
+    elif f == "report":
+        fig_report(a.url, a.label)
+    elif f == "intake":
+        fig_intake(a.url, a.label, a.seed)
+    elif f == "naive_prefect":
+        fig_naive_prefect(a.url, a.n, a.extrapolate)
+    elif f == "spiff":
+        fig_spiff(a.url, a.n)
+    else:
+        raise SystemExit(f"unknown figure {f}")
+
+
+if __name__ == "__main__":
+    main()
