@@ -401,12 +401,23 @@ def verify_bytes(session: Session, content: bytes) -> DocumentFile | None:
 
 
 # -- the queue --------------------------------------------------------------------------------------
+# Requests being rendered by this process (SQLite has no SKIP LOCKED: threads of one process
+# must not pick the same request; other processes may, harmlessly — the archive dedups by key).
+_in_flight: set[int] = set()
+_in_flight_lock = threading.Lock()
+
+
 def _claim(session: Session, skip: set[int]) -> DocumentRequest | None:
-    q = select(DocumentRequest).where(DocumentRequest.status == "queued")
-    if skip:
-        q = q.where(DocumentRequest.id.not_in(skip))
-    q = q.order_by(DocumentRequest.id).limit(1).with_for_update(skip_locked=True)
-    return session.scalar(q)
+    with _in_flight_lock:
+        exclude = skip | _in_flight
+        q = select(DocumentRequest).where(DocumentRequest.status == "queued")
+        if exclude:
+            q = q.where(DocumentRequest.id.not_in(exclude))
+        q = q.order_by(DocumentRequest.id).limit(1).with_for_update(skip_locked=True)
+        request = session.scalar(q)
+        if request is not None:
+            _in_flight.add(request.id)
+        return request
 
 
 def _mark(session: Session, request_id: int, *, status: str, document_id: int | None = None,
@@ -457,29 +468,36 @@ def _process_one(factory: sessionmaker[Session], seen: set[int], *, actor: str, 
         rid, case_id, kind, seq = request.id, request.case_id, request.kind, request.event_seq
         seen.add(rid)
         try:
-            plan = case_plan(session, case_id, kind, actor=actor, now=when, event_seq=seq)
-            existing = _latest_version(session, plan.doc_key)
-            rendition = guess = None
-            if existing is None:
-                if not hold:
-                    session.commit()  # SQLite: let others write while WeasyPrint works
-                rendition, guess = _render_ahead_outside(factory, session, plan, hold)
-                if not hold:
-                    session.begin()
-            with session.begin_nested():
-                record = issue(session, plan, "pdf", actor=actor, now=when, rendition=rendition, guess=guess)
-            if not _mark(session, rid, status="rendered", document_id=record.document_id):
-                session.rollback()
-                return "skipped"
-            session.commit()
-            return "rendered"
-        except Exception as exc:  # the request fails, the queue goes on
+            return _render_request(factory, session, hold, rid, case_id, kind, seq, actor=actor, now=when)
+        finally:
+            with _in_flight_lock:
+                _in_flight.discard(rid)
+
+
+def _render_request(factory, session: Session, hold: bool, rid: int, case_id: int, kind: str, seq: int, *,
+                    actor: str, now: datetime) -> str:
+    try:
+        plan = case_plan(session, case_id, kind, actor=actor, now=now, event_seq=seq)
+        rendition = guess = None
+        if _latest_version(session, plan.doc_key) is None:
+            if not hold:
+                session.commit()  # SQLite: let others write while WeasyPrint works
+            rendition, guess = _render_ahead_outside(factory, session, plan, hold)
+            if not hold:
+                session.begin()
+        with session.begin_nested():
+            record = issue(session, plan, "pdf", actor=actor, now=now, rendition=rendition, guess=guess)
+        if not _mark(session, rid, status="rendered", document_id=record.document_id):
             session.rollback()
-            log.warning("document request %s (case %s, %s, event %s) failed: %s", rid, case_id, kind, seq,
-                        _error_text(exc))
-            with session.begin():
-                _mark(session, rid, status="failed", error=_error_text(exc))
-            return "failed"
+            return "skipped"
+        session.commit()
+        return "rendered"
+    except Exception as exc:  # the request fails, the queue goes on
+        session.rollback()
+        log.warning("document request %s (case %s, %s, event %s) failed: %s", rid, case_id, kind, seq, _error_text(exc))
+        with session.begin():
+            _mark(session, rid, status="failed", error=_error_text(exc))
+        return "failed"
 
 
 def _render_ahead_outside(factory, session: Session, plan: Plan, hold: bool) -> tuple[Rendition, int | None]:
