@@ -57,8 +57,8 @@ class ParsedAttendance:
 
 
 def _key(header: object) -> str:
-    text = str(header or "").strip().lower()
-    for ch in " \t*＊:：()（）[]【】必填":
+    text = str(header or "").strip().lower().replace("必填", "")
+    for ch in " \t*＊:：()（）[]【】":
         text = text.replace(ch, "")
     return text
 

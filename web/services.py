@@ -276,7 +276,7 @@ def record_action(
         raise ApiError(422, "办理时间早于案件登记日 (before the case was opened)")
     facts = {"reason": reason} if event in ("excuse", "escalate_outside") else {}
     try:
-        applied = apply_event(db, ctx, case, event, actor=who.actor, at=at, now=now, reason=note[:255],
+        applied = apply_event(db, ctx, case, event, actor=who.actor, at=at, now=now, note=note[:255],
                               payload=payload or {}, idempotency_key=idempotency_key, **facts)
     except ForbiddenEvent as exc:
         db.rollback()
