@@ -136,6 +136,9 @@ def stuck_cases(session: Session, scope: Scope, as_of: datetime, *, sort: str = 
     for r in rows:
         r["owners"] = sorted({o["owner"] for o in r["owed"]})
         r["days_overdue"] = round(r["hours_overdue"] / 24, 1)
+    for r in rows:  # what is owed, in the order of the sort (so the row's first owner is its sort key)
+        r["owed"].sort(key=(lambda o: (o["owner"], -o["hours_overdue"])) if sort == "owner" else
+                       (lambda o: -o["hours_overdue"]))
     if sort == "owner":
         rows.sort(key=lambda r: (r["owners"][0], -r["hours_overdue"]))
     elif sort == "school":

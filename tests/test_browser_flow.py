@@ -5,70 +5,17 @@ of the person who owes the visit. Every page visited is saved as a screenshot.
 """
 from __future__ import annotations
 
-import os
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from store.advance import advance
-from store.db import Settings, make_engine, session_factory, transaction
+from store.db import transaction
 from store.models import Case, Duty
-from store.schema import migrate
-from web.app import create_app
-
-from tests.web_support import PASSWORD, Clock, build_county, live_server, pupils_of_class, staff_name
+from tests.web_support import browser, login, pupils_of_class, shot, site, staff_name  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-SCREENS = Path(__file__).resolve().parent / "_artifacts" / "screens"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: run `make setup` (Debian package chromium)", pytrace=False)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def site(tmp_path):
-    """A live server on its own SQLite file with a small county and one account per role."""
-    url = f"sqlite:///{tmp_path / 'browser.db'}"
-    engine = make_engine(url)
-    migrate(engine)
-    factory = session_factory(engine)
-    with transaction(factory) as s:
-        county = build_county(s, sessions=False)
-    clock = Clock()
-    app = create_app(Settings(database_url=url, archive_dir=tmp_path / "archive"), factory=factory, clock=clock)
-    with live_server(app) as base:
-        yield base, factory, clock, county
-    engine.dispose()
-
-
-def shot(page, name: str) -> None:
-    SCREENS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENS / f"{name}.png"), full_page=True)
-
-
-def login(browser, base: str, username: str):
-    context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN", accept_downloads=True)
-    page = context.new_page()
-    page.goto(f"{base}/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button:has-text('登 录')")
-    return page
 
 
 def test_head_teacher_reports_absence_and_township_sees_the_missed_visit(browser, site, tmp_path):

@@ -1,13 +1,16 @@
 """Helpers for the web tests: a small county with one account per role, a movable clock, a live server."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterator
 
+import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -133,3 +136,58 @@ def live_server(app, host: str = "127.0.0.1") -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(15)
+
+
+# -- the browser ------------------------------------------------------------------------------------
+CHROMIUM = "/usr/bin/chromium"  # Debian's build; never `playwright install`
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+SCREENS = Path(__file__).resolve().parent / "_artifacts" / "screens"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: run `make setup` (Debian package chromium)", pytrace=False)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def site(tmp_path):
+    """A live server on its own SQLite file with a small county and its accounts: (url, factory, clock, county)."""
+    from store.db import Settings, make_engine, session_factory, transaction
+    from store.schema import migrate
+    from web.app import create_app
+
+    url = f"sqlite:///{tmp_path / 'browser.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    factory = session_factory(engine)
+    with transaction(factory) as s:
+        county = build_county(s, sessions=False)
+    clock = Clock()
+    app = create_app(Settings(database_url=url, archive_dir=tmp_path / "archive"), factory=factory, clock=clock)
+    with live_server(app) as base:
+        yield base, factory, clock, county
+    engine.dispose()
+
+
+def shot(page, name: str) -> None:
+    """A full-page screenshot under tests/_artifacts/screens/ (the best go to docs/img/screens/)."""
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENS / f"{name}.png"), full_page=True)
+
+
+def login(browser, base: str, username: str):
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
+    page = context.new_page()
+    page.goto(f"{base}/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button:has-text('登 录')")
+    return page

@@ -7,6 +7,7 @@ Township / county: /stuck, /overview, /figures, /late, /spot-checks, /accountabi
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -75,7 +76,7 @@ FORM_FIELDS: dict[str, list[tuple[str, str, str]]] = {
     "escalate_outside": [],
 }
 STATUS_CHOICES = [("present", "到校"), ("unexcused", "缺勤（未请假）"), ("sick_leave", "病假"), ("personal_leave", "事假")]
-PAYLOAD_LABELS = {k: label for fields in FORM_FIELDS.values() for k, label, _ in fields} | {
+PAYLOAD_LABELS = {k: label.split("（")[0] for fields in FORM_FIELDS.values() for k, label, _ in fields} | {
     "helpers": "帮扶责任人", "notes": "说明", "photos": "照片"}
 
 
@@ -112,7 +113,19 @@ def _doc_title(kind: str) -> str:
     return CATALOG[kind].name if kind in CATALOG else kind
 
 
-FILTERS = {"doc_title": _doc_title, "dt": _dt, "day": _day, "hours": _hours, "pct": _pct, "state_label": lambda s: STATE_LABELS[CaseState(s)],
+@lru_cache(maxsize=1)
+def _role_names() -> dict[str, str]:
+    """Role id → Chinese label, from the policies (the first policy naming a role wins)."""
+    from store.policy_files import policy_files, read_policy_file
+
+    names: dict[str, str] = {}
+    for path in policy_files():
+        for role, label in read_policy_file(path)[0].roles.items():
+            names.setdefault(role, label)
+    return names
+
+
+FILTERS = {"doc_title": _doc_title, "role_label": lambda r: _role_names().get(r, r), "dt": _dt, "day": _day, "hours": _hours, "pct": _pct, "state_label": lambda s: STATE_LABELS[CaseState(s)],
            "reason_label": lambda r: REASON_LABELS.get(r, r), "event_label": lambda e: EVENT_LABELS.get(e, e)}
 GLOBALS = {"ROLE_LABELS": ROLE_LABELS, "STATUS_CHOICES": STATUS_CHOICES, "LADDER": LADDER}
 
