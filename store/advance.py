@@ -80,38 +80,47 @@ def escalate_batch(
     session: Session, ctx: CaseContext, policy: Policy, source: CaseState, target: CaseState, day: int,
     as_of: datetime, limit: int,
 ) -> list[int]:
-    """Move up to ``limit`` due cases from ``source`` to ``target``; returns their ids."""
-    rows = session.execute(due_cases_query(policy, source, day, as_of, limit, postgres=is_postgres(session.bind))).all()
+    """Move up to ``limit`` due cases from ``source`` to ``target``; returns their ids.
+
+    One statement selects, locks (PostgreSQL: SKIP LOCKED) and moves the batch:
+    UPDATE cases … FROM (due cases) RETURNING, so no case is read twice and none can change in between.
+    """
+    due = due_cases_query(policy, source, day, as_of, limit, postgres=is_postgres(session.bind)).subquery("due")
+    c = Case.__table__
+    rows = session.execute(
+        update(c).where(c.c.id == due.c.id, c.c.state == source.value)
+        .values(state=target.value, version=c.c.version + 1, updated_at=as_of)
+        .returning(c.c.id, c.c.version, c.c.school_id, c.c.class_id, c.c.calendar_key, c.c.created_at, c.c.opened_on)
+    ).all()
     if not rows:
         return []
     ids = [r.id for r in rows]
-    c = Case.__table__
-    done = session.execute(
-        update(c).where(c.c.id.in_(ids), c.c.state == source.value)
-        .values(state=target.value, version=c.c.version + 1, updated_at=as_of)
-    ).rowcount
-    if done != len(ids):  # a row changed under us: never write history for a move that did not happen
-        raise RuntimeError(f"advance: {len(ids) - done} case(s) changed concurrently; batch rolled back, retry")
     step = policy.step(target)
+    # one event row and one set of document rows per batch, copied per case (same values as effects builds)
+    event = escalation_event_row(case_id=0, seq=0, source=source, step=step, policy=policy, at=as_of, now=as_of)
+    doc_kinds = document_rows(step.documents, case_id=0, event_seq=0, now=as_of)
     events, duties, docs = [], [], []
     for r in rows:
-        at = escalation_at(policy, r.day, r.created_at)
-        seq = r.version + 1
-        events.append(escalation_event_row(case_id=r.id, seq=seq, source=source, step=step, policy=policy, at=at, now=as_of))
+        # the day the streak reached the step (SQLite's RETURNING cannot name the joined school_days)
+        at = escalation_at(policy, ctx.school_day_after(r.calendar_key, r.opened_on, day - 1), r.created_at)
+        seq = r.version  # RETURNING gives the new version
+        events.append({**event, "case_id": r.id, "seq": seq, "at": at, "payload": dict(event["payload"])})
         duties += step_duty_rows(ctx, step, case_id=r.id, school_id=r.school_id, class_id=r.class_id,
                                  calendar_key=r.calendar_key, entry_day=at.date(), now=as_of)
-        docs += document_rows(step.documents, case_id=r.id, event_seq=seq, now=as_of)
-    session.execute(insert(CaseEvent), events)
+        docs += [{**d, "case_id": r.id, "event_seq": seq} for d in doc_kinds]
+    # Core inserts (executemany): the ORM bulk path adds per-row bookkeeping we do not need here
+    session.execute(insert(CaseEvent.__table__), events)
     if duties:
-        session.execute(insert(Duty), duties)
+        session.execute(insert(Duty.__table__), duties)
     if docs:
-        session.execute(insert(DocumentRequest), docs)
+        session.execute(insert(DocumentRequest.__table__), docs)
     return ids
 
 
 def overdue_batch(session: Session, as_of: datetime, limit: int) -> list[int]:
     d = Duty.__table__
-    q = select(d.c.id).where(d.c.status == "open", d.c.due_at <= as_of).order_by(d.c.id).limit(limit)
+    # ORDER BY due_at, id follows ix_duties_status_due; ORDER BY id alone makes SQLite scan every duty
+    q = select(d.c.id).where(d.c.status == "open", d.c.due_at <= as_of).order_by(d.c.due_at, d.c.id).limit(limit)
     if is_postgres(session.bind):
         q = q.with_for_update(skip_locked=True)
     ids = list(session.scalars(q))

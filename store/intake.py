@@ -104,7 +104,9 @@ def record_morning_check(
     session.flush()
     result = IntakeResult(sub.id, school_code, day)
 
-    pupils = {p.student_no: p for p in session.scalars(select(Pupil).where(Pupil.school_id == school.id))}
+    # (id, student_no, class_id) rows, not ORM objects: a school's roster is read on every check
+    pupils = {p.student_no: p for p in session.execute(
+        select(Pupil.id, Pupil.student_no, Pupil.class_id).where(Pupil.school_id == school.id))}
     good: dict[int, tuple[Pupil, str, str]] = {}
     for m in marks:
         pupil, status = pupils.get(m.student_no.strip()), normalise_status(m.status)
@@ -153,7 +155,7 @@ def _write_marks(session: Session, school_id: int, day: date, submission_id: int
     new = [{"pupil_id": pid, "school_id": school_id, "day": day, "status": status, "submission_id": submission_id,
             "recorded_at": now} for pid, (_, status, _) in good.items() if pid not in existing]
     if new:
-        session.execute(insert(AttendanceMark), new)
+        session.execute(insert(AttendanceMark.__table__), new)  # Core executemany: no ORM bookkeeping per mark
     for pid, (_, status, _) in good.items():
         if pid in existing:  # a correction of the same day's check: the latest submission counts
             mark = session.get(AttendanceMark, existing[pid])
