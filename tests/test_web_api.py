@@ -138,11 +138,14 @@ def test_morning_check_starts_the_deployment_run_when_prefect_is_there(web):
     assert r.status_code == 202
     assert r.json()["flow_run_id"].startswith("1c0ffee0") and r.json()["run_url"].startswith("http://prefect.local")
     [(name, params)] = fake.started
-    assert name == "morning-check/morning-check"
+    assert name == "morning_check/morning-check"  # deploy/deployments.py: flow name / deployment name
     sub = params["submission"]
     assert sub["school_code"] == web["county"].school_codes[0] and sub["day"] == "2026-11-16" and sub["complete"]
     assert sub["marks"] == [{"student_no": web["pupils"][0], "status": "病假", "reason": "unknown", "row": 1}]
     assert sub["submitted_by"] == "user:school"
+    from tasks.intake import MorningCheckSubmission  # the flow's parameter type accepts it as sent
+
+    assert MorningCheckSubmission.model_validate(sub).source == "api"
     assert count(web["factory"], Submission) == 0  # the flow records it, not the web process
 
 

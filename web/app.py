@@ -49,6 +49,8 @@ def create_app(
     """The app. ``factory``/``clock``/``deployments`` default to the settings' database, the
     Asia/Shanghai wall clock and the Prefect server in ``PREFECT_API_URL`` (tests pass their own)."""
     settings = WebSettings(**(settings.model_dump() if settings is not None else {}))
+    if settings.morning_check_deployment is None:
+        settings.morning_check_deployment = morning_check_deployment()
     engine = None
     if factory is None:
         engine = make_engine(settings.database_url)
@@ -71,7 +73,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.factory = factory
-    app.state.clock = clock or shanghai_now
+    app.state.clock = clock or ((lambda: settings.fixed_clock) if settings.fixed_clock else shanghai_now)
     app.state.deployments = deployments or PrefectDeployments(settings.prefect_ui_url)
     app.state.templates = Jinja2Templates(env=templates_env())
 
@@ -84,6 +86,15 @@ def create_app(
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _error_handlers(app)
     return app
+
+
+def morning_check_deployment() -> str:
+    """The morning-check deployment's full name ("flow/deployment") as deploy/ declares it."""
+    try:
+        from deploy.deployments import spec
+    except ImportError:
+        return "morning_check/morning-check"
+    return spec("morning-check").full_name
 
 
 def _wants_json(request: Request) -> bool:

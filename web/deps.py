@@ -30,8 +30,9 @@ class WebSettings(Settings):
     session_hours: int = 12
     cookie_secure: bool = False                      # set on a site served over HTTPS
     prefect_ui_url: str | None = None                # default: PREFECT_UI_URL, else the API URL less /api
-    morning_check_deployment: str = "morning-check/morning-check"
+    morning_check_deployment: str | None = None      # default: deploy.deployments' "morning-check" (flow/deployment)
     morning_check_parameter: str = "submission"      # the flow's parameter taking the submission
+    fixed_clock: datetime | None = None              # a demo's stopped clock (BAOXUE_FIXED_CLOCK=2026-12-11T16:00)
     upload_max_mb: int = 10
     photo_max_mb: int = 8
 
