@@ -77,7 +77,12 @@ def raw_escalation_sql(policies, as_of: datetime, *, postgres: bool):
     return sql, params
 
 
-def run_raw_update(url: str, as_of: datetime) -> tuple[int, float]:
+RAW_OVERDUE = text("UPDATE duties SET status = 'overdue', overdue_at = :a WHERE status = 'open' AND due_at <= :a "
+                   "RETURNING id").bindparams(bindparam("a", type_=DateTime))
+
+
+def run_raw_update(url: str, as_of: datetime) -> tuple[int, float, int, float]:
+    """The raw set-based statements: escalations (one UPDATE … RETURNING), then overdue duties."""
     eng = make_engine(url)
     factory = session_factory(eng)
     policies = _policies(factory)
@@ -85,33 +90,48 @@ def run_raw_update(url: str, as_of: datetime) -> tuple[int, float]:
     with timer() as t:
         with transaction(factory) as s:
             n = len(s.execute(sql, params).all())
+    with timer() as t2:
+        with transaction(factory) as s:
+            n2 = len(s.execute(RAW_OVERDUE, {"a": as_of}).all())
     eng.dispose()
-    return n, t["s"]
+    return n, t["s"], n2, t2["s"]
 
 
-def run_advance(url: str, as_of: datetime, batch_size: int) -> tuple[dict, float, float]:
+def run_advance(url: str, as_of: datetime, batch_size: int) -> tuple[dict, float, float, float]:
+    """store.advance.advance; returns its report, total seconds, escalation-phase seconds, peak RSS."""
     eng = make_engine(url)
     factory = session_factory(eng)
+    marks: list[tuple[str, float]] = []
     reset_peak_rss()
-    with timer() as t:
-        report = advance(factory, as_of, batch_size=batch_size, keep_ids=False)
+    t0 = time.perf_counter()
+    report = advance(factory, as_of, batch_size=batch_size, keep_ids=False,
+                     progress=lambda what, n: marks.append((what, time.perf_counter() - t0)))
+    total = time.perf_counter() - t0
     rss = peak_rss_mb()
     eng.dispose()
-    return report.as_dict(), t["s"], rss
+    # the escalation phase: up to the commit of its last batch (reported through ``progress``)
+    esc_end = max((t for what, t in marks if what != "overdue"), default=total)
+    return report.as_dict(), total, esc_end, rss
 
 
 def fig_advance(base: str, label: str, batch_size: int, keep: bool = False) -> None:
     """Daily advance beside one raw set-based UPDATE … RETURNING of the same rows."""
     db = backend_of(base)
     raw_url, adv_url = _copy(base, "raw"), _copy(base, "adv")
-    n_raw, t_raw = run_raw_update(raw_url, AS_OF)
-    rep, t_adv, rss = run_advance(adv_url, AS_OF, batch_size)
+    n_raw, t_raw, n_raw_ovd, t_raw_ovd = run_raw_update(raw_url, AS_OF)
+    rep, t_all, t_esc, rss = run_advance(adv_url, AS_OF, batch_size)
     n = rep["total_transitions"]
     if n != n_raw:
         log(f"WARNING: advance moved {n}, raw UPDATE {n_raw}")
-    emit(f"advance {label} [{db}]", n / t_adv, "transitions/s", n_raw / t_raw, db=db, figure="advance",
-         transitions=n, overdue=rep["overdue"], seconds=t_adv, raw_seconds=t_raw, batch_size=batch_size,
-         rss_mb=rss, target=TARGETS["advance_vs_raw"], met=(n / t_adv) / (n_raw / t_raw) >= TARGETS["advance_vs_raw"])
+    ratio = (n / t_esc) / (n_raw / t_raw)
+    emit(f"advance {label} [{db}]: escalations (state + history + duties + documents)", n / t_esc, "transitions/s",
+         n_raw / t_raw, db=db, figure="advance", transitions=n, seconds=t_esc, raw_seconds=t_raw,
+         batch_size=batch_size, rss_mb=rss, target=TARGETS["advance_vs_raw"], met=ratio >= TARGETS["advance_vs_raw"],
+         note="baseline: one UPDATE cases … RETURNING of the same rows (state only)")
+    emit(f"advance {label} [{db}]: whole daily run incl. overdue duties", (n + rep["overdue"]) / t_all, "rows/s",
+         (n_raw + n_raw_ovd) / (t_raw + t_raw_ovd), db=db, figure="advance_all", transitions=n,
+         overdue=rep["overdue"], seconds=t_all, raw_seconds=t_raw + t_raw_ovd, rss_mb=rss,
+         note="escalations + duties marked overdue; baseline: the two raw UPDATE … RETURNING statements")
     if not keep:
         _drop(raw_url)
         _drop(adv_url)
@@ -121,7 +141,7 @@ def fig_scale(base: str, open_cases: int, due: int, batch_size: int) -> None:
     """The same number of due cases at a given number of open cases (one point of the curve)."""
     db = backend_of(base)
     url = _copy(base, "scale")
-    rep, t_adv, rss = run_advance(url, AS_OF, batch_size)
+    rep, t_adv, _, rss = run_advance(url, AS_OF, batch_size)
     emit(f"advance {due:,} due at {open_cases:,} open [{db}]", t_adv, "s", db=db, figure="scale", open=open_cases,
          due=due, transitions=rep["total_transitions"], overdue=rep["overdue"],
          rate=rep["total_transitions"] / t_adv, rss_mb=rss)
@@ -132,7 +152,7 @@ def fig_per_case(base: str, label: str, batch_size: int) -> None:
     """The per-case path (python-statemachine bound to each ORM row) beside the set-based advance."""
     db = backend_of(base)
     set_url, pc_url = _copy(base, "set"), _copy(base, "pc")
-    rep, t_set, _ = run_advance(set_url, AS_OF, batch_size)
+    rep, t_set, _, _ = run_advance(set_url, AS_OF, batch_size)
     eng = make_engine(pc_url)
     factory = session_factory(eng)
     from store.cases import advance_per_case
