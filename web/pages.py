@@ -23,7 +23,7 @@ from store.accounts import ROLE_LABELS, Role
 from store.attendance_files import parse_attendance
 from store.context import CaseContext
 from store.intake import MarkIn
-from store.models import AttendanceMark, Pupil
+from store.models import AttendanceMark, Pupil, Staff
 from store.queries import case_detail, list_cases
 from store.tabular import TableError
 
@@ -125,9 +125,13 @@ def _role_names() -> dict[str, str]:
     return names
 
 
-FILTERS = {"doc_title": _doc_title, "role_label": lambda r: _role_names().get(r, r), "dt": _dt, "day": _day, "hours": _hours, "pct": _pct, "state_label": lambda s: STATE_LABELS[CaseState(s)],
-           "reason_label": lambda r: REASON_LABELS.get(r, r), "event_label": lambda e: EVENT_LABELS.get(e, e)}
-GLOBALS = {"ROLE_LABELS": ROLE_LABELS, "STATUS_CHOICES": STATUS_CHOICES, "LADDER": LADDER}
+FILTERS = {
+    "doc_title": _doc_title, "role_label": lambda r: _role_names().get(r, r), "dt": _dt, "day": _day, "hours": _hours,
+    "pct": _pct, "state_label": lambda s: STATE_LABELS[CaseState(s)], "reason_label": lambda r: REASON_LABELS.get(r, r),
+    "event_label": lambda e: EVENT_LABELS.get(e, e),
+}
+SPECIAL_GROUPS = {"orphan": "孤儿", "left_behind": "留守儿童", "disabled": "残疾儿童", "poor": "家庭经济困难"}
+GLOBALS = {"ROLE_LABELS": ROLE_LABELS, "SPECIAL_GROUPS": SPECIAL_GROUPS, "STATUS_CHOICES": STATUS_CHOICES, "LADDER": LADDER}
 
 
 def render(request: Request, name: str, who: Principal | None, status: int = 200, **context: Any) -> HTMLResponse:
@@ -281,10 +285,14 @@ def case_page(request: Request, case_id: int, done: str | None = None, who: Prin
 
 
 def _actor_names(db: Session, actors: set[str]) -> dict[str, str]:
-    names = {f"user:{u}": f"{d}（{ROLE_LABELS[Role(r)]}）" for u, d, r in db.execute(
+    """Who wrote each event, as people read it: a user's or staff member's name with their role."""
+    users = {f"user:{u}": f"{d}（{ROLE_LABELS[Role(r)]}）" for u, d, r in db.execute(
         select(User.username, User.display_name, User.role).where(
             User.username.in_([a[5:] for a in actors if a.startswith("user:")])))}
-    return {a: names.get(a, "系统（按制度自动）" if a == "system" else a) for a in actors}
+    staff_ids = [int(a[6:]) for a in actors if a.startswith("staff:") and a[6:].isdigit()]
+    staff = {f"staff:{i}": f"{n}（{_role_names().get(r, r)}）" for i, n, r in db.execute(
+        select(Staff.id, Staff.name, Staff.role).where(Staff.id.in_(staff_ids)))}
+    return {a: users.get(a) or staff.get(a) or ("系统（按制度自动）" if a == "system" else a) for a in actors}
 
 
 def _ladder(policy, state: str) -> list[dict[str, Any]]:
