@@ -13,7 +13,7 @@ from typing import Iterator
 import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 import store.accounts as accounts
 from store.account_models import User

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from machines.states import CaseState
@@ -32,8 +31,8 @@ from .deps import (
     settings_of,
 )
 from .services import (
-    EVENT_LABELS, PHOTO_EVENTS, day_of_file, media_type_of, offered_actions, photo_of_case, readable_case,
-    record_action, reject_bad_file, save_photo, submit_morning_check,
+    day_of_file, media_type_of, offered_actions, photo_of_case, readable_case, recent_runs, record_action,
+    reject_bad_file, save_photo, submit_morning_check,
 )
 
 router = APIRouter(prefix="/api")
@@ -286,11 +285,25 @@ def document_file(document_id: int, request: Request, fmt: Literal["pdf", "html"
     return document_response(db, who, document_id, fmt, settings_of(request))
 
 
+def html_preview(doc, settings: WebSettings) -> str:
+    """The issued document as HTML, rendered from the exact data it was issued with (Document.data)."""
+    try:
+        from documents.render import render_html
+    except ImportError:
+        raise ApiError(404, "文书预览不可用 (no HTML renderer installed)") from None
+    try:
+        return render_html(doc.data, standalone=True, archive_dir=settings.archive_dir)
+    except Exception as exc:  # a document issued under an older template may no longer render
+        raise ApiError(500, f"文书预览生成失败，请下载 PDF ({type(exc).__name__})") from None
+
+
 def document_response(db, who, document_id: int, fmt: str, settings: WebSettings) -> FileResponse:
     doc = dash.document_in_scope(db, document_id, who.scope)
     if doc is None:
         raise ApiError(404, "文书不存在，或不在您的管辖范围内 (document not found)")
     f = next((f for f in doc.files if f.fmt == fmt), None)
+    if f is None and fmt == "html":
+        return HTMLResponse(html_preview(doc, settings))
     if f is None:
         raise ApiError(404, f"该文书没有 {fmt.upper()} 文件 (no {fmt} rendition)")
     name = f"{doc.kind}-{doc.case_id}-{doc.event_seq}.{fmt}"
@@ -418,7 +431,7 @@ def spot_checks(who: Principal = Depends(roles(*OFFICES)), db: Session = Depends
 
 @router.get("/runs", tags=["运行 runs"], summary="Prefect 流程运行（带 Prefect UI 链接）")
 def runs(request: Request, who: Principal = Depends(roles(Role.county, Role.operator))):
-    found = request.app.state.deployments.recent_runs() if hasattr(request.app.state.deployments, "recent_runs") else None
+    found, error = recent_runs(request.app.state.deployments)
     if found is None:
         return {"configured": False, "message": "未配置 Prefect 服务 (PREFECT_API_URL)，流程在本机直接执行", "runs": []}
-    return {"configured": True, "runs": _jsonable(found)}
+    return {"configured": True, "message": error, "runs": _jsonable(found)}

@@ -33,8 +33,8 @@ from .deps import (
     NOT_FOUND_CASE, OFFICES, PUPIL_READERS, SHANGHAI, ApiError, Principal, get_db, get_now, page_user, roles, settings_of,
 )
 from .services import (
-    EVENT_LABELS, day_of_file, offered_actions, readable_case, record_action, reject_bad_file, save_photo,
-    submit_morning_check,
+    EVENT_LABELS, day_of_file, offered_actions, readable_case, recent_runs, record_action, reject_bad_file,
+    save_photo, submit_morning_check,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -430,7 +430,6 @@ def accountability(request: Request, start: str | None = None, end: str | None =
 @router.get("/runs")
 def runs(request: Request, who: Principal = Depends(page(Role.county, Role.operator))):
     deployments = request.app.state.deployments
-    found = deployments.recent_runs() if hasattr(deployments, "recent_runs") else None
-    ui = deployments.ui_url() if hasattr(deployments, "ui_url") else None
-    return render(request, "runs.html", who, runs=found, ui=ui)
-
+    found, error = recent_runs(deployments)
+    ui = deployments.ui_url() if found is not None and hasattr(deployments, "ui_url") else None
+    return render(request, "runs.html", who, runs=found, ui=ui, error=error)
