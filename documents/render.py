@@ -9,12 +9,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import mimetypes
+import os
 import threading
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
@@ -186,6 +187,10 @@ class _Engine:
         from weasyprint.text.fonts import FontConfiguration
 
         self.weasyprint = weasyprint
+        if os.environ.get("BAOXUE_PLAIN_WEASYPRINT") != "1":
+            from . import weasy_tuning
+
+            weasy_tuning.apply()
         self.font_config = FontConfiguration()
         self.css = weasyprint.CSS(string=stylesheet_text(), font_config=self.font_config)
         self.fetcher = weasyprint.urls.URLFetcher(allowed_protocols={"data"})

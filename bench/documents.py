@@ -1,0 +1,127 @@
+"""Documents: HTML/s and PDF/s per core, beside plain Jinja2 and plain WeasyPrint on the same templates.
+
+    python -m bench.documents [--quick]
+
+Figures (one JSON line each, ``bench.common.emit``):
+
+- HTML per CPU-second: ``documents.render.render_html`` (one Environment, compiled templates
+  cached) against plain Jinja2 (a new Environment and a template compile per document, as with
+  ``jinja2.Template(source)``), on the same contexts.
+- PDF per CPU-second: ``documents.render.render_pdf`` (one FontConfiguration and one parsed
+  stylesheet per process, plus ``documents.weasy_tuning``) against plain WeasyPrint as shipped
+  (``HTML(string=…).write_pdf(stylesheets=[CSS(string=…)])``: a new font configuration and a
+  stylesheet parse per document, pydyf's level-9 deflate), on the same HTML, CSS and fonts.
+- The documents are all 13 case kinds for distinct generated cases (no two alike), so caches
+  only help as much as real documents of one kind share glyphs. Times are CPU time of this
+  process (``time.process_time``): per core, and steady under a loaded machine.
+- Whether libharfbuzz-subset is present (WeasyPrint is ~40× slower on CJK without it).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Callable
+
+from .common import emit, log
+
+
+def _contexts(n: int, seed0: int) -> list[dict]:
+    from documents.catalog import CASE_KINDS
+    from documents.context import case_context, with_number
+    from documents.samples import sample_facts
+    from store.policy_files import SHIPPED_POLICIES, read_policy_file
+
+    policies = [read_policy_file(SHIPPED_POLICIES / f"{p}.toml")[0] for p in ("default", "jingbian", "wutaishan")]
+    out: list[dict] = []
+    seed = seed0
+    while len(out) < n:
+        policy = policies[seed % len(policies)]
+        facts = sample_facts(policy, seed=seed, photos=False)
+        returned = sample_facts(policy, seed=seed, photos=False, returned=True)
+        for kind in CASE_KINDS:
+            f = returned if kind == "return_register" else facts
+            ctx = case_context(kind, f, event_seq=f["events"][-1]["seq"], issued_on="2026-11-23", actor="bench")
+            out.append(with_number(ctx, number=seed, year=2026))
+        seed += 1
+    return out[:n]
+
+
+def _rate(fn: Callable[[dict], object], contexts: list[dict]) -> float:
+    start = time.process_time()
+    for ctx in contexts:
+        fn(ctx)
+    return len(contexts) / (time.process_time() - start)
+
+
+def _plain_jinja(ctx: dict) -> str:
+    """What a script would do: a fresh Environment (so every template is parsed and compiled again)."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    from documents import catalog
+    from documents.render import TEMPLATE_DIR, banner_size, cn_date, cn_datetime, cn_month, cn_short, pct, _img_src
+
+    env = Environment(loader=FileSystemLoader(str(TEMPLATE_DIR)), autoescape=True, undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True, cache_size=0)
+    env.filters.update(cn_date=cn_date, cn_datetime=cn_datetime, cn_short=cn_short, cn_month=cn_month, pct=pct)
+    env.globals.update(banner_size=banner_size)
+    kind = catalog.get(ctx["doc"]["kind"])
+    return env.get_template(kind.template).render(**ctx, layout=kind.layout, standalone=False, stylesheet="",
+                                                  img_src=_img_src(None))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    n_html, n_pdf, rounds = (60, 26, 2) if args.quick else (400, 52, 3)
+
+    from documents import fonts, weasy_tuning
+    from documents.render import engine, render_html, render_pdf, stylesheet_text
+
+    hb = fonts.harfbuzz_subset_available()
+    emit("documents: libharfbuzz-subset present", 1.0 if hb else 0.0, "bool", note="without it WeasyPrint subsets CJK ~40× slower")
+
+    # -- HTML ----------------------------------------------------------------------------------
+    contexts = _contexts(n_html, 1)
+    render_html(contexts[0], standalone=False)
+    ours, plain = [], []
+    for _ in range(rounds):
+        ours.append(_rate(lambda c: render_html(c, standalone=False), contexts))
+        plain.append(_rate(_plain_jinja, contexts))
+    emit("documents: HTML per second per core", statistics.median(ours), "doc/s", statistics.median(plain),
+         figure="documents_html", note="cached Environment vs a new Environment per document", docs=len(contexts))
+
+    # -- PDF -----------------------------------------------------------------------------------
+    import weasyprint
+
+    css = stylesheet_text()
+    eng = engine()  # fonts, stylesheet, tuning: once per process
+    render_pdf(_contexts(1, 900)[0])
+    with weasy_tuning.plain():
+        weasyprint.HTML(string=render_html(_contexts(1, 901)[0], standalone=False)).write_pdf(
+            stylesheets=[weasyprint.CSS(string=css)])
+
+    def plain_pdf(ctx: dict) -> bytes:
+        html = render_html(ctx, standalone=False)
+        return weasyprint.HTML(string=html).write_pdf(stylesheets=[weasyprint.CSS(string=css)])
+
+    ours, plain, untuned = [], [], []
+    for r in range(rounds):
+        # fresh, distinct documents for every measurement: no cache sees the same document twice
+        ours.append(_rate(render_pdf, _contexts(n_pdf, 1000 + 300 * r)))
+        with weasy_tuning.plain():
+            plain.append(_rate(plain_pdf, _contexts(n_pdf, 1100 + 300 * r)))
+            untuned.append(_rate(render_pdf, _contexts(n_pdf, 1200 + 300 * r)))
+        log(f"  round {r + 1}: ours {ours[-1]:.2f}/s, cached fonts+CSS only {untuned[-1]:.2f}/s, plain {plain[-1]:.2f}/s")
+    base = statistics.median(plain)
+    emit("documents: PDF per second per core", statistics.median(ours), "doc/s", base, figure="documents_pdf",
+         target=2.0, met=statistics.median(ours) / base >= 2.0, docs=n_pdf,
+         note="one FontConfiguration + parsed CSS + weasy_tuning vs plain WeasyPrint per document; 13 case kinds, distinct cases")
+    emit("documents: PDF per second per core, caching fonts+CSS only", statistics.median(untuned), "doc/s", base,
+         figure="documents_pdf_cache_only", note="the same without documents.weasy_tuning")
+    log(f"weasy_tuning applied: {sorted(weasy_tuning.applied())}; engine fonts cached: {eng.font_config is not None}")
+
+
+if __name__ == "__main__":
+    main()
