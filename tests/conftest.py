@@ -24,10 +24,12 @@ them instead for a quick local run (``BAOXUE_ALLOW_NO_PG=1 .venv/bin/pytest test
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import shutil
 import tempfile
 import uuid
+import warnings
 from collections.abc import Iterator
 
 # Prefect reads its settings on import: keep its state and telemetry out of the user's home.
@@ -36,8 +38,10 @@ if "PREFECT_HOME" not in os.environ:
     atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
+import psycopg
 import pytest
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, make_url, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -135,25 +139,60 @@ def session(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
-def _empty_all_tables(engine: Engine) -> None:
+def _close_leaked(engine: Engine) -> list[str]:
+    """Close Sessions and Connections on ``engine`` still inside a transaction: each holds locks
+    (on SQLite every transaction is BEGIN IMMEDIATE, so one forgotten read blocks all writers)."""
+    gc.collect()
+    leaked = []
+    for obj in gc.get_objects():
+        if isinstance(obj, Session) and obj.bind is engine and obj.in_transaction():
+            leaked.append(f"Session {obj!r}")
+            obj.close()
+        elif isinstance(obj, Connection) and obj.engine is engine and not obj.closed and obj.in_transaction():
+            leaked.append(f"Connection {obj!r}")
+            obj.close()
+    return leaked
+
+
+def _empty_all_tables(engine: Engine, *, after_test: bool) -> None:
+    leaked = _close_leaked(engine)
     tables = list(reversed(load_models().sorted_tables))
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            names = ", ".join(conn.dialect.identifier_preparer.format_table(t) for t in tables)
-            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        else:
+    if engine.dialect.name == "postgresql":
+        names = ", ".join(engine.dialect.identifier_preparer.format_table(t) for t in tables)
+        truncate = text(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("SET LOCAL lock_timeout = '5s'"))
+                conn.execute(truncate)
+        except OperationalError as exc:
+            if not isinstance(exc.orig, psycopg.errors.LockNotAvailable):
+                raise
+            # Still locked by a transaction we could not find (a raw DBAPI connection?): this
+            # database belongs to this worker alone, so end every other transaction in it.
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                leaked += [f"[{state}] {query}" for _, state, query in conn.execute(text(
+                    "SELECT pg_terminate_backend(pid), state, query FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+                ))]
+            with engine.begin() as conn:
+                conn.execute(truncate)
+    else:
+        with engine.begin() as conn:
             conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
             for table in tables:
                 conn.execute(table.delete())
+    if leaked:
+        message = f"fresh_db: transactions left open {'by' if after_test else 'before'} the test: {leaked}"
+        if after_test:
+            pytest.fail(message + " (close every Session, e.g. `with fresh_db() as s:`)", pytrace=False)
+        warnings.warn(message, stacklevel=1)
 
 
 @pytest.fixture
 def fresh_db(engine: Engine) -> Iterator[sessionmaker[Session]]:
-    _empty_all_tables(engine)
-    try:
-        yield session_factory(engine)
-    finally:
-        _empty_all_tables(engine)
+    _empty_all_tables(engine, after_test=False)
+    yield session_factory(engine)
+    _empty_all_tables(engine, after_test=True)
 
 
 @pytest.fixture
