@@ -65,10 +65,11 @@ ROUTES = {
     ("GET", "/cases/{case_id}/photos/{sha256}"): "photo", ("GET", "/documents/{document_id}.{fmt}"): "document",
     ("GET", "/stuck"): "list", ("GET", "/overview"): "list", ("GET", "/figures"): "list",
     ("GET", "/reports/{filing_id}.{fmt}"): "report", ("GET", "/late"): "list", ("GET", "/spot-checks"): "list",
-    ("GET", "/accountability"): "list", ("GET", "/runs"): "list",
+    ("GET", "/accountability"): "list", ("GET", "/accountability.csv"): "list", ("GET", "/runs"): "list",
 }
 LIST_QUERIES = {"/api/cases": "?open_only=false", "/cases": "?all=1", "/api/duties": "?mine=false",
-                "/api/accountability": "?start=2026-11-01", "/accountability": "?start=2026-11-01"}
+                "/api/accountability": "?start=2026-11-01", "/accountability": "?start=2026-11-01",
+                "/accountability.csv": "?start=2026-11-01"}
 
 
 def all_routes() -> set[tuple[str, str]]:

@@ -299,3 +299,17 @@ def test_the_openapi_document_lists_the_api(web):
     assert {"/api/morning-checks/upload", "/api/cases/{case_id}/actions", "/api/stuck", "/api/figures/monthly",
             "/api/accountability", "/api/roster"} <= set(spec["paths"])
     assert web["client"].get("/docs").status_code == 200
+
+
+def test_the_schools_figures_add_up_to_the_total(web):
+    first, second = web["pupils"][:2]
+    open_case(web, first)
+    r = web["client"].post("/api/morning-checks", headers=token(web, "teacher"),
+                           json={"marks": [{"student_no": first, "status": "缺勤"}, {"student_no": second, "status": "缺勤"}]})
+    returned = r.json()["opened_case_ids"][0]
+    act(web, "teacher", returned, {"event": "mark_returned"})
+    data = web["client"].get("/api/figures/monthly?month=2026-11", headers=token(web, "county")).json()
+    total = data["total"]
+    for key in ("enrolled", "dropouts", "opened", "returned", "excused", "escalated"):
+        assert sum(s[key] for s in data["schools"]) == total[key], key
+    assert (total["dropouts"], total["opened"], total["returned"]) == (1, 2, 1)

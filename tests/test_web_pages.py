@@ -140,3 +140,16 @@ def test_an_error_page_is_in_chinese_with_a_way_back(pages):
     assert r.status_code == 404 and "案件不存在" in r.text and "回到首页" in r.text
     r = as_(pages, "teacher").get("/no-such-page", headers={"accept": "text/html"})
     assert r.status_code == 404 and "页面或资源不存在" in r.text
+
+
+def test_the_accountability_evidence_downloads_as_csv(pages):
+    client = as_(pages, "teacher")
+    first = list(pages["names"])[0]
+    client.post("/morning-check/form", data={"csrf": csrf(client.get("/morning-check").text), f"status:{first}": "unexcused"})
+    pages["clock"].at = datetime(2026, 11, 17, 19, 0)
+    advance(pages["factory"], pages["clock"]())
+    r = as_(pages, "township").get("/accountability.csv?start=2026-11-01")
+    lines = r.content.decode("utf-8-sig").splitlines()
+    assert lines[0].startswith("责任人,职责,学校,案件") and len(lines) == 3  # the call and the visit, both missed
+    assert {line.split(",")[6] for line in lines[1:]} == {"电话联系家长", "家访"}
+    assert all(line.split(",")[8] == "未办" for line in lines[1:])

@@ -351,8 +351,7 @@ def monthly_figures(db: Session, who: Principal, month: str | None, now: datetim
     start, end, label = parse_month(month, now.date())
     period = Period("monthly", label, start, end)
     schools = dash.schools_in(db, who.scope)
-    rows = [ledger_figures(db, ReportScope("school", s["code"], s["name"], (s["id"],)), period, now) | {"township": s["township"]}
-            for s in schools]
+    rows = dash.school_figures(db, schools, start, end)
     name = {Role.school_staff: schools[0]["name"] if schools else "", Role.county: "全县"}.get(who.role, "")
     if who.role is Role.township:
         name = schools[0]["township"] if schools else ""

@@ -6,6 +6,8 @@ Township / county: /stuck, /overview, /figures, /late, /spot-checks, /accountabi
 """
 from __future__ import annotations
 
+import csv
+import io
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -417,14 +419,37 @@ def spot_checks(request: Request, who: Principal = Depends(page(*OFFICES)), db: 
     return render(request, "spot_checks.html", who, checks=dash.spot_checks(db, who.scope))
 
 
+ROW_LIMIT = 500  # rows a page lists; the rest is in the CSV download
+
+
+def _evidence(db: Session, who: Principal, start: str | None, end: str | None, now: datetime) -> dict[str, Any]:
+    first = _form_day(start, now.date()) or now.date().replace(day=1)
+    last = _form_day(end, now.date()) or now.date()
+    return dash.accountability(db, who.scope, first, last, now, masked=who.masked)
+
+
 @router.get("/accountability")
 def accountability(request: Request, start: str | None = None, end: str | None = None,
                    who: Principal = Depends(page(*SCHOOL_AND_OFFICES)), db: Session = Depends(get_db),
                    now: datetime = Depends(get_now)):
-    first = _form_day(start, now.date()) or now.date().replace(day=1)
-    last = _form_day(end, now.date()) or now.date()
-    return render(request, "accountability.html", who,
-                  data=dash.accountability(db, who.scope, first, last, now, masked=who.masked))
+    return render(request, "accountability.html", who, data=_evidence(db, who, start, end, now), limit=ROW_LIMIT)
+
+
+@router.get("/accountability.csv")
+def accountability_csv(start: str | None = None, end: str | None = None,
+                       who: Principal = Depends(page(*SCHOOL_AND_OFFICES)), db: Session = Depends(get_db),
+                       now: datetime = Depends(get_now)):
+    data = _evidence(db, who, start, end, now)
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(["责任人", "职责", "学校", "案件", "学生", "环节", "应办事项", "截止时间", "办理时间", "超时（小时）"])
+    for r in data["rows"]:
+        w.writerow([r["owner"], _role_names().get(r["role"], r["role"]), r["school"], r["case_id"], r["pupil"],
+                    r["step_label"], r["action_label"], r["due_at"].strftime("%Y-%m-%d %H:%M"),
+                    r["done_at"].strftime("%Y-%m-%d %H:%M") if r["done_at"] else "未办", r["hours_late"]])
+    name = f"accountability-{data['start']}-{data['end']}.csv"
+    return Response(("\ufeff" + out.getvalue()).encode("utf-8"), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @router.get("/runs")
