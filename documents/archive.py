@@ -179,7 +179,7 @@ def _archive_photos(facts: dict) -> dict:
                 continue
             path = Path(src)
             if not path.is_file():
-                raise RenderError(f"photo {path.name} of event {event['seq']} not found")
+                raise RenderError(f"photo {len(out) + 1} of event {event['seq']} not found in the attachments")
             rel, _ = store_bytes(path.read_bytes(), path.suffix.lstrip(".").lower() or "jpg", folder="attachments")
             out.append({"src": f"archive:{rel}", "caption": caption})
         event["payload"] = {**event["payload"], "photos": out}
@@ -262,11 +262,7 @@ def issue(session: Session, plan: Plan, fmt: str, *, actor: str, now: datetime,
 
 
 def _title(context: dict) -> str:
-    doc = context["doc"]
-    if doc["kind"] in ("report_to_township", "report_to_bureau"):
-        who = context["pupil"]["name"]
-        return f"{doc['title']}（{who[0]}同学）"[:128]
-    return doc["title"][:128]
+    return context["doc"]["title"][:128]
 
 
 def _add_file(session: Session, doc: Document, rendition: Rendition, *, actor: str, now: datetime) -> DocumentFile:

@@ -233,3 +233,17 @@ def test_unknown_case_or_kind_says_so(session):
 def test_package_exports_the_cli_contract():
     assert documents.render_queued is render_queued and documents.verify_file is verify_file
     assert numbering.allocate and documents.render_for_case is render_for_case
+
+
+def test_a_returned_case_closes_with_its_return_register(session):
+    from openpyxl import load_workbook
+
+    case_id = climb(session, policy="jingbian", returned=True)
+    kinds = set(session.scalars(select(DocumentRequest.kind).where(DocumentRequest.case_id == case_id)))
+    assert "return_register" in kinds
+    pdf = render_for_case(session, case_id, "return_register", actor="test", now=NOW)
+    record = pdf.document.data["record"]
+    assert record["returned_on"] and record["ledger_closed_on"] == record["returned_on"]
+    xlsx = render_for_case(session, case_id, "return_register", actor="test", fmt="xlsx", now=NOW)
+    ws = load_workbook(archive.file_path(xlsx)).active
+    assert ws.cell(row=5, column=2).value == pdf.document.data["pupil"]["name"]
