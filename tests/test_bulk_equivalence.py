@@ -53,7 +53,7 @@ def populate(session, rng: random.Random, n: int) -> None:
     session.flush()
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 10**6), n=st.integers(1, 30), moments=st.lists(st.sampled_from(MOMENTS), min_size=1, max_size=3))
 def test_bulk_advance_equals_the_per_case_machine_path(_outer_connection, factory, seed, n, moments):
     rng = random.Random(seed)
