@@ -247,3 +247,16 @@ def test_a_returned_case_closes_with_its_return_register(session):
     xlsx = render_for_case(session, case_id, "return_register", actor="test", fmt="xlsx", now=NOW)
     ws = load_workbook(archive.file_path(xlsx)).active
     assert ws.cell(row=5, column=2).value == pdf.document.data["pupil"]["name"]
+
+
+def test_a_document_rendered_ahead_with_a_number_someone_else_took_is_rendered_again(factory):
+    plan_a, plan_b = _plans(2, issuer="township:AHEAD")
+    with factory() as s:
+        rendition, guess = archive._render_ahead(s, plan_a, "html")
+    assert guess == 1 and "〔2026〕1号" in rendition.content.decode()
+    with factory() as s, s.begin():
+        assert issue(s, plan_b, "html", actor="t", now=NOW).document.number == 1
+    with factory() as s, s.begin():
+        record = issue(s, plan_a, "html", actor="t", now=NOW, rendition=rendition, guess=guess)
+        assert record.document.number == 2
+        assert "〔2026〕2号" in archive.file_path(record).read_text(encoding="utf-8")
