@@ -86,12 +86,14 @@ def load_flow(s: Spec):
     return getattr(importlib.import_module(module), func)
 
 
-def runner_deployments() -> list:
-    """The deployments as Prefect RunnerDeployments (for ``prefect.serve``)."""
+def runner_deployments(names: list[str] | None = None) -> list:
+    """The deployments (or those named) as Prefect RunnerDeployments (for ``prefect.serve``)."""
     from prefect.schedules import Cron
 
     out = []
     for s in DEPLOYMENTS:
+        if names and s.name not in names:
+            continue
         out.append(load_flow(s).to_deployment(
             name=s.name, schedules=[Cron(c, timezone=TIMEZONE) for c in s.crons] or None,
             parameters=s.parameters or None, concurrency_limit=s.concurrency_limit,
@@ -99,11 +101,11 @@ def runner_deployments() -> list:
     return out
 
 
-def serve(limit: int | None = None) -> None:
-    """Serve every deployment from this process until interrupted (the one-machine worker)."""
+def serve(names: list[str] | None = None, limit: int | None = None) -> None:
+    """Serve every deployment (or those named) from this process until interrupted."""
     from prefect import serve as prefect_serve
 
-    prefect_serve(*runner_deployments(), limit=limit, print_starting_message=True)
+    prefect_serve(*runner_deployments(names), limit=limit, print_starting_message=True)
 
 
 def trigger_morning_check(submission: dict, *, wait: bool = False, timeout: float | None = None):
@@ -141,7 +143,7 @@ def no_heartbeat() -> Iterator[None]:
 
 if __name__ == "__main__":  # python -m deploy.deployments serve
     if sys.argv[1:2] == ["serve"]:
-        serve()
+        serve(sys.argv[2:] or None)
     else:
         for s in DEPLOYMENTS:
             print(f"{s.full_name:55} {' | '.join(s.crons) or '(triggered)'}")

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from prefect import flow, get_run_logger
 
-from tasks.publish import publish_event, publish_events, publish_table
+from tasks.publish import publish_sweep
 from tasks.render import request_rendering
 from tasks.runtime import resolve_as_of
 from tasks.sweep import apply_escalations, describe_changes, mark_overdue, plan_sweep, sweep_summary
@@ -52,23 +52,8 @@ def advance_cases(as_of: datetime | None = None, batch_size: int = 5000, render:
     # 3. The new steps' documents were queued with the moves: have them rendered.
     rendering = request_rendering(summary["documents_queued"]) if render else {"requested": 0}
 
-    # 4. What operators see.
-    changes = describe_changes(escalated, overdue)
-    publish_events("baoxue.case.escalated", changes["escalated"], label="baoxue.state",
-                   payload={"as_of": as_of.isoformat()})
-    publish_events("baoxue.duty.overdue", changes["overdue"], label="baoxue.action",
-                   payload={"as_of": as_of.isoformat()})
-    publish_event("baoxue.sweep.completed", "baoxue.sweep",
-                  {"as_of": as_of.isoformat(), "escalated": len(escalated), "overdue": len(overdue),
-                   "documents_queued": summary["documents_queued"]})
-    steps = " · ".join(f"{k} {v}" for k, v in summary["cases_by_state"].items())
-    moved = " · ".join(f"→{k} {v}" for k, v in summary["escalated_now"].items()) or "none"
-    publish_table("advance-cases", summary["by_school"], description=(
-        f"**升级计时 sweep at {summary['as_of']}** — escalated now: {moved}; overdue now: {summary['overdue_now']}; "
-        f"overdue duties open: {summary['overdue_duties']}; documents queued: {summary['documents_queued']}\n\n"
-        f"Cases by state: {steps}"))
-    publish_table("overdue-duties", summary["overdue_rows"],
-                  description=f"逾期未完成的职责 overdue duties at {summary['as_of']} (names masked; first 200)")
+    # 4. What operators see: events for automations, a table artifact (names masked).
+    publish_sweep(summary, describe_changes(escalated, overdue), len(escalated), len(overdue))
     logger.info("sweep %s: escalated %s, overdue %s", as_of, len(escalated), len(overdue))
     return {"as_of": as_of.isoformat(), "escalated": len(escalated), "overdue": len(overdue),
             "escalated_by_step": summary["escalated_now"], "cases_by_state": summary["cases_by_state"],

@@ -13,7 +13,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from tasks.intake import MorningCheckSubmission, record_school_check, validate_submission
-from tasks.publish import publish_event, publish_table
+from tasks.publish import publish_morning_check
 from tasks.runtime import resolve_as_of
 
 TOTALS = ("marks", "opened", "continuing", "returned", "excused", "errors")
@@ -39,11 +39,6 @@ def morning_check(submission: MorningCheckSubmission) -> dict:
         logger.warning("school %s: %s", r["school"], r["rejected"])
     logger.info("morning check %s: %s", submission.day, totals)
 
-    # 3. Operators see what the check did.
-    publish_table(f"morning-check-{submission.day}", [
-        {k: r.get(k) for k in ("school", "marks", "opened", "continuing", "returned", "excused", "errors", "duplicate")}
-        for r in results], description=f"晨检 {submission.day} ({submission.source})")
-    publish_event("baoxue.morning_check.recorded", "baoxue.morning_check",
-                  {"day": submission.day.isoformat(), "source": submission.source, **totals,
-                   "schools": [r["school"] for r in results]})
+    # 3. Operators see what the check did (a table artifact and a baoxue.morning_check.recorded event).
+    publish_morning_check(submission.day.isoformat(), submission.source, results, totals)
     return {"day": submission.day.isoformat(), "schools": results, **totals, "rejected": len(rejected)}

@@ -6,20 +6,24 @@ rows, so the work spreads over the workers and nothing is rendered twice.
 """
 from __future__ import annotations
 
+from datetime import datetime
+
 from prefect import flow, get_run_logger
 
 from tasks.render import documents_available, queued_documents, render_batch
+from tasks.runtime import resolve_as_of
 
 
 @flow(name="render_documents", log_prints=False)
-def render_documents(batch_size: int = 100, max_batches: int = 100) -> dict:
+def render_documents(as_of: datetime | None = None, batch_size: int = 100, max_batches: int = 100) -> dict:
     logger = get_run_logger()
+    as_of = resolve_as_of(as_of)
     if not documents_available():
         logger.warning("documents.render_queued is not available yet: %s request(s) stay queued", queued_documents())
         return {"rendered": 0, "failed": 0, "batches": 0, "unavailable": True}
     rendered = failed = batches = 0
     for _ in range(max_batches):
-        done = render_batch(limit=batch_size)
+        done = render_batch(limit=batch_size, now=as_of)
         batches += 1
         rendered += done["rendered"]
         failed += done["failed"]

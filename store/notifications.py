@@ -49,12 +49,12 @@ def _existing_keys(session: Session, model, keys: list[str]) -> set[str]:
     return out
 
 
-def _duty_rows(session: Session, where, limit: int):
+def _duty_rows(session: Session, where, limit: int, *, open_cases: bool = True):
     q = (
         select(Duty, Case.id, Case.state, Pupil.name, School.name, Staff.name)
         .join(Case, Case.id == Duty.case_id).join(Pupil, Pupil.id == Case.pupil_id)
         .join(School, School.id == Case.school_id).outerjoin(Staff, Staff.id == Duty.owner_id)
-        .where(Case.state.in_(OPEN), where).order_by(Duty.due_at, Duty.id).limit(limit)
+        .where(Case.state.in_(OPEN) if open_cases else True, where).order_by(Duty.due_at, Duty.id).limit(limit)
     )
     return session.execute(q).all()
 
@@ -95,13 +95,17 @@ def queue_duty_notices(session: Session, as_of: datetime, *, remind_within: time
                         "attempts": 0, "created_at": as_of, "sent_at": None, "error": None})
         if new:
             bucket += list(session.scalars(insert(Notification).returning(Notification.id, sort_by_parameter_order=True), new))
+    # Evidence for 责任追究: duties still undone past their deadline, and duties done after it.
+    done_late = _duty_rows(session, and_(Duty.status == "done", Duty.done_late.is_(True),
+                                         Duty.done_at > as_of - timedelta(days=14)), limit, open_cases=False)
+    late = list(late) + [r for r in done_late]
     keys = [f"duty:{r[0].id}" for r in late]
     seen = _existing_keys(session, AccountabilityEntry, keys)
     entries = [{
-        "key": key, "ground": "no_timely_action", "staff_id": duty.owner_id, "role": duty.role, "case_id": case_id,
+        "key": key, "ground": "late_action" if duty.status == "done" else "no_timely_action", "staff_id": duty.owner_id, "role": duty.role, "case_id": case_id,
         "duty_id": duty.id, "report_filing_id": None, "due_at": duty.due_at, "recorded_at": as_of,
         "detail": {"action": duty.action, "step": duty.step, "school": school,
-                   "hours_overdue": round((as_of - duty.due_at).total_seconds() / 3600, 1)},
+                   "hours_overdue": round(((duty.done_at or as_of) - duty.due_at).total_seconds() / 3600, 1)},
     } for key, (duty, case_id, _state, _pupil, school, _owner) in zip(keys, late) if key not in seen]
     if entries:
         report.accountability = list(session.scalars(

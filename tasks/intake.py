@@ -36,6 +36,7 @@ class MorningCheckSubmission(BaseModel):
 
     day: date
     school_code: str | None = Field(None, description="None: a county SIS export, each row names its school")
+    schools: list[str] = Field([], description="SIS export: every school it covers (a school without rows is all present)")
     marks: list[MarkRow] = []
     source: Literal["web", "api", "cli", "upload", "sis", "demo"] = "api"
     submitted_by: str = "unknown"
@@ -65,8 +66,8 @@ def validate_submission(submission: MorningCheckSubmission) -> list[SchoolSheet]
         if normalise_status(m.status) is None:
             problems.append(f"row {m.row or i + 1}: 未知出勤状态 '{m.status}' (unknown status)")
         by_school[code].append(m)
-    if submission.school_code and submission.school_code not in by_school:
-        by_school[submission.school_code] = []  # an all-present check still counts (everyone back)
+    for code in ([submission.school_code] if submission.school_code else submission.schools):
+        by_school.setdefault(code, [])  # an all-present check still counts (everyone back)
     with transaction(store()) as s:
         known = set(s.scalars(select(School.code).where(School.code.in_(list(by_school)))))
     unknown = sorted(set(by_school) - known)

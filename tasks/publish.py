@@ -54,3 +54,32 @@ def publish_table(key: str, rows: list[dict], description: str) -> None:
 @task(name="publish_markdown", cache_policy=NO_CACHE)
 def publish_markdown(key: str, markdown: str, description: str = "") -> None:
     create_markdown_artifact(key=artifact_key(key), markdown=markdown, description=description)
+
+
+@task(name="publish_sweep", cache_policy=NO_CACHE)
+def publish_sweep(summary: dict, changes: dict, escalated: int, overdue: int) -> int:
+    """The sweep's events and its two table artifacts, in one task run."""
+    as_of = summary["as_of"]
+    sent = publish_events.fn("baoxue.case.escalated", changes["escalated"], label="baoxue.state", payload={"as_of": as_of})
+    sent += publish_events.fn("baoxue.duty.overdue", changes["overdue"], label="baoxue.action", payload={"as_of": as_of})
+    emit_event(event="baoxue.sweep.completed", resource={"prefect.resource.id": "baoxue.sweep"},
+               payload={"as_of": as_of, "escalated": escalated, "overdue": overdue,
+                        "documents_queued": summary["documents_queued"]})
+    steps = " · ".join(f"{k} {v}" for k, v in summary["cases_by_state"].items())
+    moved = " · ".join(f"→{k} {v}" for k, v in summary["escalated_now"].items()) or "none"
+    create_table_artifact(key="advance-cases", table=summary["by_school"] or [{"—": "无 none"}], description=(
+        f"**升级计时 sweep at {as_of}** — escalated now: {moved}; overdue now: {summary['overdue_now']}; "
+        f"overdue duties open: {summary['overdue_duties']}; documents queued: {summary['documents_queued']}\n\n"
+        f"Cases by state: {steps}"))
+    create_table_artifact(key="overdue-duties", table=summary["overdue_rows"] or [{"—": "无 none"}],
+                          description=f"逾期未完成的职责 overdue duties at {as_of} (names masked; first 200)")
+    return sent + 1
+
+
+@task(name="publish_morning_check", cache_policy=NO_CACHE)
+def publish_morning_check(day: str, source: str, results: list[dict], totals: dict) -> None:
+    cols = ("school", "marks", "opened", "continuing", "returned", "excused", "errors", "duplicate")
+    create_table_artifact(key=artifact_key("morning-check", day), table=[{k: r.get(k) for k in cols} for r in results],
+                          description=f"晨检 morning check {day} ({source})")
+    emit_event(event="baoxue.morning_check.recorded", resource={"prefect.resource.id": "baoxue.morning_check"},
+               payload={"day": day, "source": source, **totals, "schools": [r["school"] for r in results]})

@@ -7,6 +7,8 @@ PostgreSQL), so two workers rendering at once split the queue instead of doublin
 from __future__ import annotations
 
 import importlib
+import inspect
+from datetime import datetime
 from typing import Any
 
 from prefect import task
@@ -65,9 +67,11 @@ def queued_documents() -> int:
 
 
 @task(name="render_batch", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
-def render_batch(limit: int = 100, actor: str = "system:render_documents") -> dict[str, int]:
-    """Render up to ``limit`` queued documents; returns {rendered, failed}."""
-    return _count(_render_queued()(store(), limit=limit, actor=actor))
+def render_batch(limit: int = 100, actor: str = "system:render_documents", now: datetime | None = None) -> dict[str, int]:
+    """Render up to ``limit`` queued documents, dated ``now``; returns {rendered, failed}."""
+    fn = _render_queued()
+    kwargs = {"now": now} if now is not None and "now" in inspect.signature(fn).parameters else {}
+    return _count(fn(store(), limit=limit, actor=actor, **kwargs))
 
 
 RENDER_DEPLOYMENT = "render_documents/render-documents"
