@@ -23,7 +23,7 @@ from store import dashboards as dash
 from store.accounts import ROLE_LABELS, Role
 from store.attendance_files import parse_attendance
 from store.intake import MarkIn
-from store.queries import case_detail, list_cases
+from store.queries import Scope, case_detail, list_cases
 from store.tabular import TableError
 
 from .deps import (
@@ -31,8 +31,8 @@ from .deps import (
     settings_of,
 )
 from .services import (
-    day_of_file, media_type_of, offered_actions, photo_of_case, readable_case, recent_runs, record_action,
-    reject_bad_file, save_photo, submit_morning_check,
+    day_of_file, ensure_may_fire, media_type_of, offered_actions, photo_of_case, readable_case, recent_runs,
+    record_action, reject_bad_file, save_photo, submit_morning_check,
 )
 
 router = APIRouter(prefix="/api")
@@ -238,7 +238,7 @@ async def visit(case_id: int, request: Request, event: Literal["record_home_visi
                 idempotency_key: str | None = Header(None),
                 who: Principal = Depends(roles(*PUPIL_READERS)), db: Session = Depends(get_db),
                 now: datetime = Depends(get_now)):
-    readable_case(db, who, case_id)
+    ensure_may_fire(db, who, readable_case(db, who, case_id), event)  # before any photo is stored
     try:
         details = json.loads(payload or "{}")
         assert isinstance(details, dict)
@@ -396,21 +396,28 @@ def late_reports(month: str | None = Query(None, description="2026-11；默认�
 
 
 def late_report_data(db: Session, who: Principal, month: str | None, now: datetime) -> dict[str, Any]:
-    from store.calendars import calendars
+    """Morning checks in after the policy's escalation time or missing, per school (each on its own
+    calendar and policy), and the month's report filings."""
     from store.context import CaseContext
 
     start, end, label = parse_month(month, now.date())
     scope = who.scope if who.role is not Role.operator else dash.EVERYTHING
     ctx = CaseContext(db)
-    policy = ctx.policies.get("default")
-    deadline = policy.escalation_time
-    last = min(end, now.date() if now.time() >= deadline else now.date() - timedelta(days=1))
-    cal = calendars().get("default")
-    days = cal.school_days(start, last) if cal and last >= start else []
-    checks = dash.morning_check_status(db, scope, days, deadline=deadline)
+    groups: dict[tuple[str, str], list[int]] = {}
+    for school in dash.schools_in(db, scope):
+        groups.setdefault((school["policy"], school["calendar"]), []).append(school["id"])
+    checks, deadlines, school_days = [], set(), 0
+    for (policy_name, calendar_key), ids in groups.items():
+        deadline = ctx.policies.get(policy_name).escalation_time
+        last = min(end, now.date() if now.time() >= deadline else now.date() - timedelta(days=1))
+        days = ctx.calendar(calendar_key).school_days(start, last) if last >= start else []
+        checks += dash.morning_check_status(db, Scope(school_ids=frozenset(ids)), days, deadline=deadline)
+        deadlines.add(deadline.strftime("%H:%M"))
+        school_days = max(school_days, len(days))
+    checks.sort(key=lambda c: c["code"])
     filings = [{"level": f.level, "scope": f.scope_name, "code": f.scope_code, "due_on": f.due_on,
                 "filed_at": f.filed_at, "late": f.late} for f in dash.report_filings(db, scope, period=label)]
-    return {"month": label, "deadline": deadline.strftime("%H:%M"), "school_days": len(days),
+    return {"month": label, "deadline": "/".join(sorted(deadlines)) or "09:00", "school_days": school_days,
             "morning_checks": [{k: v for k, v in c.items() if k not in ("policy", "calendar")} for c in checks],
             "monthly_reports": filings}
 

@@ -35,8 +35,8 @@ from .deps import (
     NOT_FOUND_CASE, OFFICES, PUPIL_READERS, SHANGHAI, ApiError, Principal, get_db, get_now, page_user, roles, settings_of,
 )
 from .services import (
-    EVENT_LABELS, day_of_file, offered_actions, readable_case, recent_runs, record_action, reject_bad_file,
-    save_photo, submit_morning_check,
+    EVENT_LABELS, day_of_file, ensure_may_fire, offered_actions, readable_case, recent_runs, record_action,
+    reject_bad_file, save_photo, submit_morning_check,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -340,7 +340,7 @@ async def case_act(request: Request, case_id: int, who: Principal = Depends(page
     form = await request.form()
     check_csrf(who, form.get("csrf"))
     event = str(form.get("event") or "")
-    readable_case(db, who, case_id)
+    ensure_may_fire(db, who, readable_case(db, who, case_id), event)  # before any photo is stored
     payload = _payload_from_form(event, form)
     note = str(form.get("note") or "").strip()
     if note:

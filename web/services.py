@@ -261,6 +261,13 @@ def offered_actions(who: Principal, case: Case, policy: Policy, open_duty_action
 EVENT_ORDER = [a.value for a in Action] + ["mark_returned", "excuse", "escalate_outside"]
 
 
+def ensure_may_fire(db: Session, who: Principal, case: Case, event: str, ctx: CaseContext | None = None) -> None:
+    """403 unless ``who`` may fire ``event`` on ``case`` (under the case's policy)."""
+    ctx = ctx or CaseContext(db)
+    if event == "escalate" or not may_fire(who.user, event, ctx.policy(case.policy_name, case.policy_version)):
+        raise ApiError(403, f"{FORBIDDEN}：{EVENT_LABELS.get(event, event)}")
+
+
 def record_action(
     db: Session, who: Principal, case_id: int, event: str, *, now: datetime, at: datetime | None = None,
     note: str = "", payload: dict[str, Any] | None = None, reason: str | None = None,
@@ -269,9 +276,7 @@ def record_action(
     """Fire ``event`` on a case in scope, as ``who``; commit and return the new state."""
     case = readable_case(db, who, case_id, for_update=True)
     ctx = CaseContext(db)
-    policy = ctx.policy(case.policy_name, case.policy_version)
-    if event == "escalate" or not may_fire(who.user, event, policy):
-        raise ApiError(403, f"{FORBIDDEN}：{EVENT_LABELS.get(event, event)}")
+    ensure_may_fire(db, who, case, event, ctx)
     if expected_version is not None and expected_version != case.version and not idempotency_key:
         raise ApiError(409, "案件已被他人更新，请刷新页面后再操作 (the case changed since you opened it)",
                        version=case.version)
