@@ -98,8 +98,31 @@ def write_docs(result: dict) -> None:
     DOC.write_text(f"{head}{BEGIN}\n{markdown(result)}\n{END}{tail}", encoding="utf-8")
 
 
+def from_logs(paths: list[Path], plan: dict) -> dict:
+    """A result assembled from the JSON lines of runs (e.g. a run stopped before it wrote its file)."""
+    from .run import machine
+
+    records = []
+    for p in paths:
+        for line in p.read_text(encoding="utf-8").splitlines():
+            if line.startswith("{") and '"name"' in line:
+                records.append(json.loads(line))
+    first = {"generate": 0}
+    records.sort(key=lambda r: (r.get("db") != "sqlite", not r["name"].startswith("generate")))
+    del first
+    return {"mode": "full (from logs)", "started": "", "seconds": 0, "machine": machine(), "plan": plan,
+            "records": records}
+
+
 def main() -> None:
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else OUT / "results-full.json"
+    args = sys.argv[1:]
+    if args and args[0] == "--logs":
+        from .run import plan
+
+        p = {k: (str(v) if not isinstance(v, (int, list, str)) else v) for k, v in plan(False).items()}
+        write_docs(from_logs([Path(a) for a in args[1:]], p))
+        return
+    path = Path(args[0]) if args else OUT / "results-full.json"
     write_docs(json.loads(path.read_text()))
 
 
