@@ -76,6 +76,10 @@ class Runner:
             recs.append({"name": f"FAILED: {what}", "value": None, "unit": "", "baseline": None, "ratio": None})
         log(f"  {time.perf_counter() - t0:.1f} s")
         self.records += recs
+        OUT.mkdir(parents=True, exist_ok=True)  # partial results survive a stopped run
+        with open(OUT / f"partial-{'quick' if self.quick else 'full'}.jsonl", "a", encoding="utf-8") as f:
+            for rec in recs:
+                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
         return recs
 
     def population(self, db: str, name: str, pop: Population, figure: bool = False) -> str:
