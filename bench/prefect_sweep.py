@@ -34,7 +34,8 @@ def build(url: str, cases: int) -> None:
 
     from machines.states import CaseState
     from store.bootstrap import init_store
-    from store.db import make_engine, session_factory, transaction
+    from store.calendars import school_day_seq
+from store.db import make_engine, session_factory, transaction
     from store.effects import event_row
     from store.models import Case, CaseEvent, Pupil
     from store.synthetic import Size, generate_county
@@ -51,13 +52,15 @@ def build(url: str, cases: int) -> None:
     with transaction(factory) as s:
         pupils = s.execute(select(Pupil.id, Pupil.school_id, Pupil.class_id).order_by(Pupil.id).limit(cases)).all()
     now = datetime.combine(DAY, datetime.min.time()).replace(hour=8)
+    with transaction(factory) as s:
+        opened_seq = school_day_seq(s, "default", DAY)
     for i in range(0, len(pupils), 10_000):
         chunk = pupils[i:i + 10_000]
         with transaction(factory) as s:
             ids = list(s.scalars(insert(Case).returning(Case.id, sort_by_parameter_order=True), [{
                 "pupil_id": pid, "school_id": sid, "class_id": cid, "state": CaseState.absent.value, "version": 1,
                 "policy_name": "default", "policy_version": 1, "calendar_key": "default", "opened_on": DAY,
-                "closed_on": None, "reason": "unknown", "outcome_reason": None, "relapse_of": None,
+                "opened_seq": opened_seq, "closed_on": None, "reason": "unknown", "outcome_reason": None, "relapse_of": None,
                 "created_at": now, "updated_at": now} for pid, sid, cid in chunk]))
             s.execute(insert(CaseEvent), [event_row(case_id=c, seq=1, event="open", from_state=None, to_state="absent",
                                                     actor="bench", at=now, now=now) for c in ids])

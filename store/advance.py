@@ -1,12 +1,15 @@
 """The set-based advance: every due escalation and every overdue duty, in batches.
 
-For each (source → target, day) pair that :func:`machines.case_machine.escalation_pairs` reads off
-the machine for a policy, one SELECT finds the cases whose absence streak has reached the day
-(joining the materialised ``school_days``), one UPDATE moves them, and the history events, duties
-and document requests are written with ``executemany`` in the same transaction. On PostgreSQL the
-SELECT takes ``FOR UPDATE SKIP LOCKED`` so concurrent runs split the work instead of doubling it;
-SQLite serialises writers (BEGIN IMMEDIATE). ``UNIQUE(case_id, seq)`` on the history is the
-backstop: a transition can never be written twice.
+For each policy and school calendar in use, and each (source → target, day) pair that
+:func:`machines.case_machine.escalation_pairs` reads off the machine for that policy, one
+``UPDATE … FROM (due cases) RETURNING`` moves a batch, and the history events, duties and document
+requests are written with ``executemany`` in the same transaction. A case's streak is today's
+school-day ordinal minus ``cases.opened_seq`` plus one, so "due" is a range on the index
+``(policy, version, calendar, state, opened_seq)``: a sweep touches only the due rows, whatever
+the number of open cases. On PostgreSQL the due rows are taken ``FOR UPDATE SKIP LOCKED`` so
+concurrent runs split the work instead of doubling it; SQLite serialises writers (BEGIN
+IMMEDIATE). ``UNIQUE(case_id, seq)`` on the history is the backstop: a transition can never be
+written twice.
 """
 from __future__ import annotations
 
@@ -15,18 +18,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from machines.case_machine import escalation_pairs
 from machines.policy import Policy
 from machines.states import CaseState, OPEN_STATES
 
-from .calendars import ensure_covered
+from .calendars import ensure_covered, last_seq_on_or_before
 from .context import CaseContext, effective_day, escalation_at
 from .db import is_postgres, transaction
 from .effects import document_rows, escalation_event_row, step_duty_rows
-from .models import Case, CaseEvent, DocumentRequest, Duty, SchoolDay
+from .models import Case, CaseEvent, DocumentRequest, Duty
 
 Progress = Callable[[str, int], None]
 
@@ -57,55 +60,79 @@ def policy_groups(session: Session) -> list[tuple[str, int, str]]:
     ).all()]
 
 
-def due_cases_query(policy: Policy, source: CaseState, day: int, as_of: datetime, limit: int, *, postgres: bool):
+@dataclass(frozen=True)
+class SweepStep:
+    """One ladder move for the cases of one policy version and one school calendar."""
+
+    policy_name: str
+    policy_version: int
+    calendar_key: str
+    source: str
+    target: str
+    day: int
+    max_opened_seq: int  # cases opened on or before this school day have reached ``day``
+
+    @property
+    def label(self) -> str:
+        return f"{self.source}→{self.target}"
+
+
+def plan(session: Session, ctx: CaseContext, as_of: datetime) -> list[SweepStep]:
+    """Every move any open case could make at ``as_of``, in ladder order; raises if a calendar
+    cannot answer for the day (never escalate on a guess)."""
+    steps = []
+    for name, version, calendar_key in sorted(policy_groups(session)):
+        policy = ctx.policy(name, version)
+        today = effective_day(policy, as_of)
+        ensure_covered(session, {calendar_key: ctx.calendar(calendar_key)}, today)
+        passed = last_seq_on_or_before(session, calendar_key, today)
+        for source, target, day in escalation_pairs(policy):
+            if passed - day + 1 >= 1:
+                steps.append(SweepStep(name, version, calendar_key, source.value, target.value, day, passed - day + 1))
+    return steps
+
+
+def due_cases_query(step: SweepStep, limit: int, *, postgres: bool):
     c = Case.__table__
-    sd0, sd1 = SchoolDay.__table__.alias("sd0"), SchoolDay.__table__.alias("sd1")
     q = (
-        select(c.c.id, c.c.version, c.c.school_id, c.c.class_id, c.c.calendar_key, c.c.created_at, sd1.c.day)
-        .select_from(
-            c.join(sd0, and_(sd0.c.calendar_key == c.c.calendar_key, sd0.c.day == c.c.opened_on))
-            .join(sd1, and_(sd1.c.calendar_key == c.c.calendar_key, sd1.c.seq == sd0.c.seq + (day - 1)))
-        )
-        .where(
-            c.c.policy_name == policy.name, c.c.policy_version == policy.version, c.c.state == source.value,
-            sd1.c.day <= effective_day(policy, as_of),
-        )
-        .order_by(c.c.id)
+        select(c.c.id)
+        .where(c.c.policy_name == step.policy_name, c.c.policy_version == step.policy_version,
+               c.c.calendar_key == step.calendar_key, c.c.state == step.source,
+               c.c.opened_seq <= step.max_opened_seq)
+        .order_by(c.c.opened_seq, c.c.id)
         .limit(limit)
     )
-    return q.with_for_update(of=c, skip_locked=True) if postgres else q
+    return q.with_for_update(skip_locked=True) if postgres else q
 
 
-def escalate_batch(
-    session: Session, ctx: CaseContext, policy: Policy, source: CaseState, target: CaseState, day: int,
-    as_of: datetime, limit: int,
-) -> list[int]:
-    """Move up to ``limit`` due cases from ``source`` to ``target``; returns their ids.
+def escalate_batch(session: Session, ctx: CaseContext, step: SweepStep, as_of: datetime, limit: int) -> list[int]:
+    """Move up to ``limit`` due cases one step; returns their ids.
 
     One statement selects, locks (PostgreSQL: SKIP LOCKED) and moves the batch:
     UPDATE cases … FROM (due cases) RETURNING, so no case is read twice and none can change in between.
     """
-    due = due_cases_query(policy, source, day, as_of, limit, postgres=is_postgres(session.bind)).subquery("due")
+    policy = ctx.policy(step.policy_name, step.policy_version)
+    due = due_cases_query(step, limit, postgres=is_postgres(session.bind)).subquery("due")
     c = Case.__table__
     rows = session.execute(
-        update(c).where(c.c.id == due.c.id, c.c.state == source.value)
-        .values(state=target.value, version=c.c.version + 1, updated_at=as_of)
+        update(c).where(c.c.id == due.c.id, c.c.state == step.source)
+        .values(state=step.target, version=c.c.version + 1, updated_at=as_of)
         .returning(c.c.id, c.c.version, c.c.school_id, c.c.class_id, c.c.calendar_key, c.c.created_at, c.c.opened_on)
     ).all()
     if not rows:
         return []
-    ids = [r.id for r in rows]
-    step = policy.step(target)
+    target = policy.step(CaseState(step.target))
     # one event row and one set of document rows per batch, copied per case (same values as effects builds)
-    event = escalation_event_row(case_id=0, seq=0, source=source, step=step, policy=policy, at=as_of, now=as_of)
-    doc_kinds = document_rows(step.documents, case_id=0, event_seq=0, now=as_of)
+    event = escalation_event_row(case_id=0, seq=0, source=CaseState(step.source), step=target, policy=policy,
+                                 at=as_of, now=as_of)
+    doc_kinds = document_rows(target.documents, case_id=0, event_seq=0, now=as_of)
     events, duties, docs = [], [], []
     for r in rows:
-        # the day the streak reached the step (SQLite's RETURNING cannot name the joined school_days)
-        at = escalation_at(policy, ctx.school_day_after(r.calendar_key, r.opened_on, day - 1), r.created_at)
+        # the school day the streak reached the step, and never before the case existed
+        at = escalation_at(policy, ctx.school_day_after(r.calendar_key, r.opened_on, step.day - 1), r.created_at)
         seq = r.version  # RETURNING gives the new version
         events.append({**event, "case_id": r.id, "seq": seq, "at": at, "payload": dict(event["payload"])})
-        duties += step_duty_rows(ctx, step, case_id=r.id, school_id=r.school_id, class_id=r.class_id,
+        duties += step_duty_rows(ctx, target, case_id=r.id, school_id=r.school_id, class_id=r.class_id,
                                  calendar_key=r.calendar_key, entry_day=at.date(), now=as_of)
         docs += [{**d, "case_id": r.id, "event_seq": seq} for d in doc_kinds]
     # Core inserts (executemany): the ORM bulk path adds per-row bookkeeping we do not need here
@@ -114,7 +141,7 @@ def escalate_batch(
         session.execute(insert(Duty.__table__), duties)
     if docs:
         session.execute(insert(DocumentRequest.__table__), docs)
-    return ids
+    return [r.id for r in rows]
 
 
 def overdue_batch(session: Session, as_of: datetime, limit: int) -> list[int]:
@@ -136,26 +163,21 @@ def advance(
     """Apply every escalation due at ``as_of`` and mark every overdue duty. Safe to run twice."""
     report = AdvanceReport(as_of)
     with transaction(factory) as s:
-        groups = policy_groups(s)
         ctx = CaseContext(s, **({"calendars": calendars} if calendars else {}))
-        policies = {(n, v): ctx.policy(n, v) for n, v, _ in groups}
-        used = {k: ctx.calendar(k) for _, _, k in groups}
-        for policy in policies.values():
-            ensure_covered(s, used, effective_day(policy, as_of))
+        steps = plan(s, ctx, as_of)
         ctx.owners.preload()  # the context outlives this session: everything it needs is cached
-    for policy in policies.values():
-        for source, target, day in escalation_pairs(policy):
-            while True:
-                with transaction(factory) as s:
-                    ids = escalate_batch(s, ctx, policy, source, target, day, as_of, batch_size)
-                if not ids:
-                    break
-                report.batches += 1
-                report.transitions[f"{source.value}→{target.value}"] += len(ids)
-                if keep_ids:
-                    report.escalated_case_ids += ids
-                if progress:
-                    progress(f"{source.value}→{target.value}", len(ids))
+    for step in steps:
+        while True:
+            with transaction(factory) as s:
+                ids = escalate_batch(s, ctx, step, as_of, batch_size)
+            if not ids:
+                break
+            report.batches += 1
+            report.transitions[step.label] += len(ids)
+            if keep_ids:
+                report.escalated_case_ids += ids
+            if progress:
+                progress(step.label, len(ids))
     while True:
         with transaction(factory) as s:
             ids = overdue_batch(s, as_of, batch_size)

@@ -6,13 +6,13 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from machines.calendar import CalendarYearUnknown, HolidayTable, Period, SchoolCalendar
 
 from .db import settings
-from .models import SchoolDay
+from .models import Case, SchoolDay
 
 SHIPPED_CALENDARS = Path(__file__).resolve().parent.parent / "deploy" / "calendars"
 
@@ -61,12 +61,32 @@ def load_calendars(directory: Path | None = None) -> dict[str, SchoolCalendar]:
 
 
 def materialise(session: Session, calendar: SchoolCalendar) -> int:
-    """(Re)write the numbered school days of ``calendar``; returns how many."""
+    """(Re)write the numbered school days of ``calendar``; returns how many.
+
+    A changed calendar (a new break, a holiday list for a new year) renumbers the days, so the
+    open cases' ``opened_seq`` is recomputed in the same transaction.
+    """
     rows = [{"calendar_key": calendar.key, "day": d, "seq": n} for d, n in calendar.numbered_days()]
     session.execute(delete(SchoolDay).where(SchoolDay.calendar_key == calendar.key))
     if rows:
         session.execute(SchoolDay.__table__.insert(), rows)
+    from machines.states import OPEN_STATES
+    seq = (select(SchoolDay.seq).where(SchoolDay.calendar_key == Case.calendar_key, SchoolDay.day == Case.opened_on)
+           .scalar_subquery())
+    session.execute(update(Case).where(Case.calendar_key == calendar.key,
+                                       Case.state.in_([s.value for s in OPEN_STATES])).values(opened_seq=seq))
     return len(rows)
+
+
+def school_day_seq(session: Session, calendar_key: str, day: date) -> int | None:
+    """The ordinal of ``day`` among the calendar's school days (None: not a school day)."""
+    return session.scalar(select(SchoolDay.seq).where(SchoolDay.calendar_key == calendar_key, SchoolDay.day == day))
+
+
+def last_seq_on_or_before(session: Session, calendar_key: str, day: date) -> int:
+    """How many school days of the calendar have passed by the end of ``day`` (0 before the first)."""
+    return session.scalar(select(func.max(SchoolDay.seq)).where(
+        SchoolDay.calendar_key == calendar_key, SchoolDay.day <= day)) or 0
 
 
 def covered_until(session: Session, calendar_key: str) -> date | None:

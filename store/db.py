@@ -53,6 +53,8 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=60000")
+        cur.execute("PRAGMA cache_size=-65536")     # 64 MB page cache: index inserts into a county-size file
+        cur.execute("PRAGMA mmap_size=268435456")   # read through the OS page cache
         cur.close()
 
     @event.listens_for(engine, "begin")

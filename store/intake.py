@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from machines.states import CaseState, DropoutReason, ExcuseReason, OPEN_STATES
 
+from .calendars import school_day_seq
 from .cases import apply_event
 from .context import CaseContext
 from .effects import event_row
@@ -170,6 +171,9 @@ def open_cases_bulk(
     if not pupils:
         return []
     policy = ctx.policies.get(school.policy_name)
+    opened_seq = school_day_seq(session, school.calendar_key, day)
+    if opened_seq is None:
+        raise IntakeError(f"{day} is not a school day of calendar '{school.calendar_key}' (run `baoxue init`)")
     ids = [p.id for p, _ in pupils]
     previous = dict(session.execute(
         select(Case.pupil_id, func.max(Case.id)).where(Case.pupil_id.in_(ids), Case.state == CaseState.returned.value)
@@ -178,7 +182,7 @@ def open_cases_bulk(
     rows = [{
         "pupil_id": p.id, "school_id": school.id, "class_id": p.class_id, "state": CaseState.absent.value,
         "version": 1, "policy_name": policy.name, "policy_version": policy.version,
-        "calendar_key": school.calendar_key, "opened_on": day, "closed_on": None, "reason": reason,
+        "calendar_key": school.calendar_key, "opened_on": day, "opened_seq": opened_seq, "closed_on": None, "reason": reason,
         "outcome_reason": None, "relapse_of": previous.get(p.id), "created_at": now, "updated_at": now,
     } for p, reason in pupils]
     case_ids = list(session.scalars(insert(Case).returning(Case.id, sort_by_parameter_order=True), rows))

@@ -158,6 +158,7 @@ class Case(Base):
     policy_version: Mapped[int] = mapped_column(Integer)
     calendar_key: Mapped[str] = mapped_column(String(32))
     opened_on: Mapped[date] = mapped_column(Date)  # first missed school day (day 1)
+    opened_seq: Mapped[int] = mapped_column(Integer)  # its ordinal in school_days: streak = today's seq - this + 1
     closed_on: Mapped[date | None] = mapped_column(Date)  # 台账销号
     reason: Mapped[str] = mapped_column(String(24), default="unknown")  # dropout reason class
     outcome_reason: Mapped[str | None] = mapped_column(String(32))  # excuse / outside reason
@@ -169,7 +170,7 @@ class Case(Base):
     duties: Mapped[list["Duty"]] = relationship(order_by="Duty.id", viewonly=True)
 
     __table_args__ = (
-        Index("ix_cases_due", "policy_name", "policy_version", "state", "id"),
+        Index("ix_cases_due", "policy_name", "policy_version", "calendar_key", "state", "opened_seq"),
         Index("ix_cases_school_state", "school_id", "state"),
         Index(
             "uq_cases_one_open_per_pupil", "pupil_id", unique=True,
@@ -205,7 +206,7 @@ class Duty(Base):
 
     __tablename__ = "duties"
     id: Mapped[int] = mapped_column(primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))  # indexed by UNIQUE(case_id, step, action)
     step: Mapped[str] = mapped_column(String(20))
     action: Mapped[str] = mapped_column(String(32))
     role: Mapped[str] = mapped_column(String(32))
@@ -236,7 +237,7 @@ class DocumentRequest(Base):
 
     __tablename__ = "document_requests"
     id: Mapped[int] = mapped_column(primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))  # indexed by UNIQUE(case_id, kind, event_seq)
     kind: Mapped[str] = mapped_column(String(40))
     event_seq: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(12), default="queued")  # queued | rendered | failed

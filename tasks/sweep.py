@@ -9,19 +9,16 @@ same instant finds nothing left to do.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from datetime import datetime
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import func, select
 
-from machines.case_machine import escalation_pairs
 from machines.identity import mask_name
 from machines.states import CaseState, OPEN_STATES
 from store import advance as bulk
-from store.calendars import ensure_covered
-from store.context import CaseContext, effective_day
+from store.context import CaseContext
 from store.db import transaction
 from store.models import Case, CaseEvent, DocumentRequest, Duty, School
 from store.queries import overdue_duties
@@ -31,44 +28,18 @@ from .runtime import store
 OPEN = [s.value for s in OPEN_STATES]
 
 
-@dataclass(frozen=True)
-class Step:
-    """One (policy, source → target, day) pair of the ladder, swept on its own."""
-
-    policy_name: str
-    policy_version: int
-    source: str
-    target: str
-    day: int
-
-    @property
-    def label(self) -> str:
-        return f"{self.source}→{self.target}"
-
-
 @task(name="plan_sweep", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def plan_sweep(as_of: datetime) -> list[Step]:
-    """Which ladder moves any open case could make now, per policy version in use."""
+def plan_sweep(as_of: datetime) -> list[bulk.SweepStep]:
+    """Which ladder moves any open case could make now, per policy version and school calendar."""
     with transaction(store()) as s:
-        ctx = CaseContext(s)
-        groups = bulk.policy_groups(s)
-        steps: list[Step] = []
-        for name, version in dict.fromkeys((n, v) for n, v, _ in groups):
-            policy = ctx.policy(name, version)
-            keys = {k for n, v, k in groups if (n, v) == (name, version)}
-            ensure_covered(s, {k: ctx.calendar(k) for k in keys}, effective_day(policy, as_of))
-            steps += [Step(name, version, src.value, dst.value, day) for src, dst, day in escalation_pairs(policy)]
-    return steps
+        return bulk.plan(s, CaseContext(s), as_of)
 
 
 @task(name="apply_escalations", retries=3, retry_delay_seconds=[1, 5, 15], cache_policy=NO_CACHE)
-def apply_escalations(step: Step, as_of: datetime, limit: int = 5000) -> list[int]:
+def apply_escalations(step: bulk.SweepStep, as_of: datetime, limit: int = 5000) -> list[int]:
     """Move up to ``limit`` due cases one step; their events, duties and documents in the same commit."""
     with transaction(store()) as s:
-        ctx = CaseContext(s)
-        policy = ctx.policy(step.policy_name, step.policy_version)
-        return bulk.escalate_batch(s, ctx, policy, CaseState(step.source), CaseState(step.target), step.day,
-                                   as_of, limit)
+        return bulk.escalate_batch(s, CaseContext(s), step, as_of, limit)
 
 
 @task(name="mark_overdue", retries=3, retry_delay_seconds=[1, 5, 15], cache_policy=NO_CACHE)

@@ -255,3 +255,22 @@ def test_policy_migration_moves_open_cases_and_logs_it(factory, session, tmp_pat
     walk(factory, school, pupils[0], [TUE])  # day 2 no longer visits under version 2
     with factory() as s:
         assert case_of(s, pupils[0]).state == "family_contacted"
+
+
+def test_a_break_added_to_the_calendar_renumbers_open_cases_and_holds_the_ladder(factory, session):
+    from dataclasses import replace as _replace
+    from machines.calendar import Period
+    from store.advance import advance
+    from store.calendars import calendars, materialise
+    school, pupils = setup_store(session)
+    session.commit()
+    walk(factory, school, pupils[0], [MON])
+    closed = _replace(calendars()["default"])
+    closed.breaks = closed.breaks + [Period(TUE, TUE, "暴雪停课")]
+    with transaction(factory) as s:
+        materialise(s, closed)
+    advance(factory, datetime(2026, 11, 18, 9, 30), calendars={"default": closed})
+    with factory() as s:
+        case = case_of(s, pupils[0])
+        assert case.state == "visited"  # Wednesday is school day 2: the snow day does not count
+        assert history(s, case.id)[-1][4] == datetime(2026, 11, 18, 9, 0)
