@@ -53,7 +53,7 @@ states = wait(runs, timeout=600)
 taken = Counter()
 for n in (1, 2):
     log = (work / f"worker-{n}.log").read_text(errors="replace")
-    taken[f"worker-{n}"] = len(set(re.findall(r"[Ss]ubmitting flow run '([0-9a-f-]{36})'", log)))
+    taken[f"worker-{n}"] = len(set(re.findall(r"Flow run '([^']+)' submitted to infrastructure", log)))
 with transaction(factory) as s:
     cases = dict(s.execute(select(Case.state, func.count()).group_by(Case.state)).all())
 bad = {str(i): st.name for i, st in states.items() if not st.is_completed()}

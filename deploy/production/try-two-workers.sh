@@ -19,7 +19,7 @@ cleanup() {
     sleep 2
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    rm -rf "$WORK"
+    if [ "${KEEP:-0}" = 1 ]; then echo "[2w] kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
