@@ -136,6 +136,17 @@ def _transitions(event: str):
     return [t for st in CaseMachine.states for t in st.transitions if event in {str(e) for e in t.events}]
 
 
+def unguarded_target(event: str, state: CaseState | str, case_id: Any = None) -> CaseState:
+    """Where ``event`` takes a case in ``state`` when the transition has no guard (returns,
+    excuses, recorded actions): read off the class, so set-based paths cannot disagree with it."""
+    for t in _transitions(event):
+        if t.source.value == CaseState(state).value:
+            if list(t.cond):
+                raise ValueError(f"'{event}' is guarded: fire it through the machine")
+            return CaseState(t.target.value)
+    raise ForbiddenEvent(case_id, CaseState(state).value, event)
+
+
 def allowed_events(state: CaseState | str) -> list[str]:
     """Events the machine has a transition for from ``state`` (guards aside)."""
     st = CaseMachine.states_map[CaseState(state)]

@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from machines.case_machine import escalation_pairs
 from machines.policy import Policy
 from machines.states import CaseState, OPEN_STATES
 
+from .bulk import insert_rows
 from .calendars import ensure_covered, last_seq_on_or_before
 from .context import CaseContext, effective_day, escalation_at
 from .db import is_postgres, transaction
@@ -135,12 +136,10 @@ def escalate_batch(session: Session, ctx: CaseContext, step: SweepStep, as_of: d
         duties += step_duty_rows(ctx, target, case_id=r.id, school_id=r.school_id, class_id=r.class_id,
                                  calendar_key=r.calendar_key, entry_day=at.date(), now=as_of)
         docs += [{**d, "case_id": r.id, "event_seq": seq} for d in doc_kinds]
-    # Core inserts (executemany): the ORM bulk path adds per-row bookkeeping we do not need here
-    session.execute(insert(CaseEvent.__table__), events)
-    if duties:
-        session.execute(insert(Duty.__table__), duties)
-    if docs:
-        session.execute(insert(DocumentRequest.__table__), docs)
+    # COPY on PostgreSQL, the driver's executemany on SQLite: no per-row ORM or Core bookkeeping
+    insert_rows(session, CaseEvent.__table__, events)
+    insert_rows(session, Duty.__table__, duties)
+    insert_rows(session, DocumentRequest.__table__, docs)
     return [r.id for r in rows]
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from machines.case_machine import ACTION_EVENTS, ForbiddenEvent, bind
+from machines.case_machine import ACTION_EVENTS, ForbiddenEvent, bind, unguarded_target
 from machines.states import CaseState, ExcuseReason, OutsideReason
 
 from .context import CaseContext, effective_day, escalation_at
@@ -111,15 +111,66 @@ def _effects(session, ctx, case, event, before, after, *, at, now, facts, payloa
         case.outcome_reason = str(facts.get("reason")) if facts.get("reason") else None
         if after in FINAL_CLOSES_LEDGER:
             case.closed_on = at.date()
-        session.execute(
-            update(Duty).where(Duty.case_id == case.id, Duty.status == "open").values(status="cancelled")
-        )
-        if event == "escalate_outside":
-            docs = next((r.documents for r in policy.outside if r.reason.value == facts["reason"]), [])
-        if after is CaseState.returned:
-            docs = ["return_register"]
+        _cancel_open_duties(session, [case.id])
+        docs = closing_documents(policy, event, after, facts.get("reason"))
     if docs:
         session.execute(insert(DocumentRequest), document_rows(docs, case_id=case.id, event_seq=case.version, now=now))
+
+
+def closing_documents(policy, event: str, after: CaseState, reason: str | None) -> list[str]:
+    """Documents a case's closing requires: 复学登记 on return, the outside rule's report on escalation."""
+    if after is CaseState.returned:
+        return ["return_register"]
+    if event == "escalate_outside":
+        return next((list(r.documents) for r in policy.outside if r.reason.value == reason), [])
+    return []
+
+
+def _cancel_open_duties(session: Session, case_ids: list[int]) -> None:
+    session.execute(update(Duty).where(Duty.case_id.in_(case_ids), Duty.status == "open").values(status="cancelled"))
+
+
+def close_cases(
+    session: Session, ctx: CaseContext, cases: list[Case], event: str, *, actor: str, at: datetime, now: datetime,
+    note: str = "", reason: str | None = None, idempotency_key: str | None = None,
+) -> list[int]:
+    """``mark_returned`` or ``excuse`` for many cases at once (the morning check's returns).
+
+    The same rows as :func:`apply_event` would write, set-based: each case's target state is read
+    off the machine's unguarded transitions, one UPDATE moves them all, history, cancelled duties
+    and documents follow in the same transaction. The caller holds the rows (locked on PostgreSQL).
+    """
+    if not cases:
+        return []
+    if event not in ("mark_returned", "excuse"):
+        raise ValueError(f"close_cases handles mark_returned and excuse, not {event}")
+    moves = [(c, CaseState(c.state), unguarded_target(event, c.state, c.id)) for c in cases]
+    ids = [c.id for c in cases]
+    after = moves[0][2]
+    values = {"state": after.value, "version": Case.version + 1, "updated_at": now, "outcome_reason": reason}
+    if after in FINAL_CLOSES_LEDGER:
+        values["closed_on"] = at.date()
+    done = session.execute(
+        update(Case).where(Case.id.in_(ids), Case.state.in_({m[1].value for m in moves}))
+        .values(**values).execution_options(synchronize_session=False)
+    ).rowcount
+    if done != len(ids):
+        raise RuntimeError(f"{len(ids) - done} case(s) changed while closing them; nothing written")
+    facts = {"reason": reason} if reason else {}
+    session.execute(insert(CaseEvent.__table__), [event_row(
+        case_id=c.id, seq=c.version + 1, event=event, from_state=before.value, to_state=target.value, actor=actor,
+        at=at, now=now, reason=note, payload=dict(facts), idempotency_key=idempotency_key,
+    ) for c, before, target in moves])
+    _cancel_open_duties(session, ids)
+    docs = []
+    for c, _, target in moves:
+        kinds = closing_documents(ctx.policy(c.policy_name, c.policy_version), event, target, reason)
+        docs += document_rows(kinds, case_id=c.id, event_seq=c.version + 1, now=now)
+    if docs:
+        session.execute(insert(DocumentRequest.__table__), docs)
+    for c in cases:
+        session.expire(c)
+    return ids
 
 
 def _complete_duties(session: Session, case_id: int, action: str, at: datetime) -> None:

@@ -17,8 +17,10 @@ from sqlalchemy.orm import Session
 
 from machines.states import CaseState, DropoutReason, ExcuseReason, OPEN_STATES
 
+from .bulk import insert_rows
 from .calendars import school_day_seq
-from .cases import apply_event
+from .cases import close_cases
+from .db import is_postgres
 from .context import CaseContext
 from .effects import event_row
 from .models import AttendanceMark, Case, CaseEvent, Pupil, School, Submission
@@ -123,11 +125,12 @@ def record_morning_check(
     _write_marks(session, school.id, day, sub.id, good, now)
     result.marks = len(good)
 
+    open_q = select(Case).where(Case.school_id == school.id, Case.state.in_([s.value for s in OPEN_STATES]))
     open_cases = {c.pupil_id: c for c in session.scalars(
-        select(Case).where(Case.school_id == school.id, Case.state.in_([s.value for s in OPEN_STATES]))
-    )}
+        open_q.with_for_update() if is_postgres(session.bind) else open_q)}
     to_open = [(p, reason) for pid, (p, status, reason) in good.items() if status == "unexcused" and pid not in open_cases]
     result.opened = open_cases_bulk(session, ctx, school, day, to_open, actor=submitted_by, now=now)
+    back, on_leave = [], {}
     for pid, case in open_cases.items():
         if pid not in good and not complete:
             continue
@@ -135,13 +138,15 @@ def record_morning_check(
         if status == "unexcused":
             result.continuing += 1
         elif status == "present":
-            apply_event(session, ctx, case, "mark_returned", actor=submitted_by, at=now, now=now,
-                        note="晨检到校，复学", idempotency_key=f"intake:{sub.id}")
-            result.returned.append(case.id)
+            back.append(case)
         elif status in LEAVE:
-            apply_event(session, ctx, case, "excuse", actor=submitted_by, at=now, now=now, note=f"补假：{status}",
-                        idempotency_key=f"intake:{sub.id}", reason=status)
-            result.excused.append(case.id)
+            on_leave.setdefault(status, []).append(case)
+    key = f"intake:{sub.id}"
+    result.returned = close_cases(session, ctx, back, "mark_returned", actor=submitted_by, at=now, now=now,
+                                  note="晨检到校，复学", idempotency_key=key)
+    for status, cases in on_leave.items():
+        result.excused += close_cases(session, ctx, cases, "excuse", actor=submitted_by, at=now, now=now,
+                                      note=f"补假：{status}", reason=status, idempotency_key=key)
     sub.summary = result.summary()
     return result
 
@@ -156,7 +161,7 @@ def _write_marks(session: Session, school_id: int, day: date, submission_id: int
     new = [{"pupil_id": pid, "school_id": school_id, "day": day, "status": status, "submission_id": submission_id,
             "recorded_at": now} for pid, (_, status, _) in good.items() if pid not in existing]
     if new:
-        session.execute(insert(AttendanceMark.__table__), new)  # Core executemany: no ORM bookkeeping per mark
+        insert_rows(session, AttendanceMark.__table__, new)  # COPY / driver executemany
     for pid, (_, status, _) in good.items():
         if pid in existing:  # a correction of the same day's check: the latest submission counts
             mark = session.get(AttendanceMark, existing[pid])

@@ -42,8 +42,11 @@ def _name(rng: random.Random) -> str:
     return rng.choice(SURNAMES) + (given if rng.random() < 0.75 else given[0])
 
 
-def _id_number(rng: random.Random, region: str, birth: date) -> str:
-    first17 = f"{region}{birth:%Y%m%d}{rng.randrange(1000):03d}"
+def _id_number(issued: dict[tuple[str, date], int], region: str, birth: date) -> str:
+    """A valid, unique 身份证号: region, birth date, a per-day sequence (the next region after 999)."""
+    n = issued.get((region, birth), 0)
+    issued[(region, birth)] = n + 1
+    first17 = f"{int(region) + n // 1000:06d}{birth:%Y%m%d}{n % 1000:03d}"
     return first17 + id_check_digit(first17)
 
 
@@ -64,6 +67,7 @@ def generate_county(
     session.flush()
     session.add(Staff(name=_name(rng), role="education_bureau", phone=_phone(rng), jurisdiction_id=county.id))
     region = f"1{rng.randrange(10000, 99999)}"
+    issued: dict[tuple[str, date], int] = {}
     counts = {"townships": 0, "schools": 0, "classes": 0, "pupils": 0, "staff": 1}
     township_names = ["城关镇", "柳河镇", "石桥乡", "杏林镇", "东坡乡", "南山镇", "白水乡", "青石镇"]
     for t in range(size.townships):
@@ -113,7 +117,7 @@ def generate_county(
                                                      ("poor", 0.05)) if rng.random() < p]
                         pupils.append({
                             "student_no": f"G{region}{school_no:03d}{g}{k:02d}{n:03d}{seed % 1000:03d}{code_prefix}",
-                            "name": surname_name, "id_number": _id_number(rng, region, birth),
+                            "name": surname_name, "id_number": _id_number(issued, region, birth),
                             "gender": rng.choice("男女"), "birth_date": birth, "school_id": school.id,
                             "class_id": klass.id, "village_id": rng.choice(villages).id,
                             "address": f"{township.name}{rng.choice(villages).name}{rng.randint(1, 12)}组",

@@ -142,3 +142,44 @@ def test_two_concurrent_sweeps_never_apply_a_transition_twice(fresh_db):
     assert sum(r.total_transitions for r in reports) == events > 0 and not dupes
     assert sum(r.overdue for r in reports) == overdue and duties >= overdue > 0
     assert advance(fresh_db, as_of).total_transitions == 0
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10**6), event=st.sampled_from(["mark_returned", "excuse"]))
+def test_closing_many_cases_at_once_equals_closing_them_one_by_one(_outer_connection, factory, seed, event):
+    from store.cases import apply_event, close_cases
+    rng = random.Random(seed)
+    outer = _outer_connection.begin_nested()
+    try:
+        with factory() as s:
+            setup_store(s, pupils_per_class=6, seed=21)
+            populate(s, rng, 10)
+            s.commit()
+        advance(factory, rng.choice(MOMENTS))
+        at = datetime(2026, 11, 27, 8, 5)
+        reason = "sick_leave" if event == "excuse" else None
+        results = {}
+        for path in ("set", "one_by_one"):
+            trial = _outer_connection.begin_nested()
+            try:
+                with transaction(factory) as s:
+                    ctx = CaseContext(s)
+                    cases = s.scalars(select(Case).where(Case.state.not_in(["returned", "excused", "escalated"]))
+                                      .order_by(Case.id)).all()
+                    pick = random.Random(seed)  # both paths choose the same cases
+                    chosen = [c for c in cases if pick.random() < 0.7] or cases[:1]
+                    if path == "set":
+                        close_cases(s, ctx, chosen, event, actor="t", at=at, now=at, note="n", reason=reason,
+                                    idempotency_key="k")
+                    else:
+                        for c in chosen:
+                            apply_event(s, ctx, c, event, actor="t", at=at, now=at, note="n", idempotency_key="k",
+                                        **({"reason": reason} if reason else {}))
+                with factory() as s:
+                    results[path] = snapshot(s) | {"closed": sorted(s.execute(
+                        select(Case.id, Case.closed_on, Case.outcome_reason)).all())}
+            finally:
+                trial.rollback()
+        assert results["set"] == results["one_by_one"]
+    finally:
+        outer.rollback()
