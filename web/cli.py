@@ -72,6 +72,9 @@ def init(at: Optional[datetime] = typer.Option(None, help="when (default now)"))
     console.print(f"数据库就绪 database ready: {settings().database_url}")
     for key, n in days.items():
         console.print(f"  校历 calendar {key}: {n} school days")
+    from documents import check_fonts
+    for warning in check_fonts():  # e.g. libharfbuzz-subset0 missing: PDFs ~40× slower
+        err.print(f"[yellow]注意 warning:[/yellow] {warning}")
 
 
 @app.command()
