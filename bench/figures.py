@@ -51,28 +51,40 @@ def _policies(factory) -> list:
 
 
 # -- raw set-based UPDATE … RETURNING of the rows the advance moves -------------------------------
-def raw_escalation_sql(policies, as_of: datetime, *, postgres: bool):
+def sweep_steps(factory, as_of: datetime):
+    """The advance's own plan: (policy, version, calendar, source → target, max opened_seq) per step."""
+    from store.advance import plan
+
+    with transaction(factory) as s:
+        return plan(s, CaseContext(s), as_of)
+
+
+def raw_escalation_sql(steps, as_of: datetime, *, postgres: bool, select_only: bool = False):
+    """One statement for every due case of every step: the same range predicate on ``opened_seq``
+    (index ``ix_cases_due``) the advance uses, so both read exactly the same rows the same way.
+
+    Steps run in ladder order in the advance, but a case matches at most one step (its state), so
+    one UPDATE over all steps moves the same set.
+    """
     values, params = [], {}
-    i, d = ("CAST({} AS INTEGER)", "CAST({} AS DATE)") if postgres else ("{}", "{}")
-    for pi, policy in enumerate(policies):
-        for si, (source, target, day) in enumerate(escalation_pairs(policy)):
-            k = f"{pi}_{si}"
-            values.append(f"(:n{k}, {i.format(':v' + k)}, :s{k}, :t{k}, {i.format(':d' + k)}, {d.format(':e' + k)})")
-            params.update({f"n{k}": policy.name, f"v{k}": policy.version, f"s{k}": source.value,
-                           f"t{k}": target.value, f"d{k}": day - 1, f"e{k}": effective_day(policy, as_of)})
-    sql = text(f"""
-        WITH pairs(policy_name, policy_version, source, target, day_offset, eff) AS (VALUES {", ".join(values)}),
+    i = "CAST({} AS INTEGER)" if postgres else "{}"
+    for k, st in enumerate(steps):
+        values.append(f"(:n{k}, {i.format(':v' + str(k))}, :c{k}, :s{k}, :t{k}, {i.format(':m' + str(k))})")
+        params.update({f"n{k}": st.policy_name, f"v{k}": st.policy_version, f"c{k}": st.calendar_key,
+                       f"s{k}": st.source, f"t{k}": st.target, f"m{k}": st.max_opened_seq})
+    due = f"""
+        WITH steps(policy_name, policy_version, calendar_key, source, target, max_seq) AS (VALUES {", ".join(values)}),
         due AS (
-            SELECT c.id, p.target FROM cases c
-            JOIN pairs p ON p.policy_name = c.policy_name AND p.policy_version = c.policy_version AND p.source = c.state
-            JOIN school_days sd0 ON sd0.calendar_key = c.calendar_key AND sd0.day = c.opened_on
-            JOIN school_days sd1 ON sd1.calendar_key = c.calendar_key AND sd1.seq = sd0.seq + p.day_offset
-            WHERE sd1.day <= p.eff
-        )
+            SELECT c.id, p.target FROM steps p
+            JOIN cases c ON c.policy_name = p.policy_name AND c.policy_version = p.policy_version
+                        AND c.calendar_key = p.calendar_key AND c.state = p.source AND c.opened_seq <= p.max_seq
+        )"""
+    if select_only:
+        return text(due + " SELECT id FROM due ORDER BY id"), params
+    sql = text(due + """
         UPDATE cases SET state = due.target, version = cases.version + 1, updated_at = :as_of
         FROM due WHERE cases.id = due.id
-        RETURNING cases.id""").bindparams(
-        *(bindparam(k, type_=Date) for k in params if k.startswith("e")), bindparam("as_of", type_=DateTime))
+        RETURNING cases.id""").bindparams(bindparam("as_of", type_=DateTime))
     params["as_of"] = as_of
     return sql, params
 
@@ -85,8 +97,8 @@ def run_raw_update(url: str, as_of: datetime) -> tuple[int, float, int, float]:
     """The raw set-based statements: escalations (one UPDATE … RETURNING), then overdue duties."""
     eng = make_engine(url)
     factory = session_factory(eng)
-    policies = _policies(factory)
-    sql, params = raw_escalation_sql(policies, as_of, postgres=backend_of(url) == "postgresql")
+    steps = sweep_steps(factory, as_of)  # planned outside the timing, as the advance plans before its batches
+    sql, params = raw_escalation_sql(steps, as_of, postgres=backend_of(url) == "postgresql")
     with timer() as t:
         with transaction(factory) as s:
             n = len(s.execute(sql, params).all())
@@ -147,11 +159,8 @@ def derive_fewer_due(base: str, dst: str, keep_due: int) -> None:
     copy_db(base, dst)
     eng = make_engine(dst)
     factory = session_factory(eng)
-    policies = _policies(factory)
-    sql, params = raw_escalation_sql(policies, AS_OF, postgres=backend_of(dst) == "postgresql")
-    select_due = text(str(sql).split("UPDATE cases SET")[0] + "SELECT id FROM due ORDER BY id").bindparams(
-        *(b for k, b in sql._bindparams.items() if k != "as_of"))
-    params.pop("as_of")
+    select_due, params = raw_escalation_sql(sweep_steps(factory, AS_OF), AS_OF,
+                                            postgres=backend_of(dst) == "postgresql", select_only=True)
     eng.dispose()
     from sqlalchemy import create_engine
 
@@ -295,28 +304,16 @@ def fig_report(base: str, label: str, repeat: int = 3) -> None:
 
 
 def _report_callable():
-    try:
-        from store import reports  # written by the Prefect engineer
-    except ImportError:
-        reports = None
-    if reports is not None:
-        for name in ("monthly_report", "build_monthly_report", "monthly"):
-            fn = getattr(reports, name, None)
-            if callable(fn):
-                def run(s: Session, fn=fn):
-                    try:
-                        return fn(s, year=AS_OF.year, month=AS_OF.month)
-                    except TypeError:
-                        return fn(s, AS_OF.date().replace(day=1))
-                return run, f"store.reports.{name}"
-    from store.queries import counts_by_state
+    """``store.reports.ledger_figures`` (what ``file_report`` stores and the web API shows) for the
+    month of the run, for every county: every case of the population is read once, each through its
+    county's report."""
+    from store.reports import ledger_figures, month_period, scopes
+
+    period = month_period(AS_OF.year, AS_OF.month)
 
     def run(s: Session):
-        counts_by_state(s)
-        # the rest of a month's table: open/closed counts by school, state and reason
-        return s.execute(select(text("school_id"), text("state"), text("reason"), func.count())
-                         .select_from(text("cases")).group_by(text("school_id"), text("state"), text("reason"))).all()
-    return run, "store.queries.counts_by_state + by school/state/reason (store/reports.py not there yet)"
+        return [ledger_figures(s, scope, period, AS_OF) for scope in scopes(s, "county")]
+    return run, "store.reports.ledger_figures for every county, month of the run"
 
 
 # -- intake -----------------------------------------------------------------------------------------
@@ -343,7 +340,7 @@ WRITTEN = {  # tables the intake writes, and how to find its new rows
     "submissions": "id, school_id, day, source, content_sha256, submitted_by, received_at, summary",
     "attendance_marks": "id, pupil_id, school_id, day, status, submission_id, recorded_at",
     "cases": "id, pupil_id, school_id, class_id, state, version, policy_name, policy_version, calendar_key, opened_on, "
-             "closed_on, reason, outcome_reason, relapse_of, created_at, updated_at",
+             "opened_seq, closed_on, reason, outcome_reason, relapse_of, created_at, updated_at",
     "case_events": "id, case_id, seq, event, from_state, to_state, actor, at, recorded_at, reason, payload, "
                    "idempotency_key",
     "document_requests": "id, case_id, kind, event_seq, status, requested_at, document_id, error",
@@ -540,12 +537,11 @@ def fig_naive_prefect(base: str, n: int, extrapolate_to: int) -> None:
     with transaction(factory) as s:
         ctx = CaseContext(s)
         ctx.owners.preload()
-        due_ids = []
-        for policy in policies:
-            for source, target, day in escalation_pairs(policy):
-                from store.advance import due_cases_query
+        from store.advance import due_cases_query, plan
 
-                due_ids += [r.id for r in s.execute(due_cases_query(policy, source, day, AS_OF, n, postgres=False))]
+        due_ids = []
+        for step in plan(s, ctx, AS_OF):
+            due_ids += [r.id for r in s.execute(due_cases_query(step, n, postgres=False))]
         due_ids = sorted(due_ids)[:n]
 
     @task

@@ -47,7 +47,7 @@ from store.synthetic import COUNTY_ROLES, GIVEN, RELATIONS, SCHOOL_STAFF_ROLES, 
 
 from .common import analyze, backend_of, create_db, emit, exists_db, log, sqlite_path
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4  # 4: cases.opened_seq
 AS_OF = datetime(2026, 11, 23, 9, 30)  # a Monday, after the morning check (晨检) and its 09:00 cut-off
 CALENDAR = "default"
 ABSENCE_RATE = 0.005
@@ -340,7 +340,7 @@ class CaseWriter:
                            "晨检到校，复学", "{}", f"intake:{case_id}"))
         self.event_id = eid
         self.cases.append((case_id, pupil + 1, s + 1, k + 1, "returned" if returned_on is not None else state, seq,
-                           policy.name, policy.version, CALENDAR, d.ds(opened),
+                           policy.name, policy.version, CALENDAR, d.ds(opened), opened,
                            d.ds(returned_on) if returned_on else None, self._reasons[case_id % 4096], None, relapse_of,
                            created, closed_at if returned_on else d.dt(opened + max(0, streak_done - 1), 9, 30)))
 
@@ -410,7 +410,7 @@ COLUMNS = {
     "pupils": "id, student_no, name, id_number, gender, birth_date, school_id, class_id, village_id, address, "
               "special_groups, enrolled",
     "guardians": "id, pupil_id, name, relation, phone",
-    "cases": "id, pupil_id, school_id, class_id, state, version, policy_name, policy_version, calendar_key, opened_on, "
+    "cases": "id, pupil_id, school_id, class_id, state, version, policy_name, policy_version, calendar_key, opened_on, opened_seq, "
              "closed_on, reason, outcome_reason, relapse_of, created_at, updated_at",
     "case_events": "id, case_id, seq, event, from_state, to_state, actor, at, recorded_at, reason, payload, "
                    "idempotency_key",

@@ -35,7 +35,7 @@ def build(url: str, cases: int) -> None:
     from machines.states import CaseState
     from store.bootstrap import init_store
     from store.calendars import school_day_seq
-from store.db import make_engine, session_factory, transaction
+    from store.db import make_engine, session_factory, transaction
     from store.effects import event_row
     from store.models import Case, CaseEvent, Pupil
     from store.synthetic import Size, generate_county
@@ -71,7 +71,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cases", type=int, default=100_000)
     ap.add_argument("--batch", type=int, default=5000)
+    ap.add_argument("--quick", action="store_true", help="2,000 due cases (bench.run --quick)")
     args = ap.parse_args()
+    if args.quick:
+        args.cases = min(args.cases, 2_000)
     work = Path(tempfile.mkdtemp(prefix="baoxue-sweep-"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     try:

@@ -39,7 +39,7 @@ def plan(quick: bool) -> dict:
         "big": Population(1_100_000, 1_000_000, 100_000, 150_000, seed=11),
         "scale_sizes": [10_000, 100_000, 1_000_000], "scale_due": 10_000,
         "county": Population(60_000, 600, 200, 600, seed=21),
-        "spiff_n": 1_000, "naive_n": 1_000, "sweep_due": 100_000, "batch_size": 5000,
+        "spiff_n": 1_000, "naive_n": 1_000, "naive_on": ["sqlite"], "sweep_due": 100_000, "batch_size": 5000,
     }
 
 
@@ -216,6 +216,7 @@ def main() -> None:
     ap.add_argument("--only", choices=["sqlite", "postgresql"], help="one backend")
     ap.add_argument("--reuse", action="store_true", help="keep generated populations whose parameters match")
     ap.add_argument("--no-docs", action="store_true", help="full run: do not rewrite docs/performance.md")
+    ap.add_argument("--no-others", action="store_true", help="skip bench/documents.py and bench/prefect_sweep.py")
     a = ap.parse_args()
     if a.only != "sqlite" and not pg_server_url() and not os.environ.get("BAOXUE_BENCH_IN_TESTDB"):
         log("no PostgreSQL URL: starting a throwaway cluster (deploy/testdb.sh)")
@@ -232,7 +233,8 @@ def main() -> None:
         if a.only and a.only != db:
             continue
         runner.backend(db, p)
-    runner.others()
+    if not a.no_others:
+        runner.others()
     elapsed = time.perf_counter() - t0
     OUT.mkdir(parents=True, exist_ok=True)
     result = {"mode": mode, "started": started.isoformat(timespec="seconds"), "seconds": round(elapsed, 1),
