@@ -260,11 +260,11 @@ def spot_checks(session: Session, scope: Scope) -> list[dict[str, Any]]:
     return out
 
 
-def school_figures(session: Session, schools: list[dict[str, Any]], start: date, end: date) -> list[dict[str, Any]]:
-    """Per-school month figures in a handful of grouped queries (the same definitions as
-    ``store.reports.ledger_figures``: dropouts = not back and not excused, rate = dropouts / enrolled)."""
+def school_figures(session: Session, schools: list[dict[str, Any]], start: date, end: date,
+                   dropouts: dict[str, int]) -> list[dict[str, Any]]:
+    """Per-school month figures in a handful of grouped queries, beside ``dropouts`` (school code →
+    dropouts, as ``store.reports.ledger_figures`` counts them: that definition is the reports')."""
     from .models import CaseEvent
-    from .reports import OUT_OF_SCHOOL, SPECIAL
 
     ids = [s["id"] for s in schools]
     in_scope = Case.school_id.in_(ids)
@@ -277,26 +277,17 @@ def school_figures(session: Session, schools: list[dict[str, Any]], start: date,
                           .group_by(Pupil.school_id))
     opened = per_school(select(Case.school_id, func.count()).where(in_scope, Case.opened_on.between(start, end))
                         .group_by(Case.school_id))
-    closed = defaultdict(dict)
+    closed: dict[int, dict[str, int]] = defaultdict(dict)
     for sid, state, n in session.execute(select(Case.school_id, Case.state, func.count()).where(
             in_scope, Case.closed_on.between(start, end)).group_by(Case.school_id, Case.state)):
         closed[sid][state] = n
     escalated = per_school(select(Case.school_id, func.count()).join(CaseEvent, CaseEvent.case_id == Case.id).where(
         in_scope, CaseEvent.event == "escalate_outside", CaseEvent.at.between(day0, day1)).group_by(Case.school_id))
-    dropouts: dict[int, int] = defaultdict(int)
-    special: dict[int, dict[str, int]] = defaultdict(lambda: {g: 0 for g in SPECIAL})
-    for sid, groups in session.execute(select(Case.school_id, Pupil.special_groups).join(Pupil, Pupil.id == Case.pupil_id)
-                                       .where(in_scope, Case.state.in_(OUT_OF_SCHOOL))):
-        dropouts[sid] += 1
-        for g in groups or []:
-            if g in SPECIAL:
-                special[sid][g] += 1
     out = []
     for s in schools:
-        n = enrolled.get(s["id"], 0)
-        out.append({"code": s["code"], "name": s["name"], "township": s["township"], "enrolled": n,
-                    "dropouts": dropouts[s["id"]], "dropout_rate": round(dropouts[s["id"]] / n, 6) if n else 0.0,
-                    "opened": opened.get(s["id"], 0), "returned": closed[s["id"]].get(CaseState.returned.value, 0),
-                    "excused": closed[s["id"]].get(CaseState.excused.value, 0), "escalated": escalated.get(s["id"], 0),
-                    "special_groups": special[s["id"]]})
+        n, d = enrolled.get(s["id"], 0), dropouts.get(s["code"], 0)
+        out.append({"code": s["code"], "name": s["name"], "township": s["township"], "enrolled": n, "dropouts": d,
+                    "dropout_rate": round(d / n, 6) if n else 0.0, "opened": opened.get(s["id"], 0),
+                    "returned": closed[s["id"]].get(CaseState.returned.value, 0),
+                    "excused": closed[s["id"]].get(CaseState.excused.value, 0), "escalated": escalated.get(s["id"], 0)})
     return out

@@ -56,10 +56,11 @@ def test_monthly_report_figures_equal_the_ledger_at_every_level(factory, session
             for r in rows:
                 by_state[r["state"]] = by_state.get(r["state"], 0) + 1
             assert {k: v for k, v in fig["cases_by_state"].items() if v} == by_state
-            out_of_school = sum(1 for r in rows if r["state"] not in ("returned", "excused"))
-            assert fig["dropouts"] == out_of_school == schools[school_code]["dropouts"]
+            dropouts = sum(1 for r in rows if r["state"] in rp.DROPOUT_STATES)  # day 3 and later, or escalated
+            assert fig["dropouts"] == dropouts == schools[school_code]["dropouts"]
+            assert fig["out_of_school"] == sum(1 for r in rows if r["state"] not in ("returned", "excused"))
             enrolled = s.scalar(select(School.enrolled).where(School.code == school_code))
-            assert fig["enrolled"] == enrolled and fig["dropout_rate"] == round(out_of_school / enrolled, 6)
+            assert fig["enrolled"] == enrolled and fig["dropout_rate"] == round(dropouts / enrolled, 6)
             assert fig["opened"] == len(rows)
             assert fig["returned"] == sum(1 for r in rows if r["state"] == "returned")
         total = counts_by_state(s)

@@ -27,6 +27,7 @@ from tests.web_support import MONDAY, Clock, build_county
 from web import api, auth, pages
 from web.app import create_app
 from web.deps import SESSION_COOKIE
+from web.services import InProcess
 
 TUESDAY_EVENING = datetime(2026, 11, 17, 19, 0)
 MARKERS = {"A": "甲测试", "B": "乙测试", "C": "丙测试", "D": "丁测试"}
@@ -137,7 +138,7 @@ def world(factory, tmp_path):
         spot_check(s, quarter="2026Q4", seed=3, fraction=1.0, as_of=MONDAY, actor="test")
         s.commit()
     clock = Clock(TUESDAY_EVENING)
-    app = create_app(Settings(archive_dir=archive), factory=factory, clock=clock, init=False)
+    app = create_app(Settings(archive_dir=archive), factory=factory, clock=clock, deployments=InProcess(), init=False)
     # one in-scope photo per case, recorded through the API by someone who may
     recorder = {"A": "teacher", "B": "school", "C": "school_other", "D": "school_far"}
     with TestClient(app) as client:

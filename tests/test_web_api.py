@@ -2,6 +2,7 @@
 errors, the deployment run or the in-process service, actions with their permissions."""
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from datetime import datetime
@@ -17,7 +18,7 @@ from store.models import AttendanceMark, Case, CaseEvent, Submission
 from tests.web_support import MONDAY, PASSWORD, Clock, build_county, pupils_of_class
 from web.app import create_app
 from web.deps import SESSION_COOKIE
-from web.services import RunStarted
+from web.services import InProcess, RunStarted
 
 
 class FakeDeployments:
@@ -27,6 +28,12 @@ class FakeDeployments:
         self.available, self.started = available, []
 
     def start(self, name, parameters, *, idempotency_key=None):
+        try:  # Prefect's run_deployment returns a coroutine when called on a running event loop
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise AssertionError("deployments.start() called on the event loop")
         self.started.append((name, parameters))
         return RunStarted("1c0ffee0-0000-4000-8000-000000000001", "http://prefect.local/runs/flow-run/1c0ffee0") \
             if self.available else None
@@ -40,7 +47,8 @@ def web(factory, tmp_path):
         pupils = [p.student_no for p in pupils_of_class(s, county.class_ids[0])]
         other_class = [p.student_no for p in pupils_of_class(s, county.class_ids[1])]
     clock = Clock()
-    app = create_app(Settings(archive_dir=tmp_path / "archive"), factory=factory, clock=clock, init=False)
+    app = create_app(Settings(archive_dir=tmp_path / "archive"), factory=factory, clock=clock,
+                     deployments=InProcess(), init=False)
     with TestClient(app) as client:
         yield {"client": client, "app": app, "county": county, "clock": clock, "pupils": pupils,
                "other_class": other_class, "factory": factory}
@@ -312,4 +320,35 @@ def test_the_schools_figures_add_up_to_the_total(web):
     total = data["total"]
     for key in ("enrolled", "dropouts", "opened", "returned", "excused", "escalated"):
         assert sum(s[key] for s in data["schools"]) == total[key], key
-    assert (total["dropouts"], total["opened"], total["returned"]) == (1, 2, 1)
+    assert (total["opened"], total["returned"]) == (2, 1)
+
+
+def test_an_uploaded_file_and_the_page_form_start_the_deployment_too(web):
+    fake = FakeDeployments()
+    web["app"].state.deployments = fake
+    sheet = f"学籍号,出勤状态\n{web['pupils'][0]},缺勤\n".encode()
+    r = upload(web, "school", sheet, "a.csv")
+    assert r.status_code == 202 and r.json()["mode"] == "run"
+    client = web["client"]
+    client.post("/login", data={"username": "teacher", "password": PASSWORD})
+    csrf = client.get("/morning-check").text.split('name="csrf" value="')[1].split('"')[0]
+    r = client.post("/morning-check/upload", data={"csrf": csrf, "day": "2026-11-16"},
+                    files={"file": ("b.csv", sheet, "text/csv")})
+    assert r.status_code == 200 and "正在处理" in r.text and "在 Prefect 中查看" in r.text
+    assert [p["submission"]["source"] for _, p in fake.started] == ["upload", "upload"]
+
+
+def test_with_a_prefect_server_but_no_deployment_the_check_is_recorded_here(prefect_harness, factory, tmp_path):
+    from web.services import PrefectDeployments
+
+    with factory() as s:
+        county = build_county(s, sessions=False)
+        s.commit()
+        student = pupils_of_class(s, county.class_ids[0])[0].student_no
+    app = create_app(Settings(archive_dir=tmp_path), factory=factory, clock=Clock(), init=False,
+                     deployments=PrefectDeployments())
+    assert PrefectDeployments.api_url()  # the harness's server
+    with TestClient(app) as client:
+        r = client.post("/api/morning-checks/upload", headers={"Authorization": f"Bearer {county.tokens['teacher']}"},
+                        files={"file": ("a.csv", f"学籍号,出勤状态\n{student},缺勤\n".encode(), "text/csv")})
+    assert r.status_code == 200 and r.json()["mode"] == "applied" and len(r.json()["opened_case_ids"]) == 1

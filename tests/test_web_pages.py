@@ -16,6 +16,7 @@ from tests.web_support import Clock, build_county, pupils_of_class
 from web.app import create_app
 from web.deps import SESSION_COOKIE
 from web.pages import NAV
+from web.services import InProcess
 
 
 class RunsOnly:
@@ -42,7 +43,8 @@ def pages(factory, tmp_path):
         pupils = pupils_of_class(s, county.class_ids[0])
         names = {p.student_no: p.name for p in pupils}
     clock = Clock()
-    app = create_app(Settings(archive_dir=tmp_path / "archive"), factory=factory, clock=clock, init=False)
+    app = create_app(Settings(archive_dir=tmp_path / "archive"), factory=factory, clock=clock,
+                     deployments=InProcess(), init=False)
     with TestClient(app) as client:
         yield {"client": client, "app": app, "county": county, "clock": clock, "names": names, "factory": factory}
 

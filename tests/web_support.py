@@ -163,6 +163,7 @@ def site(tmp_path):
     from store.db import Settings, make_engine, session_factory, transaction
     from store.schema import migrate
     from web.app import create_app
+    from web.services import InProcess
 
     url = f"sqlite:///{tmp_path / 'browser.db'}"
     engine = make_engine(url)
@@ -171,7 +172,8 @@ def site(tmp_path):
     with transaction(factory) as s:
         county = build_county(s, sessions=False)
     clock = Clock()
-    app = create_app(Settings(database_url=url, archive_dir=tmp_path / "archive"), factory=factory, clock=clock)
+    app = create_app(Settings(database_url=url, archive_dir=tmp_path / "archive"), factory=factory, clock=clock,
+                     deployments=InProcess())
     with live_server(app) as base:
         yield base, factory, clock, county
     engine.dispose()

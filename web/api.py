@@ -52,13 +52,13 @@ def me(who: Principal = Depends(api_user), db: Session = Depends(get_db)):
 
 # -- roster -----------------------------------------------------------------------------------------
 @router.post("/roster", tags=["学籍 roster"], summary="导入学籍花名册 CSV/XLSX (roster import)")
-async def roster_import(request: Request,
+def roster_import(request: Request,
                         file: UploadFile = File(..., description="花名册：学校代码, 学籍号, 姓名, 身份证号, 年级, 班级, 监护人…"),
                         who: Principal = Depends(roles(Role.school_staff, Role.county)),
                         db: Session = Depends(get_db)):
     from store.roster import import_roster
 
-    data = await _read_upload(file, settings_of(request))
+    data = read_upload(file, settings_of(request))
     try:
         result = import_roster(db, data, file.filename or "roster.csv",
                                only_school_id=who.user.school_id if who.role is Role.school_staff else None)
@@ -71,8 +71,9 @@ async def roster_import(request: Request,
     return {"message": message, "added": result.added, "updated": result.updated, "errors": errors}
 
 
-async def _read_upload(file: UploadFile, settings: WebSettings) -> bytes:
-    data = await file.read(settings.upload_max_mb * 1024 * 1024 + 1)
+def read_upload(file: UploadFile, settings: WebSettings) -> bytes:
+    """The uploaded file's bytes (sync: endpoints doing database work run in the thread pool)."""
+    data = file.file.read(settings.upload_max_mb * 1024 * 1024 + 1)
     if len(data) > settings.upload_max_mb * 1024 * 1024:
         raise ApiError(413, f"文件超过 {settings.upload_max_mb}MB (file too large)")
     return data
@@ -114,13 +115,13 @@ def morning_check_json(body: MorningCheckBody, request: Request, response: Respo
 
 @router.post("/morning-checks/upload", tags=["晨检 morning check"],
              summary="上传晨检表 CSV/XLSX（启动 morning_check 流程），错误逐行列出")
-async def morning_check_upload(request: Request, response: Response,
+def morning_check_upload(request: Request, response: Response,
                                file: UploadFile = File(..., description="晨检表：学籍号、出勤状态[、缺勤原因、日期]"),
                                school_code: str | None = Form(None), day: date | None = Form(None),
                                complete: bool = Form(True),
                                who: Principal = Depends(roles(*SCHOOLS)), db: Session = Depends(get_db),
                                now: datetime = Depends(get_now)):
-    data = await _read_upload(file, settings_of(request))
+    data = read_upload(file, settings_of(request))
     try:
         parsed = parse_attendance(data, filename=file.filename or "")
     except TableError as exc:
@@ -231,7 +232,7 @@ def act(case_id: int, body: ActionBody, who: Principal = Depends(roles(*PUPIL_RE
 
 
 @router.post("/cases/{case_id}/visits", tags=["案件 cases"], summary="记录家访或集体家访，附照片 (multipart)")
-async def visit(case_id: int, request: Request, event: Literal["record_home_visit", "record_collective_visit"] = Form(...),
+def visit(case_id: int, request: Request, event: Literal["record_home_visit", "record_collective_visit"] = Form(...),
                 note: str = Form(""), at: datetime | None = Form(None),
                 payload: str = Form("{}", description="JSON：visitors, met, situation, measures, result…"),
                 photos: list[UploadFile] = File([], description="现场照片 JPG/PNG"),
@@ -245,7 +246,7 @@ async def visit(case_id: int, request: Request, event: Literal["record_home_visi
     except (ValueError, AssertionError):
         raise ApiError(422, "payload 应为 JSON 对象 (payload must be a JSON object)") from None
     settings = settings_of(request)
-    details["photos"] = [save_photo(await f.read(), f.filename or "photo", archive_dir=settings.archive_dir,
+    details["photos"] = [save_photo(f.file.read(settings.photo_max_mb * 1024 * 1024 + 1), f.filename or "photo", archive_dir=settings.archive_dir,
                                     max_mb=settings.photo_max_mb) for f in photos if f.filename]
     return record_action(db, who, case_id, event, now=now, at=at, note=note, payload=details,
                          idempotency_key=idempotency_key)
@@ -351,11 +352,11 @@ def monthly_figures(db: Session, who: Principal, month: str | None, now: datetim
     start, end, label = parse_month(month, now.date())
     period = Period("monthly", label, start, end)
     schools = dash.schools_in(db, who.scope)
-    rows = dash.school_figures(db, schools, start, end)
     name = {Role.school_staff: schools[0]["name"] if schools else "", Role.county: "全县"}.get(who.role, "")
     if who.role is Role.township:
         name = schools[0]["township"] if schools else ""
     total = ledger_figures(db, ReportScope("total", "", name, tuple(s["id"] for s in schools)), period, now)
+    rows = dash.school_figures(db, schools, start, end, {s["code"]: s["dropouts"] for s in total.get("schools", [])})
     return {"month": label, "start": start.isoformat(), "end": end.isoformat(), "total": total, "schools": rows}
 
 

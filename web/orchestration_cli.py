@@ -93,8 +93,14 @@ def serve(
     from tasks.runtime import SystemClock
 
     engine = make_engine(url)
-    init_store(engine, now=SystemClock().now())
-    engine.dispose()
+    try:
+        init_store(engine, now=SystemClock().now())
+    except Exception as exc:  # an old demo database, an unreachable server …
+        console.print(f"[red]cannot prepare the Baoxue database {url.split('@')[-1]}: {str(exc).splitlines()[0]}[/red]\n"
+                      "(a database from an older schema: rebuild it with `baoxue demo`)")
+        raise typer.Exit(1)
+    finally:
+        engine.dispose()
 
     procs = []
     stopping = False
@@ -109,7 +115,11 @@ def serve(
             stop(p)
         console.print("all stopped")
 
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)  # also when started in the background (SIGINT ignored)
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         server, api_url = start_prefect_server(home, prefect_port, logs / "prefect-server.log")
         procs.append(server)

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from machines.states import LADDER, REASON_LABELS, STATE_LABELS, CaseState
@@ -220,12 +221,16 @@ def _form_day(raw: Any, today: date) -> date | None:
 async def morning_check_upload(request: Request, who: Principal = Depends(page(*SCHOOLS)),
                                db: Session = Depends(get_db), now: datetime = Depends(get_now)):
     form = await request.form()
+    return await run_in_threadpool(_upload_check, request, who, db, now, form)
+
+
+def _upload_check(request: Request, who: Principal, db: Session, now: datetime, form) -> HTMLResponse:
     check_csrf(who, form.get("csrf"))
     upload = form.get("file")
     if not isinstance(upload, UploadFile) or not upload.filename:
         raise ApiError(422, "请选择要上传的晨检表文件 (choose a file)")
     settings = settings_of(request)
-    data = await upload.read(settings.upload_max_mb * 1024 * 1024 + 1)
+    data = upload.file.read(settings.upload_max_mb * 1024 * 1024 + 1)
     if len(data) > settings.upload_max_mb * 1024 * 1024:
         raise ApiError(413, f"文件超过 {settings.upload_max_mb}MB (file too large)")
     try:
@@ -243,6 +248,10 @@ async def morning_check_upload(request: Request, who: Principal = Depends(page(*
 async def morning_check_list(request: Request, who: Principal = Depends(page(Role.head_teacher)),
                              db: Session = Depends(get_db), now: datetime = Depends(get_now)):
     form = await request.form()
+    return await run_in_threadpool(_list_check, request, who, db, now, form)
+
+
+def _list_check(request: Request, who: Principal, db: Session, now: datetime, form) -> HTMLResponse:
     check_csrf(who, form.get("csrf"))
     marks = [MarkIn(key[7:], str(value)) for key, value in form.multi_items() if key.startswith("status:")]
     outcome = submit_morning_check(db, who, settings=settings_of(request), deployments=request.app.state.deployments,
@@ -338,6 +347,10 @@ def _payload_from_form(event: str, form) -> dict[str, Any]:
 async def case_act(request: Request, case_id: int, who: Principal = Depends(page(*PUPIL_READERS)),
                    db: Session = Depends(get_db), now: datetime = Depends(get_now)):
     form = await request.form()
+    return await run_in_threadpool(_act, request, case_id, who, db, now, form)
+
+
+def _act(request: Request, case_id: int, who: Principal, db: Session, now: datetime, form) -> RedirectResponse:
     check_csrf(who, form.get("csrf"))
     event = str(form.get("event") or "")
     ensure_may_fire(db, who, readable_case(db, who, case_id), event)  # before any photo is stored
@@ -354,8 +367,8 @@ async def case_act(request: Request, case_id: int, who: Principal = Depends(page
     if event in ("record_home_visit", "record_collective_visit"):
         settings = settings_of(request)
         photos = [f for f in form.getlist("photos") if isinstance(f, UploadFile) and f.filename]
-        payload["photos"] = [save_photo(await f.read(), f.filename, archive_dir=settings.archive_dir,
-                                        max_mb=settings.photo_max_mb) for f in photos]
+        payload["photos"] = [save_photo(f.file.read(settings.photo_max_mb * 1024 * 1024 + 1), f.filename,
+                                        archive_dir=settings.archive_dir, max_mb=settings.photo_max_mb) for f in photos]
     try:
         version = int(form.get("version") or 0) or None
     except ValueError:

@@ -68,6 +68,16 @@ class Deployments(Protocol):
         """Start a run of deployment ``name``; None when no Prefect server or no such deployment."""
 
 
+class InProcess:
+    """No Prefect server: every morning check is recorded by this process (tests, a laptop)."""
+
+    def start(self, name: str, parameters: dict[str, Any], *, idempotency_key: str | None = None) -> None:
+        return None
+
+    def recent_runs(self, limit: int = 50) -> None:
+        return None
+
+
 class PrefectDeployments:
     """Starts deployment runs on the Prefect server in ``PREFECT_API_URL`` (none: in-process)."""
 
