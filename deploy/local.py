@@ -24,7 +24,9 @@ def free_port() -> int:
 
 
 def port_free(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:``port`` now (as servers do, with SO_REUSEADDR)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return True
@@ -62,7 +64,7 @@ def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
 
 def start_prefect_server(prefect_home: Path, port: int, log: Path) -> tuple[subprocess.Popen, str]:
     prefect_home.mkdir(parents=True, exist_ok=True)
-    env = base_env(prefect_home)
+    env = base_env(prefect_home, PREFECT_UI_API_URL=f"http://127.0.0.1:{port}/api")
     env.pop("PREFECT_API_URL", None)
     proc = start([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, log)
     return proc, f"http://127.0.0.1:{port}/api"

@@ -21,11 +21,11 @@ from prefect import flow, get_run_logger
 
 from tasks.publish import publish_sweep
 from tasks.render import request_rendering
-from tasks.runtime import resolve_as_of
+from tasks.runtime import resolve_as_of, run_name
 from tasks.sweep import apply_escalations, describe_changes, mark_overdue, plan_sweep, sweep_summary
 
 
-@flow(name="advance_cases", log_prints=False)
+@flow(name="advance_cases", log_prints=False, flow_run_name=run_name("sweep"))
 def advance_cases(as_of: datetime | None = None, batch_size: int = 5000, render: bool = True) -> dict:
     logger = get_run_logger()
     as_of = resolve_as_of(as_of)

@@ -13,10 +13,10 @@ from prefect import flow
 
 from tasks.notify import deliver_notices, queue_notices
 from tasks.publish import publish_event, publish_table
-from tasks.runtime import resolve_as_of
+from tasks.runtime import resolve_as_of, run_name
 
 
-@flow(name="duty_reminders", log_prints=False)
+@flow(name="duty_reminders", log_prints=False, flow_run_name=run_name("reminders"))
 def duty_reminders(as_of: datetime | None = None, remind_within_hours: float = 2.0) -> dict:
     as_of = resolve_as_of(as_of)
     queued = queue_notices(as_of, remind_within_hours)

@@ -15,10 +15,10 @@ from prefect import flow
 from store.reports import quarter_of
 from tasks.publish import publish_event, publish_markdown
 from tasks.reports import draw_spot_check, spot_check_fraction
-from tasks.runtime import resolve_as_of
+from tasks.runtime import resolve_as_of, run_name
 
 
-@flow(name="quarterly_spot_check", log_prints=False)
+@flow(name="quarterly_spot_check", log_prints=False, flow_run_name=run_name("spot-check"))
 def quarterly_spot_check(as_of: datetime | None = None, seed: int | None = None, fraction: float | None = None) -> dict:
     as_of = resolve_as_of(as_of)
     seed = seed if seed is not None else secrets.randbelow(2**31)

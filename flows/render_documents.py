@@ -11,10 +11,10 @@ from datetime import datetime
 from prefect import flow, get_run_logger
 
 from tasks.render import documents_available, queued_documents, render_batch
-from tasks.runtime import resolve_as_of
+from tasks.runtime import resolve_as_of, run_name
 
 
-@flow(name="render_documents", log_prints=False)
+@flow(name="render_documents", log_prints=False, flow_run_name=run_name("render"))
 def render_documents(as_of: datetime | None = None, batch_size: int = 100, max_batches: int = 100) -> dict:
     logger = get_run_logger()
     as_of = resolve_as_of(as_of)

@@ -32,7 +32,11 @@ from .notifications import record_late_report
 from .report_models import ReportFiling, SpotCheck
 
 OPEN = [s.value for s in OPEN_STATES]
-OUT_OF_SCHOOL = OPEN + [CaseState.escalated.value]  # not back, no leave: counted as dropouts
+OUT_OF_SCHOOL = OPEN + [CaseState.escalated.value]  # not back, no leave
+# 辍学 in the statistics: three or more school days without reason (collective visit and later
+# steps) or handed outside the school — the same rule the documents' 月报表 uses.
+DROPOUT_STATES = [CaseState.collective_visit.value, CaseState.township_notice.value, CaseState.judicial_notice.value,
+                  CaseState.escalated.value]
 LEVELS = ("school", "township", "county")
 LEVEL_LABELS = {"school": "学校", "township": "乡镇", "county": "县"}
 KIND_LABELS = {"monthly": "月报", "term_start": "学期初报告", "term_end": "学期末报告"}
@@ -135,7 +139,7 @@ def ledger_figures(session: Session, scope: Scope, period: Period, as_of: dateti
     dropout_rows = session.execute(
         select(Case.reason, SchoolClass.grade, Pupil.special_groups, School.code)
         .join(Pupil, Pupil.id == Case.pupil_id).join(SchoolClass, SchoolClass.id == Case.class_id)
-        .join(School, School.id == Case.school_id).where(in_scope, Case.state.in_(OUT_OF_SCHOOL))).all()
+        .join(School, School.id == Case.school_id).where(in_scope, Case.state.in_(DROPOUT_STATES))).all()
     reasons, grades, special, per_school = Counter(), Counter(), Counter(), Counter()
     for reason, grade, groups, school_code in dropout_rows:
         reasons[reason] += 1
@@ -152,6 +156,7 @@ def ledger_figures(session: Session, scope: Scope, period: Period, as_of: dateti
         "enrolled": enrolled,
         "dropouts": dropouts,
         "dropout_rate": round(dropouts / enrolled, 6) if enrolled else 0.0,
+        "out_of_school": sum(by_state.get(st, 0) for st in OUT_OF_SCHOOL),
         "opened": opened,
         "relapses": relapses,
         "returned": closed(CaseState.returned),

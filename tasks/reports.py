@@ -17,6 +17,7 @@ from store.db import settings, transaction
 from store.models import Jurisdiction
 from store.report_models import ReportFiling, SpotCheck
 
+from .render import documents_available
 from .runtime import store
 
 
@@ -37,14 +38,27 @@ def file_reports(level: str, period: rp.Period, as_of: datetime, actor: str = "s
 
 
 @task(name="render_reports", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
-def render_reports(filing_ids: list[int]) -> dict[str, str]:
-    """Write each filing's report files (Markdown, XLSX) into the archive; returns id → Markdown."""
+def render_reports(filing_ids: list[int], actor: str = "system:monthly_report") -> dict[str, str]:
+    """Each filing's files: the official 月报表 (documents' ``monthly_report``, PDF, archived and keyed
+    by scope and period, so a retry finds it) and the figures as Markdown and XLSX; returns id → Markdown."""
     archive = settings().archive_dir
     out = {}
-    with transaction(store()) as s:
-        for filing in s.scalars(select(ReportFiling).where(ReportFiling.id.in_(filing_ids)).order_by(ReportFiling.id)):
+    for fid in filing_ids:
+        with transaction(store()) as s:
+            filing = s.get(ReportFiling, fid)
             if not filing.files:
                 filing.files = rp.write_report_files(filing, archive)
+            if filing.document_id is None and filing.kind == "monthly" and documents_available():
+                import documents
+
+                doc_file = documents.render_report(s, "monthly_report", scope=f"{filing.level}:{filing.scope_code}",
+                                                   period=filing.period, actor=actor, now=filing.filed_at)
+                filing.document_id = doc_file.document_id
+                filing.files = {**filing.files, "pdf": doc_file.path}
+                if filing.level == "county":  # with the county's month: the 责任追究 evidence sheet
+                    sheet = documents.render_report(s, "accountability_sheet", scope=f"county:{filing.scope_code}",
+                                                    period=filing.period, actor=actor, now=filing.filed_at)
+                    filing.files = {**filing.files, "accountability_pdf": sheet.path}
             out[str(filing.id)] = rp.figures_markdown(filing)
     return out
 

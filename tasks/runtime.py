@@ -120,3 +120,17 @@ def resolve_as_of(as_of: datetime | None) -> datetime:
     if scheduled is not None:
         return to_local(scheduled).replace(microsecond=0)
     return clock().now()
+
+
+def run_name(prefix: str):
+    """A flow_run_name callable: ``<prefix>-<as_of>`` (the instant the run acts for)."""
+
+    def name() -> str:
+        from prefect.runtime import flow_run
+
+        as_of = flow_run.parameters.get("as_of")
+        if isinstance(as_of, str):
+            as_of = datetime.fromisoformat(as_of)
+        return f"{prefix}-{resolve_as_of(as_of):%Y-%m-%dT%H:%M}"
+
+    return name

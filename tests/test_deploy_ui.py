@@ -109,8 +109,10 @@ def test_serve_shows_deployments_schedules_runs_and_artifacts_and_stops_cleanly(
                                        ("runs", "/runs", "sweep-2026-11-16"),
                                        ("artifacts", "/artifacts", "advance-cases")):
                 page.goto(ui + path, wait_until="networkidle", timeout=60_000)
-                page.wait_for_function("t => document.body.innerText.includes(t)", arg=expect, timeout=30_000)
-                page.screenshot(path=str(ARTIFACTS / f"prefect-ui-{name}.png"), full_page=True)
+                try:
+                    page.wait_for_function("t => document.body.innerText.includes(t)", arg=expect, timeout=30_000)
+                finally:
+                    page.screenshot(path=str(ARTIFACTS / f"prefect-ui-{name}.png"), full_page=True)
                 seen[name] = page.inner_text("body")
             dep = _post(api + "/deployments/filter", {"deployments": {"name": {"any_": ["advance-cases"]}}})[0]
             page.goto(f"{ui}/deployments/deployment/{dep['id']}", wait_until="networkidle", timeout=60_000)
