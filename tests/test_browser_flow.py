@@ -30,6 +30,10 @@ def test_head_teacher_reports_absence_and_township_sees_the_missed_visit(browser
     sheet.write_bytes(("学籍号,姓名,出勤状态,缺勤原因\n" + "\n".join(rows) + "\n").encode("gbk"))  # as Chinese Excel saves
 
     # Monday 08:00 — the head teacher logs in and uploads the morning check.
+    first = browser.new_page(viewport={"width": 1366, "height": 768})
+    first.goto(f"{base}/teacher")  # not logged in: the login page, which comes back here afterwards
+    assert first.url.endswith("/login?next=/teacher") and first.locator("h1").inner_text() == "登录"
+    shot(first, "00-login")
     page = login(browser, base, "teacher")
     page.wait_for_url(f"{base}/teacher")
     assert "今天的晨检还没有上报" in page.content()
