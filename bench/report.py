@@ -25,7 +25,8 @@ def plot(result: dict, path: Path) -> None:
 
     recs = result["records"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for db, marker in (("sqlite", "o"), ("postgresql", "s")):
+    dbs = list(dict.fromkeys(r["db"] for r in recs if r.get("figure") in ("scale", "advance") and r.get("db")))
+    for db, marker in zip(dbs, "osD^v"):
         pts = sorted((r for r in recs if r.get("figure") == "scale" and r.get("db") == db), key=lambda r: r["open"])
         if pts:
             xs = [r["open"] for r in pts]
@@ -34,7 +35,7 @@ def plot(result: dict, path: Path) -> None:
         head = next((r for r in recs if r.get("figure") == "advance" and r.get("db") == db), None)
         if head:
             big = result["plan"]["big"]
-            open_n = int(big.split("open_cases=")[1].split(",")[0]) if "open_cases=" in big else None
+            open_n = head.get("open") or (int(big.split("open_cases=")[1].split(",")[0]) if "open_cases=" in big else None)
             if open_n:
                 ax1.scatter([open_n], [head["value"]], marker="*", s=160, label=f"{db}: {head['transitions']:,} due")
                 ax2.scatter([open_n], [head["rss_mb"]], marker="*", s=160, label=f"{db}: {head['transitions']:,} due")
