@@ -93,3 +93,22 @@ def test_attendance_and_roster_files_with_bad_rows(county, tmp_path):
     out = json.loads(baoxue(county, "attendance", "import", str(check), "--school", school, "--date", "2026-11-16",
                             "--at", "2026-11-16T08:20", "--json", code=2))
     assert out["opened"] == 1 and out["row_errors"][0]["row"] == 3
+
+
+def test_user_add_creates_an_account_that_can_log_in(county):
+    from sqlalchemy import select
+    from store.accounts import authenticate
+    from store.db import make_engine, session_factory
+    from store.models import School
+    engine = make_engine(county)
+    with session_factory(engine)() as s:
+        school = s.scalar(select(School.code))
+    out = baoxue(county, "user", "add", "li", "--role", "school_staff", "--school", school, "--name", "李老师",
+                 "--password", "s3cret-pass")
+    assert "created" in out
+    baoxue(county, "user", "add", "x", "--role", "school_staff", "--school", "NOPE", "--password", "p", code=1)
+    from datetime import datetime
+    with session_factory(engine)() as s:
+        assert authenticate(s, username="li", password="s3cret-pass", now=datetime(2026, 11, 23, 9)) is not None
+        assert authenticate(s, username="li", password="wrong", now=datetime(2026, 11, 23, 9)) is None
+    engine.dispose()

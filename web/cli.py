@@ -22,9 +22,11 @@ app = typer.Typer(help="保学 Baoxue — 控辍保学 case engine", no_args_is_
 roster_app = typer.Typer(help="学籍花名册 roster")
 attendance_app = typer.Typer(help="晨检 attendance")
 policy_app = typer.Typer(help="升级策略 jurisdiction policies")
+user_app = typer.Typer(help="账号 accounts")
 app.add_typer(roster_app, name="roster")
 app.add_typer(attendance_app, name="attendance")
 app.add_typer(policy_app, name="policy")
+app.add_typer(user_app, name="user")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -327,6 +329,38 @@ def policy_migrate(
     except (PolicyFileError, ValueError) as exc:
         _fail(str(exc))
     console.print(f"{n} 件在办案件迁移至 {name}@{to} (open cases moved)")
+
+
+@user_app.command("add")
+def user_add(
+    username: str, role: str = typer.Option(..., help="head_teacher | school_staff | township | county | operator"),
+    name: Optional[str] = typer.Option(None, help="显示名"), school: Optional[str] = typer.Option(None, help="学校代码"),
+    township: Optional[str] = typer.Option(None, help="乡镇代码"), klass: list[str] = typer.Option([], "--class", help="班级名称 (repeat)"),
+    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
+):
+    """Add an account: a head teacher needs --school and --class, school staff --school, township --township."""
+    from sqlalchemy import select
+    from store.accounts import create_user
+    from store.db import transaction
+    from store.models import Jurisdiction, School, SchoolClass
+    try:
+        with transaction(_factory()) as s:
+            school_row = s.scalar(select(School).where(School.code == school)) if school else None
+            if school and school_row is None:
+                _fail(f"学校代码 {school} 不存在")
+            township_id = s.scalar(select(Jurisdiction.id).where(Jurisdiction.code == township)) if township else None
+            if township and township_id is None:
+                _fail(f"乡镇代码 {township} 不存在")
+            class_ids = [s.scalar(select(SchoolClass.id).where(SchoolClass.school_id == school_row.id, SchoolClass.name == k))
+                         for k in klass] if school_row else []
+            if None in class_ids:
+                _fail(f"班级不存在: {klass[class_ids.index(None)]}")
+            user = create_user(s, username=username, password=password, role=role, display_name=name,
+                               school_id=school_row.id if school_row else None, township_id=township_id,
+                               class_ids=class_ids, now=now_local())
+            console.print(f"账号已创建 created: {user.username} ({role})")
+    except ValueError as exc:
+        _fail(str(exc))
 
 
 @app.command()
