@@ -219,7 +219,14 @@ def run_demo(out: Path, *, weeks: int = 4, seed: int = 7, every_tick: bool = Fal
     home = prefect_home_for(db_url)
     port = free_port()
     progress(f"starting the Prefect server (PREFECT_HOME={home}) …")
-    server, api_url = start_prefect_server(home, port, out / "logs" / "prefect-server.log")
+    # The simulated clock fires the schedules; the server's own scheduler (real time) stays off here.
+    os.environ["PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED"] = "false"
+    os.environ["PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED"] = "false"
+    try:
+        server, api_url = start_prefect_server(home, port, out / "logs" / "prefect-server.log")
+    finally:
+        os.environ.pop("PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED")
+        os.environ.pop("PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED")
     try:
         wait_healthy(api_url + "/health", server, log=out / "logs" / "prefect-server.log")
         progress(f"Prefect server up on {api_url} ({time.monotonic() - t0:.0f} s)")
@@ -287,11 +294,12 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
     flow_runs = Counter()
     seconds: Counter = Counter()
     staff_done = Counter()
-    morning = load_flow(spec("morning-check"))
-    render = load_flow(spec("render-documents"))
     last_day = None
     with temporary_settings(updates={PREFECT_API_URL: api_url, PREFECT_LOGGING_TO_API_BATCH_INTERVAL: 0.5}), \
             no_heartbeat(), using(factory), clock_set_to(sim):
+        run = DeploymentRuns()
+        morning = lambda sub: run(spec("morning-check"), submission=sub)  # noqa: E731
+        render = lambda **kw: run(spec("render-documents"), **kw)  # noqa: E731
         for t, _, what, obj in events:
             sim.set(t)
             t_start = time.perf_counter()
@@ -309,16 +317,12 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
                 seconds["staff"] += time.perf_counter() - t_start
             else:
                 sp = obj
-                fn = load_flow(sp)
-                params = dict(sp.parameters)
-                if sp.name == "render-documents":
-                    fn(as_of=t, **params)
-                elif sp.name == "quarterly-spot-check":
-                    fn(as_of=t, seed=seed * 1000 + 17, **params)
+                if sp.name == "quarterly-spot-check":
+                    run(sp, as_of=t, seed=seed * 1000 + 17)
                 elif sp.name == "advance-cases":
-                    fn(as_of=t, render=False, **params)
+                    run(sp, as_of=t, render=False)
                 else:
-                    fn(as_of=t, **params)
+                    run(sp, as_of=t)
                 flow_runs[sp.flow_name] += 1
                 seconds[sp.flow_name] += time.perf_counter() - t_start
         t_start = time.perf_counter()
@@ -331,6 +335,29 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
     dispose_all()
     engine.dispose()
     return summary
+
+
+class DeploymentRuns:
+    """Each tick becomes a flow run *of its deployment* (as a worker would start it), executed in
+    this process: the UI then shows every run under its deployment, with the same flow code."""
+
+    def __init__(self) -> None:
+        from deploy.deployments import runner_deployments
+
+        self.ids = {d.name: d.apply() for d in runner_deployments()}
+
+    def __call__(self, sp, **params):
+        from prefect.client.orchestration import get_client
+        from prefect.flow_engine import run_flow
+        from pydantic import BaseModel
+
+        from deploy.deployments import load_flow
+
+        wire = {k: (v.model_dump(mode="json") if isinstance(v, BaseModel) else
+                    v.isoformat() if isinstance(v, (datetime, date)) else v) for k, v in params.items()}
+        with get_client(sync_client=True) as client:
+            flow_run = client.create_flow_run_from_deployment(self.ids[sp.name], parameters=wire)
+        return run_flow(load_flow(sp), flow_run=flow_run, parameters={**sp.parameters, **params})
 
 
 def _drain_prefect() -> None:
