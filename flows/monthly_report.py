@@ -13,9 +13,8 @@ from typing import Literal
 
 from prefect import flow, get_run_logger
 
-from store.reports import Period, month_period
 from tasks.publish import publish_event, publish_markdown
-from tasks.reports import file_reports, render_reports, term_period
+from tasks.reports import Period, file_reports, month_period, render_reports, term_period
 from tasks.runtime import resolve_as_of
 
 Level = Literal["school", "township", "county"]

@@ -12,9 +12,8 @@ from datetime import datetime
 
 from prefect import flow
 
-from store.reports import quarter_of
 from tasks.publish import publish_event, publish_markdown
-from tasks.reports import draw_spot_check, spot_check_fraction
+from tasks.reports import draw_spot_check, quarter_of, spot_check_fraction
 from tasks.runtime import resolve_as_of, run_name
 
 

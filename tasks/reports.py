@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import select
 
 from store import reports as rp
+from store.reports import Period, month_period, quarter_of  # noqa: F401 - the flows' vocabulary
 from store.context import CaseContext
 from store.db import settings, transaction
 from store.models import Jurisdiction

@@ -46,6 +46,8 @@ def demo(
 ) -> None:
     """Generate a county and run four school weeks through the real flows (simulated clock)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The runs' logs go to the Prefect UI in full; the terminal shows warnings and the progress lines.
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     from deploy.demo import run_demo
 
     result = run_demo(out, weeks=weeks, seed=seed, every_tick=every_tick,
