@@ -361,14 +361,15 @@ class DeploymentRuns:
 
 
 def _drain_prefect() -> None:
-    try:
-        from prefect.events.worker import EventsWorker
-        from prefect.logging.handlers import APILogHandler
+    """Send the runs' last logs and events before the server stops (else the exit waits on retries)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
 
-        APILogHandler.flush()
-        EventsWorker.drain_all(timeout=30)
-    except Exception:  # pragma: no cover - best effort before the server stops
-        pass
+    for worker in (APILogWorker, EventsWorker):
+        try:
+            worker.drain_all(timeout=30, at_exit=False)
+        except Exception:  # pragma: no cover - best effort
+            pass
 
 
 def _summarise(factory, api_url: str, stop_at: datetime, flow_runs: Counter, staff_done: Counter, counts: dict) -> dict:
