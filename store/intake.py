@@ -128,7 +128,12 @@ def record_morning_check(
     open_q = select(Case).where(Case.school_id == school.id, Case.state.in_([s.value for s in OPEN_STATES]))
     open_cases = {c.pupil_id: c for c in session.scalars(
         open_q.with_for_update() if is_postgres(session.bind) else open_q)}
-    to_open = [(p, reason) for pid, (p, status, reason) in good.items() if status == "unexcused" and pid not in open_cases]
+    # a pupil handed to the township/police (escalated) keeps that case on the ledger: not a new case
+    handed_over = set(session.scalars(select(Case.pupil_id).where(
+        Case.school_id == school.id, Case.state == CaseState.escalated.value, Case.closed_on.is_(None))))
+    to_open = [(p, reason) for pid, (p, status, reason) in good.items()
+               if status == "unexcused" and pid not in open_cases and pid not in handed_over]
+    result.continuing += sum(1 for pid, (_, status, _) in good.items() if status == "unexcused" and pid in handed_over)
     result.opened = open_cases_bulk(session, ctx, school, day, to_open, actor=submitted_by, now=now)
     back, on_leave = [], {}
     for pid, case in open_cases.items():

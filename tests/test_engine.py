@@ -274,3 +274,18 @@ def test_a_break_added_to_the_calendar_renumbers_open_cases_and_holds_the_ladder
         case = case_of(s, pupils[0])
         assert case.state == "visited"  # Wednesday is school day 2: the snow day does not count
         assert history(s, case.id)[-1][4] == datetime(2026, 11, 18, 9, 0)
+
+
+def test_a_pupil_handed_outside_and_still_absent_does_not_open_a_new_case_every_morning(factory, session):
+    school, pupils = setup_store(session)
+    session.commit()
+    walk(factory, school, pupils[0], [MON, TUE])
+    with factory() as s:
+        case_id = case_of(s, pupils[0]).id
+    with transaction(factory) as s:
+        act(s, CaseContext(s), case_id, "escalate_outside", actor="staff:2", at=datetime(2026, 11, 17, 15),
+            now=datetime(2026, 11, 17, 15), reason="whereabouts_unknown")
+    result = morning(factory, school, WED, [pupils[0]])
+    assert result.opened == [] and result.continuing == 1
+    with factory() as s:
+        assert s.scalar(select(func.count()).select_from(Case)) == 1
