@@ -234,9 +234,28 @@ def run_demo(out: Path, *, weeks: int = 4, seed: int = 7, every_tick: bool = Fal
     finally:
         if not keep_server:
             stop(server)
+    accounts = seed_accounts(out, datetime.fromisoformat(str(summary["clock_stopped_at"])))
+    summary["accounts"] = [{k: v for k, v in a.items() if k != "password"} for a in accounts]
     summary["wall_seconds"] = round(time.monotonic() - t0, 1)
     (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     return DemoResult(out, summary, time.monotonic() - t0)
+
+
+def seed_accounts(out: Path, now: datetime) -> list[dict]:
+    """One login per role for the demo county; passwords go to out/accounts.txt (demo only)."""
+    from store.accounts import seed_demo_accounts
+    from store.db import make_engine, session_factory, transaction
+
+    engine = make_engine(f"sqlite:///{(out / 'baoxue.db').resolve()}")
+    try:
+        with transaction(session_factory(engine)) as s:
+            accounts = [{"username": a.username, "password": a.password, "role": a.role, "name": a.display_name,
+                         "where": a.where} for a in seed_demo_accounts(s, now=now)]
+    finally:
+        engine.dispose()
+    (out / "accounts.txt").write_text("".join(f"{a['username']}\t{a['password']}\t{a['role']}\t{a['name']}\t{a['where']}\n"
+                                              for a in accounts), encoding="utf-8")
+    return accounts
 
 
 def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: bool, progress, t0: float) -> dict:

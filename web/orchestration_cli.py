@@ -65,9 +65,11 @@ def demo(
     console.print(f"逾期职责 overdue duties: {s['overdue_duties']} · 责任追究 accountability entries: "
                   f"{s['accountability_entries']} · 月报 reports: {len(s['reports'])} · "
                   f"Prefect flow runs: {s['flow_runs']['total']} · wall time {s['wall_seconds']} s")
+    console.print("网页账号 web logins (passwords in " f"{result.out}/accounts.txt): "
+                  + ", ".join(f"{a['username']} ({a['name']}, {a['where']})" for a in s.get("accounts", [])))
     console.print(f"Wrote {result.out}/summary.json, {result.out}/baoxue.db, {result.out}/archive/")
     console.print(f"Open the Prefect UI on the result:  [bold]baoxue serve --db {result.out}/baoxue.db[/bold]  "
-                  f"→ http://127.0.0.1:4200")
+                  f"→ http://127.0.0.1:4200 (Prefect UI) and http://127.0.0.1:8000 (保学 pages)")
 
 
 @app.command()
