@@ -330,16 +330,21 @@ def accountability_sheet(session: Session, sc: Scope, period: str, *, as_of: dat
             "status": duty.status, "hours_late": round(max(late, 0.0), 1),
             "ground": GROUNDS.get(duty.action, "未按期履行控辍保学职责"),
         })
+    label = f"{start.year}年{start.month}月" if "Q" not in period.upper() else f"{start.year}年第{'一二三四'[(start.month - 1) // 3]}季度"
+    return {"level": sc.level, "unit": {"name": unit_name, "code": sc.code}, "period": period, "period_label": label,
+            "period_start": start.isoformat(), "period_end": end.isoformat(), "as_of": cutoff.strftime("%Y-%m-%d %H:%M"),
+            "rows": rows, "summary": accountability_summary(rows)}
+
+
+def accountability_summary(rows: list[dict]) -> list[dict]:
+    """Missed duties per person (责任人), most first: the evidence sheet's summary table."""
     summary: dict[tuple, dict] = {}
     for r in rows:
         s = summary.setdefault((r["person"], r["role_label"], r["unit"]),
                                {"person": r["person"], "role_label": r["role_label"], "unit": r["unit"], "count": 0, "open": 0})
         s["count"] += 1
         s["open"] += r["done_at"] is None
-    label = f"{start.year}年{start.month}月" if "Q" not in period.upper() else f"{start.year}年第{'一二三四'[(start.month - 1) // 3]}季度"
-    return {"level": sc.level, "unit": {"name": unit_name, "code": sc.code}, "period": period, "period_label": label,
-            "period_start": start.isoformat(), "period_end": end.isoformat(), "as_of": cutoff.strftime("%Y-%m-%d %H:%M"),
-            "rows": rows, "summary": sorted(summary.values(), key=lambda s: (-s["count"], s["person"] or ""))}
+    return sorted(summary.values(), key=lambda s: (-s["count"], s["person"] or ""))
 
 
 __all__ = ["report_data", "monthly_report", "spot_check_sheet", "accountability_sheet", "Scope", "SPECIAL_GROUP_LABELS"]

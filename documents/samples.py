@@ -254,15 +254,10 @@ def sample_report(kind: str, *, seed: int = 1, period: str = "2026-11") -> dict[
                          "done_at": done.strftime("%Y-%m-%d %H:%M") if done else None, "status": "done" if done else "overdue",
                          "hours_late": round(((done or datetime.combine(end, datetime.min.time()).replace(hour=23)) - due).total_seconds() / 3600, 1),
                          "ground": ground})
-        summary: dict[tuple, dict] = {}
-        for r in rows:
-            s = summary.setdefault((r["person"], r["role_label"], r["unit"]),
-                                   {"person": r["person"], "role_label": r["role_label"], "unit": r["unit"], "count": 0, "open": 0})
-            s["count"] += 1
-            s["open"] += r["done_at"] is None
+        from .reports import accountability_summary
         return {"level": "county", "unit": {"name": "宁安县", "code": "C1"}, "period": period, "period_label": f"{year}年{month}月",
                 "period_start": start.isoformat(), "period_end": end.isoformat(), "as_of": f"{end.isoformat()} 23:59",
-                "rows": rows, "summary": sorted(summary.values(), key=lambda s: -s["count"])}
+                "rows": rows, "summary": accountability_summary(rows)}
     raise KeyError(kind)
 
 

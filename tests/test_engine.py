@@ -182,15 +182,20 @@ def test_leave_after_the_fact_excuses_the_case_and_a_relapse_links_the_old_case(
         assert [c.state for c in cases] == ["returned", "absent"] and cases[1].relapse_of == cases[0].id
 
 
-def test_escalate_outside_when_whereabouts_are_unknown(factory, session):
-    school, pupils = setup_store(session)
-    session.commit()
-    walk(factory, school, pupils[0], [MON, TUE])
+def absent_two_days_then_whereabouts_unknown(factory, school: str, pupil: str) -> int:
+    walk(factory, school, pupil, [MON, TUE])
     with factory() as s:
-        case_id = case_of(s, pupils[0]).id
+        case_id = case_of(s, pupil).id
     with transaction(factory) as s:
         act(s, CaseContext(s), case_id, "escalate_outside", actor="staff:2", at=datetime(2026, 11, 17, 15),
             now=datetime(2026, 11, 17, 15), reason="whereabouts_unknown", note="家中无人，邻居称已外出")
+    return case_id
+
+
+def test_escalate_outside_when_whereabouts_are_unknown(factory, session):
+    school, pupils = setup_store(session)
+    session.commit()
+    case_id = absent_two_days_then_whereabouts_unknown(factory, school, pupils[0])
     with factory() as s:
         case = s.get(Case, case_id)
         assert case.state == "escalated" and case.outcome_reason == "whereabouts_unknown" and case.closed_on is None
@@ -279,12 +284,7 @@ def test_a_break_added_to_the_calendar_renumbers_open_cases_and_holds_the_ladder
 def test_a_pupil_handed_outside_and_still_absent_does_not_open_a_new_case_every_morning(factory, session):
     school, pupils = setup_store(session)
     session.commit()
-    walk(factory, school, pupils[0], [MON, TUE])
-    with factory() as s:
-        case_id = case_of(s, pupils[0]).id
-    with transaction(factory) as s:
-        act(s, CaseContext(s), case_id, "escalate_outside", actor="staff:2", at=datetime(2026, 11, 17, 15),
-            now=datetime(2026, 11, 17, 15), reason="whereabouts_unknown")
+    case_id = absent_two_days_then_whereabouts_unknown(factory, school, pupils[0])
     result = morning(factory, school, WED, [pupils[0]])
     assert result.opened == [] and result.continuing == 1
     with factory() as s:
