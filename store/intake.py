@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from machines.states import CaseState, DropoutReason, ExcuseReason, OPEN_STATES
@@ -96,15 +97,16 @@ def record_morning_check(
         raise IntakeError(f"{day} is not a school day for {school.name} ({day} 不是上学日，无需晨检)")
     digest = content_hash(school_code, day, marks, complete)
     seen = session.scalar(select(Submission).where(Submission.content_sha256 == digest))
-    if seen is not None:
+    sub_id = None if seen is not None else _claim_submission(
+        session, school_id=school.id, day=day, source=source, content_sha256=digest, submitted_by=submitted_by,
+        received_at=now, summary={})
+    if sub_id is None:  # recorded before, or by an identical submission racing this one (a double click)
+        seen = seen or session.scalar(select(Submission).where(Submission.content_sha256 == digest))
         result = IntakeResult(seen.id, school_code, day, duplicate=True)
-        result.marks = seen.summary.get("marks", 0)
+        result.marks = (seen.summary or {}).get("marks", 0)
         return result
 
-    sub = Submission(school_id=school.id, day=day, source=source, content_sha256=digest,
-                     submitted_by=submitted_by, received_at=now, summary={})
-    session.add(sub)
-    session.flush()
+    sub = session.get(Submission, sub_id)
     result = IntakeResult(sub.id, school_code, day)
 
     # (id, student_no, class_id) rows, not ORM objects: a school's roster is read on every check
@@ -154,6 +156,15 @@ def record_morning_check(
                                       note=f"补假：{status}", reason=status, idempotency_key=key)
     sub.summary = result.summary()
     return result
+
+
+def _claim_submission(session: Session, **values) -> int | None:
+    """INSERT … ON CONFLICT (content_sha256) DO NOTHING: the new submission's id, or None when the
+    same content is already there (PostgreSQL waits for a racing insert to commit or roll back)."""
+    dialect = postgresql if is_postgres(session.bind) else sqlite
+    stmt = (dialect.insert(Submission).values(**values)
+            .on_conflict_do_nothing(index_elements=["content_sha256"]).returning(Submission.id))
+    return session.scalar(stmt)
 
 
 def _write_marks(session: Session, school_id: int, day: date, submission_id: int, good, now: datetime) -> None:
