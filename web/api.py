@@ -118,7 +118,8 @@ def morning_check_json(body: MorningCheckBody, request: Request, response: Respo
 def morning_check_upload(request: Request, response: Response,
                                file: UploadFile = File(..., description="晨检表：学籍号、出勤状态[、缺勤原因、日期]"),
                                school_code: str | None = Form(None), day: date | None = Form(None),
-                               complete: bool = Form(True),
+                               complete: Literal["true", "false", "1", "0", "on", "off"] = Form(
+                                   "true", description="全校完整晨检（未列出者视为到校）"),  # a bool Form field left out reads False
                                who: Principal = Depends(roles(*SCHOOLS)), db: Session = Depends(get_db),
                                now: datetime = Depends(get_now)):
     data = read_upload(file, settings_of(request))
@@ -129,7 +130,7 @@ def morning_check_upload(request: Request, response: Response,
     reject_bad_file(parsed)
     outcome = submit_morning_check(db, who, settings=settings_of(request), deployments=request.app.state.deployments,
                                    school_code=school_code, day=day_of_file(parsed, day, now.date()), marks=parsed.marks,
-                                   source="upload", now=now, complete=complete)
+                                   source="upload", now=now, complete=complete in ("true", "1", "on"))
     return _check_response(outcome, response)
 
 
