@@ -19,6 +19,7 @@ from datetime import datetime
 
 from prefect import flow, get_run_logger
 
+from tasks.prevention import apply_prevention_rules
 from tasks.publish import publish_sweep
 from tasks.render import request_rendering
 from tasks.runtime import resolve_as_of, run_name
@@ -47,6 +48,9 @@ def advance_cases(as_of: datetime | None = None, batch_size: int = 5000, render:
         if len(ids) < batch_size:
             break
 
+    # 2b. Prevention: boarders' gate alerts and truancy tiers (seed 000 §二.3, seed 001 第六条), one set-based task.
+    prevention = apply_prevention_rules(as_of)
+
     summary = sweep_summary(as_of)
 
     # 3. The new steps' documents were queued with the moves: have them rendered.
@@ -57,4 +61,4 @@ def advance_cases(as_of: datetime | None = None, batch_size: int = 5000, render:
     logger.info("sweep %s: escalated %s, overdue %s", as_of, len(escalated), len(overdue))
     return {"as_of": as_of.isoformat(), "escalated": len(escalated), "overdue": len(overdue),
             "escalated_by_step": summary["escalated_now"], "cases_by_state": summary["cases_by_state"],
-            "documents_queued": summary["documents_queued"], "rendering": rendering}
+            "documents_queued": summary["documents_queued"], "rendering": rendering, "prevention": prevention}

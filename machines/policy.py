@@ -11,6 +11,7 @@ from functools import cached_property
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .states import LADDER, Action, CaseState, OutsideReason
+from .truancy import GateRules, TruancyRules
 
 
 class _Strict(BaseModel):
@@ -88,6 +89,8 @@ class Policy(_Strict):
     special_groups: dict[str, str] = {}
     reports: ReportCalendar = ReportCalendar()
     leave: LeaveRules = LeaveRules()
+    truancy: TruancyRules = TruancyRules()     # 旷课分级 (seed 001 第六条), machines/truancy.py
+    gate: GateRules = GateRules()              # 住校生出入校门登记 (seed 000 §二.3)
 
     @model_validator(mode="after")
     def _coherent(self) -> "Policy":
@@ -111,6 +114,7 @@ class Policy(_Strict):
         for a, spec in self.actions.items():
             if spec.role:
                 yield f"action {a.value}", [spec.role]
+        yield "truancy tiers", [t.role for t in self.truancy.tiers] + [self.gate.alert_role]
 
     # -- questions the machine and the store ask --------------------------------------------
     @property

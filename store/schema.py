@@ -28,6 +28,7 @@ MODEL_MODULES: list[str] = [
     "store.report_models",
     "store.notification_models",
     "store.account_models",
+    "store.prevention_models",
 ]
 
 # pg_advisory_xact_lock key, so two processes starting at once do not both run the migrations.

@@ -379,6 +379,11 @@ def _mount_optional() -> None:
     except ImportError:
         pass
     try:
+        from web.gate_cli import gate_app, truancy_app  # 住校生出入校门, 旷课分级
+        app.add_typer(gate_app, name="gate"); app.add_typer(truancy_app, name="truancy")  # noqa: E702
+    except ImportError:
+        pass
+    try:
         from web.orchestration_cli import app as orchestration_app
         for cmd in orchestration_app.registered_commands:
             app.registered_commands.append(cmd)

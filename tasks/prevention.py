@@ -1,0 +1,30 @@
+"""Prevention rules of the daily advance: boarders' gate alerts, truancy tiers, their overdue duties.
+
+One task run per sweep, set-based over the whole county (never one run per pupil). Idempotent:
+the alerts are UNIQUE(source, kind, ref_id), the tiers UNIQUE(pupil, school_year, occurrence), so a
+retried or repeated run at the same instant writes nothing new.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from store import gate, prevention, truancy
+from store.context import CaseContext
+from store.db import transaction
+
+from .runtime import store
+
+
+@task(name="apply_prevention_rules", retries=3, retry_delay_seconds=[1, 5, 15], cache_policy=NO_CACHE)
+def apply_prevention_rules(as_of: datetime) -> dict:
+    """Gate alerts (unapproved exits, late returns), truancy tier duties, then overdue prevention duties."""
+    with transaction(store()) as s:
+        ctx = CaseContext(s)
+        alerts = gate.check_gate(s, ctx, as_of)
+        tiers = truancy.apply_tiers(s, ctx, as_of)
+        overdue = prevention.mark_overdue(s, as_of)
+    return {"gate_alerts": alerts, "truancy_tiers": {"new": tiers["new"], **tiers["by_tier"]},
+            "prevention_overdue": overdue}

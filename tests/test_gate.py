@@ -1,0 +1,139 @@
+"""住校生出入校门登记 (seed 000 §二.3): exits with approval, alerts, the periodic check, the term archive."""
+from __future__ import annotations
+
+import io
+from datetime import date, datetime
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import func, select
+
+from store.context import CaseContext
+from store.gate import (
+    archive_term, boarders, check_gate, import_boarders, movements, record_exit, record_return, set_boarder,
+)
+from store.models import SchoolClass
+from store.prevention import PreventionError, duties
+from store.prevention_models import GateArchive, GateMovement, PreventionDuty, PreventionEvent
+from tests.test_truancy import small_county
+
+FRIDAY = datetime(2026, 11, 20, 16, 0)
+SUNDAY_EVENING = datetime(2026, 11, 22, 18, 0)
+
+
+@pytest.fixture
+def boarding(session):
+    school, pupils = small_county(session)
+    for p in pupils[:3]:
+        set_boarder(session, p, dorm="男生3号楼201", actor="test", now=FRIDAY)
+    head = session.scalar(select(SchoolClass).where(SchoolClass.id == pupils[0].class_id))
+    from store.models import Staff
+    return {"school": school, "pupils": pupils, "head": session.get(Staff, head.head_teacher_id)}
+
+
+def alerts(session, kind=None):
+    q = select(PreventionDuty.kind, PreventionDuty.pupil_id, PreventionDuty.owner_id).where(PreventionDuty.source == "gate")
+    if kind:
+        q = q.where(PreventionDuty.kind == kind)
+    return session.execute(q.order_by(PreventionDuty.id)).all()
+
+
+def test_an_approved_exit_fetched_by_a_parent_and_back_on_time_raises_nothing(session, boarding):
+    ctx = CaseContext(session)
+    p = boarding["pupils"][0]
+    move = record_exit(session, ctx, p.student_no, at=FRIDAY, due_back_at=SUNDAY_EVENING, approved_by=boarding["head"].name,
+                       approved_at=datetime(2026, 11, 20, 11, 0), fetched_by="王建国", relation="父亲", reason="周末回家",
+                       actor="user:9", now=FRIDAY)
+    assert move.approved and move.approver_staff_id == boarding["head"].id and move.fetched_relation == "父亲"
+    assert [m["student_no"] for m in movements(session, away_only=True, as_of=datetime(2026, 11, 21, 12, 0))] == [p.student_no]
+    record_return(session, p.student_no, at=datetime(2026, 11, 22, 17, 30), returned_with="王建国", actor="user:9",
+                  now=datetime(2026, 11, 22, 17, 30))
+    assert check_gate(session, ctx, datetime(2026, 11, 23, 9, 30)) == {"unapproved_exit": 0, "late_return": 0}
+    assert alerts(session) == []
+    assert movements(session, away_only=True, as_of=datetime(2026, 11, 23, 9, 30)) == []
+    events = session.scalars(select(PreventionEvent.event).where(PreventionEvent.ref_id == move.id,
+                                                                 PreventionEvent.subject == "gate")).all()
+    assert events == ["exit", "return"]
+
+
+def test_an_exit_without_approval_alerts_the_head_teacher_at_once(session, boarding):
+    p = boarding["pupils"][1]
+    record_exit(session, CaseContext(session), p.student_no, at=datetime(2026, 11, 18, 12, 10), due_back_at=datetime(2026, 11, 18, 14, 0),
+                approved_by="", fetched_by=None, reason="自行离校", actor="user:9", now=datetime(2026, 11, 18, 12, 12))
+    assert alerts(session) == [("unapproved_exit", p.id, boarding["head"].id)]
+    listed = duties(session, as_of=datetime(2026, 11, 18, 12, 15), source="gate")
+    assert listed[0]["label"].startswith("住校生未经班主任批准") and listed[0]["due_at"] == datetime(2026, 11, 18, 13, 12)
+    # an approved exit without anybody fetching the pupil breaks the rule too (无家长接送的，不得离校)
+    q = boarding["pupils"][2]
+    record_exit(session, CaseContext(session), q.student_no, at=datetime(2026, 11, 18, 12, 0), due_back_at=datetime(2026, 11, 18, 18, 0),
+                approved_by=boarding["head"].name, fetched_by="", actor="user:9", now=datetime(2026, 11, 18, 12, 0))
+    assert [a[1] for a in alerts(session, "unapproved_exit")] == [p.id, q.id]
+
+
+def test_a_pupil_not_back_by_the_due_time_alerts_after_the_grace_and_only_once(session, boarding):
+    ctx = CaseContext(session)
+    p, q = boarding["pupils"][0], boarding["pupils"][1]
+    for x in (p, q):
+        record_exit(session, ctx, x.student_no, at=FRIDAY, due_back_at=SUNDAY_EVENING, approved_by=boarding["head"].name,
+                    fetched_by="家长", relation="母亲", actor="user:9", now=FRIDAY)
+    assert check_gate(session, ctx, datetime(2026, 11, 22, 18, 29))["late_return"] == 0  # within the 30-minute grace
+    record_return(session, q.student_no, at=datetime(2026, 11, 22, 18, 20), actor="user:9", now=datetime(2026, 11, 22, 18, 20))
+    assert check_gate(session, ctx, datetime(2026, 11, 22, 18, 30))["late_return"] == 1
+    assert alerts(session, "late_return") == [("late_return", p.id, boarding["head"].id)]
+    assert check_gate(session, ctx, datetime(2026, 11, 23, 9, 30))["late_return"] == 0  # idempotent
+    # back on Monday morning: the alert stays for the head teacher to close with a note
+    record_return(session, p.student_no, at=datetime(2026, 11, 23, 7, 40), actor="user:9", now=datetime(2026, 11, 23, 7, 40))
+    assert session.scalar(select(PreventionDuty.status).where(PreventionDuty.kind == "late_return")) == "open"
+    # a return recorded late but before any check still raises the alert
+    record_exit(session, ctx, q.student_no, at=datetime(2026, 11, 27, 16, 0), due_back_at=datetime(2026, 11, 29, 18, 0),
+                approved_by=boarding["head"].name, fetched_by="家长", actor="user:9", now=datetime(2026, 11, 27, 16, 0))
+    record_return(session, q.student_no, at=datetime(2026, 11, 30, 8, 0), actor="user:9", now=datetime(2026, 11, 30, 8, 0))
+    assert check_gate(session, ctx, datetime(2026, 11, 30, 9, 30))["late_return"] == 1
+
+
+def test_refusals(session, boarding):
+    ctx = CaseContext(session)
+    day_pupil, p = boarding["pupils"][3], boarding["pupils"][0]
+    with pytest.raises(PreventionError, match="不是住校生"):
+        record_exit(session, ctx, day_pupil.student_no, at=FRIDAY, due_back_at=SUNDAY_EVENING, approved_by="x",
+                    fetched_by="y", actor="t", now=FRIDAY)
+    with pytest.raises(PreventionError, match="返校时间应晚于"):
+        record_exit(session, ctx, p.student_no, at=FRIDAY, due_back_at=FRIDAY, approved_by="x", fetched_by="y", actor="t", now=FRIDAY)
+    with pytest.raises(PreventionError, match="没有未返校"):
+        record_return(session, p.student_no, at=FRIDAY, actor="t", now=FRIDAY)
+    record_exit(session, ctx, p.student_no, at=FRIDAY, due_back_at=SUNDAY_EVENING, approved_by="x", fetched_by="y", actor="t",
+                now=FRIDAY)
+    with pytest.raises(PreventionError, match="已离校未返校"):
+        record_exit(session, ctx, p.student_no, at=FRIDAY, due_back_at=SUNDAY_EVENING, approved_by="x", fetched_by="y",
+                    actor="t", now=FRIDAY)
+
+
+def test_boarders_from_a_file_with_a_bad_row(session, boarding):
+    pupils = boarding["pupils"]
+    data = (f"学籍号,住校,宿舍\n{pupils[3].student_no},是,女生1号楼105\n{pupils[0].student_no},否,\nX-NOPE,是,\n").encode()
+    out = import_boarders(session, data, "b.csv", actor="test", now=FRIDAY)
+    assert out["boarding"] == 1 and out["day_pupils"] == 1 and [e[0] for e in out["errors"]] == [4]
+    assert {b["student_no"] for b in boarders(session)} == {pupils[1].student_no, pupils[2].student_no, pupils[3].student_no}
+
+
+def test_term_archive_writes_the_log_and_marks_it(session, boarding, tmp_path, monkeypatch):
+    monkeypatch.setenv("BAOXUE_ARCHIVE_DIR", str(tmp_path))
+    ctx = CaseContext(session)
+    p = boarding["pupils"][0]
+    record_exit(session, ctx, p.student_no, at=FRIDAY, due_back_at=SUNDAY_EVENING, approved_by=boarding["head"].name,
+                fetched_by="王建国", relation="父亲", reason="周末回家", actor="t", now=FRIDAY)
+    record_return(session, p.student_no, at=datetime(2026, 11, 23, 8, 0), actor="t", now=datetime(2026, 11, 23, 8, 0))
+    check_gate(session, ctx, datetime(2026, 11, 23, 9, 30))
+    code = boarding["school"].code
+    with pytest.raises(PreventionError, match="尚未结束"):
+        archive_term(session, ctx, code, day=date(2026, 11, 23), actor="t", now=datetime(2026, 11, 23, 10, 0))
+    arch = archive_term(session, ctx, code, day=date(2026, 11, 23), actor="t", now=datetime(2027, 1, 25, 10, 0))
+    assert (arch.term, arch.first_day, arch.last_day, arch.movements, arch.alerts, arch.partial) == (
+        "2026—2027学年第一学期", date(2026, 9, 1), date(2027, 1, 22), 1, 1, False)
+    wb = load_workbook(io.BytesIO((tmp_path / arch.path).read_bytes()))
+    cells = [c for row in wb.active.iter_rows(values_only=True) for c in row if c]
+    assert "王建国" in cells and boarding["head"].name in cells and "逾期未返" in cells
+    assert any(str(c).endswith("住校学生进出校门登记表") for c in cells)
+    assert session.scalar(select(func.count()).select_from(GateMovement).where(GateMovement.archive_id == arch.id)) == 1
+    again = archive_term(session, ctx, code, day=date(2026, 11, 23), actor="t", now=datetime(2027, 1, 26, 10, 0))
+    assert again.id == arch.id and session.scalar(select(func.count()).select_from(GateArchive)) == 1
