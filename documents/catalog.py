@@ -15,7 +15,7 @@ from machines.states import Action, CaseState
 
 Layout = Literal["gov", "plan", "form", "report"]
 Issuer = Literal["school", "township", "county"]
-Subject = Literal["case", "report"]
+Subject = Literal["case", "report", "census"]  # census: a 失学 child of the 排查 (no pupil row)
 
 MEDIA_TYPES = {
     "pdf": "application/pdf",
@@ -101,6 +101,8 @@ _KINDS = [
          formats=("pdf", "html", "xlsx"), landscape=True),
     Kind("accountability_sheet", "控辍保学工作责任追究事实材料", "责任追究", "report", "report", "county",
          "education_bureau", formats=("pdf", "html", "xlsx"), landscape=True),
+    Kind("enrolment_notice", "适龄儿童少年入学通知书", "入学通知书", "gov", "census", "township", "township",
+         numbering=TOWNSHIP_SERIES, deadline_days=10),  # 排查 found a child enrolled nowhere (store.census)
 ]
 
 CATALOG: dict[str, Kind] = {k.id: k for k in _KINDS}

@@ -10,6 +10,7 @@ from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .census import CensusRules, HandoffRules
 from .states import LADDER, Action, CaseState, OutsideReason
 from .truancy import GateRules, TruancyRules
 
@@ -89,6 +90,8 @@ class Policy(_Strict):
     special_groups: dict[str, str] = {}
     reports: ReportCalendar = ReportCalendar()
     leave: LeaveRules = LeaveRules()
+    census: CensusRules = CensusRules()        # 排查: school ages, the 失学 track's duties
+    handoffs: HandoffRules = HandoffRules()    # 送达回证: receipts of papers sent to outside bodies
     truancy: TruancyRules = TruancyRules()     # 旷课分级 (seed 001 第六条), machines/truancy.py
     gate: GateRules = GateRules()              # 住校生出入校门登记 (seed 000 §二.3)
 
@@ -114,6 +117,7 @@ class Policy(_Strict):
         for a, spec in self.actions.items():
             if spec.role:
                 yield f"action {a.value}", [spec.role]
+        yield "census duties", [d.role for d in self.census.duties]
         yield "truancy tiers", [t.role for t in self.truancy.tiers] + [self.gate.alert_role]
 
     # -- questions the machine and the store ask --------------------------------------------

@@ -30,6 +30,7 @@ class RosterResult:
     added: int = 0
     updated: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)
+    census_closed: list[int] = field(default_factory=list)  # census cases closed by this import (排查)
 
 
 def import_roster(session: Session, data: bytes, filename: str, *, only_school_id: int | None = None) -> RosterResult:
@@ -46,6 +47,8 @@ def import_roster(session: Session, data: bytes, filename: str, *, only_school_i
             result.updated += 1 - added
         except (ValueError, KeyError) as exc:
             result.errors.append((n, str(exc)))
+    from .census import close_enrolled  # 排查: a 失学 child now on the roster closes its census case (已入学)
+    result.census_closed = close_enrolled(session, actor="system:roster")
     return result
 
 

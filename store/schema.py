@@ -29,6 +29,7 @@ MODEL_MODULES: list[str] = [
     "store.notification_models",
     "store.account_models",
     "store.prevention_models",
+    "store.census_models",
 ]
 
 # pg_advisory_xact_lock key, so two processes starting at once do not both run the migrations.

@@ -1,0 +1,33 @@
+"""排查 (out-of-school census, seed 000 §二.1): what follows the import of a village's register.
+
+One run per imported file, never per child:
+
+1. children now on the roster close their census case (已入学);
+2. every child of compulsory-school age enrolled nowhere and not exempted opens a 失学 case,
+   with the village's and the school's persuasion duties;
+3. the township's 入学通知书 is issued for each new case;
+4. the notices handed to the village committees get their receipts (送达回证) to acknowledge.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from prefect import flow, get_run_logger
+
+from tasks.census import census_summary, close_enrolled, issue_enrolment_notices, open_census_cases, sync_handoffs
+from tasks.runtime import resolve_as_of, run_name
+
+
+@flow(name="census_import", log_prints=False, flow_run_name=run_name("census"))
+def census_import(import_id: int, as_of: datetime | None = None) -> dict:
+    logger = get_run_logger()
+    as_of = resolve_as_of(as_of)
+    closed = close_enrolled(as_of)
+    opened = open_census_cases(import_id, as_of)
+    documents = issue_enrolment_notices(opened, as_of) if opened else []
+    handoffs = sync_handoffs(as_of)
+    summary = census_summary(import_id)
+    logger.info("census import %s: %s rows, opened %s, closed %s, notices %s, hand-offs %s", import_id,
+                summary.get("rows"), len(opened), len(closed), len(documents), handoffs)
+    return {"import_id": import_id, "opened": len(opened), "closed": len(closed), "documents": len(documents),
+            "handoffs": handoffs, "summary": summary}
