@@ -216,7 +216,15 @@ def monthly_report(session: Session, sc: Scope, period: str) -> dict[str, Any]:
         "problems": None, "next_steps": None,
         "prepared_by": _staff_name(session, schools, "academic_office") if sc.level == "school" else None,
         "approved_by": _staff_name(session, schools, "principal") if sc.level == "school" else None,
+        "watch_list": _watch_list(session, school_ids, start, end),
     }
+
+
+def _watch_list(session: Session, school_ids: list[int], start: date, end: date) -> dict[str, Any]:
+    """重点关注学生 (at-risk watch list) outcomes of the month, from store.risk."""
+    from store.risk import watch_outcomes
+
+    return watch_outcomes(session, school_ids, start, end)
 
 
 def _daily(session, schools, cases, events, start: date, end: date) -> list[dict]:
@@ -333,7 +341,15 @@ def accountability_sheet(session: Session, sc: Scope, period: str, *, as_of: dat
     label = f"{start.year}年{start.month}月" if "Q" not in period.upper() else f"{start.year}年第{'一二三四'[(start.month - 1) // 3]}季度"
     return {"level": sc.level, "unit": {"name": unit_name, "code": sc.code}, "period": period, "period_label": label,
             "period_start": start.isoformat(), "period_end": end.isoformat(), "as_of": cutoff.strftime("%Y-%m-%d %H:%M"),
-            "rows": rows, "summary": accountability_summary(rows)}
+            "rows": rows, "summary": accountability_summary(rows),
+            "reconciliation": _reconciliation(session, schools, start, end)}
+
+
+def _reconciliation(session: Session, schools: list[School], start: date, end: date) -> list[dict[str, Any]]:
+    """Submitted monthly figures that differ from the ledger (瞒报/数据不实), accepted or not (store.reconcile)."""
+    from store.reconcile import evidence
+
+    return evidence(session, [s.id for s in schools], start, end)
 
 
 def accountability_summary(rows: list[dict]) -> list[dict]:

@@ -19,6 +19,7 @@ from datetime import datetime
 
 from prefect import flow, get_run_logger
 
+from tasks.oversight import refresh_watch_list
 from tasks.prevention import apply_prevention_rules
 from tasks.publish import publish_sweep
 from tasks.render import request_rendering
@@ -50,6 +51,8 @@ def advance_cases(as_of: datetime | None = None, batch_size: int = 5000, render:
 
     # 2b. Prevention: boarders' gate alerts and truancy tiers (seed 000 §二.3, seed 001 第六条), one set-based task.
     prevention = apply_prevention_rules(as_of)
+    # 2c. At-risk pupils (seed 000 §一.3): the watch list refreshed by the policy's rules (idempotent).
+    watch = refresh_watch_list(as_of)
 
     summary = sweep_summary(as_of)
 
@@ -61,4 +64,5 @@ def advance_cases(as_of: datetime | None = None, batch_size: int = 5000, render:
     logger.info("sweep %s: escalated %s, overdue %s", as_of, len(escalated), len(overdue))
     return {"as_of": as_of.isoformat(), "escalated": len(escalated), "overdue": len(overdue),
             "escalated_by_step": summary["escalated_now"], "cases_by_state": summary["cases_by_state"],
-            "documents_queued": summary["documents_queued"], "rendering": rendering, "prevention": prevention}
+            "documents_queued": summary["documents_queued"], "rendering": rendering, "prevention": prevention,
+            "watch_list": watch}

@@ -13,6 +13,7 @@ from typing import Literal
 
 from prefect import flow, get_run_logger
 
+from tasks.oversight import reconcile_submissions
 from tasks.publish import publish_event, publish_markdown
 from tasks.reports import Period, file_reports, month_period, render_reports, term_period
 from tasks.runtime import resolve_as_of
@@ -34,8 +35,11 @@ def _report(level: str, period: Period, as_of: datetime) -> dict:
         if f["created"]:
             publish_event("baoxue.report.late" if f["late"] else "baoxue.report.filed", f"baoxue.{level}.{f['code']}",
                           {"period": period.label, "kind": period.kind, "due_on": f["due_on"]})
-    return {"level": level, "period": period.label, "filed": len(filings), "late": len(late),
-            "new": sum(f["created"] for f in filings)}
+    out = {"level": level, "period": period.label, "filed": len(filings), "late": len(late),
+           "new": sum(f["created"] for f in filings)}
+    if period.kind == "monthly":  # seed 001 grounds 8–9: the schools' submitted figures against the ledger
+        out["reconciliation"] = reconcile_submissions(period.label, as_of)
+    return out
 
 
 @flow(name="monthly_report", flow_run_name="monthly-report-{level}", log_prints=False)

@@ -11,6 +11,7 @@ from functools import cached_property
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .census import CensusRules, HandoffRules
+from .risk import RiskPolicy
 from .states import LADDER, Action, CaseState, OutsideReason
 from .truancy import GateRules, TruancyRules
 
@@ -90,6 +91,7 @@ class Policy(_Strict):
     special_groups: dict[str, str] = {}
     reports: ReportCalendar = ReportCalendar()
     leave: LeaveRules = LeaveRules()
+    risk: RiskPolicy = RiskPolicy()  # at-risk pupils' watch-list rules (machines/risk.py)
     census: CensusRules = CensusRules()        # 排查: school ages, the 失学 track's duties
     handoffs: HandoffRules = HandoffRules()    # 送达回证: receipts of papers sent to outside bodies
     truancy: TruancyRules = TruancyRules()     # 旷课分级 (seed 001 第六条), machines/truancy.py
@@ -117,6 +119,7 @@ class Policy(_Strict):
         for a, spec in self.actions.items():
             if spec.role:
                 yield f"action {a.value}", [spec.role]
+        yield "risk", self.risk.roles_used()
         yield "census duties", [d.role for d in self.census.duties]
         yield "truancy tiers", [t.role for t in self.truancy.tiers] + [self.gate.alert_role]
 

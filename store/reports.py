@@ -195,6 +195,7 @@ def file_report(session: Session, *, policy: Policy, level: str, scope: Scope, p
         return seen, False
     due = due_on(policy, level, period)
     figures = ledger_figures(session, scope, period, as_of)
+    figures["watch_list"] = watch_list_figures(session, scope, period)
     late = as_of.date() > due
     if level != "school":  # which lower-level reports had not come in by this level's filing
         below = "school" if level == "township" else "township"
@@ -224,6 +225,14 @@ def filing_status(session: Session, *, kind: str, period: str) -> list[dict[str,
                                      .order_by(ReportFiling.level, ReportFiling.scope_code))]
 
 
+def watch_list_figures(session: Session, scope: Scope, period: Period) -> dict[str, Any]:
+    """The at-risk watch list's outcomes over the period (store.risk): on watch, newly added, left,
+    and of the pupils watched how many dropped out or returned."""
+    from .risk import watch_outcomes
+
+    return watch_outcomes(session, scope.school_ids, period.start, period.end)
+
+
 def figures_markdown(filing: ReportFiling) -> str:
     """The figures of one filing as Markdown (the Prefect artifact and the .md rendition)."""
     f = filing.figures
@@ -248,6 +257,10 @@ def figures_markdown(filing: ReportFiling) -> str:
         "",
         "工作开展 work done: " + ", ".join(f"{e} {n}" for e, n in f["work_done"].items()),
     ]
+    if "watch_list" in f:
+        w = f["watch_list"]
+        lines += ["", f"重点关注学生 watch list: 月末在册 {w['on_watch']}; 新增 {w['added']}; 移出 {w['left']}; "
+                      f"本月关注 {w['watched']} 人中辍学 {w['dropped_out']}、复学 {w['returned']}"]
     if "schools" in f:
         lines += ["", "| 学校 school | 辍学 |", "|---|---:|", *[f"| {s['name']} | {s['dropouts']} |" for s in f["schools"]]]
     if f.get("lower_level", {}).get("missing") or f.get("lower_level", {}).get("late"):

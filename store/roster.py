@@ -22,7 +22,8 @@ COLUMNS = {
 LABELS = {v: k for k, v in COLUMNS.items()}
 REQUIRED = ["school_code", "student_no", "name", "grade", "class_name"]
 GROUPS = {"孤儿": "orphan", "留守儿童": "left_behind", "留守": "left_behind", "残疾儿童": "disabled", "残疾": "disabled",
-          "贫困": "poor", "贫困生": "poor"}
+          "贫困": "poor", "贫困生": "poor",
+          "学困生": "learning_difficulty", "学习困难": "learning_difficulty"}  # at-risk flags (store/risk.py)
 
 
 @dataclass

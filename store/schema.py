@@ -28,6 +28,8 @@ MODEL_MODULES: list[str] = [
     "store.report_models",
     "store.notification_models",
     "store.account_models",
+    "store.risk_models",
+    "store.reconcile_models",
     "store.prevention_models",
     "store.census_models",
 ]

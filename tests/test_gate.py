@@ -137,3 +137,102 @@ def test_term_archive_writes_the_log_and_marks_it(session, boarding, tmp_path, m
     assert session.scalar(select(func.count()).select_from(GateMovement).where(GateMovement.archive_id == arch.id)) == 1
     again = archive_term(session, ctx, code, day=date(2026, 11, 23), actor="t", now=datetime(2027, 1, 26, 10, 0))
     assert again.id == arch.id and session.scalar(select(func.count()).select_from(GateArchive)) == 1
+
+
+# -- the pages -------------------------------------------------------------------------------------------
+def seed_prevention(session, pupil_ids: list[int], now: datetime) -> None:
+    """Each pupil boards and left the gate without approval, not back yet; tiers from their marks."""
+    from store.models import Pupil
+    from store.truancy import apply_tiers
+    ctx = CaseContext(session)
+    for pid in pupil_ids:
+        p = session.get(Pupil, pid)
+        set_boarder(session, p, dorm="1号楼", actor="test", now=now)
+        record_exit(session, ctx, p.student_no, at=now.replace(hour=12), due_back_at=now.replace(hour=14),
+                    approved_by="", fetched_by="", reason="自行离校", actor="test", now=now)
+    check_gate(session, ctx, now)
+    apply_tiers(session, ctx, now)
+
+
+@pytest.fixture
+def web(factory):
+    from fastapi.testclient import TestClient
+
+    from store.db import Settings
+    from tests.web_support import Clock, build_county, pupils_of_class
+    from web.app import create_app
+    from web.services import InProcess
+    with factory() as s:
+        county = build_county(s)
+        mine = pupils_of_class(s, county.class_ids[0])
+        other = pupils_of_class(s, county.class_ids[1])
+        for p in mine[:2] + other[:1]:
+            set_boarder(s, p, dorm="2号楼", actor="test", now=datetime(2026, 11, 16, 7, 0))
+        ids = {"mine": [p.student_no for p in mine[:2]], "other": other[0].student_no, "other_id": other[0].id,
+               "mine_id": mine[0].id}
+        s.commit()
+    clock = Clock(datetime(2026, 11, 18, 12, 0))
+    app = create_app(Settings(), factory=factory, clock=clock, deployments=InProcess(), init=False)
+    with TestClient(app) as client:
+        yield {"client": client, "county": county, "clock": clock, "factory": factory, **ids}
+
+
+def login(w, username):
+    from web.deps import SESSION_COOKIE
+    w["client"].cookies.clear()
+    w["client"].cookies.set(SESSION_COOKIE, w["county"].cookies[username])
+    return w["county"].csrf[username]
+
+
+def test_head_teacher_records_an_exit_and_a_return_and_closes_the_alert_on_the_pages(web):
+    client, csrf = web["client"], login(web, "teacher")
+    page = client.get("/gate")
+    assert page.status_code == 200 and "登记离校" in page.text
+    r = client.post("/gate/out", data={"csrf": csrf, "student_no": web["mine"][0], "out_at": "2026-11-18T12:00",
+                                       "due_back_at": "2026-11-18T14:00", "approved_by": "", "fetched_by": "",
+                                       "reason": "自行离校"}, follow_redirects=False)
+    assert r.status_code == 303
+    page = client.get("/gate")
+    assert "住校生未经班主任批准" in page.text and "现未返校" in page.text
+    r = client.post("/gate/out", data={"csrf": csrf, "student_no": web["mine"][1], "out_at": "2026-11-18T12:00",
+                                       "due_back_at": "2026-11-18T17:00", "approved_by": "李老师",
+                                       "fetched_by": "张桂兰", "relation": "祖母"}, follow_redirects=False)
+    assert r.status_code == 303
+    r = client.post("/gate/in", data={"csrf": csrf, "student_no": web["mine"][1], "returned_with": "张桂兰"},
+                    follow_redirects=False)
+    assert r.status_code == 303
+    with web["factory"]() as s:
+        moves = s.execute(select(GateMovement.approved, GateMovement.in_at).order_by(GateMovement.id)).all()
+        duty_id = s.scalar(select(PreventionDuty.id).where(PreventionDuty.kind == "unapproved_exit"))
+    assert moves == [(False, None), (True, datetime(2026, 11, 18, 12, 0))]
+    r = client.post(f"/prevention/duties/{duty_id}/done", data={"csrf": csrf, "note": "已联系家长，学生在家"},
+                    follow_redirects=False)
+    assert r.status_code == 303
+    alerts_part = client.get("/gate").text.split("现未返校")[0]
+    assert "住校生未经班主任批准" not in alerts_part and "没有待办事项" in alerts_part  # the alert left the open list
+
+
+def test_pages_refuse_pupils_and_duties_outside_the_scope(web):
+    client, csrf = web["client"], login(web, "teacher_next_class")
+    # the next class's teacher cannot record an exit of a pupil of the first class, nor close its alert
+    r = client.post("/gate/out", data={"csrf": csrf, "student_no": web["mine"][0], "out_at": "2026-11-18T12:00",
+                                       "due_back_at": "2026-11-18T14:00"}, headers={"accept": "text/html"})
+    assert r.status_code == 422 and "不在您的管辖范围内" in r.text
+    with web["factory"]() as s:
+        seed_prevention(s, [web["mine_id"]], datetime(2026, 11, 18, 12, 0))
+        s.commit()
+        duty_id = s.scalar(select(PreventionDuty.id).where(PreventionDuty.pupil_id == web["mine_id"]))
+        before = s.scalar(select(func.count()).select_from(GateMovement))
+    r = client.post(f"/prevention/duties/{duty_id}/done", data={"csrf": csrf, "note": "x"})
+    assert r.status_code == 404
+    r = client.post("/gate/in", data={"csrf": csrf, "student_no": web["mine"][0]})
+    assert r.status_code == 422
+    assert client.get(f"/truancy?pupil={web['mine_id']}").status_code == 404
+    assert client.get(f"/truancy?pupil={web['other_id']}").status_code == 200
+    with web["factory"]() as s:
+        assert s.scalar(select(func.count()).select_from(GateMovement)) == before
+        assert s.scalar(select(PreventionDuty.status).where(PreventionDuty.id == duty_id)) == "open"
+    # offices read the tiers (masked), never the gate form
+    login(web, "township")
+    assert client.get("/gate").status_code == 403
+    assert client.get("/truancy").status_code == 200

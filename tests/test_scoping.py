@@ -24,7 +24,9 @@ from store.models import Case, Pupil, School, SchoolClass
 from store.report_models import ReportFiling
 from store.reports import spot_check
 from tests.web_support import MONDAY, Clock, build_county
+from tests.test_gate import seed_prevention
 from web import api, auth, pages
+from web import pages_gate
 from web.app import create_app
 from web.deps import SESSION_COOKIE
 from web.services import InProcess
@@ -67,6 +69,8 @@ ROUTES = {
     ("GET", "/stuck"): "list", ("GET", "/overview"): "list", ("GET", "/figures"): "list",
     ("GET", "/reports/{filing_id}.{fmt}"): "report", ("GET", "/late"): "list", ("GET", "/spot-checks"): "list",
     ("GET", "/accountability"): "list", ("GET", "/accountability.csv"): "list", ("GET", "/runs"): "list",
+    ("GET", "/gate"): "list", ("GET", "/truancy"): "list", ("POST", "/gate/out"): "school", ("POST", "/gate/in"): "school",
+    ("POST", "/prevention/duties/{duty_id}/done"): "school",  # out-of-scope writes and ?pupil= probed in test_gate
 }
 LIST_QUERIES = {"/api/cases": "?open_only=false", "/cases": "?all=1", "/api/duties": "?mine=false",
                 "/api/accountability": "?start=2026-11-01", "/accountability": "?start=2026-11-01",
@@ -74,7 +78,8 @@ LIST_QUERIES = {"/api/cases": "?open_only=false", "/cases": "?all=1", "/api/duti
 
 
 def all_routes() -> set[tuple[str, str]]:
-    return {(m, r.path) for router in (auth.router, auth.api_router, api.router, pages.router)
+    return {(m, r.path) for router in (auth.router, auth.api_router, api.router, pages.router,
+                                           pages_gate.router)
             for r in router.routes for m in r.methods if m != "HEAD"}
 
 
@@ -108,6 +113,9 @@ def world(factory, tmp_path):
         students = {k: p.student_no for k, p in pupils.items()}
         pupil_ids = {k: p.id for k, p in pupils.items()}
     advance(factory, TUESDAY_EVENING)
+    with factory() as s:  # A–D board and left the gate unapproved; their truancy tiers (web/pages_gate.py)
+        seed_prevention(s, list(pupil_ids.values()), TUESDAY_EVENING)
+        s.commit()
     with factory() as s:
         docs, photos = {}, {}
         for key, case_id in cases.items():

@@ -392,6 +392,7 @@ def _mount_optional() -> None:
 
 
 _mount_optional()
+__import__("web.oversight_cli").oversight_cli.mount(app)  # risk list|explain, reconcile MONTH (issue 8 parts 4–5)
 from web.census_cli import census_app, handoff_app  # noqa: E402  排查 and 送达回证 (issue 8 parts 1 and 6)
 app.add_typer(census_app, name="census")
 app.add_typer(handoff_app, name="handoff")

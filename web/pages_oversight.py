@@ -1,0 +1,116 @@
+"""Oversight pages: the at-risk watch list (/risk) and the reconciliation of submitted monthly
+figures with the ledger (/reconcile, with the school's submission form and the office's accept).
+
+Scoping: the watch list follows the reader's scope (head teacher: own classes; school; township;
+county, names masked); reconciliation is read by the school (its own), the township (its schools)
+and the county; only township and county accept, and only in their scope; only a school submits,
+and only its own figures.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from store import reconcile as rc
+from store import risk
+from store.accounts import Role, school_ids_in
+from store.models import School
+
+from .auth import check_csrf
+from .deps import OFFICES, PUPIL_READERS, ApiError, Principal, get_db, get_now
+from .pages import page, render
+
+router = APIRouter(include_in_schema=False)
+READERS = (Role.school_staff, Role.township, Role.county)
+NOT_FOUND = "上报记录不存在，或不在您的管辖范围内 (submission not found)"
+
+
+def _month(month: str | None, now: datetime) -> str:
+    if month and len(month) == 7 and month[4] == "-" and month.replace("-", "").isdigit():
+        return month
+    return f"{now:%Y-%m}"
+
+
+@router.get("/risk")
+def risk_page(request: Request, month: str | None = None, who: Principal = Depends(page(*PUPIL_READERS)),
+              db: Session = Depends(get_db), now: datetime = Depends(get_now)):
+    month = _month(month, now)
+    rows = risk.watch_list(db, scope=who.scope, masked=who.masked)
+    outcomes = None
+    if who.role is not Role.head_teacher:
+        from store.reports import month_period
+
+        p = month_period(*(int(x) for x in month.split("-")))
+        outcomes = risk.watch_outcomes(db, school_ids_in(db, who.scope), p.start, p.end)
+    return render(request, "risk.html", who, rows=rows, outcomes=outcomes, month=month)
+
+
+def _rows(db: Session, who: Principal, month: str) -> list[dict]:
+    """Stored comparisons of the month in the reader's scope, schools that did not submit as missing."""
+    ids = school_ids_in(db, who.scope)
+    rows = {r["school_code"]: r for r in rc.reconciliation_rows(db, period=month, school_ids=ids)}
+    out = []
+    for sid, code, name in db.query(School.id, School.code, School.name).filter(School.id.in_(ids or [-1])).order_by(School.code):
+        out.append(rows.get(code) or {"school_code": code, "school": name, "status": "missing", "submission_id": None,
+                                      "submitted": None, "differences": [], "hides_open_cases": False,
+                                      "explanation": None, "accepted_by": None})
+    return out
+
+
+@router.get("/reconcile")
+def reconcile_page(request: Request, month: str | None = None, who: Principal = Depends(page(*READERS)),
+                   db: Session = Depends(get_db), now: datetime = Depends(get_now)):
+    month = _month(month, now)
+    return render(request, "reconcile.html", who, rows=_rows(db, who, month), month=month, fields=rc.FIELDS,
+                  may_accept=who.role in OFFICES, may_submit=who.role is Role.school_staff)
+
+
+@router.post("/reconcile/submit")
+async def reconcile_submit(request: Request, who: Principal = Depends(page(Role.school_staff)),
+                           db: Session = Depends(get_db), now: datetime = Depends(get_now)):
+    form = await request.form()
+    return await run_in_threadpool(_submit, who, db, now, form)
+
+
+def _submit(who: Principal, db: Session, now: datetime, form) -> RedirectResponse:
+    check_csrf(who, form.get("csrf"))
+    month = _month(str(form.get("month") or ""), now)
+    school = db.get(School, who.user.school_id)
+    figures = {k: str(form.get(k)).strip() for k in rc.FIELDS if str(form.get(k) or "").strip()}
+    try:
+        rc.submit_figures(db, school_code=school.code, period=month, figures=figures, by=who.actor, at=now)
+        rc.reconcile_period(db, period=month, as_of=now, school_ids=[school.id])
+    except rc.ReconcileError as exc:
+        raise ApiError(422, str(exc)) from None
+    db.commit()
+    return RedirectResponse(f"/reconcile?month={month}", status_code=303)
+
+
+@router.post("/reconcile/accept")
+async def reconcile_accept(request: Request, who: Principal = Depends(page(*OFFICES)),
+                           db: Session = Depends(get_db), now: datetime = Depends(get_now)):
+    form = await request.form()
+    return await run_in_threadpool(_accept, who, db, now, form)
+
+
+def _accept(who: Principal, db: Session, now: datetime, form) -> RedirectResponse:
+    check_csrf(who, form.get("csrf"))
+    try:
+        submission_id = int(str(form.get("submission_id") or ""))
+    except ValueError:
+        raise ApiError(404, NOT_FOUND) from None
+    try:
+        sub = rc.accept_submission(db, submission_id, by=who.actor, at=now, explanation=str(form.get("explanation") or ""),
+                                   school_ids=school_ids_in(db, who.scope))
+    except LookupError:
+        raise ApiError(404, NOT_FOUND) from None
+    except rc.ReconcileError as exc:
+        db.commit()  # the fresh comparison stays recorded; the acceptance does not happen
+        raise ApiError(422, str(exc)) from None
+    month = sub.period
+    db.commit()
+    return RedirectResponse(f"/reconcile?month={month}", status_code=303)
