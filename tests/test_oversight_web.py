@@ -80,6 +80,11 @@ def test_accepting_a_report_that_hides_open_cases_needs_an_explanation(site):
         assert sub.school_id == site["schools"]["home"] and sub.hides_open_cases
         case_ids = [c["case_id"] for c in sub.differences[0]["cases"]]
     assert len(case_ids) == 2 and all(f'/cases/{c}"' in page for c in case_ids)
+    figures = _as(site, "township").get("/figures?month=2026-11").text   # the township's monthly figures page
+    assert "上报数据与台账不符" in figures and all(f'/cases/{c}"' in figures for c in case_ids) and "待审核" in figures
+    assert "上报数据与台账不符" in _as(site, "township_other").get("/figures?month=2026-11").text
+    assert f'/cases/{case_ids[0]}"' not in _as(site, "township_other").get("/figures?month=2026-11").text
+    school = _as(site, "school")
     form = {"submission_id": str(sub.id), "explanation": ""}
     assert school.post("/reconcile/accept", data={**form, "csrf": county.csrf["school"]}).status_code == 403
     other = _as(site, "township_other")

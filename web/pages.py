@@ -410,8 +410,9 @@ def figures(request: Request, month: str | None = None, who: Principal = Depends
             db: Session = Depends(get_db), now: datetime = Depends(get_now)):
     data = api.monthly_figures(db, who, month, now)
     months = [f"{(now.date().replace(day=1) - timedelta(days=28 * i)):%Y-%m}" for i in range(6)]
+    from .pages_oversight import figures_context  # submitted figures against the ledger (issue 8 part 5)
     return render(request, "figures.html", who, data=data, months=sorted(set(months), reverse=True),
-                  filings=dash.report_filings(db, who.scope, period=data["month"]))
+                  filings=dash.report_filings(db, who.scope, period=data["month"]), **figures_context(db, who, data["month"]))
 
 
 @router.get("/reports/{filing_id}.{fmt}")

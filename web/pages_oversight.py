@@ -61,6 +61,11 @@ def _rows(db: Session, who: Principal, month: str) -> list[dict]:
     return out
 
 
+def figures_context(db: Session, who: Principal, month: str) -> dict:
+    """For the monthly figures page: the month's submissions in scope that differ from the ledger."""
+    return {"reconciliation": [r for r in _rows(db, who, month) if r["differences"]], "reconcile_month": month}
+
+
 @router.get("/reconcile")
 def reconcile_page(request: Request, month: str | None = None, who: Principal = Depends(page(*READERS)),
                    db: Session = Depends(get_db), now: datetime = Depends(get_now)):
