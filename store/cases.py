@@ -28,6 +28,15 @@ class CaseNotFound(LookupError):
         super().__init__(f"case {case_id} not found (案件不存在)")
 
 
+class CaseConflict(RuntimeError):
+    """The case changed since the clerk read it (``expected_version`` is stale): nothing is written."""
+
+    def __init__(self, case_id: int, expected: int, current: int):
+        self.case_id, self.expected, self.current = case_id, expected, current
+        super().__init__(f"案件已被他人更新，请刷新页面后再操作 (the case changed since you opened it: "
+                         f"case {case_id} is at version {current}, not {expected})")
+
+
 @dataclass(frozen=True)
 class Applied:
     event: CaseEvent
@@ -44,12 +53,17 @@ def load_for_update(session: Session, case_id: int) -> Case:
 def apply_event(
     session: Session, ctx: CaseContext, case: Case, event: str, *, actor: str, at: datetime, now: datetime,
     note: str = "", payload: dict[str, Any] | None = None, idempotency_key: str | None = None,
-    **facts: Any,
+    expected_version: int | None = None, **facts: Any,
 ) -> Applied:
     """Fire ``event`` on ``case`` and write its history, duties and documents (no commit).
 
     ``facts`` are the event's arguments for the machine (``streak``, ``reason`` of an excuse or an
     outside escalation); they are kept in the event's payload so the history can be replayed.
+
+    ``idempotency_key``: a request already recorded under this key returns its event
+    (``duplicate``), whatever happened since. ``expected_version``: the version the clerk saw;
+    if the case has moved on, :class:`CaseConflict` and nothing is written. The caller holds the
+    row lock (:func:`load_for_update`), so of two clerks sending the same version one wins.
     """
     if idempotency_key:
         seen = session.scalar(
@@ -57,6 +71,8 @@ def apply_event(
         )
         if seen is not None:
             return Applied(seen, duplicate=True)
+    if expected_version is not None and expected_version != case.version:
+        raise CaseConflict(case.id, expected_version, case.version)
     policy = ctx.policy(case.policy_name, case.policy_version)
     before = CaseState(case.state)
     _check_facts(case, event, facts)
@@ -183,12 +199,13 @@ def _complete_duties(session: Session, case_id: int, action: str, at: datetime) 
 
 def act(
     session: Session, ctx: CaseContext, case_id: int, event: str, *, actor: str, at: datetime, now: datetime,
-    note: str = "", payload: dict[str, Any] | None = None, idempotency_key: str | None = None, **facts: Any,
+    note: str = "", payload: dict[str, Any] | None = None, idempotency_key: str | None = None,
+    expected_version: int | None = None, **facts: Any,
 ) -> Applied:
-    """A staff action on a case, with the row locked for the transaction."""
+    """A staff action on a case, with the row locked for the transaction (see :func:`apply_event`)."""
     case = load_for_update(session, case_id)
-    return apply_event(session, ctx, case, event, actor=actor, at=at, now=now, note=note,
-                       payload=payload, idempotency_key=idempotency_key, **facts)
+    return apply_event(session, ctx, case, event, actor=actor, at=at, now=now, note=note, payload=payload,
+                       idempotency_key=idempotency_key, expected_version=expected_version, **facts)
 
 
 # -- the reference advance: every case through the machine, one by one ---------------------------

@@ -26,7 +26,7 @@ from machines.policy import Policy
 from machines.states import ACTION_LABELS, REASON_LABELS, Action, CaseState, ExcuseReason, OutsideReason
 from store.accounts import Role, may_fire
 from store.attendance_files import ParsedAttendance
-from store.cases import apply_event, load_for_update
+from store.cases import CaseConflict, apply_event, load_for_update
 from store.context import CaseContext
 from store.intake import IntakeError, MarkIn, RowError, record_morning_check
 from store.models import Case, Pupil, School
@@ -287,9 +287,6 @@ def record_action(
     case = readable_case(db, who, case_id, for_update=True)
     ctx = CaseContext(db)
     ensure_may_fire(db, who, case, event, ctx)
-    if expected_version is not None and expected_version != case.version and not idempotency_key:
-        raise ApiError(409, "案件已被他人更新，请刷新页面后再操作 (the case changed since you opened it)",
-                       version=case.version)
     at = at or now
     if at > now:
         raise ApiError(422, "办理时间不能晚于现在 (the time is in the future)")
@@ -298,7 +295,12 @@ def record_action(
     facts = {"reason": reason} if event in ("excuse", "escalate_outside") else {}
     try:
         applied = apply_event(db, ctx, case, event, actor=who.actor, at=at, now=now, note=note[:255],
-                              payload=payload or {}, idempotency_key=idempotency_key, **facts)
+                              payload=payload or {}, idempotency_key=idempotency_key,
+                              expected_version=expected_version, **facts)
+    except CaseConflict as exc:  # another clerk's action came first (a retry of ours is a duplicate, not this)
+        db.rollback()
+        raise ApiError(409, "案件已被他人更新，请刷新页面后再操作 (the case changed since you opened it)",
+                       version=exc.current) from None
     except ForbiddenEvent as exc:
         db.rollback()
         raise ApiError(409, _forbidden_message(exc, event)) from None
