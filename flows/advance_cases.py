@@ -19,6 +19,7 @@ from datetime import datetime
 
 from prefect import flow, get_run_logger
 
+from tasks.census import sync_handoffs
 from tasks.oversight import refresh_watch_list
 from tasks.prevention import apply_prevention_rules
 from tasks.publish import publish_sweep
@@ -53,6 +54,8 @@ def advance_cases(as_of: datetime | None = None, batch_size: int = 5000, render:
     prevention = apply_prevention_rules(as_of)
     # 2c. At-risk pupils (seed 000 §一.3): the watch list refreshed by the policy's rules (idempotent).
     watch = refresh_watch_list(as_of)
+    # 2d. 送达回证: a receipt to acknowledge for every paper issued to an outside body since the last sweep.
+    handoffs = sync_handoffs(as_of)
 
     summary = sweep_summary(as_of)
 
@@ -65,4 +68,4 @@ def advance_cases(as_of: datetime | None = None, batch_size: int = 5000, render:
     return {"as_of": as_of.isoformat(), "escalated": len(escalated), "overdue": len(overdue),
             "escalated_by_step": summary["escalated_now"], "cases_by_state": summary["cases_by_state"],
             "documents_queued": summary["documents_queued"], "rendering": rendering, "prevention": prevention,
-            "watch_list": watch}
+            "watch_list": watch, "handoffs": handoffs}

@@ -132,6 +132,7 @@ def stuck_cases(session: Session, scope: Scope, as_of: datetime, *, sort: str = 
         row["owed"].append({"owner": d["owner"] or "（未指定）", "owner_id": d["owner_id"], "role": d["role"],
                             "action": d["action"], "action_label": action_label(d["action"]),
                             "due_at": d["due_at"], "hours_overdue": d["hours_overdue"]})
+    _add_stuck_handoffs(session, scope, as_of, by_case, masked=masked)
     rows = list(by_case.values())
     for r in rows:
         r["owners"] = sorted({o["owner"] for o in r["owed"]})
@@ -146,6 +147,24 @@ def stuck_cases(session: Session, scope: Scope, as_of: datetime, *, sort: str = 
     else:
         rows.sort(key=lambda r: (-r["hours_overdue"], r["case_id"]))
     return rows
+
+
+def _add_stuck_handoffs(session: Session, scope: Scope, as_of: datetime, by_case: dict[int, dict[str, Any]], *,
+                        masked: bool) -> None:
+    """A case waiting on an outside body's receipt (送达回证) past the policy's time is stuck too."""
+    from .handoffs import stuck_handoffs
+
+    for h in stuck_handoffs(session, scope, as_of, masked=masked):
+        if h["case_id"] is None:  # census cases are listed on the census page
+            continue
+        row = by_case.setdefault(h["case_id"], {
+            "case_id": h["case_id"], "pupil": h["child"], "school": h["school"], "state": h["case_state"],
+            "state_label": STATE_LABELS[CaseState(h["case_state"])], "hours_overdue": 0.0, "owed": [],
+        })
+        row["hours_overdue"] = max(row["hours_overdue"], h["hours_overdue"])
+        row["owed"].append({"owner": h["recipient_name"], "owner_id": None, "role": h["recipient"], "action": "handoff_ack",
+                            "action_label": f"签收《{h['title']}》（送达回证）", "due_at": h["due_at"],
+                            "hours_overdue": h["hours_overdue"]})
 
 
 def morning_check_status(session: Session, scope: Scope, days: list[date], *, deadline: time) -> list[dict[str, Any]]:

@@ -133,7 +133,7 @@ def acknowledge(session: Session, handoff_id: int, *, received_by: str, received
     received_by = (received_by or "").strip()
     if not received_by:
         raise HandoffError("请填写签收人 (received_by is required)")
-    row = session.scalar(_scoped(select(Handoff).where(Handoff.id == handoff_id), scope).with_for_update())
+    row = session.scalar(_scoped(select(Handoff).where(Handoff.id == handoff_id), scope).with_for_update(of=Handoff))
     if row is None:
         raise HandoffError(f"送达记录 {handoff_id} 不存在或不在您的管辖范围内 (hand-off not found)")
     if row.received_at is not None:
@@ -165,15 +165,15 @@ def handoff_rows(session: Session, scope: Scope = EVERYTHING, *, as_of: datetime
     if stuck_only:
         q = q.where(Handoff.due_at <= as_of)
     q = _scoped(q, scope).add_columns(Pupil.name).outerjoin(Pupil, Pupil.id == Case.pupil_id) \
-        .outerjoin(CensusCase, CensusCase.id == Handoff.census_case_id).add_columns(CensusCase.name)
+        .outerjoin(CensusCase, CensusCase.id == Handoff.census_case_id).add_columns(CensusCase.name, Case.state)
     q = q.order_by(Handoff.due_at, Handoff.id).limit(limit)
     out = []
-    for h, title, doc_number, school, pupil_name, census_name in session.execute(q):
+    for h, title, doc_number, school, pupil_name, census_name, case_state in session.execute(q):
         child = pupil_name or census_name or ""
         stuck = h.received_at is None and h.due_at <= as_of
         out.append({
             "id": h.id, "document_id": h.document_id, "kind": h.kind, "title": title, "doc_number": doc_number or "",
-            "case_id": h.case_id, "census_case_id": h.census_case_id, "school": school,
+            "case_id": h.case_id, "case_state": case_state, "census_case_id": h.census_case_id, "school": school,
             "child": mask_name(child) if masked else child, "recipient": h.recipient, "recipient_name": h.recipient_name,
             "sent_at": h.sent_at.isoformat(sep=" "), "due_at": h.due_at.isoformat(sep=" "),
             "received_at": h.received_at.isoformat(sep=" ") if h.received_at else None,

@@ -78,7 +78,14 @@ def stuck_case_ids_query(as_of: datetime):
         select(Duty.case_id).join(Case, Case.id == Duty.case_id)
         .where(Case.state.in_(OPEN), or_(Duty.status == "overdue", and_(Duty.status == "open", Duty.due_at <= as_of)))
         .distinct()
-    )
+    ).union(_stuck_handoffs_query(as_of))
+
+
+def _stuck_handoffs_query(as_of: datetime):
+    """…or a paper handed to an outside body and not acknowledged in the policy's time (送达回证)."""
+    from .handoffs import stuck_handoff_case_ids_query
+
+    return stuck_handoff_case_ids_query(as_of)
 
 
 def overdue_duties(session: Session, as_of: datetime, *, scope: Scope = EVERYTHING, masked: bool = False) -> list[dict]:

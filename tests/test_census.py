@@ -215,3 +215,11 @@ def test_census_import_and_report_through_the_cli(blank_db_url, tmp_path, monkey
     baoxue("census", "act", str(case_id), "dismiss", "--reason", "已随父母迁出本县")
     baoxue("census", "act", str(case_id), "exempt", "--reason", "x", code=1)
     assert json.loads(baoxue("census", "report", "--json"))["open_cases"] == 1
+    # 送达回证: the notices went to the village committees; one receipt recorded, a second refused
+    pending = json.loads(baoxue("handoff", "list", "--as-of", "2026-11-23T12:00", "--json"))
+    assert len(pending) == 2 and {h["recipient"] for h in pending} == {"village_committee"}
+    first = pending[0]["id"]
+    assert "签收" in baoxue("handoff", "ack", str(first), "--by", "村主任 王建国", "--at", "2026-11-24T09:00")
+    baoxue("handoff", "ack", str(first), "--by", "别人", "--at", "2026-11-24T10:00", code=1)
+    left = json.loads(baoxue("handoff", "list", "--as-of", "2026-11-30T12:00", "--stuck", "--json"))
+    assert [h["id"] for h in left] == [pending[1]["id"]]

@@ -1,0 +1,83 @@
+"""送达回证: a paper the ladder sends to an outside body waits for its receipt; past the policy's time the case is stuck."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pytest
+from sqlalchemy import select
+
+from documents.archive import render_for_case
+from store import dashboards
+from store.census_models import Handoff
+from store.handoffs import HandoffError, acknowledge, handoff_rows, stuck_handoffs, sync_handoffs
+from store.queries import EVERYTHING, Scope, list_cases
+from tests.engine_helpers import case_of, morning, setup_store, sweep
+
+MON, TUE, WED = date(2026, 11, 16), date(2026, 11, 17), date(2026, 11, 18)
+ISSUED = datetime(2026, 11, 18, 10, 0)
+
+
+@pytest.fixture
+def reported(session, factory, tmp_path, monkeypatch):
+    """A case on day 3 (collective_visit) whose 书面报告 to the township and village was issued Wednesday 10:00."""
+    monkeypatch.setenv("BAOXUE_ARCHIVE_DIR", str(tmp_path / "archive"))
+    school, pupils = setup_store(session, pupils_per_class=2, grades=(5,))
+    session.commit()
+    for day in (MON, TUE, WED):
+        morning(factory, school, day, [pupils[0]])
+        sweep(factory, day)
+    case = case_of(session, pupils[0])
+    assert case.state == "collective_visit"
+    doc = render_for_case(session, case.id, "report_to_township", actor="校长", now=ISSUED).document
+    return case, doc
+
+
+def test_an_issued_report_is_handed_to_the_township_and_the_village_once(session, reported):
+    case, doc = reported
+    made = sync_handoffs(session, now=ISSUED)
+    rows = session.scalars(select(Handoff).where(Handoff.id.in_(made)).order_by(Handoff.recipient)).all()
+    assert [(h.recipient, h.case_id, h.document_id) for h in rows] == [("township", case.id, doc.id),
+                                                                       ("village_committee", case.id, doc.id)]
+    assert rows[0].recipient_name.endswith("人民政府") and rows[1].recipient_name.endswith("村民委员会")
+    assert all(h.sent_at == doc.created_at and h.due_at == datetime(2026, 11, 20, 17, 0) for h in rows), \
+        "two school days after sending (policy handoffs.ack_school_days)"
+    assert sync_handoffs(session, now=ISSUED) == [], "idempotent"
+
+
+def test_an_unacknowledged_handoff_past_its_time_makes_the_case_stuck_until_received(session, reported):
+    case, _ = reported
+    sync_handoffs(session, now=ISSUED)
+    friday, monday = datetime(2026, 11, 20, 16, 0), datetime(2026, 11, 23, 9, 0)
+    assert stuck_handoffs(session, EVERYTHING, friday) == []
+    late = stuck_handoffs(session, EVERYTHING, monday)
+    assert {h["recipient"] for h in late} == {"township", "village_committee"} and all(h["stuck"] for h in late)
+    row = next(r for r in dashboards.stuck_cases(session, EVERYTHING, monday) if r["case_id"] == case.id)
+    assert {o["role"] for o in row["owed"] if o["action"] == "handoff_ack"} == {"township", "village_committee"}
+    assert case.id in [c["id"] for c in list_cases(session, stuck_at=monday)]
+
+    township = next(h for h in late if h["recipient"] == "township")
+    acknowledge(session, township["id"], received_by="镇政府办公室 李文书", received_at=datetime(2026, 11, 23, 8, 30),
+                actor="user:clerk", now=monday)
+    row = next(r for r in dashboards.stuck_cases(session, EVERYTHING, monday) if r["case_id"] == case.id)
+    assert {o["role"] for o in row["owed"] if o["action"] == "handoff_ack"} == {"village_committee"}
+    done = next(r for r in handoff_rows(session, as_of=monday, pending_only=False) if r["id"] == township["id"])
+    assert (done["received_by"], done["received_at"], done["acked_by"]) == (
+        "镇政府办公室 李文书", "2026-11-23 08:30:00", "user:clerk")
+    with pytest.raises(HandoffError, match="已于"):
+        acknowledge(session, township["id"], received_by="别人", received_at=monday, actor="x", now=monday)
+
+
+def test_a_receipt_needs_a_name_and_a_plausible_time_and_stays_in_scope(session, reported):
+    case, _ = reported
+    sync_handoffs(session, now=ISSUED)
+    h = session.scalars(select(Handoff).order_by(Handoff.id)).first()
+    monday = datetime(2026, 11, 23, 9, 0)
+    with pytest.raises(HandoffError, match="签收人"):
+        acknowledge(session, h.id, received_by=" ", received_at=monday, actor="x", now=monday)
+    with pytest.raises(HandoffError, match="早于"):
+        acknowledge(session, h.id, received_by="张三", received_at=datetime(2026, 11, 17, 9, 0), actor="x", now=monday)
+    with pytest.raises(HandoffError, match="不存在"):
+        acknowledge(session, h.id, received_by="张三", received_at=monday, actor="x", now=monday,
+                    scope=Scope(school_ids=frozenset({case.school_id + 1000})))
+    assert handoff_rows(session, Scope(school_ids=frozenset({case.school_id + 1000})), as_of=monday) == []
+    assert len(handoff_rows(session, Scope(school_ids=frozenset({case.school_id})), as_of=monday)) == 2
