@@ -269,6 +269,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
     from store.synthetic import Size, generate_county
     from tasks.intake import MarkRow, MorningCheckSubmission
     from tasks.runtime import SimulatedClock, clock_set_to, dispose_all, using
+    from deploy import prevention_demo
 
     days = school_days(START, weeks * 5 + 1)
     begin = datetime.combine(days[0], dtime(0, 0))
@@ -284,6 +285,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
     progress(f"county generated: {counts['townships']} townships, {counts['schools']} schools, "
              f"{counts['pupils']} pupils, {counts['staff']} staff")
     plan = make_plan([tuple(p) for p in pupils], days, seed)
+    prevention_demo.plan_truants(plan, [tuple(p) for p in pupils])  # 旷课分级: tiers 1–4 (issue 8 part 3)
     day_no = {d: i + 1 for i, d in enumerate(days)}
 
     def wanted(t: datetime, name: str) -> bool:
@@ -333,6 +335,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
                 seconds["morning_check"] += time.perf_counter() - t_start
             elif what == "staff":
                 staff_done += staff_round(factory, t, plan, day_no[obj])
+                staff_done += prevention_demo.gate_round(factory, t, day_no[obj], len(days) - 1)  # 住校生出入校门
                 seconds["staff"] += time.perf_counter() - t_start
             else:
                 sp = obj
@@ -350,6 +353,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
         seconds["render_documents"] += time.perf_counter() - t_start
         _drain_prefect()
     summary = _summarise(factory, api_url, stop_at, flow_runs, staff_done, counts)
+    summary["prevention"] = prevention_demo.summary(factory)  # gate log and truancy tiers (issue 8 parts 2–3)
     summary["seconds_by_flow"] = {k: round(v, 1) for k, v in seconds.items()}
     dispose_all()
     engine.dispose()

@@ -15,16 +15,16 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import and_, exists, insert, or_, select, update
+from sqlalchemy import and_, exists, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from machines.calendar import Period
 from machines.identity import mask_name
 
 from .context import CaseContext
-from .models import Pupil, School, SchoolClass, Staff
+from .models import Jurisdiction, Pupil, School, SchoolClass, Staff
 from .prevention import PreventionError, event_row, log
 from .prevention_models import Boarder, GateArchive, GateMovement, PreventionDuty, PreventionEvent
 from .queries import EVERYTHING, Scope
@@ -53,16 +53,37 @@ def set_boarder(session: Session, pupil: Pupil, *, boarding: bool = True, dorm: 
     if row is None and not boarding:
         return None
     if row is None:
-        row = Boarder(pupil_id=pupil.id, since=since or now.date(), active=True, dorm=dorm or None, updated_at=now)
+        row = Boarder(pupil_id=pupil.id, since=since or now.date(), active=True, dorm=(dorm or "")[:32] or None,
+                      updated_at=now)
         session.add(row)
     elif row.active == boarding and (dorm or row.dorm) == row.dorm:
         return row
     else:
-        row.active, row.dorm, row.updated_at = boarding, dorm or row.dorm, now
+        row.active, row.dorm, row.updated_at = boarding, (dorm or "")[:32] or row.dorm, now
     log(session, pupil_id=pupil.id, subject="boarder", ref_id=pupil.id, event="board" if boarding else "unboard",
         actor=actor, at=now, now=now, reason="住校" if boarding else "走读", payload={"dorm": row.dorm})
     session.flush()
     return row
+
+
+def generate_boarders(session: Session, *, county_id: int, since: date, every: int = 5, min_grade: int = 4) -> int:
+    """Synthetic boarders (store/synthetic.py): every ``every``-th pupil of grade ``min_grade`` and up of the county."""
+    schools = select(School.id).join(Jurisdiction, Jurisdiction.id == School.township_id).where(
+        Jurisdiction.parent_id == county_id)
+    q = (select(Pupil.id, literal(since), literal(True), SchoolClass.name + literal("宿舍"), literal(datetime.combine(since, time())))
+         .join(SchoolClass, SchoolClass.id == Pupil.class_id)
+         .where(Pupil.school_id.in_(schools), SchoolClass.grade >= min_grade, Pupil.id % every == 0,
+                ~exists().where(Boarder.pupil_id == Pupil.id)))
+    result = session.execute(insert(Boarder).from_select(["pupil_id", "since", "active", "dorm", "updated_at"], q))
+    return result.rowcount or 0
+
+
+def boarding_from_roster(session: Session, pupil: Pupil, raw: str, dorm: str | None = None) -> None:
+    """The roster's 住校 column (是/否) and 宿舍: the pupil boards from today, or no longer does."""
+    from zoneinfo import ZoneInfo
+
+    now = datetime.now(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None, microsecond=0)
+    set_boarder(session, pupil, boarding=raw.strip().lower() in TRUTHY, dorm=dorm, actor="roster", now=now)
 
 
 def import_boarders(session: Session, data: bytes, filename: str, *, actor: str, now: datetime,

@@ -18,6 +18,7 @@ COLUMNS = {
     "年级": "grade", "班级": "class_name", "监护人": "guardian", "监护人姓名": "guardian", "关系": "relation",
     "与学生关系": "relation", "联系电话": "phone", "监护人电话": "phone", "家庭住址": "address",
     "特殊群体": "special_groups",
+    "住校": "boarding", "是否住校": "boarding", "宿舍": "dorm",  # 住校生 (store/gate.py)
 }
 LABELS = {v: k for k, v in COLUMNS.items()}
 REQUIRED = ["school_code", "student_no", "name", "grade", "class_name"]
@@ -97,5 +98,8 @@ def _import_row(session, r, schools, classes, only_school_id) -> int:
     ):
         session.add(Guardian(pupil_id=pupil.id, name=r["guardian"], relation=r.get("relation") or "监护人",
                              phone=r.get("phone") or None))
+    if r.get("boarding"):  # 住校 是/否 (store/gate.py keeps who boards)
+        from .gate import boarding_from_roster
+        boarding_from_roster(session, pupil, r["boarding"], r.get("dorm") or None)
     school.enrolled = (school.enrolled or 0) + (1 if added else 0)
     return int(added)

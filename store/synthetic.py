@@ -134,6 +134,8 @@ def generate_county(
             school.enrolled = len(ids)
             counts["pupils"] += len(ids)
     session.flush()
+    from .gate import generate_boarders  # 住校生: every fifth pupil of grade 4 and up boards (seed 000 §二.3)
+    generate_boarders(session, county_id=county.id, since=date(school_year_start, 9, 1))
     return counts
 
 

@@ -236,3 +236,51 @@ def test_pages_refuse_pupils_and_duties_outside_the_scope(web):
     login(web, "township")
     assert client.get("/gate").status_code == 403
     assert client.get("/truancy").status_code == 200
+
+
+# -- the command line ------------------------------------------------------------------------------------
+def test_gate_out_in_check_and_report_through_the_cli(blank_db_url, tmp_path, monkeypatch):
+    import json
+
+    from tests.test_cli import baoxue, pupil_numbers
+    monkeypatch.setenv("BAOXUE_ARCHIVE_DIR", str(tmp_path))
+    db = blank_db_url
+    baoxue(db, "init", "--at", "2026-09-01T07:00")
+    baoxue(db, "generate", "--seed", "3", "--townships", "1", "--schools", "1", "--pupils-per-class", "2")
+    no = pupil_numbers(db)[0]
+    baoxue(db, "gate", "out", no, "--due", "2026-11-20T18:00", "--at", "2026-11-20T16:00", code=1)  # not a boarder
+    baoxue(db, "gate", "board", no, "--dorm", "3号楼", "--at", "2026-11-01T08:00")
+    out = json.loads(baoxue(db, "gate", "out", no, "--due", "2026-11-20T18:00", "--at", "2026-11-20T16:00", "--json"))
+    assert out["alert"] is True and out["approved"] is False
+    assert json.loads(baoxue(db, "gate", "check", "--as-of", "2026-11-20T18:31", "--json")) == {
+        "unapproved_exit": 0, "late_return": 1, "overdue": 1}  # the unapproved-exit alert was due at 17:00
+    baoxue(db, "gate", "in", no, "--at", "2026-11-20T19:00")
+    report = json.loads(baoxue(db, "gate", "report", "--as-of", "2026-11-21T08:00", "--json"))
+    school = report["schools"][0]
+    assert (school["movements"], school["late"], school["unapproved"], school["away_now"], school["open_alerts"]) == (
+        1, 1, 1, [], 2)
+    baoxue(db, "gate", "report", "--archive", "--as-of", "2026-11-21T08:00", code=1)  # the term is not over
+    archived = json.loads(baoxue(db, "gate", "report", "--archive", "--partial", "--as-of", "2026-11-21T08:00", "--json"))
+    assert archived["schools"][0]["archive"]["movements"] == 1
+    assert (tmp_path / archived["schools"][0]["archive"]["path"]).exists()
+
+
+# -- the demo's story lines --------------------------------------------------------------------------------
+def test_the_demo_gate_round_gives_late_returns_and_an_unapproved_exit(factory, tmp_path, monkeypatch):
+    from deploy.prevention_demo import gate_round, summary
+    from tests.engine_helpers import setup_store
+    monkeypatch.setenv("BAOXUE_ARCHIVE_DIR", str(tmp_path))
+    with factory() as s:
+        setup_store(s, pupils_per_class=10, grades=(5, 6))
+        s.commit()
+    days = [date(2026, 11, d) for d in (16, 17, 18, 19, 20)]
+    for n, day in enumerate(days, start=1):
+        for at in ("10:30", "15:00"):
+            gate_round(factory, datetime.fromisoformat(f"{day}T{at}"), n + 1, 6)
+        with factory() as s:
+            check_gate(s, CaseContext(s), datetime.combine(day, datetime.min.time()).replace(hour=23))
+            s.commit()
+    got = summary(factory)
+    assert got["boarders"] >= 3 and got["gate_movements"] == 10
+    duties = got["prevention_duties"]
+    assert duties.get("gate:unapproved_exit:open") == 1 and duties.get("gate:late_return:open", 0) >= 2

@@ -167,3 +167,47 @@ def test_an_excused_day_and_last_school_year_do_not_count(session):
     absent(session, school, [a], date(2026, 11, 17))
     apply_tiers(session, ctx, datetime(2026, 11, 17, 9, 30))
     assert tiers_of(session, a.id) == [(1, 1, date(2026, 11, 17))]
+
+
+def test_truancy_run_and_list_through_the_cli(blank_db_url):
+    import json
+
+    from tests.test_cli import baoxue, pupil_numbers
+    db = blank_db_url
+    baoxue(db, "init", "--at", "2026-09-01T07:00")
+    baoxue(db, "generate", "--seed", "3", "--townships", "1", "--schools", "1", "--pupils-per-class", "2")
+    no = pupil_numbers(db)[0]
+    for day in ("2026-11-16", "2026-11-18"):  # Tuesday in between is a school day: two truancies
+        baoxue(db, "absent", no, "--date", day, "--at", f"{day}T08:10")
+    first = json.loads(baoxue(db, "truancy", "run", "--as-of", "2026-11-18T09:30", "--json"))
+    assert (first["new"], first["tier_1"], first["tier_2"]) == (2, 1, 1)
+    assert json.loads(baoxue(db, "truancy", "run", "--as-of", "2026-11-18T09:30", "--json"))["new"] == 0
+    listed = json.loads(baoxue(db, "truancy", "list", "--year", "2026", "--json"))
+    assert [(r["student_no"], r["truancies"], r["tier"]) for r in listed] == [(no, 2, 2)]
+
+
+def test_the_daily_advance_flow_applies_tiers_and_gate_alerts_once(fresh_db, prefect_harness):
+    from deploy.deployments import no_heartbeat
+    from flows.advance_cases import advance_cases
+    from store.db import transaction
+    from store.gate import record_exit, set_boarder
+    from tasks.runtime import using
+    from tests.engine_helpers import setup_store
+    with transaction(fresh_db) as s:
+        code, nos = setup_store(s, pupils_per_class=3, grades=(3,))
+        school = s.scalar(select(School).where(School.code == code))
+        pupils = s.scalars(select(Pupil).order_by(Pupil.id)).all()
+        absent(s, school, pupils[:2], date(2026, 11, 16))
+        set_boarder(s, pupils[2], actor="t", now=MONDAY)
+        record_exit(s, CaseContext(s), pupils[2].student_no, at=datetime(2026, 11, 16, 12, 0),
+                    due_back_at=datetime(2026, 11, 16, 13, 0), approved_by="班主任", fetched_by="家长", actor="t",
+                    now=datetime(2026, 11, 16, 12, 0))
+    with using(fresh_db), no_heartbeat():
+        first = advance_cases(as_of=datetime(2026, 11, 16, 14, 0), render=False)
+        second = advance_cases(as_of=datetime(2026, 11, 16, 14, 0), render=False)
+    assert first["prevention"]["truancy_tiers"] == {"new": 2, "tier_1": 2}
+    assert first["prevention"]["gate_alerts"] == {"unapproved_exit": 0, "late_return": 1}
+    assert second["prevention"]["truancy_tiers"] == {"new": 0}
+    assert second["prevention"]["gate_alerts"] == {"unapproved_exit": 0, "late_return": 0}
+    with transaction(fresh_db) as s:
+        assert s.scalar(select(func.count()).select_from(PreventionDuty)) == 3
