@@ -16,6 +16,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
+# A lost database (restart, failover, network) is retried after 1 s, 5 s and 15 s: an outage of
+# ~20 s costs a run nothing. Each store task is one transaction, so a retry redoes a whole unit
+# of work or finds it done (an escalation batch re-selects what is still due).
+DB_RETRIES = {"retries": 3, "retry_delay_seconds": [1, 5, 15]}
+
 _lock = threading.Lock()
 _factories: dict[str, sessionmaker[Session]] = {}
 _override: list[sessionmaker[Session]] = []

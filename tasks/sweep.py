@@ -23,33 +23,33 @@ from store.db import transaction
 from store.models import Case, CaseEvent, DocumentRequest, Duty, School
 from store.queries import overdue_duties
 
-from .runtime import store
+from .runtime import DB_RETRIES, store
 
 OPEN = [s.value for s in OPEN_STATES]
 
 
-@task(name="plan_sweep", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(name="plan_sweep", **DB_RETRIES, cache_policy=NO_CACHE)
 def plan_sweep(as_of: datetime) -> list[bulk.SweepStep]:
     """Which ladder moves any open case could make now, per policy version and school calendar."""
     with transaction(store()) as s:
         return bulk.plan(s, CaseContext(s), as_of)
 
 
-@task(name="apply_escalations", retries=3, retry_delay_seconds=[1, 5, 15], cache_policy=NO_CACHE)
+@task(name="apply_escalations", **DB_RETRIES, cache_policy=NO_CACHE)
 def apply_escalations(step: bulk.SweepStep, as_of: datetime, limit: int = 5000) -> list[int]:
     """Move up to ``limit`` due cases one step; their events, duties and documents in the same commit."""
     with transaction(store()) as s:
         return bulk.escalate_batch(s, CaseContext(s), step, as_of, limit)
 
 
-@task(name="mark_overdue", retries=3, retry_delay_seconds=[1, 5, 15], cache_policy=NO_CACHE)
+@task(name="mark_overdue", **DB_RETRIES, cache_policy=NO_CACHE)
 def mark_overdue(as_of: datetime, limit: int = 5000) -> list[int]:
     """Mark up to ``limit`` open duties past their deadline as overdue."""
     with transaction(store()) as s:
         return bulk.overdue_batch(s, as_of, limit)
 
 
-@task(name="sweep_summary", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(name="sweep_summary", **DB_RETRIES, cache_policy=NO_CACHE)
 def sweep_summary(as_of: datetime, overdue_rows: int = 200) -> dict:
     """What the ledger says after the sweep at ``as_of`` (names masked), for the artifact."""
     with transaction(store()) as s:
@@ -82,7 +82,7 @@ def sweep_summary(as_of: datetime, overdue_rows: int = 200) -> dict:
     }
 
 
-@task(name="describe_changes", cache_policy=NO_CACHE)
+@task(name="describe_changes", **DB_RETRIES, cache_policy=NO_CACHE)
 def describe_changes(case_ids: list[int], duty_ids: list[int]) -> dict:
     """(school, new state) → case ids and (school, action) → duty ids, for the Prefect events."""
     out: dict = {"escalated": {}, "overdue": {}}

@@ -377,3 +377,70 @@ def count(snap: dict, key: str, pred: Callable[[tuple], bool] = lambda r: True) 
 
 __all__ = ["Databases", "open_cases", "snapshot", "exactly_once_problems", "differences", "crash_trials",
            "advance_worker", "render_worker", "run_worker", "summary", "count", "func", "AS_OF", "RENDER_NOW"]
+
+
+# -- a PostgreSQL cluster of the test's own (to stop and start it) ------------------------------------
+class Cluster:
+    """A throwaway PostgreSQL cluster on 127.0.0.1 at a free port, as deploy/testdb.sh makes one:
+    initdb into a temporary directory, ``pg_ctl`` start/stop. As root it belongs to and runs as the
+    ``postgres`` user (PostgreSQL refuses to run as root)."""
+
+    def __init__(self) -> None:
+        import glob
+        import socket
+        import tempfile
+
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                       key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
+        bindir = os.environ.get("PG_BINDIR") or (str(Path(found[-1]).parent) if found else None)
+        if not bindir:
+            raise RuntimeError("PostgreSQL server binaries not found in /usr/lib/postgresql/*/bin (deploy/setup.sh system)")
+        self.bin = Path(bindir)
+        self.root = Path(tempfile.mkdtemp(prefix="baoxue-outage-", dir="/tmp"))
+        self.data = self.root / "data"
+        self.password = os.urandom(12).hex()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        (self.root / "pwfile").write_text(self.password + "\n")
+        if os.geteuid() == 0:
+            os.chmod(self.root, 0o755)
+            shutil.chown(self.root, "postgres", "postgres")
+            shutil.chown(self.root / "pwfile", "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-U", "baoxue", f"--pwfile={self.root / 'pwfile'}",
+                  "--auth=scram-sha-256", "--encoding=UTF8", "--no-locale", "--no-sync")
+        conf = (f"listen_addresses = '127.0.0.1'\nport = {self.port}\nunix_socket_directories = ''\n"
+                "fsync = off\nfull_page_writes = off\nmax_connections = 50\n")
+        with open(self.data / "postgresql.conf", "a") as fh:
+            fh.write(conf)
+        self.running = False
+
+    def _run(self, tool: str, *args: str) -> None:
+        import subprocess
+
+        cmd = [str(self.bin / tool), *args]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if done.returncode:
+            raise RuntimeError(f"{tool} failed ({done.returncode}): {done.stdout}{done.stderr}")
+
+    def start(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-w", "-t", "60", "start")
+        self.running = True
+
+    def stop(self, mode: str = "immediate") -> None:
+        """``immediate``: every backend killed at once, no checkpoint; the next start recovers (a crash)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")
+        self.running = False
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://baoxue:{self.password}@127.0.0.1:{self.port}/{database}"
+
+    def destroy(self) -> None:
+        if self.running:
+            try:
+                self.stop()
+            except RuntimeError:
+                pass
+        shutil.rmtree(self.root, ignore_errors=True)
