@@ -223,3 +223,91 @@ def test_census_import_and_report_through_the_cli(blank_db_url, tmp_path, monkey
     baoxue("handoff", "ack", str(first), "--by", "别人", "--at", "2026-11-24T10:00", code=1)
     left = json.loads(baoxue("handoff", "list", "--as-of", "2026-11-30T12:00", "--stuck", "--json"))
     assert [h["id"] for h in left] == [pending[1]["id"]]
+
+
+# -- web ------------------------------------------------------------------------------------------------------
+def test_the_township_uploads_a_register_and_the_pages_show_cases_and_receipts(factory, tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from store.db import Settings
+    from tests.web_support import Clock, build_county
+    from web.app import create_app
+    from web.deps import SESSION_COOKIE
+    from web.services import InProcess
+
+    monkeypatch.setenv("BAOXUE_ARCHIVE_DIR", str(tmp_path / "archive"))
+    with factory() as s:
+        county = build_county(s)
+        reg = village_register(s, enrolled=6, unenrolled=3, exempted=1, out_of_age=1)
+        s.commit()
+    app = create_app(Settings(archive_dir=tmp_path / "archive"), factory=factory, clock=Clock(NOW), deployments=InProcess(),
+                     init=False)
+    with TestClient(app) as client:
+        def login(name):
+            client.cookies.clear()
+            client.cookies.set(SESSION_COOKIE, county.cookies[name])
+
+        login("township")
+        r = client.post("/census/upload", data={"csrf": county.csrf["township"]},
+                        files={"file": ("register.csv", reg.content, "text/csv")})
+        assert r.status_code == 200, r.text[:300]
+        assert "新开失学案件" in r.text and "身份证号无效" in r.text
+        login("school")  # a school cannot upload, and sees only its own census children
+        assert client.post("/census/upload", data={"csrf": county.csrf["school"]},
+                           files={"file": ("r.csv", reg.content, "text/csv")}).status_code == 403
+        with factory() as s:
+            home = s.scalar(select(School.id).where(School.code == county.school_codes[0]))
+            own = s.scalars(select(CensusCase).where(CensusCase.school_id == home)).all()
+            other = s.scalars(select(CensusCase).where(CensusCase.school_id != home)).all()
+        page = client.get("/census").text
+        assert all(c.name in page for c in own) and not any(c.name in page for c in other)
+        login("teacher")
+        assert client.get("/census").status_code == 403
+        login("township")
+        pending = client.get("/handoffs").text
+        assert "入学通知书" in pending and "登记签收" in pending
+        with factory() as s:
+            from store.census_models import Handoff
+            h = s.scalars(select(Handoff).order_by(Handoff.id)).first()
+        r = client.post(f"/handoffs/{h.id}/ack", data={"csrf": county.csrf["township"], "received_by": "村主任 王建国",
+                                                       "received_at": "2026-11-23T09:30"}, follow_redirects=False)
+        assert r.status_code == 422, "received before it was sent (10:00)"
+        r = client.post(f"/handoffs/{h.id}/ack", data={"csrf": county.csrf["township"], "received_by": "村主任 王建国",
+                                                       "received_at": "2026-11-23T10:00"}, follow_redirects=False)
+        assert r.status_code == 303
+        assert "村主任 王建国" in client.get("/handoffs?all=1").text
+
+
+# -- the flow ----------------------------------------------------------------------------------------------
+def _census_flow_runs() -> int:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    with get_client(sync_client=True) as client:
+        return len(client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["census_import"]))))
+
+
+def test_one_flow_run_per_import_opens_the_cases_and_a_second_run_changes_nothing(fresh_db, prefect_harness, tmp_path,
+                                                                                  monkeypatch):
+    from deploy.deployments import no_heartbeat
+    from flows.census import census_import
+    from store.census_models import Handoff
+    from store.db import transaction
+    from tasks.runtime import using
+
+    monkeypatch.setenv("BAOXUE_ARCHIVE_DIR", str(tmp_path / "archive"))
+    with transaction(fresh_db) as s:
+        setup_store(s, pupils_per_class=3, grades=(2, 6))
+        reg = village_register(s, enrolled=6, unenrolled=3, exempted=1, out_of_age=1)
+        imported = census.import_census(s, reg.content, reg.filename, actor="村委会", now=NOW)
+    before = _census_flow_runs()
+    with no_heartbeat(), using(fresh_db):
+        first = census_import(import_id=imported.import_id, as_of=NOW)
+        again = census_import(import_id=imported.import_id, as_of=NOW)
+    assert _census_flow_runs() == before + 2, "one flow run per call, not one per child"
+    assert (first["opened"], first["documents"], first["handoffs"]) == (3, 3, 3)
+    assert (again["opened"], again["documents"], again["handoffs"]) == (0, 0, 0)
+    assert first["summary"]["not_enrolled"] == 3 and "name" not in json.dumps(first["summary"])
+    with transaction(fresh_db) as s:
+        assert s.scalar(select(func.count()).select_from(CensusCase)) == 3
+        assert s.scalar(select(func.count()).select_from(Handoff)) == 3

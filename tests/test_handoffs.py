@@ -81,3 +81,30 @@ def test_a_receipt_needs_a_name_and_a_plausible_time_and_stays_in_scope(session,
                     scope=Scope(school_ids=frozenset({case.school_id + 1000})))
     assert handoff_rows(session, Scope(school_ids=frozenset({case.school_id + 1000})), as_of=monday) == []
     assert len(handoff_rows(session, Scope(school_ids=frozenset({case.school_id})), as_of=monday)) == 2
+
+
+# -- for tests/test_scoping.py: a hand-off and a 失学 child beside each of the cases A–D ----------------------
+def seed_census_world(session, cases: dict[str, int], docs: dict[str, int], markers: dict[str, str], at: datetime):
+    """Per key: a hand-off of the case's document to the township, and a census child named ``<marker>童``
+    at the case's school (so the scoping probes see a leak by the same markers). Returns their ids."""
+    from store.census_models import CensusCase, CensusImport
+    from store.models import Case, School
+
+    imp = CensusImport(filename="scoping.csv", content_sha256="5c" * 32, census_year=at.year,
+                       reference_date=date(at.year, 8, 31), imported_by="test", imported_at=at, summary={})
+    session.add(imp)
+    session.flush()
+    out: dict[str, dict[str, int]] = {"handoffs": {}, "census": {}}
+    for n, (key, case_id) in enumerate(sorted(cases.items())):
+        case = session.get(Case, case_id)
+        school = session.get(School, case.school_id)
+        h = Handoff(document_id=docs[key], kind="phone_record", case_id=case_id, school_id=case.school_id,
+                    recipient="township", recipient_name="测试镇人民政府", sent_at=at, due_at=at)
+        c = CensusCase(id_number=f"1101012018010100{n}", name=markers[key] + "童", birth_date=date(2018, 1, 1),
+                       township_id=school.township_id, school_id=school.id, state="not_enrolled", version=1,
+                       policy_name="default", policy_version=1, calendar_key=school.calendar_key, import_id=imp.id,
+                       opened_on=at.date(), created_at=at, updated_at=at)
+        session.add_all([h, c])
+        session.flush()
+        out["handoffs"][key], out["census"][key] = h.id, c.id
+    return out

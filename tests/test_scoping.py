@@ -27,6 +27,8 @@ from tests.web_support import MONDAY, Clock, build_county
 from tests.test_gate import seed_prevention
 from web import api, auth, pages
 from web import pages_gate
+from web import pages_census
+from tests.test_handoffs import seed_census_world
 from web.app import create_app
 from web.deps import SESSION_COOKIE
 from web.services import InProcess
@@ -71,6 +73,9 @@ ROUTES = {
     ("GET", "/accountability"): "list", ("GET", "/accountability.csv"): "list", ("GET", "/runs"): "list",
     ("GET", "/gate"): "list", ("GET", "/truancy"): "list", ("POST", "/gate/out"): "school", ("POST", "/gate/in"): "school",
     ("POST", "/prevention/duties/{duty_id}/done"): "school",  # out-of-scope writes and ?pupil= probed in test_gate
+    ("GET", "/census"): "list", ("GET", "/handoffs"): "list", ("POST", "/census/upload"): "school",
+    ("POST", "/census/{census_case_id}/act"): "school",  # census and hand-off writes: test_census_and_handoff_writes_stay_in_scope
+    ("POST", "/handoffs/{handoff_id}/ack"): "school",
 }
 LIST_QUERIES = {"/api/cases": "?open_only=false", "/cases": "?all=1", "/api/duties": "?mine=false",
                 "/api/accountability": "?start=2026-11-01", "/accountability": "?start=2026-11-01",
@@ -79,7 +84,7 @@ LIST_QUERIES = {"/api/cases": "?open_only=false", "/cases": "?all=1", "/api/duti
 
 def all_routes() -> set[tuple[str, str]]:
     return {(m, r.path) for router in (auth.router, auth.api_router, api.router, pages.router,
-                                           pages_gate.router)
+                                           pages_gate.router, pages_census.router)
             for r in router.routes for m in r.methods if m != "HEAD"}
 
 
@@ -144,6 +149,7 @@ def world(factory, tmp_path):
             s.flush()
             filings[school.code] = f.id
         spot_check(s, quarter="2026Q4", seed=3, fraction=1.0, as_of=MONDAY, actor="test")
+        census_world = seed_census_world(s, cases, docs, MARKERS, MONDAY)  # hand-offs and 失学 children (web/pages_census.py)
         s.commit()
     clock = Clock(TUESDAY_EVENING)
     app = create_app(Settings(archive_dir=archive), factory=factory, clock=clock, deployments=InProcess(), init=False)
@@ -158,7 +164,8 @@ def world(factory, tmp_path):
             photos[key] = hashlib.sha256(PNG + key.encode()).hexdigest()
         yield {"app": app, "client": client, "county": county, "cases": cases, "students": students, "docs": docs,
                "photos": photos, "filings": filings, "schools": {x.code: x.id for x in schools},
-               "pupil_ids": pupil_ids, "factory": factory, "home": home.code, "far": far.code}
+               "pupil_ids": pupil_ids, "factory": factory, "home": home.code, "far": far.code,
+               "census_world": census_world}
 
 
 def bearer(county, username: str) -> dict[str, str]:
@@ -309,3 +316,27 @@ def test_the_operator_reads_no_pupil_data(world):
             r = client.get(path + ("?fmt=csv" if kind == "template" else ""), headers=bearer(county, "operator"))
             assert r.status_code in (200, 403)
             assert not leaks(world, text_of(r), "ABCD"), path
+
+
+@pytest.mark.parametrize("username", ACCOUNTS)
+def test_census_and_handoff_writes_stay_in_scope(world, username):
+    """A census child or a hand-off outside the reader's scope cannot be acted on (404/403); one inside can.
+    The census is the school office's and the offices' work: head teachers and the operator get 403."""
+    client, county = world["client"], world["county"]
+    readers = ("school", "school_other", "school_far", "township", "township_other", "county")
+    visible = VISIBLE[username] if username in readers else ""
+    for key in "ABCD":
+        census_id, handoff_id = world["census_world"]["census"][key], world["census_world"]["handoffs"][key]
+        opts = as_user(world, username, "/census")
+        r1 = client.post(f"/census/{census_id}/act", data={"csrf": county.csrf[username], "event": "record_persuasion",
+                                                            "reason": "入户动员"}, follow_redirects=False, **opts)
+        r2 = client.post(f"/handoffs/{handoff_id}/ack", data={"csrf": county.csrf[username], "received_by": "李文书",
+                                                               "received_at": "2026-11-17T09:00"}, follow_redirects=False, **opts)
+        if key in visible:
+            assert (r1.status_code, r2.status_code) == (303, 303), (username, key, r1.text[:200], r2.text[:200])
+        else:
+            assert r1.status_code in (403, 404) and r2.status_code in (403, 404), (username, key, r1.status_code, r2.status_code)
+    r = client.get("/census", **as_user(world, username, "/census"))
+    if username in readers:  # the county's lists are masked: 甲**童
+        shown = [MARKERS[k] + "童" if username != "county" else MARKERS[k][0] + "**童" for k in visible]
+        assert all(name in r.text for name in shown), (username, "own census children listed")
