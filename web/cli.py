@@ -396,6 +396,7 @@ __import__("web.oversight_cli").oversight_cli.mount(app)  # risk list|explain, r
 from web.census_cli import census_app, handoff_app  # noqa: E402  排查 and 送达回证 (issue 8 parts 1 and 6)
 app.add_typer(census_app, name="census")
 app.add_typer(handoff_app, name="handoff")
+app.add_typer(__import__("web.backup_cli").backup_cli.app, name="backup")  # backup create|check|restore|verify (issue 7)
 
 if __name__ == "__main__":
     app()
