@@ -263,6 +263,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
     from sqlalchemy import func, select
 
     from deploy.deployments import load_flow, no_heartbeat, spec, ticks
+    from deploy import oversight_demo
     from store.bootstrap import init_store
     from store.db import make_engine, session_factory, transaction
     from store.models import Pupil, School
@@ -279,12 +280,14 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
     factory = session_factory(engine)
     with transaction(factory) as s:
         counts = generate_county(s, seed=seed, size=Size(townships=2, schools_per_township=3, pupils_per_class=55))
+        oversight_demo.flag_learning_difficulty(s, seed)  # 学困生 on the roster (issue 8 part 4)
         pupils = s.execute(select(Pupil.student_no, School.code).join(School, School.id == Pupil.school_id)
                            .order_by(Pupil.id)).all()
         schools = list(s.scalars(select(School.code).order_by(School.code)))
     progress(f"county generated: {counts['townships']} townships, {counts['schools']} schools, "
              f"{counts['pupils']} pupils, {counts['staff']} staff")
     plan = make_plan([tuple(p) for p in pupils], days, seed)
+    oversight_demo.plan_rising_absences(plan, [tuple(p) for p in pupils], seed)  # absences rising week on week
     prevention_demo.plan_truants(plan, [tuple(p) for p in pupils])  # 旷课分级: tiers 1–4 (issue 8 part 3)
     day_no = {d: i + 1 for i, d in enumerate(days)}
 
@@ -335,6 +338,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
                 seconds["morning_check"] += time.perf_counter() - t_start
             elif what == "staff":
                 staff_done += staff_round(factory, t, plan, day_no[obj])
+                staff_done += oversight_demo.submit_monthly_figures(factory, t)  # 月报上报, one school under-reports
                 staff_done += prevention_demo.gate_round(factory, t, day_no[obj], len(days) - 1)  # 住校生出入校门
                 seconds["staff"] += time.perf_counter() - t_start
             else:

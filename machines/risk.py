@@ -57,6 +57,7 @@ class RisingAbsences(_Strict):
     kind: Literal["absences_rising"] = "absences_rising"
     weeks: int = Field(4, ge=2, le=12, description="weeks looked at, the last one ending on the day of the refresh")
     min_last: int = Field(2, ge=1, description="unexcused absences the last week must have at least")
+    min_weeks: int = Field(2, ge=1, description="weeks with at least one unexcused absence (one bad week is not a trend)")
 
 
 class Relapse(_Strict):
@@ -88,7 +89,7 @@ DEFAULT_RULES = (
     RiskRule(id="left_behind", label="留守儿童：心理关爱与家校联系", when=FlagCondition(flags=["left_behind"]),
              duties=[RiskDutySpec(action=RiskDuty.psychological_support, due_days=14),
                      RiskDutySpec(action=RiskDuty.home_contact, due_days=14)]),
-    RiskRule(id="absences_rising", label="近四周无故缺勤逐周增多", when=RisingAbsences(weeks=4, min_last=2),
+    RiskRule(id="absences_rising", label="近四周无故缺勤逐周增多", when=RisingAbsences(weeks=4, min_last=2, min_weeks=2),
              duties=[RiskDutySpec(action=RiskDuty.home_contact, due_days=2),
                      RiskDutySpec(action=RiskDuty.psychological_support, due_days=7)]),
     RiskRule(id="relapse", label="复学后再次缺勤（反弹）", when=Relapse(within_days=60),
@@ -144,10 +145,11 @@ class Fired:
     numbers: dict = field(default_factory=dict)
 
 
-def rising(counts: tuple[int, ...], min_last: int) -> bool:
-    """Never falls week on week, ends higher than it began, and the last week reaches ``min_last``."""
+def rising(counts: tuple[int, ...], min_last: int, min_weeks: int = 1) -> bool:
+    """Never falls week on week, ends higher than it began, the last week reaches ``min_last`` and at
+    least ``min_weeks`` weeks have an absence."""
     return (len(counts) >= 2 and all(b >= a for a, b in zip(counts, counts[1:])) and counts[-1] > counts[0]
-            and counts[-1] >= min_last)
+            and counts[-1] >= min_last and sum(1 for n in counts if n) >= min_weeks)
 
 
 def check(rule: RiskRule, x: PupilInputs) -> Fired | None:
@@ -162,11 +164,12 @@ def check(rule: RiskRule, x: PupilInputs) -> Fired | None:
     if isinstance(c, RisingAbsences):
         counts = tuple(x.weekly_absences[-c.weeks:])
         counts = (0,) * (c.weeks - len(counts)) + counts
-        if not rising(counts, c.min_last):
+        if not rising(counts, c.min_last, c.min_weeks):
             return None
         return Fired(rule.id, rule.label,
-                     f"近{c.weeks}周每周无故缺勤 {'→'.join(map(str, counts))} 次（逐周不减、末周≥{c.min_last}）",
-                     {"weekly_absences": list(counts), "weeks": c.weeks, "min_last": c.min_last})
+                     f"近{c.weeks}周每周无故缺勤 {'→'.join(map(str, counts))} 次（逐周不减、末周≥{c.min_last}、"
+                     f"至少{c.min_weeks}周有缺勤）",
+                     {"weekly_absences": list(counts), "weeks": c.weeks, "min_last": c.min_last, "min_weeks": c.min_weeks})
     if isinstance(c, Relapse):
         recent = sorted(d for d in x.relapse_opened if 0 <= (x.day - d).days <= c.within_days)
         if not recent:
@@ -200,5 +203,6 @@ def _not_why(rule: RiskRule, x: PupilInputs) -> str:
     if isinstance(c, RisingAbsences):
         counts = tuple(x.weekly_absences[-c.weeks:])
         counts = (0,) * (c.weeks - len(counts)) + counts
-        return f"近{c.weeks}周每周无故缺勤 {'→'.join(map(str, counts))} 次，未呈上升"
+        return (f"近{c.weeks}周每周无故缺勤 {'→'.join(map(str, counts))} 次，未呈上升"
+                f"（须逐周不减、末周≥{c.min_last}、至少{c.min_weeks}周有缺勤）")
     return f"{c.within_days}天内无复学后再次缺勤"

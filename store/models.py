@@ -198,6 +198,8 @@ class CaseEvent(Base):
     __table_args__ = (
         UniqueConstraint("case_id", "seq"),
         UniqueConstraint("case_id", "idempotency_key"),
+        # the reports' "events of a kind in a period" (store.reports.ledger_figures); case_id makes it covering
+        Index("ix_case_events_event_at", "event", "at", "case_id"),
     )
 
 

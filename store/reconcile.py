@@ -10,12 +10,12 @@ explanation and who accepted it stay in the accountability evidence (:func:`evid
 
 The ledger's numbers use the monthly report's definitions (``store.reports``): dropouts are cases
 at the collective visit or beyond or handed outside, out of school is every open or handed-out
-case, opened/returned count the cases opened/closed as returned in the month; read at the moment
-of the reconciliation, like the filing of the same date.
+case, opened/returned count the cases opened/closed as returned in the month; read from the case
+history as the ledger stood when the school submitted, so a later run gives the same differences.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from machines.identity import mask_name
 
-from .models import Case, Jurisdiction, Pupil, School
+from .models import Case, CaseEvent, Jurisdiction, Pupil, School
 from .reconcile_models import SubmittedReport
 from .reports import DROPOUT_STATES, OUT_OF_SCHOOL, month_period
 
@@ -85,15 +85,33 @@ def submit_figures(session: Session, *, school_code: str, period: str, figures: 
 
 
 # -- the ledger side ----------------------------------------------------------------------------------
-def ledger_cases(session: Session, school_ids: list[int], period: str) -> dict[int, dict[str, list[dict]]]:
-    """school id → figure → the cases behind the ledger's number (one query for all schools)."""
+def ledger_cases(session: Session, school_ids: list[int], period: str,
+                 as_of: datetime | None = None) -> dict[int, dict[str, list[dict]]]:
+    """school id → figure → the cases behind the ledger's number, as the ledger stood at ``as_of``
+    (default: now), read from the case history: a report is compared with what the ledger said
+    when it was submitted, so reconciling again later gives the same differences."""
     p = _period(period)
+    last_day = p.end if as_of is None else min(p.end, as_of.date())
     out: dict[int, dict[str, list[dict]]] = {sid: {k: [] for k in FIELDS} for sid in school_ids}
     rows = session.execute(
         select(Case.id, Case.school_id, Case.state, Case.opened_on, Case.closed_on, Pupil.name)
         .join(Pupil, Pupil.id == Case.pupil_id)
-        .where(Case.school_id.in_(school_ids or [-1]), Case.opened_on <= p.end).order_by(Case.id)).all()
+        .where(Case.school_id.in_(school_ids or [-1]), Case.opened_on <= last_day).order_by(Case.id)).all()
+    at_cutoff: dict[int, tuple[str, date | None]] = {}
+    if as_of is not None:
+        ids = [r[0] for r in rows]
+        for i in range(0, len(ids), 5000):
+            for cid, event, to_state, at in session.execute(
+                    select(CaseEvent.case_id, CaseEvent.event, CaseEvent.to_state, CaseEvent.at)
+                    .where(CaseEvent.case_id.in_(ids[i:i + 5000]), CaseEvent.at <= as_of)
+                    .order_by(CaseEvent.case_id, CaseEvent.seq)):
+                closed = at.date() if to_state in ("returned", "excused") else None
+                at_cutoff[cid] = (to_state, closed)
     for cid, sid, state, opened, closed, name in rows:
+        if as_of is not None:
+            if cid not in at_cutoff:  # registered after the cut-off
+                continue
+            state, closed = at_cutoff[cid]
         case = {"case_id": cid, "state": state, "opened_on": opened.isoformat(), "pupil": mask_name(name)}
         mine = out[sid]
         if state in DROPOUT_STATES:
@@ -122,18 +140,19 @@ def compare(submitted: dict[str, int], ledger: dict[str, list[dict]]) -> list[di
 
 def reconcile_period(session: Session, *, period: str, as_of: datetime,
                      school_ids: list[int] | None = None) -> list[dict[str, Any]]:
-    """Every school's submission for ``period`` against the ledger at ``as_of``; schools that have
-    not submitted are listed as missing. Accepted submissions keep the comparison they were accepted on."""
+    """Every school's submission for ``period`` against the ledger as it stood when the school
+    submitted (at the latest ``as_of``); schools that have not submitted are listed as missing, with
+    the ledger at ``as_of``. Accepted submissions keep the comparison they were accepted on."""
     q = select(School.id, School.code, School.name, Jurisdiction.name).join(Jurisdiction, Jurisdiction.id == School.township_id)
     if school_ids is not None:
         q = q.where(School.id.in_(school_ids or [-1]))
     schools = session.execute(q.order_by(School.code)).all()
     subs = {s.school_id: s for s in session.scalars(select(SubmittedReport).where(
         SubmittedReport.period == period, SubmittedReport.school_id.in_([r[0] for r in schools] or [-1])))}
-    ledger = ledger_cases(session, [r[0] for r in schools], period)
     out = []
     for sid, code, name, township in schools:
         sub = subs.get(sid)
+        ledger = ledger_cases(session, [sid], period, as_of if sub is None else min(sub.submitted_at, as_of))
         counts = {k: len(v) for k, v in ledger[sid].items()}
         if sub is None:
             out.append({"school_code": code, "school": name, "township": township, "period": period, "status": "missing",

