@@ -2,8 +2,9 @@
 
 For each policy and school calendar in use, and each (source → target, day) pair that
 :func:`machines.case_machine.escalation_pairs` reads off the machine for that policy, one
-``UPDATE … FROM (due cases) RETURNING`` moves a batch, and the history events, duties and document
-requests are written with ``executemany`` in the same transaction. A case's streak is today's
+batch is moved and its history events, duties and document requests are written in the same
+transaction, all with ``INSERT … SELECT`` from the moved rows staged in a temporary table (no row
+goes to Python and back; see :func:`escalate_batch`). A case's streak is today's
 school-day ordinal minus ``cases.opened_seq`` plus one, so "due" is a range on the index
 ``(policy, version, calendar, state, opened_seq)``: a sweep touches only the due rows, whatever
 the number of open cases. On PostgreSQL the due rows are taken ``FOR UPDATE SKIP LOCKED`` so
@@ -18,7 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import (JSON, Boolean, Column, Date, DateTime, Integer, MetaData, String, Table, Text, and_, case as sa_case,
+                        delete, insert, literal, select, true, update)
+from sqlalchemy.schema import CreateTable
 from sqlalchemy.orm import Session, sessionmaker
 
 from machines.case_machine import escalation_pairs
@@ -29,8 +32,8 @@ from .bulk import insert_rows
 from .calendars import ensure_covered, last_seq_on_or_before
 from .context import CaseContext, effective_day, escalation_at
 from .db import is_postgres, transaction
-from .effects import document_rows, escalation_event_row, step_duty_rows
-from .models import Case, CaseEvent, DocumentRequest, Duty
+from .effects import escalation_event_row, step_duty_rows
+from .models import Case, CaseEvent, DocumentRequest, Duty, SchoolClass
 
 Progress = Callable[[str, int], None]
 
@@ -106,41 +109,132 @@ def due_cases_query(step: SweepStep, limit: int, *, postgres: bool):
     return q.with_for_update(skip_locked=True) if postgres else q
 
 
+# -- the batch's working tables: per connection, emptied at the start of every batch -----------------
+_work = MetaData()
+_moved = Table(  # the cases a batch moved, with their new version
+    "adv_moved", _work, Column("id", Integer, primary_key=True, autoincrement=False), Column("version", Integer),
+    Column("school_id", Integer), Column("class_id", Integer), Column("calendar_key", String(32)),
+    Column("created_at", DateTime), Column("opened_on", Date), prefixes=["TEMPORARY"])
+_days = Table(  # (calendar, opened_on) → when the streak reached the step
+    "adv_days", _work, Column("calendar_key", String(32), primary_key=True), Column("opened_on", Date, primary_key=True),
+    Column("entry_at", DateTime), prefixes=["TEMPORARY"])
+_due = Table(  # (calendar, opened_on, duty) → its deadline
+    "adv_duty_due", _work, Column("calendar_key", String(32), primary_key=True),
+    Column("opened_on", Date, primary_key=True), Column("action", String(32), primary_key=True),
+    Column("role", String(32)), Column("due_at", DateTime), prefixes=["TEMPORARY"])
+_owners = Table(  # (school, role) → who owes the duty when the class names nobody
+    "adv_owners", _work, Column("school_id", Integer, primary_key=True), Column("role", String(32), primary_key=True),
+    Column("owner_id", Integer), prefixes=["TEMPORARY"])
+_kinds = Table("adv_kinds", _work, Column("kind", String(40), primary_key=True), prefixes=["TEMPORARY"])
+_WORK_TABLES = (_moved, _days, _due, _owners, _kinds)
+
+
+def _work_tables(session: Session) -> None:
+    """Create (if this connection has not got them: a rolled-back savepoint may have taken them) and
+    empty the batch's temporary tables."""
+    conn = session.connection()
+    for t in _WORK_TABLES:
+        ddl = str(CreateTable(t, if_not_exists=True).compile(dialect=conn.dialect))
+        conn.exec_driver_sql(ddl + (" ON COMMIT DELETE ROWS" if is_postgres(conn) else ""))
+        conn.execute(delete(t))
+
+
 def escalate_batch(session: Session, ctx: CaseContext, step: SweepStep, as_of: datetime, limit: int) -> list[int]:
     """Move up to ``limit`` due cases one step; returns their ids.
 
-    One statement selects, locks (PostgreSQL: SKIP LOCKED) and moves the batch:
-    UPDATE cases … FROM (due cases) RETURNING, so no case is read twice and none can change in between.
+    Everything happens in the database, in one transaction: the batch is taken (PostgreSQL:
+    ``FOR UPDATE SKIP LOCKED``, one ``WITH moved AS (UPDATE … RETURNING …) INSERT INTO adv_moved``;
+    SQLite, which holds the write lock since ``BEGIN IMMEDIATE``: the due rows copied into
+    ``adv_moved``, then one UPDATE of those ids), and the history events, duties and document
+    requests are written with ``INSERT … SELECT`` from the moved rows. Python computes only what the
+    school calendar and the duty owners decide — per (calendar, opening day) and per (school, role),
+    a few dozen rows a batch — never a row per case.
     """
     policy = ctx.policy(step.policy_name, step.policy_version)
-    due = due_cases_query(step, limit, postgres=is_postgres(session.bind)).subquery("due")
-    c = Case.__table__
-    rows = session.execute(
-        update(c).where(c.c.id == due.c.id, c.c.state == step.source)
-        .values(state=step.target, version=c.c.version + 1, updated_at=as_of)
-        .returning(c.c.id, c.c.version, c.c.school_id, c.c.class_id, c.c.calendar_key, c.c.created_at, c.c.opened_on)
-    ).all()
-    if not rows:
-        return []
     target = policy.step(CaseState(step.target))
-    # one event row and one set of document rows per batch, copied per case (same values as effects builds)
+    postgres = is_postgres(session.bind)
+    _work_tables(session)
+    c = Case.__table__
+    moved_cols = [_moved.c.id, _moved.c.version, _moved.c.school_id, _moved.c.class_id, _moved.c.calendar_key,
+                  _moved.c.created_at, _moved.c.opened_on]
+    due = due_cases_query(step, limit, postgres=postgres).subquery("due")
+    if postgres:  # UPDATE … FROM (due): a nested loop on the primary key (IN (…) plans a scan of cases)
+        moved = (update(c).where(c.c.id == due.c.id, c.c.state == step.source)
+                 .values(state=step.target, version=c.c.version + 1, updated_at=as_of)
+                 .returning(c.c.id, c.c.version, c.c.school_id, c.c.class_id, c.c.calendar_key, c.c.created_at,
+                            c.c.opened_on).cte("moved"))
+        session.execute(insert(_moved).from_select(moved_cols, select(moved)))
+    else:
+        session.execute(insert(_moved).from_select(moved_cols, select(
+            c.c.id, c.c.version + 1, c.c.school_id, c.c.class_id, c.c.calendar_key, c.c.created_at, c.c.opened_on)
+            .join(due, due.c.id == c.c.id)))
+        session.execute(update(c).where(c.c.id.in_(select(_moved.c.id)))
+                        .values(state=step.target, version=c.c.version + 1, updated_at=as_of))
+    # the calendar's answers for the batch's opening days, the owners for its schools
+    opened = session.execute(select(_moved.c.calendar_key, _moved.c.opened_on).distinct()).all()
+    if not opened:
+        return []
+    days, dues = [], []
+    for cal, opened_on in opened:
+        entry = ctx.school_day_after(cal, opened_on, step.day - 1)
+        days.append({"calendar_key": cal, "opened_on": opened_on, "entry_at": escalation_at(policy, entry, datetime.min)})
+        dues += [{"calendar_key": cal, "opened_on": opened_on, "action": d.action.value, "role": d.role,
+                  "due_at": ctx.due_at(cal, entry, d.due_school_days, d.due_time)} for d in target.duties]
+    session.execute(insert(_days), days)
+    roles = sorted({d.role for d in target.duties})
+    if roles:
+        session.execute(insert(_owners), [
+            {"school_id": sid, "role": role, "owner_id": ctx.owners.resolve(sid, None, role)}
+            for sid in session.scalars(select(_moved.c.school_id).distinct()) for role in roles])
+        session.execute(insert(_due), dues)
+    kinds = list(dict.fromkeys(target.documents))
+    if kinds:
+        session.execute(insert(_kinds), [{"kind": k} for k in kinds])
+    # history: one escalation event per moved case, at max(the day's morning check, the case's creation)
     event = escalation_event_row(case_id=0, seq=0, source=CaseState(step.source), step=target, policy=policy,
                                  at=as_of, now=as_of)
-    doc_kinds = document_rows(target.documents, case_id=0, event_seq=0, now=as_of)
-    events, duties, docs = [], [], []
-    for r in rows:
-        # the school day the streak reached the step, and never before the case existed
-        at = escalation_at(policy, ctx.school_day_after(r.calendar_key, r.opened_on, step.day - 1), r.created_at)
-        seq = r.version  # RETURNING gives the new version
-        events.append({**event, "case_id": r.id, "seq": seq, "at": at, "payload": dict(event["payload"])})
-        duties += step_duty_rows(ctx, target, case_id=r.id, school_id=r.school_id, class_id=r.class_id,
-                                 calendar_key=r.calendar_key, entry_day=at.date(), now=as_of)
-        docs += [{**d, "case_id": r.id, "event_seq": seq} for d in doc_kinds]
-    # COPY on PostgreSQL, the driver's executemany on SQLite: no per-row ORM or Core bookkeeping
-    insert_rows(session, CaseEvent.__table__, events)
-    insert_rows(session, Duty.__table__, duties)
-    insert_rows(session, DocumentRequest.__table__, docs)
-    return [r.id for r in rows]
+    m, d = _moved, _days
+    late = m.c.created_at > d.c.entry_at  # a case created after the morning its streak reached the step
+    at = sa_case((late, m.c.created_at), else_=d.c.entry_at)
+    const = lambda name, col: literal(event[name], col.type)  # noqa: E731
+    ev = CaseEvent.__table__
+    session.execute(insert(ev).from_select(
+        ["case_id", "seq", "event", "from_state", "to_state", "actor", "at", "recorded_at", "reason", "payload",
+         "idempotency_key"],
+        select(m.c.id, m.c.version, const("event", ev.c.event), const("from_state", ev.c.from_state),
+               const("to_state", ev.c.to_state), const("actor", ev.c.actor), at, literal(as_of, DateTime),
+               const("reason", ev.c.reason), literal(event["payload"], JSON), literal(None, String))
+        .join(d, and_(d.c.calendar_key == m.c.calendar_key, d.c.opened_on == m.c.opened_on))))
+    # duties: owner = the class's head teacher for that role, else the school's (or its township's…) named person
+    if target.duties:
+        dd, k, o, du = _due, SchoolClass.__table__, _owners, Duty.__table__
+        owner = sa_case((and_(dd.c.role == "head_teacher", k.c.head_teacher_id.is_not(None)), k.c.head_teacher_id),
+                        else_=o.c.owner_id)
+        session.execute(insert(du).from_select(
+            ["case_id", "step", "action", "role", "owner_id", "due_at", "status", "created_at", "done_at", "done_late",
+             "overdue_at"],
+            select(m.c.id, literal(step.target, du.c.step.type), dd.c.action, dd.c.role, owner, dd.c.due_at,
+                   literal("open", du.c.status.type), literal(as_of, DateTime), literal(None, DateTime),
+                   literal(False, Boolean), literal(None, DateTime))
+            .join(d, and_(d.c.calendar_key == m.c.calendar_key, d.c.opened_on == m.c.opened_on))
+            .join(dd, and_(dd.c.calendar_key == m.c.calendar_key, dd.c.opened_on == m.c.opened_on))
+            .join(o, and_(o.c.school_id == m.c.school_id, o.c.role == dd.c.role))
+            .outerjoin(k, k.c.id == m.c.class_id)
+            .where(~late)))
+        # the rare late-created case: its duties count from the day it was created (as the per-case path)
+        rest = session.execute(select(m.c.id, m.c.school_id, m.c.class_id, m.c.calendar_key, m.c.created_at)
+                               .join(d, and_(d.c.calendar_key == m.c.calendar_key, d.c.opened_on == m.c.opened_on))
+                               .where(late)).all()
+        insert_rows(session, du, [row for r in rest for row in step_duty_rows(
+            ctx, target, case_id=r.id, school_id=r.school_id, class_id=r.class_id, calendar_key=r.calendar_key,
+            entry_day=r.created_at.date(), now=as_of)])
+    if kinds:
+        dr = DocumentRequest.__table__
+        session.execute(insert(dr).from_select(
+            ["case_id", "kind", "event_seq", "status", "requested_at", "document_id", "error"],
+            select(m.c.id, _kinds.c.kind, m.c.version, literal("queued", dr.c.status.type), literal(as_of, DateTime),
+                   literal(None, Integer), literal(None, Text)).select_from(m).join(_kinds, true())))
+    return list(session.scalars(select(m.c.id).order_by(m.c.id)))
 
 
 def overdue_batch(session: Session, as_of: datetime, limit: int) -> list[int]:
