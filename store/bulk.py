@@ -2,6 +2,7 @@
 
 Values pass through each column type's own bind processor, so what lands in the table is exactly
 what an ORM or Core insert would have written (SQLite's datetime text format, JSON text…).
+Columns every row shares can be given once (``same``): they are converted once, not per row.
 """
 from __future__ import annotations
 
@@ -13,26 +14,39 @@ from sqlalchemy.orm import Session
 from sqlalchemy.types import JSON
 
 
-def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]], same: dict[str, Any] | None = None) -> None:
     if not rows:
         return
+    same = same or {}
     columns = list(rows[0])
     conn = session.connection()
     dialect = conn.dialect
     dbapi = conn.connection.driver_connection
     if dialect.name == "postgresql":
-        names = ", ".join(f'"{c}"' for c in columns)
+        names = ", ".join(f'"{c}"' for c in [*columns, *same])
         json_cols = {c for c in columns if isinstance(table.c[c].type, JSON)}
+        tail = [json.dumps(v, ensure_ascii=False) if isinstance(table.c[c].type, JSON) and v is not None else v
+                for c, v in same.items()]
         with dbapi.cursor().copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
-            for r in rows:
-                copy.write_row([json.dumps(r[c], ensure_ascii=False) if c in json_cols and r[c] is not None else r[c]
-                                for c in columns])
+            if json_cols:
+                for r in rows:
+                    copy.write_row([json.dumps(r[c], ensure_ascii=False) if c in json_cols and r[c] is not None else r[c]
+                                    for c in columns] + tail)
+            else:
+                for r in rows:
+                    copy.write_row([r[c] for c in columns] + tail)
         return
     procs = [table.c[c].type.bind_processor(dialect) for c in columns]
-    sql = f'INSERT INTO "{table.name}" ({", ".join(columns)}) VALUES ({", ".join("?" * len(columns))})'
-    dbapi.cursor().executemany(sql, _processed(rows, columns, procs))
+    tail = tuple(p(v) if (p := table.c[c].type.bind_processor(dialect)) is not None else v for c, v in same.items())
+    names = [*columns, *same]
+    sql = f'INSERT INTO "{table.name}" ({", ".join(names)}) VALUES ({", ".join("?" * len(names))})'
+    dbapi.cursor().executemany(sql, _processed(rows, columns, procs, tail))
 
 
-def _processed(rows: Iterable[dict], columns: list[str], procs: list) -> Iterable[tuple]:
+def _processed(rows: Iterable[dict], columns: list[str], procs: list, tail: tuple = ()) -> Iterable[tuple]:
+    if not any(procs):
+        for r in rows:
+            yield tuple([r[c] for c in columns]) + tail
+        return
     for r in rows:
-        yield tuple(p(r[c]) if p is not None else r[c] for c, p in zip(columns, procs))
+        yield tuple(p(r[c]) if p is not None else r[c] for c, p in zip(columns, procs)) + tail

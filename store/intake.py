@@ -11,8 +11,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import NamedTuple
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -35,6 +36,12 @@ STATUS_ALIASES = {
     "transfer": "transfer", "转学": "transfer", "借读": "transfer",
 }
 LEAVE = {e.value for e in ExcuseReason} - {"opened_in_error"}
+
+
+class PupilRef(NamedTuple):
+    """What the intake needs of a pupil (the roster is read as tuples, not ORM objects)."""
+    id: int
+    class_id: int
 
 
 class IntakeError(ValueError):
@@ -106,13 +113,12 @@ def record_morning_check(
         result.marks = (seen.summary or {}).get("marks", 0)
         return result
 
-    sub = session.get(Submission, sub_id)
-    result = IntakeResult(sub.id, school_code, day)
+    result = IntakeResult(sub_id, school_code, day)
 
-    # (id, student_no, class_id) rows, not ORM objects: a school's roster is read on every check
-    pupils = {p.student_no: p for p in session.execute(
+    # (id, class_id) by student_no as plain tuples, not ORM objects or Rows: read on every check
+    pupils = {no: PupilRef(pid, cid) for pid, no, cid in session.execute(
         select(Pupil.id, Pupil.student_no, Pupil.class_id).where(Pupil.school_id == school.id))}
-    good: dict[int, tuple[Pupil, str, str]] = {}
+    good: dict[int, tuple[PupilRef, str, str]] = {}
     for m in marks:
         pupil, status = pupils.get(m.student_no.strip()), normalise_status(m.status)
         if pupil is None:
@@ -124,7 +130,7 @@ def record_morning_check(
         else:
             reason = m.reason if m.reason in DropoutReason.__members__ else "unknown"
             good[pupil.id] = (pupil, status, reason)
-    _write_marks(session, school.id, day, sub.id, good, now)
+    _write_marks(session, school.id, day, sub_id, good, now)
     result.marks = len(good)
 
     open_q = select(Case).where(Case.school_id == school.id, Case.state.in_([s.value for s in OPEN_STATES]))
@@ -148,13 +154,14 @@ def record_morning_check(
             back.append(case)
         elif status in LEAVE:
             on_leave.setdefault(status, []).append(case)
-    key = f"intake:{sub.id}"
+    key = f"intake:{sub_id}"
     result.returned = close_cases(session, ctx, back, "mark_returned", actor=submitted_by, at=now, now=now,
                                   note="晨检到校，复学", idempotency_key=key)
     for status, cases in on_leave.items():
         result.excused += close_cases(session, ctx, cases, "excuse", actor=submitted_by, at=now, now=now,
                                       note=f"补假：{status}", reason=status, idempotency_key=key)
-    sub.summary = result.summary()
+    session.execute(update(Submission.__table__).where(Submission.__table__.c.id == sub_id)
+                    .values(summary=result.summary()))
     return result
 
 
@@ -174,10 +181,10 @@ def _write_marks(session: Session, school_id: int, day: date, submission_id: int
         select(AttendanceMark.pupil_id, AttendanceMark.id)
         .where(AttendanceMark.school_id == school_id, AttendanceMark.day == day)
     ).all())
-    new = [{"pupil_id": pid, "school_id": school_id, "day": day, "status": status, "submission_id": submission_id,
-            "recorded_at": now} for pid, (_, status, _) in good.items() if pid not in existing]
-    if new:
-        insert_rows(session, AttendanceMark.__table__, new)  # COPY / driver executemany
+    new = [{"pupil_id": pid, "status": status} for pid, (_, status, _) in good.items() if pid not in existing]
+    if new:  # COPY / driver executemany; the columns every mark shares are converted once
+        insert_rows(session, AttendanceMark.__table__, new,
+                    same={"school_id": school_id, "day": day, "submission_id": submission_id, "recorded_at": now})
     for pid, (_, status, _) in good.items():
         if pid in existing:  # a correction of the same day's check: the latest submission counts
             mark = session.get(AttendanceMark, existing[pid])
@@ -185,7 +192,7 @@ def _write_marks(session: Session, school_id: int, day: date, submission_id: int
 
 
 def open_cases_bulk(
-    session: Session, ctx: CaseContext, school: School, day: date, pupils: list[tuple[Pupil, str]], *,
+    session: Session, ctx: CaseContext, school: School, day: date, pupils: list[tuple[Pupil | PupilRef, str]], *,
     actor: str, now: datetime,
 ) -> list[int]:
     """Open one case per pupil (state ``absent``, event ``open``), linking relapses, in two inserts."""
@@ -206,8 +213,9 @@ def open_cases_bulk(
         "calendar_key": school.calendar_key, "opened_on": day, "opened_seq": opened_seq, "closed_on": None, "reason": reason,
         "outcome_reason": None, "relapse_of": previous.get(p.id), "created_at": now, "updated_at": now,
     } for p, reason in pupils]
-    case_ids = list(session.scalars(insert(Case).returning(Case.id, sort_by_parameter_order=True), rows))
-    session.execute(insert(CaseEvent), [event_row(
+    cases = Case.__table__  # Core, not the ORM bulk path (its per-statement mapper bookkeeping)
+    case_ids = list(session.scalars(insert(cases).returning(cases.c.id, sort_by_parameter_order=True), rows))
+    insert_rows(session, CaseEvent.__table__, [event_row(
         case_id=cid, seq=1, event="open", from_state=None, to_state=CaseState.absent.value, actor=actor, at=now,
         now=now, reason="晨检发现未请假不到校" + ("（复发）" if r["relapse_of"] else ""),
         payload={"policy": policy.key, "opened_on": day.isoformat(), "relapse_of": r["relapse_of"]},
