@@ -47,7 +47,7 @@ from store.synthetic import COUNTY_ROLES, GIVEN, RELATIONS, SCHOOL_STAFF_ROLES, 
 
 from .common import analyze, backend_of, create_db, emit, exists_db, log, sqlite_path
 
-GENERATOR_VERSION = 4  # 4: cases.opened_seq
+GENERATOR_VERSION = 5  # 4: cases.opened_seq; 5: index ix_case_events_event_at (schema from the models)
 AS_OF = datetime(2026, 11, 23, 9, 30)  # a Monday, after the morning check (晨检) and its 09:00 cut-off
 CALENDAR = "default"
 ABSENCE_RATE = 0.005
