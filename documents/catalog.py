@@ -15,7 +15,7 @@ from machines.states import Action, CaseState
 
 Layout = Literal["gov", "plan", "form", "report"]
 Issuer = Literal["school", "township", "county"]
-Subject = Literal["case", "report", "census"]  # census: a 失学 child of the 排查 (no pupil row)
+Subject = Literal["case", "report", "census", "truancy"]  # census: a 失学 child of the 排查 (no pupil row); truancy: a tier (documents/truancy_warning.py)
 
 MEDIA_TYPES = {
     "pdf": "application/pdf",
@@ -103,6 +103,8 @@ _KINDS = [
          "education_bureau", formats=("pdf", "html", "xlsx"), landscape=True),
     Kind("enrolment_notice", "适龄儿童少年入学通知书", "入学通知书", "gov", "census", "township", "township",
          numbering=TOWNSHIP_SERIES, deadline_days=10),  # 排查 found a child enrolled nowhere (store.census)
+    Kind("truancy_written_warning", "学生旷课书面警告", "旷课书面警告", "form", "truancy", "school", "head_teacher",
+         internal=True),  # seed 001 第六条: 第二次旷课，班主任书面警告 (documents/truancy_warning.py)
 ]
 
 CATALOG: dict[str, Kind] = {k.id: k for k in _KINDS}

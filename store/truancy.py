@@ -123,6 +123,6 @@ def history(session: Session, pupil_id: int, school_year: int) -> list[dict]:
          .outerjoin(PreventionDuty, (PreventionDuty.source == "truancy") & (PreventionDuty.ref_id == TruancyTierRecord.id))
          .where(TruancyTierRecord.pupil_id == pupil_id, TruancyTierRecord.school_year == school_year)
          .order_by(TruancyTierRecord.occurrence))
-    return [{"occurrence": t.occurrence, "tier": t.tier, "first_day": t.first_day, "policy": t.policy,
+    return [{"tier_id": t.id, "document_id": None, "occurrence": t.occurrence, "tier": t.tier, "first_day": t.first_day, "policy": t.policy,
              "action": d.label if d else "", "status": d.status if d else "", "due_at": d.due_at if d else None,
              "duty_id": d.id if d else None} for t, d in session.execute(q)]

@@ -155,7 +155,7 @@ def seed_prevention(session, pupil_ids: list[int], now: datetime) -> None:
 
 
 @pytest.fixture
-def web(factory):
+def web(factory, tmp_path, monkeypatch):
     from fastapi.testclient import TestClient
 
     from store.db import Settings
@@ -172,7 +172,8 @@ def web(factory):
                "mine_id": mine[0].id}
         s.commit()
     clock = Clock(datetime(2026, 11, 18, 12, 0))
-    app = create_app(Settings(), factory=factory, clock=clock, deployments=InProcess(), init=False)
+    monkeypatch.setenv("BAOXUE_ARCHIVE_DIR", str(tmp_path))
+    app = create_app(Settings(archive_dir=tmp_path), factory=factory, clock=clock, deployments=InProcess(), init=False)
     with TestClient(app) as client:
         yield {"client": client, "county": county, "clock": clock, "factory": factory, **ids}
 
@@ -284,3 +285,41 @@ def test_the_demo_gate_round_gives_late_returns_and_an_unapproved_exit(factory, 
     assert got["boarders"] >= 3 and got["gate_movements"] == 10
     duties = got["prevention_duties"]
     assert duties.get("gate:unapproved_exit:open") == 1 and duties.get("gate:late_return:open", 0) >= 2
+
+
+def test_the_truancy_page_shows_a_pupils_tiers_and_links_the_written_warning(web):
+    from documents.truancy_warning import issue_warnings, pending
+    from store.intake import MarkIn, record_morning_check
+    from store.models import School
+    from store.truancy import apply_tiers
+    with web["factory"]() as s:
+        code = s.scalar(select(School.code).join(SchoolClass, SchoolClass.school_id == School.id)
+                        .where(SchoolClass.id == web["county"].class_ids[0]))
+        for day in (date(2026, 11, 16), date(2026, 11, 18)):
+            record_morning_check(s, CaseContext(s), school_code=code, day=day, marks=[MarkIn(web["mine"][0], "缺勤")],
+                                 source="cli", submitted_by="test", now=datetime.combine(day, datetime.min.time()), complete=False)
+        apply_tiers(s, CaseContext(s), datetime(2026, 11, 18, 9, 30))
+        [doc_id] = issue_warnings(s, pending(s), actor="system", now=datetime(2026, 11, 18, 9, 30))
+        s.commit()
+    client = web["client"]
+    login(web, "teacher")
+    page = client.get(f"/truancy?pupil={web['mine_id']}")
+    assert page.status_code == 200 and "第二次旷课：班主任书面警告" in page.text and f"/documents/{doc_id}.pdf" in page.text
+    assert client.get(f"/documents/{doc_id}.pdf").content.startswith(b"%PDF-")
+    assert "第2级" in client.get("/truancy").text
+    login(web, "teacher_next_class")
+    assert client.get(f"/documents/{doc_id}.pdf").status_code in (403, 404)
+    assert "第2级" not in client.get("/truancy").text
+
+
+def test_the_roster_column_marks_boarders(session, boarding):
+    from store.roster import import_roster
+    school, pupils = boarding["school"], boarding["pupils"]
+    klass = session.get(SchoolClass, pupils[3].class_id)
+    data = ("学校代码,学籍号,姓名,年级,班级,住校,宿舍\n"
+            f"{school.code},{pupils[3].student_no},{pupils[3].name},{klass.grade},{klass.name},是,女生1号楼105\n"
+            f"{school.code},{pupils[0].student_no},{pupils[0].name},{klass.grade},{klass.name},否,\n").encode()
+    result = import_roster(session, data, "roster.csv")
+    assert result.errors == []
+    assert {b["student_no"]: b["dorm"] for b in boarders(session)} == {
+        pupils[1].student_no: "男生3号楼201", pupils[2].student_no: "男生3号楼201", pupils[3].student_no: "女生1号楼105"}

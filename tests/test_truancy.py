@@ -211,3 +211,27 @@ def test_the_daily_advance_flow_applies_tiers_and_gate_alerts_once(fresh_db, pre
     assert second["prevention"]["gate_alerts"] == {"unapproved_exit": 0, "late_return": 0}
     with transaction(fresh_db) as s:
         assert s.scalar(select(func.count()).select_from(PreventionDuty)) == 3
+
+
+def test_the_second_truancy_gets_a_written_warning_once(session, tmp_path, monkeypatch):
+    """Seed 001 第六条 2.: 第二次旷课，由班主任书面警告 — archived as a PDF on the truancy's case."""
+    import re
+
+    from documents.truancy_warning import issue_warnings, pending
+    from store.document_models import Document, DocumentFile
+    from tests.test_documents import pdf_text
+    monkeypatch.setenv("BAOXUE_ARCHIVE_DIR", str(tmp_path))
+    school, pupils = small_county(session)
+    ctx = CaseContext(session)
+    run_plan(session, school, pupils, until=date(2026, 11, 23))
+    apply_tiers(session, ctx, datetime(2026, 11, 23, 9, 30))
+    ids = pending(session)
+    assert len(ids) == 1  # only pupil a's second truancy asks for the warning
+    [doc_id] = issue_warnings(session, ids, actor="system", now=datetime(2026, 11, 23, 9, 30))
+    assert pending(session) == [] and issue_warnings(session, ids, actor="system", now=datetime(2026, 11, 23, 10, 0)) == [doc_id]
+    doc = session.get(Document, doc_id)
+    assert doc.kind == "truancy_written_warning" and doc.case_id is not None
+    f = session.scalar(select(DocumentFile).where(DocumentFile.document_id == doc_id))
+    text = re.sub(r"\s+", "", pdf_text((tmp_path / f.path).read_bytes()))
+    assert "学生旷课书面警告" in text and pupils[0].name in text and "本学年已2次旷课" in text
+    assert "第1次：2026年11月16日" in text and "第2次：2026年11月20日" in text

@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session
 from machines.identity import mask_name
 from machines.truancy import TruancyRules
 from store import gate, truancy
+from documents.truancy_warning import KIND as WARNING
 from store.accounts import Role
+from store.document_models import Document
 from store.context import CaseContext
 from store.models import Pupil, SchoolClass, Staff
 from store.prevention import PreventionError, complete_duty, duties
@@ -123,8 +125,12 @@ def truancy_page(request: Request, pupil: int | None = None, done: str | None = 
         if found is None:
             raise ApiError(404, "学生不存在，或不在您的管辖范围内 (pupil not found)")
         p, klass = found
+        rows_of = truancy.history(db, p.id, year)
+        keys = {f"truancy:{r['tier_id']}:{WARNING}": r for r in rows_of}
+        for key, doc_id in db.execute(select(Document.doc_key, Document.id).where(Document.doc_key.in_(keys))):
+            keys[key]["document_id"] = doc_id
         detail = {"pupil": mask_name(p.name) if who.masked else p.name, "student_no": p.student_no, "class": klass,
-                  "rows": truancy.history(db, p.id, year)}
+                  "rows": rows_of}
     open_duties = duties(db, scope=who.scope, as_of=now, source="truancy", masked=who.masked) if who.role in SCHOOLS else []
     return render(request, "truancy.html", who, rows=rows, year=year, detail=detail, duties=open_duties,
                   may_act=who.role in SCHOOLS, done=done)
