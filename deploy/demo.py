@@ -271,6 +271,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
     from tasks.intake import MarkRow, MorningCheckSubmission
     from tasks.runtime import SimulatedClock, clock_set_to, dispose_all, using
     from deploy import prevention_demo
+    from deploy import census_demo
 
     days = school_days(START, weeks * 5 + 1)
     begin = datetime.combine(days[0], dtime(0, 0))
@@ -340,6 +341,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
                 staff_done += staff_round(factory, t, plan, day_no[obj])
                 staff_done += oversight_demo.submit_monthly_figures(factory, t)  # 月报上报, one school under-reports
                 staff_done += prevention_demo.gate_round(factory, t, day_no[obj], len(days) - 1)  # 住校生出入校门
+                staff_done += census_demo.census_round(factory, t, day_no[obj], out)  # 排查 and 送达回证 (issue 8 parts 1, 6)
                 seconds["staff"] += time.perf_counter() - t_start
             else:
                 sp = obj
@@ -358,6 +360,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
         _drain_prefect()
     summary = _summarise(factory, api_url, stop_at, flow_runs, staff_done, counts)
     summary["prevention"] = prevention_demo.summary(factory)  # gate log and truancy tiers (issue 8 parts 2–3)
+    summary["census"] = census_demo.summary(factory, stop_at)  # 排查 and 送达回证 (issue 8 parts 1, 6)
     summary["seconds_by_flow"] = {k: round(v, 1) for k, v in seconds.items()}
     dispose_all()
     engine.dispose()

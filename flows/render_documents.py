@@ -10,6 +10,7 @@ from datetime import datetime
 
 from prefect import flow, get_run_logger
 
+from tasks.census import sync_handoffs
 from tasks.render import documents_available, queued_documents, render_batch
 from tasks.runtime import resolve_as_of, run_name
 
@@ -31,4 +32,6 @@ def render_documents(as_of: datetime | None = None, batch_size: int = 100, max_b
             break
     if failed:
         logger.warning("%s document(s) failed to render; they stay in the queue marked failed", failed)
-    return {"rendered": rendered, "failed": failed, "batches": batches}
+    # 送达回证: the papers just issued to outside bodies wait for their receipts from now on
+    handoffs = sync_handoffs(as_of) if rendered else 0
+    return {"rendered": rendered, "failed": failed, "batches": batches, "handoffs": handoffs}

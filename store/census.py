@@ -33,7 +33,7 @@ from machines.policy import Policy
 from .census_models import CensusCase, CensusDuty, CensusEvent, CensusImport, CensusRow
 from .context import CaseContext
 from .models import Jurisdiction, Pupil, School, Staff
-from .policy_files import PolicyRegistry
+from .policy_files import PolicyFileError, PolicyRegistry
 from .queries import EVERYTHING, Scope
 from .tabular import read_table, require_columns
 
@@ -114,9 +114,12 @@ def responsible_schools(session: Session) -> dict[int, int]:
     return out
 
 
-def _policy_of_school(session: Session, registry: PolicyRegistry, school_id: int | None) -> Policy:
+def _policy_of_school(session: Session, registry: PolicyRegistry, school_id: int | None) -> Policy | None:
     name = session.scalar(select(School.policy_name).where(School.id == school_id)) if school_id else None
-    return registry.get(name or "default")
+    try:
+        return registry.get(name or "default")
+    except PolicyFileError:
+        return None
 
 
 def import_census(session: Session, data: bytes, filename: str, *, actor: str, now: datetime, source: str = "",
@@ -130,7 +133,10 @@ def import_census(session: Session, data: bytes, filename: str, *, actor: str, n
     require_columns(rows, ["name", "id_number"], LABELS)
     year = year or now.year
     registry = PolicyRegistry(session)
-    default_rules = registry.get("default").census
+    try:
+        default_rules = registry.get("default").census
+    except PolicyFileError:  # a county whose policies have other names: the model's defaults
+        default_rules = CensusRules()
     imp = CensusImport(filename=filename[:255], content_sha256=sha, source=source[:64], census_year=year,
                        reference_date=default_rules.reference_on(year), imported_by=actor, imported_at=now, summary={})
     session.add(imp)
@@ -143,7 +149,8 @@ def import_census(session: Session, data: bytes, filename: str, *, actor: str, n
 
     def rules_for(school_id: int | None) -> CensusRules:
         if school_id not in rules_cache:
-            rules_cache[school_id] = _policy_of_school(session, registry, school_id).census
+            policy = _policy_of_school(session, registry, school_id)
+            rules_cache[school_id] = policy.census if policy is not None else default_rules
         return rules_cache[school_id]
 
     # first pass: normalised IDs, for duplicates and the roster lookup
