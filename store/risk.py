@@ -225,6 +225,11 @@ def complete_duty(session: Session, duty_id: int, *, actor: str, at: datetime, n
     return duty
 
 
+def duty_in_scope(session: Session, duty_id: int, scope: Scope) -> bool:
+    q = select(WatchDuty.id).join(WatchEntry, WatchEntry.id == WatchDuty.entry_id).where(WatchDuty.id == duty_id)
+    return session.scalar(scope.apply(q, school_col=WatchEntry.school_id, class_col=WatchEntry.class_id)) is not None
+
+
 # -- reading -----------------------------------------------------------------------------------------------
 def watch_list(session: Session, *, scope: Scope = EVERYTHING, masked: bool = False, open_only: bool = True,
                limit: int = 1000) -> list[dict[str, Any]]:

@@ -101,3 +101,21 @@ def test_accepting_a_report_that_hides_open_cases_needs_an_explanation(site):
         assert (sub.status, sub.accepted_by, sub.explanation) == ("accepted", "user:township", "两名学生外出，学校漏报")
     page = _as(site, "county").get("/reconcile?month=2026-11").text
     assert "两名学生外出，学校漏报" in page and "未报送" in page            # the other schools did not submit
+
+
+def test_a_preventive_duty_is_done_only_by_staff_of_the_pupils_school_or_class(site):
+    county = site["county"]
+    with site["factory"]() as s:
+        from store.risk_models import WatchDuty, WatchEntry, WatchEvent
+        duty = s.scalar(select(WatchDuty).join(WatchEntry, WatchEntry.id == WatchDuty.entry_id)
+                        .where(WatchEntry.school_id == site["schools"]["home"]).order_by(WatchDuty.id))
+    url = f"/risk/duties/{duty.id}/done"
+    for user, status in (("teacher_next_class", 404), ("school_far", 404), ("township", 403)):
+        r = _as(site, user).post(url, data={"csrf": county.csrf[user]}, headers={"accept": "text/html"}, follow_redirects=False)
+        assert r.status_code == status, user
+    r = _as(site, "teacher").post(url, data={"csrf": county.csrf["teacher"], "note": "已谈心"}, follow_redirects=False)
+    assert r.status_code == 303
+    with site["factory"]() as s:
+        assert s.get(WatchDuty, duty.id).status == "done"
+        ev = s.scalar(select(WatchEvent).where(WatchEvent.event == "duty_done"))
+        assert (ev.actor, ev.reason, ev.payload["duty_id"]) == ("user:teacher", "已谈心", duty.id)

@@ -134,6 +134,10 @@ def test_risk_and_reconcile_through_the_cli(cli_county):
     listed = json.loads(baoxue(db, "risk", "list", "--json"))
     mine = next(r for r in listed if r["student_no"] == pupil)
     assert "relapse" in {r["rule"] for r in mine["rules"]}
+    assert "done" in baoxue(db, "risk", "done", str(mine["duties"][0]["id"]), "--by", "王老师", "--at", "2026-11-20T15:00")
+    again = next(r for r in json.loads(baoxue(db, "risk", "list", "--json")) if r["student_no"] == pupil)
+    assert again["duties"][0]["status"] == "done"
+    baoxue(db, "risk", "done", "999999", "--by", "王老师", code=1)
     explained = json.loads(baoxue(db, "risk", "explain", pupil, "--day", "2026-11-20", "--json"))
     fired = {r["rule"]: r for r in explained["rules"]}
     assert fired["relapse"]["fired"] and "2026-11-18" in fired["relapse"]["why"]

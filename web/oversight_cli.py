@@ -119,6 +119,23 @@ def risk_explain(pupil: str = typer.Argument(..., help="学籍号 or 身份证�
         console.print(f"  {ev['at']} {ev['event']} ({ev['actor']}): {ev['reason']}")
 
 
+@risk_app.command("done")
+def risk_done(duty: int = typer.Argument(..., help="duty id (see `baoxue risk list --json`)"),
+              by: str = typer.Option(..., "--by", help="who did it"), note: str = typer.Option("", help="说明"),
+              at: Optional[datetime] = typer.Option(None, help="when (default now)")):
+    """Record a preventive duty (学业辅导, 资助核查, 心理疏导, 家校联系) as done."""
+    from store import risk
+    from store.db import transaction
+
+    try:
+        with transaction(_factory()) as s:
+            d = risk.complete_duty(s, duty, actor=by, at=at or _now(), note=note)
+            status = d.status
+    except LookupError as exc:
+        _fail(str(exc))
+    console.print(f"帮扶任务 duty #{duty}: {status}")
+
+
 # -- reconciliation ------------------------------------------------------------------------------------
 def reconcile(month: str = typer.Argument(..., help="YYYY-MM"),
               as_of: Optional[datetime] = typer.Option(None, "--as-of", help="ledger as of (default now)"),

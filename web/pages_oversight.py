@@ -46,7 +46,24 @@ def risk_page(request: Request, month: str | None = None, who: Principal = Depen
 
         p = month_period(*(int(x) for x in month.split("-")))
         outcomes = risk.watch_outcomes(db, school_ids_in(db, who.scope), p.start, p.end)
-    return render(request, "risk.html", who, rows=rows, outcomes=outcomes, month=month)
+    return render(request, "risk.html", who, rows=rows, outcomes=outcomes, month=month,
+                  may_act=who.role in (Role.head_teacher, Role.school_staff))
+
+
+@router.post("/risk/duties/{duty_id}/done")
+async def risk_duty_done(request: Request, duty_id: int, who: Principal = Depends(page(Role.head_teacher, Role.school_staff)),
+                         db: Session = Depends(get_db), now: datetime = Depends(get_now)):
+    form = await request.form()
+    return await run_in_threadpool(_duty_done, who, db, now, duty_id, form)
+
+
+def _duty_done(who: Principal, db: Session, now: datetime, duty_id: int, form) -> RedirectResponse:
+    check_csrf(who, form.get("csrf"))
+    if not risk.duty_in_scope(db, duty_id, who.scope):
+        raise ApiError(404, "帮扶任务不存在，或不在您的管辖范围内 (duty not found)")
+    risk.complete_duty(db, duty_id, actor=who.actor, at=now, note=str(form.get("note") or "").strip()[:400])
+    db.commit()
+    return RedirectResponse("/risk", status_code=303)
 
 
 def _rows(db: Session, who: Principal, month: str) -> list[dict]:
