@@ -83,6 +83,7 @@ def create_app(
     app.include_router(auth.api_router)
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(__import__("web.pages_oversight").pages_oversight.router)  # /risk, /reconcile (issue 8)
     app.include_router(__import__("web.pages_gate").pages_gate.router)  # /gate, /truancy (issue 8 parts 2–3)
     app.include_router(__import__("web.pages_census").pages_census.router)  # /census, /handoffs (issue 8 parts 1, 6)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
