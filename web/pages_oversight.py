@@ -12,6 +12,7 @@ from datetime import datetime
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -71,7 +72,8 @@ def _rows(db: Session, who: Principal, month: str) -> list[dict]:
     ids = school_ids_in(db, who.scope)
     rows = {r["school_code"]: r for r in rc.reconciliation_rows(db, period=month, school_ids=ids)}
     out = []
-    for sid, code, name in db.query(School.id, School.code, School.name).filter(School.id.in_(ids or [-1])).order_by(School.code):
+    for sid, code, name in db.execute(select(School.id, School.code, School.name).where(School.id.in_(ids or [-1]))
+                                      .order_by(School.code)):
         out.append(rows.get(code) or {"school_code": code, "school": name, "status": "missing", "submission_id": None,
                                       "submitted": None, "differences": [], "hides_open_cases": False,
                                       "explanation": None, "accepted_by": None})
