@@ -22,7 +22,7 @@ from itertools import product
 
 import pytest
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
 from sqlalchemy import inspect as sa_inspect, select, text
 
@@ -70,6 +70,26 @@ class Collect(logging.Handler):
             self.lines.append(f"{record.msg!r} {record.args!r}")
 
 
+def readable(value) -> str:
+    """All text inside ``value`` with JSON decoded, however deeply nested: Prefect keeps a table
+    artifact as a JSON string (non-ASCII as \\uXXXX escapes), sometimes encoded twice."""
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(mode="json")
+    if isinstance(value, dict):
+        return " ".join(readable(k) + " " + readable(v) for k, v in value.items())
+    if isinstance(value, (list, tuple, set)):
+        return " ".join(readable(v) for v in value)
+    if isinstance(value, str):
+        if value.strip()[:1] in ('[', '{', '"'):
+            try:
+                decoded = json.loads(value)
+            except ValueError:
+                return value
+            return value + " " + readable(decoded)
+        return value
+    return "" if value is None else str(value)
+
+
 def hits(texts: dict[str, str], needles: dict[str, str]) -> list[str]:
     return [f"{where}: {what} ({needle})" for where, body in texts.items()
             for needle, what in needles.items() if needle in body]
@@ -113,7 +133,7 @@ def run_the_flows(factory, code: str, pupils: list[str]) -> None:
     quarterly_spot_check(as_of=datetime(2026, 11, 20, 10, 0), seed=42)
 
 
-CANARY = "CANARY-110105201001010013"  # what a careless log line would look like
+CANARY = "金丝雀测试名-110105201001010013"  # what a careless log line would look like (name and ID)
 
 
 @flow(name="privacy_canary")
@@ -122,6 +142,7 @@ def canary_flow(note: str) -> None:
     get_run_logger().info("leak %s", CANARY)
     logging.getLogger("baoxue.canary").warning("leak %s", CANARY)
     create_markdown_artifact(key="privacy-canary", markdown=f"leak {CANARY}")
+    create_table_artifact(key="privacy-canary-table", table=[{"学生": CANARY}])
     emit_event(event="baoxue.privacy.canary", resource={"prefect.resource.id": "baoxue.canary"}, payload={"leak": CANARY})
 
 
@@ -156,21 +177,20 @@ def prefect_texts(since: datetime) -> tuple[dict[str, str], dict[str, int]]:
         ids = [r.id for r in runs]
         for r in runs:
             n["flow_runs"] += 1
-            texts[f"flow run {r.name}"] = json.dumps(
+            texts[f"flow run {r.name}"] = readable(
                 {"name": r.name, "parameters": r.parameters, "state": r.state.message if r.state else None,
-                 "data": repr(r.state.data) if r.state else None, "tags": r.tags}, ensure_ascii=False, default=str)
+                 "data": repr(r.state.data) if r.state else None, "tags": r.tags})
         for t in pages(client.read_task_runs, task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=ids))):
             n["task_runs"] += 1
-            texts[f"task run {t.name}"] = json.dumps(
+            texts[f"task run {t.name}"] = readable(
                 {"name": t.name, "inputs": t.task_inputs, "state": t.state.message if t.state else None,
-                 "data": repr(t.state.data) if t.state else None}, ensure_ascii=False, default=str)
+                 "data": repr(t.state.data) if t.state else None})
         for log in pages(client.read_logs, log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=ids))):
             n["log_lines"] += 1
             texts[f"Prefect log {log.id}"] = log.message
         for a in pages(client.read_artifacts, artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=ids))):
             n["artifacts"] += 1
-            texts[f"artifact {a.key or a.id}"] = json.dumps({"data": a.data, "description": a.description},
-                                                            ensure_ascii=False, default=str)
+            texts[f"artifact {a.key or a.id}"] = readable({"data": a.data, "description": a.description})
         # the server stores events in batches: wait until the control's event (sent last) is there
         from prefect.events.filters import EventNameFilter
         deadline = time.monotonic() + 60
@@ -184,7 +204,7 @@ def prefect_texts(since: datetime) -> tuple[dict[str, str], dict[str, int]]:
         while page is not None:
             for e in page.events:
                 n["events"] += 1
-                texts[f"event {e.event} {e.id}"] = e.model_dump_json()
+                texts[f"event {e.event} {e.id}"] = readable(e)
             page = client.read_events_page(page.next_page) if page.next_page else None
     return texts, n
 
@@ -240,7 +260,8 @@ def test_a_run_of_the_flows_leaks_no_name_id_number_or_phone(fresh_db, prefect_h
           f"{event_rows} case_events rows, prefect {counted}")
     assert hits(texts, needles) == []
     found = {where.split(" ")[0] + " " + where.split(" ")[1] for where, body in texts.items() if CANARY in body}
-    assert {"Prefect log", "artifact privacy-canary", "event baoxue.privacy.canary", "python log"} <= found, found
+    assert {"Prefect log", "artifact privacy-canary", "artifact privacy-canary-table", "event baoxue.privacy.canary",
+            "python log"} <= found, found
     # the scan saw a real run: runs, their logs, artifacts, events and a case history
     assert opened == 4 and event_rows >= 12
     assert counted["flow_runs"] >= 15 and counted["task_runs"] >= 30 and counted["artifacts"] >= 10
