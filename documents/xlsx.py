@@ -14,6 +14,8 @@ from openpyxl.styles import Alignment, Border, Font, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
+from store.tabular import xlsx_safe
+
 from . import catalog
 from .render import RenderError, cn_date, cn_datetime, pct
 
@@ -98,6 +100,7 @@ def _finish(wb: Workbook, ws: Worksheet, context: dict, last_row: int) -> bytes:
     wb.properties.creator = "baoxue"
     wb.properties.title = doc["title"]
     wb.properties.created = wb.properties.modified = stamp
+    xlsx_safe(wb)  # a pupil named "=HYPERLINK(…)" stays text
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()

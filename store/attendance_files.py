@@ -11,14 +11,13 @@ Used by the web upload and the ``baoxue attendance import`` command alike.
 from __future__ import annotations
 
 import csv
-import io
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from machines.states import REASON_LABELS, DropoutReason
 
 from .intake import MarkIn, RowError, normalise_status
-from .tabular import TableError, decode_csv
+from .tabular import TableError, decode_csv, parse_csv, xlsx_rows
 
 MAX_ROWS = 20000
 
@@ -83,27 +82,41 @@ def read_rows(data: bytes, filename: str = "") -> list[tuple[int, list[str]]]:
     if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" or name.endswith(".xls"):
         raise AttendanceFileError("不支持旧版 .xls 文件，请在 Excel 中另存为 .xlsx 或 CSV 后再上传 (.xls is not supported)")
     text = decode_csv(data)
-    sample = text[:4096]
     try:
-        dialect = csv.Sniffer().sniff(sample, delimiters=",\t;，")
+        sniffed = csv.Sniffer().sniff(text[:4096], delimiters=",\t;，").delimiter
     except csv.Error:
-        dialect = csv.excel
-    rows = csv.reader(io.StringIO(text), dialect)
-    return [(n, [c.strip() for c in row]) for n, row in enumerate(rows, start=1)]
+        sniffed = ","
+    # Only the delimiter is guessed (the sniffer's quoting guesses split a quoted cell holding a line
+    # break), and a guess that shows no 学籍号 header gives way to the next delimiter.
+    first: list[tuple[int, list[str]]] | None = None
+    failure: TableError | None = None
+    for delimiter in dict.fromkeys([sniffed, ",", "\t", ";", "，"]):
+        try:
+            cells = parse_csv(text, type("ClerkCsv", (csv.excel,), {"delimiter": delimiter}))
+        except TableError as exc:
+            failure = failure or exc
+            continue
+        rows = [(n, [c.strip() for c in row]) for n, row in enumerate(cells, start=1)]
+        if _has_header(rows):
+            return rows
+        first = rows if first is None else first
+    if first is None:
+        raise failure
+    return first
+
+
+def _has_header(rows: list[tuple[int, list[str]]]) -> bool:
+    wanted = {_key(a) for a in HEADERS["student_no"]}
+    return any(_key(c) in wanted for _, cells in rows[:15] for c in cells)
 
 
 def _xlsx_rows(data: bytes) -> list[tuple[int, list[str]]]:
-    from openpyxl import load_workbook
-
     try:
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises several kinds for a damaged file
-        raise AttendanceFileError(f"无法读取 Excel 文件，请确认是 .xlsx 格式 (cannot read XLSX: {exc.__class__.__name__})") from None
-    try:
-        sheet = book.worksheets[0]
-        return [(n, [_cell(c) for c in row]) for n, row in enumerate(sheet.iter_rows(values_only=True), start=1)]
-    finally:
-        book.close()
+        return list(enumerate(xlsx_rows(data, _cell), start=1))
+    except AttendanceFileError:
+        raise
+    except TableError as exc:
+        raise AttendanceFileError(str(exc)) from None
 
 
 def _find_header(rows: list[tuple[int, list[str]]]) -> tuple[int, dict[str, int], dict[str, str]]:

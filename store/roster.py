@@ -5,7 +5,10 @@ Every bad row is reported with its row number and reason; good rows are kept.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from sqlalchemy import select
+from datetime import date
+
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from machines.identity import InvalidIdNumber, birth_date, validate_id_number
@@ -22,6 +25,10 @@ COLUMNS = {
 }
 LABELS = {v: k for k, v in COLUMNS.items()}
 REQUIRED = ["school_code", "student_no", "name", "grade", "class_name"]
+# the database column each text field is stored in: a longer value is a row error, not a crash
+STORED_IN = {"student_no": Pupil.student_no, "name": Pupil.name, "gender": Pupil.gender, "address": Pupil.address,
+             "class_name": SchoolClass.name, "guardian": Guardian.name, "relation": Guardian.relation,
+             "phone": Guardian.phone}
 GROUPS = {"孤儿": "orphan", "留守儿童": "left_behind", "留守": "left_behind", "残疾儿童": "disabled", "残疾": "disabled",
           "贫困": "poor", "贫困生": "poor",
           "学困生": "learning_difficulty", "学习困难": "learning_difficulty"}  # at-risk flags (store/risk.py)
@@ -35,7 +42,11 @@ class RosterResult:
     census_closed: list[int] = field(default_factory=list)  # census cases closed by this import (排查)
 
 
-def import_roster(session: Session, data: bytes, filename: str, *, only_school_id: int | None = None) -> RosterResult:
+def import_roster(session: Session, data: bytes, filename: str, *, only_school_id: int | None = None,
+                  today: date | None = None) -> RosterResult:
+    """Import the rows; ``only_school_id`` (a school's own account) refuses other schools' rows and pupils;
+    a 身份证号 born after ``today`` (default: the system date) is a row error."""
+    today = today or date.today()
     rows = read_table(data, filename, aliases=COLUMNS)
     require_columns(rows, REQUIRED, LABELS)
     result = RosterResult()
@@ -44,20 +55,32 @@ def import_roster(session: Session, data: bytes, filename: str, *, only_school_i
     for n, r in rows:
         try:
             with session.begin_nested():
-                added = _import_row(session, r, schools, classes, only_school_id)
+                added = _import_row(session, r, schools, classes, only_school_id, today)
             result.added += added
             result.updated += 1 - added
         except (ValueError, KeyError) as exc:
             result.errors.append((n, str(exc)))
+        except (IntegrityError, DataError) as exc:  # the savepoint is rolled back; the other rows stay
+            result.errors.append((n, f"数据库拒绝此行，请检查学籍号、身份证号是否重复 (rejected: {type(exc.orig).__name__})"))
+        else:
+            continue
+        for key in [k for k, c in classes.items() if not inspect(c).persistent]:  # created by the rolled-back row
+            del classes[key]
     from .census import close_enrolled  # 排查: a 失学 child now on the roster closes its census case (已入学)
     result.census_closed = close_enrolled(session, actor="system:roster")
     return result
 
 
-def _import_row(session, r, schools, classes, only_school_id) -> int:
+def _import_row(session, r, schools, classes, only_school_id, today: date) -> int:
     missing = [LABELS[c] for c in REQUIRED if not r.get(c)]
     if missing:
         raise ValueError("缺少 " + "、".join(missing))
+    for key, value in r.items():
+        if any(ord(ch) < 32 for ch in value):
+            raise ValueError(f"{LABELS.get(key, key)} 含有控制字符 (control character in {key})")
+        column = STORED_IN.get(key)
+        if column is not None and column.type.length and len(value) > column.type.length:
+            raise ValueError(f"{LABELS[key]} 超过 {column.type.length} 个字 ({key} longer than {column.type.length})")
     school = schools.get(r["school_code"])
     if school is None:
         raise ValueError(f"学校代码 {r['school_code']} 不存在")
@@ -69,22 +92,31 @@ def _import_row(session, r, schools, classes, only_school_id) -> int:
         raise ValueError(f"年级应为 1–9 的数字: '{r['grade']}'") from None
     if not 1 <= grade <= 9:
         raise ValueError(f"年级应为 1–9: {grade}")
-    klass = classes.get((school.id, r["class_name"]))
-    if klass is None:
-        klass = SchoolClass(school_id=school.id, grade=grade, name=r["class_name"])
-        session.add(klass)
-        session.flush()
-        classes[(school.id, klass.name)] = klass
     id_number = None
     if r.get("id_number"):
         try:
             id_number = validate_id_number(r["id_number"])
         except InvalidIdNumber as exc:
             raise ValueError(str(exc)) from None
+        if birth_date(id_number) > today:
+            raise ValueError(f"身份证号出生日期 {birth_date(id_number)} 晚于今天 (birth date in the future)")
+        holder = session.scalar(select(Pupil.student_no).where(Pupil.id_number == id_number,
+                                                               Pupil.student_no != r["student_no"]))
+        if holder is not None:
+            raise ValueError(f"身份证号与学籍号 {holder} 的学生重复 (ID number already used by another pupil)")
     groups = sorted({GROUPS[g.strip()] for g in r.get("special_groups", "").replace("，", ",").split(",")
                      if g.strip() in GROUPS})
     pupil = session.scalar(select(Pupil).where(Pupil.student_no == r["student_no"]))
     added = pupil is None
+    if not added and only_school_id is not None and pupil.school_id not in (None, school.id):
+        raise ValueError(f"学籍号 {r['student_no']} 已在其他学校登记，转学请由县教育局办理 (pupil belongs to another school)")
+    # a new class only once the row is known good: its savepoint may still roll back (see import_roster)
+    klass = classes.get((school.id, r["class_name"]))
+    if klass is None:
+        klass = SchoolClass(school_id=school.id, grade=grade, name=r["class_name"])
+        session.add(klass)
+        session.flush()
+        classes[(school.id, klass.name)] = klass
     if added:
         pupil = Pupil(student_no=r["student_no"])
         session.add(pupil)

@@ -1,4 +1,4 @@
-"""Read a table a school clerk exported: CSV (UTF-8 with or without BOM, or GBK) or XLSX.
+"""Read a table a school clerk exported: CSV (UTF-8 with or without BOM, GBK, UTF-16 with BOM) or XLSX.
 
 Returns the header-keyed rows with their row numbers as the clerk sees them in Excel (header = 1).
 """
@@ -13,13 +13,63 @@ class TableError(ValueError):
     pass
 
 
+XLSX_MAX_UNPACKED = 200 * 1024 * 1024  # a workbook that unpacks to more is refused (zip bomb)
+
+
 def decode_csv(data: bytes) -> str:
-    for encoding in ("utf-8-sig", "gb18030"):
+    """Text of a CSV: UTF-16 with a BOM (Excel's "Unicode text"), UTF-8 with or without BOM, GBK/GB18030."""
+    encodings = ("utf-16",) if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ("utf-8-sig", "gb18030")
+    for encoding in encodings:
         try:
-            return data.decode(encoding)
+            text = data.decode(encoding)
         except UnicodeDecodeError:
             continue
+        if "\x00" not in text:  # NUL: UTF-16 without a BOM or a binary file, never a clerk's CSV
+            return text
+        break
     raise TableError("文件编码无法识别，请另存为 UTF-8 或 GBK 编码的 CSV (unknown text encoding)")
+
+
+def parse_csv(text: str, dialect: type[csv.Dialect] | csv.Dialect = csv.excel) -> list[list[str]]:
+    """The rows of CSV text; any line ending (\\r\\n, \\n, old Mac \\r); a broken file raises ``TableError``."""
+    try:
+        return list(csv.reader(io.StringIO(text, newline=""), dialect))
+    except csv.Error as exc:  # an unclosed quote swallowing the rest of the file, a field over the csv limit…
+        raise TableError(f"CSV 文件格式有误，请检查引号是否成对 (malformed CSV: {exc})") from None
+
+
+def open_xlsx(data: bytes):
+    """The workbook (read-only) or ``TableError``; refuses one that would unpack to more than XLSX_MAX_UNPACKED."""
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            unpacked = sum(i.file_size for i in z.infolist())
+    except (zipfile.BadZipFile, ValueError, EOFError):
+        raise TableError("无法读取 Excel 文件，请确认是 .xlsx 格式 (cannot read XLSX: not a zip file)") from None
+    if unpacked > XLSX_MAX_UNPACKED:
+        raise TableError(f"Excel 文件解压后超过 {XLSX_MAX_UNPACKED // 2**20}MB，请删去多余内容后再上传 (XLSX too large when unpacked)")
+    try:
+        return load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises several kinds for a damaged file
+        raise TableError(f"无法读取 Excel 文件，请确认是 .xlsx 格式 (cannot read XLSX: {exc.__class__.__name__})") from None
+
+
+def xlsx_rows(data: bytes, cell=lambda v: "" if v is None else str(v)) -> list[list[str]]:
+    """The first worksheet's rows, each value through ``cell``; a damaged sheet raises ``TableError``."""
+    book = open_xlsx(data)
+    try:
+        if not book.worksheets:
+            raise TableError("Excel 文件中没有工作表 (the workbook has no worksheet)")
+        return [[cell(v) for v in row] for row in book.worksheets[0].iter_rows(values_only=True)]
+    except TableError:
+        raise
+    except Exception as exc:  # the sheet's XML is read lazily: a damaged one fails here, not on open
+        raise TableError(f"Excel 文件已损坏，请重新保存后再上传 (damaged XLSX: {exc.__class__.__name__})") from None
+    finally:
+        book.close()
 
 
 def read_table(data: bytes, filename: str, *, aliases: dict[str, str] | None = None) -> list[tuple[int, dict[str, str]]]:
@@ -28,7 +78,7 @@ def read_table(data: bytes, filename: str, *, aliases: dict[str, str] | None = N
     if suffix in (".xlsx", ".xlsm"):
         rows = _xlsx_rows(data)
     elif suffix in (".csv", ".txt", ""):
-        rows = list(csv.reader(io.StringIO(decode_csv(data))))
+        rows = parse_csv(decode_csv(data))
     else:
         raise TableError(f"不支持的文件类型 {suffix}：请上传 CSV 或 XLSX (unsupported file type)")
     rows = [r for r in rows if any((c or "").strip() for c in r)]
@@ -43,15 +93,7 @@ def read_table(data: bytes, filename: str, *, aliases: dict[str, str] | None = N
 
 
 def _xlsx_rows(data: bytes) -> list[list[str]]:
-    from openpyxl import load_workbook
-
-    try:
-        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises several types for a broken file
-        raise TableError(f"无法读取 Excel 文件: {exc}") from None
-    ws = wb.worksheets[0]
-    return [["" if v is None else (v.strftime("%Y-%m-%d") if hasattr(v, "strftime") else str(v)) for v in row]
-            for row in ws.iter_rows(values_only=True)]
+    return xlsx_rows(data, lambda v: "" if v is None else (v.strftime("%Y-%m-%d") if hasattr(v, "strftime") else str(v)))
 
 
 def require_columns(rows: list[tuple[int, dict[str, str]]], needed: list[str], labels: dict[str, str]) -> None:
@@ -59,3 +101,24 @@ def require_columns(rows: list[tuple[int, dict[str, str]]], needed: list[str], l
     missing = [c for c in needed if c not in present]
     if missing:
         raise TableError("缺少必填列: " + "、".join(labels.get(c, c) for c in missing) + f" (missing columns {missing})")
+
+
+# -- writing tables out: a cell must never become a formula (CSV/formula injection) ------------------
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value):
+    """A CSV cell Excel will not run: text starting with = + - @ TAB CR gets a leading apostrophe."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
+def xlsx_safe(book) -> None:
+    """Make every text cell of an openpyxl workbook that starts like a formula plain text: typed as a
+    string (openpyxl turns "=…" into a formula on assignment) and quote-prefixed, so Excel shows it
+    as written and never runs it, also after the cell is edited. Call it just before saving."""
+    for sheet in book.worksheets:
+        for row in sheet.iter_rows():
+            for cell in row:
+                if isinstance(cell.value, str) and cell.value.startswith(FORMULA_START):
+                    cell.data_type = "s"
+                    cell.quotePrefix = True

@@ -11,9 +11,9 @@ import json
 from calendar import monthrange
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, Path as PathParam, Query, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
@@ -24,10 +24,10 @@ from store.accounts import ROLE_LABELS, Role
 from store.attendance_files import parse_attendance
 from store.intake import MarkIn
 from store.queries import Scope, case_detail, list_cases
-from store.tabular import TableError
+from store.tabular import TableError, csv_safe, xlsx_safe
 
 from .deps import (
-    NOT_FOUND_CASE, OFFICES, PUPIL_READERS, ApiError, Principal, WebSettings, api_user, get_db, get_now, roles,
+    NOT_FOUND_CASE, OFFICES, PUPIL_READERS, SHANGHAI, ApiError, Principal, WebSettings, api_user, get_db, get_now, roles,
     settings_of,
 )
 from .services import (
@@ -36,6 +36,8 @@ from .services import (
 )
 
 router = APIRouter(prefix="/api")
+# a row id in a path: beyond 32 bits it cannot exist, and the databases would refuse the query (a 500)
+DbId = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="编号")]
 SCHOOLS = (Role.head_teacher, Role.school_staff)
 SCHOOL_AND_OFFICES = (Role.school_staff, Role.township, Role.county)
 
@@ -55,13 +57,14 @@ def me(who: Principal = Depends(api_user), db: Session = Depends(get_db)):
 def roster_import(request: Request,
                         file: UploadFile = File(..., description="花名册：学校代码, 学籍号, 姓名, 身份证号, 年级, 班级, 监护人…"),
                         who: Principal = Depends(roles(Role.school_staff, Role.county)),
-                        db: Session = Depends(get_db)):
+                        db: Session = Depends(get_db), now: datetime = Depends(get_now)):
     from store.roster import import_roster
 
     data = read_upload(file, settings_of(request))
     try:
         result = import_roster(db, data, file.filename or "roster.csv",
-                               only_school_id=who.user.school_id if who.role is Role.school_staff else None)
+                               only_school_id=who.user.school_id if who.role is Role.school_staff else None,
+                               today=now.date())
     except TableError as exc:
         db.rollback()
         raise ApiError(422, str(exc)) from None
@@ -148,7 +151,7 @@ def template_response(db: Session, who: Principal, fmt: str, day: date) -> Respo
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(header)
-        w.writerows(rows)
+        w.writerows([[csv_safe(v) for v in r] for r in rows])
         return Response(("\ufeff" + buf.getvalue()).encode("utf-8"), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
     from openpyxl import Workbook
@@ -161,6 +164,7 @@ def template_response(db: Session, who: Principal, fmt: str, day: date) -> Respo
         sheet.append(r)
     for col, width in zip("ABCDE", (26, 10, 16, 10, 14)):
         sheet.column_dimensions[col].width = width
+    xlsx_safe(book)
     out = io.BytesIO()
     book.save(out)
     return Response(out.getvalue(), media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -178,7 +182,7 @@ def cases(state: CaseState | None = None, school_code: str | None = None, open_o
 
 
 @router.get("/cases/{case_id}", tags=["案件 cases"], summary="案件详情：经过、职责、三帮一、可办理的操作")
-def case(case_id: int, who: Principal = Depends(roles(*PUPIL_READERS)), db: Session = Depends(get_db)):
+def case(case_id: DbId, who: Principal = Depends(roles(*PUPIL_READERS)), db: Session = Depends(get_db)):
     return case_payload(db, who, case_id)
 
 
@@ -205,7 +209,7 @@ def _jsonable(rows):
 
 
 @router.get("/cases/{case_id}/history", tags=["案件 cases"], summary="案件经过（只增不改的历史）")
-def history(case_id: int, who: Principal = Depends(roles(*PUPIL_READERS)), db: Session = Depends(get_db)):
+def history(case_id: DbId, who: Principal = Depends(roles(*PUPIL_READERS)), db: Session = Depends(get_db)):
     detail = case_detail(db, case_id, scope=who.scope, masked=who.masked)
     if detail is None:
         raise ApiError(404, NOT_FOUND_CASE)
@@ -225,15 +229,25 @@ class ActionBody(BaseModel):
 
 
 @router.post("/cases/{case_id}/actions", tags=["案件 cases"], summary="办理：记录电话联系、家访、送达、复学等")
-def act(case_id: int, body: ActionBody, who: Principal = Depends(roles(*PUPIL_READERS)),
+def act(case_id: DbId, body: ActionBody, who: Principal = Depends(roles(*PUPIL_READERS)),
         db: Session = Depends(get_db), now: datetime = Depends(get_now),
         idempotency_key: str | None = Header(None, description="重复提交同一键只记录一次")):
-    return record_action(db, who, case_id, body.event, now=now, at=body.at, note=body.note, payload=body.payload,
+    return record_action(db, who, case_id, body.event, now=now, at=local_time(body.at), note=body.note, payload=body.payload,
                          reason=body.reason, idempotency_key=idempotency_key, expected_version=body.expected_version)
 
 
+def local_time(at: datetime | None) -> datetime | None:
+    """A time with a UTC offset ("…+08:00", "…Z") as the store keeps times: naive Asia/Shanghai wall clock."""
+    if at is None or at.tzinfo is None:
+        return at
+    try:
+        return at.astimezone(SHANGHAI).replace(tzinfo=None)
+    except OverflowError:
+        raise ApiError(422, "办理时间超出范围 (time out of range)") from None
+
+
 @router.post("/cases/{case_id}/visits", tags=["案件 cases"], summary="记录家访或集体家访，附照片 (multipart)")
-def visit(case_id: int, request: Request, event: Literal["record_home_visit", "record_collective_visit"] = Form(...),
+def visit(case_id: DbId, request: Request, event: Literal["record_home_visit", "record_collective_visit"] = Form(...),
                 note: str = Form(""), at: datetime | None = Form(None),
                 payload: str = Form("{}", description="JSON：visitors, met, situation, measures, result…"),
                 photos: list[UploadFile] = File([], description="现场照片 JPG/PNG"),
@@ -249,12 +263,12 @@ def visit(case_id: int, request: Request, event: Literal["record_home_visit", "r
     settings = settings_of(request)
     details["photos"] = [save_photo(f.file.read(settings.photo_max_mb * 1024 * 1024 + 1), f.filename or "photo", archive_dir=settings.archive_dir,
                                     max_mb=settings.photo_max_mb) for f in photos if f.filename]
-    return record_action(db, who, case_id, event, now=now, at=at, note=note, payload=details,
+    return record_action(db, who, case_id, event, now=now, at=local_time(at), note=note, payload=details,
                          idempotency_key=idempotency_key)
 
 
 @router.get("/cases/{case_id}/photos/{sha256}", tags=["案件 cases"], summary="家访照片")
-def photo(case_id: int, sha256: str, request: Request, who: Principal = Depends(roles(*PUPIL_READERS)),
+def photo(case_id: DbId, sha256: str, request: Request, who: Principal = Depends(roles(*PUPIL_READERS)),
           db: Session = Depends(get_db)):
     return photo_response(db, who, case_id, sha256, settings_of(request))
 
@@ -276,13 +290,13 @@ def _archive_path(settings: WebSettings, rel: str) -> Path:
 
 # -- documents ------------------------------------------------------------------------------------
 @router.get("/cases/{case_id}/documents", tags=["文书 documents"], summary="案件文书（已出具和生成中）")
-def documents(case_id: int, who: Principal = Depends(roles(*PUPIL_READERS)), db: Session = Depends(get_db)):
+def documents(case_id: DbId, who: Principal = Depends(roles(*PUPIL_READERS)), db: Session = Depends(get_db)):
     readable_case(db, who, case_id)
     return _jsonable(dash.case_documents(db, case_id))
 
 
 @router.get("/documents/{document_id}", tags=["文书 documents"], summary="下载文书 PDF/HTML")
-def document_file(document_id: int, request: Request, fmt: Literal["pdf", "html", "xlsx"] = "pdf",
+def document_file(document_id: DbId, request: Request, fmt: Literal["pdf", "html", "xlsx"] = "pdf",
                   who: Principal = Depends(roles(*PUPIL_READERS)), db: Session = Depends(get_db)):
     return document_response(db, who, document_id, fmt, settings_of(request))
 
@@ -341,7 +355,7 @@ def parse_month(month: str | None, today: date) -> tuple[date, date, str]:
     try:
         y, m = (int(p) for p in month.split("-"))
         start = date(y, m, 1)
-    except ValueError:
+    except (ValueError, OverflowError):  # "2026-13", "x", a year past 9999 digits long
         raise ApiError(422, f"月份格式应为 2026-11，收到「{month}」(month must look like 2026-11)") from None
     return start, date(y, m, monthrange(y, m)[1]), f"{y:04d}-{m:02d}"
 
@@ -377,7 +391,7 @@ def reports(period: str | None = None, who: Principal = Depends(roles(*SCHOOL_AN
 
 
 @router.get("/reports/{filing_id}/{fmt}", tags=["统计 figures"], summary="下载月报文件 (md/xlsx)")
-def report_file(filing_id: int, fmt: str, request: Request, who: Principal = Depends(roles(*SCHOOL_AND_OFFICES)),
+def report_file(filing_id: DbId, fmt: str, request: Request, who: Principal = Depends(roles(*SCHOOL_AND_OFFICES)),
                 db: Session = Depends(get_db)):
     return report_file_response(db, who, filing_id, fmt, settings_of(request))
 

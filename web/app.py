@@ -117,6 +117,20 @@ def _error_handlers(app: FastAPI) -> None:
             return JSONResponse(exc.body(), status_code=exc.status)
         return _error_page(request, exc.status, exc.message, exc.errors)
 
+    from machines.calendar import CalendarYearUnknown
+
+    @app.exception_handler(CalendarYearUnknown)
+    async def no_calendar(request: Request, exc: CalendarYearUnknown):  # a date of a year with no 校历, e.g. 0387-01-05
+        return await api_error(request, ApiError(422, f"{exc.year} 年的校历未录入，无法处理该日期 "
+                                                      f"(no school calendar for {exc.year})"))
+
+    from sqlalchemy.exc import DataError
+
+    @app.exception_handler(DataError)
+    async def bad_value(request: Request, exc: DataError):  # PostgreSQL refuses a NUL character, a too-long value…
+        return await api_error(request, ApiError(422, "提交的内容含有无法保存的字符（如 \\0）或超出长度，请检查后重新提交 "
+                                                      "(value refused by the database)"))
+
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired):
         from .auth import login_redirect

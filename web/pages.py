@@ -28,7 +28,7 @@ from store.context import CaseContext
 from store.intake import MarkIn
 from store.models import AttendanceMark, Pupil, Staff
 from store.queries import case_detail, list_cases
-from store.tabular import TableError
+from store.tabular import TableError, csv_safe
 
 from . import api
 from .auth import HOME_BY_ROLE, check_csrf
@@ -270,7 +270,7 @@ def cases(request: Request, state: str | None = None, all: int = 0, who: Princip
 
 
 @router.get("/cases/{case_id}")
-def case_page(request: Request, case_id: int, done: str | None = None, who: Principal = Depends(page(*PUPIL_READERS)),
+def case_page(request: Request, case_id: api.DbId, done: str | None = None, who: Principal = Depends(page(*PUPIL_READERS)),
               db: Session = Depends(get_db), now: datetime = Depends(get_now)):
     detail = case_detail(db, case_id, scope=who.scope, masked=who.masked)
     if detail is None:
@@ -344,7 +344,7 @@ def _payload_from_form(event: str, form) -> dict[str, Any]:
 
 
 @router.post("/cases/{case_id}/act")
-async def case_act(request: Request, case_id: int, who: Principal = Depends(page(*PUPIL_READERS)),
+async def case_act(request: Request, case_id: api.DbId, who: Principal = Depends(page(*PUPIL_READERS)),
                    db: Session = Depends(get_db), now: datetime = Depends(get_now)):
     form = await request.form()
     return await run_in_threadpool(_act, request, case_id, who, db, now, form)
@@ -361,7 +361,7 @@ def _act(request: Request, case_id: int, who: Principal, db: Session, now: datet
     at = None
     if form.get("at"):
         try:
-            at = datetime.fromisoformat(str(form.get("at")))
+            at = api.local_time(datetime.fromisoformat(str(form.get("at"))))
         except ValueError:
             raise ApiError(422, "办理时间格式不正确 (bad time)") from None
     if event in ("record_home_visit", "record_collective_visit"):
@@ -380,13 +380,13 @@ def _act(request: Request, case_id: int, who: Principal, db: Session, now: datet
 
 
 @router.get("/cases/{case_id}/photos/{sha256}")
-def case_photo(request: Request, case_id: int, sha256: str, who: Principal = Depends(page(*PUPIL_READERS)),
+def case_photo(request: Request, case_id: api.DbId, sha256: str, who: Principal = Depends(page(*PUPIL_READERS)),
                db: Session = Depends(get_db)):
     return api.photo_response(db, who, case_id, sha256, settings_of(request))
 
 
 @router.get("/documents/{document_id}.{fmt}")
-def document(request: Request, document_id: int, fmt: str, who: Principal = Depends(page(*PUPIL_READERS)),
+def document(request: Request, document_id: api.DbId, fmt: str, who: Principal = Depends(page(*PUPIL_READERS)),
              db: Session = Depends(get_db)):
     return api.document_response(db, who, document_id, fmt, settings_of(request))
 
@@ -416,7 +416,7 @@ def figures(request: Request, month: str | None = None, who: Principal = Depends
 
 
 @router.get("/reports/{filing_id}.{fmt}")
-def report_file(request: Request, filing_id: int, fmt: str, who: Principal = Depends(page(*SCHOOL_AND_OFFICES)),
+def report_file(request: Request, filing_id: api.DbId, fmt: str, who: Principal = Depends(page(*SCHOOL_AND_OFFICES)),
                 db: Session = Depends(get_db)):
     return api.report_file_response(db, who, filing_id, fmt, settings_of(request))
 
@@ -458,9 +458,10 @@ def accountability_csv(start: str | None = None, end: str | None = None,
     w = csv.writer(out)
     w.writerow(["责任人", "职责", "学校", "案件", "学生", "环节", "应办事项", "截止时间", "办理时间", "超时（小时）"])
     for r in data["rows"]:
-        w.writerow([r["owner"], _role_names().get(r["role"], r["role"]), r["school"], r["case_id"], r["pupil"],
-                    r["step_label"], r["action_label"], r["due_at"].strftime("%Y-%m-%d %H:%M"),
-                    r["done_at"].strftime("%Y-%m-%d %H:%M") if r["done_at"] else "未办", r["hours_late"]])
+        w.writerow([csv_safe(v) for v in (
+            r["owner"], _role_names().get(r["role"], r["role"]), r["school"], r["case_id"], r["pupil"],
+            r["step_label"], r["action_label"], r["due_at"].strftime("%Y-%m-%d %H:%M"),
+            r["done_at"].strftime("%Y-%m-%d %H:%M") if r["done_at"] else "未办", r["hours_late"])])
     name = f"accountability-{data['start']}-{data['end']}.csv"
     return Response(("\ufeff" + out.getvalue()).encode("utf-8"), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
