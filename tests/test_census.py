@@ -311,3 +311,22 @@ def test_one_flow_run_per_import_opens_the_cases_and_a_second_run_changes_nothin
     with transaction(fresh_db) as s:
         assert s.scalar(select(func.count()).select_from(CensusCase)) == 3
         assert s.scalar(select(func.count()).select_from(Handoff)) == 3
+
+
+def test_an_xlsx_register_with_dates_as_cells_reads_like_the_csv(session, county):
+    from openpyxl import Workbook
+
+    rows = list(csv.reader(io.StringIO(county.content.decode("utf-8-sig"))))
+    wb = Workbook()
+    ws = wb.active
+    ws.append(rows[0])
+    for r in rows[1:]:
+        try:
+            born = datetime.strptime(r[2], "%Y-%m-%d")  # a date cell, as Excel keeps it
+        except ValueError:
+            born = r[2]
+        ws.append([r[0], r[1], born, *r[3:]])
+    buf = io.BytesIO()
+    wb.save(buf)
+    r = census.import_census(session, buf.getvalue(), "register.xlsx", actor="村委会", now=NOW)
+    assert {k: r.summary[k] for k in county.expected} == {k: len(v) for k, v in county.expected.items()}

@@ -108,3 +108,14 @@ def seed_census_world(session, cases: dict[str, int], docs: dict[str, int], mark
         session.flush()
         out["handoffs"][key], out["census"][key] = h.id, c.id
     return out
+
+
+def test_a_paper_issued_when_a_pupil_is_missing_also_goes_to_the_police():
+    from store.handoffs import recipients_for
+    from store.policy_files import policy_files, read_policy_file
+
+    default = next(read_policy_file(p)[0] for p in policy_files() if p.stem == "default")
+    assert recipients_for(default, "report_to_township") == ["township", "village_committee"]
+    assert recipients_for(default, "report_to_township", outside_reason="whereabouts_unknown") == [
+        "township", "village_committee", "police"]
+    assert recipients_for(default, "phone_record") == []
