@@ -454,7 +454,7 @@ def replay_copy(url: str, new, changed, cancelled) -> float:
 
 def fig_intake(base: str, label: str, seed: int) -> None:
     """Morning-check intake of a county file: per school (as schools submit) and as one bulk file."""
-    from store.intake import record_morning_check
+    from store.intake import record_morning_check, record_morning_checks
 
     from .generate import morning_check_file
 
@@ -481,10 +481,8 @@ def fig_intake(base: str, label: str, seed: int) -> None:
                     opened += len(r.opened)
             else:
                 with transaction(factory) as s:  # one county file: parse and import in one unit of work
-                    ctx = CaseContext(s)
-                    for code, marks_in in _parse_file(data).items():
-                        r = record_morning_check(s, ctx, school_code=code, day=AS_OF.date(), marks=marks_in,
-                                                 source="upload", submitted_by="bench", now=now)
+                    for r in record_morning_checks(s, CaseContext(s), _parse_file(data), day=AS_OF.date(),
+                                                   source="upload", submitted_by="bench", now=now):
                         marks += r.marks
                         opened += len(r.opened)
         eng.dispose()

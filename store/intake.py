@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import NamedTuple
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -36,6 +36,7 @@ STATUS_ALIASES = {
     "transfer": "transfer", "转学": "transfer", "借读": "transfer",
 }
 LEAVE = {e.value for e in ExcuseReason} - {"opened_in_error"}
+REASONS = frozenset(DropoutReason.__members__)  # (Enum.__members__ builds a new mapping on every access)
 
 
 class PupilRef(NamedTuple):
@@ -97,27 +98,105 @@ def record_morning_check(
     submitted_by: str, now: datetime, complete: bool = True,
 ) -> IntakeResult:
     """Record ``marks``; with ``complete`` (a whole morning check) an unlisted pupil counts as present."""
-    school = session.scalar(select(School).where(School.code == school_code))
-    if school is None:
-        raise IntakeError(f"unknown school code '{school_code}' (学校代码不存在)")
-    if not ctx.calendar(school.calendar_key).is_school_day(day):
-        raise IntakeError(f"{day} is not a school day for {school.name} ({day} 不是上学日，无需晨检)")
-    digest = content_hash(school_code, day, marks, complete)
-    seen = session.scalar(select(Submission).where(Submission.content_sha256 == digest))
-    sub_id = None if seen is not None else _claim_submission(
-        session, school_id=school.id, day=day, source=source, content_sha256=digest, submitted_by=submitted_by,
-        received_at=now, summary={})
-    if sub_id is None:  # recorded before, or by an identical submission racing this one (a double click)
-        seen = seen or session.scalar(select(Submission).where(Submission.content_sha256 == digest))
-        result = IntakeResult(seen.id, school_code, day, duplicate=True)
-        result.marks = (seen.summary or {}).get("marks", 0)
-        return result
+    return record_morning_checks(session, ctx, {school_code: marks}, day=day, source=source, submitted_by=submitted_by,
+                                 now=now, complete=complete)[0]
 
-    result = IntakeResult(sub_id, school_code, day)
 
-    # (id, class_id) by student_no as plain tuples, not ORM objects or Rows: read on every check
-    pupils = {no: PupilRef(pid, cid) for pid, no, cid in session.execute(
-        select(Pupil.id, Pupil.student_no, Pupil.class_id).where(Pupil.school_id == school.id))}
+def record_morning_checks(
+    session: Session, ctx: CaseContext, sheets: dict[str, list[MarkIn]], *, day: date, source: str,
+    submitted_by: str, now: datetime, complete: bool = True,
+) -> list[IntakeResult]:
+    """Record the morning checks of many schools (a county file) in one unit of work, set-based.
+
+    The outcome is that of :func:`record_morning_check` called for each school in turn, in one
+    transaction (each school its own submission, duplicate check and results), but the roster,
+    existing marks, open cases and relapses are read for all schools at once and the marks, new
+    cases and their events are written with one COPY/insert each. Only closing the returns and
+    excuses stays per school (each carries its submission's idempotency key). An unknown school or a
+    day that is not a school day rejects the whole file before anything is written.
+    """
+    codes = list(sheets)
+    schools = {sc.code: sc for sc in session.scalars(select(School).where(School.code.in_(codes)))}
+    for code in codes:
+        school = schools.get(code)
+        if school is None:
+            raise IntakeError(f"unknown school code '{code}' (学校代码不存在)")
+        if not ctx.calendar(school.calendar_key).is_school_day(day):
+            raise IntakeError(f"{day} is not a school day for {school.name} ({day} 不是上学日，无需晨检)")
+    digests = {code: content_hash(code, day, sheets[code], complete) for code in codes}
+    claimed = _claim_submissions(session, [dict(
+        school_id=schools[code].id, day=day, source=source, content_sha256=digests[code], submitted_by=submitted_by,
+        received_at=now, summary={}) for code in codes])
+    # recorded before, or by an identical submission racing this one (a double click): a duplicate
+    seen = {sha: (sid, summary) for sid, sha, summary in session.execute(
+        select(Submission.id, Submission.content_sha256, Submission.summary)
+        .where(Submission.content_sha256.in_([d for d in digests.values() if d not in claimed])))} \
+        if len(claimed) < len(codes) else {}
+    results: dict[str, IntakeResult] = {}
+    for code in codes:
+        if digests[code] in claimed:
+            results[code] = IntakeResult(claimed[digests[code]], code, day)
+        else:
+            sid, summary = seen[digests[code]]
+            results[code] = IntakeResult(sid, code, day, duplicate=True, marks=(summary or {}).get("marks", 0))
+    live = [code for code in codes if not results[code].duplicate]
+    if not live:
+        return [results[code] for code in codes]
+    live_ids = [schools[code].id for code in live]
+
+    # the roster: (id, class_id) by student_no as plain tuples, not ORM objects
+    roster: dict[int, dict[str, PupilRef]] = {sid: {} for sid in live_ids}
+    for pid, no, cid, sid in session.connection().execute(  # Core rows: no ORM loading for 10⁴–10⁵ pupils
+            select(Pupil.id, Pupil.student_no, Pupil.class_id, Pupil.school_id).where(Pupil.school_id.in_(live_ids))):
+        roster[sid][no] = PupilRef(pid, cid)
+    good: dict[str, dict[int, tuple[PupilRef, str, str]]] = {
+        code: _validate(sheets[code], roster[schools[code].id], results[code]) for code in live}
+    _write_marks(session, day, now, [(schools[code].id, results[code].submission_id, good[code]) for code in live])
+
+    open_q = select(Case).where(Case.school_id.in_(live_ids), Case.state.in_([st.value for st in OPEN_STATES]))
+    open_cases: dict[int, dict[int, Case]] = {sid: {} for sid in live_ids}
+    for c in session.scalars(open_q.with_for_update() if is_postgres(session.bind) else open_q):
+        open_cases[c.school_id][c.pupil_id] = c
+    # a pupil handed to the township/police (escalated) keeps that case on the ledger: not a new case
+    handed_over = set(session.execute(select(Case.school_id, Case.pupil_id).where(
+        Case.school_id.in_(live_ids), Case.state == CaseState.escalated.value, Case.closed_on.is_(None))).all())
+    to_open = []
+    for code in live:
+        school, result, own = schools[code], results[code], open_cases[schools[code].id]
+        for pid, (_, status, _) in good[code].items():
+            if status == "unexcused" and (school.id, pid) in handed_over:
+                result.continuing += 1
+        back, on_leave = [], {}
+        for pid, case in own.items():
+            if pid not in good[code] and not complete:
+                continue
+            status = good[code].get(pid, (None, "present", None))[1]
+            if status == "unexcused":
+                result.continuing += 1
+            elif status == "present":
+                back.append(case)
+            elif status in LEAVE:
+                on_leave.setdefault(status, []).append(case)
+        key = f"intake:{result.submission_id}"
+        result.returned = close_cases(session, ctx, back, "mark_returned", actor=submitted_by, at=now, now=now,
+                                      note="晨检到校，复学", idempotency_key=key)
+        for status, cases in on_leave.items():
+            result.excused += close_cases(session, ctx, cases, "excuse", actor=submitted_by, at=now, now=now,
+                                          note=f"补假：{status}", reason=status, idempotency_key=key)
+        to_open.append((school, [(p, reason) for pid, (p, status, reason) in good[code].items()
+                                 if status == "unexcused" and pid not in own and (school.id, pid) not in handed_over]))
+    # new cases after every school's returns (a pupil's earlier case is closed before another opens)
+    for code, ids in zip(live, _open_cases(session, ctx, to_open, day, actor=submitted_by, now=now)):
+        results[code].opened = ids
+    sub = Submission.__table__
+    summary = bindparam("s", type_=sub.c.summary.type)
+    session.execute(update(sub).where(sub.c.id == bindparam("sid")).values(summary=summary),
+                    [{"sid": results[code].submission_id, "s": results[code].summary()} for code in live])
+    return [results[code] for code in codes]
+
+
+def _validate(marks: list[MarkIn], pupils: dict[str, PupilRef], result: IntakeResult) -> dict[int, tuple]:
+    """pupil id → (pupil, status, reason) of the usable rows; the others become row errors."""
     good: dict[int, tuple[PupilRef, str, str]] = {}
     for m in marks:
         pupil, status = pupils.get(m.student_no.strip()), normalise_status(m.status)
@@ -128,67 +207,41 @@ def record_morning_check(
         elif pupil.id in good:
             result.errors.append(RowError(m.row, m.student_no, "同一学生重复出现 (duplicate row)"))
         else:
-            reason = m.reason if m.reason in DropoutReason.__members__ else "unknown"
+            reason = m.reason if m.reason in REASONS else "unknown"
             good[pupil.id] = (pupil, status, reason)
-    _write_marks(session, school.id, day, sub_id, good, now)
     result.marks = len(good)
-
-    open_q = select(Case).where(Case.school_id == school.id, Case.state.in_([s.value for s in OPEN_STATES]))
-    open_cases = {c.pupil_id: c for c in session.scalars(
-        open_q.with_for_update() if is_postgres(session.bind) else open_q)}
-    # a pupil handed to the township/police (escalated) keeps that case on the ledger: not a new case
-    handed_over = set(session.scalars(select(Case.pupil_id).where(
-        Case.school_id == school.id, Case.state == CaseState.escalated.value, Case.closed_on.is_(None))))
-    to_open = [(p, reason) for pid, (p, status, reason) in good.items()
-               if status == "unexcused" and pid not in open_cases and pid not in handed_over]
-    result.continuing += sum(1 for pid, (_, status, _) in good.items() if status == "unexcused" and pid in handed_over)
-    result.opened = open_cases_bulk(session, ctx, school, day, to_open, actor=submitted_by, now=now)
-    back, on_leave = [], {}
-    for pid, case in open_cases.items():
-        if pid not in good and not complete:
-            continue
-        status = good.get(pid, (None, "present", None))[1]
-        if status == "unexcused":
-            result.continuing += 1
-        elif status == "present":
-            back.append(case)
-        elif status in LEAVE:
-            on_leave.setdefault(status, []).append(case)
-    key = f"intake:{sub_id}"
-    result.returned = close_cases(session, ctx, back, "mark_returned", actor=submitted_by, at=now, now=now,
-                                  note="晨检到校，复学", idempotency_key=key)
-    for status, cases in on_leave.items():
-        result.excused += close_cases(session, ctx, cases, "excuse", actor=submitted_by, at=now, now=now,
-                                      note=f"补假：{status}", reason=status, idempotency_key=key)
-    session.execute(update(Submission.__table__).where(Submission.__table__.c.id == sub_id)
-                    .values(summary=result.summary()))
-    return result
+    return good
 
 
-def _claim_submission(session: Session, **values) -> int | None:
-    """INSERT … ON CONFLICT (content_sha256) DO NOTHING: the new submission's id, or None when the
-    same content is already there (PostgreSQL waits for a racing insert to commit or roll back)."""
+def _claim_submissions(session: Session, rows: list[dict]) -> dict[str, int]:
+    """INSERT … ON CONFLICT (content_sha256) DO NOTHING for every submission: content hash → new id
+    of those inserted now (PostgreSQL waits for a racing insert of the same content to finish)."""
     dialect = postgresql if is_postgres(session.bind) else sqlite
-    stmt = (dialect.insert(Submission).values(**values)
-            .on_conflict_do_nothing(index_elements=["content_sha256"]).returning(Submission.id))
-    return session.scalar(stmt)
+    stmt = (dialect.insert(Submission).values(rows)
+            .on_conflict_do_nothing(index_elements=["content_sha256"])
+            .returning(Submission.id, Submission.content_sha256))
+    return {sha: sid for sid, sha in session.execute(stmt)}
 
 
-def _write_marks(session: Session, school_id: int, day: date, submission_id: int, good, now: datetime) -> None:
-    if not good:
+def _write_marks(session: Session, day: date, now: datetime, checks: list[tuple[int, int, dict]]) -> None:
+    """checks: (school id, submission id, good rows). New marks in one COPY; a mark the day already
+    has is a correction (the latest submission counts)."""
+    checks = [c for c in checks if c[2]]
+    if not checks:
         return
     existing = dict(session.execute(
         select(AttendanceMark.pupil_id, AttendanceMark.id)
-        .where(AttendanceMark.school_id == school_id, AttendanceMark.day == day)
+        .where(AttendanceMark.school_id.in_([c[0] for c in checks]), AttendanceMark.day == day)
     ).all())
-    new = [{"pupil_id": pid, "status": status} for pid, (_, status, _) in good.items() if pid not in existing]
+    new = [{"pupil_id": pid, "school_id": school_id, "submission_id": sub_id, "status": status}
+           for school_id, sub_id, good in checks for pid, (_, status, _) in good.items() if pid not in existing]
     if new:  # COPY / driver executemany; the columns every mark shares are converted once
-        insert_rows(session, AttendanceMark.__table__, new,
-                    same={"school_id": school_id, "day": day, "submission_id": submission_id, "recorded_at": now})
-    for pid, (_, status, _) in good.items():
-        if pid in existing:  # a correction of the same day's check: the latest submission counts
-            mark = session.get(AttendanceMark, existing[pid])
-            mark.status, mark.submission_id, mark.recorded_at = status, submission_id, now
+        insert_rows(session, AttendanceMark.__table__, new, same={"day": day, "recorded_at": now})
+    for _, sub_id, good in checks:
+        for pid, (_, status, _) in good.items():
+            if pid in existing:
+                mark = session.get(AttendanceMark, existing[pid])
+                mark.status, mark.submission_id, mark.recorded_at = status, sub_id, now
 
 
 def open_cases_bulk(
@@ -196,28 +249,49 @@ def open_cases_bulk(
     actor: str, now: datetime,
 ) -> list[int]:
     """Open one case per pupil (state ``absent``, event ``open``), linking relapses, in two inserts."""
-    if not pupils:
-        return []
-    policy = ctx.policies.get(school.policy_name)
-    opened_seq = school_day_seq(session, school.calendar_key, day)
-    if opened_seq is None:
-        raise IntakeError(f"{day} is not a school day of calendar '{school.calendar_key}' (run `baoxue init`)")
-    ids = [p.id for p, _ in pupils]
+    return _open_cases(session, ctx, [(school, pupils)], day, actor=actor, now=now)[0]
+
+
+def _open_cases(session: Session, ctx: CaseContext, per_school: list[tuple[School, list]], day: date, *, actor: str,
+                now: datetime) -> list[list[int]]:
+    """The new cases of many schools: one insert of the cases, one COPY of their events; the ids per school."""
+    policies, seqs, rows = {}, {}, []
+    for school, pupils in per_school:
+        if not pupils:
+            continue
+        if school.policy_name not in policies:
+            policies[school.policy_name] = ctx.policies.get(school.policy_name)
+        if school.calendar_key not in seqs:
+            seqs[school.calendar_key] = school_day_seq(session, school.calendar_key, day)
+            if seqs[school.calendar_key] is None:
+                raise IntakeError(f"{day} is not a school day of calendar '{school.calendar_key}' (run `baoxue init`)")
+        policy = policies[school.policy_name]
+        rows += [{
+            "pupil_id": p.id, "school_id": school.id, "class_id": p.class_id, "state": CaseState.absent.value,
+            "version": 1, "policy_name": policy.name, "policy_version": policy.version,
+            "calendar_key": school.calendar_key, "opened_on": day, "opened_seq": seqs[school.calendar_key],
+            "closed_on": None, "reason": reason, "outcome_reason": None, "relapse_of": None, "created_at": now,
+            "updated_at": now,
+        } for p, reason in pupils]
+    if not rows:
+        return [[] for _ in per_school]
     previous = dict(session.execute(
-        select(Case.pupil_id, func.max(Case.id)).where(Case.pupil_id.in_(ids), Case.state == CaseState.returned.value)
+        select(Case.pupil_id, func.max(Case.id))
+        .where(Case.pupil_id.in_([r["pupil_id"] for r in rows]), Case.state == CaseState.returned.value)
         .group_by(Case.pupil_id)
     ).all())
-    rows = [{
-        "pupil_id": p.id, "school_id": school.id, "class_id": p.class_id, "state": CaseState.absent.value,
-        "version": 1, "policy_name": policy.name, "policy_version": policy.version,
-        "calendar_key": school.calendar_key, "opened_on": day, "opened_seq": opened_seq, "closed_on": None, "reason": reason,
-        "outcome_reason": None, "relapse_of": previous.get(p.id), "created_at": now, "updated_at": now,
-    } for p, reason in pupils]
+    for r in rows:
+        r["relapse_of"] = previous.get(r["pupil_id"])
     cases = Case.__table__  # Core, not the ORM bulk path (its per-statement mapper bookkeeping)
     case_ids = list(session.scalars(insert(cases).returning(cases.c.id, sort_by_parameter_order=True), rows))
+    keys = {name: p.key for name, p in policies.items()}
     insert_rows(session, CaseEvent.__table__, [event_row(
         case_id=cid, seq=1, event="open", from_state=None, to_state=CaseState.absent.value, actor=actor, at=now,
         now=now, reason="晨检发现未请假不到校" + ("（复发）" if r["relapse_of"] else ""),
-        payload={"policy": policy.key, "opened_on": day.isoformat(), "relapse_of": r["relapse_of"]},
+        payload={"policy": keys[r["policy_name"]], "opened_on": day.isoformat(), "relapse_of": r["relapse_of"]},
     ) for cid, r in zip(case_ids, rows)])
-    return case_ids
+    out, i = [], 0
+    for _, pupils in per_school:
+        out.append(case_ids[i:i + len(pupils)])
+        i += len(pupils)
+    return out
