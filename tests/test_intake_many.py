@@ -19,22 +19,30 @@ STATUSES = ["unexcused"] * 4 + ["present", "病假", "事假", "到校", "迟到
 
 
 def ledger(session) -> dict:
-    """Everything the intake writes, without surrogate ids of history, duty and document rows."""
+    """Everything the intake writes. Ids as ordinals: PostgreSQL does not roll its sequences back,
+    so the second trial's new cases and submissions get other ids in the same order."""
+    case_no = {cid: n for n, cid in enumerate(session.scalars(select(Case.id).order_by(Case.id)))}
+    sub_no = {sid: n for n, sid in enumerate(session.scalars(select(Submission.id).order_by(Submission.id)))}
+
+    def key(k: str | None) -> str | None:  # "intake:<submission id>"
+        return f"intake:{sub_no[int(k.split(':')[1])]}" if k and k.startswith("intake:") else k
+
     return {
-        "cases": sorted(session.execute(select(
+        "cases": sorted((case_no[r[0]], *r[1:-1], case_no.get(r[-1])) for r in session.execute(select(
             Case.id, Case.pupil_id, Case.school_id, Case.state, Case.version, Case.opened_on, Case.closed_on,
-            Case.reason, Case.outcome_reason, Case.relapse_of)).all()),
-        "events": sorted(session.execute(select(
+            Case.reason, Case.outcome_reason, Case.relapse_of))),
+        "events": sorted(((case_no[r[0]], *r[1:-2], r[-2], key(r[-1])) for r in session.execute(select(
             CaseEvent.case_id, CaseEvent.seq, CaseEvent.event, CaseEvent.from_state, CaseEvent.to_state,
-            CaseEvent.actor, CaseEvent.at, CaseEvent.reason, CaseEvent.payload, CaseEvent.idempotency_key)).all(),
+            CaseEvent.actor, CaseEvent.at, CaseEvent.reason, CaseEvent.payload, CaseEvent.idempotency_key))),
             key=lambda r: (r[0], r[1])),
-        "duties": sorted(session.execute(select(Duty.case_id, Duty.step, Duty.action, Duty.status)).all()),
-        "documents": sorted(session.execute(select(
-            DocumentRequest.case_id, DocumentRequest.kind, DocumentRequest.event_seq)).all()),
-        "marks": sorted(session.execute(select(
-            AttendanceMark.pupil_id, AttendanceMark.day, AttendanceMark.status, AttendanceMark.submission_id)).all()),
-        "submissions": sorted(session.execute(select(
-            Submission.id, Submission.school_id, Submission.content_sha256, Submission.summary)).all()),
+        "duties": sorted((case_no[r[0]], *r[1:]) for r in session.execute(
+            select(Duty.case_id, Duty.step, Duty.action, Duty.status))),
+        "documents": sorted((case_no[r[0]], *r[1:]) for r in session.execute(select(
+            DocumentRequest.case_id, DocumentRequest.kind, DocumentRequest.event_seq))),
+        "marks": sorted((*r[:-1], sub_no[r[-1]]) for r in session.execute(select(
+            AttendanceMark.pupil_id, AttendanceMark.day, AttendanceMark.status, AttendanceMark.submission_id))),
+        "submissions": sorted((sub_no[r[0]], *r[1:]) for r in session.execute(select(
+            Submission.id, Submission.school_id, Submission.content_sha256, Submission.summary))),
     }
 
 
@@ -82,7 +90,9 @@ def test_a_county_file_set_based_equals_each_school_in_turn(_outer_connection, f
                     got = record_morning_checks(s, ctx, sheets, day=CHECK_DAY, source="t", submitted_by="晨检员", now=now)
                 again = record_morning_checks(s, ctx, sheets, day=CHECK_DAY, source="t", submitted_by="晨检员", now=now)
             with factory() as s:
-                results[path] = (ledger(s), [(r.summary(), r.opened, r.returned, r.excused,
+                case_no = {cid: n for n, cid in enumerate(s.scalars(select(Case.id).order_by(Case.id)))}
+                results[path] = (ledger(s), [(r.summary(),
+                                              [sorted(case_no[i] for i in ids) for ids in (r.opened, r.returned, r.excused)],
                                               [(e.row, e.student_no, e.message) for e in r.errors]) for r in got],
                                  [r.summary() for r in again])
         finally:
