@@ -25,12 +25,13 @@ SIGNERS = {"village_committee": "村委会主任", "township": "镇政府办公�
            "education_bureau": "教育局基教股"}
 
 
-def census_round(factory, now: datetime, day_no: int, out: Path) -> Counter:
+def census_round(factory, now: datetime, day_no: int, out: Path, run=None) -> Counter:
+    """``run``: the demo's runner of deployment flow runs (the census-import deployment), else a plain flow call."""
     done: Counter = Counter()
     if now.time() != dtime(10, 30):
         return done
     if day_no == IMPORT_DAY:
-        done += _import(factory, now, out)
+        done += _import(factory, now, out, run)
     if day_no == ENROL_DAY:
         done += _enrol_and_exempt(factory, now)
     if day_no >= 3:
@@ -38,7 +39,7 @@ def census_round(factory, now: datetime, day_no: int, out: Path) -> Counter:
     return done
 
 
-def _import(factory, now: datetime, out: Path) -> Counter:
+def _import(factory, now: datetime, out: Path, run=None) -> Counter:
     from flows.census import census_import
     from store.census import import_census
     from store.census_synthetic import village_register
@@ -50,7 +51,12 @@ def _import(factory, now: datetime, out: Path) -> Counter:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / reg.filename).write_bytes(reg.content)
         imported = import_census(s, reg.content, reg.filename, actor="镇政府（村委会排查名单）", now=now, source="村委会入户排查")
-    census_import(import_id=imported.import_id, as_of=now)  # one flow run for the whole register
+    if run is not None:  # one run of the census-import deployment for the whole register
+        from deploy.deployments import spec
+
+        run(spec("census-import"), import_id=imported.import_id, as_of=now)
+    else:
+        census_import(import_id=imported.import_id, as_of=now)
     return Counter({"census_import": 1})
 
 

@@ -341,7 +341,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
                 staff_done += staff_round(factory, t, plan, day_no[obj])
                 staff_done += oversight_demo.submit_monthly_figures(factory, t)  # 月报上报, one school under-reports
                 staff_done += prevention_demo.gate_round(factory, t, day_no[obj], len(days) - 1)  # 住校生出入校门
-                staff_done += census_demo.census_round(factory, t, day_no[obj], out)  # 排查 and 送达回证 (issue 8 parts 1, 6)
+                staff_done += census_demo.census_round(factory, t, day_no[obj], out, run)  # 排查 and 送达回证 (issue 8 parts 1, 6)
                 seconds["staff"] += time.perf_counter() - t_start
             else:
                 sp = obj

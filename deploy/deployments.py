@@ -72,6 +72,8 @@ DEPLOYMENTS: tuple[Spec, ...] = (
          description="学期初/学期末报告: files on a term's first and last day, a no-op otherwise."),
     Spec("quarterly-spot-check", "flows.quarterly_spot_check:quarterly_spot_check", crons=("0 10 15 2,5,8,11 *",),
          concurrency_limit=1, description="季查: a sealed random sample of schools and classes, mid-quarter."),
+    Spec("census-import", "flows.census:census_import", concurrency_limit=2,
+         description="排查: one run per imported village register (opens 失学 cases, issues 入学通知书); triggered."),
 )
 
 

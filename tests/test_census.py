@@ -278,6 +278,46 @@ def test_the_township_uploads_a_register_and_the_pages_show_cases_and_receipts(f
         assert "村主任 王建国" in client.get("/handoffs?all=1").text
 
 
+def test_with_a_prefect_server_the_upload_starts_one_census_import_run(factory, tmp_path, monkeypatch):
+    """The page hands the census step to the census-import deployment: one run per import, keyed by it."""
+    from fastapi.testclient import TestClient
+
+    from deploy.deployments import spec
+    from store.db import Settings
+    from tests.web_support import Clock, build_county
+    from web.app import create_app
+    from web.deps import SESSION_COOKIE
+    from web.services import RunStarted
+
+    class Recorder:  # the Prefect server's side of web.services.Deployments
+        def __init__(self):
+            self.calls = []
+
+        def start(self, name, parameters, *, idempotency_key=None):
+            self.calls.append((name, parameters, idempotency_key))
+            return RunStarted("run-1", "http://prefect/runs/flow-run/run-1")
+
+        def recent_runs(self, limit=50):
+            return []
+
+    monkeypatch.setenv("BAOXUE_ARCHIVE_DIR", str(tmp_path / "archive"))
+    with factory() as s:
+        county = build_county(s)
+        reg = village_register(s, enrolled=4, unenrolled=2, exempted=0, out_of_age=0, bad_rows=False)
+        s.commit()
+    runs = Recorder()
+    app = create_app(Settings(archive_dir=tmp_path / "archive"), factory=factory, clock=Clock(NOW), deployments=runs, init=False)
+    with TestClient(app) as client:
+        client.cookies.set(SESSION_COOKIE, county.cookies["county"])
+        r = client.post("/census/upload", data={"csrf": county.csrf["county"]}, files={"file": ("r.csv", reg.content, "text/csv")})
+        assert r.status_code == 200 and "查看运行" in r.text
+    with factory() as s:
+        import_id = s.scalar(select(func.max(CensusRow.import_id)))
+        assert s.scalar(select(func.count()).select_from(CensusCase)) == 0, "the run opens the cases, not the page"
+    assert runs.calls == [(spec("census-import").full_name, {"import_id": import_id, "as_of": NOW.isoformat()},
+                           f"census-import-{import_id}")]
+
+
 # -- the flow ----------------------------------------------------------------------------------------------
 def _census_flow_runs() -> int:
     from prefect.client.orchestration import get_client

@@ -64,10 +64,19 @@ def _upload(request: Request, who: Principal, db: Session, now: datetime, form):
         r = census.import_census(db, data, upload.filename, actor=who.actor, now=now, source=str(form.get("source") or ""))
     except TableError as exc:
         raise ApiError(422, str(exc)) from None
-    step = census_step(db, r.import_id, actor=who.actor, now=now)
     db.commit()
-    result = {"duplicate": r.duplicate, "summary": r.summary, "opened": len(step["opened"]), "closed": len(step["closed"]),
-              "documents": len(step["documents"]), "handoffs": len(step["handoffs"]), "filename": upload.filename}
+    result = {"duplicate": r.duplicate, "summary": r.summary, "filename": upload.filename, "run_url": None}
+    # the census step: one run of the census-import deployment per import (a worker), else here
+    started = request.app.state.deployments.start(
+        "census_import/census-import", {"import_id": r.import_id, "as_of": now.isoformat()},
+        idempotency_key=f"census-import-{r.import_id}")
+    if started is not None:
+        result.update(opened=None, run_url=started.url)
+    else:
+        step = census_step(db, r.import_id, actor=who.actor, now=now)
+        db.commit()
+        result.update(opened=len(step["opened"]), closed=len(step["closed"]), documents=len(step["documents"]),
+                      handoffs=len(step["handoffs"]))
     data = census.report(db, who.scope, import_id=r.import_id, masked=who.masked, as_of=now)
     return render(request, "census.html", who, data=data, outcomes=census.OUTCOMES, events=CENSUS_EVENTS,
                   may_upload=True, result=result)
