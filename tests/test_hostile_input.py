@@ -452,6 +452,18 @@ def test_hostile_upload_file_names_are_harmless(web, capsys):
     tried(capsys, "hostile upload file names", n)
 
 
+def test_sql_injection_at_the_login_is_just_a_wrong_password(web, capsys):
+    client, n = web["client"], 0
+    for evil in SQLI + ["admin'--", "' OR ''='", "\x00", "a" * 5000]:
+        client.cookies.clear()
+        r = client.post("/login", data={"username": evil, "password": evil}, follow_redirects=False)
+        assert r.status_code in (401, 422) and "用户名或密码不正确" in r.text or r.status_code == 422, (evil, r.status_code)
+        r = client.post("/api/auth/token", json={"username": evil, "password": "' OR '1'='1"})
+        assert r.status_code in (401, 422), (evil, r.status_code)
+        n += 2
+    tried(capsys, "SQL injection logins", n)
+
+
 def _count_pupils(web) -> int:
     with web["factory"]() as s:
         return s.scalar(select(func.count()).select_from(Pupil))
@@ -476,6 +488,40 @@ def test_morning_check_upload_with_unknown_pupils_and_bad_dates(web):
     assert r.status_code == 422 and "校历" in r.json()["message"]  # was a 500 (no calendar for year 387)
 
 
+def test_morning_check_json_each_bad_row_reported_good_rows_kept(web, capsys):
+    """The JSON importer: known pupils, unknown ones, SQL in a 学籍号, unknown statuses, a pupil twice."""
+    pupils, n = web["pupils"], {"posts": 0, "marks": 0}
+    JSON_STATUS = ["到校", "缺勤", "病假", "事假", "present", "unexcused"]
+    mark = st.one_of(
+        st.tuples(st.sampled_from(pupils), st.sampled_from(JSON_STATUS), st.just("good")),
+        st.tuples(st.sampled_from([x for x in SQLI if len(x) <= 32] + ["NOBODY", " ", "Ｇ1"]), st.sampled_from(JSON_STATUS), st.just("unknown")),
+        st.tuples(st.sampled_from(pupils), st.sampled_from(BAD_STATUS), st.just("bad_status")))
+
+    @given(marks=st.lists(mark, min_size=1, max_size=10))
+    @settings(max_examples=25, **FAST)
+    def run(marks):
+        n["posts"] += 1
+        marks = marks + [(f"NONCE{n['posts']}", "到校", "unknown")]  # each submission differs (no duplicate no-op)
+        n["marks"] += len(marks)
+        r = web["client"].post("/api/morning-checks", headers=bearer(web, "school"), json={
+            "marks": [{"student_no": no, "status": st_} for no, st_, _ in marks]})
+        assert r.status_code == 200, r.text
+        seen, bad, good = set(), set(), set()
+        for row, (no, _, kind) in enumerate(marks, start=1):
+            if kind != "good" or no in seen:
+                bad.add(row)
+            else:
+                seen.add(no)
+                good.add(no)
+        body = r.json()
+        assert {e["row"] for e in body["errors"]} == bad, (marks, body["errors"])
+        assert body["summary"]["marks"] == len(good)
+        assert all(e["message"] for e in body["errors"])
+
+    run()
+    tried(capsys, f"JSON morning checks ({n['marks']} marks)", n["posts"])
+
+
 def _open_case(web) -> int:
     r = web["client"].post("/api/morning-checks", headers=bearer(web, "teacher"),
                            json={"marks": [{"student_no": web["pupils"][2], "status": "缺勤"}]})
@@ -487,7 +533,7 @@ def test_regressions_found_by_schemathesis(web):
     client, case_id = web["client"], _open_case(web)
     for url in (f"/api/cases/{2**63}", f"/api/cases/{2**31}/history", f"/api/documents/{10**30}",
                 "/api/reports/99999999999999999999/xlsx", f"/cases/{2**63}", f"/documents/{2**40}.pdf"):
-        r = client.get(url, headers=bearer(web, "county"), cookies={"baoxue_session": web["county"].cookies["county"]})
+        r = page_client(web, "county").get(url, headers=bearer(web, "county"))
         assert r.status_code == 422, (url, r.status_code)  # was a 500: OverflowError / integer out of range
     r = client.post(f"/api/cases/{case_id}/actions", headers=bearer(web, "teacher"),
                     json={"event": "record_phone_call", "at": "2026-11-16T07:30:00+08:00", "payload": {}})
@@ -534,7 +580,7 @@ def test_document_and_report_paths_cannot_leave_the_archive(web, capsys):
         for url in (f"/documents/{doc_id}.{quote(evil, safe='')}", f"/reports/1.{quote(evil, safe='')}",
                     f"/api/reports/1/{quote(evil, safe='')}", f"/api/cases/{case_id}/photos/{quote(evil, safe='')}",
                     f"/cases/{case_id}/photos/{quote(evil, safe='')}", f"/static/{quote(evil)}"):
-            r = client.get(url, headers=bearer(web, "county"), cookies={"baoxue_session": web["county"].cookies["county"]})
+            r = page_client(web, "county").get(url, headers=bearer(web, "county"))
             n += 1
             assert r.status_code in (404, 422) and "top secret" not in r.text and "root:" not in r.text, (url, r.status_code)
     tried(capsys, "path traversal URLs", n)
@@ -567,8 +613,7 @@ def test_every_get_route_survives_hostile_path_and_query_values(web, capsys):
         path = re.sub(r"\{(\w+)\}", lambda m: quote(next(params), safe=""), route.path)
         query = {p.alias: next(params) for p in route.dependant.query_params}
         assume("\x00" not in "".join(query))
-        r = client.get(path, params=query, headers=bearer(web, user),
-                       cookies={"baoxue_session": web["county"].cookies[user]}, follow_redirects=False)
+        r = page_client(web, user).get(path, params=query, headers=bearer(web, user), follow_redirects=False)
         count["n"] += 1
         assert r.status_code < 500, (route.path, path, query, user, r.status_code, r.text[:300])
         assert "Traceback" not in r.text
