@@ -14,26 +14,26 @@ from prefect.cache_policies import NO_CACHE
 from store import census, handoffs
 from store.db import transaction
 
-from .runtime import store
+from .runtime import DB_RETRIES, store
 
 ACTOR = "system:census"
 
 
-@task(name="close_enrolled_census_cases", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+@task(name="close_enrolled_census_cases", **DB_RETRIES, cache_policy=NO_CACHE)
 def close_enrolled(as_of: datetime) -> list[int]:
     """Census cases whose child is now on the roster close (已入学)."""
     with transaction(store()) as s:
         return census.close_enrolled(s, actor=ACTOR, now=as_of)
 
 
-@task(name="open_census_cases", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+@task(name="open_census_cases", **DB_RETRIES, cache_policy=NO_CACHE)
 def open_census_cases(import_id: int, as_of: datetime) -> list[int]:
     """A 失学 case with its persuasion duties for every school-age child of the import enrolled nowhere."""
     with transaction(store()) as s:
         return census.open_cases(s, import_id, actor=ACTOR, now=as_of)
 
 
-@task(name="issue_enrolment_notices", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+@task(name="issue_enrolment_notices", retries=3, retry_delay_seconds=[2, 10, 15], cache_policy=NO_CACHE)
 def issue_enrolment_notices(case_ids: list[int], as_of: datetime) -> list[int]:
     """The 入学通知书 of each new case, numbered and archived (asking twice returns the archived one)."""
     from documents.census import issue_notices
@@ -42,14 +42,14 @@ def issue_enrolment_notices(case_ids: list[int], as_of: datetime) -> list[int]:
         return issue_notices(s, case_ids, actor=ACTOR, now=as_of)
 
 
-@task(name="sync_handoffs", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+@task(name="sync_handoffs", **DB_RETRIES, cache_policy=NO_CACHE)
 def sync_handoffs(as_of: datetime) -> int:
     """A hand-off (送达回证) for every issued paper that goes to an outside body and has none yet."""
     with transaction(store()) as s:
         return len(handoffs.sync_handoffs(s, now=as_of))
 
 
-@task(name="census_summary", cache_policy=NO_CACHE)
+@task(name="census_summary", **DB_RETRIES, cache_policy=NO_CACHE)
 def census_summary(import_id: int) -> dict:
     """Counts only (no names, no ID numbers): what the import found."""
     from store.census_models import CensusImport
