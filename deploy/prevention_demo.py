@@ -5,7 +5,8 @@
 * Boarders' gate (住校生出入校门): the synthetic county's boarders (store/synthetic.py) leave at the
   10:30 round with the head teacher's approval, fetched by their guardian, due back at 14:00; most
   are recorded back on time at the 15:00 round, some late, some only the next morning; every
-  seventh day one pupil walks out without approval. The advance's gate check opens the alerts.
+  seventh day one pupil walks out without approval. The advance's gate check opens the alerts;
+  their owners close two of three (and of the truancy tier duties) at the afternoon round.
   On the last full day the first school's gate log is archived (阶段存档, the term runs on).
 """
 from __future__ import annotations
@@ -74,6 +75,15 @@ def gate_round(factory, now: datetime, day_no: int, last_day_no: int) -> Counter
                                  fetched_by=None if walk_out else guardian, relation=relation,
                                  reason="自行离校" if walk_out else "看病", actor="demo:gate", now=now)
                 done["gate_out_unapproved" if walk_out else "gate_out"] += 1
+        if now.time() >= time(12, 0):  # owners close two of three alerts and tier duties the same afternoon
+            from store.prevention import complete_duty
+            from store.prevention_models import PreventionDuty
+            for did, source in s.execute(select(PreventionDuty.id, PreventionDuty.source).where(
+                    PreventionDuty.status.in_(("open", "overdue")), PreventionDuty.created_at <= now)).all():
+                if did % 3:
+                    complete_duty(s, did, actor="demo:owner", now=now,
+                                  note="已联系家长，核实去向" if source == "gate" else "已按制度处理")
+                    done[f"{source}_duty_done"] += 1
         if day_no == last_day_no and now.time() >= time(12, 0):
             code = s.scalar(select(School.code).order_by(School.code))
             gate.archive_term(s, ctx, code, day=now.date(), actor="demo:gate", now=now, partial=True)

@@ -7,7 +7,7 @@ from datetime import date, datetime, time
 import pytest
 from sqlalchemy import func, select
 
-from machines.truancy import TruancyRules, TruancyTier, count_truancies
+from machines.truancy import TruancyRules, count_truancies
 from store.calendars import calendars, materialise
 from store.context import CaseContext
 from store.intake import MarkIn, record_morning_check
