@@ -195,6 +195,7 @@ def test_head_teacher_records_an_exit_and_a_return_and_closes_the_alert_on_the_p
     assert r.status_code == 303
     page = client.get("/gate")
     assert "住校生未经班主任批准" in page.text and "现未返校" in page.text
+    assert "门卫提醒、旷课分级待办 1 项" in client.get("/teacher").text  # and on the head teacher's home page
     r = client.post("/gate/out", data={"csrf": csrf, "student_no": web["mine"][1], "out_at": "2026-11-18T12:00",
                                        "due_back_at": "2026-11-18T17:00", "approved_by": "李老师",
                                        "fetched_by": "张桂兰", "relation": "祖母"}, follow_redirects=False)

@@ -27,6 +27,7 @@ from store.attendance_files import parse_attendance
 from store.context import CaseContext
 from store.intake import MarkIn
 from store.models import AttendanceMark, Pupil, Staff
+from store.prevention import duties as prevention_duties
 from store.queries import case_detail, list_cases
 from store.tabular import TableError, csv_safe
 
@@ -171,6 +172,7 @@ def teacher(request: Request, who: Principal = Depends(page(Role.head_teacher)),
                   absences=dash.absences_on(db, who.scope, now.date()),
                   duties=dash.duties_of(db, who.scope, now, owner_id=staff) if staff else dash.duties_of(db, who.scope, now),
                   cases=list_cases(db, scope=who.scope, open_only=True),
+                  prevention=prevention_duties(db, scope=who.scope, as_of=now),  # gate alerts, truancy tiers
                   checked=_checked_today(db, who, now.date()))
 
 
@@ -188,7 +190,8 @@ def school(request: Request, who: Principal = Depends(page(Role.school_staff)), 
     return render(request, "school.html", who, board=dash.cases_by_step(db, who.scope),
                   absences=dash.absences_on(db, who.scope, now.date()), figures=figures,
                   checked=_checked_today(db, who, now.date()),
-                  duties=[d for d in dash.duties_of(db, who.scope, now) if d["overdue"]])
+                  duties=[d for d in dash.duties_of(db, who.scope, now) if d["overdue"]],
+                  prevention=prevention_duties(db, scope=who.scope, as_of=now))  # gate alerts, truancy tiers
 
 
 # -- morning check ---------------------------------------------------------------------------------------
