@@ -25,7 +25,6 @@ from sqlalchemy.schema import CreateTable
 from sqlalchemy.orm import Session, sessionmaker
 
 from machines.case_machine import escalation_pairs
-from machines.policy import Policy
 from machines.states import CaseState, OPEN_STATES
 
 from .bulk import insert_rows
