@@ -226,27 +226,43 @@ def differences(got: dict[str, Any], want: dict[str, Any]) -> dict[str, tuple[in
 
 
 # -- workers (run in a forked process) --------------------------------------------------------------------
-def advance_worker(url: str, as_of: datetime, batch_size: int, began) -> None:
-    """The sweep, as the worker runs it: store.advance.advance, batch by batch, each batch its own commit."""
+def advance_worker(url: str, as_of: datetime, batch_size: int, marks) -> None:
+    """The sweep, as the worker runs it: store.advance.advance, batch by batch, each batch its own commit.
+    ``marks``: when it began, committed its first batch, finished (for the kill's timing only)."""
     from store.advance import advance
+
+    def progress(*_) -> None:
+        marks[FIRST] = marks[FIRST] or time.monotonic()
+        marks[BATCHES] += 1
 
     engine = make_engine(url)
     factory = session_factory(engine)
-    began.set()
-    advance(factory, as_of, batch_size=batch_size)
+    marks[BEGAN] = time.monotonic()
+    advance(factory, as_of, batch_size=batch_size, progress=progress)
+    marks[FINISHED] = time.monotonic()
     engine.dispose()
 
 
-def render_worker(url: str, archive: str, now: datetime, limit: int, began) -> None:
+def render_worker(url: str, archive: str, now: datetime, limit: int, marks) -> None:
     """The document batch, as tasks.render.render_batch runs it: documents.render_queued."""
     os.environ["BAOXUE_ARCHIVE_DIR"] = archive
     from documents.archive import render_queued
 
     engine = make_engine(url)
     factory = session_factory(engine)
-    began.set()
+    marks[BEGAN] = marks[FIRST] = time.monotonic()
     render_queued(factory, limit=limit, actor="system:render_documents", now=now)
+    marks[FINISHED] = time.monotonic()
     engine.dispose()
+
+
+BEGAN, FIRST, FINISHED, BATCHES = 0, 1, 2, 3
+
+
+def new_marks():
+    """Lock-free doubles in shared memory: when a worker began, committed a first batch, finished,
+    and how many batches it has committed (the advance only)."""
+    return forkserver().RawArray("d", 4)
 
 
 _CONTEXT: multiprocessing.context.BaseContext | None = None
@@ -266,30 +282,46 @@ def forkserver() -> multiprocessing.context.BaseContext:
 class Run:
     """One worker process: started, maybe killed, always reaped."""
 
-    seconds: float = 0.0      # from the worker's "began" to its exit (or to the kill)
+    seconds: float = 0.0      # from the worker's "began" to its "finished" (or to the kill)
+    first: float = 0.0        # from "began" to the first committed batch (the advance; 0 for the renderer)
+    batches: int = 0          # batches committed (the advance; 0 for the renderer)
     killed: bool = False
     exitcode: int | None = None
 
 
-def run_worker(target: Callable, args: tuple, *, kill_after: float | None = None, timeout: float = 120.0) -> Run:
-    """Run ``target(*args, began)`` in a forked process; SIGKILL it ``kill_after`` seconds after it
-    signalled that it began (None: let it finish)."""
-    ctx = forkserver()
-    began = ctx.Event()
-    proc = ctx.Process(target=target, args=(*args, began), daemon=True)
+def run_worker(target: Callable, args: tuple, *, kill_after: float | None = None, after_batches: int = 0,
+               timeout: float = 120.0) -> Run:
+    """Run ``target(*args, marks)`` in a forked process; SIGKILL it ``kill_after`` seconds after it
+    marked that it began, or if ``after_batches``, ``kill_after`` seconds after it committed that
+    many batches (None: let it finish). ``marks`` is lock-free shared memory (a lock held
+    by a killed process would never be released): the worker writes CLOCK_MONOTONIC times."""
+    marks = new_marks()
+    proc = forkserver().Process(target=target, args=(*args, marks), daemon=True)
     proc.start()
+    deadline = time.monotonic() + timeout
     try:
-        if not began.wait(timeout):
-            raise AssertionError(f"worker {target.__name__} did not start in {timeout} s")
-        t0 = time.monotonic()
+        while not marks[BEGAN] and proc.exitcode is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"worker {target.__name__} did not start in {timeout} s")
+            time.sleep(0.002)
+        t0 = marks[BEGAN] or time.monotonic()
         if kill_after is not None:
-            proc.join(kill_after)
+            while after_batches and marks[BATCHES] < after_batches and proc.exitcode is None:
+                time.sleep(0.0005)
+            start = time.monotonic() if after_batches else t0
+            proc.join(max(0.0, start + kill_after - time.monotonic()))
             if proc.exitcode is None:
                 proc.kill()  # SIGKILL
+            seconds, first_at = time.monotonic() - t0, 0.0
+        else:
+            proc.join(timeout)
+            seconds = (marks[FINISHED] or time.monotonic()) - t0
+            first_at = (marks[FIRST] - t0) if marks[FIRST] else 0.0
         proc.join(timeout)
+        batches = int(marks[BATCHES])
         if proc.exitcode is None:
             raise AssertionError(f"worker {target.__name__} still running after {timeout} s")
-        return Run(time.monotonic() - t0, killed=proc.exitcode == -9, exitcode=proc.exitcode)
+        return Run(seconds, first_at, batches, killed=proc.exitcode == -9, exitcode=proc.exitcode)
     finally:
         if proc.exitcode is None:
             proc.kill()
@@ -325,8 +357,15 @@ def crash_trials(databases: Databases, *, trials: int, seed: int, worker: Callab
         url, archive = databases.copy(f"t{i}"), _archive(archive_root, f"t{i}")
         try:
             for _ in range(rng.choice((1, 1, 2))):
-                delay = rng.uniform(0.0, ref_run.seconds * 1.1)
-                run = run_worker(worker, args_for(url, archive), kill_after=delay)
+                # a third of the kills at a random moment of the whole run (start-up and planning
+                # too); the rest, where the worker counts its batches, at a random moment of a
+                # random batch (after batch k has committed, within one batch's time)
+                if ref_run.batches and rng.random() >= 1 / 3:
+                    after = rng.randint(1, ref_run.batches)
+                    delay = rng.uniform(0.0, (ref_run.seconds - ref_run.first) / ref_run.batches)
+                else:
+                    after, delay = 0, rng.uniform(0.0, ref_run.seconds)
+                run = run_worker(worker, args_for(url, archive), kill_after=delay, after_batches=after)
                 trial.kills.append(round(delay, 3))
                 trial.killed += run.killed
                 if not run.killed and run.exitcode != 0:
@@ -368,7 +407,9 @@ def summary(trials: list[Trial]) -> str:
     kills = sum(len(t.kills) for t in trials)
     hit = sum(t.killed for t in trials)
     mid = sum(1 for t in trials for p in t.progress if 0 < p < 1)
-    return f"{len(trials)} trials, {kills} SIGKILLs ({hit} hit a running worker, {mid} left the work part-done)"
+    shares = sorted(p for t in trials for p in t.progress)
+    return (f"{len(trials)} trials, {kills} SIGKILLs ({hit} hit a running worker, {mid} left the work part-done; "
+            f"share of the work done at each kill {shares})")
 
 
 def count(snap: dict, key: str, pred: Callable[[tuple], bool] = lambda r: True) -> int:

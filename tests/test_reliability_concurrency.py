@@ -21,7 +21,7 @@ from store.advance import advance
 from store.db import Settings, make_engine, session_factory, transaction
 from store.models import Case, CaseEvent
 from tests.reliability_support import (
-    AS_OF, RENDER_NOW, Databases, count, differences, exactly_once_problems, forkserver, open_cases, render_worker,
+    AS_OF, FINISHED, RENDER_NOW, Databases, count, differences, exactly_once_problems, forkserver, new_marks, open_cases, render_worker,
     snapshot,
 )
 from tests.web_support import MONDAY, Clock, build_county, pupils_of_class
@@ -176,13 +176,13 @@ def test_two_worker_processes_rendering_one_queue_issue_each_document_once(datab
     databases.build_template(queue)
     url, archive = databases.copy("docs"), tmp_path / "archive"
     ctx = forkserver()
-    began = [ctx.Event(), ctx.Event()]
-    workers = [ctx.Process(target=render_worker, args=(url, str(archive), RENDER_NOW, 1000, began[i])) for i in range(2)]
+    marks = [new_marks() for _ in range(2)]
+    workers = [ctx.Process(target=render_worker, args=(url, str(archive), RENDER_NOW, 1000, m)) for m in marks]
     for w in workers:
         w.start()
     for w in workers:
         w.join(300)
-    assert [w.exitcode for w in workers] == [0, 0]
+    assert [w.exitcode for w in workers] == [0, 0] and all(m[FINISHED] for m in marks)
     engine = make_engine(url)
     try:
         got = snapshot(session_factory(engine), archive)
