@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Text, and_, case, cast, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from machines.identity import mask_name
 from machines.policy import Policy
@@ -143,12 +143,21 @@ def ledger_figures(session: Session, scope: Scope, period: Period, as_of: dateti
         select(CaseEvent.event, func.count()).join(Case, Case.id == CaseEvent.case_id).where(
             in_scope, CaseEvent.event.in_(("escalate_outside",) + WORK_EVENTS), CaseEvent.at >= start, CaseEvent.at < end)
         .group_by(CaseEvent.event)).all())
+    # each dropout's special groups: its pupil among the scope's own pupils (index on school_id, a
+    # small hash), else — a pupil who moved school since — looked up by primary key. Joining the
+    # whole pupils table makes PostgreSQL scan it once per scope.
+    own = aliased(Pupil)
+    moved = (select(cast(Pupil.special_groups, Text)).where(Pupil.id == Case.pupil_id)
+             .correlate(Case).scalar_subquery())
+    groups = case((own.id.is_(None), moved), else_=cast(own.special_groups, Text))
+    dropouts_q = (select(Case.class_id, groups.label("groups")).select_from(Case)
+                  .outerjoin(own, and_(own.id == Case.pupil_id, own.school_id.in_(ids)))
+                  .where(in_scope, Case.state.in_(DROPOUT_STATES)).subquery("dropouts"))
     grades, special = Counter(), Counter()
-    groups_text = cast(Pupil.special_groups, Text)
     for grade, text_value, n in session.execute(
-            select(SchoolClass.grade, groups_text, func.count()).select_from(Case)
-            .join(SchoolClass, SchoolClass.id == Case.class_id).join(Pupil, Pupil.id == Case.pupil_id)
-            .where(in_scope, Case.state.in_(DROPOUT_STATES)).group_by(SchoolClass.grade, groups_text)):
+            select(SchoolClass.grade, dropouts_q.c.groups, func.count())
+            .join(SchoolClass, SchoolClass.id == dropouts_q.c.class_id)
+            .group_by(SchoolClass.grade, dropouts_q.c.groups)):
         grades[grade] += n
         for g in (json.loads(text_value) or []) if text_value else ():
             if g in SPECIAL:

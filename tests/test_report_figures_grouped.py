@@ -4,7 +4,8 @@ version counted with one query per figure and the dropout rows loaded into Pytho
 The reference below is that earlier version, kept verbatim in its logic, run on a random ledger:
 random states, reasons, opening and closing days in and around the month, relapses, special
 groups (including a duplicated one and none), and events of every counted kind in, before and
-after the month — for every school, township and county scope.
+after the month, pupils who moved school since their case opened — for every school, township and
+county scope.
 """
 from __future__ import annotations
 
@@ -100,6 +101,10 @@ def random_ledger(session, rng: random.Random) -> None:
             at = datetime.combine(rng.choice(days), time(rng.randrange(24), rng.randrange(60)))
             session.add(CaseEvent(case_id=case.id, seq=seq, event=rng.choice(kinds), from_state=None, to_state=state,
                                   actor="t", at=at, recorded_at=at, reason="", payload={}))
+    school_ids = sorted({p.school_id for p in pupils})
+    for p in rng.sample(pupils, k=len(pupils) // 5):  # moved school since: their cases stay with the old one
+        p.school_id = rng.choice([s for s in school_ids if s != p.school_id])
+        p.special_groups = ["orphan", "disabled"]
     session.flush()
 
 
