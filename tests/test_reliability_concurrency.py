@@ -155,6 +155,36 @@ def test_two_clerks_closing_one_case_two_ways_at_once_one_wins_the_other_gets_a_
         assert (case.state, finals) == (winner["state"], 1)
 
 
+def test_two_clerks_acting_through_the_store_with_one_version_one_gets_case_conflict(fresh_db):
+    """The same rule below the web (store.cases.act, as the CLI and services call it): the row
+    lock serialises the two transactions, the second sees the new version and writes nothing."""
+    from store.cases import CaseConflict, act
+    from store.context import CaseContext
+    from tests.engine_helpers import case_of, morning, setup_store, sweep
+
+    with transaction(fresh_db) as s:
+        code, pupils = setup_store(s, pupils_per_class=2, grades=(3,))
+    morning(fresh_db, code, MONDAY.date(), pupils[:1])
+    sweep(fresh_db, MONDAY.date())
+    with fresh_db() as s:
+        case = case_of(s, pupils[0])
+    at = MONDAY.replace(hour=11)
+
+    def clerk(i: int):
+        try:
+            with transaction(fresh_db) as s:
+                return act(s, CaseContext(s), case.id, "record_phone_call", actor=f"clerk{i}", at=at, now=at,
+                           expected_version=case.version, payload={"reached": True}).event.seq
+        except CaseConflict as exc:
+            return exc
+
+    outcomes = _at_once(2, clerk)
+    conflicts = [o for o in outcomes if isinstance(o, CaseConflict)]
+    assert len(conflicts) == 1 and outcomes.count(case.version + 1) == 1, outcomes
+    assert "已被他人更新" in str(conflicts[0]) and conflicts[0].current == case.version + 1
+    assert _events(fresh_db, case.id, "record_phone_call") == 1
+
+
 def test_a_double_click_sent_twice_at_once_is_recorded_once(web):
     """Same form, same Idempotency-Key, same version, twice at once: both answered 200, one event."""
     case_id = _cases_on_day_one(web, 1)[0]
