@@ -21,7 +21,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from sqlalchemy import create_engine, func, make_url, select, text
+from sqlalchemy import create_engine, make_url, select, text
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -414,10 +414,6 @@ def summary(trials: list[Trial]) -> str:
 
 def count(snap: dict, key: str, pred: Callable[[tuple], bool] = lambda r: True) -> int:
     return sum(1 for r in snap[key] if pred(r))
-
-
-__all__ = ["Databases", "open_cases", "snapshot", "exactly_once_problems", "differences", "crash_trials",
-           "advance_worker", "render_worker", "run_worker", "summary", "count", "func", "AS_OF", "RENDER_NOW"]
 
 
 # -- a PostgreSQL cluster of the test's own (to stop and start it) ------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from datetime import datetime
 from pathlib import Path
 
 import pytest
