@@ -23,13 +23,10 @@ from store.intake import MarkIn, record_morning_check
 from store.models import Case, Pupil, School, SchoolClass
 from store.report_models import ReportFiling
 from store.reports import spot_check
-from tests.web_support import MONDAY, Clock, build_county
 from tests.test_gate import seed_prevention
-from web import api, auth, pages, pages_oversight
-from web import pages_gate
-from web import pages_census
 from tests.test_handoffs import seed_census_world
-from web.app import create_app
+from tests.web_support import MONDAY, Clock, build_county
+from web.app import create_app, routers
 from web.deps import SESSION_COOKIE
 from web.services import InProcess
 
@@ -86,9 +83,7 @@ LIST_QUERIES = {"/api/cases": "?open_only=false", "/cases": "?all=1", "/api/duti
 
 
 def all_routes() -> set[tuple[str, str]]:
-    return {(m, r.path) for router in (auth.router, auth.api_router, api.router, pages.router,
-                                           pages_gate.router, pages_census.router, pages_oversight.router)
-            for r in router.routes for m in r.methods if m != "HEAD"}
+    return {(m, r.path) for router in routers() for r in router.routes for m in r.methods if m != "HEAD"}
 
 
 def test_every_route_is_probed():

@@ -371,32 +371,23 @@ def diagram(out: Path = typer.Option(Path("docs"), help="folder for case_machine
         console.print(f"wrote {path}")
 
 
-def _mount_optional() -> None:
-    """Sub-commands that live with their packages (documents, orchestration)."""
-    try:
-        from documents.cli import app as doc_app
-        app.add_typer(doc_app, name="doc")
-    except ImportError:
-        pass
-    try:
-        from web.gate_cli import gate_app, truancy_app  # 住校生出入校门, 旷课分级
-        app.add_typer(gate_app, name="gate"); app.add_typer(truancy_app, name="truancy")  # noqa: E702
-    except ImportError:
-        pass
-    try:
-        from web.orchestration_cli import app as orchestration_app
-        for cmd in orchestration_app.registered_commands:
-            app.registered_commands.append(cmd)
-    except ImportError:
-        pass
+def _mount_subcommands() -> None:
+    """Sub-commands that live with their features (documents, orchestration, prevention, oversight)."""
+    from documents.cli import app as doc_app
+    from web import backup_cli, census_cli, gate_cli, oversight_cli
+    from web.orchestration_cli import app as orchestration_app
+
+    app.add_typer(doc_app, name="doc")
+    app.registered_commands.extend(orchestration_app.registered_commands)
+    app.add_typer(gate_cli.gate_app, name="gate")  # 住校生出入校门
+    app.add_typer(gate_cli.truancy_app, name="truancy")  # 旷课分级
+    app.add_typer(census_cli.census_app, name="census")  # 失学排查
+    app.add_typer(census_cli.handoff_app, name="handoff")  # 送达回证
+    oversight_cli.mount(app)  # risk list|explain, reconcile MONTH, submit-/accept-figures
+    app.add_typer(backup_cli.app, name="backup")  # backup create|check|restore|verify
 
 
-_mount_optional()
-__import__("web.oversight_cli").oversight_cli.mount(app)  # risk list|explain, reconcile MONTH (issue 8 parts 4–5)
-from web.census_cli import census_app, handoff_app  # noqa: E402  排查 and 送达回证 (issue 8 parts 1 and 6)
-app.add_typer(census_app, name="census")
-app.add_typer(handoff_app, name="handoff")
-app.add_typer(__import__("web.backup_cli").backup_cli.app, name="backup")  # backup create|check|restore|verify (issue 7)
+_mount_subcommands()
 
 if __name__ == "__main__":
     app()
