@@ -20,7 +20,7 @@ from store.db import transaction
 from store.intake import IntakeError, MarkIn, normalise_status, record_morning_check
 from store.models import School
 
-from .runtime import store
+from .runtime import DB_RETRIES, store
 
 
 class MarkRow(BaseModel):
@@ -78,7 +78,7 @@ def validate_submission(submission: MorningCheckSubmission) -> list[SchoolSheet]
     return [SchoolSheet(school_code=code, marks=marks) for code, marks in sorted(by_school.items())]
 
 
-@task(name="record_school_check", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+@task(name="record_school_check", **DB_RETRIES, cache_policy=NO_CACHE)
 def record_school_check(sheet: SchoolSheet, *, day: date, source: str, submitted_by: str, now: datetime,
                         complete: bool = True) -> dict:
     """Record one school's marks: open cases, extend streaks, return the pupils who are back."""

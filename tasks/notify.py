@@ -14,10 +14,10 @@ from prefect.cache_policies import NO_CACHE
 from store.db import transaction
 from store.notifications import channel_from_settings, deliver, queue_duty_notices
 
-from .runtime import store
+from .runtime import DB_RETRIES, store
 
 
-@task(name="queue_duty_notices", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+@task(name="queue_duty_notices", **DB_RETRIES, cache_policy=NO_CACHE)
 def queue_notices(as_of: datetime, remind_within_hours: float = 2.0) -> dict:
     with transaction(store()) as s:
         report = queue_duty_notices(s, as_of, remind_within=timedelta(hours=remind_within_hours))

@@ -15,17 +15,17 @@ from store import reconcile as rc
 from store import risk
 from store.db import transaction
 
-from .runtime import store
+from .runtime import DB_RETRIES, store
 
 
-@task(name="refresh_watch_list", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+@task(name="refresh_watch_list", **DB_RETRIES, cache_policy=NO_CACHE)
 def refresh_watch_list(as_of: datetime) -> dict:
     """At-risk pupils (学困生, 贫困生, 留守儿童; absences rising; relapse): the watch list brought in line."""
     with transaction(store()) as s:
         return risk.refresh_watch_list(s, as_of=as_of)
 
 
-@task(name="reconcile_submissions", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+@task(name="reconcile_submissions", **DB_RETRIES, cache_policy=NO_CACHE)
 def reconcile_submissions(period: str, as_of: datetime) -> dict:
     """Every school's submitted figures for ``period`` against the ledger; counts only (no names)."""
     with transaction(store()) as s:

@@ -19,10 +19,10 @@ from store.models import Jurisdiction
 from store.report_models import ReportFiling, SpotCheck
 
 from .render import documents_available
-from .runtime import store
+from .runtime import DB_RETRIES, store
 
 
-@task(name="file_reports", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+@task(name="file_reports", **DB_RETRIES, cache_policy=NO_CACHE)
 def file_reports(level: str, period: rp.Period, as_of: datetime, actor: str = "system:monthly_report",
                  policy_name: str = "default") -> list[dict]:
     """File the report of every scope of ``level`` for ``period``; returns one line per filing."""
@@ -64,7 +64,7 @@ def render_reports(filing_ids: list[int], actor: str = "system:monthly_report") 
     return out
 
 
-@task(name="draw_spot_check", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+@task(name="draw_spot_check", **DB_RETRIES, cache_policy=NO_CACHE)
 def draw_spot_check(quarter: str, seed: int, fraction: float, as_of: datetime,
                     actor: str = "system:quarterly_spot_check") -> dict:
     """Draw once per quarter (a rerun returns the sealed draw) and write the check sheet."""
