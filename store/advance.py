@@ -130,12 +130,18 @@ _WORK_TABLES = (_moved, _days, _due, _owners, _kinds)
 
 def _work_tables(session: Session) -> None:
     """Create (if this connection has not got them: a rolled-back savepoint may have taken them) and
-    empty the batch's temporary tables."""
+    empty the batch's temporary tables — on PostgreSQL in one round trip."""
     conn = session.connection()
+    postgres = is_postgres(conn)
+    sql = []
     for t in _WORK_TABLES:
-        ddl = str(CreateTable(t, if_not_exists=True).compile(dialect=conn.dialect))
-        conn.exec_driver_sql(ddl + (" ON COMMIT DELETE ROWS" if is_postgres(conn) else ""))
-        conn.execute(delete(t))
+        ddl = str(CreateTable(t, if_not_exists=True).compile(dialect=conn.dialect)).strip()
+        sql += [ddl + (" ON COMMIT DELETE ROWS" if postgres else ""), f"DELETE FROM {t.name}"]
+    if postgres:  # no parameters: psycopg sends the statements as one simple query
+        conn.exec_driver_sql("; ".join(sql))
+    else:  # in-process: nothing to save, and sqlite3 runs one statement per call
+        for stmt in sql:
+            conn.exec_driver_sql(stmt)
 
 
 def escalate_batch(session: Session, ctx: CaseContext, step: SweepStep, as_of: datetime, limit: int) -> list[int]:
