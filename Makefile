@@ -8,11 +8,12 @@ PY := $(VENV)/bin/python
 JOBS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: help setup system venv venv-bench test demo bench bench-quick clean distclean
+.PHONY: help setup system venv venv-bench test test-slow demo bench bench-quick clean distclean
 
 help:
 	@echo "make demo         install, then build the demo county into out/"
 	@echo "make test         install, then run the tests on SQLite and a throwaway PostgreSQL"
+	@echo "make test-slow    only the long end-to-end tests (also part of make test)"
 	@echo "make bench        benchmarks (make bench-quick: a short run)"
 	@echo "make setup        Debian packages + $(VENV) only"
 	@echo "make clean        remove out/, .pgtest/ and caches (distclean: also $(VENV))"
@@ -38,6 +39,10 @@ test: setup
 	status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
 	exit $$status
+
+# Only the long end-to-end tests (crash, outage, privacy scan …); `make test` runs them too.
+test-slow: PYTEST_ARGS += -m slow
+test-slow: test
 
 demo: setup
 	$(VENV)/bin/baoxue demo --out out
