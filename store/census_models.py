@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, Date, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .models import Base
+from .models import Base, DutyColumns
 
 
 class CensusImport(Base):
@@ -103,18 +103,11 @@ class CensusEvent(Base):
     __table_args__ = (UniqueConstraint("census_case_id", "seq"),)
 
 
-class CensusDuty(Base):
+class CensusDuty(DutyColumns, Base):
     __tablename__ = "census_duties"
-    id: Mapped[int] = mapped_column(primary_key=True)
     census_case_id: Mapped[int] = mapped_column(ForeignKey("census_cases.id"))
-    action: Mapped[str] = mapped_column(String(32))
     label: Mapped[str] = mapped_column(String(64))
-    role: Mapped[str] = mapped_column(String(32))
-    owner_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
     due_at: Mapped[datetime] = mapped_column(DateTime)
-    status: Mapped[str] = mapped_column(String(12), default="open")  # open | done | cancelled
-    created_at: Mapped[datetime] = mapped_column(DateTime)
-    done_at: Mapped[datetime | None] = mapped_column(DateTime)
     __table_args__ = (UniqueConstraint("census_case_id", "action"),)
 
 

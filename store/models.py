@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import (
     JSON, Boolean, Date, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
 
 from machines.states import OPEN_STATES
 
@@ -203,20 +203,31 @@ class CaseEvent(Base):
     )
 
 
-class Duty(Base):
+class DutyColumns:
+    """The columns every kind of duty shares (case ladder, census, prevention, watch list): a named
+    person's action with a role, a status and when it was raised and done. Each table adds its due
+    time (``due_at``, or ``due_on`` for the watch list) and what the duty belongs to;
+    :mod:`store.duty_ledger` reads all four as one list."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action: Mapped[str] = mapped_column(String(32))
+    role: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(12), default="open")  # open | overdue | done | cancelled
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    done_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    @declared_attr
+    def owner_id(cls) -> Mapped[int | None]:
+        return mapped_column(ForeignKey("staff.id"), index=True)
+
+
+class Duty(DutyColumns, Base):
     """A named person's action with a due time (the SLA timer)."""
 
     __tablename__ = "duties"
-    id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))  # indexed by UNIQUE(case_id, step, action)
     step: Mapped[str] = mapped_column(String(20))
-    action: Mapped[str] = mapped_column(String(32))
-    role: Mapped[str] = mapped_column(String(32))
-    owner_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
     due_at: Mapped[datetime] = mapped_column(DateTime)
-    status: Mapped[str] = mapped_column(String(12), default="open")  # open | done | overdue | cancelled
-    created_at: Mapped[datetime] = mapped_column(DateTime)
-    done_at: Mapped[datetime | None] = mapped_column(DateTime)
     done_late: Mapped[bool] = mapped_column(Boolean, default=False)
     overdue_at: Mapped[datetime | None] = mapped_column(DateTime)
     __table_args__ = (Index("ix_duties_status_due", "status", "due_at"), UniqueConstraint("case_id", "step", "action"))

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .models import Base
+from .models import Base, DutyColumns
 
 
 class Boarder(Base):
@@ -72,24 +72,17 @@ class GateArchive(Base):
     __table_args__ = (UniqueConstraint("school_id", "term", "last_day"),)
 
 
-class PreventionDuty(Base):
+class PreventionDuty(DutyColumns, Base):
     __tablename__ = "prevention_duties"
-    id: Mapped[int] = mapped_column(primary_key=True)
     pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id"), index=True)
     school_id: Mapped[int] = mapped_column(ForeignKey("schools.id"), index=True)
     class_id: Mapped[int] = mapped_column(ForeignKey("classes.id"))
     source: Mapped[str] = mapped_column(String(16))      # gate | truancy
     kind: Mapped[str] = mapped_column(String(24))        # unapproved_exit | late_return | tier
     ref_id: Mapped[int] = mapped_column(Integer)         # gate_movements.id | truancy_tiers.id
-    action: Mapped[str] = mapped_column(String(32))
     label: Mapped[str] = mapped_column(String(128))
-    role: Mapped[str] = mapped_column(String(32))
-    owner_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
     due_at: Mapped[datetime] = mapped_column(DateTime)
-    status: Mapped[str] = mapped_column(String(12), default="open")  # open | overdue | done
-    created_at: Mapped[datetime] = mapped_column(DateTime)
     overdue_at: Mapped[datetime | None] = mapped_column(DateTime)
-    done_at: Mapped[datetime | None] = mapped_column(DateTime)
     done_by: Mapped[str | None] = mapped_column(String(64))
     note: Mapped[str] = mapped_column(String(255), default="")
     __table_args__ = (UniqueConstraint("source", "kind", "ref_id"), Index("ix_prevention_duties_status_due", "status", "due_at"))

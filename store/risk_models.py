@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, Date, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .models import Base
+from .models import Base, DutyColumns
 
 
 class PupilFlag(Base):
@@ -56,16 +56,9 @@ class WatchEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
-class WatchDuty(Base):
+class WatchDuty(DutyColumns, Base):
     __tablename__ = "watch_duties"
-    id: Mapped[int] = mapped_column(primary_key=True)
     entry_id: Mapped[int] = mapped_column(ForeignKey("watch_entries.id"))
     rule_id: Mapped[str] = mapped_column(String(32))
-    action: Mapped[str] = mapped_column(String(32))
-    role: Mapped[str] = mapped_column(String(32))
-    owner_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
-    due_on: Mapped[date] = mapped_column(Date)
-    status: Mapped[str] = mapped_column(String(12), default="open")  # open | done | cancelled
-    created_at: Mapped[datetime] = mapped_column(DateTime)
-    done_at: Mapped[datetime | None] = mapped_column(DateTime)
+    due_on: Mapped[date] = mapped_column(Date)  # due at the end of that day
     __table_args__ = (UniqueConstraint("entry_id", "rule_id", "action"),)
