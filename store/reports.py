@@ -111,82 +111,127 @@ def scope_of(session: Session, level: str, code: str) -> Scope:
 
 
 def ledger_figures(session: Session, scope: Scope, period: Period, as_of: datetime) -> dict[str, Any]:
-    """The report's figures for ``scope`` over ``period``, read at ``as_of`` (current ledger state).
+    """The report's figures for ``scope`` over ``period``, read at ``as_of`` (current ledger state):
+    ``ledger_figures_many`` for one scope."""
+    return ledger_figures_many(session, [scope], period, as_of)[0]
 
-    Set-based, counted in SQL: one grouped pass over the scope's cases (school × state × reason,
+
+def ledger_figures_many(session: Session, scope_list: list[Scope], period: Period,
+                        as_of: datetime) -> list[dict[str, Any]]:
+    """The figures of every scope in ``scope_list`` (any levels), in its order, from a constant
+    number of grouped passes — not one set of passes per scope.
+
+    Set-based, counted in SQL per school: one grouped pass over the cases (school × state × reason,
     with the period's openings, relapses and closings as conditional counts), one over the period's
-    events (index ``ix_case_events_event_at``), and one over the dropouts for their grades and
-    special groups — the database returns counts, never the cases."""
-    ids = list(scope.school_ids)
-    in_scope = Case.school_id.in_(ids)
+    events (index ``ix_case_events_event_at``), one over the dropouts for their grades and special
+    groups, one for the enrolment; each scope's figures are its schools' sums. A county's cases lie
+    on nearly every page of ``cases``, so a pass per scope reads the whole table once per county;
+    here every page is read once for all scopes. When the scopes cover every school there is no
+    school filter at all (a sequential pass); otherwise ``school_id IN (the scopes' schools)``."""
+    wanted = sorted({sid for sc in scope_list for sid in sc.school_ids})
+    every = set(session.scalars(select(School.id))) <= set(wanted)
+
+    def only(col):  # the scopes' schools, or no filter when they are all the schools
+        return [] if every else [col.in_(wanted)]
+
     start = datetime.combine(period.start, datetime.min.time())
     end = datetime.combine(period.end + timedelta(days=1), datetime.min.time())
-    enrolled = session.scalar(select(func.count()).select_from(Pupil).where(Pupil.school_id.in_(ids), Pupil.enrolled)) or 0
+    enrolled = dict(session.execute(select(Pupil.school_id, func.count()).where(Pupil.enrolled, *only(Pupil.school_id))
+                                    .group_by(Pupil.school_id)).all())
     opened_in = Case.opened_on.between(period.start, period.end)
-    by_state, reasons, per_school, closed_in = Counter(), Counter(), Counter(), Counter()
-    opened = relapses = dropouts = 0
+    by_state, closed_in, reasons = defaultdict(Counter), defaultdict(Counter), defaultdict(Counter)
+    opened, relapses, dropouts = Counter(), Counter(), Counter()
     for school_id, state, reason, n, n_opened, n_relapses, n_closed in session.execute(
             select(Case.school_id, Case.state, Case.reason, func.count(),
                    func.count(case((opened_in, 1))),
                    func.count(case((and_(opened_in, Case.relapse_of.is_not(None)), 1))),
                    func.count(case((Case.closed_on.between(period.start, period.end), 1))))
-            .where(in_scope).group_by(Case.school_id, Case.state, Case.reason)):
-        by_state[state] += n
-        opened += n_opened
-        relapses += n_relapses
-        closed_in[state] += n_closed
+            .where(*only(Case.school_id)).group_by(Case.school_id, Case.state, Case.reason)):
+        by_state[school_id][state] += n
+        opened[school_id] += n_opened
+        relapses[school_id] += n_relapses
+        closed_in[school_id][state] += n_closed
         if state in DROPOUT_STATES:
-            reasons[reason] += n
-            per_school[school_id] += n
-            dropouts += n
-    events = dict(session.execute(
-        select(CaseEvent.event, func.count()).join(Case, Case.id == CaseEvent.case_id).where(
-            in_scope, CaseEvent.event.in_(("escalate_outside",) + WORK_EVENTS), CaseEvent.at >= start, CaseEvent.at < end)
-        .group_by(CaseEvent.event)).all())
-    # each dropout's special groups: its pupil among the scope's own pupils (index on school_id, a
-    # small hash), else — a pupil who moved school since — looked up by primary key. Joining the
-    # whole pupils table makes PostgreSQL scan it once per scope.
-    own = aliased(Pupil)
-    moved = (select(cast(Pupil.special_groups, Text)).where(Pupil.id == Case.pupil_id)
-             .correlate(Case).scalar_subquery())
-    groups = case((own.id.is_(None), moved), else_=cast(own.special_groups, Text))
-    dropouts_q = (select(Case.class_id, groups.label("groups")).select_from(Case)
-                  .outerjoin(own, and_(own.id == Case.pupil_id, own.school_id.in_(ids)))
-                  .where(in_scope, Case.state.in_(DROPOUT_STATES)).subquery("dropouts"))
-    grades, special = Counter(), Counter()
-    for grade, text_value, n in session.execute(
-            select(SchoolClass.grade, dropouts_q.c.groups, func.count())
-            .join(SchoolClass, SchoolClass.id == dropouts_q.c.class_id)
-            .group_by(SchoolClass.grade, dropouts_q.c.groups)):
-        grades[grade] += n
+            reasons[school_id][reason] += n
+            dropouts[school_id] += n
+    events = defaultdict(Counter)
+    for school_id, event, n in session.execute(
+            select(Case.school_id, CaseEvent.event, func.count()).join(Case, Case.id == CaseEvent.case_id).where(
+                *only(Case.school_id), CaseEvent.event.in_(("escalate_outside",) + WORK_EVENTS),
+                CaseEvent.at >= start, CaseEvent.at < end)
+            .group_by(Case.school_id, CaseEvent.event)):
+        events[school_id][event] += n
+    # each dropout's grade and special groups. Every school: one pass over the dropouts joined to
+    # the pupils that have special groups (a small hash). Some schools: the pupil among the
+    # scopes' own pupils (index on school_id), else — a pupil who moved school since — looked up
+    # by primary key; joining the whole pupils table for a few schools makes PostgreSQL scan it.
+    if every:
+        text_groups = cast(Pupil.special_groups, Text)
+        grouped = (select(Pupil.id, text_groups.label("groups"))
+                   .where(text_groups.not_in(("[]", "null"))).subquery("grouped"))
+        dropouts_q = (select(Case.school_id, Case.class_id, grouped.c.groups).select_from(Case)
+                      .outerjoin(grouped, grouped.c.id == Case.pupil_id)
+                      .where(Case.state.in_(DROPOUT_STATES)).subquery("dropouts"))
+    else:
+        own = aliased(Pupil)
+        moved = (select(cast(Pupil.special_groups, Text)).where(Pupil.id == Case.pupil_id)
+                 .correlate(Case).scalar_subquery())
+        groups = case((own.id.is_(None), moved), else_=cast(own.special_groups, Text))
+        dropouts_q = (select(Case.school_id, Case.class_id, groups.label("groups")).select_from(Case)
+                      .outerjoin(own, and_(own.id == Case.pupil_id, own.school_id.in_(wanted)))
+                      .where(Case.school_id.in_(wanted), Case.state.in_(DROPOUT_STATES)).subquery("dropouts"))
+    # counted per class first, then the classes' grades joined to the (much fewer) counts
+    per_class = (select(dropouts_q.c.school_id, dropouts_q.c.class_id, dropouts_q.c.groups, func.count().label("n"))
+                 .group_by(dropouts_q.c.school_id, dropouts_q.c.class_id, dropouts_q.c.groups).subquery("per_class"))
+    grades, special = defaultdict(Counter), defaultdict(Counter)
+    for school_id, grade, text_value, n in session.execute(
+            select(per_class.c.school_id, SchoolClass.grade, per_class.c.groups, func.sum(per_class.c.n))
+            .join(SchoolClass, SchoolClass.id == per_class.c.class_id)
+            .group_by(per_class.c.school_id, SchoolClass.grade, per_class.c.groups)):
+        n = int(n)
+        grades[school_id][grade] += n
         for g in (json.loads(text_value) or []) if text_value else ():
             if g in SPECIAL:
-                special[g] += n
-    figures = {
-        "scope": {"level": scope.level, "code": scope.code, "name": scope.name},
-        "period": {"kind": period.kind, "label": period.label, "start": period.start.isoformat(), "end": period.end.isoformat()},
-        "as_of": as_of.isoformat(sep=" "),
-        "enrolled": enrolled,
-        "dropouts": dropouts,
-        "dropout_rate": round(dropouts / enrolled, 6) if enrolled else 0.0,
-        "out_of_school": sum(by_state.get(st, 0) for st in OUT_OF_SCHOOL),
-        "opened": opened,
-        "relapses": relapses,
-        "returned": closed_in[CaseState.returned.value],
-        "excused": closed_in[CaseState.excused.value],
-        "escalated": events.get("escalate_outside", 0),
-        "open_by_step": {s.value: by_state.get(s.value, 0) for s in LADDER},
-        "cases_by_state": {s.value: by_state.get(s.value, 0) for s in CaseState},
-        "reasons": dict(sorted(reasons.items())),
-        "by_grade": {str(g): n for g, n in sorted(grades.items())},
-        "special_groups": {g: special.get(g, 0) for g in SPECIAL},
-        "work_done": {e: events.get(e, 0) for e in WORK_EVENTS},
-    }
-    if scope.level != "school":
-        rows = session.execute(select(School.id, School.code, School.name, School.township_id)
-                               .where(School.id.in_(ids)).order_by(School.code)).all()
-        figures["schools"] = [{"code": code, "name": name, "dropouts": per_school.get(sid, 0)} for sid, code, name, _ in rows]
-    return figures
+                special[school_id][g] += n
+    names = {sid: (code, name) for sid, code, name in session.execute(
+        select(School.id, School.code, School.name).where(*only(School.id)))}
+    out = []
+    for scope in scope_list:
+        ids = scope.school_ids
+
+        def total(per_school: dict) -> Counter:
+            c = Counter()
+            for sid in ids:
+                c.update(per_school.get(sid, {}))
+            return c
+        st, cl, rs, ev, gr, sp = (total(d) for d in (by_state, closed_in, reasons, events, grades, special))
+        n_enrolled = sum(enrolled.get(sid, 0) for sid in ids)
+        n_dropouts = sum(dropouts[sid] for sid in ids)
+        figures = {
+            "scope": {"level": scope.level, "code": scope.code, "name": scope.name},
+            "period": {"kind": period.kind, "label": period.label, "start": period.start.isoformat(), "end": period.end.isoformat()},
+            "as_of": as_of.isoformat(sep=" "),
+            "enrolled": n_enrolled,
+            "dropouts": n_dropouts,
+            "dropout_rate": round(n_dropouts / n_enrolled, 6) if n_enrolled else 0.0,
+            "out_of_school": sum(st.get(s, 0) for s in OUT_OF_SCHOOL),
+            "opened": sum(opened[sid] for sid in ids),
+            "relapses": sum(relapses[sid] for sid in ids),
+            "returned": cl[CaseState.returned.value],
+            "excused": cl[CaseState.excused.value],
+            "escalated": ev.get("escalate_outside", 0),
+            "open_by_step": {s.value: st.get(s.value, 0) for s in LADDER},
+            "cases_by_state": {s.value: st.get(s.value, 0) for s in CaseState},
+            "reasons": dict(sorted(rs.items())),
+            "by_grade": {str(g): n for g, n in sorted(gr.items())},
+            "special_groups": {g: sp.get(g, 0) for g in SPECIAL},
+            "work_done": {e: ev.get(e, 0) for e in WORK_EVENTS},
+        }
+        if scope.level != "school":
+            figures["schools"] = [{"code": names[sid][0], "name": names[sid][1], "dropouts": dropouts[sid]}
+                                  for sid in sorted((s for s in ids if s in names), key=lambda s: names[s][0])]
+        out.append(figures)
+    return out
 
 
 # -- filing ----------------------------------------------------------------------------------------
@@ -199,15 +244,18 @@ def _responsible(session: Session, scope: Scope) -> int | None:
 
 
 def file_report(session: Session, *, policy: Policy, level: str, scope: Scope, period: Period, as_of: datetime,
-                actor: str) -> tuple[ReportFiling, bool]:
-    """Write the filing of ``scope`` for ``period`` once; returns (filing, created now)."""
+                actor: str, figures: dict[str, Any] | None = None) -> tuple[ReportFiling, bool]:
+    """Write the filing of ``scope`` for ``period`` once; returns (filing, created now).
+
+    ``figures``: the scope's ``ledger_figures`` when the caller computed them already (``file_level``
+    computes every scope's in one set of passes)."""
     seen = session.scalar(select(ReportFiling).where(
         ReportFiling.kind == period.kind, ReportFiling.level == level, ReportFiling.scope_code == scope.code,
         ReportFiling.period == period.label))
     if seen is not None:
         return seen, False
     due = due_on(policy, level, period)
-    figures = ledger_figures(session, scope, period, as_of)
+    figures = dict(figures) if figures is not None else ledger_figures(session, scope, period, as_of)
     figures["watch_list"] = watch_list_figures(session, scope, period)
     late = as_of.date() > due
     if level != "school":  # which lower-level reports had not come in by this level's filing
@@ -227,6 +275,19 @@ def file_report(session: Session, *, policy: Policy, level: str, scope: Scope, p
         record_late_report(session, filing_id=filing.id, level=level, scope=scope.name, due_on=due, filed_at=as_of,
                            staff_id=_responsible(session, scope), role=LEVEL_ROLE[level])
     return filing, True
+
+
+def file_level(session: Session, *, policy: Policy, level: str, period: Period, as_of: datetime,
+               actor: str) -> list[tuple[ReportFiling, bool]]:
+    """File the report of every scope of ``level`` for ``period`` (each once); the figures of the
+    scopes not filed yet come from one ``ledger_figures_many`` call."""
+    all_scopes = scopes(session, level)
+    filed = set(session.scalars(select(ReportFiling.scope_code).where(
+        ReportFiling.kind == period.kind, ReportFiling.level == level, ReportFiling.period == period.label)))
+    todo = [sc for sc in all_scopes if sc.code not in filed]
+    figures = dict(zip((sc.code for sc in todo), ledger_figures_many(session, todo, period, as_of))) if todo else {}
+    return [file_report(session, policy=policy, level=level, scope=sc, period=period, as_of=as_of, actor=actor,
+                        figures=figures.get(sc.code)) for sc in all_scopes]
 
 
 def filing_status(session: Session, *, kind: str, period: str) -> list[dict[str, Any]]:

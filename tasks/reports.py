@@ -29,9 +29,7 @@ def file_reports(level: str, period: rp.Period, as_of: datetime, actor: str = "s
     out = []
     with transaction(store()) as s:
         policy = CaseContext(s).policies.get(policy_name)
-        for scope in rp.scopes(s, level):
-            filing, created = rp.file_report(s, policy=policy, level=level, scope=scope, period=period,
-                                             as_of=as_of, actor=actor)
+        for filing, created in rp.file_level(s, policy=policy, level=level, period=period, as_of=as_of, actor=actor):
             out.append({"id": filing.id, "scope": filing.scope_name, "code": filing.scope_code, "late": filing.late,
                         "created": created, "due_on": filing.due_on.isoformat(),
                         "dropouts": filing.figures["dropouts"], "dropout_rate": filing.figures["dropout_rate"]})

@@ -124,3 +124,34 @@ def test_grouped_report_figures_equal_the_per_question_counts_on_a_random_ledger
     county = rp.ledger_figures(session, rp.scopes(session, "county")[0], period, as_of)
     assert county["dropouts"] and county["opened"] and county["relapses"] and county["returned"]
     assert county["escalated"] and sum(county["work_done"].values()) and county["special_groups"]["disabled"]
+
+
+def test_many_scope_figures_equal_each_scope_alone_on_a_random_ledger(session):
+    """``ledger_figures_many`` (one set of grouped passes for every scope, the monthly report's and
+    the bench's path) gives every scope the figures of ``ledger_figures`` for that scope alone and
+    of the per-question reference: scopes of mixed levels covering every school (no school filter),
+    and a subset of the schools (filtered), and through ``file_level`` as filed."""
+    from store.context import CaseContext
+
+    rng = random.Random(7)
+    random_ledger(session, rng)
+    period, as_of = rp.month_period(2026, 11), datetime(2026, 11, 30, 17)
+    every = [sc for level in rp.LEVELS for sc in rp.scopes(session, level)]
+    subset = rp.scopes(session, "school")[::2]
+    assert len(every) >= 5 and 1 < len(subset) < len(rp.scopes(session, "school"))
+    for scope_list in (every, subset, list(reversed(every))):
+        many = rp.ledger_figures_many(session, scope_list, period, as_of)
+        assert len(many) == len(scope_list)
+        for scope, got in zip(scope_list, many):
+            assert got["scope"]["code"] == scope.code
+            want = reference_figures(session, scope, period)
+            assert {k: got[k] for k in want} == want, (scope.level, scope.code)
+            assert got == rp.ledger_figures(session, scope, period, as_of)
+    policy = CaseContext(session).policies.get("default")
+    filed = rp.file_level(session, policy=policy, level="school", period=period, as_of=as_of, actor="t")
+    assert [f.scope_code for f, created in filed if created] == [sc.code for sc in rp.scopes(session, "school")]
+    for f, _ in filed:
+        want = reference_figures(session, rp.scope_of(session, "school", f.scope_code), period)
+        assert {k: f.figures[k] for k in want} == want
+    again = rp.file_level(session, policy=policy, level="school", period=period, as_of=as_of, actor="t")
+    assert [f.id for f, _ in again] == [f.id for f, _ in filed] and not any(created for _, created in again)
