@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from tasks.intake import MorningCheckSubmission, record_school_check, validate_submission
+from tasks.intake import MorningCheckSubmission, record_school_checks, validate_submission
 from tasks.publish import publish_morning_check
 from tasks.runtime import resolve_as_of
 
+SCHOOLS_PER_TASK = 200  # a county's schools in one task: its set-based passes and one commit
 TOTALS = ("marks", "opened", "continuing", "returned", "excused", "errors")
 
 
@@ -28,10 +29,13 @@ def morning_check(submission: MorningCheckSubmission) -> dict:
     sheets = validate_submission(submission)
 
     # 2. Each school's check: unexcused absences open a case or extend its streak, pupils who are
-    #    back return, leave excuses. The same content submitted twice changes nothing.
-    results = [record_school_check(sheet, day=submission.day, source=submission.source,
-                                   submitted_by=submission.submitted_by, now=now, complete=submission.complete)
-               for sheet in sheets]
+    #    back return, leave excuses. The same content submitted twice changes nothing. A county file
+    #    is recorded set-based, SCHOOLS_PER_TASK schools a task (one unit of work each), with a
+    #    result per school as if each had submitted alone.
+    results = []
+    for i in range(0, len(sheets), SCHOOLS_PER_TASK):
+        results += record_school_checks(sheets[i:i + SCHOOLS_PER_TASK], day=submission.day, source=submission.source,
+                                        submitted_by=submission.submitted_by, now=now, complete=submission.complete)
 
     totals = {k: sum(int(r.get(k, 0)) for r in results) for k in TOTALS}
     rejected = [r for r in results if r.get("rejected")]

@@ -1,4 +1,4 @@
-"""Morning-check tasks: check a submission, record one school's marks.
+"""Morning-check tasks: check a submission, record one school's marks or many schools' at once.
 
 Idempotency key: the submission's content hash (``store.intake.content_hash``): recording the same
 school's same marks for the same day again is recognised and changes nothing, so a retried task
@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from store.context import CaseContext
 from store.db import transaction
-from store.intake import IntakeError, MarkIn, normalise_status, record_morning_check
+from store.intake import IntakeError, IntakeResult, MarkIn, normalise_status, record_morning_check, record_morning_checks
 from store.models import School
 
 from .runtime import DB_RETRIES, store
@@ -78,20 +78,49 @@ def validate_submission(submission: MorningCheckSubmission) -> list[SchoolSheet]
     return [SchoolSheet(school_code=code, marks=marks) for code, marks in sorted(by_school.items())]
 
 
-@task(name="record_school_check", **DB_RETRIES, cache_policy=NO_CACHE)
-def record_school_check(sheet: SchoolSheet, *, day: date, source: str, submitted_by: str, now: datetime,
-                        complete: bool = True) -> dict:
-    """Record one school's marks: open cases, extend streaks, return the pupils who are back."""
-    marks = [MarkIn(m.student_no, m.status, m.reason, m.row) for m in sheet.marks]
-    try:
-        with transaction(store()) as s:
-            result = record_morning_check(s, CaseContext(s), school_code=sheet.school_code, day=day, marks=marks,
-                                          source=source, submitted_by=submitted_by, now=now, complete=complete)
-    except IntakeError as exc:
-        return {"school": sheet.school_code, "day": day.isoformat(), "rejected": str(exc), "opened": 0,
-                "returned": 0, "excused": 0, "continuing": 0, "errors": 0, "marks": 0, "duplicate": False}
+def _marks(sheet: SchoolSheet) -> list[MarkIn]:
+    return [MarkIn(m.student_no, m.status, m.reason, m.row) for m in sheet.marks]
+
+
+def _outcome(result: IntakeResult) -> dict:
     out = result.summary()
     out.update(submission_id=result.submission_id, opened_ids=result.opened, returned_ids=result.returned,
                excused_ids=result.excused,
                row_errors=[{"row": e.row, "student_no": e.student_no, "message": e.message} for e in result.errors[:50]])
     return out
+
+
+def _record_one(sheet: SchoolSheet, *, day: date, source: str, submitted_by: str, now: datetime, complete: bool) -> dict:
+    try:
+        with transaction(store()) as s:
+            result = record_morning_check(s, CaseContext(s), school_code=sheet.school_code, day=day, marks=_marks(sheet),
+                                          source=source, submitted_by=submitted_by, now=now, complete=complete)
+    except IntakeError as exc:
+        return {"school": sheet.school_code, "day": day.isoformat(), "rejected": str(exc), "opened": 0,
+                "returned": 0, "excused": 0, "continuing": 0, "errors": 0, "marks": 0, "duplicate": False}
+    return _outcome(result)
+
+
+@task(name="record_school_check", **DB_RETRIES, cache_policy=NO_CACHE)
+def record_school_check(sheet: SchoolSheet, *, day: date, source: str, submitted_by: str, now: datetime,
+                        complete: bool = True) -> dict:
+    """Record one school's marks: open cases, extend streaks, return the pupils who are back."""
+    return _record_one(sheet, day=day, source=source, submitted_by=submitted_by, now=now, complete=complete)
+
+
+@task(name="record_school_checks", **DB_RETRIES, cache_policy=NO_CACHE)
+def record_school_checks(sheets: list[SchoolSheet], *, day: date, source: str, submitted_by: str, now: datetime,
+                         complete: bool = True) -> list[dict]:
+    """Record many schools' marks in one unit of work, set-based (``store.intake.record_morning_checks``:
+    each school its own submission, duplicate check and result, as recorded one by one). A file
+    that cannot be recorded whole (a school for which the day is not a school day) is recorded
+    school by school instead, so that only that school is rejected."""
+    try:
+        with transaction(store()) as s:
+            results = record_morning_checks(s, CaseContext(s), {sheet.school_code: _marks(sheet) for sheet in sheets},
+                                            day=day, source=source, submitted_by=submitted_by, now=now,
+                                            complete=complete)
+    except IntakeError:
+        return [_record_one(sheet, day=day, source=source, submitted_by=submitted_by, now=now, complete=complete)
+                for sheet in sheets]
+    return [_outcome(r) for r in results]
