@@ -340,6 +340,8 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
             elif what == "staff":
                 staff_done += staff_round(factory, t, plan, day_no[obj])
                 staff_done += oversight_demo.submit_monthly_figures(factory, t)  # 月报上报, one school under-reports
+                staff_done += oversight_demo.review_submissions(factory, t)  # 审核: honest accepted, the hiding one refused
+                staff_done += oversight_demo.helpers_round(factory, t)  # 帮扶: preventive duties done, a few left overdue
                 staff_done += prevention_demo.gate_round(factory, t, day_no[obj], len(days) - 1)  # 住校生出入校门
                 staff_done += census_demo.census_round(factory, t, day_no[obj], out, run)  # 排查 and 送达回证 (issue 8 parts 1, 6)
                 seconds["staff"] += time.perf_counter() - t_start
@@ -361,6 +363,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
     summary = _summarise(factory, api_url, stop_at, flow_runs, staff_done, counts)
     summary["prevention"] = prevention_demo.summary(factory)  # gate log and truancy tiers (issue 8 parts 2–3)
     summary["census"] = census_demo.summary(factory, stop_at)  # 排查 and 送达回证 (issue 8 parts 1, 6)
+    summary["oversight"] = oversight_demo.summary(factory)  # watch list and reconciliation (issue 8 parts 4–5)
     summary["seconds_by_flow"] = {k: round(v, 1) for k, v in seconds.items()}
     dispose_all()
     engine.dispose()

@@ -6,7 +6,13 @@
   so the ``absences_rising`` rule fires during the fourth week (relapses happen by themselves);
 - :func:`submit_monthly_figures`: in the days before the schools' due date every school submits its
   月报 figures — honestly, except the school with most pupils out of school, which leaves two out
-  (瞒报): the flow's reconciliation on the 23rd lists the difference with the cases behind it.
+  (瞒报): the flow's reconciliation on the 23rd lists the difference with the cases behind it;
+- :func:`review_submissions`: after the reconciliation the township reviews (审核) its schools'
+  submissions: honest ones are accepted, the one hiding open cases is refused without an
+  explanation and stays pending (the difference goes to the county's 责任追究 evidence);
+- :func:`helpers_round`: the named helpers (帮扶责任人) do most of their preventive duties on time
+  (tutoring, subsidy check, talks); about one in eight is left to go overdue;
+- :func:`summary`: the watch list and the reconciliation as the clock stopped.
 """
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ import random
 from collections import Counter
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 UNDER_REPORTED_BY = 2
@@ -74,3 +80,72 @@ def submit_monthly_figures(factory, now: datetime) -> Counter:
             rc.submit_figures(s, school_code=code, period=period, figures=figures, by=f"demo:{code}:principal", at=now)
             done["monthly_figures_submitted"] += 1
     return done
+
+
+def review_submissions(factory, now: datetime) -> Counter:
+    """The township reviews its schools' reconciled submissions the day before its own 月报 is due:
+    honest ones are accepted; one that hides open cases is refused (no explanation) and stays pending."""
+    from store import reconcile as rc
+    from store.db import transaction
+    from store.models import School
+    from store.policy_files import PolicyRegistry
+    from store.reconcile_models import SubmittedReport
+
+    done: Counter = Counter()
+    with transaction(factory) as s:
+        registry = PolicyRegistry(s)
+        pending = [sub_id for sub_id, policy in s.execute(
+            select(SubmittedReport.id, School.policy_name).join(School, School.id == SubmittedReport.school_id)
+            .where(SubmittedReport.status == "submitted", SubmittedReport.reconciled_at.is_not(None)))
+            if now.day == registry.get(policy).reports.township_due_day - 1]
+    for sub_id in pending:
+        try:
+            with transaction(factory) as s:
+                rc.accept_submission(s, sub_id, by="demo:township:教办主任", at=now)
+            done["monthly_figures_accepted"] += 1
+        except rc.ReconcileError:  # hides open cases: the school must explain before it can be accepted
+            done["monthly_figures_refused"] += 1
+    return done
+
+
+def helpers_round(factory, now: datetime) -> Counter:
+    """In the afternoon, the helpers complete the preventive duties due within two days — all but
+    about one in eight (picked by id), which the daily advance then marks overdue."""
+    from store.db import transaction
+    from store.risk import complete_duty
+    from store.risk_models import WatchDuty
+
+    done: Counter = Counter()
+    if now.hour < 12:
+        return done
+    with transaction(factory) as s:
+        for duty_id in s.scalars(select(WatchDuty.id).where(
+                WatchDuty.status == "open", WatchDuty.due_on <= now.date() + timedelta(days=2))).all():
+            if duty_id % 8:
+                complete_duty(s, duty_id, actor="demo:helper", at=now, note="已按帮扶计划完成")
+                done["watch_duty_done"] += 1
+    return done
+
+
+def summary(factory) -> dict:
+    """The watch list (open entries by rule, duties by status) and the submissions by status."""
+    from store.db import transaction
+    from store.reconcile_models import SubmittedReport
+    from store.risk_models import WatchDuty, WatchEntry
+
+    with transaction(factory) as s:
+        by_rule: Counter = Counter()
+        for rules in s.scalars(select(WatchEntry.rules).where(WatchEntry.until.is_(None))):
+            by_rule.update(r["rule"] for r in rules or [])
+        subs = s.scalars(select(SubmittedReport)).all()
+        return {
+            "on_watch": s.scalar(select(func.count()).select_from(WatchEntry).where(WatchEntry.until.is_(None))) or 0,
+            "left_watch": s.scalar(select(func.count()).select_from(WatchEntry).where(WatchEntry.until.is_not(None))) or 0,
+            "on_watch_by_rule": dict(sorted(by_rule.items())),
+            "watch_duties": dict(s.execute(select(WatchDuty.status, func.count()).group_by(WatchDuty.status)).all()),
+            "submissions": dict(Counter(sub.status for sub in subs)),
+            "submissions_hiding_open_cases": [
+                {"school_id": sub.school_id, "period": sub.period, "status": sub.status,
+                 "differences": [{k: d[k] for k in ("label", "submitted", "ledger")} for d in sub.differences if d.get("hides")]}
+                for sub in subs if sub.hides_open_cases],
+        }
