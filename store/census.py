@@ -32,6 +32,7 @@ from machines.policy import Policy
 
 from .census_models import CensusCase, CensusDuty, CensusEvent, CensusImport, CensusRow
 from .context import CaseContext
+from .duty_ledger import UNDONE
 from .models import Jurisdiction, Pupil, School, Staff
 from .policy_files import PolicyFileError, PolicyRegistry
 from .queries import EVERYTHING, Scope
@@ -305,7 +306,7 @@ def _fire(session: Session, case: CensusCase, event: str, *, actor: str, at: dat
     if after.value != OPEN:
         case.closed_on = at.date()
         case.outcome_reason = reason[:255]
-        session.execute(update(CensusDuty).where(CensusDuty.census_case_id == case.id, CensusDuty.status == "open")
+        session.execute(update(CensusDuty).where(CensusDuty.census_case_id == case.id, CensusDuty.status.in_(UNDONE))
                         .values(status="cancelled"))
     _event(session, case, event, before, after.value, actor=actor, at=at, now=now, reason=reason, payload=payload)
     session.flush()
@@ -327,7 +328,7 @@ def act(session: Session, census_case_id: int, event: str, *, actor: str, reason
     payload = {"action": action} if action else {}
     state = _fire(session, case, event, actor=actor, at=at, now=now, reason=reason, payload=payload)
     if event == "record_persuasion":
-        q = update(CensusDuty).where(CensusDuty.census_case_id == case.id, CensusDuty.status == "open")
+        q = update(CensusDuty).where(CensusDuty.census_case_id == case.id, CensusDuty.status.in_(UNDONE))
         if action:
             q = q.where(CensusDuty.action == action)
         session.execute(q.values(status="done", done_at=at))
@@ -361,9 +362,11 @@ def case_rows(session: Session, scope: Scope = EVERYTHING, *, open_only: bool = 
         "guardian": (mask_name(c.guardian) if masked else c.guardian) or "", "state": c.state,
         "state_label": CENSUS_STATE_LABELS[CensusState(c.state)], "opened_on": c.opened_on.isoformat(),
         "closed_on": c.closed_on.isoformat() if c.closed_on else None, "outcome_reason": c.outcome_reason or "",
-        "duties": [{"action": d.action, "label": d.label, "role": d.role, "status": d.status,
+        # an overdue duty is still to do ("open" on the page) and flagged late (marked by the daily advance)
+        "duties": [{"action": d.action, "label": d.label, "role": d.role, "status": "open" if d.status in UNDONE else d.status,
                     "due_at": d.due_at.isoformat(sep=" "),
-                    "overdue": d.status == "open" and as_of is not None and d.due_at <= as_of} for d in duties.get(c.id, [])],
+                    "overdue": d.status == "overdue" or (d.status == "open" and as_of is not None and d.due_at <= as_of)}
+                   for d in duties.get(c.id, [])],
     } for c, s, v in rows]
 
 

@@ -16,7 +16,7 @@ from machines.identity import mask_name
 from machines.states import ACTION_LABELS, LADDER, STATE_LABELS, Action, CaseState, OPEN_STATES
 
 from .models import AttendanceMark, Case, Duty, Jurisdiction, Pupil, School, SchoolClass, Staff, Submission
-from .queries import EVERYTHING, Scope, overdue_duties
+from .queries import EVERYTHING, Scope
 
 OPEN = [s.value for s in OPEN_STATES]
 STATUS_LABELS = {"present": "到校", "unexcused": "无故缺勤", "sick_leave": "病假", "personal_leave": "事假",
@@ -118,22 +118,27 @@ SORTS = ("overdue", "owner", "school")
 
 def stuck_cases(session: Session, scope: Scope, as_of: datetime, *, sort: str = "overdue",
                 masked: bool = False) -> list[dict[str, Any]]:
-    """Open cases with a duty past its deadline, one row per case with everyone who owes something.
+    """Everything with a duty past its deadline, one row per case (or census case, pupil, watch entry)
+    with everyone who owes something: the case ladder's duties and the census, prevention and
+    watch-list duties alike (one query, :func:`store.duty_ledger.overdue`).
 
     ``sort``: ``overdue`` (longest overdue first), ``owner`` (by the owner's name) or ``school``.
     """
-    by_case: dict[int, dict[str, Any]] = {}
-    for d in overdue_duties(session, as_of, scope=scope, masked=masked):
-        row = by_case.setdefault(d["case_id"], {
-            "case_id": d["case_id"], "pupil": d["pupil"], "school": d["school"], "state": d["state"],
-            "state_label": STATE_LABELS[CaseState(d["state"])], "hours_overdue": 0.0, "owed": [],
+    from .duty_ledger import overdue
+
+    by_ref: dict[tuple[str, int], dict[str, Any]] = {}
+    for d in overdue(session, as_of, scope=scope, masked=masked):
+        row = by_ref.setdefault((d["kind"], d["ref_id"]), {
+            "kind": d["kind"], "kind_label": d["kind_label"], "ref_id": d["ref_id"], "href": d["href"],
+            "case_id": d["ref_id"] if d["kind"] == "case" else None, "pupil": d["pupil"], "school": d["school"],
+            "state": d["state"], "state_label": d["context"], "hours_overdue": 0.0, "owed": [],
         })
         row["hours_overdue"] = max(row["hours_overdue"], d["hours_overdue"])
         row["owed"].append({"owner": d["owner"] or "（未指定）", "owner_id": d["owner_id"], "role": d["role"],
-                            "action": d["action"], "action_label": action_label(d["action"]),
-                            "due_at": d["due_at"], "hours_overdue": d["hours_overdue"]})
-    _add_stuck_handoffs(session, scope, as_of, by_case, masked=masked)
-    rows = list(by_case.values())
+                            "action": d["action"], "action_label": d["action_label"],
+                            "due_at": d["due_at"].isoformat(sep=" "), "hours_overdue": d["hours_overdue"]})
+    _add_stuck_handoffs(session, scope, as_of, by_ref, masked=masked)
+    rows = list(by_ref.values())
     for r in rows:
         r["owners"] = sorted({o["owner"] for o in r["owed"]})
         r["days_overdue"] = round(r["hours_overdue"] / 24, 1)
@@ -145,11 +150,11 @@ def stuck_cases(session: Session, scope: Scope, as_of: datetime, *, sort: str = 
     elif sort == "school":
         rows.sort(key=lambda r: (r["school"], -r["hours_overdue"]))
     else:
-        rows.sort(key=lambda r: (-r["hours_overdue"], r["case_id"]))
+        rows.sort(key=lambda r: (-r["hours_overdue"], r["kind"], r["ref_id"]))
     return rows
 
 
-def _add_stuck_handoffs(session: Session, scope: Scope, as_of: datetime, by_case: dict[int, dict[str, Any]], *,
+def _add_stuck_handoffs(session: Session, scope: Scope, as_of: datetime, by_ref: dict[tuple[str, int], dict[str, Any]], *,
                         masked: bool) -> None:
     """A case waiting on an outside body's receipt (送达回证) past the policy's time is stuck too."""
     from .handoffs import stuck_handoffs
@@ -157,7 +162,8 @@ def _add_stuck_handoffs(session: Session, scope: Scope, as_of: datetime, by_case
     for h in stuck_handoffs(session, scope, as_of, masked=masked):
         if h["case_id"] is None:  # census cases are listed on the census page
             continue
-        row = by_case.setdefault(h["case_id"], {
+        row = by_ref.setdefault(("case", h["case_id"]), {
+            "kind": "case", "kind_label": "控辍案件", "ref_id": h["case_id"], "href": f"/cases/{h['case_id']}",
             "case_id": h["case_id"], "pupil": h["child"], "school": h["school"], "state": h["case_state"],
             "state_label": STATE_LABELS[CaseState(h["case_state"])], "hours_overdue": 0.0, "owed": [],
         })

@@ -1,8 +1,10 @@
 """Duty reminders through a notification outbox, and the accountability record (DOMAIN.md §3, §5).
 
 A duty that falls due soon gets a reminder; a duty past its deadline gets an overdue notice to
-its owner and an entry in the accountability record. Each is keyed (``duty:<id>:reminder``,
-``duty:<id>:overdue``, ``duty:<id>``) and the keys are unique, so however often the sweep runs
+its owner and an entry in the accountability record — a case duty and a census, prevention or
+watch-list duty alike (:mod:`store.duty_ledger`). Each is keyed (``duty:<id>:reminder``,
+``duty:<id>:overdue``, ``duty:<id>``; ``census_duty:<id>…``, ``prevention_duty:<id>…``,
+``watch_duty:<id>…`` for the other kinds) and the keys are unique, so however often the sweep runs
 a duty is reminded once and recorded once.
 
 Delivery is separate: :func:`deliver` hands queued rows to a :class:`Channel`. The default
@@ -18,13 +20,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from machines.identity import mask_name
-from machines.states import Action, CaseState, OPEN_STATES
+from machines.states import OPEN_STATES
 
-from .models import Case, Duty, Pupil, School, Staff
+from .duty_ledger import DutyRef, listed
+from .models import Case, Duty, School, Staff
 from .notification_models import AccountabilityEntry, Notification
 
 log = logging.getLogger("baoxue.notifications")
@@ -49,64 +52,69 @@ def _existing_keys(session: Session, model, keys: list[str]) -> set[str]:
     return out
 
 
-def _duty_rows(session: Session, where, limit: int, *, open_cases: bool = True):
-    q = (
-        select(Duty, Case.id, Case.state, Pupil.name, School.name, Staff.name)
-        .join(Case, Case.id == Duty.case_id).join(Pupil, Pupil.id == Case.pupil_id)
-        .join(School, School.id == Case.school_id).outerjoin(Staff, Staff.id == Duty.owner_id)
-        .where(Case.state.in_(OPEN) if open_cases else True, where).order_by(Duty.due_at, Duty.id).limit(limit)
-    )
-    return session.execute(q).all()
+def _done_late_rows(session: Session, since: datetime, limit: int) -> list[dict]:
+    """Case duties done after their deadline lately, in the shape of :func:`store.duty_ledger.listed`'s rows."""
+    q = (select(Duty, Case.state, School.name).join(Case, Case.id == Duty.case_id)
+         .join(School, School.id == Case.school_id)
+         .where(Duty.status == "done", Duty.done_late.is_(True), Duty.done_at > since).order_by(Duty.due_at, Duty.id).limit(limit))
+    return [{"kind": "case", "duty_id": d.id, "ref_id": d.case_id, "key": DutyRef("case", d.id).key, "action": d.action, "step": d.step,
+             "role": d.role, "owner_id": d.owner_id, "due_at": d.due_at, "done_at": d.done_at, "status": d.status,
+             "state": state, "school": school} for d, state, school in session.execute(q)]
 
 
-def _message(kind: str, duty: Duty, state: str, pupil: str, school: str, owner: str | None, as_of: datetime):
-    action = Action(duty.action).label
-    owner_txt = mask_name(owner) if owner else "（未指定责任人）"
+def _message(kind: str, d: dict, as_of: datetime):
+    """Subject and body of a reminder or overdue notice; ``d`` is a ledger row with masked names."""
+    action = d["action_label"]
+    owner_txt = mask_name(d["owner"]) if d["owner"] else "（未指定责任人）"
+    ref = (f"案件 {d['ref_id']}，{d['context']}" if d["kind"] == "case" else f"{d['kind_label']} #{d['ref_id']}，{d['context']}")
+    pupil = f"学生 {d['pupil']}" if d["kind"] != "census" else f"适龄儿童 {d['pupil']}"
     if kind == "duty_reminder":
-        subject = f"【控辍保学提醒】{action} 将于 {duty.due_at:%m-%d %H:%M} 到期"
-        body = (f"{owner_txt}：{school} 学生 {mask_name(pupil)}（案件 {duty.case_id}，{CaseState(state).label}）"
-                f"的「{action}」应于 {duty.due_at:%Y-%m-%d %H:%M} 前完成并录入。")
+        subject = f"【控辍保学提醒】{action} 将于 {d['due_at']:%m-%d %H:%M} 到期"
+        body = f"{owner_txt}：{d['school']} {pupil}（{ref}）的「{action}」应于 {d['due_at']:%Y-%m-%d %H:%M} 前完成并录入。"
     else:
-        hours = round((as_of - duty.due_at).total_seconds() / 3600, 1)
-        subject = f"【控辍保学逾期】{action} 已逾期 {hours} 小时"
-        body = (f"{owner_txt}：{school} 学生 {mask_name(pupil)}（案件 {duty.case_id}，{CaseState(state).label}）"
-                f"的「{action}」应于 {duty.due_at:%Y-%m-%d %H:%M} 前完成，至今未录入，已记入责任追究记录。")
+        subject = f"【控辍保学逾期】{action} 已逾期 {d['hours_overdue']} 小时"
+        body = (f"{owner_txt}：{d['school']} {pupil}（{ref}）的「{action}」应于 {d['due_at']:%Y-%m-%d %H:%M} 前完成，"
+                f"至今未录入，已记入责任追究记录。")
     return subject, body
 
 
 def queue_duty_notices(session: Session, as_of: datetime, *, remind_within: timedelta = timedelta(hours=2),
                        limit: int = 5000) -> ReminderReport:
     """Queue reminders for duties due within ``remind_within`` and overdue notices plus
-    accountability entries for duties past due; returns what was written now (no commit)."""
+    accountability entries for duties past due — duties of every kind (case ladder, census,
+    prevention, watch list: :mod:`store.duty_ledger`); returns what was written now (no commit)."""
     report = ReminderReport()
-    soon = _duty_rows(session, and_(Duty.status == "open", Duty.due_at > as_of, Duty.due_at <= as_of + remind_within), limit)
-    late = _duty_rows(session, or_(Duty.status == "overdue", and_(Duty.status == "open", Duty.due_at <= as_of)), limit)
+    soon = listed(session, as_of, statuses=("open",), due_after=as_of, due_by=as_of + remind_within, masked=True, limit=limit)
+    late = listed(session, as_of, due_by=as_of, masked=True, limit=limit)
     for kind, rows, bucket in (("duty_reminder", soon, report.reminders), ("duty_overdue", late, report.overdue_notices)):
         suffix = "reminder" if kind == "duty_reminder" else "overdue"
-        keys = [f"duty:{r[0].id}:{suffix}" for r in rows]
+        keys = [f"{d['key']}:{suffix}" for d in rows]
         seen = _existing_keys(session, Notification, keys)
         new = []
-        for key, (duty, case_id, state, pupil, school, owner) in zip(keys, rows):
+        for key, d in zip(keys, rows):
             if key in seen:
                 continue
-            subject, body = _message(kind, duty, state, pupil, school, owner, as_of)
-            new.append({"key": key, "kind": kind, "channel": "outbox", "staff_id": duty.owner_id, "role": duty.role,
-                        "case_id": case_id, "duty_id": duty.id, "subject": subject, "body": body, "status": "queued",
+            subject, body = _message(kind, d, as_of)
+            case = d["kind"] == "case"
+            new.append({"key": key, "kind": kind, "channel": "outbox", "staff_id": d["owner_id"], "role": d["role"],
+                        "case_id": d["ref_id"] if case else None, "duty_id": d["duty_id"] if case else None,
+                        "subject": subject, "body": body, "status": "queued",
                         "attempts": 0, "created_at": as_of, "sent_at": None, "error": None})
         if new:
             bucket += list(session.scalars(insert(Notification).returning(Notification.id, sort_by_parameter_order=True), new))
-    # Evidence for 责任追究: duties still undone past their deadline, and duties done after it.
-    done_late = _duty_rows(session, and_(Duty.status == "done", Duty.done_late.is_(True),
-                                         Duty.done_at > as_of - timedelta(days=14)), limit, open_cases=False)
-    late = list(late) + [r for r in done_late]
-    keys = [f"duty:{r[0].id}" for r in late]
+    # Evidence for 责任追究: duties still undone past their deadline, and case duties done after it.
+    late = [{**d, "done_at": None} for d in late] + _done_late_rows(session, as_of - timedelta(days=14), limit)
+    keys = [d["key"] for d in late]
     seen = _existing_keys(session, AccountabilityEntry, keys)
     entries = [{
-        "key": key, "ground": "late_action" if duty.status == "done" else "no_timely_action", "staff_id": duty.owner_id, "role": duty.role, "case_id": case_id,
-        "duty_id": duty.id, "report_filing_id": None, "due_at": duty.due_at, "recorded_at": as_of,
-        "detail": {"action": duty.action, "step": duty.step, "school": school,
-                   "hours_overdue": round(((duty.done_at or as_of) - duty.due_at).total_seconds() / 3600, 1)},
-    } for key, (duty, case_id, _state, _pupil, school, _owner) in zip(keys, late) if key not in seen]
+        "key": d["key"], "ground": "late_action" if d["status"] == "done" else "no_timely_action", "staff_id": d["owner_id"],
+        "role": d["role"], "case_id": d["ref_id"] if d["kind"] == "case" else None,
+        "duty_id": d["duty_id"] if d["kind"] == "case" else None, "report_filing_id": None, "due_at": d["due_at"],
+        "recorded_at": as_of,
+        "detail": {"action": d["action"], **({"step": d["step"]} if d["kind"] == "case" else
+                                             {"kind": d["kind"], "duty_id": d["duty_id"], "ref_id": d["ref_id"]}),
+                   "school": d["school"], "hours_overdue": round(((d["done_at"] or as_of) - d["due_at"]).total_seconds() / 3600, 1)},
+    } for d in late if d["key"] not in seen]
     if entries:
         report.accountability = list(session.scalars(
             insert(AccountabilityEntry).returning(AccountabilityEntry.id, sort_by_parameter_order=True), entries))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from machines.identity import mask_name
@@ -38,9 +38,9 @@ def log(session: Session, **kw: Any) -> None:
 
 def mark_overdue(session: Session, as_of: datetime) -> int:
     """Open prevention duties past their due time become overdue (set-based, idempotent)."""
-    result = session.execute(update(PreventionDuty).where(PreventionDuty.status == "open", PreventionDuty.due_at <= as_of)
-                             .values(status="overdue", overdue_at=as_of))
-    return result.rowcount or 0
+    from .duty_ledger import mark_overdue as mark
+
+    return mark(session, as_of, kinds=("prevention",))["prevention"]
 
 
 def complete_duty(session: Session, duty_id: int, *, actor: str, note: str, now: datetime,

@@ -89,21 +89,15 @@ def _stuck_handoffs_query(as_of: datetime):
 
 
 def overdue_duties(session: Session, as_of: datetime, *, scope: Scope = EVERYTHING, masked: bool = False) -> list[dict]:
-    """Every duty past due and not done, longest overdue first, with its owner."""
-    q = (
-        select(Duty, Case, Pupil, School, Staff)
-        .join(Case, Case.id == Duty.case_id).join(Pupil, Pupil.id == Case.pupil_id)
-        .join(School, School.id == Case.school_id).outerjoin(Staff, Staff.id == Duty.owner_id)
-        .where(Case.state.in_(OPEN), or_(Duty.status == "overdue", and_(Duty.status == "open", Duty.due_at <= as_of)))
-        .order_by(Duty.due_at, Duty.id)
-    )
-    q = scope.apply(q)
+    """Every case duty past due and not done, longest overdue first, with its owner (the case rows of
+    :func:`store.duty_ledger.overdue`, which lists the census, prevention and watch-list duties too)."""
+    from .duty_ledger import overdue
+
     return [{
-        "duty_id": d.id, "case_id": c.id, "state": c.state, "action": d.action, "role": d.role,
-        "owner": o.name if o else None, "owner_id": d.owner_id, "due_at": d.due_at.isoformat(sep=" "),
-        "hours_overdue": round((as_of - d.due_at).total_seconds() / 3600, 1),
-        "pupil": mask_name(p.name) if masked else p.name, "school": s.name,
-    } for d, c, p, s, o in session.execute(q)]
+        "duty_id": d["duty_id"], "case_id": d["ref_id"], "state": d["state"], "action": d["action"], "role": d["role"],
+        "owner": d["owner"], "owner_id": d["owner_id"], "due_at": d["due_at"].isoformat(sep=" "),
+        "hours_overdue": d["hours_overdue"], "pupil": d["pupil"], "school": d["school"],
+    } for d in overdue(session, as_of, scope=scope, masked=masked, kinds=("case",))]
 
 
 def case_detail(session: Session, case_id: int, *, scope: Scope = EVERYTHING, masked: bool = False) -> dict | None:

@@ -22,6 +22,7 @@ from machines.policy import Policy
 from machines.risk import DUTY_LABELS, FLAG_LABELS, PupilInputs, RiskDuty, evaluate, explain
 
 from .context import OwnerResolver
+from .duty_ledger import UNDONE
 from .models import AttendanceMark, Case, Pupil, School, SchoolClass, Staff
 from .policy_files import PolicyRegistry
 from .queries import EVERYTHING, Scope
@@ -176,7 +177,7 @@ def refresh_watch_list(session: Session, *, as_of: datetime, actor: str = SYSTEM
                                  {"rules_before": was_ids}))
             left.append(entry.id)
     if left:
-        session.execute(update(WatchDuty).where(WatchDuty.entry_id.in_(left), WatchDuty.status == "open")
+        session.execute(update(WatchDuty).where(WatchDuty.entry_id.in_(left), WatchDuty.status.in_(UNDONE))
                         .values(status="cancelled").execution_options(synchronize_session=False))
     if events:
         session.execute(insert(WatchEvent), events)
@@ -216,7 +217,7 @@ def complete_duty(session: Session, duty_id: int, *, actor: str, at: datetime, n
     duty = session.get(WatchDuty, duty_id)
     if duty is None:
         raise LookupError(f"watch duty {duty_id} not found (帮扶任务不存在)")
-    if duty.status != "open":
+    if duty.status not in UNDONE:
         return duty
     duty.status, duty.done_at = "done", at
     session.add(WatchEvent(entry_id=duty.entry_id, event="duty_done", actor=actor, at=at,
@@ -245,7 +246,8 @@ def watch_list(session: Session, *, scope: Scope = EVERYTHING, masked: bool = Fa
     for d, owner in session.execute(select(WatchDuty, Staff.name).outerjoin(Staff, Staff.id == WatchDuty.owner_id)
                                     .where(WatchDuty.entry_id.in_(ids or [-1])).order_by(WatchDuty.id)):
         duties[d.entry_id].append({"id": d.id, "action": d.action, "label": DUTY_LABELS[RiskDuty(d.action)],
-                                   "owner": owner, "due_on": d.due_on.isoformat(), "status": d.status})
+                                   "owner": owner, "due_on": d.due_on.isoformat(),
+                                   "status": "open" if d.status in UNDONE else d.status, "overdue": d.status == "overdue"})
     return [{"entry_id": e.id, "pupil_id": e.pupil_id, "pupil": mask_name(name) if masked else name, "student_no": no,
              "school": school, "class": klass, "helper": helper, "since": e.since.isoformat(),
              "until": e.until.isoformat() if e.until else None, "rules": e.rules, "duties": duties[e.id]}

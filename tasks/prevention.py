@@ -1,4 +1,4 @@
-"""Prevention rules of the daily advance: boarders' gate alerts, truancy tiers, their overdue duties.
+"""Prevention rules of the daily advance: boarders' gate alerts, truancy tiers, overdue duties without a case.
 
 One task run per sweep, set-based over the whole county (never one run per pupil). Idempotent:
 the alerts are UNIQUE(source, kind, ref_id), the tiers UNIQUE(pupil, school_year, occurrence), so a
@@ -12,7 +12,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from documents.truancy_warning import issue_warnings, pending
-from store import gate, prevention, truancy
+from store import duty_ledger, gate, truancy
 from store.context import CaseContext
 from store.db import transaction
 
@@ -21,14 +21,15 @@ from .runtime import store
 
 @task(name="apply_prevention_rules", retries=3, retry_delay_seconds=[1, 5, 15], cache_policy=NO_CACHE)
 def apply_prevention_rules(as_of: datetime) -> dict:
-    """Gate alerts (unapproved exits, late returns), truancy tier duties, overdue prevention duties; then the
-    tiers' written warnings (a retried run issues what an earlier one left)."""
+    """Gate alerts (unapproved exits, late returns), truancy tier duties, overdue prevention, census (失学) and
+    watch-list duties; then the tiers' written warnings (a retried run issues what an earlier one left)."""
     with transaction(store()) as s:
         ctx = CaseContext(s)
         alerts = gate.check_gate(s, ctx, as_of)
         tiers = truancy.apply_tiers(s, ctx, as_of)
-        overdue = prevention.mark_overdue(s, as_of)
+        overdue = duty_ledger.mark_overdue(s, as_of)
     with transaction(store()) as s:  # the written warnings the new tiers ask for (rendered outside the rules' commit)
         documents = issue_warnings(s, pending(s), actor="system", now=as_of)
     return {"gate_alerts": alerts, "truancy_tiers": {"new": tiers["new"], **tiers["by_tier"]},
-            "prevention_overdue": overdue, "truancy_warnings": len(documents)}
+            "prevention_overdue": overdue["prevention"],
+            "census_overdue": overdue["census"], "watch_overdue": overdue["watch"], "truancy_warnings": len(documents)}

@@ -153,7 +153,13 @@ def test_reports_reminders_and_the_spot_check_run_as_flows(county):
     morning_check(_check(code, MON, [(pupils[0], "缺勤")]))
     advance_cases(as_of=datetime(2026, 11, 16, 18, 0), render=False)  # the day-1 call is due 17:00: overdue
     r = duty_reminders(as_of=datetime(2026, 11, 16, 18, 5))
-    assert (r["overdue_notices"], r["accountability"], r["sent"]) == (1, 1, 1)
+    # overdue: the case's day-1 call and the same-day duty of the truancy tier (a prevention duty, store.duty_ledger)
+    assert (r["overdue_notices"], r["accountability"], r["sent"]) == (2, 2, 2)
+    from store.notification_models import Notification
+
+    with transaction(factory) as s:
+        keys = s.scalars(select(Notification.key).where(Notification.kind == "duty_overdue")).all()
+    assert sorted(k.split(":")[0] for k in keys) == ["duty", "prevention_duty"]
     assert duty_reminders(as_of=datetime(2026, 11, 16, 18, 5))["overdue_notices"] == 0  # keyed: once
     on_time = monthly_report(level="school", as_of=datetime(2026, 11, 23, 16, 0))
     late = monthly_report(level="township", as_of=datetime(2026, 11, 26, 9, 0))

@@ -244,6 +244,7 @@ def list_cases_cmd(
     from store.queries import list_cases
     with transaction(_factory()) as s:
         rows = list_cases(s, school_code=school, state=state, stuck_at=(at or now_local()) if stuck else None, limit=limit)
+        others = stuck_duties_cli(s, at or now_local(), school, limit) if stuck and not json_out else []
 
     def show(rows):
         t = Table("案件", "学生", "学校", "班级", "状态", "开始")
@@ -251,7 +252,26 @@ def list_cases_cmd(
             t.add_row(str(r["id"]), r["pupil"], r["school"], r["class"], r["state_label"], r["opened_on"])
         console.print(t)
         console.print(f"{len(rows)} 件")
+        if stuck and others:
+            o = Table("类别", "编号", "学生", "学校", "逾期事项", "责任人", "截止")
+            for d in others:
+                o.add_row(d["kind_label"], str(d["ref_id"]), d["pupil"], d["school"], d["action_label"], d["owner"] or "（未指定）",
+                          d["due_at"].isoformat(sep=" ", timespec="minutes"))
+            console.print(o)
+            console.print(f"另有 {len(others)} 项失学排查、防辍预警、重点关注事项逾期未办")
     _emit(rows, json_out, show)
+
+
+def stuck_duties_cli(s, as_of: datetime, school: Optional[str], limit: int) -> list[dict]:
+    """For ``cases --stuck``: the census, prevention and watch-list duties past due too (store.duty_ledger)."""
+    from sqlalchemy import select
+
+    from store.duty_ledger import overdue
+    from store.models import School
+    from store.queries import EVERYTHING, Scope
+
+    scope = Scope(school_ids=frozenset(s.scalars(select(School.id).where(School.code == school)))) if school else EVERYTHING
+    return overdue(s, as_of, scope=scope, kinds=("census", "prevention", "watch"), limit=limit)
 
 
 @app.command()
