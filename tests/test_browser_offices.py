@@ -89,7 +89,7 @@ def test_offices_find_stuck_cases_by_overdue_time_and_by_owner(browser, site):
     assert hours == sorted(hours, reverse=True) and len(api) >= 4
     page.goto(f"{base}/stuck")
     ids = [a.inner_text() for a in page.locator("tr.late td:first-child a").all()]
-    assert ids == [f"#{r['case_id']}" for r in api]
+    assert ids == [f"#{r['ref_id']}" for r in api]
     shot(page, "21-county-stuck")
     page.click("text=按责任人")
     owners = [row.locator("td:nth-child(5) b").first.inner_text() for row in page.locator("tr.late").all()]
