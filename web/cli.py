@@ -54,6 +54,21 @@ def _fail(message: str, code: int = 1):
     raise typer.Exit(code)
 
 
+def school_scope(session, code: Optional[str]):
+    """The scope of the school with this code (everything when no code is given); an unknown code fails."""
+    from sqlalchemy import select
+
+    from store.models import School
+    from store.queries import EVERYTHING, Scope
+
+    if not code:
+        return EVERYTHING
+    school_id = session.scalar(select(School.id).where(School.code == code))
+    if school_id is None:
+        _fail(f"学校代码 {code} 不存在 (unknown school)")
+    return Scope(school_ids=frozenset({school_id}))
+
+
 def _emit(data, as_json: bool, render) -> None:
     if as_json:
         sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
@@ -264,14 +279,9 @@ def list_cases_cmd(
 
 def stuck_duties_cli(s, as_of: datetime, school: Optional[str], limit: int) -> list[dict]:
     """For ``cases --stuck``: the census, prevention and watch-list duties past due too (store.duty_ledger)."""
-    from sqlalchemy import select
-
     from store.duty_ledger import overdue
-    from store.models import School
-    from store.queries import EVERYTHING, Scope
 
-    scope = Scope(school_ids=frozenset(s.scalars(select(School.id).where(School.code == school)))) if school else EVERYTHING
-    return overdue(s, as_of, scope=scope, kinds=("census", "prevention", "watch"), limit=limit)
+    return overdue(s, as_of, scope=school_scope(s, school), kinds=("census", "prevention", "watch"), limit=limit)
 
 
 @app.command()

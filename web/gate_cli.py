@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from .cli import _emit, _factory, _fail, console, now_local
+from .cli import _emit, _factory, _fail, console, now_local, school_scope
 
 gate_app = typer.Typer(help="住校生出入校门登记 boarders' gate log", no_args_is_help=True)
 truancy_app = typer.Typer(help="旷课分级 truancy tiers (seed 001 第六条)", no_args_is_help=True)
@@ -197,21 +197,12 @@ def truancy_run(as_of: Optional[str] = typer.Option(None, "--as-of"), json_out: 
 def truancy_list(school_year: Optional[int] = typer.Option(None, "--year", help="学年 (2026 = 2026—2027)"),
                  school: Optional[str] = typer.Option(None, "--school"), json_out: bool = typer.Option(False, "--json")):
     """Pupils with truancies this school year and the tier reached."""
-    from sqlalchemy import select
-
     from machines.truancy import TruancyRules
     from store.db import transaction
-    from store.models import School
-    from store.queries import EVERYTHING, Scope
     from store.truancy import pupil_tiers
+
     year = school_year or TruancyRules().school_year(now_local().date())
     with transaction(_factory()) as s:
-        scope = EVERYTHING
-        if school:
-            sid = s.scalar(select(School.id).where(School.code == school))
-            if sid is None:
-                _fail(f"学校代码 {school} 不存在 (unknown school)")
-            scope = Scope(school_ids=frozenset({sid}))
-        rows = pupil_tiers(s, scope=scope, school_year=year)
+        rows = pupil_tiers(s, scope=school_scope(s, school), school_year=year)
     _emit(rows, json_out, lambda d: [console.print(f"{r['student_no']} {r['pupil']} {r['class']}：旷课 {r['truancies']} 次，"
                                                    f"第{r['tier']}级") for r in d] or console.print("（无）"))

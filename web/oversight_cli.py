@@ -4,8 +4,6 @@ Staff commands: names are shown, ID numbers never (the watch list has none).
 """
 from __future__ import annotations
 
-import json
-import sys
 from datetime import date, datetime
 from typing import Optional
 
@@ -15,7 +13,6 @@ from rich.table import Table
 
 risk_app = typer.Typer(help="重点关注学生 at-risk watch list (学困生, 贫困生, 留守儿童; 缺勤上升; 反弹)")
 console = Console()
-err = Console(stderr=True, soft_wrap=True)
 STATUS = {"missing": "未报送", "submitted": "待审核", "accepted": "已通过"}
 
 
@@ -32,12 +29,15 @@ def _factory():
 
 
 def _fail(message: str):
-    err.print(f"[red]错误 error:[/red] {message}")
-    raise typer.Exit(1)
+    from web.cli import _fail as fail
+
+    fail(message)
 
 
 def _json(data) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+    from web.cli import _emit
+
+    _emit(data, True, None)
 
 
 # -- risk ----------------------------------------------------------------------------------------------
@@ -61,21 +61,12 @@ def risk_list(school: Optional[str] = typer.Option(None, help="school code"),
               all_entries: bool = typer.Option(False, "--all", help="include entries that left the list"),
               json_out: bool = typer.Option(False, "--json")):
     """The watch list: pupil, rules that fired (with the numbers), helper, duties."""
-    from sqlalchemy import select
-
     from store import risk
     from store.db import transaction
-    from store.models import School
-    from store.queries import EVERYTHING, Scope
+    from web.cli import school_scope
 
     with transaction(_factory()) as s:
-        scope = EVERYTHING
-        if school:
-            sid = s.scalar(select(School.id).where(School.code == school))
-            if sid is None:
-                _fail(f"学校代码 {school} 不存在 (unknown school)")
-            scope = Scope(school_ids=frozenset({sid}))
-        rows = risk.watch_list(s, scope=scope, open_only=not all_entries, limit=100_000)
+        rows = risk.watch_list(s, scope=school_scope(s, school), open_only=not all_entries, limit=100_000)
     if json_out:
         return _json(rows)
     table = Table(title=f"重点关注学生 watch list（{len(rows)} 人）")
