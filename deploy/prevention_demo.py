@@ -34,6 +34,7 @@ def plan_truants(plan, pupils: list[tuple[str, str]]) -> list[str]:
 
 def gate_round(factory, now: datetime, day_no: int, last_day_no: int) -> Counter:
     """The gate at the staff rounds: returns first, then (at 10:30) the day's exits."""
+    from documents.gate_log import archive_term
     from store import gate
     from store.context import CaseContext
     from store.db import transaction
@@ -86,7 +87,7 @@ def gate_round(factory, now: datetime, day_no: int, last_day_no: int) -> Counter
                     done[f"{source}_duty_done"] += 1
         if day_no == last_day_no and now.time() >= time(12, 0):
             code = s.scalar(select(School.code).order_by(School.code))
-            gate.archive_term(s, ctx, code, day=now.date(), actor="demo:gate", now=now, partial=True)
+            archive_term(s, ctx, code, day=now.date(), actor="demo:gate", now=now, partial=True)
             done["gate_archive"] += 1
     return done
 

@@ -5,16 +5,22 @@ and period line, header, thin borders, A4 landscape, the trace line in the foote
 """
 from __future__ import annotations
 
-from datetime import date, datetime
+from collections import defaultdict
+from datetime import date, datetime, timedelta
 
 from openpyxl import Workbook
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
-try:  # formula-injection guard for text cells (store.tabular, added alongside this module)
-    from store.tabular import xlsx_safe
-except ImportError:  # pragma: no cover - a tree without it
-    def xlsx_safe(book) -> None:
-        return None
+from store.context import CaseContext
+from store.gate import movements, term_of
+from store.models import School
+from store.prevention import PreventionError
+from store.prevention_models import GateArchive, GateMovement, PreventionDuty
+from store.queries import Scope
+from store.tabular import xlsx_safe
 
+from .archive import store_bytes
 from .render import cn_date, cn_datetime
 from .xlsx import _finish, _header, _line, _rows, _sheet, _title
 
@@ -44,3 +50,45 @@ def gate_log_xlsx(*, school: str, term: str, first: date, last: date, rows: list
            "title": title}
     xlsx_safe(wb)
     return _finish(wb, ws, {"doc": doc}, end + 1)
+
+
+def archive_term(session: Session, ctx: CaseContext, school_code: str, *, day: date, actor: str, now: datetime,
+                 partial: bool = False) -> GateArchive:
+    """Archive a school's gate log of the term containing ``day`` (学期末存档备查) as XLSX."""
+    school = session.scalar(select(School).where(School.code == school_code))
+    if school is None:
+        raise PreventionError(f"学校代码 {school_code} 不存在 (unknown school)")
+    term = term_of(ctx, school, day)
+    ended = now.date() > term.end
+    if not ended and not partial:
+        raise PreventionError(f"{term.label or term.start} 尚未结束（{term.end}），学期末存档；如需阶段存档请加 --partial "
+                              "(term not over)")
+    last = term.end if ended else now.date()
+    start, end = datetime.combine(term.start, datetime.min.time()), datetime.combine(last + timedelta(days=1), datetime.min.time())
+    scope = Scope(school_ids=frozenset({school.id}))
+    rows = movements(session, scope=scope, start=start, end=end, as_of=now)
+    alerts = session.execute(select(PreventionDuty.kind, PreventionDuty.ref_id, PreventionDuty.status, PreventionDuty.note)
+                             .where(PreventionDuty.source == "gate", PreventionDuty.school_id == school.id)).all()
+    by_move: dict[int, list[str]] = defaultdict(list)
+    for kind, ref, status, note in alerts:
+        by_move[ref].append(("未批准离校" if kind == "unapproved_exit" else "逾期未返") + ("（已处理）" if status == "done" else ""))
+    for r in rows:
+        r["alerts"] = "；".join(by_move.get(r["id"], []))
+    label = term.label or f"{term.start}—{term.end}"
+    content = gate_log_xlsx(school=school.name, term=label, first=term.start, last=last, rows=rows, actor=actor,
+                            issued_at=now, partial=not ended)
+    rel, sha = store_bytes(content, "xlsx", folder="gate")
+    existing = session.scalar(select(GateArchive).where(GateArchive.school_id == school.id, GateArchive.term == label,
+                                                        GateArchive.last_day == last))
+    if existing is not None:
+        return existing
+    arch = GateArchive(school_id=school.id, term=label, first_day=term.start, last_day=last, movements=len(rows),
+                       alerts=sum(1 for r in rows if r["alerts"]), path=rel, sha256=sha, actor=actor, archived_at=now,
+                       partial=not ended)
+    session.add(arch)
+    session.flush()
+    ids = [r["id"] for r in rows]
+    for i in range(0, len(ids), 1000):
+        session.execute(update(GateMovement).where(GateMovement.id.in_(ids[i:i + 1000])).values(archive_id=arch.id))
+    session.flush()
+    return arch

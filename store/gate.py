@@ -1,4 +1,5 @@
-"""住校生出入校门登记 (seed 000 §二.3): who boards, each exit and return, the alerts, the term archive.
+"""住校生出入校门登记 (seed 000 §二.3): who boards, each exit and return, the alerts, the terms
+(the term-end archive itself is rendered by documents.gate_log.archive_term).
 
 "寄宿学生在校期间无正当理由、无班主任签字、无家长接送的，不得离校。每个学期结束，学校要将学生进出
 学校登记资料存档备查。"
@@ -17,7 +18,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import and_, exists, insert, literal, or_, select, update
+from sqlalchemy import and_, exists, insert, literal, or_, select
 from sqlalchemy.orm import Session
 
 from machines.calendar import Period
@@ -26,7 +27,7 @@ from machines.identity import mask_name
 from .context import CaseContext
 from .models import Jurisdiction, Pupil, School, SchoolClass, Staff
 from .prevention import PreventionError, event_row, log
-from .prevention_models import Boarder, GateArchive, GateMovement, PreventionDuty, PreventionEvent
+from .prevention_models import Boarder, GateMovement, PreventionDuty, PreventionEvent
 from .queries import EVERYTHING, Scope
 from .tabular import read_table, require_columns
 
@@ -250,7 +251,7 @@ def boarders(session: Session, *, scope: Scope = EVERYTHING, masked: bool = Fals
             for p, k, d in session.execute(q.order_by(Pupil.class_id, Pupil.student_no))]
 
 
-# -- the term archive -----------------------------------------------------------------------------------
+# -- the term (the archive itself: documents.gate_log.archive_term) ------------------------------------------
 def term_of(ctx: CaseContext, school: School, day: date) -> Period:
     terms = ctx.calendar(school.calendar_key).terms
     for t in terms:
@@ -260,48 +261,3 @@ def term_of(ctx: CaseContext, school: School, day: date) -> Period:
     if not earlier:
         raise PreventionError(f"{day} 不在校历的任何学期内 (no term)")
     return earlier[-1]  # in a holiday: the term that just ended
-
-
-def archive_term(session: Session, ctx: CaseContext, school_code: str, *, day: date, actor: str, now: datetime,
-                 partial: bool = False) -> GateArchive:
-    """Archive a school's gate log of the term containing ``day`` (学期末存档备查) as XLSX."""
-    from documents.gate_log import gate_log_xlsx
-    from documents.archive import store_bytes
-
-    school = session.scalar(select(School).where(School.code == school_code))
-    if school is None:
-        raise PreventionError(f"学校代码 {school_code} 不存在 (unknown school)")
-    term = term_of(ctx, school, day)
-    ended = now.date() > term.end
-    if not ended and not partial:
-        raise PreventionError(f"{term.label or term.start} 尚未结束（{term.end}），学期末存档；如需阶段存档请加 --partial "
-                              "(term not over)")
-    last = term.end if ended else now.date()
-    start, end = datetime.combine(term.start, datetime.min.time()), datetime.combine(last + timedelta(days=1), datetime.min.time())
-    scope = Scope(school_ids=frozenset({school.id}))
-    rows = movements(session, scope=scope, start=start, end=end, as_of=now)
-    alerts = session.execute(select(PreventionDuty.kind, PreventionDuty.ref_id, PreventionDuty.status, PreventionDuty.note)
-                             .where(PreventionDuty.source == "gate", PreventionDuty.school_id == school.id)).all()
-    by_move: dict[int, list[str]] = defaultdict(list)
-    for kind, ref, status, note in alerts:
-        by_move[ref].append(("未批准离校" if kind == "unapproved_exit" else "逾期未返") + ("（已处理）" if status == "done" else ""))
-    for r in rows:
-        r["alerts"] = "；".join(by_move.get(r["id"], []))
-    label = term.label or f"{term.start}—{term.end}"
-    content = gate_log_xlsx(school=school.name, term=label, first=term.start, last=last, rows=rows, actor=actor,
-                            issued_at=now, partial=not ended)
-    rel, sha = store_bytes(content, "xlsx", folder="gate")
-    existing = session.scalar(select(GateArchive).where(GateArchive.school_id == school.id, GateArchive.term == label,
-                                                        GateArchive.last_day == last))
-    if existing is not None:
-        return existing
-    arch = GateArchive(school_id=school.id, term=label, first_day=term.start, last_day=last, movements=len(rows),
-                       alerts=sum(1 for r in rows if r["alerts"]), path=rel, sha256=sha, actor=actor, archived_at=now,
-                       partial=not ended)
-    session.add(arch)
-    session.flush()
-    ids = [r["id"] for r in rows]
-    for i in range(0, len(ids), 1000):
-        session.execute(update(GateMovement).where(GateMovement.id.in_(ids[i:i + 1000])).values(archive_id=arch.id))
-    session.flush()
-    return arch

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from machines.census import BODIES
 from machines.identity import mask_name
+from machines.names import short_township
 from machines.policy import Policy
 
 from .census_models import CensusCase, Handoff
@@ -44,8 +45,6 @@ def handoff_kinds(ctx: CaseContext) -> set[str]:
 
 
 def _body_name(body: str, *, township: Jurisdiction, county: Jurisdiction | None, village: Jurisdiction | None) -> str:
-    from documents.facts import short_township
-
     if body == "village_committee":
         if village is None:
             return f"{township.name}有关村民委员会"

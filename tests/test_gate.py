@@ -9,9 +9,8 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select
 
 from store.context import CaseContext
-from store.gate import (
-    archive_term, boarders, check_gate, import_boarders, movements, record_exit, record_return, set_boarder,
-)
+from documents.gate_log import archive_term
+from store.gate import boarders, check_gate, import_boarders, movements, record_exit, record_return, set_boarder
 from store.models import SchoolClass
 from store.prevention import PreventionError, duties
 from store.prevention_models import GateArchive, GateMovement, PreventionDuty, PreventionEvent

@@ -138,7 +138,8 @@ def gate_report(
 
     from store.context import CaseContext
     from store.db import transaction
-    from store.gate import archive_term, movements, term_of
+    from documents.gate_log import archive_term
+    from store.gate import movements, term_of
     from store.models import School
     from store.prevention import PreventionError, duties
     from store.queries import Scope
