@@ -19,10 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
-from store.db import Settings
-from tests.web_support import Clock, build_county, pupils_of_class
-from web.app import create_app
-from web.services import InProcess
+from tests.web_support import build_county, pupils_of_class, in_process_app
 
 ROLES = ["teacher", "school", "township", "county", "operator", "school_far"]
 EXAMPLES = {schemathesis.GenerationMode.POSITIVE: 15, schemathesis.GenerationMode.NEGATIVE: 8}
@@ -35,8 +32,7 @@ def fuzz_app(factory, tmp_path):
         county = build_county(s, sessions=False)
         s.commit()
         pupils = [p.student_no for p in pupils_of_class(s, county.class_ids[0])]
-    app = create_app(Settings(archive_dir=tmp_path / "archive"), factory=factory, clock=Clock(),
-                     deployments=InProcess(), init=False)
+    app = in_process_app(factory, tmp_path / "archive")
     with TestClient(app) as client:
         headers = {"Authorization": f"Bearer {county.tokens['teacher']}"}
         r = client.post("/api/morning-checks", headers=headers,

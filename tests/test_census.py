@@ -230,18 +230,16 @@ def test_the_township_uploads_a_register_and_the_pages_show_cases_and_receipts(f
     from fastapi.testclient import TestClient
 
     from store.db import Settings
-    from tests.web_support import Clock, build_county
+    from tests.web_support import Clock, build_county, in_process_app
     from web.app import create_app
     from web.deps import SESSION_COOKIE
-    from web.services import InProcess
 
     monkeypatch.setenv("BAOXUE_ARCHIVE_DIR", str(tmp_path / "archive"))
     with factory() as s:
         county = build_county(s)
         reg = village_register(s, enrolled=6, unenrolled=3, exempted=1, out_of_age=1)
         s.commit()
-    app = create_app(Settings(archive_dir=tmp_path / "archive"), factory=factory, clock=Clock(NOW), deployments=InProcess(),
-                     init=False)
+    app = in_process_app(factory, tmp_path / "archive", Clock(NOW))
     with TestClient(app) as client:
         def login(name):
             client.cookies.clear()

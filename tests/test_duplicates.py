@@ -20,15 +20,13 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from store.context import CaseContext
-from store.db import Settings, transaction
+from store.db import transaction
 from store.intake import MarkIn, record_morning_check
 from store.models import AttendanceMark, Case, CaseEvent, DocumentRequest, Duty, Submission
 from tests.engine_helpers import setup_store
-from tests.web_support import MONDAY, build_county, pupils_of_class
-from web.app import create_app
+from tests.web_support import MONDAY, build_county, pupils_of_class, in_process_app
 from web.cli import app as cli_app
 from web.deps import SESSION_COOKIE
-from web.services import InProcess
 
 MON, TUE = date(2026, 11, 16), date(2026, 11, 17)
 COUNTED = (("marks", AttendanceMark), ("submissions", Submission), ("cases", Case), ("events", CaseEvent),
@@ -155,8 +153,7 @@ def web(factory, tmp_path):
         s.commit()
         mine = [p.student_no for p in pupils_of_class(s, county.class_ids[0])]
         school = [p.student_no for p in pupils_of_class(s, county.class_ids[1])]
-    app = create_app(Settings(archive_dir=tmp_path / "archive"), factory=factory, clock=lambda: MONDAY,
-                     deployments=InProcess(), init=False)
+    app = in_process_app(factory, tmp_path / "archive", lambda: MONDAY)
     with TestClient(app) as client:
         yield {"client": client, "county": county, "mine": mine, "school": mine + school, "factory": factory}
 

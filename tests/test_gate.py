@@ -157,10 +157,7 @@ def seed_prevention(session, pupil_ids: list[int], now: datetime) -> None:
 def web(factory, tmp_path, monkeypatch):
     from fastapi.testclient import TestClient
 
-    from store.db import Settings
-    from tests.web_support import Clock, build_county, pupils_of_class
-    from web.app import create_app
-    from web.services import InProcess
+    from tests.web_support import Clock, build_county, pupils_of_class, in_process_app
     with factory() as s:
         county = build_county(s)
         mine = pupils_of_class(s, county.class_ids[0])
@@ -172,7 +169,7 @@ def web(factory, tmp_path, monkeypatch):
         s.commit()
     clock = Clock(datetime(2026, 11, 18, 12, 0))
     monkeypatch.setenv("BAOXUE_ARCHIVE_DIR", str(tmp_path))
-    app = create_app(Settings(archive_dir=tmp_path), factory=factory, clock=clock, deployments=InProcess(), init=False)
+    app = in_process_app(factory, tmp_path, clock)
     with TestClient(app) as client:
         yield {"client": client, "county": county, "clock": clock, "factory": factory, **ids}
 

@@ -30,7 +30,7 @@ from store.db import Settings
 from store.models import Pupil, School
 from store.roster import import_roster
 from store.tabular import FORMULA_START, TableError, XLSX_MAX_UNPACKED, csv_safe, read_table, xlsx_safe
-from tests.web_support import MONDAY, Clock, build_county, pupils_of_class
+from tests.web_support import MONDAY, Clock, build_county, pupils_of_class, in_process_app
 from web.app import create_app
 from web.services import InProcess
 
@@ -355,8 +355,7 @@ def web(factory, tmp_path):
         county = build_county(s, sessions=True)
         s.commit()
         pupils = [p.student_no for p in pupils_of_class(s, county.class_ids[0])]
-    app = create_app(Settings(archive_dir=tmp_path / "archive"), factory=factory, clock=Clock(),
-                     deployments=InProcess(), init=False)
+    app = in_process_app(factory, tmp_path / "archive")
     with TestClient(app, raise_server_exceptions=False) as client:
         yield {"client": client, "app": app, "county": county, "pupils": pupils, "factory": factory,
                "archive": tmp_path / "archive"}

@@ -11,14 +11,11 @@ from sqlalchemy import select
 from store import risk
 from store.advance import advance
 from store.context import CaseContext
-from store.db import Settings
 from store.intake import MarkIn, record_morning_check
 from store.models import Pupil, School
 from store.reconcile_models import SubmittedReport
-from tests.web_support import Clock, build_county, pupils_of_class
-from web.app import create_app
+from tests.web_support import Clock, build_county, pupils_of_class, in_process_app
 from web.deps import SESSION_COOKIE
-from web.services import InProcess
 
 DAYS = [date(2026, 11, d) for d in (16, 17, 18)]
 NOW = datetime(2026, 11, 23, 10, 0)
@@ -44,8 +41,7 @@ def site(factory, tmp_path):
         risk.refresh_watch_list(s, as_of=NOW)
         s.commit()
         ids = {"home": home.id, "far": far.id}
-    app = create_app(Settings(archive_dir=tmp_path / "archive"), factory=factory, clock=Clock(NOW),
-                     deployments=InProcess(), init=False)
+    app = in_process_app(factory, tmp_path / "archive", Clock(NOW))
     with TestClient(app) as client:
         yield {"client": client, "county": county, "factory": factory, "schools": ids}
 

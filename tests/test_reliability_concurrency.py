@@ -17,15 +17,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from store.advance import advance
-from store.db import Settings, make_engine, session_factory, transaction
+from store.db import make_engine, session_factory, transaction
 from store.models import Case, CaseEvent
 from tests.reliability_support import (
     AS_OF, FINISHED, RENDER_NOW, Databases, count, differences, exactly_once_problems, forkserver, new_marks, open_cases, render_worker,
     snapshot,
 )
-from tests.web_support import MONDAY, Clock, build_county, pupils_of_class
-from web.app import create_app
-from web.services import InProcess
+from tests.web_support import MONDAY, Clock, build_county, pupils_of_class, in_process_app
 
 
 @pytest.fixture
@@ -96,8 +94,7 @@ def web(fresh_db, tmp_path):
         county = build_county(s, sessions=False)
         pupils = [p.student_no for p in pupils_of_class(s, county.class_ids[0])]
     clock = Clock()
-    app = create_app(Settings(archive_dir=tmp_path / "archive"), factory=fresh_db, clock=clock,
-                     deployments=InProcess(), init=False)
+    app = in_process_app(fresh_db, tmp_path / "archive", clock)
     with TestClient(app) as client:
         yield {"client": client, "county": county, "clock": clock, "pupils": pupils, "factory": fresh_db}
 

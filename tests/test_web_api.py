@@ -15,10 +15,10 @@ from sqlalchemy import func, select
 from store.advance import advance
 from store.db import Settings
 from store.models import AttendanceMark, Case, CaseEvent, Submission
-from tests.web_support import MONDAY, PASSWORD, Clock, build_county, pupils_of_class
+from tests.web_support import MONDAY, PASSWORD, Clock, build_county, pupils_of_class, in_process_app
 from web.app import create_app
 from web.deps import SESSION_COOKIE
-from web.services import InProcess, RunStarted
+from web.services import RunStarted
 
 
 class FakeDeployments:
@@ -47,8 +47,7 @@ def web(factory, tmp_path):
         pupils = [p.student_no for p in pupils_of_class(s, county.class_ids[0])]
         other_class = [p.student_no for p in pupils_of_class(s, county.class_ids[1])]
     clock = Clock()
-    app = create_app(Settings(archive_dir=tmp_path / "archive"), factory=factory, clock=clock,
-                     deployments=InProcess(), init=False)
+    app = in_process_app(factory, tmp_path / "archive", clock)
     with TestClient(app) as client:
         yield {"client": client, "app": app, "county": county, "clock": clock, "pupils": pupils,
                "other_class": other_class, "factory": factory}

@@ -10,13 +10,10 @@ from sqlalchemy import select
 
 from store.accounts import Role
 from store.advance import advance
-from store.db import Settings
 from store.models import Case, CaseEvent, Helper
-from tests.web_support import Clock, build_county, pupils_of_class
-from web.app import create_app
+from tests.web_support import Clock, build_county, pupils_of_class, in_process_app
 from web.deps import SESSION_COOKIE
 from web.pages import NAV
-from web.services import InProcess
 
 
 class RunsOnly:
@@ -43,8 +40,7 @@ def pages(factory, tmp_path):
         pupils = pupils_of_class(s, county.class_ids[0])
         names = {p.student_no: p.name for p in pupils}
     clock = Clock()
-    app = create_app(Settings(archive_dir=tmp_path / "archive"), factory=factory, clock=clock,
-                     deployments=InProcess(), init=False)
+    app = in_process_app(factory, tmp_path / "archive", clock)
     with TestClient(app) as client:
         yield {"client": client, "app": app, "county": county, "clock": clock, "names": names, "factory": factory}
 

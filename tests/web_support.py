@@ -100,6 +100,16 @@ def build_county(session: Session, *, now: datetime = MONDAY, sessions: bool = T
     return county
 
 
+def in_process_app(factory, archive_dir, clock=None):
+    """The web app on ``factory`` with flows run in-process (no Prefect server) and a fixed clock."""
+    from store.db import Settings
+    from web.app import create_app
+    from web.services import InProcess
+
+    return create_app(Settings(archive_dir=archive_dir), factory=factory, clock=clock or Clock(),
+                      deployments=InProcess(), init=False)
+
+
 def pupils_of_class(session: Session, class_id: int) -> list[Pupil]:
     return list(session.scalars(select(Pupil).where(Pupil.class_id == class_id).order_by(Pupil.id)))
 
