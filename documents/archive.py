@@ -77,11 +77,8 @@ def store_bytes(content: bytes, ext: str, *, folder: str = "") -> tuple[str, str
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 # -- what to issue -------------------------------------------------------------------------------
