@@ -41,11 +41,7 @@ _MIGRATION_LOCK = 0x6261_6F78  # "baox"
 def load_models() -> MetaData:
     """Import every module in `MODEL_MODULES` and return the metadata they share."""
     for name in MODEL_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
+        importlib.import_module(name)
     from store.models import Base
 
     return Base.metadata

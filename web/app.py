@@ -96,10 +96,8 @@ def routers() -> list:
 
 def morning_check_deployment() -> str:
     """The morning-check deployment's full name ("flow/deployment") as deploy/ declares it."""
-    try:
-        from deploy.deployments import spec
-    except ImportError:
-        return "morning_check/morning-check"
+    from deploy.deployments import spec
+
     return spec("morning-check").full_name
 
 

@@ -117,10 +117,8 @@ def _pct(x: float) -> str:
 
 
 def _doc_title(kind: str) -> str:
-    try:
-        from documents.catalog import CATALOG
-    except ImportError:  # the documents package is optional for the pages
-        return kind
+    from documents.catalog import CATALOG
+
     return CATALOG[kind].name if kind in CATALOG else kind
 
 
