@@ -345,10 +345,10 @@ def _parse_file(data: bytes):
     from store.intake import MarkIn
 
     by_school: dict[str, list] = defaultdict(list)
-    for n, r in enumerate(csv.reader(io.StringIO(data.decode("utf-8"))), start=1):
-        if n == 1:
-            continue
-        by_school[r[0]].append(MarkIn(r[1], r[2], r[3] or "unknown", row=n))
+    rows = csv.reader(io.StringIO(data.decode("utf-8")))
+    next(rows)  # the header
+    for n, r in enumerate(rows, start=2):
+        by_school[r[0]].append(MarkIn(r[1], r[2], r[3] or "unknown", n))
     return by_school
 
 

@@ -148,9 +148,12 @@ def _cancel_open_duties(session: Session, case_ids: list[int]) -> None:
 
 def close_cases(
     session: Session, ctx: CaseContext, cases: list[Case], event: str, *, actor: str, at: datetime, now: datetime,
-    note: str = "", reason: str | None = None, idempotency_key: str | None = None,
+    note: str = "", reason: str | None = None, idempotency_key: str | dict[int, str] | None = None,
 ) -> list[int]:
     """``mark_returned`` or ``excuse`` for many cases at once (the morning check's returns).
+
+    ``idempotency_key``: one key for every case, or a key per case id (a county file closes the
+    cases of many schools' submissions in one statement, each under its own submission's key).
 
     The same rows as :func:`apply_event` would write, set-based: each case's target state is read
     off the machine's unguarded transitions, one UPDATE moves them all, history, cancelled duties
@@ -173,9 +176,10 @@ def close_cases(
     if done != len(ids):
         raise RuntimeError(f"{len(ids) - done} case(s) changed while closing them; nothing written")
     facts = {"reason": reason} if reason else {}
+    key_of = idempotency_key.get if isinstance(idempotency_key, dict) else (lambda _id: idempotency_key)
     session.execute(insert(CaseEvent.__table__), [event_row(
         case_id=c.id, seq=c.version + 1, event=event, from_state=before.value, to_state=target.value, actor=actor,
-        at=at, now=now, reason=note, payload=dict(facts), idempotency_key=idempotency_key,
+        at=at, now=now, reason=note, payload=dict(facts), idempotency_key=key_of(c.id),
     ) for c, before, target in moves])
     _cancel_open_duties(session, ids)
     docs = []
