@@ -12,8 +12,12 @@
    its field labels). A subset depends only on the face and the glyph ids, so the last
    ``SUBSETS`` results are kept, and so are the deflated bytes of the last ``STREAMS`` large
    streams (a font program that came out of the subset cache deflates to the same bytes).
+4. **C array types.** WeasyPrint's HarfBuzz subsetting allocates its glyph arrays as
+   ``ffi.new(f"hb_codepoint_t[{n}]", …)``: a new C type string for every length, which cffi parses
+   with pycparser each time (~20 ms a document). The fonts module gets an ``ffi`` whose ``new``
+   asks for the open array type ``T[]`` with the same items (the same allocation, one parse).
 
-Both are applied when the document engine starts (``documents.render.engine``); ``plain()``
+All are applied when the document engine starts (``documents.render.engine``); ``plain()``
 switches them off for a block (the benchmark's baseline). If WeasyPrint or pydyf change their
 internals, the tuning does nothing instead of failing (``applied()`` tells which parts took).
 """
@@ -77,6 +81,23 @@ class _Deflate:
         if key is not None:
             _remember(_streams, key, out, STREAMS)
         return out
+
+
+class _OpenArrays:
+    """cffi's FFI, with ``new("T[n]", items)`` made as ``new("T[]", items)`` (parsed once)."""
+
+    def __init__(self, ffi: Any):
+        self._ffi = ffi
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ffi, name)
+
+    def new(self, cdecl: Any, init: Any = None):
+        if init is not None and isinstance(cdecl, str) and cdecl.endswith("]") and "[" in cdecl:
+            head, _, size = cdecl[:-1].rpartition("[")
+            if size.isdigit() and int(size) == len(init):
+                return self._ffi.new(head + "[]", init)
+        return self._ffi.new(cdecl, init)
 
 
 class _Zlib:
@@ -147,6 +168,10 @@ def apply() -> set[str]:
                 return None
 
             _state["originals"]["fonts"] = (get_face, get_data, font_subset)
+            if getattr(pdf_fonts, "ffi", None) is ffi:
+                _state["originals"]["fonts.ffi"] = ffi
+                pdf_fonts.ffi = _OpenArrays(ffi)
+                done.add("array_types")
             pdf_fonts.get_pango_font_hb_face = pango_face
             pdf_fonts.get_hb_object_data = object_data
             pdf_fonts.Font.subset = subset
@@ -170,6 +195,8 @@ def restore() -> None:
             from weasyprint.pdf import fonts as pdf_fonts
 
             pdf_fonts.get_pango_font_hb_face, pdf_fonts.get_hb_object_data, pdf_fonts.Font.subset = originals.pop("fonts")
+            if "fonts.ffi" in originals:
+                pdf_fonts.ffi = originals.pop("fonts.ffi")
         _state["applied"] = set()
 
 

@@ -236,6 +236,24 @@ def test_rendering_the_same_context_twice_gives_the_same_bytes(rendered):
     assert render(ctx, "pdf").content == pdf
 
 
+
+@needs_poppler
+def test_the_weasyprint_tuning_takes_and_changes_nothing_a_reader_sees(rendered):
+    """Every part of documents.weasy_tuning applies to the installed WeasyPrint (an upgrade that
+    moves its internals fails here instead of silently losing the speed), and a document rendered
+    tuned has the text, fonts and glyph coverage of the same document from WeasyPrint as shipped."""
+    from documents import weasy_tuning
+
+    ctx, tuned = rendered("wutaishan", "legal_notice")
+    assert weasy_tuning.applied() == {"compression", "font_blobs", "subsets", "array_types"}
+    with weasy_tuning.plain():
+        assert weasy_tuning.applied() == set()
+        shipped = render(ctx, "pdf").content
+    assert weasy_tuning.applied() == {"compression", "font_blobs", "subsets", "array_types"}
+    assert pdf_text(tuned) == pdf_text(shipped)
+    assert embedded_cmaps(tuned) == embedded_cmaps(shipped)
+
+
 # -- fonts --------------------------------------------------------------------------------------------
 def test_standard_font_names_resolve_to_chinese_fonts():
     plan = fonts.font_plan()
