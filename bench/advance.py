@@ -20,7 +20,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--open", type=int, default=100_000)
     ap.add_argument("--due", type=int, default=10_000)
-    ap.add_argument("--batch-size", type=int, default=5000)
+    ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--reuse", action="store_true")
     a = ap.parse_args()
     pop = Population(pupils=int(a.open * 1.1), open_cases=a.open, due=a.due, closed=a.open // 8, seed=41)

@@ -18,7 +18,7 @@ from sqlalchemy import Date, DateTime, bindparam, func, select, text
 from sqlalchemy.orm import Session
 
 from machines.case_machine import escalation_pairs
-from store.advance import advance, overdue_batch
+from store.advance import BATCH_SIZES, advance, overdue_batch
 from store.context import CaseContext, effective_day
 from store.db import make_engine, session_factory, transaction
 
@@ -109,7 +109,7 @@ def run_raw_update(url: str, as_of: datetime) -> tuple[int, float, int, float]:
     return n, t["s"], n2, t2["s"]
 
 
-def run_advance(url: str, as_of: datetime, batch_size: int) -> tuple[dict, float, float, float]:
+def run_advance(url: str, as_of: datetime, batch_size: int | None) -> tuple[dict, float, float, float]:
     """store.advance.advance; returns its report, total seconds, escalation-phase seconds, peak RSS."""
     eng = make_engine(url)
     factory = session_factory(eng)
@@ -132,6 +132,7 @@ def fig_advance(base: str, label: str, batch_size: int, keep: bool = False) -> N
     raw_url, adv_url = _copy(base, "raw"), _copy(base, "adv")
     n_raw, t_raw, n_raw_ovd, t_raw_ovd = run_raw_update(raw_url, AS_OF)
     rep, t_all, t_esc, rss = run_advance(adv_url, AS_OF, batch_size)
+    batch_size = batch_size or BATCH_SIZES[db]
     n = rep["total_transitions"]
     if n != n_raw:
         log(f"WARNING: advance moved {n}, raw UPDATE {n_raw}")
@@ -248,6 +249,7 @@ def fig_sweep(base: str, label: str, due_duties: int, batch_size: int) -> None:
     analyze(prep)
     raw_url = _copy(prep, "raw")
     factory = session_factory(eng := make_engine(prep))
+    batch_size = batch_size or BATCH_SIZES[db]
     reset_peak_rss()
     marked = 0
     with timer() as t:
@@ -662,7 +664,7 @@ def main() -> None:
     ap.add_argument("figure")
     ap.add_argument("url")
     ap.add_argument("--label", default="")
-    ap.add_argument("--batch-size", type=int, default=5000)
+    ap.add_argument("--batch-size", type=int, default=None, help="default: the product's (store.advance.BATCH_SIZES)")
     ap.add_argument("--open", type=int, default=0)
     ap.add_argument("--due", type=int, default=0)
     ap.add_argument("--n", type=int, default=1000)

@@ -6,7 +6,7 @@ copies of the same database: ``store.advance.advance`` called directly (the base
 ``advance_cases`` flow run against a local Prefect server (one flow run, one task per batch).
 Prints one JSON line per figure: {"name","value","unit","baseline","ratio"}.
 
-    .venv/bin/python -m bench.prefect_sweep [--cases 100000] [--batch 5000]
+    .venv/bin/python -m bench.prefect_sweep [--cases 100000] [--batch N (default: the product's for SQLite)]
 """
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def build(url: str, cases: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cases", type=int, default=100_000)
-    ap.add_argument("--batch", type=int, default=5000)
+    ap.add_argument("--batch", type=int, default=None, help="default: the product's for SQLite (store.advance.BATCH_SIZES)")
     ap.add_argument("--quick", action="store_true", help="2,000 due cases (bench.run --quick)")
     args = ap.parse_args()
     if args.quick:
@@ -126,7 +126,9 @@ def main() -> None:
         finally:
             stop(server)
         assert result["escalated"] == direct.total_transitions, (result["escalated"], direct.total_transitions)
-        note = f"{args.cases} due cases, batch {args.batch}, SQLite, 2 cores; population built in {setup_s:.0f} s"
+        from store.advance import BATCH_SIZES
+
+        note = f"{args.cases} due cases, batch {args.batch or BATCH_SIZES['sqlite']}, SQLite, 2 cores; population built in {setup_s:.0f} s"
         emit("prefect_sweep_wall", round(flow_s, 2), "s", round(direct_s, 2), flow_runs=flow_runs, task_runs=tasks,
              escalated=result["escalated"], note=note + "; baseline = store.advance.advance without Prefect")
         emit("prefect_sweep_task_runs", tasks, "task runs", None, flow_runs=flow_runs, batches=direct.batches, note=note)

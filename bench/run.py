@@ -33,13 +33,13 @@ def plan(quick: bool) -> dict:
             "big": Population(20_000, 10_000, 1_000, 2_000, seed=11),
             "scale_sizes": [1_000, 10_000], "scale_due": 1_000,
             "county": Population(6_000, 60, 20, 60, seed=21),
-            "spiff_n": 100, "naive_n": 40, "naive_on": ["sqlite"], "sweep_due": 1_000, "batch_size": 5000,
+            "spiff_n": 100, "naive_n": 40, "naive_on": ["sqlite"], "sweep_due": 1_000,
         }
     return {
         "big": Population(1_100_000, 1_000_000, 100_000, 150_000, seed=11),
         "scale_sizes": [10_000, 100_000, 1_000_000], "scale_due": 10_000,
         "county": Population(60_000, 600, 200, 600, seed=21),
-        "spiff_n": 1_000, "naive_n": 1_000, "naive_on": ["sqlite"], "sweep_due": 100_000, "batch_size": 5000,
+        "spiff_n": 1_000, "naive_n": 1_000, "naive_on": ["sqlite"], "sweep_due": 100_000,
     }
 
 
@@ -94,10 +94,10 @@ class Runner:
         return url
 
     def backend(self, db: str, p: dict) -> None:
-        big, bs = p["big"], str(p["batch_size"])
+        big = p["big"]  # batch sizes: the product's own per database (store.advance.BATCH_SIZES)
         big_url = self.population(db, "big", big, figure=True)
         label = f"{_k(big.open_cases)} open, {_k(big.due)} due"
-        adv = self.child(["bench.figures", "advance", big_url, "--label", label, "--batch-size", bs], f"advance {label} {db}")
+        adv = self.child(["bench.figures", "advance", big_url, "--label", label], f"advance {label} {db}")
         self.child(["bench.figures", "report", big_url, "--label", f"over {_k(big.open_cases + big.n_closed)} cases"],
                    f"report {db}")
         scale_urls = {}
@@ -112,14 +112,13 @@ class Runner:
             else:
                 url = self.population(db, f"scale_{n}", scale_pop(n, p["scale_due"]))
             scale_urls[n] = url
-            self.child(["bench.figures", "scale", url, "--open", str(n_open), "--due", str(p["scale_due"]),
-                        "--batch-size", bs], f"scale {n_open} {db}")
+            self.child(["bench.figures", "scale", url, "--open", str(n_open), "--due", str(p["scale_due"])], f"scale {n_open} {db}")
         largest, smallest = p["scale_sizes"][-1], p["scale_sizes"][0]
         middle = p["scale_sizes"][len(p["scale_sizes"]) // 2]
         self.child(["bench.figures", "sweep", scale_urls[largest], "--label", f"{_k(p['sweep_due'])} due",
-                    "--due", str(p["sweep_due"]), "--batch-size", bs], f"sweep {db}")
+                    "--due", str(p["sweep_due"])], f"sweep {db}")
         self.child(["bench.figures", "per_case", scale_urls[middle], "--label",
-                    f"{_k(middle)} open, {_k(p['scale_due'])} due", "--batch-size", bs], f"per-case {db}")
+                    f"{_k(middle)} open, {_k(p['scale_due'])} due"], f"per-case {db}")
         county_url = self.population(db, "county", p["county"])
         self.child(["bench.figures", "intake", county_url, "--label", f"county file, {_k(p['county'].pupils)} pupils",
                     "--seed", str(p["county"].seed)], f"intake {db}")

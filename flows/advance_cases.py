@@ -25,13 +25,14 @@ from tasks.prevention import apply_prevention_rules
 from tasks.publish import publish_sweep
 from tasks.render import request_rendering
 from tasks.runtime import resolve_as_of, run_name
-from tasks.sweep import apply_escalations, describe_changes, mark_overdue, plan_sweep, sweep_summary
+from tasks.sweep import apply_escalations, batch_size as store_batch_size, describe_changes, mark_overdue, plan_sweep, sweep_summary
 
 
 @flow(name="advance_cases", log_prints=False, flow_run_name=run_name("sweep"))
-def advance_cases(as_of: datetime | None = None, batch_size: int = 5000, render: bool = True) -> dict:
+def advance_cases(as_of: datetime | None = None, batch_size: int | None = None, render: bool = True) -> dict:
     logger = get_run_logger()
     as_of = resolve_as_of(as_of)
+    batch_size = batch_size or store_batch_size()  # the database's default (store.advance.BATCH_SIZES)
 
     # 1. Escalation timers: each ladder move, in ladder order, one task run per batch.
     escalated: list[int] = []

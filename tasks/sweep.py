@@ -28,6 +28,11 @@ from .runtime import DB_RETRIES, store
 OPEN = [s.value for s in OPEN_STATES]
 
 
+def batch_size() -> int:
+    """Cases per batch (one task run each) for this process's database: ``store.advance.BATCH_SIZES``."""
+    return bulk.default_batch_size(store().kw["bind"])
+
+
 @task(name="plan_sweep", **DB_RETRIES, cache_policy=NO_CACHE)
 def plan_sweep(as_of: datetime) -> list[bulk.SweepStep]:
     """Which ladder moves any open case could make now, per policy version and school calendar."""
@@ -36,14 +41,14 @@ def plan_sweep(as_of: datetime) -> list[bulk.SweepStep]:
 
 
 @task(name="apply_escalations", **DB_RETRIES, cache_policy=NO_CACHE)
-def apply_escalations(step: bulk.SweepStep, as_of: datetime, limit: int = 5000) -> list[int]:
+def apply_escalations(step: bulk.SweepStep, as_of: datetime, limit: int) -> list[int]:
     """Move up to ``limit`` due cases one step; their events, duties and documents in the same commit."""
     with transaction(store()) as s:
         return bulk.escalate_batch(s, CaseContext(s), step, as_of, limit)
 
 
 @task(name="mark_overdue", **DB_RETRIES, cache_policy=NO_CACHE)
-def mark_overdue(as_of: datetime, limit: int = 5000) -> list[int]:
+def mark_overdue(as_of: datetime, limit: int) -> list[int]:
     """Mark up to ``limit`` open duties past their deadline as overdue."""
     with transaction(store()) as s:
         return bulk.overdue_batch(s, as_of, limit)

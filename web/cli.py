@@ -287,7 +287,7 @@ def stuck_duties_cli(s, as_of: datetime, school: Optional[str], limit: int) -> l
 @app.command()
 def advance(
     as_of: datetime = typer.Option(..., "--as-of", help="the moment to advance to, e.g. 2026-11-23T09:30"),
-    batch_size: int = typer.Option(5000), json_out: bool = typer.Option(False, "--json"),
+    batch_size: Optional[int] = typer.Option(None, help="每批案件数 (default: 20000 SQLite, 5000 PostgreSQL)"), json_out: bool = typer.Option(False, "--json"),
 ):
     """Apply every escalation due at --as-of and mark overdue duties (set-based; safe to repeat)."""
     from store.advance import advance as run_advance
