@@ -171,7 +171,7 @@ def _record(session: Session, ctx: CaseContext, sheets: dict[str, list[MarkIn]],
     # a pupil handed to the township/police (escalated) keeps that case on the ledger: not a new case
     handed_over = set(session.execute(select(Case.school_id, Case.pupil_id).where(
         Case.school_id.in_(live_ids), Case.state == CaseState.escalated.value, Case.closed_on.is_(None))).all())
-    to_open, back, on_leave, keys = [], [], {}, {}
+    to_open, back, on_leave, school_code = [], [], {}, {}  # school_code: case id → its school's code
     for code in live:
         school, result, own = schools[code], results[code], open_cases[schools[code].id]
         for pid, (_, status, _) in good[code].items():
@@ -190,19 +190,18 @@ def _record(session: Session, ctx: CaseContext, sheets: dict[str, list[MarkIn]],
                 on_leave.setdefault(status, []).append(case)
             else:
                 continue
-            keys[case.id] = f"intake:{result.submission_id}"
+            school_code[case.id] = code
         to_open.append((school, [(p, reason) for pid, (p, status, reason) in good[code].items()
                                  if status == "unexcused" and pid not in own and (school.id, pid) not in handed_over]))
     # the returns and excuses of every school: one set-based close each, under each submission's key
-    code_of = {schools[code].id: code for code in live}
-    school_of = {c.id: c.school_id for c in back + [c for cases in on_leave.values() for c in cases]}
+    keys = {cid: f"intake:{results[code].submission_id}" for cid, code in school_code.items()}
     for cid in close_cases(session, ctx, back, "mark_returned", actor=submitted_by, at=now, now=now,
                            note="晨检到校，复学", idempotency_key=keys):
-        results[code_of[school_of[cid]]].returned.append(cid)
+        results[school_code[cid]].returned.append(cid)
     for status, cases in on_leave.items():
         for cid in close_cases(session, ctx, cases, "excuse", actor=submitted_by, at=now, now=now,
                                note=f"补假：{status}", reason=status, idempotency_key=keys):
-            results[code_of[school_of[cid]]].excused.append(cid)
+            results[school_code[cid]].excused.append(cid)
     # new cases after every school's returns (a pupil's earlier case is closed before another opens)
     for code, ids in zip(live, _open_cases(session, ctx, to_open, day, actor=submitted_by, now=now)):
         results[code].opened = ids
@@ -216,10 +215,9 @@ def _record(session: Session, ctx: CaseContext, sheets: dict[str, list[MarkIn]],
 def _validate(marks: list[MarkIn], pupils: dict[str, PupilRef], result: IntakeResult) -> dict[int, tuple]:
     """pupil id → (pupil, status, reason) of the usable rows; the others become row errors."""
     good: dict[int, tuple[PupilRef, str, str]] = {}
-    aliases = STATUS_ALIASES
-    for no, raw, reason, row in marks:  # (a county file: 10⁵ rows; the common status without a call)
+    for no, raw, reason, row in marks:  # (a county file: 10⁵ rows, unpacked rather than by attribute)
         pupil = pupils.get(no) or pupils.get(no.strip())
-        status = aliases.get(raw) or normalise_status(raw)
+        status = normalise_status(raw)
         if pupil is None:
             result.errors.append(RowError(row, no, "学籍号不属于本校 (pupil not in this school)"))
         elif status is None:

@@ -236,7 +236,6 @@ def test_rendering_the_same_context_twice_gives_the_same_bytes(rendered):
     assert render(ctx, "pdf").content == pdf
 
 
-
 @needs_poppler
 def test_the_weasyprint_tuning_takes_and_changes_nothing_a_reader_sees(rendered):
     """Every part of documents.weasy_tuning applies to the installed WeasyPrint (an upgrade that
