@@ -358,7 +358,7 @@ WRITTEN = {  # tables the intake writes, and how to find its new rows
     "submissions": "id, school_id, day, source, content_sha256, submitted_by, received_at, summary",
     "attendance_marks": "id, pupil_id, school_id, day, status, submission_id, recorded_at",
     "cases": "id, pupil_id, school_id, class_id, state, version, policy_name, policy_version, calendar_key, opened_on, "
-             "opened_seq, closed_on, reason, outcome_reason, relapse_of, created_at, updated_at",
+             "opened_seq, closed_on, reason, outcome_reason, relapse_of, special_groups, created_at, updated_at",
     "case_events": "id, case_id, seq, event, from_state, to_state, actor, at, recorded_at, reason, payload, "
                    "idempotency_key",
     "document_requests": "id, case_id, kind, event_seq, status, requested_at, document_id, error",

@@ -47,7 +47,7 @@ from store.synthetic import COUNTY_ROLES, GIVEN, RELATIONS, SCHOOL_STAFF_ROLES, 
 
 from .common import analyze, backend_of, create_db, emit, exists_db, log, sqlite_path
 
-GENERATOR_VERSION = 5  # 4: cases.opened_seq; 5: index ix_case_events_event_at (schema from the models)
+GENERATOR_VERSION = 6  # 4: cases.opened_seq; 5: index ix_case_events_event_at (schema from the models); 6: cases.special_groups
 AS_OF = datetime(2026, 11, 23, 9, 30)  # a Monday, after the morning check (晨检) and its 09:00 cut-off
 CALENDAR = "default"
 ABSENCE_RATE = 0.005
@@ -133,6 +133,12 @@ class Org:
         self.n_townships = math.ceil(self.n_schools / SCHOOLS_PER_TOWNSHIP)
         self.n_counties = math.ceil(self.n_townships / TOWNSHIPS_PER_COUNTY)
         self.seed = seed
+
+    def special_groups(self, p: int) -> str:
+        """Pupil ``p``'s special groups (JSON text): 12 % left-behind, 4 % poor, 1 % disabled, from
+        the pupil and the seed alone, so a case's copy needs no pupil row."""
+        r = ((p + 1) * 2654435761 + self.seed * 40503) % 4294967296 / 4294967296
+        return "[]" if r > 0.17 else ('["left_behind"]' if r < 0.12 else ('["poor"]' if r < 0.16 else '["disabled"]'))
 
     # ids: counties 1..C, townships C+1.., villages after; staff in blocks
     def county_id(self, c: int) -> int:
@@ -240,8 +246,7 @@ def pupil_rows(org: Org, rng: random.Random, start: int, stop: int):
         birth = date(2026 - 6 - g, 1, 1) + timedelta(days=(idx_in_county // 1000) % 365)
         first17 = f"{110000 + c % 890000:06d}{birth:%Y%m%d}{idx_in_county % 1000:03d}"
         name = names[rng.randrange(len(names))]
-        r = rng.random()
-        groups = "[]" if r > 0.17 else ('["left_behind"]' if r < 0.12 else ('["poor"]' if r < 0.16 else '["disabled"]'))
+        groups = org.special_groups(p)
         v = org.village_id(t, rng.randrange(VILLAGES_PER_TOWNSHIP))
         pupils.append((p + 1, f"G{org.seed:02d}{p + 1:010d}", name, first17 + id_check_digit(first17),
                        "男" if p % 2 else "女", birth.isoformat(), s + 1, k + 1, v, f"第{t + 1}镇{v}村{p % 12 + 1}组", groups, 1))
@@ -342,7 +347,8 @@ class CaseWriter:
         self.cases.append((case_id, pupil + 1, s + 1, k + 1, "returned" if returned_on is not None else state, seq,
                            policy.name, policy.version, CALENDAR, d.ds(opened), opened,
                            d.ds(returned_on) if returned_on else None, self._reasons[case_id % 4096], None, relapse_of,
-                           created, closed_at if returned_on else d.dt(opened + max(0, streak_done - 1), 9, 30)))
+                           org.special_groups(pupil), created,
+                           closed_at if returned_on else d.dt(opened + max(0, streak_done - 1), 9, 30)))
 
 
 def _next_morning(d: Days, seq: int) -> str:
@@ -411,7 +417,7 @@ COLUMNS = {
               "special_groups, enrolled",
     "guardians": "id, pupil_id, name, relation, phone",
     "cases": "id, pupil_id, school_id, class_id, state, version, policy_name, policy_version, calendar_key, opened_on, opened_seq, "
-             "closed_on, reason, outcome_reason, relapse_of, created_at, updated_at",
+             "closed_on, reason, outcome_reason, relapse_of, special_groups, created_at, updated_at",
     "case_events": "id, case_id, seq, event, from_state, to_state, actor, at, recorded_at, reason, payload, "
                    "idempotency_key",
     "duties": "id, case_id, step, action, role, owner_id, due_at, status, created_at, done_at, done_late, overdue_at",

@@ -127,8 +127,7 @@ def monthly_report(session: Session, sc: Scope, period: str) -> dict[str, Any]:
     month_start = datetime.combine(start, datetime.min.time())
 
     cases = session.execute(
-        select(Case.id, Case.school_id, Case.class_id, Case.opened_on, Case.reason, Pupil.special_groups)
-        .join(Pupil, Pupil.id == Case.pupil_id)
+        select(Case.id, Case.school_id, Case.class_id, Case.opened_on, Case.reason, Case.special_groups)
         .where(Case.school_id.in_(school_ids or [-1]), Case.opened_on <= end)
     ).all()
     case_ids = [c.id for c in cases]

@@ -298,8 +298,11 @@ def _open_cases(session: Session, ctx: CaseContext, per_school: list[tuple[Schoo
         .where(Case.pupil_id.in_([r["pupil_id"] for r in rows]), Case.state == CaseState.returned.value)
         .group_by(Case.pupil_id)
     ).all())
+    groups = dict(session.execute(  # only the opening pupils' (a day's new cases, not the roster)
+        select(Pupil.id, Pupil.special_groups).where(Pupil.id.in_([r["pupil_id"] for r in rows]))).all())
     for r in rows:
         r["relapse_of"] = previous.get(r["pupil_id"])
+        r["special_groups"] = groups.get(r["pupil_id"]) or []
     cases = Case.__table__  # Core, not the ORM bulk path (its per-statement mapper bookkeeping)
     case_ids = list(session.scalars(insert(cases).returning(cases.c.id, sort_by_parameter_order=True), rows))
     keys = {name: p.key for name, p in policies.items()}

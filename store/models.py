@@ -163,6 +163,9 @@ class Case(Base):
     reason: Mapped[str] = mapped_column(String(24), default="unknown")  # dropout reason class
     outcome_reason: Mapped[str | None] = mapped_column(String(32))  # excuse / outside reason
     relapse_of: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    # the pupil's special groups (留守, 贫困…), copied when the case opens and kept current by the
+    # roster while the case is not closed: the reports count them without joining the pupils
+    special_groups: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
 

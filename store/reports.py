@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Text, and_, case, cast, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from machines.identity import mask_name
 from machines.policy import Policy
@@ -124,9 +124,9 @@ def ledger_figures_many(session: Session, scope_list: list[Scope], period: Perio
     Set-based, counted in SQL per school: one grouped pass over the cases (school × state × reason,
     with the period's openings, relapses and closings as conditional counts), one over the period's
     events (index ``ix_case_events_event_at``), one over the dropouts for their grades and special
-    groups, one for the enrolment; each scope's figures are its schools' sums. A county's cases lie
-    on nearly every page of ``cases``, so a pass per scope reads the whole table once per county;
-    here every page is read once for all scopes. When the scopes cover every school there is no
+    groups (kept on the case), one for the enrolment; each scope's figures are its schools' sums.
+    A county's cases lie on nearly every page of ``cases``, so a pass per scope reads the whole
+    table once per county; here every page is read once for all scopes. When the scopes cover every school there is no
     school filter at all (a sequential pass); otherwise ``school_id IN (the scopes' schools)``."""
     wanted = sorted({sid for sc in scope_list for sid in sc.school_ids})
     every = set(session.scalars(select(School.id))) <= set(wanted)
@@ -161,28 +161,13 @@ def ledger_figures_many(session: Session, scope_list: list[Scope], period: Perio
                 CaseEvent.at >= start, CaseEvent.at < end)
             .group_by(Case.school_id, CaseEvent.event)):
         events[school_id][event] += n
-    # each dropout's grade and special groups. Every school: one pass over the dropouts joined to
-    # the pupils that have special groups (a small hash). Some schools: the pupil among the
-    # scopes' own pupils (index on school_id), else — a pupil who moved school since — looked up
-    # by primary key; joining the whole pupils table for a few schools makes PostgreSQL scan it.
-    if every:
-        text_groups = cast(Pupil.special_groups, Text)
-        grouped = (select(Pupil.id, text_groups.label("groups"))
-                   .where(text_groups.not_in(("[]", "null"))).subquery("grouped"))
-        dropouts_q = (select(Case.school_id, Case.class_id, grouped.c.groups).select_from(Case)
-                      .outerjoin(grouped, grouped.c.id == Case.pupil_id)
-                      .where(Case.state.in_(DROPOUT_STATES)).subquery("dropouts"))
-    else:
-        own = aliased(Pupil)
-        moved = (select(cast(Pupil.special_groups, Text)).where(Pupil.id == Case.pupil_id)
-                 .correlate(Case).scalar_subquery())
-        groups = case((own.id.is_(None), moved), else_=cast(own.special_groups, Text))
-        dropouts_q = (select(Case.school_id, Case.class_id, groups.label("groups")).select_from(Case)
-                      .outerjoin(own, and_(own.id == Case.pupil_id, own.school_id.in_(wanted)))
-                      .where(Case.school_id.in_(wanted), Case.state.in_(DROPOUT_STATES)).subquery("dropouts"))
-    # counted per class first, then the classes' grades joined to the (much fewer) counts
-    per_class = (select(dropouts_q.c.school_id, dropouts_q.c.class_id, dropouts_q.c.groups, func.count().label("n"))
-                 .group_by(dropouts_q.c.school_id, dropouts_q.c.class_id, dropouts_q.c.groups).subquery("per_class"))
+    # each dropout's grade and special groups: the groups are kept on the case (store.models.Case),
+    # so one pass over the dropouts, counted per class first, then the classes' grades joined to
+    # the (much fewer) counts
+    groups = cast(Case.special_groups, Text).label("groups")
+    per_class = (select(Case.school_id, Case.class_id, groups, func.count().label("n"))
+                 .where(*only(Case.school_id), Case.state.in_(DROPOUT_STATES))
+                 .group_by(Case.school_id, Case.class_id, groups).subquery("per_class"))
     grades, special = defaultdict(Counter), defaultdict(Counter)
     for school_id, grade, text_value, n in session.execute(
             select(per_class.c.school_id, SchoolClass.grade, per_class.c.groups, func.sum(per_class.c.n))

@@ -7,13 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, update
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from machines.identity import InvalidIdNumber, birth_date, validate_id_number
 
-from .models import Guardian, Pupil, School, SchoolClass
+from .models import Case, Guardian, Pupil, School, SchoolClass
 from .tabular import read_table, require_columns
 
 COLUMNS = {
@@ -123,6 +123,9 @@ def _import_row(session, r, schools, classes, only_school_id, today: date) -> in
     pupil.name, pupil.school_id, pupil.class_id = r["name"], school.id, klass.id
     pupil.id_number, pupil.gender, pupil.address = id_number, r.get("gender") or None, r.get("address") or None
     pupil.birth_date = birth_date(id_number) if id_number else None
+    if not added and (pupil.special_groups or []) != groups:  # the cases on the ledger count them (store.reports)
+        session.execute(update(Case).where(Case.pupil_id == pupil.id, Case.closed_on.is_(None))
+                        .values(special_groups=groups))
     pupil.special_groups, pupil.enrolled = groups, True
     session.flush()
     if r.get("guardian") and not session.scalar(

@@ -1,11 +1,11 @@
 """``store.reports.ledger_figures`` counts in SQL (grouped passes) exactly what the per-question
 version counted with one query per figure and the dropout rows loaded into Python.
 
-The reference below is that earlier version, kept verbatim in its logic, run on a random ledger:
-random states, reasons, opening and closing days in and around the month, relapses, special
-groups (including a duplicated one and none), and events of every counted kind in, before and
-after the month, pupils who moved school since their case opened — for every school, township and
-county scope.
+The reference below is that earlier version, kept in its logic (the special groups read from the
+case, where they are kept since), run on a random ledger: random states, reasons, opening and
+closing days in and around the month, relapses, special groups (including a duplicated one and
+none), and events of every counted kind in, before and after the month, pupils who moved school
+(and changed groups) since their case opened — for every school, township and county scope.
 """
 from __future__ import annotations
 
@@ -46,8 +46,8 @@ def reference_figures(session, scope: rp.Scope, period: rp.Period) -> dict:
 
     escalated, work = events(["escalate_outside"]).get("escalate_outside", 0), events(rp.WORK_EVENTS)
     rows = session.execute(
-        select(Case.reason, SchoolClass.grade, Pupil.special_groups, School.code)
-        .join(Pupil, Pupil.id == Case.pupil_id).join(SchoolClass, SchoolClass.id == Case.class_id)
+        select(Case.reason, SchoolClass.grade, Case.special_groups, School.code)
+        .join(SchoolClass, SchoolClass.id == Case.class_id)
         .join(School, School.id == Case.school_id).where(in_scope, Case.state.in_(rp.DROPOUT_STATES))).all()
     reasons, grades, special, per_school = Counter(), Counter(), Counter(), Counter()
     for reason, grade, groups, school_code in rows:
@@ -91,7 +91,7 @@ def random_ledger(session, rng: random.Random) -> None:
         closed_on = rng.choice([None, rng.choice(days)]) if state in ("returned", "excused", "escalated") else None
         case = Case(pupil_id=p.id, school_id=p.school_id, class_id=p.class_id, state=state, version=1,
                     policy_name="default", policy_version=1, calendar_key="default", opened_on=opened_on, opened_seq=1,
-                    closed_on=closed_on, reason=rng.choice(reasons),
+                    closed_on=closed_on, reason=rng.choice(reasons), special_groups=p.special_groups,
                     relapse_of=previous if previous and rng.random() < 0.3 else None,
                     created_at=datetime.combine(opened_on, time(8)), updated_at=datetime.combine(opened_on, time(8)))
         session.add(case)
@@ -104,7 +104,7 @@ def random_ledger(session, rng: random.Random) -> None:
     school_ids = sorted({p.school_id for p in pupils})
     for p in rng.sample(pupils, k=len(pupils) // 5):  # moved school since: their cases stay with the old one
         p.school_id = rng.choice([s for s in school_ids if s != p.school_id])
-        p.special_groups = ["orphan", "disabled"]
+        p.special_groups = ["orphan", "disabled"]  # changed on the pupil only: the cases count their own copy
     session.flush()
 
 

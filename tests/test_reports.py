@@ -9,7 +9,7 @@ from store import reports as rp
 from store.cases import act
 from store.context import CaseContext
 from store.db import transaction
-from store.models import Case, Pupil, School
+from store.models import Case, Pupil, School, SchoolClass
 from store.notification_models import AccountabilityEntry, Notification
 from store.queries import counts_by_state, list_cases
 from tasks.runtime import using
@@ -149,3 +149,34 @@ def test_the_clock_is_a_parameter_or_a_simulated_clock():
         assert resolve_as_of(None) == datetime(2026, 11, 16, 8)
         sim.set(datetime(2026, 11, 16, 9, 30))
         assert resolve_as_of(None) == datetime(2026, 11, 16, 9, 30)
+
+
+def test_a_case_keeps_its_pupils_special_groups_and_the_roster_keeps_them_current_until_it_closes(factory, session):
+    """The report counts special groups from the case (no join to the pupils): copied when the case
+    opens, updated by a roster import while the case is on the ledger, frozen once it is closed."""
+    from store.roster import import_roster
+    from tests.engine_helpers import case_of
+
+    code, pupils = setup_store(session, pupils_per_class=6, grades=(4,), schools=1)
+    by_no = {p.student_no: p for p in session.scalars(select(Pupil).where(Pupil.student_no.in_(pupils[:4])))}
+    by_no[pupils[0]].special_groups = ["left_behind"]
+    by_no[pupils[1]].special_groups = []
+    by_no[pupils[2]].special_groups = ["poor"]
+    session.commit()
+    for i, day in enumerate(DAYS):  # pupils 0 and 1 absent every day; pupil 2 back on day 2 (case closed)
+        morning(factory, code, day, pupils[:3] if i == 0 else pupils[:2])
+        sweep(factory, day)
+    with transaction(factory) as s:
+        assert [case_of(s, n).special_groups for n in pupils[:3]] == [["left_behind"], [], ["poor"]]
+        assert case_of(s, pupils[2]).closed_on is not None and case_of(s, pupils[0]).state in rp.DROPOUT_STATES
+        rows = "\n".join(f"{code},{n},{by_no[n].name},4,{s.get(SchoolClass, by_no[n].class_id).name},{g}" for n, g in
+                         ((pupils[0], "孤儿，残疾儿童"), (pupils[1], "留守儿童"), (pupils[2], "")))
+        result = import_roster(s, ("学校代码,学籍号,姓名,年级,班级,特殊群体\n" + rows + "\n").encode(), "roster.csv",
+                               today=DAYS[-1])
+        assert result.errors == [] and result.updated == 3
+    with transaction(factory) as s:
+        # open cases follow the roster; the closed one keeps what it had when it closed
+        assert [case_of(s, n).special_groups for n in pupils[:3]] == [["disabled", "orphan"], ["left_behind"], ["poor"]]
+        fig = rp.ledger_figures(s, rp.scopes(s, "school")[0], rp.month_period(2026, 11), datetime(2026, 11, 20, 17))
+    assert fig["dropouts"] == 2
+    assert {g: n for g, n in fig["special_groups"].items() if n} == {"disabled": 1, "orphan": 1, "left_behind": 1}
