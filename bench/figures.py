@@ -402,7 +402,13 @@ def _written_rows(url: str, before: dict[str, int]):
 
 
 def _json_col(table: str) -> set[int]:
-    return {"submissions": {7}, "case_events": {10}}.get(table, set())
+    """Positions in ``WRITTEN[table]`` of the JSON columns (the models say which)."""
+    from sqlalchemy import JSON
+
+    from store.schema import load_models
+
+    columns = load_models().tables[table].c
+    return {i for i, name in enumerate(WRITTEN[table].split(", ")) if isinstance(columns[name].type, JSON)}
 
 
 def replay_executemany(url: str, new, changed, cancelled) -> float:
