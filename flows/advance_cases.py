@@ -25,7 +25,9 @@ from tasks.prevention import apply_prevention_rules
 from tasks.publish import publish_sweep
 from tasks.render import request_rendering
 from tasks.runtime import resolve_as_of, run_name
-from tasks.sweep import apply_escalations, batch_size as store_batch_size, describe_changes, mark_overdue, plan_sweep, sweep_summary
+from tasks.sweep import (
+    apply_escalations, batch_size as store_batch_size, describe_changes, mark_overdue, plan_sweep, sweep_summary, write_back,
+)
 
 
 @flow(name="advance_cases", log_prints=False, flow_run_name=run_name("sweep"))
@@ -50,6 +52,8 @@ def advance_cases(as_of: datetime | None = None, batch_size: int | None = None, 
         overdue += ids
         if len(ids) < batch_size:
             break
+    if escalated or overdue:
+        write_back()
 
     # 2b. Prevention: boarders' gate alerts and truancy tiers (seed 000 §二.3, seed 001 第六条), one set-based task.
     prevention = apply_prevention_rules(as_of)

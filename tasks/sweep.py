@@ -19,7 +19,7 @@ from machines.identity import mask_name
 from machines.states import CaseState, OPEN_STATES
 from store import advance as bulk
 from store.context import CaseContext
-from store.db import transaction
+from store.db import checkpoint, transaction
 from store.models import Case, CaseEvent, DocumentRequest, Duty, School
 from store.queries import overdue_duties
 
@@ -52,6 +52,13 @@ def mark_overdue(as_of: datetime, limit: int) -> list[int]:
     """Mark up to ``limit`` open duties past their deadline as overdue."""
     with transaction(store()) as s:
         return bulk.overdue_batch(s, as_of, limit)
+
+
+@task(name="write_back", **DB_RETRIES, cache_policy=NO_CACHE)
+def write_back() -> None:
+    """SQLite: the sweep's write-ahead log written back into the database file now, so the run pays
+    for its own writes (``store.db.checkpoint``, as ``store.advance.advance`` does); PostgreSQL: nothing."""
+    checkpoint(store())
 
 
 @task(name="sweep_summary", **DB_RETRIES, cache_policy=NO_CACHE)

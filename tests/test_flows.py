@@ -83,7 +83,21 @@ def test_a_county_sis_export_is_split_by_school_and_unknown_schools_are_refused(
         morning_check(bad)
 
 
-def test_a_sweep_run_twice_for_the_same_instant_changes_nothing_the_second_time(county):
+def _states_in_the_file_alone(factory, tmp_path) -> dict:
+    """The cases' states as the SQLite database file holds them without its write-ahead log."""
+    import shutil
+    import sqlite3
+
+    alone = tmp_path / "alone.sqlite"
+    shutil.copyfile(factory.kw["bind"].url.database, alone)
+    con = sqlite3.connect(alone)
+    try:
+        return dict(con.execute("SELECT state, count(*) FROM cases GROUP BY state").fetchall())
+    finally:
+        con.close()
+
+
+def test_a_sweep_run_twice_for_the_same_instant_changes_nothing_the_second_time(county, tmp_path):
     from flows.advance_cases import advance_cases
     from flows.morning_check import morning_check
 
@@ -93,6 +107,8 @@ def test_a_sweep_run_twice_for_the_same_instant_changes_nothing_the_second_time(
     first = advance_cases(as_of=datetime(2026, 11, 17, 19, 0), render=False)
     assert first["escalated"] == 6 and first["overdue"] == 6  # absent → family_contacted → visited; calls and visits missed
     before = _counts(factory)
+    if factory.kw["bind"].dialect.name == "sqlite":  # the sweep ends by writing its log back into the database file
+        assert _states_in_the_file_alone(factory, tmp_path) == {"visited": 3}
     second = advance_cases(as_of=datetime(2026, 11, 17, 19, 0), render=False)
     assert (second["escalated"], second["overdue"]) == (0, 0)
     assert _counts(factory) == before
