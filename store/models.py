@@ -165,7 +165,8 @@ class Case(Base):
     relapse_of: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
     # the pupil's special groups (留守, 贫困…), copied when the case opens and kept current by the
     # roster while the case is not closed: the reports count them without joining the pupils
-    special_groups: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # (nullable: migration 0002 adds it to older databases)
+    special_groups: Mapped[list[Any] | None] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
 

@@ -126,8 +126,9 @@ def ledger_figures_many(session: Session, scope_list: list[Scope], period: Perio
     events (index ``ix_case_events_event_at``), one over the dropouts for their grades and special
     groups (kept on the case), one for the enrolment; each scope's figures are its schools' sums.
     A county's cases lie on nearly every page of ``cases``, so a pass per scope reads the whole
-    table once per county; here every page is read once for all scopes. When the scopes cover every school there is no
-    school filter at all (a sequential pass); otherwise ``school_id IN (the scopes' schools)``."""
+    table once per county; here every page is read once for all scopes. When the scopes cover
+    every school there is no school filter at all (a sequential pass); otherwise
+    ``school_id IN (the scopes' schools)``."""
     wanted = sorted({sid for sc in scope_list for sid in sc.school_ids})
     every = set(session.scalars(select(School.id))) <= set(wanted)
 

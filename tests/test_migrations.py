@@ -73,3 +73,35 @@ def test_fresh_db_starts_empty_and_commits_for_real(fresh_db):
         s.add(Jurisdiction(code="F-1", name="县", level="county"))
     with fresh_db() as s:
         assert s.scalar(select(Jurisdiction.name).where(Jurisdiction.code == "F-1")) == "县"
+
+
+def test_an_older_database_gets_the_cases_special_groups_from_their_pupils(blank_db_url):
+    """0002 on a database made before ``cases.special_groups`` existed: the column is added and
+    filled from each case's pupil; the schema is then the models' one."""
+    from datetime import date, datetime
+
+    from store.db import session_factory, transaction
+    from store.models import Case, Pupil
+    from tests.engine_helpers import setup_store
+
+    engine = make_engine(blank_db_url)
+    try:
+        migrate(engine, "0001")
+        with transaction(session_factory(engine)) as s:
+            setup_store(s, pupils_per_class=2, grades=(3,), schools=1)
+            pupils = s.scalars(select(Pupil).order_by(Pupil.id).limit(2)).all()
+            pupils[0].special_groups, pupils[1].special_groups = ["left_behind", "poor"], []
+            now = datetime(2026, 11, 16, 8)
+            for p in pupils:
+                s.add(Case(pupil_id=p.id, school_id=p.school_id, class_id=p.class_id, state="absent", version=1,
+                           policy_name="default", policy_version=1, calendar_key="default", opened_on=date(2026, 11, 16),
+                           opened_seq=1, created_at=now, updated_at=now))
+        with engine.begin() as conn:  # the table as the baseline made it before the column existed
+            conn.execute(text("ALTER TABLE cases DROP COLUMN special_groups"))
+        migrate(engine)
+        assert current_revision(engine) == head_revision() == "0002"
+        assert _schema_diff(engine) == []
+        with transaction(session_factory(engine)) as s:
+            assert s.execute(select(Case.special_groups).order_by(Case.id)).scalars().all() == [["left_behind", "poor"], []]
+    finally:
+        engine.dispose()

@@ -10,9 +10,10 @@ revision per change and tests/test_migrations.py stays green.
 
 Later revisions are incremental (``op.add_column``, ``op.create_index`` …), written with
 ``alembic -c store/alembic.ini revision --autogenerate -m "…"`` against a database at head.
-Before the first such revision lands, freeze this baseline: replace ``create_all`` with the
-explicit ``op.create_table`` calls autogenerate prints for an empty database, because from then
-on the models run ahead of the baseline and ``create_all`` would create the later columns twice.
+Because this baseline creates the models as they are *now*, a later revision must expect its
+change to be there already (0002 looks for its column first). Before the first revision that
+cannot check that (a changed type, a moved column), freeze this baseline: replace ``create_all``
+with the explicit ``op.create_table`` calls autogenerate prints for an empty database.
 """
 from __future__ import annotations
 
