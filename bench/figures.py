@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import statistics
 import time
 from collections import defaultdict
@@ -375,7 +376,7 @@ def _max_ids(url: str) -> dict[str, int]:
 
 
 def _written_rows(url: str, before: dict[str, int]):
-    """What the intake wrote: new rows per table, and the cases/duties it changed."""
+    """What the intake wrote: new rows per table (JSON as its text), and the cases/duties it changed."""
     import sqlite3
 
     new: dict[str, list] = {}
@@ -390,6 +391,9 @@ def _written_rows(url: str, before: dict[str, int]):
         q = lambda sql: [tuple(r) for r in conn.execute(text(sql)).all()]
     for t, cols in WRITTEN.items():
         new[t] = q(f"SELECT {cols} FROM {t} WHERE id > {before[t]} ORDER BY id")
+        if backend_of(url) != "sqlite" and (jc := _json_col(t)):  # psycopg reads JSON as objects: back to text
+            new[t] = [tuple(json.dumps(v) if i in jc and not isinstance(v, str) else v for i, v in enumerate(r))
+                      for r in new[t]]
     changed_cases = q(f"SELECT id, state, version, closed_on, outcome_reason, updated_at FROM cases "
                       f"WHERE id <= {before['cases']} AND state IN ('returned', 'excused') AND closed_on = '{AS_OF.date()}'")
     cancelled = q(f"SELECT d.id FROM duties d JOIN cases c ON c.id = d.case_id WHERE d.status = 'cancelled' "
@@ -412,10 +416,17 @@ def _json_col(table: str) -> set[int]:
     return {i for i, name in enumerate(WRITTEN[table].split(", ")) if isinstance(columns[name].type, JSON)}
 
 
+def _replay_updates(cur, ph: str, changed, cancelled) -> None:
+    """The cases the intake closed and the duties it cancelled (a few hundred rows): executemany."""
+    if changed:
+        cur.executemany(f"UPDATE cases SET state = {ph}, version = {ph}, closed_on = {ph}, outcome_reason = {ph}, "
+                        f"updated_at = {ph} WHERE id = {ph}", [r[1:] + (r[0],) for r in changed])
+    if cancelled:
+        cur.executemany(f"UPDATE duties SET status = 'cancelled' WHERE id = {ph}", cancelled)
+
+
 def replay_executemany(url: str, new, changed, cancelled) -> float:
     """The same rows with the driver's executemany, batches of 10 000, one transaction."""
-    import json as _json
-
     db = backend_of(url)
     eng = make_engine(url)
     raw = eng.raw_connection()
@@ -427,17 +438,10 @@ def replay_executemany(url: str, new, changed, cancelled) -> float:
     for table, rows in new.items():
         if not rows:
             continue
-        jc = _json_col(table)
-        if db != "sqlite" and jc:
-            rows = [tuple(_json.dumps(v) if i in jc and not isinstance(v, str) else v for i, v in enumerate(r)) for r in rows]
         sql = f"INSERT INTO {table} ({WRITTEN[table]}) VALUES ({', '.join([ph] * len(rows[0]))})"
         for i in range(0, len(rows), 10_000):
             cur.executemany(sql, rows[i:i + 10_000])
-    if changed:
-        cur.executemany(f"UPDATE cases SET state = {ph}, version = {ph}, closed_on = {ph}, outcome_reason = {ph}, "
-                        f"updated_at = {ph} WHERE id = {ph}", [r[1:] + (r[0],) for r in changed])
-    if cancelled:
-        cur.executemany(f"UPDATE duties SET status = 'cancelled' WHERE id = {ph}", cancelled)
+    _replay_updates(cur, ph, changed, cancelled)
     raw.commit()
     t = time.perf_counter() - t0
     raw.close()
@@ -447,8 +451,6 @@ def replay_executemany(url: str, new, changed, cancelled) -> float:
 
 def replay_copy(url: str, new, changed, cancelled) -> float:
     """The same rows with COPY (PostgreSQL); the few updates with executemany."""
-    import json as _json
-
     eng = make_engine(url)
     raw = eng.raw_connection()
     cur = raw.cursor()
@@ -456,16 +458,10 @@ def replay_copy(url: str, new, changed, cancelled) -> float:
     for table, rows in new.items():
         if not rows:
             continue
-        jc = _json_col(table)
         with cur.copy(f"COPY {table} ({WRITTEN[table]}) FROM STDIN") as cp:
             for r in rows:
-                cp.write_row(tuple(_json.dumps(v) if i in jc and not isinstance(v, str) else v for i, v in enumerate(r))
-                             if jc else r)
-    if changed:
-        cur.executemany("UPDATE cases SET state = %s, version = %s, closed_on = %s, outcome_reason = %s, "
-                        "updated_at = %s WHERE id = %s", [r[1:] + (r[0],) for r in changed])
-    if cancelled:
-        cur.executemany("UPDATE duties SET status = 'cancelled' WHERE id = %s", cancelled)
+                cp.write_row(r)
+    _replay_updates(cur, "%s", changed, cancelled)
     raw.commit()
     t = time.perf_counter() - t0
     raw.close()

@@ -276,6 +276,12 @@ def advance(
         ctx = CaseContext(s, **({"calendars": calendars} if calendars else {}))
         steps = plan(s, ctx, as_of)
         ctx.owners.preload()  # the context outlives this session: everything it needs is cached
+
+    def write_back(label: str) -> None:  # SQLite: the batches' WAL written back within the run (store.db)
+        checkpoint(factory)
+        if progress:
+            progress(label, 0)
+
     for step in steps:
         while True:
             with transaction(factory) as s:
@@ -289,9 +295,7 @@ def advance(
             if progress:
                 progress(step.label, len(ids))
     if report.total_transitions:
-        checkpoint(factory)  # SQLite: the batches' WAL written back within the run (store.db)
-        if progress:
-            progress("checkpoint", 0)
+        write_back("checkpoint")
     while True:
         with transaction(factory) as s:
             ids = overdue_batch(s, as_of, batch_size)
@@ -304,7 +308,5 @@ def advance(
         if progress:
             progress("overdue", len(ids))
     if report.overdue:
-        checkpoint(factory)
-        if progress:
-            progress("overdue", 0)
+        write_back("overdue")
     return report

@@ -49,8 +49,8 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]] | lis
     if dialect.name == "postgresql":
         names = ", ".join(f'"{c}"' for c in [*columns, *same])
         json_at = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)]
-        tail = tuple(json.dumps(v, ensure_ascii=False) if isinstance(table.c[c].type, JSON) and v is not None else v
-                     for c, v in same.items())
+        tail = [json.dumps(v, ensure_ascii=False) if isinstance(table.c[c].type, JSON) and v is not None else v
+                for c, v in same.items()]
         with dbapi.cursor().copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
             if json_at:
                 for r in rows:
@@ -58,10 +58,10 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]] | lis
                     for i in json_at:
                         if r[i] is not None:
                             r[i] = json.dumps(r[i], ensure_ascii=False)
-                    copy.write_row(r + list(tail))
+                    copy.write_row(r + tail)
             else:
                 for r in rows:
-                    copy.write_row(r + tail)
+                    copy.write_row([*r, *tail])
         return
     # each column type's own processor for this dialect (a generic Date has none of its own: the
     # dialect's DATE has), so the text is exactly what the ORM writes

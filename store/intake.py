@@ -293,13 +293,14 @@ def _open_cases(session: Session, ctx: CaseContext, per_school: list[tuple[Schoo
         } for p, reason in pupils]
     if not rows:
         return [[] for _ in per_school]
+    opening = [r["pupil_id"] for r in rows]
     previous = dict(session.execute(
         select(Case.pupil_id, func.max(Case.id))
-        .where(Case.pupil_id.in_([r["pupil_id"] for r in rows]), Case.state == CaseState.returned.value)
+        .where(Case.pupil_id.in_(opening), Case.state == CaseState.returned.value)
         .group_by(Case.pupil_id)
     ).all())
     groups = dict(session.execute(  # only the opening pupils' (a day's new cases, not the roster)
-        select(Pupil.id, Pupil.special_groups).where(Pupil.id.in_([r["pupil_id"] for r in rows]))).all())
+        select(Pupil.id, Pupil.special_groups).where(Pupil.id.in_(opening))).all())
     for r in rows:
         r["relapse_of"] = previous.get(r["pupil_id"])
         r["special_groups"] = groups.get(r["pupil_id"]) or []
