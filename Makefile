@@ -8,14 +8,15 @@ PY := $(VENV)/bin/python
 JOBS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: help setup system venv venv-bench test test-slow demo bench bench-quick clean distclean
+.PHONY: help setup system venv lock test test-slow demo bench bench-quick clean distclean
 
 help:
 	@echo "make demo         install, then build the demo county into out/"
 	@echo "make test         install, then run the tests on SQLite and a throwaway PostgreSQL"
 	@echo "make test-slow    only the long end-to-end tests (also part of make test)"
 	@echo "make bench        benchmarks (make bench-quick: a short run)"
-	@echo "make setup        Debian packages + $(VENV) only"
+	@echo "make setup        Debian packages + $(VENV) (exactly requirements.lock) only"
+	@echo "make lock         regenerate requirements.lock (an upgrade: rerun everything after)"
 	@echo "make clean        remove out/, .pgtest/ and caches (distclean: also $(VENV))"
 
 setup: system venv
@@ -24,10 +25,14 @@ system:
 	@deploy/setup.sh system
 
 venv:
-	@VENV=$(VENV) EXTRAS=test deploy/setup.sh venv
+	@VENV=$(VENV) deploy/setup.sh venv
 
-venv-bench:
-	@VENV=$(VENV) EXTRAS=test,bench deploy/setup.sh venv
+# Regenerate requirements.lock on purpose (an upgrade): every transitive version pinned with its
+# hashes. Then run `make test`, `make demo` and the system tests before committing it (docs/operations.md).
+lock: venv
+	$(VENV)/bin/uv pip compile pyproject.toml deploy/lock/tools.in --extra test --extra bench \
+	    --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	    --upgrade -o requirements.lock
 
 # Tests: a PostgreSQL cluster that lives for this run only (deploy/testdb.sh), Prefect state in
 # a temporary PREFECT_HOME, pytest-xdist with $(JOBS) workers. pytest's exit code is make's; exit
@@ -47,10 +52,10 @@ test-slow: test
 demo: setup
 	$(VENV)/bin/baoxue demo --out out
 
-bench: system venv-bench
+bench: system venv
 	$(PY) -m bench.run
 
-bench-quick: system venv-bench
+bench-quick: system venv
 	$(PY) -m bench.run --quick
 
 clean:

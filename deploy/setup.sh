@@ -6,17 +6,18 @@
 #   system  apt-get install the Debian packages Baoxue needs, only those not yet installed
 #           (PostgreSQL for the test cluster, CJK fonts and Pango for WeasyPrint, poppler-utils,
 #           graphviz, chromium for the browser tests).
-#   venv    python3 -m venv .venv and pip install -e '.[EXTRAS]'; skipped when the stamp file
-#           .venv/.stamp-<extras> holds the current sha256 of pyproject.toml.
+#   venv    python3 -m venv .venv, then exactly the versions in requirements.lock (every transitive
+#           package pinned with its hashes: pip --require-hashes --no-deps), then Baoxue itself
+#           (pip install --no-deps -e .); skipped when .venv/.stamp holds the current sha256 of
+#           requirements.lock and pyproject.toml. `make lock` regenerates the lock on purpose.
 #
-# Environment: EXTRAS (default "test"; e.g. "test,bench"), VENV (default .venv), PYTHON (default python3).
+# Environment: VENV (default .venv), PYTHON (default python3).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 VENV="${VENV:-.venv}"
-EXTRAS="${EXTRAS:-test}"
 PYTHON="${PYTHON:-python3}"
 
 DEB_PACKAGES=(
@@ -66,8 +67,8 @@ setup_system() {
 }
 
 setup_venv() {
-    local stamp="$VENV/.stamp-${EXTRAS//,/-}" want
-    want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+    local stamp="$VENV/.stamp" want
+    want="$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)"
     if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
         return 0
     fi
@@ -77,11 +78,19 @@ setup_venv() {
         log "creating $VENV"
         "$PYTHON" -m venv "$VENV"
     fi
-    log "pip install -e '.[$EXTRAS]' (log: $VENV/pip.log)"
-    if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -e ".[$EXTRAS]" \
-            </dev/null >"$VENV/pip.log" 2>&1; then
+    log "pip install --require-hashes -r requirements.lock, then -e . (log: $VENV/pip.log)"
+    if ! { "$VENV/bin/python" -m pip install --disable-pip-version-check --require-hashes --no-deps \
+               -r requirements.lock \
+           && "$VENV/bin/python" -m pip install --disable-pip-version-check --no-deps --no-build-isolation \
+               -e . ; } </dev/null >"$VENV/pip.log" 2>&1; then
         tail -n 40 "$VENV/pip.log" >&2
         log "pip install failed"
+        return 1
+    fi
+    # Anything installed that the lock does not name (a leftover of an older venv) would be untested.
+    if ! "$VENV/bin/python" -m pip check >>"$VENV/pip.log" 2>&1; then
+        tail -n 20 "$VENV/pip.log" >&2
+        log "pip check failed: the venv does not match requirements.lock (make distclean, then again)"
         return 1
     fi
     printf '%s\n' "$want" >"$stamp"
