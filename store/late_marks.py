@@ -71,11 +71,17 @@ def absence_runs(days: list[date], status: Callable[[date], str | None]) -> list
 
 def apply_late_marks(session: Session, ctx: CaseContext, as_of: datetime) -> int:
     """Apply every queued late mark (see the module doc); returns how many were applied."""
+    due = (LateMark.applied_at.is_(None), LateMark.day <= as_of.date())
+    school_ids = sorted(session.scalars(select(LateMark.school_id).where(*due).distinct()))
+    if not school_ids:
+        return 0
+    # the schools' checks and other sweeps wait (store.intake.lock_schools); read again under the lock,
+    # so that two sweeps running at once apply each late mark once
+    lock_schools(session, school_ids)
     pending = session.execute(select(LateMark.id, LateMark.pupil_id, LateMark.school_id, LateMark.day)
-                              .where(LateMark.applied_at.is_(None)).order_by(LateMark.id)).all()
+                              .where(*due, LateMark.school_id.in_(school_ids)).order_by(LateMark.id)).all()
     if not pending:
         return 0
-    lock_schools(session, sorted({r.school_id for r in pending}))
     first: dict[int, date] = {}
     rows: dict[int, list[int]] = defaultdict(list)
     for r in pending:

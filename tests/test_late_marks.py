@@ -12,7 +12,7 @@ import random
 import threading
 from datetime import date, datetime, time, timedelta
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 from sqlalchemy import select
 
 from store.calendars import calendars
@@ -189,6 +189,11 @@ def ledger(session, pupils: list[str]) -> dict:
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(  # returns, a relapse, leave, a day never sent, partial checks, arrivals out of order
+    grid=[["缺勤", "到校", "缺勤"], ["缺勤", "缺勤", None], ["到校", "缺勤", "病假"], ["缺勤", "到校", "缺勤"],
+          [None, "缺勤", "缺勤"], ["缺勤", "缺勤", "到校"], ["到校", None, "缺勤"], ["缺勤", "缺勤", "缺勤"]],
+    shape=["whole", "whole", "partial", "whole", "missing", "whole", "partial", "whole"],
+    delays=[8, 1, 5, 2, 7, 3, 1, 4])
 @given(grid=st.lists(st.lists(STATUS, min_size=3, max_size=3), min_size=len(WINDOW), max_size=len(WINDOW)),
        shape=st.lists(st.sampled_from(["whole", "whole", "partial", "missing"]), min_size=len(WINDOW),
                       max_size=len(WINDOW)),
