@@ -172,6 +172,34 @@ def test_overlapping_checks_of_one_school_racing_are_all_recorded_in_a_serial_or
     assert sorted(subs) == [sid for sid, _ in order]
 
 
+def test_two_sweeps_at_once_apply_each_late_mark_once(fresh_db):
+    from store.advance import advance
+
+    with transaction(fresh_db) as s:
+        code, pupils = setup_store(s, pupils_per_class=4)
+    morning(fresh_db, code, date(2026, 11, 17), [])  # Tuesday: everyone in class
+    late_check(fresh_db, code, date(2026, 11, 16), datetime(2026, 11, 18, 7, 0), {p: "缺勤" for p in pupils[:3]})
+    reports, errors = [], []
+
+    def run() -> None:
+        try:
+            reports.append(advance(fresh_db, datetime(2026, 11, 18, 9, 30)))
+        except Exception as exc:  # noqa: BLE001 - surfaced below
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == [] and sorted(r.late_marks for r in reports) == [0, 3]
+    with transaction(fresh_db) as s:
+        cases = s.execute(select(Case.opened_on, Case.closed_on, Case.state)).all()
+        flags = s.scalars(select(CaseEvent.payload).where(CaseEvent.event == "late_mark")).all()
+    assert sorted(cases) == [(date(2026, 11, 16), date(2026, 11, 17), "returned")] * 3
+    assert sorted(f["change"] for f in flags) == ["closed_late"] * 3 + ["opened_late"] * 3
+
+
 # -- the property ------------------------------------------------------------------------------------------
 WINDOW = CAL.school_days(date(2026, 11, 16), date(2026, 11, 25))  # eight school days
 END = datetime(2026, 12, 4, 9, 30)
