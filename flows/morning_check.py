@@ -29,7 +29,8 @@ def morning_check(submission: MorningCheckSubmission) -> dict:
     sheets = validate_submission(submission)
 
     # 2. Each school's check: unexcused absences open a case or extend its streak, pupils who are
-    #    back return, leave excuses. The same content submitted twice changes nothing. A county file
+    #    back return, leave excuses. A check that changes no recorded mark of the day changes nothing;
+    #    a check for a past day is recorded and applied in its place by the next sweep. A county file
     #    is recorded set-based, SCHOOLS_PER_TASK schools a task (one unit of work each), with a
     #    result per school as if each had submitted alone.
     results = []

@@ -32,6 +32,7 @@ from .calendars import ensure_covered, last_seq_on_or_before
 from .context import CaseContext, effective_day, escalation_at
 from .db import checkpoint, is_postgres, transaction
 from .effects import escalation_event_row, step_duty_rows
+from .late_marks import apply_late_marks
 from .models import Case, CaseEvent, DocumentRequest, Duty, SchoolClass
 
 Progress = Callable[[str, int], None]
@@ -53,6 +54,7 @@ class AdvanceReport:
     as_of: datetime
     transitions: Counter = field(default_factory=Counter)  # "source→target" → n
     overdue: int = 0
+    late_marks: int = 0  # late marks applied before the sweep (store.late_marks)
     batches: int = 0
     escalated_case_ids: list[int] = field(default_factory=list)
     overdue_duty_ids: list[int] = field(default_factory=list)
@@ -63,7 +65,8 @@ class AdvanceReport:
 
     def as_dict(self) -> dict:
         return {"as_of": self.as_of.isoformat(), "transitions": dict(self.transitions),
-                "total_transitions": self.total_transitions, "overdue": self.overdue, "batches": self.batches}
+                "total_transitions": self.total_transitions, "overdue": self.overdue, "late_marks": self.late_marks,
+                "batches": self.batches}
 
 
 def policy_groups(session: Session) -> list[tuple[str, int, str]]:
@@ -272,6 +275,8 @@ def advance(
     """Apply every escalation due at ``as_of`` and mark every overdue duty. Safe to run twice."""
     report = AdvanceReport(as_of)
     batch_size = batch_size or default_batch_size(factory.kw["bind"])
+    with transaction(factory) as s:  # marks sent late first, in their place (store.late_marks)
+        report.late_marks = apply_late_marks(s, CaseContext(s, **({"calendars": calendars} if calendars else {})), as_of)
     with transaction(factory) as s:
         ctx = CaseContext(s, **({"calendars": calendars} if calendars else {}))
         steps = plan(s, ctx, as_of)

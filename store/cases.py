@@ -213,21 +213,33 @@ def act(
 
 
 # -- the reference advance: every case through the machine, one by one ---------------------------
+def escalate_through(session: Session, ctx: CaseContext, case: Case, streak: int, *, now: datetime) -> int:
+    """Every escalation due to ``case`` once its absence streak is ``streak`` school days, in ladder
+    order, each at the morning the streak reached its step (never before the case existed)."""
+    policy = ctx.policy(case.policy_name, case.policy_version)
+    calendar = ctx.calendar(case.calendar_key)
+    moved = 0
+    while (step := policy.escalation_due(CaseState(case.state), streak)) is not None:
+        entry = calendar.add_school_days(case.opened_on, step.day - 1)
+        apply_event(session, ctx, case, "escalate", actor=SYSTEM,
+                    at=escalation_at(policy, entry, case.created_at), now=now, streak=streak)
+        moved += 1
+    return moved
+
+
 def advance_per_case(session: Session, ctx: CaseContext, as_of: datetime) -> dict[str, int]:
     """Escalate every due case and mark overdue duties, case by case (the slow reference path)."""
+    from .late_marks import apply_late_marks  # (it closes cases through this module)
+
+    apply_late_marks(session, ctx, as_of)  # late marks first, in their place: as the bulk advance
     moved = 0
     open_cases = session.scalars(
         select(Case).where(Case.state.in_([s.value for s in CaseState if not s.is_final])).order_by(Case.id)
     ).all()
     for case in open_cases:
         policy = ctx.policy(case.policy_name, case.policy_version)
-        calendar = ctx.calendar(case.calendar_key)
-        streak = calendar.school_days_between(case.opened_on, effective_day(policy, as_of))
-        while (step := policy.escalation_due(CaseState(case.state), streak)) is not None:
-            entry = calendar.add_school_days(case.opened_on, step.day - 1)
-            apply_event(session, ctx, case, "escalate", actor=SYSTEM,
-                        at=escalation_at(policy, entry, case.created_at), now=as_of, streak=streak)
-            moved += 1
+        streak = ctx.calendar(case.calendar_key).school_days_between(case.opened_on, effective_day(policy, as_of))
+        moved += escalate_through(session, ctx, case, streak, now=as_of)
     overdue = 0
     for duty in session.scalars(select(Duty).where(Duty.status == "open", Duty.due_at <= as_of).order_by(Duty.id)):
         duty.status, duty.overdue_at = "overdue", as_of

@@ -2,8 +2,11 @@
 
 A submission is the school's check for the day: pupils marked absent without leave open a case
 (or extend the one they have), pupils with leave excuse an open case, and a pupil with an open
-case who is not marked absent is back in class (mark_returned). The same content submitted twice
-is recognised by its hash and changes nothing.
+case who is not marked absent is back in class (mark_returned). A check that changes no mark of
+the day (its latest recorded state) is a duplicate and changes nothing; a correction, even back to
+an earlier content, is applied. A check sent after its day only records its marks: the next sweep
+applies them in their place on each pupil's timeline (:mod:`store.late_marks`), so a late check
+never touches a case opened after its day nor moves a case further than the marks make due.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -25,7 +28,7 @@ from .cases import close_cases
 from .db import is_postgres
 from .context import CaseContext
 from .effects import event_row
-from .models import AttendanceMark, Case, CaseEvent, Pupil, School, Submission
+from .models import AttendanceMark, Case, CaseEvent, LateMark, Pupil, School, Submission
 
 STATUS_ALIASES = {
     "present": "present", "到校": "present", "出勤": "present", "在校": "present", "返校": "present",
@@ -76,11 +79,14 @@ class IntakeResult:
     excused: list[int] = field(default_factory=list)
     continuing: int = 0
     errors: list[RowError] = field(default_factory=list)
+    complete: bool = True
+    late: int = 0  # marks of a check sent after its day, left for the next sweep to apply (store.late_marks)
 
     def summary(self) -> dict:
         return {"school": self.school_code, "day": self.day.isoformat(), "marks": self.marks,
                 "opened": len(self.opened), "returned": len(self.returned), "excused": len(self.excused),
-                "continuing": self.continuing, "errors": len(self.errors), "duplicate": self.duplicate}
+                "continuing": self.continuing, "errors": len(self.errors), "duplicate": self.duplicate,
+                "complete": self.complete, "late": self.late}
 
 
 def normalise_status(raw: str) -> str | None:
@@ -133,38 +139,65 @@ def _record(session: Session, ctx: CaseContext, sheets: dict[str, list[MarkIn]],
             raise IntakeError(f"unknown school code '{code}' (学校代码不存在)")
         if not ctx.calendar(school.calendar_key).is_school_day(day):
             raise IntakeError(f"{day} is not a school day for {school.name} ({day} 不是上学日，无需晨检)")
-    digests = {code: content_hash(code, day, sheets[code], complete) for code in codes}
-    claimed = _claim_submissions(session, [dict(
-        school_id=schools[code].id, day=day, source=source, content_sha256=digests[code], submitted_by=submitted_by,
-        received_at=now, summary={}) for code in codes])
-    # recorded before, or by an identical submission racing this one (a double click): a duplicate
-    seen = {sha: (sid, summary) for sid, sha, summary in session.execute(
-        select(Submission.id, Submission.content_sha256, Submission.summary)
-        .where(Submission.content_sha256.in_([d for d in digests.values() if d not in claimed])))} \
-        if len(claimed) < len(codes) else {}
-    results: dict[str, IntakeResult] = {}
+    ids = [schools[code].id for code in codes]
+    lock_schools(session, ids)  # the checks of a school follow one another: each reads what the last wrote
+
+    # the roster: (id, class_id) by student_no as plain tuples, not ORM objects
+    roster: dict[int, dict[str, PupilRef]] = {sid: {} for sid in ids}
+    ref = PupilRef._make
+    for sid, no, *pupil in driver_rows(session, select(  # 10⁴–10⁵ pupils: the driver's tuples
+            Pupil.school_id, Pupil.student_no, Pupil.id, Pupil.class_id).where(Pupil.school_id.in_(ids))):
+        roster[sid][no] = ref(pupil)
+    results = {code: IntakeResult(0, code, day, complete=complete) for code in codes}
+    good: dict[str, dict[int, tuple[PupilRef, str, str]]] = {
+        code: _validate(sheets[code], roster[schools[code].id], results[code]) for code in codes}
+    state = _day_state(session, ids, day)
+    # a duplicate changes no mark of the day: the latest state of each (school, day, pupil) mark
+    # decides, not whether this content was ever seen (a correction back to it applies it again)
     for code in codes:
-        if digests[code] in claimed:
-            results[code] = IntakeResult(claimed[digests[code]], code, day)
-        else:
-            sid, summary = seen[digests[code]]
-            results[code] = IntakeResult(sid, code, day, duplicate=True, marks=(summary or {}).get("marks", 0))
+        day_state = state[schools[code].id]
+        if day_state.latest is not None and day_state.unchanged_by(good[code], complete):
+            results[code].submission_id, results[code].duplicate = day_state.latest, True
     live = [code for code in codes if not results[code].duplicate]
     if not live:
         return [results[code] for code in codes]
+    keys = {code: _submission_key(content_hash(code, day, sheets[code], complete), state[schools[code].id].latest)
+            for code in live}
+    claimed = _claim_submissions(session, [dict(
+        school_id=schools[code].id, day=day, source=source, content_sha256=keys[code], submitted_by=submitted_by,
+        received_at=now, summary={}) for code in live])
+    if len(claimed) < len(live):  # the same content on the same state, recorded meanwhile: a duplicate
+        seen = dict(session.execute(select(Submission.content_sha256, Submission.id).where(
+            Submission.content_sha256.in_([keys[code] for code in live if keys[code] not in claimed]))).all())
+        for code in live:
+            if keys[code] not in claimed:
+                results[code].submission_id, results[code].duplicate = seen[keys[code]], True
+        live = [code for code in live if keys[code] in claimed]
+    for code in live:
+        results[code].submission_id = claimed[keys[code]]
     live_ids = [schools[code].id for code in live]
+    _write_marks(session, day, now, [(schools[code].id, results[code].submission_id, good[code], complete)
+                                     for code in live], state)
+    if now.date() > day:  # a check sent after its day: the next sweep applies it in its place
+        for code, n in zip(live, _queue_late(session, day, now, [
+                (schools[code].id, results[code].submission_id, good[code], complete) for code in live])):
+            results[code].late = n
+    else:
+        _apply_today(session, ctx, schools, live, live_ids, good, results, day=day, submitted_by=submitted_by,
+                     now=now, complete=complete)
+    sub = Submission.__table__
+    summary = bindparam("s", type_=sub.c.summary.type)
+    session.execute(update(sub).where(sub.c.id == bindparam("sid")).values(summary=summary),
+                    [{"sid": results[code].submission_id, "s": results[code].summary()} for code in live])
+    return [results[code] for code in codes]
 
-    # the roster: (id, class_id) by student_no as plain tuples, not ORM objects
-    roster: dict[int, dict[str, PupilRef]] = {sid: {} for sid in live_ids}
-    ref = PupilRef._make
-    for sid, no, *pupil in driver_rows(session, select(  # 10⁴–10⁵ pupils: the driver's tuples
-            Pupil.school_id, Pupil.student_no, Pupil.id, Pupil.class_id).where(Pupil.school_id.in_(live_ids))):
-        roster[sid][no] = ref(pupil)
-    good: dict[str, dict[int, tuple[PupilRef, str, str]]] = {
-        code: _validate(sheets[code], roster[schools[code].id], results[code]) for code in live}
-    _write_marks(session, day, now, [(schools[code].id, results[code].submission_id, good[code]) for code in live])
 
-    open_q = select(Case).where(Case.school_id.in_(live_ids), Case.state.in_([st.value for st in OPEN_STATES]))
+def _apply_today(session: Session, ctx: CaseContext, schools: dict[str, School], live: list[str], live_ids: list[int],
+                 good: dict, results: dict[str, IntakeResult], *, day: date, submitted_by: str, now: datetime,
+                 complete: bool) -> None:
+    """The day's own check: open, extend, return and excuse the cases it speaks for (none opened after it)."""
+    open_q = select(Case).where(Case.school_id.in_(live_ids), Case.state.in_([st.value for st in OPEN_STATES]),
+                                Case.opened_on <= day)
     open_cases: dict[int, dict[int, Case]] = {sid: {} for sid in live_ids}
     for c in session.scalars(open_q.with_for_update() if is_postgres(session.bind) else open_q):
         open_cases[c.school_id][c.pupil_id] = c
@@ -205,11 +238,76 @@ def _record(session: Session, ctx: CaseContext, sheets: dict[str, list[MarkIn]],
     # new cases after every school's returns (a pupil's earlier case is closed before another opens)
     for code, ids in zip(live, _open_cases(session, ctx, to_open, day, actor=submitted_by, now=now)):
         results[code].opened = ids
-    sub = Submission.__table__
-    summary = bindparam("s", type_=sub.c.summary.type)
-    session.execute(update(sub).where(sub.c.id == bindparam("sid")).values(summary=summary),
-                    [{"sid": results[code].submission_id, "s": results[code].summary()} for code in live])
-    return [results[code] for code in codes]
+
+
+def lock_schools(session: Session, school_ids: list[int]) -> None:
+    """PostgreSQL: lock the schools' rows, in id order, for the transaction, so that two checks of
+    one school (a double click, two clerks, a late file and the day's check) are applied one after
+    the other instead of both inserting the same marks. SQLite has one writer (BEGIN IMMEDIATE)."""
+    if school_ids and is_postgres(session.bind):
+        session.execute(select(School.id).where(School.id.in_(school_ids)).order_by(School.id).with_for_update())
+
+
+@dataclass
+class DayState:
+    """What is recorded for one school and day: the explicit marks, whether a whole check came
+    (then an unlisted pupil is present) and the latest submission."""
+    marks: dict[int, tuple[int, str]] = field(default_factory=dict)  # pupil id → (mark id, status)
+    complete: bool = False
+    latest: int | None = None
+
+    def status(self, pupil_id: int) -> str | None:
+        mark = self.marks.get(pupil_id)
+        return mark[1] if mark else ("present" if self.complete else None)
+
+    def unchanged_by(self, good: dict[int, tuple], complete: bool) -> bool:
+        if not complete:
+            return all(self.status(pid) == status for pid, (_, status, _) in good.items())
+        absent_or_away = {pid: status for pid, (_, status, _) in good.items() if status != "present"}
+        return self.complete and absent_or_away == {
+            pid: status for pid, (_, status) in self.marks.items() if status != "present"}
+
+
+def _day_state(session: Session, school_ids: list[int], day: date) -> dict[int, DayState]:
+    out = {sid: DayState() for sid in school_ids}
+    for sid, pid, mid, status in session.execute(
+            select(AttendanceMark.school_id, AttendanceMark.pupil_id, AttendanceMark.id, AttendanceMark.status)
+            .where(AttendanceMark.school_id.in_(school_ids), AttendanceMark.day == day)):
+        out[sid].marks[pid] = (mid, status)
+    for sid, sub_id, summary in session.execute(
+            select(Submission.school_id, Submission.id, Submission.summary)
+            .where(Submission.school_id.in_(school_ids), Submission.day == day).order_by(Submission.id)):
+        out[sid].latest = sub_id
+        out[sid].complete = out[sid].complete or bool((summary or {}).get("complete"))
+    return out
+
+
+def _submission_key(digest: str, previous: int | None) -> str:
+    """The submission's unique key: its content after the day's previous submission, so that the
+    same content sent again after a correction is a new submission (a retry of the same content
+    on the same state is a duplicate before it gets here)."""
+    return hashlib.sha256(f"{digest}:{previous or ''}".encode()).hexdigest()
+
+
+def _queue_late(session: Session, day: date, now: datetime, checks: list[tuple[int, int, dict, bool]]) -> list[int]:
+    """The marks of a check sent after its day, for the next sweep (``store.late_marks``): the
+    pupils marked absent, and those with a case that day whose status the check gives. Returns
+    how many per check."""
+    ids = [c[0] for c in checks]
+    with_case = set(session.execute(select(Case.school_id, Case.pupil_id).where(
+        Case.school_id.in_(ids), Case.opened_on <= day, or_(Case.closed_on.is_(None), Case.closed_on >= day))).all())
+    rows, counts = [], []
+    for school_id, sub_id, good, complete in checks:
+        statuses = {pid: status for pid, (_, status, _) in good.items()}
+        pupils = {pid for pid, status in statuses.items() if status == "unexcused"}
+        pupils |= {pid for sid, pid in with_case if sid == school_id and (pid in statuses or complete)}
+        rows += [{"school_id": school_id, "pupil_id": pid, "day": day, "status": statuses.get(pid, "present"),
+                  "submission_id": sub_id, "recorded_at": now, "applied_at": None, "case_id": None, "note": ""}
+                 for pid in sorted(pupils)]
+        counts.append(len(pupils))
+    if rows:
+        session.execute(insert(LateMark.__table__), rows)
+    return counts
 
 
 def _validate(marks: list[MarkIn], pupils: dict[str, PupilRef], result: IntakeResult) -> dict[int, tuple]:
@@ -240,26 +338,30 @@ def _claim_submissions(session: Session, rows: list[dict]) -> dict[str, int]:
     return {sha: sid for sid, sha in session.execute(stmt)}
 
 
-def _write_marks(session: Session, day: date, now: datetime, checks: list[tuple[int, int, dict]]) -> None:
-    """checks: (school id, submission id, good rows). New marks in one COPY; a mark the day already
-    has is a correction (the latest submission counts)."""
-    checks = [c for c in checks if c[2]]
-    if not checks:
-        return
-    existing = dict(session.execute(
-        select(AttendanceMark.pupil_id, AttendanceMark.id)
-        .where(AttendanceMark.school_id.in_([c[0] for c in checks]), AttendanceMark.day == day)
-    ).all())
-    new = [(pid, school_id, sub_id, status)
-           for school_id, sub_id, good in checks for pid, (_, status, _) in good.items() if pid not in existing]
+def _write_marks(session: Session, day: date, now: datetime, checks: list[tuple[int, int, dict, bool]],
+                 state: dict[int, DayState]) -> None:
+    """checks: (school id, submission id, good rows, complete). New marks in one COPY; a mark the day
+    already has is a correction (the latest submission counts), all in one executemany; a whole check
+    replaces the day's marks, so the marks of pupils it does not list are deleted (present)."""
+    new, changed, dropped = [], [], []
+    for school_id, sub_id, good, complete in checks:
+        existing = state[school_id].marks
+        for pid, (_, status, _) in good.items():
+            if pid not in existing:
+                new.append((pid, school_id, sub_id, status))
+            else:
+                changed.append({"mid": existing[pid][0], "st": status, "sub": sub_id})
+        if complete:
+            dropped += [mid for pid, (mid, _) in existing.items() if pid not in good]
     if new:  # COPY / driver executemany; the columns every mark shares are converted once
         insert_rows(session, AttendanceMark.__table__, new, same={"day": day, "recorded_at": now},
                     columns=["pupil_id", "school_id", "submission_id", "status"])
-    for _, sub_id, good in checks:
-        for pid, (_, status, _) in good.items():
-            if pid in existing:
-                mark = session.get(AttendanceMark, existing[pid])
-                mark.status, mark.submission_id, mark.recorded_at = status, sub_id, now
+    marks = AttendanceMark.__table__
+    if changed:
+        session.execute(update(marks).where(marks.c.id == bindparam("mid")).values(
+            status=bindparam("st"), submission_id=bindparam("sub"), recorded_at=now), changed)
+    if dropped:
+        session.execute(delete(marks).where(marks.c.id.in_(dropped)))
 
 
 def open_cases_bulk(

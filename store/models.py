@@ -131,6 +131,24 @@ class AttendanceMark(Base):
     __table_args__ = (UniqueConstraint("pupil_id", "day"),)
 
 
+class LateMark(Base):
+    """A mark recorded after its day (补报): the case ledger is brought in line with it by the next
+    sweep (``store.late_marks.apply_late_marks``), which notes here what it did, for review."""
+
+    __tablename__ = "late_marks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    school_id: Mapped[int] = mapped_column(ForeignKey("schools.id"))
+    pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id"))
+    day: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(20))  # the pupil's status for the day, "present" if unlisted
+    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime)
+    applied_at: Mapped[datetime | None] = mapped_column(DateTime)  # NULL: not yet applied by a sweep
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))  # the case it changed, if any
+    note: Mapped[str] = mapped_column(String(255), default="")
+    __table_args__ = (Index("ix_late_marks_applied", "applied_at", "pupil_id"), Index("ix_late_marks_school", "school_id"))
+
+
 class Submission(Base):
     """One morning-check submission; its content hash makes a resubmission a no-op."""
 

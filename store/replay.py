@@ -12,7 +12,7 @@ from machines.states import CaseState
 from .models import Case, CaseEvent
 from .policy_files import PolicyRegistry
 
-BOOKKEEPING = {"open", "migrate_policy"}  # history rows that are not machine transitions
+BOOKKEEPING = {"open", "migrate_policy", "late_mark"}  # history rows that are not machine transitions
 
 
 class HistoryMismatch(AssertionError):
@@ -34,6 +34,8 @@ def replay(session: Session, case_id: int) -> CaseState:
             model.state = CaseState.absent.value
         elif ev.event == "migrate_policy":
             policy = policies.get(case.policy_name, ev.payload["to_version"])
+        elif ev.event == "late_mark":  # store.late_marks: a late mark changed the case (no state change)
+            pass
         elif ev.event in EVENTS:
             if model.state != ev.from_state:
                 raise HistoryMismatch(f"case {case_id} seq {ev.seq}: from {ev.from_state}, machine at {model.state}")

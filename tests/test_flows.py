@@ -75,7 +75,7 @@ def test_a_county_sis_export_is_split_by_school_and_unknown_schools_are_refused(
     from tasks.intake import SubmissionRejected
 
     factory, code, pupils = county
-    sis = MorningCheckSubmission(day=MON, source="sis", schools=[code],
+    sis = MorningCheckSubmission(day=MON, source="sis", schools=[code], submitted_at=datetime(2026, 11, 16, 8),
                                  marks=[MarkRow(student_no=pupils[0], status="缺勤", school_code=code)])
     assert morning_check(sis)["opened"] == 1
     bad = MorningCheckSubmission(day=MON, source="sis", marks=[MarkRow(student_no="X", status="缺勤", school_code="NOPE")])
