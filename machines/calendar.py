@@ -12,7 +12,7 @@ from datetime import date, timedelta
 
 class CalendarYearUnknown(LookupError):
     def __init__(self, year: int, calendar: str = ""):
-        self.year = year
+        self.year, self.calendar = year, calendar
         where = f" (calendar '{calendar}')" if calendar else ""
         super().__init__(
             f"no holiday list for {year}{where}: supply deploy/calendars/holidays-{year}.toml "

@@ -18,7 +18,10 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-app = typer.Typer(help="保学 Baoxue — 控辍保学 case engine", no_args_is_help=True, pretty_exceptions_enable=False)
+from web.cli_errors import BaoxueGroup, fail
+
+app = typer.Typer(help="保学 Baoxue — 控辍保学 case engine", no_args_is_help=True, pretty_exceptions_enable=False,
+                  cls=BaoxueGroup)  # one error path: web/cli_errors.py
 roster_app = typer.Typer(help="学籍花名册 roster")
 attendance_app = typer.Typer(help="晨检 attendance")
 policy_app = typer.Typer(help="升级策略 jurisdiction policies")
@@ -37,7 +40,9 @@ def now_local() -> datetime:
 
 
 @app.callback()
-def main(db: Optional[str] = typer.Option(None, "--db", help="database URL or SQLite file (default out/baoxue.db)")):
+def main(db: Optional[str] = typer.Option(None, "--db", help="database URL or SQLite file (default out/baoxue.db)"),
+         debug: bool = typer.Option(False, "--debug", envvar="BAOXUE_DEBUG",
+                                    help="show the Python traceback of an error (出错时显示完整调用栈)")):
     if db:
         os.environ["BAOXUE_DATABASE_URL"] = db if "://" in db else f"sqlite:///{Path(db).resolve()}"
         from store.db import settings
@@ -50,8 +55,8 @@ def _factory():
 
 
 def _fail(message: str, code: int = 1):
-    err.print(f"[red]错误 error:[/red] {message}")
-    raise typer.Exit(code)
+    """A user mistake in the command's own words: printed as one line by web/cli_errors.py."""
+    fail(message, code)
 
 
 def school_scope(session, code: Optional[str]):
