@@ -81,19 +81,34 @@ def _emit(data, as_json: bool, render) -> None:
         render(data)
 
 
+def warn_calendars(engine, now: datetime) -> int:
+    """`init` and `serve`: one line per school calendar that reaches within 60 days into a year without a
+    holiday list (the operator's duty is raised or closed to match); returns how many."""
+    from rich.markup import escape
+
+    from store.bootstrap import check_calendars
+    from store.calendar_watch import one_line
+    warnings = check_calendars(engine, now=now)
+    for w in warnings:
+        err.print(escape(one_line(w)), style="yellow")
+    return len(warnings)
+
+
 @app.command()
 def init(at: Optional[datetime] = typer.Option(None, help="when (default now)")):
     """Create or migrate the database, load policies, materialise school calendars."""
     from store.bootstrap import init_store
     from store.db import make_engine, settings
     from store.policy_files import PolicyFileError
+    engine = make_engine()
     try:
-        days = init_store(make_engine(), now=at or now_local())
+        days = init_store(engine, now=at or now_local())
     except PolicyFileError as exc:
         _fail(str(exc))
     console.print(f"数据库就绪 database ready: {settings().database_url}")
     for key, n in days.items():
         console.print(f"  校历 calendar {key}: {n} school days")
+    warn_calendars(engine, at or now_local())
     from documents import check_fonts
     for warning in check_fonts():  # e.g. libharfbuzz-subset0 missing: PDFs ~40× slower
         err.print(f"[yellow]注意 warning:[/yellow] {warning}")
@@ -286,7 +301,7 @@ def stuck_duties_cli(s, as_of: datetime, school: Optional[str], limit: int) -> l
     """For ``cases --stuck``: the census, prevention and watch-list duties past due too (store.duty_ledger)."""
     from store.duty_ledger import overdue
 
-    return overdue(s, as_of, scope=school_scope(s, school), kinds=("census", "prevention", "watch"), limit=limit)
+    return overdue(s, as_of, scope=school_scope(s, school), kinds=("census", "prevention", "watch", "calendar"), limit=limit)
 
 
 @app.command()
@@ -307,6 +322,9 @@ def advance(
         for k, v in d["transitions"].items():
             console.print(f"  {k}: {v}")
     _emit(data, json_out, show)
+    if report.skipped:  # the other calendars' cases moved; these schools' wait for their calendar
+        from web.cli_errors import USER_ERROR, calendar_line
+        fail("；".join(calendar_line(k.year, k.calendar_key, k.schools) for k in report.skipped), USER_ERROR)
 
 
 @policy_app.command("show")
@@ -343,8 +361,36 @@ def policy_check(files: list[Path] = typer.Argument(None, help="policy files (de
         except PolicyFileError as exc:
             bad += 1
             err.print(f"[red]invalid[/red] {exc}")
+    if not files:
+        bad += check_calendar_files()
     if bad:
         raise typer.Exit(2)
+
+
+def check_calendar_files(today: Optional[date] = None) -> int:
+    """`policy check`: the holiday lists (dates inside their year, no day both holiday and workday) and each
+    calendar's terms against them for the next 60 days; returns how many files are invalid."""
+    from rich.markup import escape
+
+    from machines.calendar import missing_holiday_years
+    from store.calendars import HolidayFileError, calendar_dir, holiday_files, load_calendars, read_holiday_file
+    bad = 0
+    for path in holiday_files():
+        try:
+            table = read_holiday_file(path)
+            console.print(f"[green]ok[/green] {path}: {len(table.holidays)} holidays, {len(table.workdays)} 调休 workdays")
+        except HolidayFileError as exc:
+            bad += 1
+            err.print(f"[red]invalid[/red] {escape(str(exc))}")
+    if bad:
+        return bad
+    for key, cal in load_calendars(calendar_dir()).items():
+        missing = missing_holiday_years(cal, today or now_local().date())
+        for m in missing:
+            err.print(f"[yellow]注意 warning:[/yellow] {escape(m.message)}")
+        if not missing:
+            console.print(f"[green]ok[/green] 校历 calendar {key}: holiday lists cover the next 60 days")
+    return 0
 
 
 @policy_app.command("migrate")

@@ -37,20 +37,22 @@ def fail(message: str, code: int = USER_ERROR) -> NoReturn:
     raise CliError(message, code)
 
 
-def _calendar_year(exc) -> tuple[str, str]:
+def calendar_line(year: int, calendar: str = "", schools=()) -> str:
+    """错误：2027 年的节假日表尚未提供 (…/holidays-2027.toml) — error: no holiday list for 2027 …"""
     from store.calendars import calendar_dir
 
-    where = f"（校历 {exc.calendar}）" if getattr(exc, "calendar", "") else ""
-    path = calendar_dir() / f"holidays-{exc.year}.toml"
-    return (f"{exc.year} 年的节假日表尚未提供{where} ({path})",
-            f"no holiday list for {exc.year}: supply {path.name} with the State Council's holidays and 调休 days")
+    where = f"（校历 {calendar}" + (f"，{len(schools)} 所学校未推进 schools skipped: {', '.join(schools)}" if schools else "")
+    path = calendar_dir() / f"holidays-{year}.toml"
+    return (f"错误：{year} 年的节假日表尚未提供{where + '）' if calendar else ''} ({path}) — error: no holiday list for "
+            f"{year}: supply {path.name} with the State Council's holidays and 调休 days, then run `baoxue init`")
 
 
 # Expected errors, first match wins: (module, class, 中文, English). Only classes whose module is already
 # imported are looked at (an exception cannot be of a class nobody loaded), so nothing is imported here.
 # ``None`` for the words: not a user error (a KeyError is a bug, though it is a LookupError).
 EXPECTED: list[tuple[str, str, str | None, str | None]] = [
-    ("machines.calendar", "CalendarYearUnknown", "", ""),  # _calendar_year
+    ("machines.calendar", "CalendarYearUnknown", "", ""),  # calendar_line
+    ("store.calendars", "CalendarNotLoaded", "校历已更新，请先运行 baoxue init", "calendar changed: run `baoxue init`"),
     ("machines.case_machine", "ForbiddenEvent", "当前状态不允许此操作", "action refused in this state"),
     ("machines.census", "CensusForbidden", "当前状态不允许此操作", "action refused in this state"),
     ("store.cases", "CaseConflict", "案件已被他人修改，请重新查看后再操作", "case changed meanwhile (conflict)"),
@@ -59,6 +61,7 @@ EXPECTED: list[tuple[str, str, str | None, str | None]] = [
     ("documents.catalog", "UnknownKind", "没有这种文书", "unknown document kind"),
     ("store.tabular", "TableError", "文件内容有误", "bad file"),
     ("store.policy_files", "PolicyFileError", "策略文件有误", "policy error"),
+    ("store.calendars", "HolidayFileError", "节假日表有误", "bad holiday list"),
     ("store.accounts", "AccountError", "账号信息有误", "account error"),
     ("store.backup", "BackupError", "备份或恢复未完成", "backup error"),
     ("documents.render", "RenderError", "文书未能生成", "document not rendered"),
@@ -96,7 +99,7 @@ def _detail(exc: BaseException) -> str:
 def describe(exc: BaseException) -> tuple[str, int] | None:
     """(the one line, exit code) for an expected error; None for an internal one."""
     if isinstance(exc, CliError):
-        return f"错误 error: {exc.message}", exc.code
+        return (exc.message if exc.message.startswith("错误") else f"错误 error: {exc.message}"), exc.code
     if isinstance(exc, ClickException):  # a sub-command's bad option, date or choice
         where = getattr(getattr(exc, "ctx", None), "command_path", "baoxue")
         return (f"错误：命令参数有误（{where} --help 查看用法） — error: {exc.format_message()}",
@@ -108,8 +111,7 @@ def describe(exc: BaseException) -> tuple[str, int] | None:
         if zh is None:
             return None
         if name == "CalendarYearUnknown":
-            zh, en = _calendar_year(exc)
-            return f"错误：{zh} — error: {en}", USER_ERROR
+            return calendar_line(exc.year, getattr(exc, "calendar", "")), USER_ERROR
         detail = _detail(exc)
         return f"错误：{zh}{'：' + detail if detail else ''} — error: {en}", USER_ERROR
     return None
