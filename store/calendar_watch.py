@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from machines.calendar import WARN_DAYS, MissingYear, SchoolCalendar, missing_holiday_years
 
 from .calendar_models import CalendarDuty
+from .duty_ledger import mark_overdue
 from .models import School
 
 DUTY_LEAD = timedelta(days=21)  # the list is due three weeks before the first term day of its year
@@ -45,8 +46,8 @@ def warning_row(missing: MissingYear, schools: list[dict[str, str]]) -> dict[str
 
 
 def sync_calendar_duties(session: Session, warnings: list[dict[str, Any]], now: datetime) -> dict[str, list[int]]:
-    """An open operator duty for every warning (one per calendar and year, however often this runs), and the
-    open duties whose year is no longer missing done. Returns the ids raised and closed now."""
+    """An open operator duty for every warning (one per calendar and year, however often this runs), the open
+    duties whose year is no longer missing done, those past due overdue. Returns the ids raised and closed now."""
     wanted = {(w["calendar"], w["year"]): w for w in warnings}
     rows = {(d.calendar_key, d.year): d for d in session.scalars(select(CalendarDuty))}
     raised, closed = [], []
@@ -70,6 +71,7 @@ def sync_calendar_duties(session: Session, warnings: list[dict[str, Any]], now: 
             duty.status, duty.done_at, duty.done_by = "done", now, SYSTEM
             closed.append(duty.id)
     session.flush()
+    mark_overdue(session, now, kinds=("calendar",))
     return {"raised": raised, "closed": closed}
 
 

@@ -192,9 +192,10 @@ def row_dict(r, as_of: datetime, *, masked: bool) -> dict[str, Any]:
     }
 
 
-def mark_overdue(session: Session, as_of: datetime, *, kinds=("census", "prevention", "watch", "calendar")) -> dict[str, int]:
+def mark_overdue(session: Session, as_of: datetime, *, kinds=("census", "prevention", "watch")) -> dict[str, int]:
     """Open duties of ``kinds`` past due become ``overdue`` (set-based, idempotent; ``overdue_at`` where the
-    table keeps one). Case duties are marked in batches by :func:`store.advance.overdue_batch`."""
+    table keeps one). Case duties are marked in batches by :func:`store.advance.overdue_batch`, calendar duties by
+    :func:`store.calendar_watch.sync_calendar_duties`."""
     targets = {"census": (CensusDuty, CensusDuty.due_at, {}), "watch": (WatchDuty, WATCH_DUE, {}),
                "prevention": (PreventionDuty, PreventionDuty.due_at, {"overdue_at": as_of}),
                "calendar": (CalendarDuty, CalendarDuty.due_at, {"overdue_at": as_of})}
