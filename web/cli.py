@@ -99,12 +99,8 @@ def init(at: Optional[datetime] = typer.Option(None, help="when (default now)"))
     """Create or migrate the database, load policies, materialise school calendars."""
     from store.bootstrap import init_store
     from store.db import make_engine, settings
-    from store.policy_files import PolicyFileError
     engine = make_engine()
-    try:
-        days = init_store(engine, now=at or now_local())
-    except PolicyFileError as exc:
-        _fail(str(exc))
+    days = init_store(engine, now=at or now_local())  # a bad policy file: one line (web/cli_errors.py)
     console.print(f"数据库就绪 database ready: {settings().database_url}")
     for key, n in days.items():
         console.print(f"  校历 calendar {key}: {n} school days")
@@ -133,12 +129,8 @@ def roster_import(file: Path = typer.Argument(..., exists=True, readable=True), 
     """Import pupils and guardians from CSV (UTF-8/GBK) or XLSX; bad rows are listed, good rows kept."""
     from store.db import transaction
     from store.roster import import_roster
-    from store.tabular import TableError
-    try:
-        with transaction(_factory()) as s:
-            r = import_roster(s, file.read_bytes(), file.name)
-    except TableError as exc:
-        _fail(str(exc))
+    with transaction(_factory()) as s:
+        r = import_roster(s, file.read_bytes(), file.name)
     data = {"added": r.added, "updated": r.updated, "errors": [{"row": n, "reason": m} for n, m in r.errors]}
 
     def show(d):
@@ -153,13 +145,10 @@ def roster_import(file: Path = typer.Argument(..., exists=True, readable=True), 
 def _intake(school: str, day: date, marks, *, source: str, by: str, at: datetime, complete: bool, json_out: bool):
     from store.context import CaseContext
     from store.db import transaction
-    from store.intake import IntakeError, record_morning_check
-    try:
-        with transaction(_factory()) as s:
-            r = record_morning_check(s, CaseContext(s), school_code=school, day=day, marks=marks, source=source,
-                                     submitted_by=by, now=at, complete=complete)
-    except IntakeError as exc:
-        _fail(str(exc))
+    from store.intake import record_morning_check
+    with transaction(_factory()) as s:
+        r = record_morning_check(s, CaseContext(s), school_code=school, day=day, marks=marks, source=source,
+                                 submitted_by=by, now=at, complete=complete)
     data = {**r.summary(), "opened_case_ids": r.opened, "returned_case_ids": r.returned,
             "row_errors": [{"row": e.row, "student_no": e.student_no, "reason": e.message} for e in r.errors]}
 
@@ -183,11 +172,7 @@ def attendance_import(
 ):
     """The morning check from a CSV/XLSX file (学籍号, 出勤状态[, 原因]): opens, extends and closes cases."""
     from store.attendance_files import read_marks
-    from store.tabular import TableError
-    try:
-        marks, row_errors = read_marks(file.read_bytes(), file.name)
-    except TableError as exc:
-        _fail(str(exc))
+    marks, row_errors = read_marks(file.read_bytes(), file.name)
     for e in row_errors:
         err.print(f"第 {e.row} 行 row {e.row}: {e.message}")
     r = _intake(school, day.date(), marks, source="upload", by=by, at=at or now_local(), complete=True, json_out=json_out)
@@ -331,12 +316,9 @@ def advance(
 def policy_show(name: str, version: Optional[int] = typer.Option(None), json_out: bool = typer.Option(False, "--json")):
     """Show a loaded policy (the version cases use)."""
     from store.db import transaction
-    from store.policy_files import PolicyFileError, PolicyRegistry
-    try:
-        with transaction(_factory()) as s:
-            p = PolicyRegistry(s).get(name, version)
-    except PolicyFileError as exc:
-        _fail(str(exc))
+    from store.policy_files import PolicyRegistry
+    with transaction(_factory()) as s:
+        p = PolicyRegistry(s).get(name, version)
 
     def show(p):
         console.print(f"[bold]{p['label']}[/bold] ({p['name']}@{p['version']}) — {p['jurisdiction']}")
@@ -400,15 +382,12 @@ def policy_migrate(
 ):
     """Move open cases of a policy to a new version (logged; closed cases keep their version)."""
     from store.db import transaction
-    from store.policy_files import PolicyFileError, load_policies_into
+    from store.policy_files import load_policies_into
     from store.policy_migration import migrate_open_cases
     when = at or now_local()
-    try:
-        with transaction(_factory()) as s:
-            load_policies_into(s, now=when)
-            n = migrate_open_cases(s, name, to, actor=by, reason=reason, now=when)
-    except (PolicyFileError, ValueError) as exc:
-        _fail(str(exc))
+    with transaction(_factory()) as s:
+        load_policies_into(s, now=when)
+        n = migrate_open_cases(s, name, to, actor=by, reason=reason, now=when)
     console.print(f"{n} 件在办案件迁移至 {name}@{to} (open cases moved)")
 
 
