@@ -41,8 +41,9 @@ def _factory():
 
 
 def _fail(message: str, code: int = 1):
-    typer.echo(f"错误 error: {message}", err=True)
-    raise typer.Exit(code)
+    from web.cli_errors import fail  # one line on stderr, printed by the `baoxue` group
+
+    fail(message, code)
 
 
 def _describe(record, *, as_json: bool) -> None:

@@ -5,6 +5,8 @@ Deadlines live in the database, not in waiting flow runs: this sweep runs each s
 the morning check (09:30) and every hour of the school day (07:00–18:00, Asia/Shanghai) and fires
 whatever is due at its instant, in batches. Run twice for the same instant, it changes nothing.
 
+0. Check the calendars against the holiday lists (a year missing within 60 days: an artifact, an
+   event, an operator duty); a calendar that cannot answer today is skipped, its schools named.
 1. For each ladder move of each policy in use (absent → family_contacted → visited →
    collective_visit → township_notice → judicial_notice), move the due cases batch by batch; the
    step's duties and documents are written with the move.
@@ -26,7 +28,8 @@ from tasks.publish import publish_sweep
 from tasks.render import request_rendering
 from tasks.runtime import resolve_as_of, run_name
 from tasks.sweep import (
-    apply_escalations, batch_size as store_batch_size, describe_changes, mark_overdue, plan_sweep, sweep_summary, write_back,
+    apply_escalations, batch_size as store_batch_size, check_calendars, describe_changes, mark_overdue, plan_sweep,
+    publish_calendar_check, sweep_summary, write_back,
 )
 
 
@@ -36,9 +39,14 @@ def advance_cases(as_of: datetime | None = None, batch_size: int | None = None, 
     as_of = resolve_as_of(as_of)
     batch_size = batch_size or store_batch_size()  # the database's default (store.advance.BATCH_SIZES)
 
+    # 0. The calendars: a holiday list supplied since is used; a year without one within 60 days is reported,
+    #    and a calendar that cannot answer today is left out (its schools named) while the others move.
+    calendar_check = check_calendars(as_of)
+    steps, skipped = plan_sweep(as_of)
+
     # 1. Escalation timers: each ladder move, in ladder order, one task run per batch.
     escalated: list[int] = []
-    for step in plan_sweep(as_of):
+    for step in steps:
         while True:
             ids = apply_escalations(step, as_of, batch_size)
             escalated += ids
@@ -69,8 +77,11 @@ def advance_cases(as_of: datetime | None = None, batch_size: int | None = None, 
 
     # 4. What operators see: events for automations, a table artifact (names masked).
     publish_sweep(summary, describe_changes(escalated, overdue), len(escalated), len(overdue))
+    publish_calendar_check(as_of, calendar_check, skipped)
+    for k in skipped:
+        logger.warning("sweep %s: calendar %s skipped (schools %s): %s", as_of, k["calendar"], k["schools"], k["reason"])
     logger.info("sweep %s: escalated %s, overdue %s", as_of, len(escalated), len(overdue))
     return {"as_of": as_of.isoformat(), "escalated": len(escalated), "overdue": len(overdue),
             "escalated_by_step": summary["escalated_now"], "cases_by_state": summary["cases_by_state"],
             "documents_queued": summary["documents_queued"], "rendering": rendering, "prevention": prevention,
-            "watch_list": watch, "handoffs": handoffs}
+            "watch_list": watch, "handoffs": handoffs, "skipped": skipped, "calendar_warnings": calendar_check["warnings"]}

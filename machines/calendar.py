@@ -12,7 +12,7 @@ from datetime import date, timedelta
 
 class CalendarYearUnknown(LookupError):
     def __init__(self, year: int, calendar: str = ""):
-        self.year = year
+        self.year, self.calendar = year, calendar
         where = f" (calendar '{calendar}')" if calendar else ""
         super().__init__(
             f"no holiday list for {year}{where}: supply deploy/calendars/holidays-{year}.toml "
@@ -116,3 +116,50 @@ class SchoolCalendar:
 def streak_on(calendar: SchoolCalendar, opened_on: date, today: date) -> int:
     """Consecutive school days from the first missed day through ``today`` (inclusive)."""
     return calendar.school_days_between(opened_on, today)
+
+
+# -- the cliff ahead: a term that reaches into a year nobody supplied holidays for ---------------------
+WARN_DAYS = 60  # how far ahead a missing holiday list is reported (init, serve, the daily sweep)
+
+
+@dataclass(frozen=True)
+class MissingYear:
+    """``calendar``'s term ``term`` reaches into ``year`` (from ``first_day``), which has no holiday list."""
+
+    calendar: str
+    year: int
+    first_day: date
+    term: str = ""
+
+    @property
+    def message(self) -> str:
+        return (f"{self.year} 年的节假日表尚未提供：校历 {self.calendar} 的学期{self.term and '「' + self.term + '」'}"
+                f"自 {self.first_day} 起进入 {self.year} 年 — no holiday list for {self.year}: calendar "
+                f"'{self.calendar}' has term days from {self.first_day}")
+
+
+def missing_holiday_years(calendar: SchoolCalendar, today: date, within_days: int = WARN_DAYS) -> list[MissingYear]:
+    """Each year without a holiday list that one of ``calendar``'s terms reaches into between ``today``
+    and ``within_days`` later (today itself included: a term already in such a year is reported too)."""
+    horizon = today + timedelta(days=within_days)
+    found: dict[int, MissingYear] = {}
+    for term in calendar.terms:
+        start, end = max(term.start, today), min(term.end, horizon)
+        for year in range(start.year, end.year + 1):
+            if year in calendar.holidays.years or year in found or start > end:
+                continue
+            found[year] = MissingYear(calendar.key, year, max(start, date(year, 1, 1)), term.label)
+    return sorted(found.values(), key=lambda m: m.first_day)
+
+
+def holiday_list_problems(year: int, holidays: frozenset[date], workdays: frozenset[date]) -> list[str]:
+    """What is wrong with a holiday list for ``year`` (empty: nothing): dates of another year, a day that is
+    both a holiday and a make-up working day."""
+    problems = []
+    wrong = sorted(d for d in holidays | workdays if d.year != year)
+    if wrong:
+        problems.append(f"dates outside {year}: {', '.join(map(str, wrong))} (日期不在 {year} 年内)")
+    both = sorted(holidays & workdays)
+    if both:
+        problems.append(f"both holiday and workday: {', '.join(map(str, both))} (同一天既是节假日又是调休上班日)")
+    return problems

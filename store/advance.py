@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Callable
 
 from sqlalchemy import (JSON, Boolean, Column, Date, DateTime, Integer, MetaData, String, Table, Text, and_, case as sa_case,
@@ -24,16 +24,17 @@ from sqlalchemy import (JSON, Boolean, Column, Date, DateTime, Integer, MetaData
 from sqlalchemy.schema import CreateTable
 from sqlalchemy.orm import Session, sessionmaker
 
+from machines.calendar import CalendarYearUnknown
 from machines.case_machine import escalation_pairs
 from machines.states import CaseState, OPEN_STATES
 
 from .bulk import insert_rows
-from .calendars import ensure_covered, last_seq_on_or_before
+from .calendars import CalendarNotLoaded, ensure_covered, last_seq_on_or_before
 from .context import CaseContext, effective_day, escalation_at
 from .db import checkpoint, is_postgres, transaction
 from .effects import escalation_event_row, step_duty_rows
 from .late_marks import apply_late_marks
-from .models import Case, CaseEvent, DocumentRequest, Duty, SchoolClass
+from .models import Case, CaseEvent, DocumentRequest, Duty, School, SchoolClass
 
 Progress = Callable[[str, int], None]
 
@@ -58,6 +59,7 @@ class AdvanceReport:
     batches: int = 0
     escalated_case_ids: list[int] = field(default_factory=list)
     overdue_duty_ids: list[int] = field(default_factory=list)
+    skipped: list[SkippedCalendar] = field(default_factory=list)  # calendars left out (their schools wait)
 
     @property
     def total_transitions(self) -> int:
@@ -66,7 +68,7 @@ class AdvanceReport:
     def as_dict(self) -> dict:
         return {"as_of": self.as_of.isoformat(), "transitions": dict(self.transitions),
                 "total_transitions": self.total_transitions, "overdue": self.overdue, "late_marks": self.late_marks,
-                "batches": self.batches}
+                "batches": self.batches, "skipped": [k.as_dict() for k in self.skipped]}
 
 
 def policy_groups(session: Session) -> list[tuple[str, int, str]]:
@@ -94,18 +96,75 @@ class SweepStep:
         return f"{self.source}→{self.target}"
 
 
-def plan(session: Session, ctx: CaseContext, as_of: datetime) -> list[SweepStep]:
-    """Every move any open case could make at ``as_of``, in ladder order; raises if a calendar
-    cannot answer for the day (never escalate on a guess)."""
-    steps = []
+@dataclass(frozen=True)
+class SkippedCalendar:
+    """A school calendar the sweep left out: it cannot answer for the day or a deadline (no holiday list for
+    ``year``); its schools' cases wait, the other calendars' move."""
+
+    calendar_key: str
+    year: int
+    reason: str
+    schools: tuple[str, ...] = ()  # the codes of the schools on this calendar
+
+    def as_dict(self) -> dict:
+        return {"calendar": self.calendar_key, "year": self.year, "reason": self.reason, "schools": list(self.schools)}
+
+
+def _unknown_year(session: Session, ctx: CaseContext, calendar_key: str, today: date,
+                  policy=None) -> CalendarYearUnknown | CalendarNotLoaded | None:
+    """Why ``calendar_key`` cannot answer for ``today`` — or, for ``policy``, for the deadlines of the duties a
+    move today would raise — if it is a year without a holiday list (None: it can)."""
+    calendar = ctx.calendar(calendar_key)
+    try:
+        if policy is None:  # a calendar of schools without open cases: only its year matters
+            if today.year not in calendar.holidays.years:
+                raise CalendarYearUnknown(today.year, calendar_key)
+            return None
+        ensure_covered(session, {calendar_key: calendar}, today)
+        longest = max((d.due_school_days for _, target, _ in escalation_pairs(policy)
+                       for d in policy.step(target).duties), default=0) if policy else 0
+        try:
+            calendar.add_school_days(today, longest)
+        except CalendarYearUnknown:
+            raise
+        except LookupError:  # past the last term: the per-case path says so, as before
+            pass
+    except (CalendarYearUnknown, CalendarNotLoaded) as exc:
+        return exc
+    return None
+
+
+def plan(session: Session, ctx: CaseContext, as_of: datetime, skipped: list[SkippedCalendar] | None = None,
+         ) -> list[SweepStep]:
+    """Every move any open case could make at ``as_of``, in ladder order. A calendar that cannot answer for
+    the day or for the deadlines of today's moves (a year without a holiday list: never escalate on a
+    guess) raises — or, given ``skipped``, is left out and noted there with its schools, so that the other
+    calendars' cases still move; every calendar a school uses is checked, with open cases or not."""
+    steps: list[SweepStep] = []
+    bad: dict[str, CalendarYearUnknown] = {}
     for name, version, calendar_key in sorted(policy_groups(session)):
         policy = ctx.policy(name, version)
         today = effective_day(policy, as_of)
-        ensure_covered(session, {calendar_key: ctx.calendar(calendar_key)}, today)
+        problem = bad.get(calendar_key) or _unknown_year(session, ctx, calendar_key, today, policy)
+        if problem is not None:
+            bad[calendar_key] = problem
+            continue
         passed = last_seq_on_or_before(session, calendar_key, today)
         for source, target, day in escalation_pairs(policy):
             if passed - day + 1 >= 1:
                 steps.append(SweepStep(name, version, calendar_key, source.value, target.value, day, passed - day + 1))
+    schools: dict[str, list[str]] = {}
+    for code, key in session.execute(select(School.code, School.calendar_key).order_by(School.code)):
+        schools.setdefault(key, []).append(code)
+    for key in sorted(set(schools) - set(bad)):
+        if key in ctx.calendars:
+            problem = _unknown_year(session, ctx, key, as_of.date())
+            if problem is not None:
+                bad[key] = problem
+    if bad and skipped is None:
+        raise next(iter(bad.values()))
+    for key, problem in sorted(bad.items()):
+        skipped.append(SkippedCalendar(key, problem.year, str(problem), tuple(schools.get(key, ()))))
     return steps
 
 
@@ -279,7 +338,7 @@ def advance(
         report.late_marks = apply_late_marks(s, CaseContext(s, **({"calendars": calendars} if calendars else {})), as_of)
     with transaction(factory) as s:
         ctx = CaseContext(s, **({"calendars": calendars} if calendars else {}))
-        steps = plan(s, ctx, as_of)
+        steps = plan(s, ctx, as_of, report.skipped)
         ctx.owners.preload()  # the context outlives this session: everything it needs is cached
 
     def write_back(label: str) -> None:  # SQLite: the batches' WAL written back within the run (store.db)

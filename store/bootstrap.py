@@ -17,3 +17,12 @@ def init_store(engine: Engine, *, now: datetime, calendars: dict | None = None) 
     with transaction(session_factory(engine)) as s:
         load_policies_into(s, now=now)
         return {key: materialise(s, cal) for key, cal in (calendars or shipped_calendars()).items()}
+
+
+def check_calendars(engine: Engine, *, now: datetime, calendars: dict | None = None) -> list[dict]:
+    """The schools whose term reaches within 60 days into a year without a holiday list (one entry per
+    calendar and year, ``store.calendar_watch``); the operator's duties are raised or closed to match."""
+    from .calendar_watch import review
+
+    with transaction(session_factory(engine)) as s:
+        return review(s, calendars or shipped_calendars(), now)

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from machines.calendar import CalendarYearUnknown, HolidayTable, Period, SchoolCalendar
+from machines.calendar import CalendarYearUnknown, HolidayTable, Period, SchoolCalendar, holiday_list_problems
 
 from .db import settings
 from .models import Case, SchoolDay
@@ -29,20 +29,38 @@ def chinesecalendar_table() -> HolidayTable:
     return HolidayTable(frozenset(years), frozenset(constants.holidays), frozenset(constants.workdays))
 
 
+class HolidayFileError(ValueError):
+    """A holiday list that cannot be used as it is (named with the file and the reason)."""
+
+
 def read_holiday_file(path: Path) -> HolidayTable:
-    """A jurisdiction's own list for a year: ``year``, ``holidays = [dates]``, ``workdays = [dates]``."""
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
-    year = int(data["year"])
-    holidays, workdays = frozenset(data.get("holidays", [])), frozenset(data.get("workdays", []))
-    wrong = sorted(d for d in holidays | workdays if d.year != year)
-    if wrong:
-        raise ValueError(f"{path}: dates outside {year}: {wrong}")
+    """A jurisdiction's own list for a year: ``year``, ``holidays = [dates]``, ``workdays = [dates]``;
+    every date inside the year, no day both a holiday and a make-up working day."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise HolidayFileError(f"{path}: not a TOML file ({exc}) (文件格式有误)") from None
+    year = data.get("year")
+    if not isinstance(year, int) or f"holidays-{year}.toml" != path.name:
+        raise HolidayFileError(f"{path}: year = {year!r} must be the year of the file name (year 与文件名年份不符)")
+    lists = {key: data.get(key, []) for key in ("holidays", "workdays")}
+    for key, days in lists.items():
+        if not isinstance(days, list) or not all(type(d) is date for d in days):
+            raise HolidayFileError(f"{path}: {key} must be a list of dates like 2027-01-01 ({key} 应为日期列表)")
+    holidays, workdays = frozenset(lists["holidays"]), frozenset(lists["workdays"])
+    problems = holiday_list_problems(year, holidays, workdays)
+    if problems:
+        raise HolidayFileError(f"{path}: " + "; ".join(problems))
     return HolidayTable(frozenset({year}), holidays, workdays)
+
+
+def holiday_files(directory: Path | None = None) -> list[Path]:
+    return sorted((directory or calendar_dir()).glob("holidays-*.toml"))
 
 
 def holiday_table(directory: Path | None = None) -> HolidayTable:
     table = chinesecalendar_table()
-    for path in sorted((directory or calendar_dir()).glob("holidays-*.toml")):
+    for path in holiday_files(directory):
         table = table.merged(read_holiday_file(path))
     return table
 
@@ -93,6 +111,14 @@ def covered_until(session: Session, calendar_key: str) -> date | None:
     return session.scalar(select(func.max(SchoolDay.day)).where(SchoolDay.calendar_key == calendar_key))
 
 
+class CalendarNotLoaded(LookupError):
+    """The calendar's data answers for the day but its numbered school days have not been written yet."""
+
+    def __init__(self, message: str, year: int):
+        super().__init__(message)
+        self.year = year
+
+
 def ensure_covered(session: Session, calendars_by_key: dict[str, SchoolCalendar], day: date) -> None:
     """Raise if a calendar cannot answer for ``day``: never escalate on a guess."""
     for key, calendar in calendars_by_key.items():
@@ -101,6 +127,9 @@ def ensure_covered(session: Session, calendars_by_key: dict[str, SchoolCalendar]
             continue
         if day.year not in calendar.holidays.years:
             raise CalendarYearUnknown(day.year, key)
+        if calendar.terms and calendar.span()[1] >= day:
+            raise CalendarNotLoaded(f"calendar '{key}' has school days up to {calendar.span()[1]} but only {last} are "
+                                    f"written: run `baoxue init` (校历 '{key}' 已更新，请运行 baoxue init)", day.year)
         raise LookupError(
             f"calendar '{key}' has no school days loaded after {last}: add the term of {day} and run "
             f"`baoxue init` (校历 '{key}' 未录入 {day} 所在学期)"
@@ -108,9 +137,24 @@ def ensure_covered(session: Session, calendars_by_key: dict[str, SchoolCalendar]
 
 
 @lru_cache(maxsize=8)
-def _cached(directory: str) -> dict[str, SchoolCalendar]:
+def _cached(directory: str, stamp: tuple) -> dict[str, SchoolCalendar]:
     return load_calendars(Path(directory))
 
 
 def calendars() -> dict[str, SchoolCalendar]:
-    return _cached(str(calendar_dir()))
+    """The calendars of the calendar folder, read again when a file there changes (a holiday list supplied
+    to a running worker is used by its next sweep)."""
+    directory = calendar_dir()
+    stamp = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(directory.glob("*.toml")))
+    return _cached(str(directory), stamp)
+
+
+def refresh_school_days(session: Session, calendars_by_key: dict[str, SchoolCalendar]) -> dict[str, int]:
+    """Materialise the calendars whose data now reaches further than their written school days (a holiday list
+    supplied since); returns {calendar: school days} of those rewritten."""
+    out = {}
+    for key, calendar in calendars_by_key.items():
+        days = calendar.numbered_days() if calendar.terms else []
+        if days and covered_until(session, key) != days[-1][0]:
+            out[key] = materialise(session, calendar)
+    return out

@@ -9,6 +9,7 @@ case       ``duties``            the dropout case (``cases.id``)       the case 
 census     ``census_duties``     the 失学 census case                  the census case is open
 prevention ``prevention_duties`` the pupil (gate alert, truancy tier)  —
 watch      ``watch_duties``      the watch-list entry                  —
+calendar   ``calendar_duties``   the (calendar, year) without holidays —  (an operator's; no school)
 ========== ===================== ===================================== ===========================
 
 :func:`ledger` is one ``UNION ALL`` select over the four with the same columns (kind, id, school,
@@ -32,14 +33,15 @@ from machines.identity import mask_name
 from machines.risk import DUTY_LABELS, RiskDuty
 from machines.states import ACTION_LABELS, OPEN_STATES, Action, CaseState
 
+from .calendar_models import CalendarDuty
 from .census_models import CensusCase, CensusDuty
 from .models import Case, Duty, Pupil, School, Staff
 from .prevention_models import PreventionDuty
 from .queries import EVERYTHING, Scope
 from .risk_models import WatchDuty, WatchEntry
 
-KINDS = ("case", "census", "prevention", "watch")
-KIND_LABELS = {"case": "控辍案件", "census": "失学排查", "prevention": "防辍预警", "watch": "重点关注"}
+KINDS = ("case", "census", "prevention", "watch", "calendar")
+KIND_LABELS = {"case": "控辍案件", "census": "失学排查", "prevention": "防辍预警", "watch": "重点关注", "calendar": "校历"}
 PREVENTION_LABELS = {"gate": "门卫登记预警", "truancy": "旷课分级"}
 OPEN_CASE = [s.value for s in OPEN_STATES]
 UNDONE = ("open", "overdue")  # not done yet: the statuses a reminder or the stuck list looks at
@@ -108,6 +110,10 @@ def ledger(*, statuses=UNDONE, due_by: datetime | None = None, kinds=KINDS):
             pupil_name=Pupil.name, ref_id=WatchDuty.entry_id, label=null(), state=WatchDuty.rule_id, due=WATCH_DUE,
             joins=[(WatchEntry, WatchEntry.id == WatchDuty.entry_id), (Pupil, Pupil.id == WatchEntry.pupil_id)],
             where=[WatchDuty.status.in_(statuses), *due_clause(WATCH_DUE)]),
+        "calendar": lambda: _branch(
+            "calendar", CalendarDuty, school=cast(null(), Integer), klass=null(), pupil_id=null(), pupil_name=null(),
+            ref_id=CalendarDuty.id, label=CalendarDuty.label, state=CalendarDuty.calendar_key, due=CalendarDuty.due_at,
+            joins=[], where=[CalendarDuty.status.in_(statuses), *due_clause(CalendarDuty.due_at)]),
     }
     return union_all(*(branches[k]() for k in kinds)).subquery("duty_ledger")
 
@@ -141,11 +147,14 @@ def context_label(kind: str, state: str | None) -> str:
         return CENSUS_STATE_LABELS.get(CensusState(state), state) if state in CensusState.__members__ else str(state)
     if kind == "prevention":
         return PREVENTION_LABELS.get(state or "", state or "")
+    if kind == "calendar":
+        return f"校历 {state}"
     return f"{KIND_LABELS['watch']}（{state}）"
 
 
 def href(kind: str, ref_id: int) -> str:
-    return {"case": f"/cases/{ref_id}", "census": "/census", "prevention": "/truancy", "watch": "/risk"}[kind]
+    return {"case": f"/cases/{ref_id}", "census": "/census", "prevention": "/truancy", "watch": "/risk",
+            "calendar": "/runs"}[kind]
 
 
 def overdue(session: Session, as_of: datetime, *, scope: Scope = EVERYTHING, masked: bool = False,
@@ -160,8 +169,8 @@ def listed(session: Session, as_of: datetime, *, due_by: datetime, due_after: da
     """Duties of ``kinds`` with one of ``statuses`` due in (``due_after``, ``due_by``], soonest due first, with
     school and owner (one query over the four tables)."""
     u = ledger(statuses=statuses, due_by=due_by, kinds=kinds)
-    q = (select(u, School.name.label("school"), Staff.name.label("owner"))
-         .join(School, School.id == u.c.school_id).outerjoin(Staff, Staff.id == u.c.owner_id)
+    q = (select(u, School.name.label("school"), Staff.name.label("owner"))  # a calendar duty has no school
+         .outerjoin(School, School.id == u.c.school_id).outerjoin(Staff, Staff.id == u.c.owner_id)
          .order_by(u.c.due_at, u.c.kind, u.c.id))
     if due_after is not None:
         q = q.where(u.c.due_at > due_after)
@@ -174,7 +183,7 @@ def listed(session: Session, as_of: datetime, *, due_by: datetime, due_after: da
 def row_dict(r, as_of: datetime, *, masked: bool) -> dict[str, Any]:
     return {
         "kind": r["kind"], "kind_label": KIND_LABELS[r["kind"]], "duty_id": r["id"], "ref_id": r["ref_id"],
-        "key": DutyRef(r["kind"], r["id"]).key, "school_id": r["school_id"], "school": r["school"],
+        "key": DutyRef(r["kind"], r["id"]).key, "school_id": r["school_id"], "school": r["school"] or "全县 county-wide",
         "pupil_id": r["pupil_id"], "pupil": mask_name(r["pupil_name"]) if masked else r["pupil_name"],
         "action": r["action"], "action_label": action_label(r["kind"], r["action"], r["label"]), "role": r["role"],
         "owner_id": r["owner_id"], "owner": r["owner"], "due_at": r["due_at"], "status": r["status"],
@@ -185,9 +194,11 @@ def row_dict(r, as_of: datetime, *, masked: bool) -> dict[str, Any]:
 
 def mark_overdue(session: Session, as_of: datetime, *, kinds=("census", "prevention", "watch")) -> dict[str, int]:
     """Open duties of ``kinds`` past due become ``overdue`` (set-based, idempotent; ``overdue_at`` where the
-    table keeps one). Case duties are marked in batches by :func:`store.advance.overdue_batch`."""
+    table keeps one). Case duties are marked in batches by :func:`store.advance.overdue_batch`, calendar duties by
+    :func:`store.calendar_watch.sync_calendar_duties`."""
     targets = {"census": (CensusDuty, CensusDuty.due_at, {}), "watch": (WatchDuty, WATCH_DUE, {}),
-               "prevention": (PreventionDuty, PreventionDuty.due_at, {"overdue_at": as_of})}
+               "prevention": (PreventionDuty, PreventionDuty.due_at, {"overdue_at": as_of}),
+               "calendar": (CalendarDuty, CalendarDuty.due_at, {"overdue_at": as_of})}
     out = {}
     for kind in kinds:
         model, due, extra = targets[kind]

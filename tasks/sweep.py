@@ -34,10 +34,58 @@ def batch_size() -> int:
 
 
 @task(name="plan_sweep", **DB_RETRIES, cache_policy=NO_CACHE)
-def plan_sweep(as_of: datetime) -> list[bulk.SweepStep]:
-    """Which ladder moves any open case could make now, per policy version and school calendar."""
+def plan_sweep(as_of: datetime) -> tuple[list[bulk.SweepStep], list[dict]]:
+    """Which ladder moves any open case could make now, per policy version and school calendar; and the
+    calendars left out (a year without a holiday list) with their schools, whose cases wait."""
+    skipped: list[bulk.SkippedCalendar] = []
     with transaction(store()) as s:
-        return bulk.plan(s, CaseContext(s), as_of)
+        steps = bulk.plan(s, CaseContext(s), as_of, skipped)
+    return steps, [k.as_dict() for k in skipped]
+
+
+@task(name="check_calendars", **DB_RETRIES, cache_policy=NO_CACHE)
+def check_calendars(as_of: datetime) -> dict:
+    """The calendars against the holiday lists: school days rewritten where a list was supplied since, the
+    schools whose term reaches within 60 days into a year without one, and the operator's duties kept in
+    step (one per calendar and year; done once the list is there)."""
+    from store.calendar_watch import calendar_warnings, sync_calendar_duties
+    from store.calendars import calendars, refresh_school_days
+
+    with transaction(store()) as s:
+        cals = calendars()
+        rewritten = refresh_school_days(s, cals)
+        warnings = calendar_warnings(s, cals, as_of.date())
+        duties = sync_calendar_duties(s, warnings, as_of)
+    return {"warnings": [{**w, "first_day": w["first_day"].isoformat()} for w in warnings],
+            "duties": duties, "school_days_rewritten": rewritten}
+
+
+@task(name="publish_calendar_check", cache_policy=NO_CACHE)
+def publish_calendar_check(as_of: datetime, check: dict, skipped: list[dict]) -> str:
+    """What operators see: a Markdown artifact (key ``calendar-check``) naming the schools, the missing years
+    and the calendars this sweep left out; events ``baoxue.calendar.year_missing`` and
+    ``baoxue.sweep.calendar_skipped``. Returns the Markdown."""
+    from prefect.artifacts import create_markdown_artifact
+    from prefect.events import emit_event
+
+    lines = [f"## 校历检查 calendar check — {as_of:%Y-%m-%d %H:%M}", ""]
+    for k in skipped:
+        lines.append(f"- **本次未推进 skipped**: 校历 `{k['calendar']}`（{len(k['schools'])} 所学校 schools: "
+                     f"{', '.join(k['schools']) or '—'}）— {k['reason']}")
+        emit_event(event="baoxue.sweep.calendar_skipped", resource={"prefect.resource.id": f"baoxue.calendar.{k['calendar']}"},
+                   payload={"as_of": as_of.isoformat(), **k})
+    for w in check["warnings"]:
+        lines.append(f"- **{w['year']} 年节假日表缺失 missing holiday list**: 校历 `{w['calendar']}` 自 {w['first_day']} 起"
+                     f"进入 {w['year']} 年；学校 schools: {', '.join(s['code'] + ' ' + s['name'] for s in w['schools'])}。"
+                     f"请提供 `holidays-{w['year']}.toml` — supply `holidays-{w['year']}.toml`")
+        emit_event(event="baoxue.calendar.year_missing", resource={"prefect.resource.id": f"baoxue.calendar.{w['calendar']}"},
+                   payload={"year": w["year"], "first_day": w["first_day"], "schools": [s["code"] for s in w["schools"]]})
+    if len(lines) == 2:
+        lines.append("所有学校的校历在 60 天内均有节假日表 — every school's calendar has its holiday lists for the next 60 days.")
+    markdown = "\n".join(lines)
+    create_markdown_artifact(key="calendar-check", markdown=markdown,
+                             description="校历与节假日表 school calendars against the holiday lists")
+    return markdown
 
 
 @task(name="apply_escalations", **DB_RETRIES, cache_policy=NO_CACHE)

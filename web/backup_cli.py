@@ -31,8 +31,9 @@ def _archive(given: Path | None) -> Path:
 
 
 def _fail(message: str) -> None:
-    err.print(f"[red]错误 error:[/red] {message}")
-    raise typer.Exit(1)
+    from web.cli_errors import fail
+
+    fail(message, 1)
 
 
 @app.command("create")

@@ -18,7 +18,10 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-app = typer.Typer(help="保学 Baoxue — 控辍保学 case engine", no_args_is_help=True, pretty_exceptions_enable=False)
+from web.cli_errors import BaoxueGroup, fail
+
+app = typer.Typer(help="保学 Baoxue — 控辍保学 case engine", no_args_is_help=True, pretty_exceptions_enable=False,
+                  cls=BaoxueGroup)  # one error path: web/cli_errors.py
 roster_app = typer.Typer(help="学籍花名册 roster")
 attendance_app = typer.Typer(help="晨检 attendance")
 policy_app = typer.Typer(help="升级策略 jurisdiction policies")
@@ -37,7 +40,9 @@ def now_local() -> datetime:
 
 
 @app.callback()
-def main(db: Optional[str] = typer.Option(None, "--db", help="database URL or SQLite file (default out/baoxue.db)")):
+def main(db: Optional[str] = typer.Option(None, "--db", help="database URL or SQLite file (default out/baoxue.db)"),
+         debug: bool = typer.Option(False, "--debug", envvar="BAOXUE_DEBUG",
+                                    help="show the Python traceback of an error (出错时显示完整调用栈)")):
     if db:
         os.environ["BAOXUE_DATABASE_URL"] = db if "://" in db else f"sqlite:///{Path(db).resolve()}"
         from store.db import settings
@@ -50,8 +55,8 @@ def _factory():
 
 
 def _fail(message: str, code: int = 1):
-    err.print(f"[red]错误 error:[/red] {message}")
-    raise typer.Exit(code)
+    """A user mistake in the command's own words: printed as one line by web/cli_errors.py."""
+    fail(message, code)
 
 
 def school_scope(session, code: Optional[str]):
@@ -76,19 +81,30 @@ def _emit(data, as_json: bool, render) -> None:
         render(data)
 
 
+def warn_calendars(engine, now: datetime) -> int:
+    """`init` and `serve`: one line per school calendar that reaches within 60 days into a year without a
+    holiday list (the operator's duty is raised or closed to match); returns how many."""
+    from rich.markup import escape
+
+    from store.bootstrap import check_calendars
+    from store.calendar_watch import one_line
+    warnings = check_calendars(engine, now=now)
+    for w in warnings:
+        err.print(escape(one_line(w)), style="yellow")
+    return len(warnings)
+
+
 @app.command()
 def init(at: Optional[datetime] = typer.Option(None, help="when (default now)")):
     """Create or migrate the database, load policies, materialise school calendars."""
     from store.bootstrap import init_store
     from store.db import make_engine, settings
-    from store.policy_files import PolicyFileError
-    try:
-        days = init_store(make_engine(), now=at or now_local())
-    except PolicyFileError as exc:
-        _fail(str(exc))
+    engine = make_engine()
+    days = init_store(engine, now=at or now_local())  # a bad policy file: one line (web/cli_errors.py)
     console.print(f"数据库就绪 database ready: {settings().database_url}")
     for key, n in days.items():
         console.print(f"  校历 calendar {key}: {n} school days")
+    warn_calendars(engine, at or now_local())
     from documents import check_fonts
     for warning in check_fonts():  # e.g. libharfbuzz-subset0 missing: PDFs ~40× slower
         err.print(f"[yellow]注意 warning:[/yellow] {warning}")
@@ -113,12 +129,8 @@ def roster_import(file: Path = typer.Argument(..., exists=True, readable=True), 
     """Import pupils and guardians from CSV (UTF-8/GBK) or XLSX; bad rows are listed, good rows kept."""
     from store.db import transaction
     from store.roster import import_roster
-    from store.tabular import TableError
-    try:
-        with transaction(_factory()) as s:
-            r = import_roster(s, file.read_bytes(), file.name)
-    except TableError as exc:
-        _fail(str(exc))
+    with transaction(_factory()) as s:
+        r = import_roster(s, file.read_bytes(), file.name)
     data = {"added": r.added, "updated": r.updated, "errors": [{"row": n, "reason": m} for n, m in r.errors]}
 
     def show(d):
@@ -133,13 +145,10 @@ def roster_import(file: Path = typer.Argument(..., exists=True, readable=True), 
 def _intake(school: str, day: date, marks, *, source: str, by: str, at: datetime, complete: bool, json_out: bool):
     from store.context import CaseContext
     from store.db import transaction
-    from store.intake import IntakeError, record_morning_check
-    try:
-        with transaction(_factory()) as s:
-            r = record_morning_check(s, CaseContext(s), school_code=school, day=day, marks=marks, source=source,
-                                     submitted_by=by, now=at, complete=complete)
-    except IntakeError as exc:
-        _fail(str(exc))
+    from store.intake import record_morning_check
+    with transaction(_factory()) as s:
+        r = record_morning_check(s, CaseContext(s), school_code=school, day=day, marks=marks, source=source,
+                                 submitted_by=by, now=at, complete=complete)
     data = {**r.summary(), "opened_case_ids": r.opened, "returned_case_ids": r.returned,
             "row_errors": [{"row": e.row, "student_no": e.student_no, "reason": e.message} for e in r.errors]}
 
@@ -163,11 +172,7 @@ def attendance_import(
 ):
     """The morning check from a CSV/XLSX file (学籍号, 出勤状态[, 原因]): opens, extends and closes cases."""
     from store.attendance_files import read_marks
-    from store.tabular import TableError
-    try:
-        marks, row_errors = read_marks(file.read_bytes(), file.name)
-    except TableError as exc:
-        _fail(str(exc))
+    marks, row_errors = read_marks(file.read_bytes(), file.name)
     for e in row_errors:
         err.print(f"第 {e.row} 行 row {e.row}: {e.message}")
     r = _intake(school, day.date(), marks, source="upload", by=by, at=at or now_local(), complete=True, json_out=json_out)
@@ -281,7 +286,7 @@ def stuck_duties_cli(s, as_of: datetime, school: Optional[str], limit: int) -> l
     """For ``cases --stuck``: the census, prevention and watch-list duties past due too (store.duty_ledger)."""
     from store.duty_ledger import overdue
 
-    return overdue(s, as_of, scope=school_scope(s, school), kinds=("census", "prevention", "watch"), limit=limit)
+    return overdue(s, as_of, scope=school_scope(s, school), kinds=("census", "prevention", "watch", "calendar"), limit=limit)
 
 
 @app.command()
@@ -302,18 +307,18 @@ def advance(
         for k, v in d["transitions"].items():
             console.print(f"  {k}: {v}")
     _emit(data, json_out, show)
+    if report.skipped:  # the other calendars' cases moved; these schools' wait for their calendar
+        from web.cli_errors import USER_ERROR, calendar_line
+        fail("；".join(calendar_line(k.year, k.calendar_key, k.schools) for k in report.skipped), USER_ERROR)
 
 
 @policy_app.command("show")
 def policy_show(name: str, version: Optional[int] = typer.Option(None), json_out: bool = typer.Option(False, "--json")):
     """Show a loaded policy (the version cases use)."""
     from store.db import transaction
-    from store.policy_files import PolicyFileError, PolicyRegistry
-    try:
-        with transaction(_factory()) as s:
-            p = PolicyRegistry(s).get(name, version)
-    except PolicyFileError as exc:
-        _fail(str(exc))
+    from store.policy_files import PolicyRegistry
+    with transaction(_factory()) as s:
+        p = PolicyRegistry(s).get(name, version)
 
     def show(p):
         console.print(f"[bold]{p['label']}[/bold] ({p['name']}@{p['version']}) — {p['jurisdiction']}")
@@ -338,8 +343,36 @@ def policy_check(files: list[Path] = typer.Argument(None, help="policy files (de
         except PolicyFileError as exc:
             bad += 1
             err.print(f"[red]invalid[/red] {exc}")
+    if not files:
+        bad += check_calendar_files()
     if bad:
         raise typer.Exit(2)
+
+
+def check_calendar_files(today: Optional[date] = None) -> int:
+    """`policy check`: the holiday lists (dates inside their year, no day both holiday and workday) and each
+    calendar's terms against them for the next 60 days; returns how many files are invalid."""
+    from rich.markup import escape
+
+    from machines.calendar import missing_holiday_years
+    from store.calendars import HolidayFileError, calendar_dir, holiday_files, load_calendars, read_holiday_file
+    bad = 0
+    for path in holiday_files():
+        try:
+            table = read_holiday_file(path)
+            console.print(f"[green]ok[/green] {path}: {len(table.holidays)} holidays, {len(table.workdays)} 调休 workdays")
+        except HolidayFileError as exc:
+            bad += 1
+            err.print(f"[red]invalid[/red] {escape(str(exc))}")
+    if bad:
+        return bad
+    for key, cal in load_calendars(calendar_dir()).items():
+        missing = missing_holiday_years(cal, today or now_local().date())
+        for m in missing:
+            err.print(f"[yellow]注意 warning:[/yellow] {escape(m.message)}")
+        if not missing:
+            console.print(f"[green]ok[/green] 校历 calendar {key}: holiday lists cover the next 60 days")
+    return 0
 
 
 @policy_app.command("migrate")
@@ -349,15 +382,12 @@ def policy_migrate(
 ):
     """Move open cases of a policy to a new version (logged; closed cases keep their version)."""
     from store.db import transaction
-    from store.policy_files import PolicyFileError, load_policies_into
+    from store.policy_files import load_policies_into
     from store.policy_migration import migrate_open_cases
     when = at or now_local()
-    try:
-        with transaction(_factory()) as s:
-            load_policies_into(s, now=when)
-            n = migrate_open_cases(s, name, to, actor=by, reason=reason, now=when)
-    except (PolicyFileError, ValueError) as exc:
-        _fail(str(exc))
+    with transaction(_factory()) as s:
+        load_policies_into(s, now=when)
+        n = migrate_open_cases(s, name, to, actor=by, reason=reason, now=when)
     console.print(f"{n} 件在办案件迁移至 {name}@{to} (open cases moved)")
 
 

@@ -99,6 +99,8 @@ def serve(
     engine = make_engine(url)
     try:
         init_store(engine, now=SystemClock().now())
+        from web.cli import warn_calendars
+        warn_calendars(engine, SystemClock().now())  # a term running into a year without a holiday list
     except Exception as exc:  # an old demo database, an unreachable server …
         console.print(f"[red]cannot prepare the Baoxue database {url.split('@')[-1]}: {str(exc).splitlines()[0]}[/red]\n"
                       "(a database from an older schema: rebuild it with `baoxue demo`)")

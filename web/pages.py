@@ -476,8 +476,17 @@ def accountability_csv(start: str | None = None, end: str | None = None,
 
 
 @router.get("/runs")
-def runs(request: Request, who: Principal = Depends(page(Role.county, Role.operator))):
+def runs(request: Request, who: Principal = Depends(page(Role.county, Role.operator)), db: Session = Depends(get_db),
+         now: datetime = Depends(get_now)):
     deployments = request.app.state.deployments
     found, error = recent_runs(deployments)
     ui = deployments.ui_url() if found is not None and hasattr(deployments, "ui_url") else None
-    return render(request, "runs.html", who, runs=found, ui=ui, error=error)
+    return render(request, "runs.html", who, runs=found, ui=ui, error=error, calendar_warnings=_calendar_warnings(db, now))
+
+
+def _calendar_warnings(db: Session, now: datetime) -> list[dict[str, Any]]:
+    """The operator's page: each school calendar that reaches within 60 days into a year without a holiday list."""
+    from store.calendar_watch import calendar_warnings
+    from store.calendars import calendars
+
+    return calendar_warnings(db, calendars(), now.date())
