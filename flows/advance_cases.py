@@ -28,7 +28,7 @@ from tasks.publish import publish_sweep
 from tasks.render import request_rendering
 from tasks.runtime import resolve_as_of, run_name
 from tasks.sweep import (
-    apply_escalations, batch_size as store_batch_size, check_calendars, describe_changes, mark_overdue, plan_sweep,
+    apply_escalations, apply_late_marks, batch_size as store_batch_size, check_calendars, describe_changes, mark_overdue, plan_sweep,
     publish_calendar_check, sweep_summary, write_back,
 )
 
@@ -42,6 +42,9 @@ def advance_cases(as_of: datetime | None = None, batch_size: int | None = None, 
     # 0. The calendars: a holiday list supplied since is used; a year without one within 60 days is reported,
     #    and a calendar that cannot answer today is left out (its schools named) while the others move.
     calendar_check = check_calendars(as_of)
+    # 0b. Marks sent after their day (a late morning check): applied in their place first, so that a
+    #     late absence moves a case only by the steps that were really due (store.late_marks).
+    late_marks = apply_late_marks(as_of)
     steps, skipped = plan_sweep(as_of)
 
     # 1. Escalation timers: each ladder move, in ladder order, one task run per batch.
@@ -60,7 +63,7 @@ def advance_cases(as_of: datetime | None = None, batch_size: int | None = None, 
         overdue += ids
         if len(ids) < batch_size:
             break
-    if escalated or overdue:
+    if escalated or overdue or late_marks:
         write_back()
 
     # 2b. Prevention: boarders' gate alerts and truancy tiers (seed 000 §二.3, seed 001 第六条), one set-based task.
@@ -81,7 +84,7 @@ def advance_cases(as_of: datetime | None = None, batch_size: int | None = None, 
     for k in skipped:
         logger.warning("sweep %s: calendar %s skipped (schools %s): %s", as_of, k["calendar"], k["schools"], k["reason"])
     logger.info("sweep %s: escalated %s, overdue %s", as_of, len(escalated), len(overdue))
-    return {"as_of": as_of.isoformat(), "escalated": len(escalated), "overdue": len(overdue),
+    return {"as_of": as_of.isoformat(), "late_marks": late_marks, "escalated": len(escalated), "overdue": len(overdue),
             "escalated_by_step": summary["escalated_now"], "cases_by_state": summary["cases_by_state"],
             "documents_queued": summary["documents_queued"], "rendering": rendering, "prevention": prevention,
             "watch_list": watch, "handoffs": handoffs, "skipped": skipped, "calendar_warnings": calendar_check["warnings"]}

@@ -33,6 +33,16 @@ def batch_size() -> int:
     return bulk.default_batch_size(store().kw["bind"])
 
 
+@task(name="apply_late_marks", **DB_RETRIES, cache_policy=NO_CACHE)
+def apply_late_marks(as_of: datetime) -> int:
+    """Marks sent after their day, applied in their place before anything escalates (store.late_marks);
+    one transaction under the schools' locks, so a retry or a second sweep applies each once."""
+    from store.late_marks import apply_late_marks as apply
+
+    with transaction(store()) as s:
+        return apply(s, CaseContext(s), as_of)
+
+
 @task(name="plan_sweep", **DB_RETRIES, cache_policy=NO_CACHE)
 def plan_sweep(as_of: datetime) -> tuple[list[bulk.SweepStep], list[dict]]:
     """Which ladder moves any open case could make now, per policy version and school calendar; and the

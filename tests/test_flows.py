@@ -183,3 +183,27 @@ def test_reports_reminders_and_the_spot_check_run_as_flows(county):
     check = quarterly_spot_check(as_of=datetime(2026, 11, 15, 10, 0), seed=42)
     assert check["quarter"] == "2026Q4" and check["seed"] == 42 and check["created"]
     assert quarterly_spot_check(as_of=datetime(2026, 11, 20, 10, 0), seed=7)["seed"] == 42  # sealed: no redraw
+
+
+def test_the_sweep_flow_applies_a_check_sent_late_in_its_place(county):
+    """A check for Monday sent on Wednesday is recorded by the morning_check flow and applied by the
+    advance_cases flow (the deployment the scheduler runs), not only by store.advance.advance."""
+    from flows.advance_cases import advance_cases
+    from flows.morning_check import morning_check
+
+    factory, code, pupils = county
+    x = pupils[0]
+    wed = date(2026, 11, 18)
+    morning_check(_check(code, TUE, []))
+    morning_check(_check(code, wed, []))
+    late = _check(code, MON, [(x, "缺勤")])
+    late = late.model_copy(update={"submitted_at": datetime(2026, 11, 18, 9, 0)})
+    morning_check(late)
+    with transaction(factory) as s:
+        assert s.scalar(select(func.count()).select_from(Case)) == 0  # recorded, not yet applied
+    out = advance_cases(as_of=datetime(2026, 11, 18, 9, 30), render=False)
+    assert out["late_marks"] == 1
+    with transaction(factory) as s:
+        case = s.scalars(select(Case)).one()
+        # absent Monday, present Tuesday: returned on Tuesday after one ladder step, never further
+        assert (case.opened_on, case.closed_on, case.state) == (MON, TUE, "returned")
