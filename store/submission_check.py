@@ -11,8 +11,13 @@ of them: before anything is recorded, :func:`refusal` checks
    the server itself (the county SIS export, the demo, an operator's script): only a holder of
    the secret key can sign one, and the web app never signs anything but its user's actor;
 3. the times: submitted no later than now, for a day no later than that, and at most
-   :data:`LATE_WINDOW_DAYS` school-calendar days late (``time_refusal``, which the web app
-   applies too, so that what it accepts a worker records).
+   :data:`LATE_WINDOW_DAYS` days late (``time_refusal``, which the web app applies too, so that
+   what it accepts a worker records).
+
+A census import is recorded server-side before its run starts (``census_imports``, with who
+imported it): :func:`census_refusal` checks that the run names such an import, that its
+importer is still an active office account, and that the run acts neither before the import nor
+in the future.
 """
 from __future__ import annotations
 
@@ -67,6 +72,25 @@ def submitter_refusal(session: Session, actor: str, school_codes: Iterable[str],
             Pupil.school_id == user.school_id, Pupil.class_id.in_(class_ids_of(session, user) or [-1]))))
         if nos - mine:
             return f"有 {len(nos - mine)} 名学生不在提交人所带班级 (pupils outside the head teacher's classes)"
+    return None
+
+
+OFFICE_ROLES = frozenset({Role.township, Role.county})
+
+
+def census_refusal(session: Session, import_id: int, as_of: datetime, *, now: datetime) -> str | None:
+    """Why a census-import run for ``import_id`` acting at ``as_of`` must not proceed, or None."""
+    from .census_models import CensusImport
+
+    imp = session.get(CensusImport, import_id) if 0 < import_id < 2**31 else None
+    if imp is None:
+        return f"排查导入 {import_id} 不存在 (no such census import)"
+    if imp.imported_by.startswith("user:"):
+        user = find_user(session, imp.imported_by[len("user:"):])
+        if user is None or not user.active or user.role not in OFFICE_ROLES:
+            return f"导入人 {imp.imported_by} 不存在、已停用或无权导入排查名单 (importer may not import)"
+    if as_of < imp.imported_at or as_of > now + CLOCK_SKEW:
+        return f"流程时间 {as_of} 不在导入时间 {imp.imported_at} 与当前时间之间 (as_of outside the import's window)"
     return None
 
 

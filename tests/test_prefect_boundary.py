@@ -199,3 +199,31 @@ def test_the_production_prefect_server_refuses_unauthenticated_calls(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(10)
+
+
+def test_a_census_import_run_must_name_a_recorded_import_by_an_active_office_in_its_time(county, tmp_path,
+                                                                                         monkeypatch):
+    from flows.census import census_import
+    from store import census
+    from store.census_models import CensusCase
+    from store.census_synthetic import village_register
+    from tasks.census import ImportRejected
+
+    factory, c = county
+    monkeypatch.setenv("BAOXUE_ARCHIVE_DIR", str(tmp_path / "archive"))
+    at = datetime(2026, 11, 17, 10)
+    with transaction(factory) as s:
+        reg = village_register(s, enrolled=2, unenrolled=2, exempted=0, out_of_age=0)
+        imported = census.import_census(s, reg.content, reg.filename, actor="user:township", now=at)
+    for import_id, as_of in ((imported.import_id + 1000, at), (imported.import_id, at - timedelta(days=30)),
+                             (imported.import_id, datetime.now() + timedelta(days=3))):
+        with pytest.raises(ImportRejected):
+            census_import(import_id=import_id, as_of=as_of)
+    with transaction(factory) as s:
+        s.execute(update(User).where(User.username == "township").values(active=False))
+    with pytest.raises(ImportRejected, match="停用"):
+        census_import(import_id=imported.import_id, as_of=at)
+    with transaction(factory) as s:
+        assert s.scalar(select(func.count()).select_from(CensusCase)) == 0
+        s.execute(update(User).where(User.username == "township").values(active=True))
+    assert census_import(import_id=imported.import_id, as_of=at)["opened"] == 2
