@@ -19,6 +19,7 @@ from store.accounts import (
     ADMIN_ROLES, AccountError, change_password, list_users, reset_password, revoke_own_token, set_active, tokens_of,
 )
 
+from .api import DbId
 from .auth import check_csrf
 from .deps import ApiError, Principal, api_user, get_db, get_now, page_user, roles
 
@@ -66,7 +67,7 @@ def account_password(request: Request, old: str = Form(""), new: str = Form(""),
 
 
 @router.post("/account/tokens/{token_id}/revoke")
-def account_revoke(request: Request, token_id: int, csrf: str = Form(""), who: Principal = Depends(page_user),
+def account_revoke(request: Request, token_id: DbId, csrf: str = Form(""), who: Principal = Depends(page_user),
                    db: Session = Depends(get_db), now: datetime = Depends(get_now)):
     check_csrf(who, csrf)
     if not revoke_own_token(db, who.user, token_id, now=now):
@@ -77,7 +78,7 @@ def account_revoke(request: Request, token_id: int, csrf: str = Form(""), who: P
 
 # -- administrators ---------------------------------------------------------------------------------
 def _target(db: Session, user_id: int) -> User:
-    user = db.get(User, user_id) if 0 < user_id < 2**31 else None
+    user = db.get(User, user_id)
     if user is None:
         raise ApiError(404, NO_SUCH_USER)
     return user
@@ -90,7 +91,7 @@ def admin_users(request: Request, who: Principal = Depends(admin_page), db: Sess
 
 
 @router.post("/admin/users/{user_id}/active")
-def admin_set_active(request: Request, user_id: int, active: bool = Form(...), csrf: str = Form(""),
+def admin_set_active(request: Request, user_id: DbId, active: bool = Form(...), csrf: str = Form(""),
                      who: Principal = Depends(admin_page), db: Session = Depends(get_db),
                      now: datetime = Depends(get_now)):
     check_csrf(who, csrf)
@@ -103,7 +104,7 @@ def admin_set_active(request: Request, user_id: int, active: bool = Form(...), c
 
 
 @router.post("/admin/users/{user_id}/password")
-def admin_reset_password(request: Request, user_id: int, csrf: str = Form(""), who: Principal = Depends(admin_page),
+def admin_reset_password(request: Request, user_id: DbId, csrf: str = Form(""), who: Principal = Depends(admin_page),
                          db: Session = Depends(get_db), now: datetime = Depends(get_now)):
     check_csrf(who, csrf)
     user = _target(db, user_id)
@@ -140,7 +141,7 @@ def api_tokens(who: Principal = Depends(api_user), db: Session = Depends(get_db)
 
 
 @api_router.delete("/tokens/{token_id}", status_code=204, summary="注销我的一个令牌 (revoke one of my tokens)")
-def api_revoke(token_id: int, who: Principal = Depends(api_user), db: Session = Depends(get_db),
+def api_revoke(token_id: DbId, who: Principal = Depends(api_user), db: Session = Depends(get_db),
                now: datetime = Depends(get_now)):
     if not revoke_own_token(db, who.user, token_id, now=now):
         raise ApiError(404, "令牌不存在或已注销 (no such token)")
