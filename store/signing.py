@@ -29,4 +29,4 @@ def sign(purpose: str, payload: Any, *, secret: str | None = None) -> str:
 
 
 def verify(purpose: str, payload: Any, signature: str | None, *, secret: str | None = None) -> bool:
-    return bool(signature) and hmac.compare_digest(sign(purpose, payload, secret=secret), str(signature))
+    return bool(signature) and hmac.compare_digest(sign(purpose, payload, secret=secret).encode(), str(signature).encode())

@@ -183,8 +183,9 @@ def test_one_lists_and_revokes_ones_own_tokens_and_no_one_elses(web):
     page = client.get("/account").text
     assert "学籍系统" in page and "已注销" in page
     keep_id = next(t["id"] for t in listed if t["name"] == "学籍系统")
-    r = client.post(f"/account/tokens/{keep_id}/revoke", data={"csrf": "forged"})
-    assert r.status_code == 403 and client.get("/api/me", headers=bearer(keep)).status_code == 200
+    for forged in ("forged", "令牌"):
+        r = client.post(f"/account/tokens/{keep_id}/revoke", data={"csrf": forged})
+        assert r.status_code == 403 and client.get("/api/me", headers=bearer(keep)).status_code == 200
     r = client.post(f"/account/tokens/{keep_id}/revoke", data={"csrf": form_token(client)}, follow_redirects=False)
     assert r.status_code == 303 and client.get("/api/me", headers=bearer(keep)).status_code == 401
 
@@ -227,6 +228,9 @@ def test_only_an_administrator_manages_accounts_and_none_deactivates_themselves(
 def test_login_without_the_forms_token_is_refused(web):
     client = web["client"]
     r = client.post("/login", data={"username": "teacher", "password": PASSWORD}, follow_redirects=False)
+    assert r.status_code == 403 and SESSION_COOKIE not in r.cookies
+    client.get("/login")
+    r = client.post("/login", data={"username": "teacher", "password": PASSWORD, "csrf": "令牌"}, follow_redirects=False)
     assert r.status_code == 403 and SESSION_COOKIE not in r.cookies
     # a token made with the well-known default key does not pass an app with its own key
     from store.signing import sign

@@ -41,8 +41,13 @@ LOGIN_COOKIE = "baoxue_login"  # the login form's random value (its HMAC is the 
 FORM_EXPIRED = "页面已过期，请刷新后重新提交 (form expired: reload the page)"
 
 
+def same_token(given: object, expected: str | None) -> bool:
+    """Constant-time comparison of a submitted form token (any text, even non-ASCII) with ours."""
+    return bool(given) and bool(expected) and secrets.compare_digest(str(given).encode(), expected.encode())
+
+
 def check_csrf(who: Principal, token: str | None) -> None:
-    if not token or not who.csrf or not secrets.compare_digest(str(token), who.csrf):
+    if not same_token(token, who.csrf):
         raise ApiError(403, FORM_EXPIRED)
 
 
@@ -98,7 +103,7 @@ def logout(request: Request, csrf: str = Form(""), db: Session = Depends(get_db)
     raw = request.cookies.get(SESSION_COOKIE)
     found = session_user(db, raw, now=now, hours=settings_of(request).session_hours)
     if found is not None:
-        if not csrf or not secrets.compare_digest(csrf, found[1].csrf_token):
+        if not same_token(csrf, found[1].csrf_token):
             raise ApiError(403, FORM_EXPIRED)
         end_session(db, raw)
         db.commit()
