@@ -126,11 +126,11 @@ def submissions(plan: Plan, n: int, day: date, schools: list[str], at: datetime)
     if n > 1:
         marks = [MarkRow(student_no=no, status=st, school_code=plan.school_of[no]) for no, st in sorted(listed.items())]
         return [MorningCheckSubmission(day=day, school_code=None, marks=marks, source="sis", submitted_by="demo:sis",
-                                       submitted_at=at, complete=True, schools=schools)]
-    return [MorningCheckSubmission(
+                                       submitted_at=at, complete=True, schools=schools).signed()]
+    return [MorningCheckSubmission(  # signed as the web app signs (the flow refuses an unsigned one)
         day=day, school_code=code, source=SOURCES[i % len(SOURCES)], submitted_by=f"demo:{code}",
         submitted_at=at + timedelta(minutes=i),
-        marks=[MarkRow(student_no=no, status=st) for no, st in sorted(listed.items()) if plan.school_of[no] == code])
+        marks=[MarkRow(student_no=no, status=st) for no, st in sorted(listed.items()) if plan.school_of[no] == code]).signed()
         for i, code in enumerate(schools)]
 
 

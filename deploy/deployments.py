@@ -111,10 +111,14 @@ def serve(names: list[str] | None = None, limit: int | None = None) -> None:
 
 
 def trigger_morning_check(submission: dict, *, wait: bool = False, timeout: float | None = None):
-    """Start a ``morning-check`` run with ``submission`` (for the web page, the API and the CLI)."""
+    """Start a ``morning-check`` run with ``submission``, signed with this host's secret_key (the
+    flow refuses an unsigned one; see tasks.intake.verify_submission)."""
     from prefect.deployments import run_deployment
 
-    return run_deployment(spec("morning-check").full_name, parameters={"submission": submission},
+    from tasks.intake import MorningCheckSubmission
+
+    signed = MorningCheckSubmission(**submission).signed().model_dump(mode="json", exclude_none=True)
+    return run_deployment(spec("morning-check").full_name, parameters={"submission": signed},
                           timeout=timeout if wait else 0, as_subflow=False)
 
 

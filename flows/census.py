@@ -14,7 +14,9 @@ from datetime import datetime
 
 from prefect import flow, get_run_logger
 
-from tasks.census import census_summary, close_enrolled, issue_enrolment_notices, open_census_cases, sync_handoffs
+from tasks.census import (
+    census_summary, close_enrolled, issue_enrolment_notices, open_census_cases, sync_handoffs, verify_import,
+)
 from tasks.runtime import resolve_as_of, run_name
 
 
@@ -22,6 +24,7 @@ from tasks.runtime import resolve_as_of, run_name
 def census_import(import_id: int, as_of: datetime | None = None) -> dict:
     logger = get_run_logger()
     as_of = resolve_as_of(as_of)
+    verify_import(import_id, as_of)  # a run started through the Prefect API names a real import, in its time
     closed = close_enrolled(as_of)
     opened = open_census_cases(import_id, as_of)
     documents = issue_enrolment_notices(opened, as_of) if opened else []

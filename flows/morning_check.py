@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from tasks.intake import MorningCheckSubmission, record_school_checks, validate_submission
+from tasks.intake import MorningCheckSubmission, record_school_checks, validate_submission, verify_submission
 from tasks.publish import publish_morning_check
 from tasks.runtime import resolve_as_of
 
@@ -25,7 +25,10 @@ def morning_check(submission: MorningCheckSubmission) -> dict:
     logger = get_run_logger()
     now = resolve_as_of(submission.submitted_at)
 
-    # 1. The submission must name real schools and known attendance marks.
+    # 1. Signed by the web app, from an account that may act on those schools, for a day within
+    #    policy (a run started straight through the Prefect API is refused here); then it must
+    #    name real schools and known attendance marks.
+    verify_submission(submission)
     sheets = validate_submission(submission)
 
     # 2. Each school's check: unexcused absences open a case or extend its streak, pupils who are

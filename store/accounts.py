@@ -14,6 +14,12 @@ operator        系统运维                  no pupil data: accounts, runs, rep
 
 Which events an account may fire on a case it can read is :data:`ROLE_EVENTS`; a policy that
 names a role for an action (``[actions.x] role = …``) narrows it further (:func:`may_fire`).
+
+Account administration (:data:`ADMIN_ROLES`: the county bureau and the operators) deactivates and
+reactivates accounts and resets passwords; everyone changes their own password and lists and
+revokes their own API tokens. A new password, a reset or a deactivation ends every session and
+revokes every token of the account. Failed logins are counted by the database itself (one
+``UPDATE … RETURNING``), so parallel guesses lock the account like sequential ones.
 """
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ from enum import Enum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from machines.policy import Policy
@@ -88,6 +94,9 @@ SESSION_HOURS = 12
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
 TOKEN_PREFIX = "bx_"
+TOKEN_DAYS = 90        # a new token's lifetime unless asked otherwise
+TOKEN_MAX_DAYS = 365   # the longest a token may live (the web app's setting may lower it)
+ADMIN_ROLES = frozenset({Role.county, Role.operator})
 
 # argon2id with the library's defaults (RFC 9106 low-memory profile); tests may swap in a cheaper one.
 hasher = PasswordHasher()
@@ -157,36 +166,118 @@ def _check_place(session, role, school_id, township_id, class_ids, staff_id) -> 
     return None, None
 
 
-def set_password(session: Session, user: User, password: str) -> None:
+def end_access(session: Session, user: User, *, now: datetime) -> None:
+    """End every browser session and revoke every API token of ``user``."""
+    session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
+    session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+                    .values(revoked_at=now))
+
+
+def set_password(session: Session, user: User, password: str, *, now: datetime) -> None:
+    """A new password (own change or an administrator's reset): every session and token ends."""
     user.password_hash = hash_password(password)
     user.failed_logins, user.locked_until = 0, None
-    session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
+    end_access(session, user, now=now)
+
+
+def change_password(session: Session, user: User, *, old: str, new: str, now: datetime) -> None:
+    """The user's own change: the current password is asked for again."""
+    if not _password_matches(user, old):
+        raise AccountError("当前密码不正确 (current password is wrong)")
+    if old == new:
+        raise AccountError("新密码不能与当前密码相同 (the new password must differ)")
+    set_password(session, user, new, now=now)
+
+
+def _password_matches(user: User, password: str) -> bool:
+    try:
+        return bool(user.password_hash) and hasher.verify(user.password_hash, password or "")
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def authenticate(session: Session, *, username: str, password: str, now: datetime) -> User | None:
-    """The active user with this name and password, or None. Repeated failures lock the account."""
+    """The active, unlocked user with this name and password, or None. Every refusal takes as long
+    and looks the same to the caller (unknown name, wrong password, locked or disabled account).
+
+    The failure count is kept by the database: ``failed_logins = failed_logins + 1 … RETURNING``
+    (PostgreSQL holds the row lock to commit), so N parallel wrong guesses count N; the
+    MAX_FAILED_LOGINS-th locks the account for LOCKOUT. A right password clears the count only if
+    the account is not locked at that moment (one conditional UPDATE), so a lock set by a
+    parallel guess is never undone by a login racing it."""
     user = session.scalar(select(User).where(func.lower(User.username) == (username or "").strip().lower()))
     if user is None or not user.active or not user.password_hash:
         hasher.hash("timing-equaliser")  # answer as slowly as for a real user
         return None
-    if user.locked_until and user.locked_until > now:
+    if not _password_matches(user, password):
+        _count_failure(session, user, now)
         return None
-    try:
-        hasher.verify(user.password_hash, password or "")
-    except (VerificationError, InvalidHashError):
-        user.failed_logins += 1
-        if user.failed_logins >= MAX_FAILED_LOGINS:
-            user.locked_until, user.failed_logins = now + LOCKOUT, 0
+    users = User.__table__
+    cleared = session.execute(
+        update(users).where(users.c.id == user.id, users.c.active.is_(True),
+                            or_(users.c.locked_until.is_(None), users.c.locked_until <= now))
+        .values(failed_logins=0, locked_until=None, last_login_at=now).returning(users.c.id)).first()
+    session.expire(user, ["failed_logins", "locked_until", "last_login_at", "active"])
+    if cleared is None:  # locked (perhaps a moment ago, by a parallel guess)
         return None
     if hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hasher.hash(password)
-    user.failed_logins, user.locked_until, user.last_login_at = 0, None, now
     return user
+
+
+def _count_failure(session: Session, user: User, now: datetime) -> None:
+    users = User.__table__
+    count = session.execute(update(users).where(users.c.id == user.id)
+                            .values(failed_logins=users.c.failed_logins + 1)
+                            .returning(users.c.failed_logins)).scalar_one()
+    if count >= MAX_FAILED_LOGINS:
+        session.execute(update(users).where(users.c.id == user.id)
+                        .values(failed_logins=0, locked_until=now + LOCKOUT))
+    session.expire(user, ["failed_logins", "locked_until"])
 
 
 def is_locked(session: Session, username: str, now: datetime) -> bool:
     until = session.scalar(select(User.locked_until).where(func.lower(User.username) == (username or "").strip().lower()))
     return until is not None and until > now
+
+
+def set_active(session: Session, user: User, active: bool, *, now: datetime, by: User | None = None) -> None:
+    """An administrator (``by``; None: the server's command line) deactivates or reactivates an
+    account; a deactivated one loses its sessions and tokens at once (reactivating gives none
+    back). Nobody deactivates themselves."""
+    if by is not None:
+        require_admin(by)
+    if by is not None and user.id == by.id and not active:
+        raise AccountError("不能停用自己的账号 (you cannot deactivate your own account)")
+    user.active = active
+    if not active:
+        end_access(session, user, now=now)
+    else:
+        user.failed_logins, user.locked_until = 0, None
+
+
+def reset_password(session: Session, user: User, *, now: datetime, by: User | None = None,
+                   password: str | None = None) -> str:
+    """An administrator (``by``; None: the server's command line) sets a new password, a random
+    one when none is given (shown once)."""
+    if by is not None:
+        require_admin(by)
+    password = password or secrets.token_urlsafe(12)
+    set_password(session, user, password, now=now)
+    return password
+
+
+def require_admin(user: User) -> None:
+    if Role(user.role) not in ADMIN_ROLES or not user.active:
+        raise AccountError("只有县教育局或系统运维账号可以管理账号 (only an account administrator may do this)")
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.role, User.username)))
+
+
+def find_user(session: Session, username: str) -> User | None:
+    return session.scalar(select(User).where(func.lower(User.username) == (username or "").strip().lower()))
 
 
 def start_session(session: Session, user: User, *, now: datetime, hours: int = SESSION_HOURS) -> tuple[str, LoginSession]:
@@ -221,20 +312,39 @@ def end_session(session: Session, raw: str | None) -> None:
         session.execute(delete(LoginSession).where(LoginSession.token_sha256 == _sha256(raw)))
 
 
-def issue_token(session: Session, user: User, *, name: str, now: datetime, days: int | None = None) -> str:
-    """A new API token for ``user``; the raw value is returned once and stored only hashed."""
+def issue_token(session: Session, user: User, *, name: str, now: datetime, days: int = TOKEN_DAYS,
+                max_days: int = TOKEN_MAX_DAYS) -> str:
+    """A new API token for ``user``, valid ``days`` (1…``max_days``: no token lives for ever); the
+    raw value is returned once and stored only hashed."""
+    if not isinstance(days, int) or not 1 <= days <= max_days:
+        raise AccountError(f"令牌有效期须为 1 至 {max_days} 天 (a token lives 1 to {max_days} days)")
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id, name=name[:64], token_sha256=_sha256(raw), prefix=raw[:10], created_at=now,
-                         expires_at=now + timedelta(days=days) if days else None))
+    session.add(ApiToken(user_id=user.id, name=(name or "api")[:64], token_sha256=_sha256(raw), prefix=raw[:10],
+                         created_at=now, expires_at=now + timedelta(days=days)))
     session.flush()
     return raw
+
+
+def tokens_of(session: Session, user: User) -> list[ApiToken]:
+    """The account's tokens, newest first (revoked and expired ones included, marked as such)."""
+    return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)
+                                .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())))
+
+
+def revoke_own_token(session: Session, user: User, token_id: int, *, now: datetime) -> bool:
+    """Revoke one of ``user``'s own tokens by its id; False if it is not theirs or already revoked."""
+    token = session.get(ApiToken, token_id)
+    if token is None or token.user_id != user.id or token.revoked_at is not None:
+        return False
+    token.revoked_at = now
+    return True
 
 
 def token_user(session: Session, raw: str | None, *, now: datetime) -> User | None:
     if not raw or not raw.startswith(TOKEN_PREFIX):
         return None
     token = session.scalar(select(ApiToken).where(ApiToken.token_sha256 == _sha256(raw)))
-    if token is None or token.revoked_at is not None or (token.expires_at and token.expires_at <= now):
+    if token is None or token.revoked_at is not None or token.expires_at is None or token.expires_at <= now:
         return None
     user = session.get(User, token.user_id)
     if user is None or not user.active:
@@ -363,7 +473,7 @@ def seed_demo_accounts(session: Session, *, now: datetime, password: str | None 
         if user is None:
             create_user(session, username=username, password=secret, role=role, display_name=display, now=now, **place)
         else:
-            set_password(session, user, secret)
+            set_password(session, user, secret, now=now)
             user.active = True
         out.append(DemoAccount(username, secret, role.value, display, where))
     session.flush()

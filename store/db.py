@@ -6,11 +6,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
+from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_DB = Path("out") / "baoxue.db"
+DEFAULT_SECRET_KEY = "change-me-in-production"
 
 
 class Settings(BaseSettings):
@@ -23,7 +25,15 @@ class Settings(BaseSettings):
     calendar_dir: Path | None = None   # default: the shipped deploy/calendars
     archive_dir: Path = Path("out") / "archive"
     font_dir: Path | None = None       # a bureau's licensed fonts (方正小标宋, 仿宋_GB2312)
-    secret_key: str = "change-me-in-production"
+    secret_key: str = DEFAULT_SECRET_KEY  # signs the login form and what the web app hands to a worker
+    production: bool = False  # BAOXUE_PRODUCTION=1: refuse to start with the default or a short secret_key
+
+    @model_validator(mode="after")
+    def _real_secret_in_production(self) -> "Settings":
+        if self.production and (self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < 32):
+            raise ValueError("BAOXUE_SECRET_KEY must be set to a random value of at least 32 characters in production "
+                             "(生产环境须设置 BAOXUE_SECRET_KEY，至少 32 位随机字符)")
+        return self
 
 
 @lru_cache

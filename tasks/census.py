@@ -14,9 +14,25 @@ from prefect.cache_policies import NO_CACHE
 from store import census, handoffs
 from store.db import transaction
 
-from .runtime import DB_RETRIES, store
+from .runtime import DB_RETRIES, clock, store
 
 ACTOR = "system:census"
+
+
+class ImportRejected(ValueError):
+    pass
+
+
+@task(name="verify_census_import", cache_policy=NO_CACHE)
+def verify_import(import_id: int, as_of: datetime) -> None:
+    """Refuse a run for an import that was never recorded, whose importer may no longer import,
+    or acting before the import or in the future (``store.submission_check.census_refusal``)."""
+    from store.submission_check import census_refusal
+
+    with transaction(store()) as s:
+        why = census_refusal(s, import_id, as_of, now=clock().now())
+    if why is not None:
+        raise ImportRejected(why)
 
 
 @task(name="close_enrolled_census_cases", **DB_RETRIES, cache_policy=NO_CACHE)

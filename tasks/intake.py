@@ -3,6 +3,11 @@
 Idempotency key: the submission's content hash (``store.intake.content_hash``): recording the same
 school's same marks for the same day again is recognised and changes nothing, so a retried task
 or a duplicated flow run opens no case twice.
+
+Nothing in a submission is taken on trust (anyone who reaches the Prefect API can start a run):
+:func:`verify_submission` refuses one the web app did not sign, one whose submitter may not act
+on those schools or pupils, and one whose day or time is outside policy
+(``store.submission_check``), before anything is recorded.
 """
 from __future__ import annotations
 
@@ -19,8 +24,10 @@ from store.context import CaseContext
 from store.db import transaction
 from store.intake import IntakeError, IntakeResult, MarkIn, normalise_status, record_morning_check, record_morning_checks
 from store.models import School
+from store.signing import sign
+from store.submission_check import PURPOSE, refusal
 
-from .runtime import DB_RETRIES, store
+from .runtime import DB_RETRIES, clock, store
 
 
 class MarkRow(BaseModel):
@@ -42,6 +49,15 @@ class MorningCheckSubmission(BaseModel):
     submitted_by: str = "unknown"
     submitted_at: datetime | None = None
     complete: bool = Field(True, description="a whole check: pupils not listed are present")
+    signature: str | None = Field(None, description="the web app's HMAC of the other fields; unsigned is refused")
+
+    def content(self) -> dict:
+        """What the signature covers: every field but the signature, as JSON values."""
+        return self.model_dump(mode="json", exclude={"signature"})
+
+    def signed(self, secret: str | None = None) -> "MorningCheckSubmission":
+        """This submission signed with ``secret`` (default: the settings' secret_key)."""
+        return self.model_copy(update={"signature": sign(PURPOSE, self.content(), secret=secret)})
 
 
 class SchoolSheet(BaseModel):
@@ -51,6 +67,16 @@ class SchoolSheet(BaseModel):
 
 class SubmissionRejected(ValueError):
     pass
+
+
+@task(name="verify_submission", cache_policy=NO_CACHE)
+def verify_submission(submission: MorningCheckSubmission) -> None:
+    """Refuse (record nothing) a submission not signed by the web app, from an account that does
+    not exist, is deactivated or may not act on its schools, or for a day outside policy."""
+    with transaction(store()) as s:
+        why = refusal(s, submission.content(), submission.signature, now=clock().now())
+    if why is not None:
+        raise SubmissionRejected(why)
 
 
 @task(name="validate_submission", cache_policy=NO_CACHE)

@@ -103,10 +103,12 @@ def test_user_add_creates_an_account_that_can_log_in(county):
     engine = make_engine(county)
     with session_factory(engine)() as s:
         school = s.scalar(select(School.code))
-    out = baoxue(county, "user", "add", "li", "--role", "school_staff", "--school", school, "--name", "李老师",
-                 "--password", "s3cret-pass")
-    assert "created" in out
-    baoxue(county, "user", "add", "x", "--role", "school_staff", "--school", "NOPE", "--password", "p", code=1)
+    result = runner.invoke(app, ["--db", county, "user", "add", "li", "--role", "school_staff", "--school", school,
+                                 "--name", "李老师", "--password-stdin"], input="s3cret-pass\n")
+    assert result.exit_code == 0 and "created" in result.output, result.output
+    result = runner.invoke(app, ["--db", county, "user", "add", "x", "--role", "school_staff", "--school", "NOPE",
+                                 "--password-stdin"], input="s3cret-pass\n")
+    assert result.exit_code == 1, result.output
     from datetime import datetime
     with session_factory(engine)() as s:
         assert authenticate(s, username="li", password="s3cret-pass", now=datetime(2026, 11, 23, 9)) is not None

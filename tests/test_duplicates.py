@@ -279,7 +279,7 @@ def test_the_morning_check_flow_run_three_times_records_once(fresh_db, prefect_h
         return MorningCheckSubmission(day=TUE, school_code=code, source="api", submitted_by="班主任",
                                       submitted_at=datetime(2026, 11, 17, 8, minute),
                                       marks=[MarkRow(student_no=pupils[0], status="缺勤"),
-                                             MarkRow(student_no=pupils[1], status="病假")])
+                                             MarkRow(student_no=pupils[1], status="病假")]).signed()
 
     outs = []
     with no_heartbeat(), using(fresh_db):

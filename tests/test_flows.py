@@ -46,7 +46,7 @@ def _counts(factory) -> dict:
 def _check(code, day, marks, **kw) -> MorningCheckSubmission:
     return MorningCheckSubmission(day=day, school_code=code, source="api", submitted_by="班主任",
                                   submitted_at=datetime.combine(day, datetime.min.time()).replace(hour=8),
-                                  marks=[MarkRow(student_no=n, status=s) for n, s in marks], **kw)
+                                  marks=[MarkRow(student_no=n, status=s) for n, s in marks], **kw).signed()
 
 
 def test_morning_check_opens_exactly_the_unexcused_absences_and_returns_who_is_back(county):
@@ -76,7 +76,7 @@ def test_a_county_sis_export_is_split_by_school_and_unknown_schools_are_refused(
 
     factory, code, pupils = county
     sis = MorningCheckSubmission(day=MON, source="sis", schools=[code], submitted_at=datetime(2026, 11, 16, 8),
-                                 marks=[MarkRow(student_no=pupils[0], status="缺勤", school_code=code)])
+                                 marks=[MarkRow(student_no=pupils[0], status="缺勤", school_code=code)]).signed()
     assert morning_check(sis)["opened"] == 1
     bad = MorningCheckSubmission(day=MON, source="sis", marks=[MarkRow(student_no="X", status="缺勤", school_code="NOPE")])
     with pytest.raises(SubmissionRejected):
@@ -197,7 +197,7 @@ def test_the_sweep_flow_applies_a_check_sent_late_in_its_place(county):
     morning_check(_check(code, TUE, []))
     morning_check(_check(code, wed, []))
     late = _check(code, MON, [(x, "缺勤")])
-    late = late.model_copy(update={"submitted_at": datetime(2026, 11, 18, 9, 0)})
+    late = late.model_copy(update={"submitted_at": datetime(2026, 11, 18, 9, 0)}).signed()
     morning_check(late)
     with transaction(factory) as s:
         assert s.scalar(select(func.count()).select_from(Case)) == 0  # recorded, not yet applied

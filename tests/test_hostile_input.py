@@ -30,7 +30,7 @@ from store.db import Settings
 from store.models import Pupil, School
 from store.roster import import_roster
 from store.tabular import FORMULA_START, TableError, XLSX_MAX_UNPACKED, csv_safe, read_table, xlsx_safe
-from tests.web_support import MONDAY, Clock, build_county, pupils_of_class, in_process_app
+from tests.web_support import MONDAY, Clock, build_county, in_process_app, page_login, pupils_of_class
 from web.app import create_app
 from web.services import InProcess
 
@@ -455,7 +455,7 @@ def test_sql_injection_at_the_login_is_just_a_wrong_password(web, capsys):
     client, n = web["client"], 0
     for evil in SQLI + ["admin'--", "' OR ''='", "\x00", "a" * 5000]:
         client.cookies.clear()
-        r = client.post("/login", data={"username": evil, "password": evil}, follow_redirects=False)
+        r = page_login(client, evil, evil, follow_redirects=False)
         assert r.status_code in (401, 422) and "用户名或密码不正确" in r.text or r.status_code == 422, (evil, r.status_code)
         r = client.post("/api/auth/token", json={"username": evil, "password": "' OR '1'='1"})
         assert r.status_code in (401, 422), (evil, r.status_code)
@@ -484,7 +484,7 @@ def test_morning_check_upload_with_unknown_pupils_and_bad_dates(web):
     assert len(body["opened_case_ids"]) == 1
     r = client.post("/api/morning-checks", headers=bearer(web, "teacher"),
                     json={"day": "0387-01-05", "marks": [{"student_no": pupils[1], "status": "缺勤"}]})
-    assert r.status_code == 422 and "校历" in r.json()["message"]  # was a 500 (no calendar for year 387)
+    assert r.status_code == 422 and "补报期限" in r.json()["message"]  # was a 500; now past the late window (issue 14)
 
 
 def test_morning_check_json_each_bad_row_reported_good_rows_kept(web, capsys):

@@ -31,7 +31,7 @@ def _harness(prefect_harness):
 def _file(day, marks, schools) -> MorningCheckSubmission:
     return MorningCheckSubmission(day=day, source="sis", submitted_by="县学籍系统", schools=schools,
                                   submitted_at=datetime.combine(day, datetime.min.time()).replace(hour=8),
-                                  marks=[MarkRow(student_no=n, status=s, school_code=c) for c, n, s in marks])
+                                  marks=[MarkRow(student_no=n, status=s, school_code=c) for c, n, s in marks]).signed()
 
 
 def _count(factory, model) -> int:

@@ -111,9 +111,9 @@ def run_the_flows(factory, code: str, pupils: list[str]) -> None:
         away = absent if n < 2 else absent[1:]  # the first pupil is back on Wednesday
         marks = [MarkRow(student_no=p, status="缺勤", reason="family") for p in away]
         marks += [MarkRow(student_no=sick, status="病假"), MarkRow(student_no="NOT-OURS-1", status="缺勤")]
-        morning_check(MorningCheckSubmission(day=day, school_code=code, source="api", submitted_by="user:teacher",
+        morning_check(MorningCheckSubmission(day=day, school_code=code, source="api", submitted_by="privacy-test",
                                              submitted_at=datetime.combine(day, datetime.min.time()).replace(hour=8),
-                                             marks=marks))
+                                             marks=marks).signed())
         if n == 0:  # a county export naming a school that does not exist: the run fails, saying which
             with pytest.raises(Exception):
                 morning_check(MorningCheckSubmission(day=day, source="sis", marks=[

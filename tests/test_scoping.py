@@ -46,6 +46,12 @@ ROUTES = {
     ("GET", "/login"): "open", ("POST", "/login"): "open", ("POST", "/logout"): "open",
     ("POST", "/api/auth/token"): "open", ("DELETE", "/api/auth/token"): "open", ("GET", "/favicon.ico"): "open",
     ("GET", "/"): "open",
+    # one's own account and the administrators' page: no pupil data (tests/test_accounts_product.py)
+    ("GET", "/account"): "open", ("POST", "/account/password"): "open", ("POST", "/account/tokens/{token_id}/revoke"): "open",
+    ("GET", "/admin/users"): "open", ("POST", "/admin/users/{user_id}/active"): "open",
+    ("POST", "/admin/users/{user_id}/password"): "open",
+    ("GET", "/api/auth/tokens"): "open", ("DELETE", "/api/auth/tokens/{token_id}"): "open",
+    ("POST", "/api/auth/password"): "open",
     ("GET", "/api/me"): "list",
     ("POST", "/api/roster"): "school",
     ("POST", "/api/morning-checks"): "school", ("POST", "/api/morning-checks/upload"): "school",

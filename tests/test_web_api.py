@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from store.advance import advance
 from store.db import Settings
 from store.models import AttendanceMark, Case, CaseEvent, Submission
-from tests.web_support import MONDAY, PASSWORD, Clock, build_county, pupils_of_class, in_process_app
+from tests.web_support import MONDAY, PASSWORD, Clock, build_county, form_token, in_process_app, page_login, pupils_of_class
 from web.app import create_app
 from web.deps import SESSION_COOKIE
 from web.services import RunStarted
@@ -75,31 +75,31 @@ def test_login_sends_each_role_home_and_logout_ends_the_session(web):
     for username, home in [("teacher", "/teacher"), ("school", "/school"), ("township", "/stuck"),
                            ("county", "/overview"), ("operator", "/runs")]:
         client.cookies.clear()
-        r = client.post("/login", data={"username": username, "password": PASSWORD}, follow_redirects=False)
+        r = page_login(client, username, PASSWORD, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == home
         assert client.get(home).status_code == 200
-    client.post("/logout", follow_redirects=False)
+    client.post("/logout", data={"csrf": form_token(client)}, follow_redirects=False)
     r = client.get("/overview", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/login?next=/overview")
 
 
 def test_a_wrong_password_is_answered_in_chinese_and_repeated_failures_lock_the_account(web):
     client = web["client"]
-    r = client.post("/login", data={"username": "teacher", "password": "wrong-password"})
+    r = page_login(client, "teacher", "wrong-password")
     assert r.status_code == 401 and "用户名或密码不正确" in r.text
     for _ in range(5):
-        client.post("/login", data={"username": "teacher", "password": "wrong-password"})
-    r = client.post("/login", data={"username": "teacher", "password": PASSWORD})
-    assert r.status_code == 401 and "锁定" in r.text
+        page_login(client, "teacher", "wrong-password")
+    r = page_login(client, "teacher", PASSWORD)
+    assert r.status_code == 401 and "用户名或密码不正确" in r.text  # locked: the same answer as a wrong password
     web["clock"].at = MONDAY.replace(hour=9)  # the lock lasts 15 minutes
-    r = client.post("/login", data={"username": "teacher", "password": PASSWORD}, follow_redirects=False)
+    r = page_login(client, "teacher", PASSWORD, follow_redirects=False)
     assert r.status_code == 303
 
 
 def test_a_page_asked_for_without_login_redirects_and_an_expired_session_is_refused(web):
     client = web["client"]
     assert client.get("/cases/1", follow_redirects=False).headers["location"] == "/login?next=/cases/1"
-    client.post("/login", data={"username": "teacher", "password": PASSWORD}, follow_redirects=False)
+    page_login(client, "teacher", PASSWORD, follow_redirects=False)
     web["clock"].at = datetime(2026, 11, 18, 8, 0)  # 48 hours later: past the 12-hour session
     assert client.get("/teacher", follow_redirects=False).status_code == 303
 
@@ -120,7 +120,7 @@ def test_an_api_token_is_issued_for_a_password_and_can_be_revoked(web):
 def test_a_page_form_without_its_csrf_token_is_refused(web):
     client = web["client"]
     client.cookies.set(SESSION_COOKIE, "")
-    client.post("/login", data={"username": "teacher", "password": PASSWORD}, follow_redirects=False)
+    page_login(client, "teacher", PASSWORD, follow_redirects=False)
     case_id = open_case(web, web["pupils"][0])
     r = client.post(f"/cases/{case_id}/act", data={"event": "record_phone_call"}, headers={"accept": "text/html"})
     assert r.status_code == 403 and "页面已过期" in r.text
@@ -329,7 +329,7 @@ def test_an_uploaded_file_and_the_page_form_start_the_deployment_too(web):
     r = upload(web, "school", sheet, "a.csv")
     assert r.status_code == 202 and r.json()["mode"] == "run"
     client = web["client"]
-    client.post("/login", data={"username": "teacher", "password": PASSWORD})
+    page_login(client, "teacher", PASSWORD)
     csrf = client.get("/morning-check").text.split('name="csrf" value="')[1].split('"')[0]
     r = client.post("/morning-check/upload", data={"csrf": csrf, "day": "2026-11-16"},
                     files={"file": ("b.csv", sheet, "text/csv")})

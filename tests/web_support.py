@@ -203,3 +203,14 @@ def login(browser, base: str, username: str):
     page.fill("input[name=password]", PASSWORD)
     page.click("button:has-text('登 录')")
     return page
+
+
+def page_login(client, username: str, password: str = PASSWORD, **kw):
+    """POST /login as the browser does: the form's token comes with the login page (and its cookie)."""
+    csrf = client.get("/login").text.split('name="csrf" value="')[1].split('"')[0]
+    return client.post("/login", data={"username": username, "password": password, "csrf": csrf}, **kw)
+
+
+def form_token(client, path: str = "/account") -> str:
+    """The CSRF token of the signed-in session, as a page's forms carry it."""
+    return client.get(path).text.split('name="csrf" value="')[1].split('"')[0]

@@ -391,18 +391,40 @@ def policy_migrate(
     console.print(f"{n} 件在办案件迁移至 {name}@{to} (open cases moved)")
 
 
+def _read_password(from_stdin: bool) -> str:
+    """A password from stdin (``--password-stdin``: the first line) or typed twice at a hidden
+    prompt; never from the command line, where every user of the host can read it (ps, history)."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return typer.prompt("密码 password", hide_input=True, confirmation_prompt=True)
+
+
+def _account(s, username: str):
+    from store.accounts import find_user
+
+    user = find_user(s, username)
+    if user is None:
+        _fail(f"账号 {username} 不存在 (no such account)")
+    return user
+
+
+PASSWORD_STDIN = typer.Option(False, "--password-stdin", help="read the password from stdin (first line), not a prompt")
+
+
 @user_app.command("add")
 def user_add(
     username: str, role: str = typer.Option(..., help="head_teacher | school_staff | township | county | operator"),
     name: Optional[str] = typer.Option(None, help="显示名"), school: Optional[str] = typer.Option(None, help="学校代码"),
     township: Optional[str] = typer.Option(None, help="乡镇代码"), klass: list[str] = typer.Option([], "--class", help="班级名称 (repeat)"),
-    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
+    password_stdin: bool = PASSWORD_STDIN,
 ):
-    """Add an account: a head teacher needs --school and --class, school staff --school, township --township."""
+    """Add an account: a head teacher needs --school and --class, school staff --school, township --township.
+    The password is asked for (hidden, twice) or read from stdin with --password-stdin."""
     from sqlalchemy import select
     from store.accounts import create_user
     from store.db import transaction
     from store.models import Jurisdiction, School, SchoolClass
+    password = _read_password(password_stdin)
     try:
         with transaction(_factory()) as s:
             school_row = s.scalar(select(School).where(School.code == school)) if school else None
@@ -421,6 +443,96 @@ def user_add(
             console.print(f"账号已创建 created: {user.username} ({role})")
     except ValueError as exc:
         _fail(str(exc))
+
+
+@user_app.command("passwd")
+def user_passwd(username: str, password_stdin: bool = PASSWORD_STDIN):
+    """Set a new password (prompt or --password-stdin): every session and API token of the account ends."""
+    from store.accounts import AccountError, reset_password
+    from store.db import transaction
+    password = _read_password(password_stdin)
+    try:
+        with transaction(_factory()) as s:
+            reset_password(s, _account(s, username), now=now_local(), password=password)
+    except AccountError as exc:
+        _fail(str(exc))
+    console.print(f"密码已更新，{username} 的登录和令牌均已失效 (password set; sessions and tokens ended)")
+
+
+def _set_active(username: str, active: bool) -> None:
+    from store.accounts import set_active
+    from store.db import transaction
+    with transaction(_factory()) as s:
+        set_active(s, _account(s, username), active, now=now_local())
+    console.print(f"{username}: " + ("已启用 active" if active else "已停用，登录和令牌均已失效 deactivated"))
+
+
+@user_app.command("deactivate")
+def user_deactivate(username: str):
+    """Deactivate an account: it can no longer log in, its sessions end and its tokens are revoked."""
+    _set_active(username, False)
+
+
+@user_app.command("activate")
+def user_activate(username: str):
+    """Reactivate an account (its old tokens stay revoked; it logs in with its password)."""
+    _set_active(username, True)
+
+
+@user_app.command("list")
+def user_list(json_out: bool = typer.Option(False, "--json")):
+    """Every account with its role, place and state."""
+    from store.accounts import list_users
+    from store.db import transaction
+    now = now_local()
+    with transaction(_factory()) as s:
+        rows = [{"username": u.username, "display_name": u.display_name, "role": u.role, "active": u.active,
+                 "locked": bool(u.locked_until and u.locked_until > now), "last_login_at": u.last_login_at}
+                for u in list_users(s)]
+
+    def show(data):
+        table = Table(title="账号 accounts")
+        for c in ("username", "display_name", "role", "active", "locked", "last_login_at"):
+            table.add_column(c)
+        for r in data:
+            table.add_row(*(str(r[c] if r[c] is not None else "") for c in
+                            ("username", "display_name", "role", "active", "locked", "last_login_at")))
+        console.print(table)
+    _emit(rows, json_out, show)
+
+
+@user_app.command("tokens")
+def user_tokens(username: str, json_out: bool = typer.Option(False, "--json")):
+    """The account's API tokens (prefix, purpose, expiry, state); the tokens themselves are stored only hashed."""
+    from store.accounts import tokens_of
+    from store.db import transaction
+    now = now_local()
+    with transaction(_factory()) as s:
+        rows = [{"id": t.id, "name": t.name, "prefix": t.prefix, "created_at": t.created_at, "expires_at": t.expires_at,
+                 "last_used_at": t.last_used_at,
+                 "status": "revoked" if t.revoked_at else "expired" if t.expires_at and t.expires_at <= now else "active"}
+                for t in tokens_of(s, _account(s, username))]
+
+    def show(data):
+        table = Table(title=f"{username} 的访问令牌 tokens")
+        for c in ("id", "name", "prefix", "expires_at", "last_used_at", "status"):
+            table.add_column(c)
+        for r in data:
+            table.add_row(*(str(r[c] if r[c] is not None else "") for c in
+                            ("id", "name", "prefix", "expires_at", "last_used_at", "status")))
+        console.print(table)
+    _emit(rows, json_out, show)
+
+
+@user_app.command("revoke-token")
+def user_revoke_token(username: str, token_id: int = typer.Argument(..., help="id from `baoxue user tokens`")):
+    """Revoke one API token of the account."""
+    from store.accounts import revoke_own_token
+    from store.db import transaction
+    with transaction(_factory()) as s:
+        if not revoke_own_token(s, _account(s, username), token_id, now=now_local()):
+            _fail(f"令牌 {token_id} 不属于 {username} 或已注销 (no such active token)")
+    console.print(f"令牌 {token_id} 已注销 (revoked)")
 
 
 @app.command()

@@ -28,6 +28,7 @@ class WebSettings(Settings):
     """The store's settings plus what only the web app reads (``BAOXUE_*`` environment)."""
 
     session_hours: int = 12
+    token_max_days: int = 365                        # no API token lives longer (BAOXUE_TOKEN_MAX_DAYS)
     cookie_secure: bool = False                      # set on a site served over HTTPS
     prefect_ui_url: str | None = None                # default: PREFECT_UI_URL, else the API URL less /api
     morning_check_deployment: str | None = None      # default: deploy.deployments' "morning-check" (flow/deployment)

@@ -29,6 +29,7 @@ from store.attendance_files import ParsedAttendance
 from store.cases import CaseConflict, apply_event, load_for_update
 from store.context import CaseContext
 from store.intake import IntakeError, MarkIn, RowError, record_morning_check
+from store.submission_check import time_refusal
 from store.models import Case, Pupil, School
 
 from .deps import FORBIDDEN, NOT_FOUND_CASE, ApiError, Principal, WebSettings
@@ -183,21 +184,30 @@ def _scoped_marks(db: Session, who: Principal, school: School, marks: list[MarkI
     return kept, refused, False
 
 
+def signed_submission(settings: WebSettings, params: dict[str, Any]) -> dict[str, Any]:
+    """The flow's parameter: the submission with its signature (``secret_key``); a worker records
+    only what carries one (``tasks.intake.verify_submission``)."""
+    from tasks.intake import MorningCheckSubmission
+
+    return MorningCheckSubmission(**params).signed(settings.secret_key).model_dump(mode="json", exclude_none=True)
+
+
 def submit_morning_check(
     db: Session, who: Principal, *, settings: WebSettings, deployments: Deployments, school_code: str | None,
     day: date, marks: list[MarkIn], source: str, now: datetime, complete: bool = True,
 ) -> CheckOutcome:
     school = school_for_check(db, who, school_code)
-    if day > now.date():
-        raise ApiError(422, f"晨检日期 {day} 还没到 (the date is in the future)")
+    if (why := time_refusal(day, now, now)) is not None:  # the rule the flow applies again
+        raise ApiError(422, why)
     marks, refused, whole = _scoped_marks(db, who, school, marks)
     complete = complete and whole
     if refused:
         raise ApiError(422, f"有 {len(refused)} 行不能提交，整份晨检未保存，请修改后重新提交 (rows refused, nothing saved)",
                        row_errors(refused))
-    params = {"day": day.isoformat(), "school_code": school.code, "source": source, "submitted_by": who.actor,
-              "submitted_at": now.isoformat(), "complete": complete,
-              "marks": [{"student_no": m.student_no, "status": m.status, "reason": m.reason, "row": m.row} for m in marks]}
+    params = signed_submission(settings, {
+        "day": day.isoformat(), "school_code": school.code, "source": source, "submitted_by": who.actor,
+        "submitted_at": now.isoformat(), "complete": complete,
+        "marks": [{"student_no": m.student_no, "status": m.status, "reason": m.reason, "row": m.row} for m in marks]})
     run = deployments.start(settings.morning_check_deployment, {settings.morning_check_parameter: params})
     if run is not None:
         return CheckOutcome(school.name, day, "run", run.flow_run_id, run.url, summary={"marks": len(marks)})

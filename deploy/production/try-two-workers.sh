@@ -40,6 +40,10 @@ PYEOF
 PORT="$("$PY" -c 'from deploy.local import free_port; print(free_port())')"
 export PREFECT_HOME="$WORK/prefect" PREFECT_API_URL="http://127.0.0.1:$PORT/api" PREFECT_SERVER_ANALYTICS_ENABLED=false
 export BAOXUE_ARCHIVE_DIR="$WORK/archive" BAOXUE_HOME="$ROOT" PREFECT_WORKER_QUERY_SECONDS=2 PREFECT_LOGGING_LEVEL=INFO
+# production settings (docs/security.md): a real secret key, and the Prefect API behind its auth string
+BAOXUE_SECRET_KEY="$("$PY" -c 'import secrets; print(secrets.token_hex(32))')"
+PREFECT_SERVER_API_AUTH_STRING="baoxue:$("$PY" -c 'import secrets; print(secrets.token_hex(16))')"
+export BAOXUE_PRODUCTION=1 BAOXUE_SECRET_KEY PREFECT_SERVER_API_AUTH_STRING PREFECT_API_AUTH_STRING="$PREFECT_SERVER_API_AUTH_STRING"
 
 echo "[2w] Prefect server on PostgreSQL, 127.0.0.1:$PORT"
 deploy/production/prefect-server.sh "$PORT" >"$WORK/server.log" 2>&1 &
