@@ -6,6 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
+from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,9 +22,26 @@ class Settings(BaseSettings):
     database_url: str = f"sqlite:///{DEFAULT_DB}"
     policy_dir: Path | None = None     # default: the shipped deploy/policies
     calendar_dir: Path | None = None   # default: the shipped deploy/calendars
-    archive_dir: Path = Path("out") / "archive"
+    archive_dir: Path | None = None    # default: the folder `archive` beside a SQLite database (see below)
     font_dir: Path | None = None       # a bureau's licensed fonts (方正小标宋, 仿宋_GB2312)
     secret_key: str = "change-me-in-production"
+
+    @model_validator(mode="after")
+    def _archive_beside_the_database(self) -> "Settings":
+        """The archive defaults to the folder beside a SQLite database (out/baoxue.db → out/archive),
+        whatever the current directory; with a server database, to ./out/archive until set
+        (production sets BAOXUE_ARCHIVE_DIR). Always an absolute path, fixed when read."""
+        if self.archive_dir is None:
+            self.archive_dir = default_archive_dir(self.database_url)
+        self.archive_dir = Path(self.archive_dir).expanduser().resolve()
+        return self
+
+
+def default_archive_dir(database_url: str) -> Path:
+    """The document archive that belongs to ``database_url``: ``archive/`` beside a SQLite file."""
+    if database_url.startswith("sqlite:///") and not database_url.endswith(":memory:"):
+        return Path(database_url.split("///", 1)[1]).expanduser().resolve().parent / "archive"
+    return (Path("out") / "archive").resolve()
 
 
 @lru_cache

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Start one Baoxue worker on this host: it polls the process work pool and runs each flow run as
-# a subprocess of this checkout's .venv. Run one per core you give Baoxue (systemd: baoxue-worker@N).
+# Start one Baoxue worker on this host: it polls the process work pool, runs each flow run as a
+# subprocess of this checkout's .venv and heartbeats (the UI's Work Pools page shows it with its
+# health). Run one per core you give Baoxue (systemd: baoxue-worker@N). The environment names
+# Baoxue's database and the document archive (BAOXUE_DATABASE_URL, BAOXUE_ARCHIVE_DIR): the runs inherit it.
 #   deploy/production/worker.sh [NAME]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$ROOT"
 : "${PREFECT_API_URL:?}" "${BAOXUE_DATABASE_URL:?}"
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
 exec "$ROOT/.venv/bin/prefect" worker start --pool baoxue-process --type process \
