@@ -118,10 +118,12 @@ def pool_deployments(overrides: dict | None = None, source: Path = ROOT) -> list
 
     from deploy.schedules import schedules_for
 
+    flows: dict[str, Any] = {}  # one load per entrypoint (four deployments share monthly_report.py)
     out = []
     for s in DEPLOYMENTS:
-        flow = Flow.from_source(source=str(source), entrypoint=s.entrypoint)
-        out.append(flow.to_deployment(
+        if s.entrypoint not in flows:
+            flows[s.entrypoint] = Flow.from_source(source=str(source), entrypoint=s.entrypoint)
+        out.append(flows[s.entrypoint].to_deployment(
             name=s.name, work_pool_name=WORK_POOL, schedules=schedules_for(s, overrides or {}) or None,
             parameters=s.parameters or None, concurrency_limit=s.concurrency_limit, description=s.description,
             tags=list(s.tags)))

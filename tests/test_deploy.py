@@ -124,3 +124,24 @@ def test_the_archive_defaults_to_the_folder_beside_a_sqlite_database_whatever_th
     assert Settings(database_url="sqlite:////srv/x.db", archive_dir="docs").archive_dir == tmp_path / "docs"
     monkeypatch.setenv("BAOXUE_ARCHIVE_DIR", "/data/archive")
     assert Settings(database_url="sqlite:////srv/x.db").archive_dir == Path("/data/archive")
+
+
+def test_a_demo_run_carries_its_simulated_school_day_in_a_tag_the_ui_filters_on(prefect_harness, fresh_db):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+
+    from deploy.demo import DeploymentRuns
+    from deploy.deployments import no_heartbeat
+    from store.db import transaction
+    from tasks.runtime import SimulatedClock, using
+    from tests.engine_helpers import setup_store
+
+    with transaction(fresh_db) as s:
+        setup_store(s, pupils_per_class=2, grades=(3,))
+    clock = SimulatedClock(datetime(2026, 11, 17, 9, 30))
+    with no_heartbeat(), using(fresh_db):
+        DeploymentRuns(clock)(spec("advance-cases"), as_of=clock.now(), render=False)
+    with get_client(sync_client=True) as client:
+        tagged = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=["sim-day:2026-11-17"])))
+    assert tagged and {r.name for r in tagged} == {"sweep-2026-11-17T09:30"}
+    assert all("baoxue" in r.tags for r in tagged)

@@ -89,7 +89,7 @@ def serve(
     Ctrl-C stops them all. Prefect's database lives apart from Baoxue's (PREFECT_HOME)."""
     import socket
 
-    from deploy.deployments import WORK_POOL, register
+    from deploy.deployments import WORK_POOL, ensure_work_pool, register
     from deploy.local import BIN, base_env, port_free, prefect_home_for, start, start_prefect_server, start_worker, stop, wait_healthy
     from deploy.schedules import ScheduleError, load as load_schedules
     from store.db import settings
@@ -148,16 +148,17 @@ def serve(
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
         with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            ensure_work_pool()
+            if not no_worker:  # it starts while the deployments are registered
+                procs.append(start_worker(env, logs / "worker.log", f"baoxue-local-{socket.gethostname()}"))
+                console.print(f"worker on {WORK_POOL} (log: {logs / 'worker.log'})")
+            if not no_web:
+                procs.append(start([str(BIN / "uvicorn"), "web.app:create_app", "--factory", "--host", "127.0.0.1",
+                                    "--port", str(web_port)], env, logs / "web.log"))
+                console.print(f"Baoxue web/API: http://127.0.0.1:{web_port}  (documents: {archive})")
             register(overrides)
         console.print(f"work pool {WORK_POOL}: every deployment registered"
                       + (f" (schedules from {schedules or os.environ.get('BAOXUE_SCHEDULES_FILE')})" if overrides else ""))
-        if not no_web:
-            procs.append(start([str(BIN / "uvicorn"), "web.app:create_app", "--factory", "--host", "127.0.0.1",
-                                "--port", str(web_port)], env, logs / "web.log"))
-            console.print(f"Baoxue web/API: http://127.0.0.1:{web_port}  (documents: {archive})")
-        if not no_worker:
-            procs.append(start_worker(env, logs / "worker.log", f"baoxue-local-{socket.gethostname()}"))
-            console.print(f"worker on {WORK_POOL} (log: {logs / 'worker.log'})")
         console.print("Ctrl-C stops everything.")
         while True:
             for p in procs:
