@@ -75,7 +75,7 @@ def test_serve_shows_deployments_schedules_runs_and_artifacts_and_stops_cleanly(
     api = f"http://127.0.0.1:{prefect_port}/api"
     ui = f"http://127.0.0.1:{prefect_port}"
     try:
-        wait_healthy(api + "/health", proc, timeout=120)
+        wait_healthy(api + "/health", proc, timeout=300)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:  # the worker registers every deployment
             names = {d["name"] for d in _post(api + "/deployments/filter", {"limit": 50})}

@@ -46,7 +46,7 @@ def test_served_product_schedules_every_deployment_and_its_worker_fires_a_due_sw
     children = Children()
     children.procs.append(proc)
     try:
-        wait_healthy(api.url + "/health", proc, timeout=180)
+        wait_healthy(api.url + "/health", proc, timeout=300)
         check_the_schedules_fire(api, county, since, workers=1, server_log=tmp_path / "prefect/logs/prefect-server.log")
         assert online_workers(api)[0]["name"].startswith("baoxue-local")  # the one serve started
         children.look()
@@ -91,7 +91,7 @@ def test_production_layout_two_workers_fire_the_scheduled_sweeps_and_each_move_h
         since = datetime.now(timezone.utc)
         server = children.add(start([str(ROOT / "deploy/production/prefect-server.sh"), str(port)], env,
                                     tmp_path / "server.log"))
-        wait_healthy(api.url + "/health", server, timeout=180, log=tmp_path / "server.log")
+        wait_healthy(api.url + "/health", server, timeout=300, log=tmp_path / "server.log")
         register = subprocess.run([str(ROOT / "deploy/production/register.sh"), "4"], env=env, cwd=tmp_path,
                                   capture_output=True, text=True, timeout=300)
         assert register.returncode == 0, register.stdout + register.stderr

@@ -142,7 +142,7 @@ def serve(
     try:
         server, api_url = start_prefect_server(home, prefect_port, logs / "prefect-server.log")
         procs.append(server)
-        wait_healthy(api_url + "/health", server, log=logs / "prefect-server.log")
+        wait_healthy(api_url + "/health", server, timeout=300, log=logs / "prefect-server.log")
         console.print(f"Prefect server and UI: http://127.0.0.1:{prefect_port}  (PREFECT_HOME={home})")
         env = base_env(home, api_url, BAOXUE_DATABASE_URL=url, BAOXUE_ARCHIVE_DIR=str(archive))
         from prefect.settings import PREFECT_API_URL, temporary_settings
