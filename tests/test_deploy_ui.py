@@ -120,13 +120,19 @@ def test_serve_shows_deployments_schedules_runs_and_artifacts_and_stops_cleanly(
                 seen[name] = page.inner_text("body")
             dep = _post(api + "/deployments/filter", {"deployments": {"name": {"any_": ["advance-cases"]}}})[0]
             page.goto(f"{ui}/deployments/deployment/{dep['id']}", wait_until="networkidle", timeout=60_000)
-            page.wait_for_function("t => document.body.innerText.includes(t)", arg="Asia/Shanghai", timeout=30_000)
+            page.wait_for_function("t => document.body.innerText.includes(t)", arg="09:30", timeout=30_000)
             page.screenshot(path=str(ARTIFACTS / "prefect-ui-advance-cases.png"), full_page=True)
             seen["schedule"] = page.inner_text("body")
+            page.goto(f"{ui}/deployments/deployment/{dep['id']}?tab=Description", wait_until="networkidle", timeout=60_000)
+            try:  # the cards say "At 09:30 AM every day": the description names the zone
+                page.wait_for_function("t => document.body.innerText.includes(t)", arg="Asia/Shanghai", timeout=30_000)
+            finally:
+                page.screenshot(path=str(ARTIFACTS / "prefect-ui-advance-cases-description.png"), full_page=True)
+            seen["description"] = page.inner_text("body")
             browser.close()
         for s in DEPLOYMENTS:
             assert s.name in seen["deployments"]
-        assert "09:30" in seen["schedule"] and "北京时间 Asia/Shanghai" in seen["schedule"]
+        assert "09:30" in seen["schedule"] and "北京时间 Asia/Shanghai" in seen["description"]
         assert "sweep-2026-11-16" in seen["runs"] and "advance-cases" in seen["artifacts"]
         assert "Create a work pool" not in seen["work-pools"]
         assert "baoxue-local" in seen["workers"] and "Online" in seen["workers"]
