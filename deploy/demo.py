@@ -322,7 +322,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
     last_day = None
     with temporary_settings(updates={PREFECT_API_URL: api_url, PREFECT_LOGGING_TO_API_BATCH_INTERVAL: 0.5}), \
             no_heartbeat(), using(factory), clock_set_to(sim):
-        run = DeploymentRuns()
+        run = DeploymentRuns(sim)
         morning = lambda sub: run(spec("morning-check"), submission=sub)  # noqa: E731
         render = lambda **kw: run(spec("render-documents"), **kw)  # noqa: E731
         for t, _, what, obj in events:
@@ -372,11 +372,13 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
 
 class DeploymentRuns:
     """Each tick becomes a flow run *of its deployment* (as a worker would start it), executed in
-    this process: the UI then shows every run under its deployment, with the same flow code."""
+    this process: the UI then shows every run under its deployment, with the same flow code, tagged
+    with the simulated school day (``sim-day:2026-11-23``: the UI's runs filter finds a day's runs)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock) -> None:
         from deploy.deployments import runner_deployments
 
+        self.clock = clock
         self.ids = {d.name: d.apply() for d in runner_deployments()}
 
     def __call__(self, sp, **params):
@@ -389,8 +391,14 @@ class DeploymentRuns:
         wire = {k: (v.model_dump(mode="json") if isinstance(v, BaseModel) else
                     v.isoformat() if isinstance(v, (datetime, date)) else v) for k, v in params.items()}
         with get_client(sync_client=True) as client:
-            flow_run = client.create_flow_run_from_deployment(self.ids[sp.name], parameters=wire)
+            flow_run = client.create_flow_run_from_deployment(self.ids[sp.name], parameters=wire,
+                                                              tags=[*sp.tags, sim_day_tag(self.clock.now())])
         return run_flow(load_flow(sp), flow_run=flow_run, parameters={**sp.parameters, **params})
+
+
+def sim_day_tag(now: datetime) -> str:
+    """The tag of a demo run: the simulated school day it belongs to."""
+    return f"sim-day:{now.date().isoformat()}"
 
 
 def _drain_prefect() -> None:

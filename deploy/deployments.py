@@ -2,10 +2,12 @@
 
 One list, :data:`DEPLOYMENTS`, used three ways:
 
-- ``baoxue serve`` / ``python -m deploy.deployments serve``: :func:`serve` runs every deployment
-  in one process (Prefect's runner: each run is a subprocess of it) against the Prefect API;
-- production: ``deploy/prefect.yaml`` declares the same deployments for the process work pool
-  ``baoxue-process`` (``prefect deploy --all``), picked up by N workers on other hosts
+- ``baoxue serve`` and production (``deploy/production/register.sh`` = ``python -m
+  deploy.deployments register``): :func:`register` creates the process work pool
+  ``baoxue-process`` and registers every deployment in it, its code at this checkout (:data:`ROOT`,
+  whatever the current directory), with the site's schedules (``deploy.schedules``); workers
+  (``prefect worker start --pool baoxue-process``) run each flow run as a subprocess;
+- ``deploy/prefect.yaml`` declares the same deployments for ``prefect deploy --all``
   (tests/test_deploy.py checks that the two agree);
 - the demo replays the same cron schedules with a simulated clock (:func:`ticks`).
 
@@ -20,11 +22,13 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any, Iterator
 
 TIMEZONE = "Asia/Shanghai"
 WORK_POOL = "baoxue-process"
 WORK_POOL_CONCURRENCY = 8
+ROOT = Path(__file__).resolve().parent.parent  # the checkout holding flows/ (Baoxue is installed from it)
 
 
 @dataclass(frozen=True)
@@ -51,27 +55,34 @@ class Spec:
         return f"{self.flow_name}/{self.name}"
 
 
+ZONE = "北京时间 Asia/Shanghai"  # named in each description: the UI's cards show "At 09:30 AM every day", no zone
+
 DEPLOYMENTS: tuple[Spec, ...] = (
     Spec("morning-check", "flows.morning_check:morning_check", concurrency_limit=4,
          description="晨检: one run per submission (web, API, CLI, upload, SIS export); triggered, not scheduled."),
     Spec("advance-cases", "flows.advance_cases:advance_cases", crons=("30 9 * * *", "0 7-18 * * *"),
          concurrency_limit=1,
-         description="升级计时: escalations after the morning check (09:30) and duty deadlines every hour 07:00–18:00."),
+         description=f"升级计时: 每日 09:30 及 07:00–18:00 每小时（{ZONE}）— escalations after the morning check, "
+                     "duty deadlines every hour."),
     Spec("render-documents", "flows.render_documents:render_documents", crons=("45 9,12,18 * * *",),
          concurrency_limit=2,
-         description="制作文书: renders queued documents; started by advance-cases, with a catch-up schedule."),
+         description=f"制作文书: 每日 09:45、12:45、18:45（{ZONE}）— renders queued documents; also started by advance-cases."),
     Spec("duty-reminders", "flows.duty_reminders:duty_reminders", crons=("5 7-18 * * *",), concurrency_limit=1,
-         description="催办: reminders for duties due soon, overdue notices and accountability entries."),
+         description=f"催办: 07:05–18:05 每小时（{ZONE}）— reminders for duties due soon, overdue notices, accountability."),
     Spec("monthly-report-school", "flows.monthly_report:monthly_report", crons=("0 16 23 * *",),
-         parameters={"level": "school"}, concurrency_limit=1, description="学校月报, due to the township by the 23rd."),
+         parameters={"level": "school"}, concurrency_limit=1,
+         description=f"学校月报: 每月 23 日 16:00（{ZONE}）, due to the township by the 23rd."),
     Spec("monthly-report-township", "flows.monthly_report:monthly_report", crons=("0 16 25 * *",),
-         parameters={"level": "township"}, concurrency_limit=1, description="乡镇汇总月报, due to the county by the 25th."),
+         parameters={"level": "township"}, concurrency_limit=1,
+         description=f"乡镇汇总月报: 每月 25 日 16:00（{ZONE}）, due to the county by the 25th."),
     Spec("monthly-report-county", "flows.monthly_report:monthly_report", crons=("0 17 L * *",),
-         parameters={"level": "county"}, concurrency_limit=1, description="县月报, at month end."),
+         parameters={"level": "county"}, concurrency_limit=1,
+         description=f"县月报: 每月最后一天 17:00（{ZONE}）."),
     Spec("term-report", "flows.monthly_report:term_report", crons=("0 17 * * *",), concurrency_limit=1,
-         description="学期初/学期末报告: files on a term's first and last day, a no-op otherwise."),
+         description=f"学期初/学期末报告: 每日 17:00（{ZONE}）; files on a term's first and last day, a no-op otherwise."),
     Spec("quarterly-spot-check", "flows.quarterly_spot_check:quarterly_spot_check", crons=("0 10 15 2,5,8,11 *",),
-         concurrency_limit=1, description="季查: a sealed random sample of schools and classes, mid-quarter."),
+         concurrency_limit=1,
+         description=f"季查: 2、5、8、11 月 15 日 10:00（{ZONE}）— a sealed random sample of schools and classes."),
     Spec("census-import", "flows.census:census_import", concurrency_limit=2,
          description="排查: one run per imported village register (opens 失学 cases, issues 入学通知书); triggered."),
 )
@@ -88,26 +99,65 @@ def load_flow(s: Spec):
     return getattr(importlib.import_module(module), func)
 
 
-def runner_deployments(names: list[str] | None = None) -> list:
-    """The deployments (or those named) as Prefect RunnerDeployments (for ``prefect.serve``)."""
-    from prefect.schedules import Cron
+def runner_deployments(names: list[str] | None = None, overrides: dict | None = None) -> list:
+    """The deployments (or those named) as Prefect RunnerDeployments of the imported flows, with no
+    work pool (the demo runs them in its own process)."""
+    from deploy.schedules import schedules_for
 
+    return [load_flow(s).to_deployment(
+        name=s.name, schedules=schedules_for(s, overrides or {}) or None, parameters=s.parameters or None,
+        concurrency_limit=s.concurrency_limit, description=s.description, tags=list(s.tags))
+        for s in DEPLOYMENTS if not names or s.name in names]
+
+
+def pool_deployments(overrides: dict | None = None, source: Path = ROOT) -> list:
+    """Every deployment for the process work pool, its code at ``source`` (the checkout this package
+    is installed from): each run's pull step sets the working directory there, so neither the
+    registering process's nor the worker's current directory matters."""
+    from prefect import Flow
+
+    from deploy.schedules import schedules_for
+
+    flows: dict[str, Any] = {}  # one load per entrypoint (four deployments share monthly_report.py)
     out = []
     for s in DEPLOYMENTS:
-        if names and s.name not in names:
-            continue
-        out.append(load_flow(s).to_deployment(
-            name=s.name, schedules=[Cron(c, timezone=TIMEZONE) for c in s.crons] or None,
-            parameters=s.parameters or None, concurrency_limit=s.concurrency_limit,
-            description=s.description, tags=list(s.tags)))
+        if s.entrypoint not in flows:
+            flows[s.entrypoint] = Flow.from_source(source=str(source), entrypoint=s.entrypoint)
+        out.append(flows[s.entrypoint].to_deployment(
+            name=s.name, work_pool_name=WORK_POOL, schedules=schedules_for(s, overrides or {}) or None,
+            parameters=s.parameters or None, concurrency_limit=s.concurrency_limit, description=s.description,
+            tags=list(s.tags)))
     return out
 
 
-def serve(names: list[str] | None = None, limit: int | None = None) -> None:
-    """Serve every deployment (or those named) from this process until interrupted."""
-    from prefect import serve as prefect_serve
+def ensure_work_pool(concurrency_limit: int = WORK_POOL_CONCURRENCY) -> None:
+    """The process work pool ``baoxue-process`` exists, with Prefect's default process job template."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
+    from prefect.exceptions import ObjectNotFound
+    from prefect.workers.process import ProcessWorker
 
-    prefect_serve(*runner_deployments(names), limit=limit, print_starting_message=True)
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(WORK_POOL)
+        except ObjectNotFound:
+            client.create_work_pool(WorkPoolCreate(
+                name=WORK_POOL, type=ProcessWorker.type, concurrency_limit=concurrency_limit,
+                description="保学: every Baoxue deployment; each flow run is a subprocess of a worker's .venv",
+                base_job_template=ProcessWorker.get_default_base_job_template()))
+        else:
+            client.update_work_pool(WORK_POOL, WorkPoolUpdate(concurrency_limit=concurrency_limit))
+
+
+def register(overrides: dict | None = None, *, concurrency_limit: int = WORK_POOL_CONCURRENCY,
+             source: Path = ROOT) -> list:
+    """Create the work pool and register (create or update) every deployment in it, against the
+    Prefect API of the environment. Idempotent; returns the deployment ids."""
+    from prefect.deployments.runner import deploy
+
+    ensure_work_pool(concurrency_limit)
+    return deploy(*pool_deployments(overrides, source), work_pool_name=WORK_POOL, build=False, push=False,
+                  print_next_steps_message=False, ignore_warnings=True)
 
 
 def trigger_morning_check(submission: dict, *, wait: bool = False, timeout: float | None = None):
@@ -147,9 +197,16 @@ def no_heartbeat() -> Iterator[None]:
         yield
 
 
-if __name__ == "__main__":  # python -m deploy.deployments serve
-    if sys.argv[1:2] == ["serve"]:
-        serve(sys.argv[2:] or None)
+if __name__ == "__main__":  # python -m deploy.deployments [register [POOL_CONCURRENCY]]
+    if sys.argv[1:2] == ["register"]:  # deploy/production/register.sh; BAOXUE_SCHEDULES_FILE applies
+        from deploy.schedules import ScheduleError, load
+
+        try:
+            overrides = load()
+        except ScheduleError as exc:
+            sys.exit(str(exc))
+        ids = register(overrides, concurrency_limit=int(sys.argv[2]) if sys.argv[2:] else WORK_POOL_CONCURRENCY)
+        print(f"work pool {WORK_POOL}: {len(ids)} deployments registered (code at {ROOT})")
     else:
         for s in DEPLOYMENTS:
             print(f"{s.full_name:55} {' | '.join(s.crons) or '(triggered)'}")

@@ -1,7 +1,8 @@
-"""One machine: start Prefect's server, the Baoxue web process and a serving worker as children.
+"""One machine: start Prefect's server, the Baoxue web process and a process-pool worker as children.
 
 Prefect's own database lives in ``PREFECT_HOME`` (SQLite ``prefect.db`` there by default),
-apart from Baoxue's database. Nothing listens beyond 127.0.0.1.
+apart from Baoxue's database. Nothing listens beyond 127.0.0.1. Children run in ``PREFECT_HOME``,
+never in the caller's current directory.
 """
 from __future__ import annotations
 
@@ -55,11 +56,20 @@ def base_env(prefect_home: Path, api_url: str | None = None, **extra: str) -> di
     return env
 
 
-def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+def start(cmd: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> subprocess.Popen:
     log.parent.mkdir(parents=True, exist_ok=True)
     out = open(log, "ab")
     return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
+                            start_new_session=True, cwd=cwd or env.get("PREFECT_HOME"))
+
+
+def start_worker(env: dict[str, str], log: Path, name: str) -> subprocess.Popen:
+    """``prefect worker start`` on the process pool ``baoxue-process``: it polls the pool, runs each
+    flow run as a subprocess and heartbeats, so the UI's Work Pools page shows it with its health."""
+    from deploy.deployments import WORK_POOL
+
+    return start([str(BIN / "prefect"), "worker", "start", "--pool", WORK_POOL, "--type", "process",
+                  "--name", name], env, log)
 
 
 def start_prefect_server(prefect_home: Path, port: int, log: Path) -> tuple[subprocess.Popen, str]:

@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     database_url: str = f"sqlite:///{DEFAULT_DB}"
     policy_dir: Path | None = None     # default: the shipped deploy/policies
     calendar_dir: Path | None = None   # default: the shipped deploy/calendars
-    archive_dir: Path = Path("out") / "archive"
+    archive_dir: Path | None = None    # default: the folder `archive` beside a SQLite database (see below)
     font_dir: Path | None = None       # a bureau's licensed fonts (方正小标宋, 仿宋_GB2312)
     secret_key: str = DEFAULT_SECRET_KEY  # signs the login form and what the web app hands to a worker
     production: bool = False  # BAOXUE_PRODUCTION=1: refuse to start with the default or a short secret_key
@@ -34,6 +34,23 @@ class Settings(BaseSettings):
             raise ValueError("BAOXUE_SECRET_KEY must be set to a random value of at least 32 characters in production "
                              "(生产环境须设置 BAOXUE_SECRET_KEY，至少 32 位随机字符)")
         return self
+
+    @model_validator(mode="after")
+    def _archive_beside_the_database(self) -> "Settings":
+        """The archive defaults to the folder beside a SQLite database (out/baoxue.db → out/archive),
+        whatever the current directory; with a server database, to ./out/archive until set
+        (production sets BAOXUE_ARCHIVE_DIR). Always an absolute path, fixed when read."""
+        if self.archive_dir is None:
+            self.archive_dir = default_archive_dir(self.database_url)
+        self.archive_dir = Path(self.archive_dir).expanduser().resolve()
+        return self
+
+
+def default_archive_dir(database_url: str) -> Path:
+    """The document archive that belongs to ``database_url``: ``archive/`` beside a SQLite file."""
+    if database_url.startswith("sqlite:///") and not database_url.endswith(":memory:"):
+        return Path(database_url.split("///", 1)[1]).expanduser().resolve().parent / "archive"
+    return (Path("out") / "archive").resolve()
 
 
 @lru_cache

@@ -1,8 +1,10 @@
-"""`baoxue serve` end to end: the Prefect UI shows the deployments, their schedules, the runs and
-their artifacts (headless Chromium screenshots), and Ctrl-C stops every child.
+"""`baoxue serve` end to end: the Prefect UI shows the deployments, their schedules (with the time
+zone in the description), the runs and their artifacts, and the work pool with its ONLINE worker
+(headless Chromium screenshots); Ctrl-C stops every child.
 
-One test, ~1 minute: it starts the real command (Prefect server with its UI, the web/API, a worker
-serving every deployment), runs one sweep against it and looks at the UI pages.
+One test, ~1–2 minutes: it starts the real command (Prefect server with its UI, the web/API, the work
+pool baoxue-process with a worker) from a directory that is not the checkout, runs one sweep against
+it and looks at the UI pages. tests/test_system_served.py waits for the scheduler's own runs.
 """
 from __future__ import annotations
 
@@ -69,11 +71,11 @@ def test_serve_shows_deployments_schedules_runs_and_artifacts_and_stops_cleanly(
     env.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", BAOXUE_ARCHIVE_DIR=str(tmp_path / "archive"))
     proc = subprocess.Popen([str(Path(sys.executable).parent / "baoxue"), "serve", "--db", str(db),
                              "--prefect-port", str(prefect_port), "--web-port", str(web_port)],
-                            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     api = f"http://127.0.0.1:{prefect_port}/api"
     ui = f"http://127.0.0.1:{prefect_port}"
     try:
-        wait_healthy(api + "/health", proc, timeout=120)
+        wait_healthy(api + "/health", proc, timeout=300)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:  # the worker registers every deployment
             names = {d["name"] for d in _post(api + "/deployments/filter", {"limit": 50})}
@@ -107,7 +109,9 @@ def test_serve_shows_deployments_schedules_runs_and_artifacts_and_stops_cleanly(
             page = context.new_page()
             for name, path, expect in (("deployments", "/deployments", "advance-cases"),
                                        ("runs", "/runs", "sweep-2026-11-16"),
-                                       ("artifacts", "/artifacts", "advance-cases")):
+                                       ("artifacts", "/artifacts", "advance-cases"),
+                                       ("work-pools", "/work-pools", "baoxue-process"),
+                                       ("workers", "/work-pools/work-pool/baoxue-process?tab=Workers", "baoxue-local")):
                 page.goto(ui + path, wait_until="networkidle", timeout=60_000)
                 try:
                     page.wait_for_function("t => document.body.innerText.includes(t)", arg=expect, timeout=30_000)
@@ -119,11 +123,19 @@ def test_serve_shows_deployments_schedules_runs_and_artifacts_and_stops_cleanly(
             page.wait_for_function("t => document.body.innerText.includes(t)", arg="09:30", timeout=30_000)
             page.screenshot(path=str(ARTIFACTS / "prefect-ui-advance-cases.png"), full_page=True)
             seen["schedule"] = page.inner_text("body")
+            page.goto(f"{ui}/deployments/deployment/{dep['id']}?tab=Description", wait_until="networkidle", timeout=60_000)
+            try:  # the cards say "At 09:30 AM every day": the description names the zone
+                page.wait_for_function("t => document.body.innerText.includes(t)", arg="Asia/Shanghai", timeout=30_000)
+            finally:
+                page.screenshot(path=str(ARTIFACTS / "prefect-ui-advance-cases-description.png"), full_page=True)
+            seen["description"] = page.inner_text("body")
             browser.close()
         for s in DEPLOYMENTS:
             assert s.name in seen["deployments"]
-        assert "09:30" in seen["schedule"] and "sweep-2026-11-16" in seen["runs"]
-        assert "advance-cases" in seen["artifacts"]
+        assert "09:30" in seen["schedule"] and "北京时间 Asia/Shanghai" in seen["description"]
+        assert "sweep-2026-11-16" in seen["runs"] and "advance-cases" in seen["artifacts"]
+        assert "Create a work pool" not in seen["work-pools"]
+        assert "baoxue-local" in seen["workers"] and "Online" in seen["workers"]
     finally:
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         out, _ = proc.communicate(timeout=60)

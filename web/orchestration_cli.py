@@ -77,15 +77,30 @@ def serve(
     db: Optional[str] = typer.Option(None, "--db", help="Baoxue database URL or SQLite file (default out/baoxue.db)"),
     prefect_port: int = typer.Option(4200, "--prefect-port"),
     web_port: int = typer.Option(8000, "--web-port"),
+    schedules: Optional[Path] = typer.Option(
+        None, "--schedules", help="TOML overriding deployments' crons/intervals (default BAOXUE_SCHEDULES_FILE, "
+                                  "else the built-in schedules; see deploy/schedules.py)"),
     no_web: bool = typer.Option(False, "--no-web", help="do not start the Baoxue web/API process"),
-    no_worker: bool = typer.Option(False, "--no-worker", help="do not serve the deployments"),
+    no_worker: bool = typer.Option(False, "--no-worker", help="register the deployments but start no worker"),
 ) -> None:
-    """Prefect server + UI (127.0.0.1:4200), the Baoxue web/API and a worker serving every deployment.
+    """Prefect server + UI (127.0.0.1:4200), the work pool baoxue-process with every deployment, one
+    worker on it, and the Baoxue web/API. Documents: the archive beside the database.
 
     Ctrl-C stops them all. Prefect's database lives apart from Baoxue's (PREFECT_HOME)."""
-    from deploy.local import BIN, base_env, port_free, prefect_home_for, start, start_prefect_server, stop, wait_healthy
+    import socket
+
+    from deploy.deployments import WORK_POOL, ensure_work_pool, register
+    from deploy.local import BIN, base_env, port_free, prefect_home_for, start, start_prefect_server, start_worker, stop, wait_healthy
+    from deploy.schedules import ScheduleError, load as load_schedules
+    from store.db import settings
 
     url = _use_db(db)
+    archive = settings().archive_dir
+    try:
+        overrides = load_schedules(schedules)
+    except ScheduleError as exc:
+        console.print(f"[red]排程文件有误 (bad schedules file): {exc}[/red]", soft_wrap=True)
+        raise typer.Exit(2)
     home = prefect_home_for(url)
     logs = home / "logs"
     for port in (prefect_port, *(() if no_web else (web_port,))):
@@ -129,19 +144,23 @@ def serve(
     try:
         server, api_url = start_prefect_server(home, prefect_port, logs / "prefect-server.log")
         procs.append(server)
-        wait_healthy(api_url + "/health", server, log=logs / "prefect-server.log")
+        wait_healthy(api_url + "/health", server, timeout=300, log=logs / "prefect-server.log")
         console.print(f"Prefect server and UI: http://127.0.0.1:{prefect_port}  (PREFECT_HOME={home})")
-        env = base_env(home, api_url, BAOXUE_DATABASE_URL=url)
-        if not no_web:
-            if _web_app_exists():
+        env = base_env(home, api_url, BAOXUE_DATABASE_URL=url, BAOXUE_ARCHIVE_DIR=str(archive))
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            ensure_work_pool()
+            if not no_worker:  # it starts while the deployments are registered
+                procs.append(start_worker(env, logs / "worker.log", f"baoxue-local-{socket.gethostname()}"))
+                console.print(f"worker on {WORK_POOL} (log: {logs / 'worker.log'})")
+            if not no_web:
                 procs.append(start([str(BIN / "uvicorn"), "web.app:create_app", "--factory", "--host", "127.0.0.1",
                                     "--port", str(web_port)], env, logs / "web.log"))
-                console.print(f"Baoxue web/API: http://127.0.0.1:{web_port}")
-            else:
-                console.print("[yellow]web.app is not there yet: the web/API process is not started[/yellow]")
-        if not no_worker:
-            procs.append(start([sys.executable, "-m", "deploy.deployments", "serve"], env, logs / "worker.log"))
-            console.print("worker: serving every deployment (log: " + str(logs / "worker.log") + ")")
+                console.print(f"Baoxue web/API: http://127.0.0.1:{web_port}  (documents: {archive})")
+            register(overrides)
+        console.print(f"work pool {WORK_POOL}: every deployment registered"
+                      + (f" (schedules from {schedules or os.environ.get('BAOXUE_SCHEDULES_FILE')})" if overrides else ""))
         console.print("Ctrl-C stops everything.")
         while True:
             for p in procs:
@@ -155,18 +174,22 @@ def serve(
         shutdown()
 
 
-def _web_app_exists() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("web.app") is not None
-
-
 @app.command("deployments")
-def deployments_cmd(json_out: bool = typer.Option(False, "--json")) -> None:
+def deployments_cmd(
+    json_out: bool = typer.Option(False, "--json"),
+    schedules: Optional[Path] = typer.Option(None, "--schedules", help="check a schedules TOML and show its effect "
+                                                                        "(default BAOXUE_SCHEDULES_FILE)"),
+) -> None:
     """List the deployments and their schedules (Asia/Shanghai)."""
     from deploy.deployments import DEPLOYMENTS, TIMEZONE
+    from deploy.schedules import ScheduleError, describe, load as load_schedules
 
-    rows = [{"deployment": s.full_name, "schedules": list(s.crons), "timezone": TIMEZONE,
+    try:
+        overrides = load_schedules(schedules)
+    except ScheduleError as exc:
+        console.print(f"[red]排程文件有误 (bad schedules file): {exc}[/red]", soft_wrap=True)
+        raise typer.Exit(2)
+    rows = [{"deployment": s.full_name, "schedules": describe(s, overrides), "timezone": TIMEZONE,
              "concurrency_limit": s.concurrency_limit, "parameters": s.parameters} for s in DEPLOYMENTS]
     if json_out:
         sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2) + "\n")
