@@ -143,13 +143,19 @@ def archived_document_ids(db_url: str, case_ids: list[int]) -> list[int]:
 
 # -- the Prefect API, as any script sees it -----------------------------------------------------------
 class Api:
-    def __init__(self, url: str):
+    def __init__(self, url: str, auth: str | None = None):
         self.url = url.rstrip("/")
+        self.auth = auth  # "user:password" of a Prefect server run with PREFECT_SERVER_API_AUTH_STRING
 
     def __call__(self, path: str, body: dict | None = None, method: str | None = None) -> Any:
+        import base64
+
         data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.auth:
+            headers["Authorization"] = "Basic " + base64.b64encode(self.auth.encode()).decode()
         req = urllib.request.Request(self.url + path, data=data, method=method or ("GET" if body is None else "POST"),
-                                     headers={"Content-Type": "application/json"})
+                                     headers=headers)
         with urllib.request.urlopen(req, timeout=20) as r:  # noqa: S310 - 127.0.0.1
             return json.loads(r.read() or b"null")
 

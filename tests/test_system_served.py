@@ -9,6 +9,7 @@ changed, so that the sweep falls due within a minute instead of at the next hour
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -82,10 +83,13 @@ def test_production_layout_two_workers_fire_the_scheduled_sweeps_and_each_move_h
         county = build_due_county(baoxue_url)
         (tmp_path / "schedules.toml").write_text(SCHEDULES, encoding="utf-8")
         port = free_port()
-        api = Api(f"http://127.0.0.1:{port}/api")
+        auth = f"baoxue:{secrets.token_hex(16)}"  # the production posture: Prefect's API behind its auth string
+        api = Api(f"http://127.0.0.1:{port}/api", auth=auth)
         env = base_env(tmp_path / "prefect", api.url, **{
             **clean_env(), "BAOXUE_DATABASE_URL": baoxue_url, "BAOXUE_ARCHIVE_DIR": str(tmp_path / "archive"),
             "BAOXUE_SCHEDULES_FILE": str(tmp_path / "schedules.toml"),
+            "BAOXUE_PRODUCTION": "1", "BAOXUE_SECRET_KEY": secrets.token_hex(32),
+            "PREFECT_SERVER_API_AUTH_STRING": auth, "PREFECT_API_AUTH_STRING": auth,
             "PREFECT_API_DATABASE_CONNECTION_URL": prefect_url.replace("+psycopg", "+asyncpg")})
         (tmp_path / "prefect").mkdir()
         since = datetime.now(timezone.utc)
