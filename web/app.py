@@ -81,6 +81,9 @@ def create_app(
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _error_handlers(app)
+    from .body_limit import BodyLimit  # a body over BAOXUE_REQUEST_MAX_MB: 413 while it streams (issue 14 row 14)
+
+    app.add_middleware(BodyLimit, max_mb=settings.request_max_mb)
     return app
 
 

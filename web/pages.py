@@ -238,9 +238,7 @@ def _upload_check(request: Request, who: Principal, db: Session, now: datetime, 
     if not isinstance(upload, UploadFile) or not upload.filename:
         raise ApiError(422, "请选择要上传的晨检表文件 (choose a file)")
     settings = settings_of(request)
-    data = upload.file.read(settings.upload_max_mb * 1024 * 1024 + 1)
-    if len(data) > settings.upload_max_mb * 1024 * 1024:
-        raise ApiError(413, f"文件超过 {settings.upload_max_mb}MB (file too large)")
+    data = api.read_upload(upload, settings)
     try:
         parsed = parse_attendance(data, filename=upload.filename)
     except TableError as exc:

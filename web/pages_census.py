@@ -25,6 +25,7 @@ from store import census, handoffs
 from store.accounts import Role
 from store.tabular import TableError
 
+from .api import read_upload
 from .auth import check_csrf
 from .deps import OFFICES, ApiError, Principal, get_db, get_now, settings_of
 from .pages import page, render
@@ -56,10 +57,7 @@ def _upload(request: Request, who: Principal, db: Session, now: datetime, form):
     upload = form.get("file")
     if not isinstance(upload, UploadFile) or not upload.filename:
         raise ApiError(422, "请选择要上传的排查名单文件 (choose a file)")
-    limit = settings_of(request).upload_max_mb * 1024 * 1024
-    data = upload.file.read(limit + 1)
-    if len(data) > limit:
-        raise ApiError(413, f"文件超过 {settings_of(request).upload_max_mb}MB (file too large)")
+    data = read_upload(upload, settings_of(request))
     try:
         r = census.import_census(db, data, upload.filename, actor=who.actor, now=now, source=str(form.get("source") or ""))
     except TableError as exc:
