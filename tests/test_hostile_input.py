@@ -334,7 +334,7 @@ def test_roster_missing_columns_is_a_file_error_extra_columns_are_ignored(sessio
 
 
 @pytest.mark.parametrize("kind, words", [
-    ("dup_id", "身份证号与学籍号"), ("other_schools_pupil", "已在其他学校登记"), ("future_birth", "晚于今天"),
+    ("dup_id", "身份证号与本校学籍号"), ("other_schools_pupil", "该学籍号已在其他学校登记"), ("future_birth", "晚于今天"),
     ("long_name", "超过 32"), ("control_char", "控制字符"),
 ])
 def test_roster_regressions_are_row_errors_not_crashes(session, county, kind, words):

@@ -59,11 +59,13 @@ def _upload(request: Request, who: Principal, db: Session, now: datetime, form):
         raise ApiError(422, "请选择要上传的排查名单文件 (choose a file)")
     data = read_upload(upload, settings_of(request))
     try:
-        r = census.import_census(db, data, upload.filename, actor=who.actor, now=now, source=str(form.get("source") or ""))
+        r = census.import_census(db, data, upload.filename, actor=who.actor, now=now, source=str(form.get("source") or ""),
+                                 scope=who.scope)
     except TableError as exc:
         raise ApiError(422, str(exc)) from None
     db.commit()
-    result = {"duplicate": r.duplicate, "summary": r.summary, "filename": upload.filename, "run_url": None}
+    result = {"duplicate": r.duplicate, "summary": r.summary, "filename": upload.filename, "run_url": None,
+              "refused": r.summary.get("refused", [])}  # rows of villages outside the office's scope
     # the census step: one run of the census-import deployment per import (a worker), else here
     started = request.app.state.deployments.start(
         "census_import/census-import", {"import_id": r.import_id, "as_of": now.isoformat()},
