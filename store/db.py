@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     table_max_rows: int = 50000        # BAOXUE_TABLE_MAX_ROWS: rows of a CSV or a worksheet (declared or read)
     table_max_columns: int = 200       # BAOXUE_TABLE_MAX_COLUMNS: columns of a worksheet (declared or read)
     xlsx_max_unpacked_mb: int = 200    # BAOXUE_XLSX_MAX_UNPACKED_MB: a workbook unpacking to more is refused (zip bomb)
+    render_max_attempts: int = 5       # BAOXUE_RENDER_MAX_ATTEMPTS: a render failing transiently is tried this often, then failed
+    render_retry_minutes: int = 5      # BAOXUE_RENDER_RETRY_MINUTES: the first retry's wait, ×4 for each further one
 
 
 @lru_cache

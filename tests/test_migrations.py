@@ -99,9 +99,25 @@ def test_an_older_database_gets_the_cases_special_groups_from_their_pupils(blank
         with engine.begin() as conn:  # the table as the baseline made it before the column existed
             conn.execute(text("ALTER TABLE cases DROP COLUMN special_groups"))
         migrate(engine)
-        assert current_revision(engine) == head_revision() == "0002"
+        assert current_revision(engine) == head_revision()
         assert _schema_diff(engine) == []
         with transaction(session_factory(engine)) as s:
             assert s.execute(select(Case.special_groups).order_by(Case.id)).scalars().all() == [["left_behind", "poor"], []]
+    finally:
+        engine.dispose()
+
+
+def test_an_older_database_gets_the_render_retry_columns(blank_db_url):
+    """0003 on a database made before ``document_requests.attempts/next_attempt_at`` existed: the
+    columns are added (its requests at 0 attempts, due now); the schema is then the models' one."""
+    engine = make_engine(blank_db_url)
+    try:
+        migrate(engine, "0002")
+        with engine.begin() as conn:  # the table as the baseline made it before the columns existed
+            conn.execute(text("ALTER TABLE document_requests DROP COLUMN attempts"))
+            conn.execute(text("ALTER TABLE document_requests DROP COLUMN next_attempt_at"))
+        migrate(engine)
+        assert current_revision(engine) == head_revision() == "0003_render_retries"
+        assert _schema_diff(engine) == []
     finally:
         engine.dispose()

@@ -474,8 +474,10 @@ def accountability_csv(start: str | None = None, end: str | None = None,
 
 
 @router.get("/runs")
-def runs(request: Request, who: Principal = Depends(page(Role.county, Role.operator))):
+def runs(request: Request, who: Principal = Depends(page(Role.county, Role.operator)), db: Session = Depends(get_db)):
+    from documents.retry import failed_requests
+
     deployments = request.app.state.deployments
     found, error = recent_runs(deployments)
     ui = deployments.ui_url() if found is not None and hasattr(deployments, "ui_url") else None
-    return render(request, "runs.html", who, runs=found, ui=ui, error=error)
+    return render(request, "runs.html", who, runs=found, ui=ui, error=error, failed_renders=failed_requests(db))
