@@ -554,6 +554,31 @@ def test_regressions_found_by_schemathesis(web):
     assert r.status_code in (200, 422) and (r.status_code == 422 or r.json() == [] or "cases" in r.text)
 
 
+@pytest.mark.parametrize("month", ["2026-13", "2026-00", "0000-01", "2026-1x", "99999999999999999999-1"])
+def test_a_month_that_does_not_exist_is_a_422_on_every_month_page(web, month):
+    """/risk?month=2026-13 answered 500 (month_period(2026, 13)); /reconcile took it as a month."""
+    for url, user in (("/risk", "county"), ("/reconcile", "county"), ("/figures", "county"), ("/late", "county"),
+                      ("/risk", "teacher")):
+        r = page_client(web, user).get(url, params={"month": month})
+        assert r.status_code == 422 and "月份格式应为" in r.text, (url, month, r.status_code)
+
+
+@pytest.mark.parametrize("bad", [str(2**31), str(2**63), str(10**30), "-1", "0"])
+def test_ids_out_of_range_on_the_post_routes_are_a_422(web, bad):
+    """Huge ids on the oversight, prevention, census and hand-off POST routes answered 500 (integer out of
+    range on PostgreSQL, OverflowError on SQLite); /truancy?pupil= too."""
+    for url, user in ((f"/risk/duties/{bad}/done", "school"), (f"/prevention/duties/{bad}/done", "school"),
+                      (f"/census/{bad}/act", "township"), (f"/handoffs/{bad}/ack", "township")):
+        r = page_client(web, user).post(url, data={"csrf": web["county"].csrf[user], "event": "record_persuasion",
+                                                   "reason": "劝返", "received_by": "村委会"}, follow_redirects=False)
+        assert r.status_code == 422 and ("超出范围" in r.text or "应为数字" in r.text), (url, r.status_code)
+    r = page_client(web, "county").get("/truancy", params={"pupil": bad})
+    assert r.status_code == 422 and "学生编号" in r.text, r.status_code
+    r = page_client(web, "county").post("/reconcile/accept", data={"csrf": web["county"].csrf["county"],
+                                                                   "submission_id": bad}, follow_redirects=False)
+    assert r.status_code == 404, r.status_code
+
+
 def test_document_and_report_paths_cannot_leave_the_archive(web, capsys):
     """A document file row pointing outside the archive (a tampered row) and traversal in fmt: 404, no file."""
     from store.document_models import Document, DocumentFile

@@ -25,7 +25,7 @@ from store import census, handoffs
 from store.accounts import Role
 from store.tabular import TableError
 
-from .api import read_upload
+from .api import DbId, read_upload
 from .auth import check_csrf
 from .deps import OFFICES, ApiError, Principal, get_db, get_now, settings_of
 from .pages import page, render
@@ -83,7 +83,7 @@ def _upload(request: Request, who: Principal, db: Session, now: datetime, form):
 
 
 @router.post("/census/{census_case_id}/act")
-async def census_act(census_case_id: int, request: Request, who: Principal = Depends(page(*READERS)),
+async def census_act(census_case_id: DbId, request: Request, who: Principal = Depends(page(*READERS)),
                      db: Session = Depends(get_db), now: datetime = Depends(get_now)):
     form = await request.form()
     check_csrf(who, form.get("csrf"))
@@ -112,7 +112,7 @@ def handoffs_page(request: Request, all: int = 0, who: Principal = Depends(page(
 
 
 @router.post("/handoffs/{handoff_id}/ack")
-async def handoff_ack(handoff_id: int, request: Request, who: Principal = Depends(page(*READERS)),
+async def handoff_ack(handoff_id: DbId, request: Request, who: Principal = Depends(page(*READERS)),
                       db: Session = Depends(get_db), now: datetime = Depends(get_now)):
     form = await request.form()
     check_csrf(who, form.get("csrf"))
