@@ -193,7 +193,7 @@ def import_census(session: Session, data: bytes, filename: str, *, actor: str, n
         village, village_problem = (None, "")
         if r.get("village"):
             village, village_problem = _find_village(by_name, townships, r["village"], r.get("township", ""))
-        if allowed is not None and (village is None or village.id not in allowed):
+        if allowed is not None and village is not None and village.id not in allowed:  # (unknown: invalid, as before)
             village, village_problem = None, OUT_OF_SCOPE
         school_id = serving.get(village.id) if village else None
         checked.append((n, r, village, village_problem, school_id, check_row(r, rules_for(school_id), year)))

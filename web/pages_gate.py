@@ -7,7 +7,6 @@ Township / county: the truancy tiers of their schools (names masked), read only.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request

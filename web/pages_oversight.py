@@ -21,7 +21,7 @@ from store import risk
 from store.accounts import Role, school_ids_in
 from store.models import School
 
-from .api import DbId
+from .api import DbId, parse_month
 from .auth import check_csrf
 from .deps import OFFICES, PUPIL_READERS, ApiError, Principal, get_db, get_now
 from .pages import page, render
@@ -33,8 +33,6 @@ NOT_FOUND = "上报记录不存在，或不在您的管辖范围内 (submission 
 
 def _month(month: str | None, now: datetime) -> str:
     """The month asked for ("2026-11"), this month if none; a month that does not exist ("2026-13") is a 422."""
-    from .api import parse_month
-
     return parse_month(month or None, now.date())[2]
 
 
