@@ -400,10 +400,12 @@ _in_flight: set[int] = set()
 _in_flight_lock = threading.Lock()
 
 
-def _claim(session: Session, skip: set[int]) -> DocumentRequest | None:
+def _claim(session: Session, skip: set[int], now: datetime) -> DocumentRequest | None:
+    from .retry import due
+
     with _in_flight_lock:
         exclude = skip | _in_flight
-        q = select(DocumentRequest).where(DocumentRequest.status == "queued")
+        q = select(DocumentRequest).where(DocumentRequest.status == "queued", due(now))  # a retry waits its turn
         if exclude:
             q = q.where(DocumentRequest.id.not_in(exclude))
         q = q.order_by(DocumentRequest.id).limit(1).with_for_update(skip_locked=True)
@@ -418,7 +420,7 @@ def _mark(session: Session, request_id: int, *, status: str, document_id: int | 
     """Set a request's outcome if it is still queued (a request another worker finished stays as they left it)."""
     result = session.execute(
         update(DocumentRequest).where(DocumentRequest.id == request_id, DocumentRequest.status == "queued")
-        .values(status=status, document_id=document_id, error=error)
+        .values(status=status, document_id=document_id, error=error, next_attempt_at=None)
     )
     return result.rowcount == 1
 
@@ -430,16 +432,17 @@ def _error_text(exc: BaseException) -> str:
 
 def render_queued(session_factory: sessionmaker[Session], *, limit: int = 100, actor: str = "system",
                   now: datetime | None = None) -> dict[str, int]:
-    """Render and archive up to ``limit`` queued document requests; returns {rendered, failed, skipped}.
+    """Render and archive up to ``limit`` queued document requests; returns {rendered, failed, skipped, retry}.
 
     Each request is one transaction: claim (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so parallel
     workers split the queue), render, archive, mark ``rendered``. On SQLite the render runs between
     two short transactions so the single write lock is not held while WeasyPrint works. Idempotent:
     a request whose document is archived already is only marked, so a retry never makes a second
-    document or takes a second number. A request that cannot be rendered is marked ``failed`` with
-    the reason and left for a person to look at.
+    document or takes a second number. A request that failed transiently (disk full) waits and is
+    tried again by a later run; one that cannot be rendered, or failed too often, is marked
+    ``failed`` with the reason and left for a person to look at (documents/retry.py).
     """
-    counts = {"rendered": 0, "failed": 0, "skipped": 0}
+    counts = {"rendered": 0, "failed": 0, "skipped": 0, "retry": 0}
     seen: set[int] = set()
     while sum(counts.values()) < limit:
         outcome = _process_one(session_factory, seen, actor=actor, now=now)
@@ -454,7 +457,7 @@ def _process_one(factory: sessionmaker[Session], seen: set[int], *, actor: str, 
     with factory() as session:
         hold = is_postgres(session.get_bind())
         session.begin()
-        request = _claim(session, seen)
+        request = _claim(session, seen, when)
         if request is None:
             session.rollback()
             return None
@@ -488,9 +491,10 @@ def _render_request(factory, session: Session, hold: bool, rid: int, case_id: in
     except Exception as exc:  # the request fails, the queue goes on
         session.rollback()
         log.warning("document request %s (case %s, %s, event %s) failed: %s", rid, case_id, kind, seq, _error_text(exc))
+        from .retry import record_failure
+
         with session.begin():
-            _mark(session, rid, status="failed", error=_error_text(exc))
-        return "failed"
+            return record_failure(session, rid, exc, _error_text(exc), now=now)
 
 
 def _render_ahead_outside(factory, session: Session, plan: Plan, hold: bool) -> tuple[Rendition, int | None]:

@@ -4,6 +4,8 @@
     baoxue doc 12 return_notice --fmt html --out notice.html
     baoxue doc verify ~/Downloads/notice.pdf # was this file issued by the archive, unchanged?
     baoxue doc queue --limit 200             # render queued document requests
+    baoxue doc failed                        # requests that failed to render (or wait for a retry)
+    baoxue doc requeue 17 18 | --failed      # put them back in the queue
     baoxue doc report monthly_report township:C7T1 2026-11 --fmt xlsx
     baoxue doc kinds | fonts | preview KIND
 """
@@ -125,6 +127,48 @@ def queue_cmd(limit: int = typer.Option(100, help="at most this many requests"),
     typer.echo(json.dumps(counts, ensure_ascii=False))
     if counts.get("failed"):
         raise typer.Exit(1)
+
+
+@app.command("requeue")
+def requeue_cmd(ids: Optional[list[int]] = typer.Argument(None, help="document request ids"),
+                failed: bool = typer.Option(False, "--failed", help="every failed request"),
+                as_json: bool = typer.Option(False, "--json")):
+    """Put failed document requests (or the named ones) back in the queue, due now; the next render run renders them."""
+    from store.db import transaction
+
+    from .retry import requeue
+
+    if not ids and not failed:
+        _fail("请给出文书请求编号或 --failed (give request ids or --failed)", 2)
+    with transaction(_factory()) as s:
+        done = requeue(s, list(ids) if ids else None, failed=failed)
+    missing = sorted(set(ids or []) - set(done))
+    if as_json:
+        typer.echo(json.dumps({"requeued": done, "not_found": missing}, ensure_ascii=False))
+    else:
+        typer.echo(f"已重新排队 requeued {len(done)}: {', '.join(map(str, done)) or '—'}")
+    if missing:
+        _fail(f"文书请求不存在或已制作完成 (no such failed or queued request): {', '.join(map(str, missing))}")
+
+
+@app.command("failed")
+def failed_cmd(as_json: bool = typer.Option(False, "--json")):
+    """Document requests that failed to render, and those waiting for a retry, with the reason."""
+    from store.db import transaction
+
+    from .retry import failed_requests
+
+    with transaction(_factory()) as s:
+        rows = failed_requests(s)
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, default=str))
+        return
+    if not rows:
+        typer.echo("没有制作失败的文书 (no failed renders)")
+    for r in rows:
+        wait = f"，{r['next_attempt_at']:%Y-%m-%d %H:%M} 重试" if r["next_attempt_at"] else ""
+        typer.echo(f"#{r['id']} 案件 case {r['case_id']} {r['kind']} 第 {r['event_seq']} 步 {r['status']} "
+                   f"尝试 {r['attempts']} 次{wait}: {r['error']}")
 
 
 @app.command("report")

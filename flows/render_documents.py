@@ -22,16 +22,20 @@ def render_documents(as_of: datetime | None = None, batch_size: int = 100, max_b
     if not documents_available():
         logger.warning("documents.render_queued is not available yet: %s request(s) stay queued", queued_documents())
         return {"rendered": 0, "failed": 0, "batches": 0, "unavailable": True}
-    rendered = failed = batches = 0
+    rendered = failed = retry = batches = 0
     for _ in range(max_batches):
         done = render_batch(limit=batch_size, now=as_of)
         batches += 1
         rendered += done["rendered"]
         failed += done["failed"]
-        if done["rendered"] + done["failed"] < batch_size:
+        retry += done.get("retry", 0)
+        if done["rendered"] + done["failed"] + done.get("retry", 0) < batch_size:
             break
+    if retry:
+        logger.warning("%s document(s) failed transiently (disk, database); a later run tries them again", retry)
     if failed:
-        logger.warning("%s document(s) failed to render; they stay in the queue marked failed", failed)
+        logger.warning("%s document(s) failed to render and were given up: `baoxue doc failed` lists them, "
+                       "`baoxue doc requeue ID|--failed` puts them back", failed)
     # 送达回证: the papers just issued to outside bodies wait for their receipts from now on
     handoffs = sync_handoffs(as_of) if rendered else 0
-    return {"rendered": rendered, "failed": failed, "batches": batches, "handoffs": handoffs}
+    return {"rendered": rendered, "failed": failed, "retry": retry, "batches": batches, "handoffs": handoffs}

@@ -19,8 +19,6 @@ from machines.states import REASON_LABELS, DropoutReason
 from .intake import MarkIn, RowError, normalise_status
 from .tabular import TableError, decode_csv, parse_csv, xlsx_rows
 
-MAX_ROWS = 20000
-
 # header → field; matched after removing spaces, "*" and brackets ("学籍号（必填）" works).
 HEADERS = {
     "student_no": ["学籍号", "全国学籍号", "学籍编号", "学号", "学生编号", "studentno", "student_no", "学生学籍号"],
@@ -170,9 +168,7 @@ def parse_attendance(data: bytes, *, filename: str = "") -> ParsedAttendance:
     for number, cells in rows[start + 1:]:
         if not any(c.strip() for c in cells):
             continue
-        out.rows += 1
-        if out.rows > MAX_ROWS:
-            raise AttendanceFileError(f"文件超过 {MAX_ROWS} 行，请按学校分开上传 (more than {MAX_ROWS} rows)")
+        out.rows += 1  # how many rows a file may have at all: BAOXUE_TABLE_MAX_ROWS (store.tabular.bounded)
         student_no, raw_status = get(cells, "student_no"), get(cells, "status")
         if not student_no:
             out.errors.append(RowError(number, "", "学籍号为空 (student number missing)"))

@@ -123,10 +123,42 @@ def _policy_of_school(session: Session, registry: PolicyRegistry, school_id: int
         return None
 
 
+OUT_OF_SCOPE = "out_of_scope"
+OUT_OF_SCOPE_DETAIL = "该村（社区）不在您的管辖范围内，本行未处理，请由所属乡镇导入"
+
+
+def _scope_tag(scope: Scope) -> bytes:
+    """What makes one office's import of a file another than a second office's import of the same file."""
+    if scope == EVERYTHING:
+        return b""
+    parts = [f"{k}={','.join(map(str, sorted(v)))}" for k, v in
+             (("t", scope.township_ids), ("s", scope.school_ids), ("c", scope.class_ids)) if v is not None]
+    return ("scope:" + ";".join(parts) + "\n").encode()
+
+
+def _villages_in(session: Session, scope: Scope, serving: dict[int, int]) -> set[int] | None:
+    """The villages an office may import rows of (None: all): a township its own villages; a school
+    office the villages its school serves; a head teacher none (the census is the office's work)."""
+    if scope == EVERYTHING:
+        return None
+    if scope.class_ids is not None:
+        return set()
+    villages = dict(session.execute(select(Jurisdiction.id, Jurisdiction.parent_id)
+                                    .where(Jurisdiction.level == "village")).all())
+    return {v for v, parent in villages.items()
+            if (scope.township_ids is None or parent in scope.township_ids)
+            and (scope.school_ids is None or serving.get(v) in scope.school_ids)}
+
+
 def import_census(session: Session, data: bytes, filename: str, *, actor: str, now: datetime, source: str = "",
-                  year: int | None = None) -> ImportResult:
-    """Record a register file and what every row of it is; opens nothing (see :func:`open_cases`)."""
-    sha = hashlib.sha256(data).hexdigest()
+                  year: int | None = None, scope: Scope = EVERYTHING) -> ImportResult:
+    """Record a register file and what every row of it is; opens nothing (see :func:`open_cases`).
+
+    ``scope`` is the importing office's: a row of a village outside it is an ``invalid`` row (problem
+    ``out_of_scope``) with no village, school or pupil attached, so nothing is opened or numbered
+    there and nothing of that village is shown back. The same file imported by another office is
+    that office's own import (its SHA-256 is taken with the office's scope)."""
+    sha = hashlib.sha256(_scope_tag(scope) + data).hexdigest()
     existing = session.scalar(select(CensusImport).where(CensusImport.content_sha256 == sha))
     if existing is not None:
         return ImportResult(existing.id, True, existing.summary)
@@ -154,12 +186,15 @@ def import_census(session: Session, data: bytes, filename: str, *, actor: str, n
             rules_cache[school_id] = policy.census if policy is not None else default_rules
         return rules_cache[school_id]
 
+    allowed = _villages_in(session, scope, serving)
     # first pass: normalised IDs, for duplicates and the roster lookup
     checked = []
     for n, r in rows:
         village, village_problem = (None, "")
         if r.get("village"):
             village, village_problem = _find_village(by_name, townships, r["village"], r.get("township", ""))
+        if allowed is not None and village is not None and village.id not in allowed:  # (unknown: invalid, as before)
+            village, village_problem = None, OUT_OF_SCOPE
         school_id = serving.get(village.id) if village else None
         checked.append((n, r, village, village_problem, school_id, check_row(r, rules_for(school_id), year)))
     id_counts = Counter(c.id_number for *_, c in checked if c.id_number)
@@ -173,8 +208,17 @@ def import_census(session: Session, data: bytes, filename: str, *, actor: str, n
         .where(CensusCase.state == CensusState.exempted.value, CensusImport.census_year == year,
                CensusCase.id_number.in_(ids or [""]))))
 
+    readable = None if scope == EVERYTHING else set(session.scalars(
+        scope.apply(select(School.id), school_col=School.id, class_col=School.id)))
     summary: Counter = Counter()
+    refused: list[dict[str, Any]] = []
     for n, r, village, village_problem, school_id, c in checked:
+        if village_problem == OUT_OF_SCOPE:  # another office's village: recorded as refused, matched against nothing
+            refused.append({"row": n, "message": f"{OUT_OF_SCOPE_DETAIL} (village outside your scope)"})
+            summary["invalid"] += 1
+            session.add(CensusRow(import_id=imp.id, row_no=n, name="", id_number="", village=(r.get("village") or "")[:64],
+                                  guardian="", outcome="invalid", problems=[{"code": OUT_OF_SCOPE, "detail": OUT_OF_SCOPE_DETAIL}]))
+            continue
         problems = [{"code": p.value, "detail": d} for p, d in c.problems]
         pupil = pupils.get(c.id_number) if c.id_number else None
         missing = [LABELS[k] for k in REQUIRED if not r.get(k) and k not in ("name", "id_number")]
@@ -182,8 +226,9 @@ def import_census(session: Session, data: bytes, filename: str, *, actor: str, n
             problems.append({"code": RowProblem.duplicate_id.value,
                              "detail": f"身份证号在名单中出现{id_counts[c.id_number]}次"})
         if pupil is not None and pupil.name != r.get("name", "").strip():
-            problems.append({"code": "name_mismatch",
-                             "detail": f"学籍姓名为「{pupil.name}」，名单为「{r.get('name', '')}」"})
+            # the roster's name only to an office whose school the pupil is at (no name of another office's pupil)
+            said = f"学籍姓名为「{pupil.name}」，" if readable is None or pupil.school_id in readable else "与学籍登记的姓名不一致，"
+            problems.append({"code": "name_mismatch", "detail": f"{said}名单为「{r.get('name', '')}」"})
         if village_problem and pupil is None:
             problems.append({"code": RowProblem.unknown_village.value, "detail": village_problem})
         if missing and pupil is None and not problems:
@@ -213,7 +258,7 @@ def import_census(session: Session, data: bytes, filename: str, *, actor: str, n
             outcome=outcome, problems=problems,
             pupil_id=pupil.id if pupil is not None and outcome == "enrolled" else None, school_id=school_id,
         ))
-    imp.summary = {"rows": len(rows), **{k: summary.get(k, 0) for k in OUTCOMES}}
+    imp.summary = {"rows": len(rows), **{k: summary.get(k, 0) for k in OUTCOMES}} | ({"refused": refused} if refused else {})
     session.flush()
     return ImportResult(imp.id, False, imp.summary)
 

@@ -26,6 +26,15 @@ class Settings(BaseSettings):
     archive_dir: Path | None = None    # default: the folder `archive` beside a SQLite database (see below)
     font_dir: Path | None = None       # a bureau's licensed fonts (方正小标宋, 仿宋_GB2312)
     secret_key: str = DEFAULT_SECRET_KEY  # signs the login form and what the web app hands to a worker
+    # bounds on what an upload may make the server read (store/tabular.py, web/app.py): one setting each,
+    # each named in its error message so an operator knows what to raise
+    upload_max_mb: int = 10            # BAOXUE_UPLOAD_MAX_MB: an uploaded table (roster, census, morning check)
+    request_max_mb: int = 64           # BAOXUE_REQUEST_MAX_MB: a whole request body (a visit's photos), cut off while it streams
+    table_max_rows: int = 50000        # BAOXUE_TABLE_MAX_ROWS: rows of a CSV or a worksheet (declared or read)
+    table_max_columns: int = 200       # BAOXUE_TABLE_MAX_COLUMNS: columns of a worksheet (declared or read)
+    xlsx_max_unpacked_mb: int = 200    # BAOXUE_XLSX_MAX_UNPACKED_MB: a workbook unpacking to more is refused (zip bomb)
+    render_max_attempts: int = 5       # BAOXUE_RENDER_MAX_ATTEMPTS: a render failing transiently is tried this often, then failed
+    render_retry_minutes: int = 5      # BAOXUE_RENDER_RETRY_MINUTES: the first retry's wait, ×4 for each further one
     production: bool = False  # BAOXUE_PRODUCTION=1: refuse to start with the default or a short secret_key
 
     @model_validator(mode="after")

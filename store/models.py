@@ -278,7 +278,10 @@ class DocumentRequest(Base):
     status: Mapped[str] = mapped_column(String(12), default="queued")  # queued | rendered | failed
     requested_at: Mapped[datetime] = mapped_column(DateTime)
     document_id: Mapped[int | None] = mapped_column(Integer)
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)  # the last failure (kept while a retry waits)
+    # a render that failed transiently (disk full…) waits until next_attempt_at (documents/retry.py)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime)
     __table_args__ = (UniqueConstraint("case_id", "kind", "event_seq"), Index("ix_docreq_status", "status", "id"))
 
 

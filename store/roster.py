@@ -100,16 +100,19 @@ def _import_row(session, r, schools, classes, only_school_id, today: date) -> in
             raise ValueError(str(exc)) from None
         if birth_date(id_number) > today:
             raise ValueError(f"身份证号出生日期 {birth_date(id_number)} 晚于今天 (birth date in the future)")
-        holder = session.scalar(select(Pupil.student_no).where(Pupil.id_number == id_number,
-                                                               Pupil.student_no != r["student_no"]))
+        holder = session.execute(select(Pupil.student_no, Pupil.school_id).where(
+            Pupil.id_number == id_number, Pupil.student_no != r["student_no"])).first()
         if holder is not None:
-            raise ValueError(f"身份证号与学籍号 {holder} 的学生重复 (ID number already used by another pupil)")
+            if only_school_id is None or holder.school_id == only_school_id:  # a pupil the importer may read
+                raise ValueError(f"身份证号与本校学籍号 {holder.student_no} 的学生重复 (ID number already used by another pupil)")
+            # another school's pupil: neither who nor where (issue 14 row 14)
+            raise ValueError("该身份证号已在其他学籍中登记，请核对；转学请由县教育局办理 (ID number already registered elsewhere)")
     groups = sorted({GROUPS[g.strip()] for g in r.get("special_groups", "").replace("，", ",").split(",")
                      if g.strip() in GROUPS})
     pupil = session.scalar(select(Pupil).where(Pupil.student_no == r["student_no"]))
     added = pupil is None
     if not added and only_school_id is not None and pupil.school_id not in (None, school.id):
-        raise ValueError(f"学籍号 {r['student_no']} 已在其他学校登记，转学请由县教育局办理 (pupil belongs to another school)")
+        raise ValueError("该学籍号已在其他学校登记，转学请由县教育局办理 (student number already registered elsewhere)")
     # a new class only once the row is known good: its savepoint may still roll back (see import_roster)
     klass = classes.get((school.id, r["class_name"]))
     if klass is None:

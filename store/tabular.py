@@ -7,13 +7,45 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
+from typing import Iterable, Iterator, Sequence
 
 
 class TableError(ValueError):
     pass
 
 
-XLSX_MAX_UNPACKED = 200 * 1024 * 1024  # a workbook that unpacks to more is refused (zip bomb)
+def limits():
+    """The store's settings that bound a table (BAOXUE_TABLE_MAX_ROWS, _COLUMNS, BAOXUE_XLSX_MAX_UNPACKED_MB)."""
+    from .db import settings
+
+    return settings()
+
+
+def too_many_rows(limit: int, declared: int | None = None) -> TableError:
+    said = f"工作表声明了 {declared} 行，" if declared else ""
+    return TableError(f"{said}表格超过 {limit} 行（上限：设置 BAOXUE_TABLE_MAX_ROWS），请删去多余的空行或分开上传 "
+                      f"(more than {limit} rows: BAOXUE_TABLE_MAX_ROWS)")
+
+
+def too_many_columns(limit: int, declared: int | None = None) -> TableError:
+    said = f"工作表声明了 {declared} 列，" if declared else ""
+    return TableError(f"{said}表格超过 {limit} 列（上限：设置 BAOXUE_TABLE_MAX_COLUMNS），请删去多余的列后另存再上传 "
+                      f"(more than {limit} columns: BAOXUE_TABLE_MAX_COLUMNS)")
+
+
+def bounded(rows: Iterable[Sequence], max_rows: int, max_columns: int) -> Iterator[list]:
+    """Each row with its trailing empty cells dropped; more than ``max_rows`` rows (blank ones count:
+    they cost as much to read) or a row wider than ``max_columns`` raises ``TableError`` as soon as it
+    is met, so nothing beyond the limits is ever held."""
+    for n, row in enumerate(rows, start=1):
+        if n > max_rows:
+            raise too_many_rows(max_rows)
+        row = list(row)
+        while row and (row[-1] is None or row[-1] == ""):
+            row.pop()
+        if len(row) > max_columns:
+            raise too_many_columns(max_columns)
+        yield row
 
 
 def decode_csv(data: bytes) -> str:
@@ -31,26 +63,32 @@ def decode_csv(data: bytes) -> str:
 
 
 def parse_csv(text: str, dialect: type[csv.Dialect] | csv.Dialect = csv.excel) -> list[list[str]]:
-    """The rows of CSV text; any line ending (\\r\\n, \\n, old Mac \\r); a broken file raises ``TableError``."""
+    """The rows of CSV text (within the table limits); any line ending (\\r\\n, \\n, old Mac \\r); a
+    broken or too large file raises ``TableError``."""
+    limit = limits()
     try:
-        return list(csv.reader(io.StringIO(text, newline=""), dialect))
+        return list(bounded(csv.reader(io.StringIO(text, newline=""), dialect), limit.table_max_rows,
+                            limit.table_max_columns))
     except csv.Error as exc:  # an unclosed quote swallowing the rest of the file, a field over the csv limit…
         raise TableError(f"CSV 文件格式有误，请检查引号是否成对 (malformed CSV: {exc})") from None
 
 
 def open_xlsx(data: bytes):
-    """The workbook (read-only) or ``TableError``; refuses one that would unpack to more than XLSX_MAX_UNPACKED."""
+    """The workbook (read-only) or ``TableError``; refuses one that would unpack to more than the
+    setting BAOXUE_XLSX_MAX_UNPACKED_MB (a zip bomb), from the zip directory alone."""
     import zipfile
 
     from openpyxl import load_workbook
 
+    cap = limits().xlsx_max_unpacked_mb
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             unpacked = sum(i.file_size for i in z.infolist())
     except (zipfile.BadZipFile, ValueError, EOFError):
         raise TableError("无法读取 Excel 文件，请确认是 .xlsx 格式 (cannot read XLSX: not a zip file)") from None
-    if unpacked > XLSX_MAX_UNPACKED:
-        raise TableError(f"Excel 文件解压后超过 {XLSX_MAX_UNPACKED // 2**20}MB，请删去多余内容后再上传 (XLSX too large when unpacked)")
+    if unpacked > cap * 2**20:
+        raise TableError(f"Excel 文件解压后超过 {cap}MB（上限：设置 BAOXUE_XLSX_MAX_UNPACKED_MB），请删去多余内容后再上传 "
+                         f"(XLSX too large when unpacked: BAOXUE_XLSX_MAX_UNPACKED_MB)")
     try:
         return load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises several kinds for a damaged file
@@ -58,12 +96,25 @@ def open_xlsx(data: bytes):
 
 
 def xlsx_rows(data: bytes, cell=lambda v: "" if v is None else str(v)) -> list[list[str]]:
-    """The first worksheet's rows, each value through ``cell``; a damaged sheet raises ``TableError``."""
+    """The first worksheet's rows, each value through ``cell``, streamed (openpyxl read-only).
+
+    A sheet whose declared size (``<dimension ref="A1:XFD1048576">``) is beyond the table limits is
+    refused before a row is read; the declared size is then dropped, so empty cells and rows it
+    names are never made (openpyxl pads every row to it); what is really there is bounded by
+    :func:`bounded`. A damaged sheet raises ``TableError``."""
+    limit = limits()
     book = open_xlsx(data)
     try:
         if not book.worksheets:
             raise TableError("Excel 文件中没有工作表 (the workbook has no worksheet)")
-        return [[cell(v) for v in row] for row in book.worksheets[0].iter_rows(values_only=True)]
+        sheet = book.worksheets[0]
+        if (sheet.max_row or 0) > limit.table_max_rows:
+            raise too_many_rows(limit.table_max_rows, sheet.max_row)
+        if (sheet.max_column or 0) > limit.table_max_columns:
+            raise too_many_columns(limit.table_max_columns, sheet.max_column)
+        sheet.reset_dimensions()
+        return [[cell(v) for v in row]
+                for row in bounded(sheet.iter_rows(values_only=True), limit.table_max_rows, limit.table_max_columns)]
     except TableError:
         raise
     except Exception as exc:  # the sheet's XML is read lazily: a damaged one fails here, not on open

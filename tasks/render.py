@@ -47,17 +47,16 @@ def documents_available() -> bool:
 
 
 def _count(result: Any) -> dict[str, int]:
-    """Whatever render_queued returns (an int, a dict, a dataclass) as {rendered, failed}."""
+    """Whatever render_queued returns (an int, a dict, a dataclass) as {rendered, failed, retry}
+    (retry: failed transiently, waiting to be tried again by a later run)."""
     if isinstance(result, int):
-        return {"rendered": result, "failed": 0}
+        return {"rendered": result, "failed": 0, "retry": 0}
     if isinstance(result, dict):
         get = result.get
     else:
         get = lambda k, d=0: getattr(result, k, d)  # noqa: E731
-    rendered = get("rendered", 0)
-    failed = get("failed", 0)
-    return {"rendered": len(rendered) if isinstance(rendered, (list, tuple)) else int(rendered or 0),
-            "failed": len(failed) if isinstance(failed, (list, tuple)) else int(failed or 0)}
+    n = lambda v: len(v) if isinstance(v, (list, tuple)) else int(v or 0)  # noqa: E731
+    return {"rendered": n(get("rendered", 0)), "failed": n(get("failed", 0)), "retry": n(get("retry", 0))}
 
 
 @task(name="queued_documents", cache_policy=NO_CACHE)

@@ -89,7 +89,7 @@ def test_the_queue_renders_every_request_once_and_a_retry_changes_nothing(factor
     counts = render_queued(factory, limit=100, actor="system", now=NOW)
     with factory() as s:
         requests = s.scalars(select(DocumentRequest).order_by(DocumentRequest.id)).all()
-        assert counts == {"rendered": len(requests), "failed": 0, "skipped": 0}
+        assert counts == {"rendered": len(requests), "failed": 0, "skipped": 0, "retry": 0}
         assert all(r.status == "rendered" and r.document_id for r in requests)
         docs = {d.kind: d for d in s.scalars(select(Document))}
         numbers = sorted((d.issuer.split(":")[0], d.number) for d in docs.values() if d.number)
@@ -106,11 +106,11 @@ def test_the_queue_renders_every_request_once_and_a_retry_changes_nothing(factor
     # document, no new number.
     with factory() as s, s.begin():
         s.execute(update(DocumentRequest).where(DocumentRequest.kind == "return_notice").values(status="queued", document_id=None))
-    assert render_queued(factory, limit=100, actor="system", now=NOW) == {"rendered": 1, "failed": 0, "skipped": 0}
+    assert render_queued(factory, limit=100, actor="system", now=NOW) == {"rendered": 1, "failed": 0, "skipped": 0, "retry": 0}
     with factory() as s:
         assert (s.scalar(select(func.count()).select_from(Document)), s.scalar(select(func.count()).select_from(DocumentFile))) == (n_docs, n_files)
         assert s.scalar(select(func.max(DocumentCounter.last_number))) == 2
-    assert render_queued(factory, limit=100, actor="system", now=NOW) == {"rendered": 0, "failed": 0, "skipped": 0}
+    assert render_queued(factory, limit=100, actor="system", now=NOW) == {"rendered": 0, "failed": 0, "skipped": 0, "retry": 0}
     assert case_id
 
 

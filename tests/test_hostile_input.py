@@ -29,7 +29,7 @@ from store.attendance_files import AttendanceFileError, parse_attendance
 from store.db import Settings
 from store.models import Pupil, School
 from store.roster import import_roster
-from store.tabular import FORMULA_START, TableError, XLSX_MAX_UNPACKED, csv_safe, read_table, xlsx_safe
+from store.tabular import FORMULA_START, TableError, csv_safe, limits, read_table, xlsx_safe
 from tests.web_support import MONDAY, Clock, build_county, in_process_app, page_login, pupils_of_class
 from web.app import create_app
 from web.services import InProcess
@@ -220,12 +220,12 @@ def test_a_zip_bomb_workbook_is_refused_before_it_is_unpacked():
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z, z.open("xl/worksheets/sheet1.xml", "w") as f:
         chunk = b" " * 2**20
-        for _ in range(XLSX_MAX_UNPACKED // 2**20 + 1):
+        for _ in range(limits().xlsx_max_unpacked_mb + 1):
             f.write(chunk)
     data = out.getvalue()
     assert len(data) < 2 * 2**20  # a small upload…
     for read in (lambda: parse_attendance(data, filename="a.xlsx"), lambda: read_table(data, "a.xlsx")):
-        with pytest.raises(TableError, match="解压后超过"):  # …refused from the zip directory alone
+        with pytest.raises(TableError, match="解压后超过.*BAOXUE_XLSX_MAX_UNPACKED_MB"):  # …refused from the zip directory alone
             read()
 
 
@@ -334,7 +334,7 @@ def test_roster_missing_columns_is_a_file_error_extra_columns_are_ignored(sessio
 
 
 @pytest.mark.parametrize("kind, words", [
-    ("dup_id", "身份证号与学籍号"), ("other_schools_pupil", "已在其他学校登记"), ("future_birth", "晚于今天"),
+    ("dup_id", "身份证号与本校学籍号"), ("other_schools_pupil", "该学籍号已在其他学校登记"), ("future_birth", "晚于今天"),
     ("long_name", "超过 32"), ("control_char", "控制字符"),
 ])
 def test_roster_regressions_are_row_errors_not_crashes(session, county, kind, words):
@@ -552,6 +552,31 @@ def test_regressions_found_by_schemathesis(web):
     assert r.status_code in (200, 422), r.text  # PostgreSQL refuses NUL: was a 500 (DataError)
     r = client.get("/api/cases", params={"school_code": "x\x00' OR 1=1--"}, headers=bearer(web, "county"))
     assert r.status_code in (200, 422) and (r.status_code == 422 or r.json() == [] or "cases" in r.text)
+
+
+@pytest.mark.parametrize("month", ["2026-13", "2026-00", "0000-01", "2026-1x", "99999999999999999999-1"])
+def test_a_month_that_does_not_exist_is_a_422_on_every_month_page(web, month):
+    """/risk?month=2026-13 answered 500 (month_period(2026, 13)); /reconcile took it as a month."""
+    for url, user in (("/risk", "county"), ("/reconcile", "county"), ("/figures", "county"), ("/late", "county"),
+                      ("/risk", "teacher")):
+        r = page_client(web, user).get(url, params={"month": month})
+        assert r.status_code == 422 and "月份格式应为" in r.text, (url, month, r.status_code)
+
+
+@pytest.mark.parametrize("bad", [str(2**31), str(2**63), str(10**30), "-1", "0"])
+def test_ids_out_of_range_on_the_post_routes_are_a_422(web, bad):
+    """Huge ids on the oversight, prevention, census and hand-off POST routes answered 500 (integer out of
+    range on PostgreSQL, OverflowError on SQLite); /truancy?pupil= too."""
+    for url, user in ((f"/risk/duties/{bad}/done", "school"), (f"/prevention/duties/{bad}/done", "school"),
+                      (f"/census/{bad}/act", "township"), (f"/handoffs/{bad}/ack", "township")):
+        r = page_client(web, user).post(url, data={"csrf": web["county"].csrf[user], "event": "record_persuasion",
+                                                   "reason": "劝返", "received_by": "村委会"}, follow_redirects=False)
+        assert r.status_code == 422 and ("超出范围" in r.text or "应为数字" in r.text), (url, r.status_code)
+    r = page_client(web, "county").get("/truancy", params={"pupil": bad})
+    assert r.status_code == 422 and "学生编号" in r.text, r.status_code
+    r = page_client(web, "county").post("/reconcile/accept", data={"csrf": web["county"].csrf["county"],
+                                                                   "submission_id": bad}, follow_redirects=False)
+    assert r.status_code == 404, r.status_code
 
 
 def test_document_and_report_paths_cannot_leave_the_archive(web, capsys):

@@ -135,3 +135,18 @@ def test_an_older_database_gets_the_calendar_duties_table(blank_db_url):
     finally:
         engine.dispose()
 
+
+def test_an_older_database_gets_the_render_retry_columns(blank_db_url):
+    """0005 on a database made before ``document_requests.attempts/next_attempt_at`` existed: the
+    columns are added (its requests at 0 attempts, due now); the schema is then the models' one."""
+    engine = make_engine(blank_db_url)
+    try:
+        migrate(engine, "0004")
+        with engine.begin() as conn:  # the table as the baseline made it before the columns existed
+            conn.execute(text("ALTER TABLE document_requests DROP COLUMN attempts"))
+            conn.execute(text("ALTER TABLE document_requests DROP COLUMN next_attempt_at"))
+        migrate(engine)
+        assert current_revision(engine) == head_revision()
+        assert _schema_diff(engine) == []
+    finally:
+        engine.dispose()

@@ -75,10 +75,11 @@ def roster_import(request: Request,
 
 
 def read_upload(file: UploadFile, settings: WebSettings) -> bytes:
-    """The uploaded file's bytes (sync: endpoints doing database work run in the thread pool)."""
+    """The uploaded table's bytes, at most BAOXUE_UPLOAD_MAX_MB (the API's and the pages' uploads; sync:
+    endpoints doing database work run in the thread pool)."""
     data = file.file.read(settings.upload_max_mb * 1024 * 1024 + 1)
     if len(data) > settings.upload_max_mb * 1024 * 1024:
-        raise ApiError(413, f"文件超过 {settings.upload_max_mb}MB (file too large)")
+        raise ApiError(413, f"文件超过 {settings.upload_max_mb}MB（上限：设置 BAOXUE_UPLOAD_MAX_MB）(file too large)")
     return data
 
 

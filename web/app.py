@@ -28,7 +28,9 @@ from .services import Deployments, PrefectDeployments
 HERE = Path(__file__).resolve().parent
 VALIDATION_MESSAGE = "提交的内容有误，请检查后重新提交 (invalid request)"
 FIELD_NAMES = {"day": "日期", "school_code": "学校代码", "marks": "晨检名单", "student_no": "学籍号", "status": "出勤状态",
-               "event": "操作", "file": "文件", "body": "请求内容"}
+               "event": "操作", "file": "文件", "body": "请求内容", "case_id": "案件编号", "duty_id": "任务编号",
+               "census_case_id": "失学案件编号", "handoff_id": "回证编号", "document_id": "文书编号", "filing_id": "报表编号",
+               "pupil": "学生编号", "month": "月份"}
 
 
 def templates_env() -> Environment:
@@ -81,6 +83,9 @@ def create_app(
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _error_handlers(app)
+    from .body_limit import BodyLimit  # a body over BAOXUE_REQUEST_MAX_MB: 413 while it streams (issue 14 row 14)
+
+    app.add_middleware(BodyLimit, max_mb=settings.request_max_mb)
     return app
 
 
@@ -167,4 +172,6 @@ def _plain(error: dict) -> str:
         return "日期格式应为 2026-11-16 (date expected)"
     if kind.startswith("int"):
         return "应为数字 (number expected)"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):  # an id past int32, -1
+        return "超出范围，该编号不存在 (out of range)"
     return error.get("msg", "无效")

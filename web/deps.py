@@ -34,7 +34,6 @@ class WebSettings(Settings):
     morning_check_deployment: str | None = None      # default: deploy.deployments' "morning-check" (flow/deployment)
     morning_check_parameter: str = "submission"      # the flow's parameter taking the submission
     fixed_clock: datetime | None = None              # a demo's stopped clock (BAOXUE_FIXED_CLOCK=2026-12-11T16:00)
-    upload_max_mb: int = 10
     photo_max_mb: int = 8
 
 

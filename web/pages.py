@@ -238,9 +238,7 @@ def _upload_check(request: Request, who: Principal, db: Session, now: datetime, 
     if not isinstance(upload, UploadFile) or not upload.filename:
         raise ApiError(422, "请选择要上传的晨检表文件 (choose a file)")
     settings = settings_of(request)
-    data = upload.file.read(settings.upload_max_mb * 1024 * 1024 + 1)
-    if len(data) > settings.upload_max_mb * 1024 * 1024:
-        raise ApiError(413, f"文件超过 {settings.upload_max_mb}MB (file too large)")
+    data = api.read_upload(upload, settings)
     try:
         parsed = parse_attendance(data, filename=upload.filename)
     except TableError as exc:
@@ -478,10 +476,13 @@ def accountability_csv(start: str | None = None, end: str | None = None,
 @router.get("/runs")
 def runs(request: Request, who: Principal = Depends(page(Role.county, Role.operator)), db: Session = Depends(get_db),
          now: datetime = Depends(get_now)):
+    from documents.retry import failed_requests
+
     deployments = request.app.state.deployments
     found, error = recent_runs(deployments)
     ui = deployments.ui_url() if found is not None and hasattr(deployments, "ui_url") else None
-    return render(request, "runs.html", who, runs=found, ui=ui, error=error, calendar_warnings=_calendar_warnings(db, now))
+    return render(request, "runs.html", who, runs=found, ui=ui, error=error, calendar_warnings=_calendar_warnings(db, now),
+                  failed_renders=failed_requests(db))
 
 
 def _calendar_warnings(db: Session, now: datetime) -> list[dict[str, Any]]:

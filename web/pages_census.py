@@ -25,6 +25,7 @@ from store import census, handoffs
 from store.accounts import Role
 from store.tabular import TableError
 
+from .api import DbId, read_upload
 from .auth import check_csrf
 from .deps import OFFICES, ApiError, Principal, get_db, get_now, settings_of
 from .pages import page, render
@@ -56,16 +57,15 @@ def _upload(request: Request, who: Principal, db: Session, now: datetime, form):
     upload = form.get("file")
     if not isinstance(upload, UploadFile) or not upload.filename:
         raise ApiError(422, "请选择要上传的排查名单文件 (choose a file)")
-    limit = settings_of(request).upload_max_mb * 1024 * 1024
-    data = upload.file.read(limit + 1)
-    if len(data) > limit:
-        raise ApiError(413, f"文件超过 {settings_of(request).upload_max_mb}MB (file too large)")
+    data = read_upload(upload, settings_of(request))
     try:
-        r = census.import_census(db, data, upload.filename, actor=who.actor, now=now, source=str(form.get("source") or ""))
+        r = census.import_census(db, data, upload.filename, actor=who.actor, now=now, source=str(form.get("source") or ""),
+                                 scope=who.scope)
     except TableError as exc:
         raise ApiError(422, str(exc)) from None
     db.commit()
-    result = {"duplicate": r.duplicate, "summary": r.summary, "filename": upload.filename, "run_url": None}
+    result = {"duplicate": r.duplicate, "summary": r.summary, "filename": upload.filename, "run_url": None,
+              "refused": r.summary.get("refused", [])}  # rows of villages outside the office's scope
     # the census step: one run of the census-import deployment per import (a worker), else here
     started = request.app.state.deployments.start(
         "census_import/census-import", {"import_id": r.import_id, "as_of": now.isoformat()},
@@ -83,7 +83,7 @@ def _upload(request: Request, who: Principal, db: Session, now: datetime, form):
 
 
 @router.post("/census/{census_case_id}/act")
-async def census_act(census_case_id: int, request: Request, who: Principal = Depends(page(*READERS)),
+async def census_act(census_case_id: DbId, request: Request, who: Principal = Depends(page(*READERS)),
                      db: Session = Depends(get_db), now: datetime = Depends(get_now)):
     form = await request.form()
     check_csrf(who, form.get("csrf"))
@@ -112,7 +112,7 @@ def handoffs_page(request: Request, all: int = 0, who: Principal = Depends(page(
 
 
 @router.post("/handoffs/{handoff_id}/ack")
-async def handoff_ack(handoff_id: int, request: Request, who: Principal = Depends(page(*READERS)),
+async def handoff_ack(handoff_id: DbId, request: Request, who: Principal = Depends(page(*READERS)),
                       db: Session = Depends(get_db), now: datetime = Depends(get_now)):
     form = await request.form()
     check_csrf(who, form.get("csrf"))

@@ -7,8 +7,9 @@ Township / county: the truancy tiers of their schools (names masked), read only.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,6 +24,7 @@ from store.context import CaseContext
 from store.models import Pupil, SchoolClass, Staff
 from store.prevention import PreventionError, complete_duty, duties
 
+from .api import DbId
 from .auth import check_csrf
 from .deps import ApiError, Principal, get_db, get_now, roles
 from .pages import render
@@ -96,7 +98,7 @@ async def gate_in(request: Request, who: Principal = Depends(_page(*SCHOOLS)), d
 
 
 @router.post("/prevention/duties/{duty_id}/done")
-async def duty_done(request: Request, duty_id: int, who: Principal = Depends(_page(*SCHOOLS)),
+async def duty_done(request: Request, duty_id: DbId, who: Principal = Depends(_page(*SCHOOLS)),
                     db: Session = Depends(get_db), now: datetime = Depends(get_now)):
     form = await request.form()
     check_csrf(who, form.get("csrf"))
@@ -112,7 +114,7 @@ async def duty_done(request: Request, duty_id: int, who: Principal = Depends(_pa
 
 
 @router.get("/truancy")
-def truancy_page(request: Request, pupil: int | None = None, done: str | None = None,
+def truancy_page(request: Request, pupil: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None, done: str | None = None,
                  who: Principal = Depends(_page(*READERS)), db: Session = Depends(get_db),
                  now: datetime = Depends(get_now)):
     year = TruancyRules().school_year(now.date())

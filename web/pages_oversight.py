@@ -21,6 +21,7 @@ from store import risk
 from store.accounts import Role, school_ids_in
 from store.models import School
 
+from .api import DbId, parse_month
 from .auth import check_csrf
 from .deps import OFFICES, PUPIL_READERS, ApiError, Principal, get_db, get_now
 from .pages import page, render
@@ -31,9 +32,8 @@ NOT_FOUND = "上报记录不存在，或不在您的管辖范围内 (submission 
 
 
 def _month(month: str | None, now: datetime) -> str:
-    if month and len(month) == 7 and month[4] == "-" and month.replace("-", "").isdigit():
-        return month
-    return f"{now:%Y-%m}"
+    """The month asked for ("2026-11"), this month if none; a month that does not exist ("2026-13") is a 422."""
+    return parse_month(month or None, now.date())[2]
 
 
 @router.get("/risk")
@@ -52,7 +52,7 @@ def risk_page(request: Request, month: str | None = None, who: Principal = Depen
 
 
 @router.post("/risk/duties/{duty_id}/done")
-async def risk_duty_done(request: Request, duty_id: int, who: Principal = Depends(page(Role.head_teacher, Role.school_staff)),
+async def risk_duty_done(request: Request, duty_id: DbId, who: Principal = Depends(page(Role.head_teacher, Role.school_staff)),
                          db: Session = Depends(get_db), now: datetime = Depends(get_now)):
     form = await request.form()
     return await run_in_threadpool(_duty_done, who, db, now, duty_id, form)
@@ -127,6 +127,8 @@ def _accept(who: Principal, db: Session, now: datetime, form) -> RedirectRespons
         submission_id = int(str(form.get("submission_id") or ""))
     except ValueError:
         raise ApiError(404, NOT_FOUND) from None
+    if not 1 <= submission_id < 2**31:  # no such row, and past what the databases' integers hold
+        raise ApiError(404, NOT_FOUND)
     try:
         sub = rc.accept_submission(db, submission_id, by=who.actor, at=now, explanation=str(form.get("explanation") or ""),
                                    school_ids=school_ids_in(db, who.scope))
