@@ -32,6 +32,7 @@ MODEL_MODULES: list[str] = [
     "store.reconcile_models",
     "store.prevention_models",
     "store.census_models",
+    "store.attachment_models",
 ]
 
 # pg_advisory_xact_lock key, so two processes starting at once do not both run the migrations.

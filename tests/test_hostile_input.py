@@ -577,8 +577,8 @@ def test_document_and_report_paths_cannot_leave_the_archive(web, capsys):
     assert r.status_code == 404 and "top secret" not in r.text
     for evil in TRAVERSAL + SQLI:
         for url in (f"/documents/{doc_id}.{quote(evil, safe='')}", f"/reports/1.{quote(evil, safe='')}",
-                    f"/api/reports/1/{quote(evil, safe='')}", f"/api/cases/{case_id}/photos/{quote(evil, safe='')}",
-                    f"/cases/{case_id}/photos/{quote(evil, safe='')}", f"/static/{quote(evil)}"):
+                    f"/api/reports/1/{quote(evil, safe='')}", f"/api/attachments/{quote(evil, safe='')}",
+                    f"/attachments/{quote(evil, safe='')}", f"/static/{quote(evil)}"):
             r = page_client(web, "county").get(url, headers=bearer(web, "county"))
             n += 1
             assert r.status_code in (404, 422) and "top secret" not in r.text and "root:" not in r.text, (url, r.status_code)

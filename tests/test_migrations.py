@@ -99,9 +99,30 @@ def test_an_older_database_gets_the_cases_special_groups_from_their_pupils(blank
         with engine.begin() as conn:  # the table as the baseline made it before the column existed
             conn.execute(text("ALTER TABLE cases DROP COLUMN special_groups"))
         migrate(engine)
-        assert current_revision(engine) == head_revision() == "0002"
+        assert current_revision(engine) == head_revision()
         assert _schema_diff(engine) == []
         with transaction(session_factory(engine)) as s:
             assert s.execute(select(Case.special_groups).order_by(Case.id)).scalars().all() == [["left_behind", "poor"], []]
+    finally:
+        engine.dispose()
+
+
+def test_an_older_database_gets_the_attachments_table(blank_db_url):
+    """0003 on a database made before attachments existed: the table is created, and the schema is
+    then exactly the models' one (downgrading to 0002 drops it again)."""
+    engine = make_engine(blank_db_url)
+    try:
+        migrate(engine, "0002")
+        with engine.begin() as conn:  # the schema as a database at 0002 had it
+            conn.execute(text("DROP INDEX ix_attachments_case"))
+            conn.execute(text("DROP TABLE attachments"))
+        migrate(engine)
+        assert current_revision(engine) == head_revision() == "0003_attachments"
+        assert _schema_diff(engine) == []
+        config = alembic_config()
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0002")
+        assert "attachments" not in inspect(engine).get_table_names()
     finally:
         engine.dispose()
