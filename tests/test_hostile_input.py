@@ -562,8 +562,8 @@ def test_document_and_report_paths_cannot_leave_the_archive(web, capsys):
     secret = web["archive"].parent / "secret.txt"
     secret.write_text("top secret")
     with web["factory"]() as s:
-        doc = Document(doc_key=f"case:{case_id}:absence_register:1", version=1, kind="absence_register",
-                       title="登记表", case_id=case_id, event_seq=1, data={}, template_sha256="0" * 64, actor="test",
+        doc = Document(doc_key=f"case:{case_id}:return_notice:1", version=1, kind="return_notice",  # the county reads its files
+                       title="返校通知书", case_id=case_id, event_seq=1, data={}, template_sha256="0" * 64, actor="test",
                        created_at=MONDAY)
         s.add(doc)
         s.flush()

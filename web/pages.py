@@ -404,6 +404,8 @@ def _act(request: Request, case_id: int, who: Principal, db: Session, now: datet
     if event in PHOTO_EVENTS:  # each photo becomes an attachment of this case; the payload names its id
         settings = settings_of(request)
         case = readable_case(db, who, case_id)
+        if any(not isinstance(f, UploadFile) and str(f).strip() for f in form.getlist("photos")):
+            raise ApiError(422, "照片只能作为文件上传，不能填写路径或网址 (photos are uploaded files, never a path or URL)")
         photos = [f for f in form.getlist("photos") if isinstance(f, UploadFile) and f.filename]
         caption = str(form.get("photo_caption") or "").strip()
         refs = []
