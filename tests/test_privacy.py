@@ -376,3 +376,52 @@ def test_a_filter_naming_another_school_or_state_reads_nothing_outside_scope(wor
         for path in (f"/cases?all=1&school={code}", f"/stuck?school={code}&sort=school"):
             r = client.get(path, **as_user(world, username, path))
             assert not leaks(world, text_of(r), hidden), (username, path)
+
+
+def test_event_payloads_are_part_of_the_privacy_scan_of_what_the_county_reads(world):
+    """The county (a masked reader) reads every case's detail, history, page and document preview:
+    no pupil or guardian name, phone or ID number appears, even where staff typed them into an
+    action's payload and reason (store.masking, issue 14 row 12)."""
+    from documents.archive import render_for_case
+    from tests.test_scoping import bearer
+
+    client, county, factory = world["client"], world["county"], world["factory"]
+    with factory() as s:
+        needles = private_strings(s)
+        s.commit()
+        people = {}
+        for key, case_id in world["cases"].items():
+            pupil = s.get(Pupil, s.get(Case, case_id).pupil_id)
+            g = pupil.guardians[0]
+            people[key] = (pupil.name, g.name, g.phone or "18300001111", pupil.id_number)
+    writer = {"A": "teacher", "B": "school", "C": "school_other", "D": "school_far"}
+    for key, (pupil, guardian, phone, id_number) in people.items():
+        r = client.post(f"/api/cases/{world['cases'][key]}/actions", headers=bearer(county, writer[key]), json={
+            "event": "record_phone_call", "note": f"与{guardian}通话",
+            "payload": {"contact": f"{guardian}（母亲）", "phone": phone,
+                        "result": f"{pupil}（{id_number}）在家，{guardian}说明天送来"}})
+        assert r.status_code == 200, r.text
+    import os
+
+    os.environ["BAOXUE_ARCHIVE_DIR"] = str(world["app"].state.settings.archive_dir)
+    try:
+        with factory() as s:
+            docs = [render_for_case(s, case_id, kind, actor="test", fmt="pdf").document_id
+                    for case_id in world["cases"].values() for kind in ("phone_record", "absence_register")]
+            s.commit()
+    finally:
+        del os.environ["BAOXUE_ARCHIVE_DIR"]
+    texts = {}
+    for key, case_id in world["cases"].items():
+        for path in (f"/api/cases/{case_id}", f"/api/cases/{case_id}/history", f"/cases/{case_id}"):
+            r = client.get(path, **as_user(world, "county", path))
+            assert r.status_code == 200, path
+            texts[f"county {path}"] = text_of(r)
+    for doc_id in docs:
+        r = client.get(f"/documents/{doc_id}.html", **as_user(world, "county", "/documents"))
+        assert r.status_code == 200
+        texts[f"county preview of document {doc_id}"] = r.text
+    assert hits(texts, needles) == []
+    # the readers who work the case still read what was typed
+    r = client.get(f"/api/cases/{world['cases']['A']}/history", **as_user(world, "teacher", "/api"))
+    assert r.json()[-1]["payload"]["contact"] == f"{people['A'][1]}（母亲）"
