@@ -60,7 +60,7 @@ class Masker:
         self._pairs = sorted(pairs.items(), key=lambda kv: -len(kv[0]))  # longest first: 江天佑 before 江天
 
     def text(self, value: str) -> str:
-        if value.startswith("data:"):  # an embedded image: its base64 is no personal text
+        if value.startswith(("data:", "archive:")):  # an embedded image or a stored photo's path: no personal text
             return value
         for secret, masked in self._pairs:
             if secret in value:

@@ -354,3 +354,19 @@ def test_document_previews_follow_the_masking_rule_for_every_account(web):
             assert sent_pdf.status_code == 200 and sent_pdf.content.startswith(b"%PDF")
         else:
             assert {pdf.status_code, html.status_code, api_pdf.status_code, sent_pdf.status_code} == {404}, username
+
+
+def test_the_masker_masks_private_values_anywhere_and_leaves_photos_alone():
+    from store.masking import Masker, masked_for
+
+    m = Masker(names=["江天佑", "江小禾"], phones=["18312345678"], ids=["11010520140312123X"])
+    payload = {"contact": "江天佑（母亲）", "phone": "18312345678", "result": "江小禾（11010520140312123X）另有 13900001111",
+               "visitors": ["王老师", {"name": "江天佑"}], "photos": [{"attachment_id": 3, "caption": "江小禾在家"}],
+               "src": "data:image/png;base64,13912345678AAA", "path": "archive:attachments/13/13912345678.jpg"}
+    out = m(payload)
+    assert out["contact"] == "江*佑（母亲）" and out["phone"] == "183****5678"
+    assert out["result"] == "江*禾（110105********123X）另有 139****1111"
+    assert out["visitors"] == ["王老师", {"name": "江*佑"}] and out["photos"] == [{"attachment_id": 3, "caption": "江*禾在家"}]
+    assert out["src"] == payload["src"] and out["path"] == payload["path"]
+    assert [masked_for(type("U", (), {"role": r})()) for r in ("head_teacher", "school_staff", "township", "county", "operator")] \
+        == [False, False, False, True, True]
