@@ -160,7 +160,7 @@ def _label(loc: tuple) -> str:
         elif p in FIELD_LABELS:
             parts.append(f"{FIELD_LABELS[p]}（{p}）")
         elif not str(p).startswith(("str", "int", "bool", "list", "function", "Person", "HelperIn", "PhotoRef")):
-            parts.append(str(p))
+            parts.append(str(p)[:40])  # a field name the sender made up: echoed, but short
     return "·".join(parts) or "办理详情"
 
 
