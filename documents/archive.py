@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from machines.policy import Policy
 from machines.states import ACTION_LABELS, Action
+from store.attachments import IMAGES, locate, write_once
 from store.db import is_postgres, settings
 from store.document_models import Document, DocumentFile
 from store.models import Case, CaseEvent, DocumentRequest
@@ -41,7 +42,6 @@ from .render import RenderError, Rendition, render, templates_digest
 
 log = logging.getLogger("baoxue.documents")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-_write_lock = threading.Lock()
 
 
 def local_now() -> datetime:
@@ -64,15 +64,7 @@ def store_bytes(content: bytes, ext: str, *, folder: str = "") -> tuple[str, str
     """Write ``content`` once under its SHA-256 (read-only) and return (relative path, sha256)."""
     sha = hashlib.sha256(content).hexdigest()
     rel = f"{folder + '/' if folder else ''}{sha[:2]}/{sha}.{ext}"
-    path = archive_root() / rel
-    if path.exists() and path.stat().st_size == len(content):
-        return rel, sha
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{sha}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with _write_lock:
-        tmp.write_bytes(content)
-        os.chmod(tmp, 0o444)
-        os.replace(tmp, path)
+    write_once(archive_root(), rel, content)
     return rel, sha
 
 
@@ -152,7 +144,7 @@ def case_plan(session: Session, case_id: int, kind_id: str, *, actor: str, now: 
         raise LookupError(f"case {case_id} not found (案件不存在)")
     policy = _policy_for(session, case)
     seq = event_seq if event_seq is not None else default_event_seq(session, case, kind_id, policy)
-    facts = _archive_photos(case_facts(session, case_id, policy, today=now.date()))
+    facts = _archive_photos(session, case_id, case_facts(session, case_id, policy, today=now.date()))
     ctx = case_context(kind_id, facts, event_seq=seq, issued_on=now.date().isoformat(), actor=actor)
     plan = Plan(kind, case_doc_key(case_id, kind_id, seq), ctx, case_id=case_id, event_seq=seq,
                 policy_name=case.policy_name, policy_version=case.policy_version,
@@ -161,24 +153,27 @@ def case_plan(session: Session, case_id: int, kind_id: str, *, actor: str, now: 
     return plan
 
 
-def _archive_photos(facts: dict) -> dict:
-    """Photos staff attached as file paths are copied into the archive and referenced by hash."""
+def _archive_photos(session: Session, case_id: int, facts: dict) -> dict:
+    """Each photo of a payload is an attachment id of this case (``machines.payloads.PhotoRef``):
+    it becomes ``archive:<the path the server stored it under>``. A photo whose attachment or file
+    is missing, or an old entry that names a path, URL or data, is printed as missing: nothing a
+    payload names is ever opened, and one lost photo does not stop the case's documents."""
     for event in facts["events"]:
-        photos = (event.get("payload") or {}).get("photos")
+        photos = event["payload"].get("photos")
         if not photos:
             continue
         out = []
-        for p in photos:
-            src = p.get("src") if isinstance(p, dict) else str(p)
-            caption = p.get("caption", "") if isinstance(p, dict) else ""
-            if src.startswith(("data:", "archive:")):
-                out.append({"src": src, "caption": caption})
-                continue
-            path = Path(src)
-            if not path.is_file():
-                raise RenderError(f"photo {len(out) + 1} of event {event['seq']} not found in the attachments")
-            rel, _ = store_bytes(path.read_bytes(), path.suffix.lstrip(".").lower() or "jpg", folder="attachments")
-            out.append({"src": f"archive:{rel}", "caption": caption})
+        for p in photos if isinstance(photos, list) else [photos]:
+            ref = p if isinstance(p, dict) else {}
+            caption = str(ref.get("caption") or "")[:60]
+            found = None
+            if isinstance(ref.get("attachment_id"), int):
+                found = locate(session, case_id, ref["attachment_id"], archive_root())
+            if found is not None and found.path is not None and found.attachment.media_type in IMAGES:
+                out.append({"src": f"archive:{found.attachment.path}", "caption": caption})
+            else:
+                log.warning("case %s event %s: photo %s is missing", case_id, event["seq"], len(out) + 1)
+                out.append({"src": None, "caption": caption, "missing": True})
         event["payload"] = {**event["payload"], "photos": out}
     return facts
 

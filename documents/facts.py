@@ -91,7 +91,8 @@ def case_facts(session: Session, case_id: int, policy: Policy, *, today: date) -
     helpers = session.scalars(select(Helper).where(Helper.case_id == case.id).order_by(Helper.id)).all()
     events = session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.seq)).all()
 
-    days = [int(e.payload.get("day", 0)) for e in events if e.event == "escalate" and isinstance(e.payload, dict)]
+    days = [e.payload["day"] for e in events if e.event == "escalate" and isinstance(e.payload, dict)
+            and isinstance(e.payload.get("day"), int)]
     return {
         "case": {
             "id": case.id,
@@ -134,7 +135,7 @@ def case_facts(session: Session, case_id: int, policy: Policy, *, today: date) -
         "events": [{
             "seq": e.seq, "event": e.event, "label": event_label(e.event, e.to_state),
             "from_state": e.from_state, "to_state": e.to_state, "at": iso(e.at), "actor": e.actor,
-            "reason": e.reason, "payload": e.payload or {},
+            "reason": e.reason, "payload": e.payload if isinstance(e.payload, dict) else {},  # an old malformed one reads as empty
         } for e in events],
     }
 

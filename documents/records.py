@@ -10,7 +10,12 @@ Action payload keys read here (all optional):
 - ``record_phone_call``: called_at, caller, contact, phone, result, legit_reason (bool), signs (bool), notes
 - ``record_home_visit``: visitors [names], met, place, situation, reason, measures, result, notes
 - ``record_collective_visit``: participants [names or {name, unit}], village_member, place,
-  situation, measures, result, photos [{src, caption}] (src: data: URI or archive:<relative path>)
+  situation, measures, result, photos [{src, caption, missing}] (the archive resolved each
+  attachment id to ``archive:<path the server stored it under>``; a lost one has ``src`` None
+  and ``missing``)
+
+The payloads are checked by ``machines.payloads`` when recorded; old events recorded before
+that are read defensively here (a wrong type reads as not entered).
 - ``serve_township_notice`` / ``serve_legal_notice``: recipient, place, method, servers [names],
   witness, served_at, refused (bool), notes
 - ``mark_returned``: measures, follow_up, notes
@@ -51,8 +56,14 @@ def _about(facts: Facts, seq: int | None, names: tuple[str, ...] | str) -> dict 
 def _p(ev: dict | None, key: str, default: Any = None) -> Any:
     if ev is None:
         return default
-    value = (ev.get("payload") or {}).get(key)
+    payload = ev.get("payload")
+    value = payload.get(key) if isinstance(payload, dict) else None
+    if isinstance(value, dict) or (isinstance(value, list) and key not in LIST_KEYS):
+        return default  # an old, unchecked payload: a wrong shape reads as not entered
     return default if value in (None, "", []) else value
+
+
+LIST_KEYS = frozenset({"visitors", "participants", "servers", "photos", "helpers"})
 
 
 def _name(person: dict | None) -> str | None:
@@ -64,7 +75,10 @@ def _names(value: Any) -> list[str]:
         return []
     if isinstance(value, str):
         return [v.strip() for v in value.replace("，", "、").replace(",", "、").split("、") if v.strip()]
-    return [v["name"] + (f"（{v['unit']}）" if v.get("unit") else "") if isinstance(v, dict) else str(v) for v in value]
+    if not isinstance(value, list):
+        return []
+    return [str(v.get("name") or "") + (f"（{v['unit']}）" if v.get("unit") else "") if isinstance(v, dict) else str(v)
+            for v in value if v]
 
 
 def _yes_no(value: Any) -> str | None:
@@ -183,7 +197,8 @@ def _collective_visit_record(facts: Facts, seq: int | None, kind: Kind, issued_o
         "measures": _p(ev, "measures"),
         "result": _p(ev, "result", ev.get("reason") if ev else None) or None,
         "family_opinion": _p(ev, "family_opinion"),
-        "photos": [p if isinstance(p, dict) else {"src": str(p), "caption": ""} for p in photos],
+        "photos": [{"src": p.get("src"), "caption": p.get("caption") or "", "missing": bool(p.get("missing"))}
+                   for p in photos if isinstance(p, dict)],
         "weekly_sheet": True,  # 计入周查表
     }
 

@@ -129,6 +129,9 @@ def templates_digest() -> str:
     return h.hexdigest()
 
 
+PHOTO_FOLDERS = ("archive:attachments/", "archive:photos/")  # photos/: visit photos stored before attachments
+
+
 def _img_src(archive_dir: Path | None) -> Callable[[str], str]:
     """Photos are given as data: URIs or ``archive:<relative path>``; both render as data: URIs."""
 
@@ -140,7 +143,7 @@ def _img_src(archive_dir: Path | None) -> Callable[[str], str]:
                 raise RenderError(f"photo {src} needs the archive directory")
             root = archive_dir.resolve()
             path = (root / src.removeprefix("archive:")).resolve()
-            if root not in path.parents:
+            if root not in path.parents or not src.startswith(PHOTO_FOLDERS):  # photos only, not reports
                 raise RenderError(f"photo {src} is outside the archive")
             mime = mimetypes.guess_type(path.name)[0] or "image/jpeg"
             return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode()

@@ -87,8 +87,8 @@ ROLE_STANDS_FOR: dict[Role, frozenset[str]] = {
     Role.operator: frozenset(),
 }
 
-# Roles that read full pupil names and guardian phones; the county reads masked lists.
-UNMASKED_ROLES = frozenset({Role.head_teacher, Role.school_staff, Role.township})
+# Roles that read full pupil names and guardian phones: the one rule is in store.masking.
+from .masking import UNMASKED_ROLES, masked_for  # noqa: E402,F401 - re-exported
 
 SESSION_HOURS = 12
 MAX_FAILED_LOGINS = 5
@@ -409,10 +409,6 @@ def may_fire(user: User, event: str, policy: Policy | None = None) -> bool:
         if wanted and wanted not in ROLE_STANDS_FOR[role]:
             return False
     return True
-
-
-def masked_for(user: User) -> bool:
-    return Role(user.role) not in UNMASKED_ROLES
 
 
 def actor_of(user: User) -> str:

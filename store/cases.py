@@ -14,8 +14,10 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from machines.case_machine import ACTION_EVENTS, ForbiddenEvent, bind, unguarded_target
+from machines.payloads import PAYLOAD_MODELS, PayloadInvalid, parse_payload  # noqa: F401 - PayloadInvalid for callers
 from machines.states import CaseState, ExcuseReason, OutsideReason
 
+from .attachments import check_photos
 from .context import CaseContext, effective_day, escalation_at
 from .effects import SYSTEM, document_rows, escalation_event_row, event_row, step_duty_rows
 from .models import Case, CaseEvent, DocumentRequest, Duty, Helper
@@ -64,7 +66,13 @@ def apply_event(
     (``duplicate``), whatever happened since. ``expected_version``: the version the clerk saw;
     if the case has moved on, :class:`CaseConflict` and nothing is written. The caller holds the
     row lock (:func:`load_for_update`), so of two clerks sending the same version one wins.
+
+    A staff action's ``payload`` is checked against its model (``machines.payloads``) and its
+    photos against the case's attachments before anything is written: :class:`PayloadInvalid`.
     """
+    if event in PAYLOAD_MODELS:
+        payload = parse_payload(event, payload)
+        check_photos(session, case.id, payload)
     if idempotency_key:
         seen = session.scalar(
             select(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.idempotency_key == idempotency_key)

@@ -106,8 +106,7 @@ def case_detail(session: Session, case_id: int, *, scope: Scope = EVERYTHING, ma
         return None
     case, pupil, school, klass = rows[0]
     out = case_summary(case, pupil, school, klass, masked=masked)
-    out["guardians"] = [{"name": mask_name(g.name) if masked else g.name, "relation": g.relation,
-                         "phone": g.phone} for g in pupil.guardians]
+    out["guardians"] = [{"name": g.name, "relation": g.relation, "phone": g.phone} for g in pupil.guardians]
     out["special_groups"] = pupil.special_groups
     out["events"] = [{
         "seq": e.seq, "event": e.event, "from": e.from_state, "to": e.to_state, "actor": e.actor,
@@ -122,6 +121,11 @@ def case_detail(session: Session, case_id: int, *, scope: Scope = EVERYTHING, ma
         "done_at": d.done_at.isoformat(sep=" ") if d.done_at else None, "done_late": d.done_late,
     } for d, name in duties]
     out["helpers"] = [{"name": h.name, "role": h.role} for h in session.scalars(select(Helper).where(Helper.case_id == case_id))]
+    if masked:  # the one rule: store.masking
+        from .masking import Masker, mask_case_detail
+
+        mask_case_detail(out, Masker(names=[pupil.name, *(g.name for g in pupil.guardians)],
+                                     phones=[g.phone for g in pupil.guardians], ids=[pupil.id_number]))
     return out
 
 

@@ -33,6 +33,7 @@ MODEL_MODULES: list[str] = [
     "store.prevention_models",
     "store.census_models",
     "store.calendar_models",
+    "store.attachment_models",
 ]
 
 # pg_advisory_xact_lock key, so two processes starting at once do not both run the migrations.

@@ -35,7 +35,7 @@ def setup_county(session: Session, *, policy: str = "default", seed: int = 11) -
     return session.scalar(select(School.code).where(School.code.like(f"D{seed}%")).order_by(School.id))
 
 
-def payload_for(action: Action, photos: list[Path] | None = None) -> dict:
+def payload_for(action: Action, photos: list[int] | None = None) -> dict:
     if action is Action.record_phone_call:
         return {"result": "家长称孩子不愿上学，在家玩手机", "legit_reason": False, "signs": True}
     if action is Action.record_home_visit:
@@ -43,7 +43,7 @@ def payload_for(action: Action, photos: list[Path] | None = None) -> dict:
                 "result": "家长同意配合，学生仍未返校", "conduct": "遵守纪律", "study": "数学跟不上"}
     if action is Action.record_collective_visit:
         return {"situation": "家庭困难", "measures": "落实三帮一，申请生活补助", "result": "学生仍未返校",
-                "photos": [str(p) for p in photos or []]}
+                "photos": [{"attachment_id": i, "caption": f"集体家访照片{n}"} for n, i in enumerate(photos or [], 1)]}
     if action is Action.assign_helpers:
         return {"helpers": [{"name": "帮扶甲", "role": "校领导"}, {"name": "帮扶乙", "role": "班主任"},
                             {"name": "帮扶丙", "role": "村干部"}]}
@@ -67,11 +67,22 @@ def climb(session: Session, *, policy: str = "default", seed: int = 11, returned
         advance_per_case(session, ctx, datetime.combine(day, time(9, 30)))
         for duty in step.duties:
             at = datetime.combine(day, time(15, 0))
+            ids = attach(session, case.id, photos, at) if duty.action is Action.record_collective_visit else None
             act(session, ctx, case.id, duty.action.value, actor="staff:test", at=at, now=at,
-                payload=payload_for(duty.action, photos))
+                payload=payload_for(duty.action, ids))
     if returned:
         day = cal.add_school_days(FIRST_DAY, pol.steps[-1].day + 1)
         at = datetime.combine(day, time(8, 0))
         act(session, ctx, case.id, "mark_returned", actor="班主任", at=at, now=at, payload={"measures": "家长送孩子返校"})
     session.flush()
     return case.id
+
+
+def attach(session: Session, case_id: int, photos: list[Path] | None, at: datetime) -> list[int]:
+    """Upload ``photos`` as attachments of the case, as the web app does (into the archive of
+    BAOXUE_ARCHIVE_DIR); their ids are what a payload names."""
+    from documents.archive import archive_root
+    from store.attachments import save
+
+    return [save(session, case_id, p.read_bytes(), p.name, actor="staff:test", now=at, archive_dir=archive_root(),
+                 max_bytes=8 * 1024 * 1024, images_only=True).id for p in photos or []]

@@ -39,7 +39,7 @@ def populate(factory, archive) -> dict[str, int]:
     from documents.archive import render_for_case, render_queued
     from store.accounts import create_user
     from store.cases import act
-    from web.services import save_photo
+    from store.attachments import save
 
     with transaction(factory) as s:
         code, pupils = setup_store(s, pupils_per_class=4)
@@ -52,9 +52,10 @@ def populate(factory, archive) -> dict[str, int]:
         ids = {no: s.scalar(select(Case.id).join(Pupil, Pupil.id == Case.pupil_id).where(Pupil.student_no == no)
                             .order_by(Case.id.desc())) for no in pupils[:3]}
         at = datetime(2026, 11, 19, 19, 0)
-        photo = save_photo(PNG, "家访.png", archive_dir=archive, max_mb=5)
+        photo = save(s, ids[pupils[0]], PNG, "家访.png", actor="user:teacher", now=at, archive_dir=archive,
+                     max_bytes=5 * 1024 * 1024, images_only=True)
         act(s, CaseContext(s), ids[pupils[0]], "record_home_visit", actor="user:teacher", at=at, now=at,
-            note="见到祖母", payload={"photos": [photo]})
+            note="见到祖母", payload={"photos": [{"attachment_id": photo.id, "caption": "家访"}]})
         act(s, CaseContext(s), ids[pupils[1]], "assign_helpers", actor="user:school", at=at, now=at,
             payload={"helpers": [{"name": "张校长", "role": "帮扶责任人"}]})
         act(s, CaseContext(s), ids[pupils[2]], "excuse", actor="user:school", at=at, now=at, reason="transfer")
@@ -74,7 +75,7 @@ def test_a_backup_restored_into_a_new_database_and_folder_is_the_same_store(fres
     files_before = archive_files(archive)
     checked, problems = verify_archive(db_url, archive)
     assert checked >= 2 and problems == []
-    assert len(files_before) >= 3 and any(rel.startswith("photos/") for rel in files_before)
+    assert len(files_before) >= 3 and any(rel.startswith("attachments/") for rel in files_before)
 
     t0 = time.monotonic()
     made = create_backup(db_url, archive, tmp_path / "backup")

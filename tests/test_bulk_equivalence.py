@@ -107,7 +107,8 @@ def test_replaying_random_histories_reproduces_every_case(factory, session):
                     try:
                         with s.begin_nested():
                             act(s, ctx, case.id, event, actor="t", at=moment, now=moment,
-                                reason=rng.choice(["sick_leave", "working_away", "whereabouts_unknown"]))
+                                reason=rng.choice(["sick_leave", "working_away", "whereabouts_unknown"]),
+                                payload={"helpers": [{"name": "帮扶甲"}]} if event == "assign_helpers" else None)
                     except Exception as exc:  # forbidden here: nothing may have been written
                         assert type(exc).__name__ == "ForbiddenEvent", exc
     with factory() as s:

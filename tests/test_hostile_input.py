@@ -587,8 +587,8 @@ def test_document_and_report_paths_cannot_leave_the_archive(web, capsys):
     secret = web["archive"].parent / "secret.txt"
     secret.write_text("top secret")
     with web["factory"]() as s:
-        doc = Document(doc_key=f"case:{case_id}:absence_register:1", version=1, kind="absence_register",
-                       title="登记表", case_id=case_id, event_seq=1, data={}, template_sha256="0" * 64, actor="test",
+        doc = Document(doc_key=f"case:{case_id}:return_notice:1", version=1, kind="return_notice",  # the county reads its files
+                       title="返校通知书", case_id=case_id, event_seq=1, data={}, template_sha256="0" * 64, actor="test",
                        created_at=MONDAY)
         s.add(doc)
         s.flush()
@@ -602,8 +602,8 @@ def test_document_and_report_paths_cannot_leave_the_archive(web, capsys):
     assert r.status_code == 404 and "top secret" not in r.text
     for evil in TRAVERSAL + SQLI:
         for url in (f"/documents/{doc_id}.{quote(evil, safe='')}", f"/reports/1.{quote(evil, safe='')}",
-                    f"/api/reports/1/{quote(evil, safe='')}", f"/api/cases/{case_id}/photos/{quote(evil, safe='')}",
-                    f"/cases/{case_id}/photos/{quote(evil, safe='')}", f"/static/{quote(evil)}"):
+                    f"/api/reports/1/{quote(evil, safe='')}", f"/api/attachments/{quote(evil, safe='')}",
+                    f"/attachments/{quote(evil, safe='')}", f"/static/{quote(evil)}"):
             r = page_client(web, "county").get(url, headers=bearer(web, "county"))
             n += 1
             assert r.status_code in (404, 422) and "top secret" not in r.text and "root:" not in r.text, (url, r.status_code)

@@ -150,3 +150,24 @@ def test_an_older_database_gets_the_render_retry_columns(blank_db_url):
         assert _schema_diff(engine) == []
     finally:
         engine.dispose()
+
+
+def test_an_older_database_gets_the_attachments_table(blank_db_url):
+    """0006 on a database made before attachments existed: the table is created, and the schema is
+    then exactly the models' one (downgrading to 0005 drops it again)."""
+    engine = make_engine(blank_db_url)
+    try:
+        migrate(engine, "0005_render_retries")
+        with engine.begin() as conn:  # the schema as a database at 0005 had it
+            conn.execute(text("DROP INDEX ix_attachments_case"))
+            conn.execute(text("DROP TABLE attachments"))
+        migrate(engine)
+        assert current_revision(engine) == head_revision()
+        assert _schema_diff(engine) == []
+        config = alembic_config()
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0005_render_retries")
+        assert "attachments" not in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()

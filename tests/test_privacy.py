@@ -318,21 +318,21 @@ def test_passwords_and_tokens_are_stored_only_as_hashes(session):
 # -- object-level access beyond tests/test_scoping.py ------------------------------------------------
 from tests.test_scoping import ROUTES, VISIBLE, as_user, leaks, text_of, world  # noqa: E402,F401 - the shared world
 
-ID_ROUTES = sorted((m, p) for (m, p), kind in ROUTES.items() if kind in ("case", "photo", "document") and m == "GET")
+ID_ROUTES = sorted((m, p) for (m, p), kind in ROUTES.items() if kind in ("case", "attachment", "document") and m == "GET")
 
 
 def test_a_hidden_object_answers_exactly_like_one_that_does_not_exist(world):
-    """No existence oracle: a case or document id outside the reader's scope gets the same status and
-    body as an id nobody has, on every GET route with an id, for every account."""
+    """No existence oracle: a case, attachment or document id outside the reader's scope gets the same
+    status and body as an id nobody has, on every GET route with an id, for every account."""
     client, probes = world["client"], 0
     for username, visible in VISIBLE.items():
         for method, path in ID_ROUTES:
             for key in "ABCD":
                 if key in visible:
                     continue
-                url = (path.replace("{case_id}", str(world["cases"][key])).replace("{sha256}", world["photos"][key])
+                url = (path.replace("{case_id}", str(world["cases"][key])).replace("{attachment_id}", str(world["photos"][key]))
                        .replace("{document_id}", str(world["docs"][key])).replace("{fmt}", "pdf"))
-                ghost = (path.replace("{case_id}", "987654").replace("{sha256}", "0" * 64)
+                ghost = (path.replace("{case_id}", "987654").replace("{attachment_id}", "987654")
                          .replace("{document_id}", "987654").replace("{fmt}", "pdf"))
                 hidden = client.get(url, **as_user(world, username, path))
                 nobody = client.get(ghost, **as_user(world, username, path))
@@ -344,22 +344,20 @@ def test_a_hidden_object_answers_exactly_like_one_that_does_not_exist(world):
     assert probes >= 150
 
 
-def test_a_photo_of_a_hidden_case_is_not_served_under_a_visible_cases_path(world):
-    """The photo route checks that the photo belongs to the case in the path, not only that the
-    reader may see that case."""
-    client, probes = world["client"], 0
-    for username, visible in VISIBLE.items():
-        for own in visible:
-            for other in "ABCD":
-                if other in visible:
-                    continue
-                for path in ("/api/cases/{case_id}/photos/{sha256}", "/cases/{case_id}/photos/{sha256}"):
-                    url = path.replace("{case_id}", str(world["cases"][own])).replace("{sha256}", world["photos"][other])
-                    r = client.get(url, **as_user(world, username, path))
-                    probes += 1
-                    assert r.status_code == 404, (username, url, r.status_code)
-                    assert not r.content.startswith(b"\x89PNG")
-    assert probes >= 20
+def test_a_payload_cannot_name_an_attachment_of_another_case(world):
+    """A photo in a payload is an attachment id of *that* case: naming another case's attachment
+    (even one the writer may read) is refused with 422 and nothing is recorded."""
+    from tests.test_scoping import bearer, case_versions
+
+    client, county = world["client"], world["county"]
+    before = case_versions(world)
+    for username, own, other in (("school", "A", "B"), ("school", "A", "D"), ("teacher", "A", "C")):
+        r = client.post(f"/api/cases/{world['cases'][own]}/actions", headers=bearer(county, username),
+                        json={"event": "record_home_visit",
+                              "payload": {"photos": [{"attachment_id": world["photos"][other], "caption": "别人的照片"}]}})
+        assert r.status_code == 422, (username, own, other, r.text[:200])
+        assert "不是本案件上传的附件" in r.json()["message"]
+    assert case_versions(world) == before
 
 
 @pytest.mark.parametrize("username", list(VISIBLE))
@@ -378,3 +376,52 @@ def test_a_filter_naming_another_school_or_state_reads_nothing_outside_scope(wor
         for path in (f"/cases?all=1&school={code}", f"/stuck?school={code}&sort=school"):
             r = client.get(path, **as_user(world, username, path))
             assert not leaks(world, text_of(r), hidden), (username, path)
+
+
+def test_event_payloads_are_part_of_the_privacy_scan_of_what_the_county_reads(world):
+    """The county (a masked reader) reads every case's detail, history, page and document preview:
+    no pupil or guardian name, phone or ID number appears, even where staff typed them into an
+    action's payload and reason (store.masking, issue 14 row 12)."""
+    from documents.archive import render_for_case
+    from tests.test_scoping import bearer
+
+    client, county, factory = world["client"], world["county"], world["factory"]
+    with factory() as s:
+        needles = private_strings(s)
+        s.commit()
+        people = {}
+        for key, case_id in world["cases"].items():
+            pupil = s.get(Pupil, s.get(Case, case_id).pupil_id)
+            g = pupil.guardians[0]
+            people[key] = (pupil.name, g.name, g.phone or "18300001111", pupil.id_number)
+    writer = {"A": "teacher", "B": "school", "C": "school_other", "D": "school_far"}
+    for key, (pupil, guardian, phone, id_number) in people.items():
+        r = client.post(f"/api/cases/{world['cases'][key]}/actions", headers=bearer(county, writer[key]), json={
+            "event": "record_phone_call", "note": f"与{guardian}通话",
+            "payload": {"contact": f"{guardian}（母亲）", "phone": phone,
+                        "result": f"{pupil}（{id_number}）在家，{guardian}说明天送来"}})
+        assert r.status_code == 200, r.text
+    import os
+
+    os.environ["BAOXUE_ARCHIVE_DIR"] = str(world["app"].state.settings.archive_dir)
+    try:
+        with factory() as s:
+            docs = [render_for_case(s, case_id, kind, actor="test", fmt="pdf").document_id
+                    for case_id in world["cases"].values() for kind in ("phone_record", "absence_register")]
+            s.commit()
+    finally:
+        del os.environ["BAOXUE_ARCHIVE_DIR"]
+    texts = {}
+    for key, case_id in world["cases"].items():
+        for path in (f"/api/cases/{case_id}", f"/api/cases/{case_id}/history", f"/cases/{case_id}"):
+            r = client.get(path, **as_user(world, "county", path))
+            assert r.status_code == 200, path
+            texts[f"county {path}"] = text_of(r)
+    for doc_id in docs:
+        r = client.get(f"/documents/{doc_id}.html", **as_user(world, "county", "/documents"))
+        assert r.status_code == 200
+        texts[f"county preview of document {doc_id}"] = r.text
+    assert hits(texts, needles) == []
+    # the readers who work the case still read what was typed
+    r = client.get(f"/api/cases/{world['cases']['A']}/history", **as_user(world, "teacher", "/api"))
+    assert r.json()[-1]["payload"]["contact"] == f"{people['A'][1]}（母亲）"

@@ -283,9 +283,9 @@ def test_a_visit_photo_must_be_a_picture(web):
                            files=[("photos", ("家访.jpg", jpeg, "image/jpeg"))])
     assert r.status_code == 200
     photo = web["client"].get(f"/api/cases/{case_id}", headers=token(web, "teacher")).json()["events"][-1]["payload"]["photos"][0]
-    assert photo["src"].startswith("archive:photos/") and photo["caption"] == "家访"
-    got = web["client"].get(f"/api/cases/{case_id}/photos/{photo['sha256']}", headers=token(web, "teacher"))
-    assert got.status_code == 200 and got.content == jpeg
+    assert set(photo) == {"attachment_id", "caption"} and photo["caption"] == "家访"
+    got = web["client"].get(f"/api/attachments/{photo['attachment_id']}", headers=token(web, "teacher"))
+    assert got.status_code == 200 and got.content == jpeg and got.headers["content-type"] == "image/jpeg"
 
 
 def test_the_case_offers_only_the_buttons_the_state_and_role_allow(web):

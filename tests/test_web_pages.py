@@ -87,12 +87,14 @@ def test_a_home_visit_with_photos_is_recorded_from_the_case_page(pages):
     page = client.get(f"/cases/{case_id}").text
     assert 'value="record_home_visit"' in page and "现场照片" in page
     jpeg = b"\xff\xd8\xff\xe0" + b"\x01" * 40
-    r = client.post(f"/cases/{case_id}/act", data={"csrf": csrf(page), "event": "record_home_visit", "met": "祖母",
-                                                   "visitors": "王老师、李老师", "note": "孩子在家", "version": "1",
-                                                   "at": "2026-11-16T07:50"},
+    form = {"csrf": csrf(page), "event": "record_home_visit", "met": "祖母", "visitors": "王老师、李老师", "note": "孩子在家",
+            "version": "1", "at": "2026-11-16T07:50"}
+    r = client.post(f"/cases/{case_id}/act", data=form, files=[("photos", ("门口.jpg", jpeg, "image/jpeg"))])
+    assert r.status_code == 422 and "照片说明" in r.text  # a photo needs its caption
+    r = client.post(f"/cases/{case_id}/act", data=form | {"photo_caption": "家门口"},
                     files=[("photos", ("门口.jpg", jpeg, "image/jpeg"))], follow_redirects=True)
     assert r.status_code == 200 and "已记录：家访" in r.text
-    assert "王老师、李老师" in r.text and f"/cases/{case_id}/photos/" in r.text
+    assert "王老师、李老师" in r.text and 'src="/attachments/' in r.text and 'alt="家门口"' in r.text
     with pages["factory"]() as s:
         ev = s.scalar(select(CaseEvent).where(CaseEvent.event == "record_home_visit"))
         assert ev.payload["visitors"] == ["王老师", "李老师"] and ev.payload["notes"] == "孩子在家"

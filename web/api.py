@@ -23,6 +23,7 @@ from store import dashboards as dash
 from store.accounts import ROLE_LABELS, Role
 from store.attendance_files import parse_attendance
 from store.intake import MarkIn
+from store.masking import full_document_for, mask_document
 from store.queries import Scope, case_detail, list_cases
 from store.tabular import TableError, csv_safe, xlsx_safe
 
@@ -31,8 +32,9 @@ from .deps import (
     settings_of,
 )
 from .services import (
-    day_of_file, ensure_may_fire, media_type_of, offered_actions, photo_of_case, readable_case, recent_runs,
-    record_action, reject_bad_file, save_photo, submit_morning_check,
+    attachment_info, attachment_response, day_of_file, ensure_may_attach, ensure_may_fire, media_type_of,
+    offered_actions, read_capped, readable_case, recent_runs, record_action, reject_bad_file, submit_morning_check,
+    upload_attachment,
 )
 
 router = APIRouter(prefix="/api")
@@ -196,9 +198,6 @@ def case_payload(db: Session, who: Principal, case_id: int) -> dict[str, Any]:
     row = readable_case(db, who, case_id)
     policy = CaseContext(db).policy(row.policy_name, row.policy_version)
     due = {d["action"] for d in detail["duties"] if d["status"] in ("open", "overdue")}
-    if who.masked:
-        for g in detail["guardians"]:
-            g["phone"] = None
     detail["allowed_actions"] = [{"event": a.event, "label": a.label, "reasons": [r for r, _ in a.reasons],
                                   "photos": a.photos, "due": a.due} for a in offered_actions(who, row, policy, due)]
     detail["documents"] = _jsonable(dash.case_documents(db, case_id))
@@ -225,7 +224,9 @@ class ActionBody(BaseModel):
     at: datetime | None = Field(None, description="办理时间，默认现在")
     reason: str | None = Field(None, description="excuse: sick_leave/personal_leave/exemption/transfer/opened_in_error; "
                                                  "escalate_outside: whereabouts_unknown/refusal_after_notice/working_away")
-    payload: dict[str, Any] = Field({}, description="办理详情，如 电话联系: {contact, phone, reached, result, signs}")
+    payload: dict[str, Any] = Field({}, description="办理详情，按操作检查（machines/payloads.py，每个操作一个模型）："
+                                                    "如 电话联系: {contact, phone, reached, result, signs}；未知字段、超长内容返回 422。"
+                                                    "照片只能引用本案件上传的附件: photos: [{attachment_id, caption}]")
     expected_version: int | None = Field(None, description="打开页面时的案件版本；已被他人更新则返回 409")
 
 
@@ -247,38 +248,53 @@ def local_time(at: datetime | None) -> datetime | None:
         raise ApiError(422, "办理时间超出范围 (time out of range)") from None
 
 
+@router.post("/cases/{case_id}/attachments", tags=["案件 cases"], status_code=201,
+             summary="上传附件（照片 JPG/PNG/WebP 或 PDF），返回附件编号，供办理详情的 photos 引用")
+def attachment_upload(case_id: DbId, request: Request, file: UploadFile = File(..., description="照片或 PDF"),
+                      who: Principal = Depends(roles(*PUPIL_READERS)), db: Session = Depends(get_db),
+                      now: datetime = Depends(get_now)):
+    case = readable_case(db, who, case_id)
+    ensure_may_attach(db, who, case)
+    settings = settings_of(request)
+    a = upload_attachment(db, who, case, read_capped(file.file, settings), file.filename or "", settings=settings, now=now)
+    db.commit()
+    return attachment_info(a)
+
+
+@router.get("/attachments/{attachment_id}", tags=["案件 cases"], summary="下载附件（仅限管辖范围内的案件）")
+def attachment(attachment_id: DbId, request: Request, who: Principal = Depends(roles(*PUPIL_READERS)),
+               db: Session = Depends(get_db)):
+    return attachment_response(db, who, attachment_id, settings_of(request))
+
+
 @router.post("/cases/{case_id}/visits", tags=["案件 cases"], summary="记录家访或集体家访，附照片 (multipart)")
 def visit(case_id: DbId, request: Request, event: Literal["record_home_visit", "record_collective_visit"] = Form(...),
                 note: str = Form(""), at: datetime | None = Form(None),
                 payload: str = Form("{}", description="JSON：visitors, met, situation, measures, result…"),
-                photos: list[UploadFile] = File([], description="现场照片 JPG/PNG"),
+                photos: list[UploadFile] = File([], description="现场照片 JPG/PNG/WebP"),
+                captions: list[str] = Form([], description="每张照片的说明（按顺序）；缺省用文件名"),
                 idempotency_key: str | None = Header(None),
                 who: Principal = Depends(roles(*PUPIL_READERS)), db: Session = Depends(get_db),
                 now: datetime = Depends(get_now)):
-    ensure_may_fire(db, who, readable_case(db, who, case_id), event)  # before any photo is stored
+    case = readable_case(db, who, case_id)
+    ensure_may_fire(db, who, case, event)  # before any photo is stored
     try:
         details = json.loads(payload or "{}")
         assert isinstance(details, dict)
     except (ValueError, AssertionError):
         raise ApiError(422, "payload 应为 JSON 对象 (payload must be a JSON object)") from None
     settings = settings_of(request)
-    details["photos"] = [save_photo(f.file.read(settings.photo_max_mb * 1024 * 1024 + 1), f.filename or "photo", archive_dir=settings.archive_dir,
-                                    max_mb=settings.photo_max_mb) for f in photos if f.filename]
+    files = [f for f in photos if f.filename]
+    refs = []
+    for n, f in enumerate(files):
+        a = upload_attachment(db, who, case, read_capped(f.file, settings), f.filename, settings=settings, now=now,
+                              images_only=True)
+        caption = captions[n] if n < len(captions) else Path(f.filename).stem
+        refs.append({"attachment_id": a.id, "caption": caption})
+    if refs:
+        details["photos"] = [*(details.get("photos") or []), *refs] if isinstance(details.get("photos"), list) else refs
     return record_action(db, who, case_id, event, now=now, at=local_time(at), note=note, payload=details,
                          idempotency_key=idempotency_key)
-
-
-@router.get("/cases/{case_id}/photos/{sha256}", tags=["案件 cases"], summary="家访照片")
-def photo(case_id: DbId, sha256: str, request: Request, who: Principal = Depends(roles(*PUPIL_READERS)),
-          db: Session = Depends(get_db)):
-    return photo_response(db, who, case_id, sha256, settings_of(request))
-
-
-def photo_response(db, who, case_id, sha256, settings) -> FileResponse:
-    found = photo_of_case(db, readable_case(db, who, case_id), sha256)
-    if found is None:
-        raise ApiError(404, "照片不存在 (photo not found)")
-    return FileResponse(_archive_path(settings, found["src"].removeprefix("archive:")), media_type=found["media_type"])
 
 
 def _archive_path(settings: WebSettings, rel: str) -> Path:
@@ -302,20 +318,28 @@ def document_file(document_id: DbId, request: Request, fmt: Literal["pdf", "html
     return document_response(db, who, document_id, fmt, settings_of(request))
 
 
-def html_preview(doc, settings: WebSettings) -> str:
-    """The issued document as HTML, rendered from the exact data it was issued with (Document.data)."""
+def html_preview(doc, settings: WebSettings, data: dict | None = None) -> str:
+    """The issued document as HTML, rendered from the exact data it was issued with (Document.data),
+    or from ``data`` (that data masked)."""
     from documents.render import render_html
 
     try:
-        return render_html(doc.data, standalone=True, archive_dir=settings.archive_dir)
+        return render_html(doc.data if data is None else data, standalone=True, archive_dir=settings.archive_dir)
     except Exception as exc:  # a document issued under an older template may no longer render
         raise ApiError(500, f"文书预览生成失败，请下载 PDF ({type(exc).__name__})") from None
 
 
 def document_response(db, who, document_id: int, fmt: str, settings: WebSettings) -> FileResponse:
+    """An issued document's file, or its HTML preview, under the one masking rule (store.masking):
+    a reader who may not read a case document in full gets a masked preview and no file."""
     doc = dash.document_in_scope(db, document_id, who.scope)
     if doc is None:
         raise ApiError(404, "文书不存在，或不在您的管辖范围内 (document not found)")
+    if doc.case_id is not None and not full_document_for(who.user, doc.kind):
+        if fmt != "html":
+            raise ApiError(403, "该文书含学生和家长的个人信息，县级账号只能查看脱敏预览（HTML）"
+                                "(masked preview only: open the HTML preview)")
+        return HTMLResponse(html_preview(doc, settings, data=mask_document(doc.data)))
     f = next((f for f in doc.files if f.fmt == fmt), None)
     if f is None and fmt == "html":
         return HTMLResponse(html_preview(doc, settings))

@@ -86,7 +86,53 @@ def create_app(
     from .body_limit import BodyLimit  # a body over BAOXUE_REQUEST_MAX_MB: 413 while it streams (issue 14 row 14)
 
     app.add_middleware(BodyLimit, max_mb=settings.request_max_mb)
+    app.add_middleware(SecurityHeaders)  # outermost: a 413 carries the headers too
     return app
+
+
+# -- security headers on every response (pages, API, documents, attachments, static files) -------
+# The pages are plain forms with no script; a document preview carries its stylesheet inline and its
+# photos as data: URIs. Attachments (user uploads) get a sandbox on top. /docs and /redoc (OpenAPI)
+# load Swagger UI / ReDoc from their CDN with an inline bootstrap script: they alone may.
+APP_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+           "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+ATTACHMENT_CSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox; frame-ancestors 'none'"
+DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+            "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
+            "worker-src blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+SECURITY_HEADERS = {"x-content-type-options": "nosniff", "x-frame-options": "DENY",
+                    "referrer-policy": "same-origin", "cross-origin-opener-policy": "same-origin"}
+
+
+def content_security_policy(path: str) -> str:
+    if path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+        return DOCS_CSP
+    if path.startswith(("/attachments/", "/api/attachments/")):
+        return ATTACHMENT_CSP
+    return APP_CSP
+
+
+class SecurityHeaders:
+    """ASGI middleware: CSP, nosniff, frame denial and a referrer policy on every HTTP response."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        csp = content_security_policy(scope.get("path", ""))
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", [])
+                           if k.decode("latin-1").lower() not in SECURITY_HEADERS and k.lower() != b"content-security-policy"]
+                headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+                headers.append((b"content-security-policy", csp.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def routers() -> list:

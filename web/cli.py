@@ -211,7 +211,7 @@ def act(
 ):
     """Record what staff did on a case; refuses actions the case's state does not allow."""
     from machines.case_machine import ForbiddenEvent
-    from store.cases import CaseNotFound, act as act_on
+    from store.cases import CaseNotFound, PayloadInvalid, act as act_on
     from store.context import CaseContext
     from store.db import transaction
     when = at or now_local()
@@ -221,7 +221,7 @@ def act(
         with transaction(_factory()) as s:
             applied = act_on(s, CaseContext(s), case_id, action, actor=by, at=when, now=when, note=note,
                              payload=payload, idempotency_key=key, **facts)
-    except (ForbiddenEvent, CaseNotFound) as exc:
+    except (ForbiddenEvent, CaseNotFound, PayloadInvalid) as exc:  # e.g. assign_helpers without --helper
         _fail(str(exc))
     ev = applied.event
     console.print(f"案件 case {case_id}: {ev.event} {ev.from_state} → {ev.to_state} (seq {ev.seq})"

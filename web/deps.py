@@ -15,7 +15,8 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from store.account_models import User
-from store.accounts import Role, actor_of, masked_for, scope_of, session_user, token_user
+from store.accounts import Role, actor_of, scope_of, session_user, token_user
+from store.masking import masked_for
 from store.db import Settings
 from store.models import Jurisdiction, School
 from store.queries import Scope
@@ -34,7 +35,7 @@ class WebSettings(Settings):
     morning_check_deployment: str | None = None      # default: deploy.deployments' "morning-check" (flow/deployment)
     morning_check_parameter: str = "submission"      # the flow's parameter taking the submission
     fixed_clock: datetime | None = None              # a demo's stopped clock (BAOXUE_FIXED_CLOCK=2026-12-11T16:00)
-    photo_max_mb: int = 8
+    attachment_max_mb: int = 8                       # one cap for every attachment (photo, PDF): BAOXUE_ATTACHMENT_MAX_MB
 
 
 def shanghai_now() -> datetime:

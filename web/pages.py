@@ -37,8 +37,8 @@ from .deps import (
     NOT_FOUND_CASE, OFFICES, PUPIL_READERS, SHANGHAI, ApiError, Principal, get_db, get_now, page_user, roles, settings_of,
 )
 from .services import (
-    EVENT_LABELS, day_of_file, ensure_may_fire, offered_actions, readable_case, recent_runs, record_action,
-    reject_bad_file, save_photo, submit_morning_check,
+    EVENT_LABELS, PHOTO_EVENTS, attachment_response, day_of_file, ensure_may_fire, offered_actions, read_capped,
+    readable_case, recent_runs, record_action, reject_bad_file, submit_morning_check, upload_attachment,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -287,9 +287,7 @@ def case_page(request: Request, case_id: api.DbId, done: str | None = None, who:
     actions = offered_actions(who, row, policy, due)
     for d in detail["duties"]:
         d["late_now"] = d["status"] == "overdue" or (d["status"] == "open" and datetime.fromisoformat(d["due_at"]) <= now)
-    if who.masked:
-        for g in detail["guardians"]:
-            g["phone"] = None
+    detail["events"] = [_event_view(e) for e in detail["events"]]
     actors = _actor_names(db, {e["actor"] for e in detail["events"]})
     guardian = detail["guardians"][0] if detail["guardians"] else None
     prefill = {"record_phone_call:contact": f"{guardian['name']}（{guardian['relation']}）" if guardian else "",
@@ -299,6 +297,40 @@ def case_page(request: Request, case_id: api.DbId, done: str | None = None, who:
                   payload_labels=PAYLOAD_LABELS, prefill=prefill, done=EVENT_LABELS.get(done) if done else None,
                   default_at=now.strftime("%Y-%m-%dT%H:%M"), policy=policy, version=row.version,
                   idem=f"web:{case_id}:{row.version}:{who.user.id}")
+
+
+DISPLAY_CHARS = 500  # of one value in the history; the rest is in the case's documents and the API
+
+
+def _shown(value: Any) -> str:
+    """One payload value as the history prints it; an unexpected shape prints as nothing."""
+    if value is True or value is False:
+        return "是" if value else "否"
+    if isinstance(value, (str, int, float)):
+        text = str(value)
+    elif isinstance(value, list):
+        text = "、".join(str(v.get("name") or "") if isinstance(v, dict) else str(v)
+                        for v in value[:20] if isinstance(v, (dict, str, int)))
+    else:
+        return ""
+    return text if len(text) <= DISPLAY_CHARS else text[:DISPLAY_CHARS] + "……"
+
+
+def _event_view(e: dict[str, Any]) -> dict[str, Any]:
+    """An event of the history as the page shows it, read defensively: the history is append-only,
+    so an old event recorded before payloads were checked must not stop the page (issue 14 row 9)."""
+    payload = e.get("payload") if isinstance(e.get("payload"), dict) else {}
+    lines = [(PAYLOAD_LABELS[k], text) for k, v in payload.items()
+             if k in PAYLOAD_LABELS and k not in ("photos", "notes") and (text := _shown(v))]
+    photos = []
+    raw = payload.get("photos")
+    for p in raw[:20] if isinstance(raw, list) else []:
+        ref = p if isinstance(p, dict) else {}
+        if isinstance(ref.get("attachment_id"), int):
+            photos.append({"id": ref["attachment_id"], "caption": _shown(ref.get("caption"))[:60]})
+        else:
+            photos.append({"id": None, "caption": "旧记录中的照片，无法显示"})
+    return {**e, "reason": _shown(e.get("reason")), "lines": lines, "photos": photos}
 
 
 def _actor_names(db: Session, actors: set[str]) -> dict[str, str]:
@@ -330,17 +362,14 @@ def _ladder(policy, state: str) -> list[dict[str, Any]]:
 
 
 def _payload_from_form(event: str, form) -> dict[str, Any]:
+    """The form's fields as the action's payload; ``store.cases`` checks it against the action's model
+    (machines/payloads.py: lengths, lists split on 、 and commas), as for the API."""
     payload: dict[str, Any] = {}
     for key, _, kind in FORM_FIELDS.get(event, []):
         raw = str(form.get(key) or "").strip()
         if not raw:
             continue
-        if kind == "yesno":
-            payload[key] = raw == "yes"
-        elif kind == "list":
-            payload[key] = [p.strip() for p in raw.replace("，", ",").replace("、", ",").split(",") if p.strip()]
-        else:
-            payload[key] = raw[:1000]
+        payload[key] = raw == "yes" if kind == "yesno" else raw
     if event == "assign_helpers":
         names = [payload.pop(k) for k in ("helper1", "helper2", "helper3") if k in payload]
         if not names:
@@ -370,11 +399,20 @@ def _act(request: Request, case_id: int, who: Principal, db: Session, now: datet
             at = api.local_time(datetime.fromisoformat(str(form.get("at"))))
         except ValueError:
             raise ApiError(422, "办理时间格式不正确 (bad time)") from None
-    if event in ("record_home_visit", "record_collective_visit"):
+    if event in PHOTO_EVENTS:  # each photo becomes an attachment of this case; the payload names its id
         settings = settings_of(request)
+        case = readable_case(db, who, case_id)
+        if any(not isinstance(f, UploadFile) and str(f).strip() for f in form.getlist("photos")):
+            raise ApiError(422, "照片只能作为文件上传，不能填写路径或网址 (photos are uploaded files, never a path or URL)")
         photos = [f for f in form.getlist("photos") if isinstance(f, UploadFile) and f.filename]
-        payload["photos"] = [save_photo(f.file.read(settings.photo_max_mb * 1024 * 1024 + 1), f.filename,
-                                        archive_dir=settings.archive_dir, max_mb=settings.photo_max_mb) for f in photos]
+        caption = str(form.get("photo_caption") or "").strip()
+        refs = []
+        for n, f in enumerate(photos, start=1):
+            a = upload_attachment(db, who, case, read_capped(f.file, settings), f.filename, settings=settings, now=now,
+                                  images_only=True)
+            refs.append({"attachment_id": a.id, "caption": f"{caption}（{n}）" if caption and len(photos) > 1 else caption})
+        if refs:
+            payload["photos"] = refs
     try:
         version = int(form.get("version") or 0) or None
     except ValueError:
@@ -385,10 +423,10 @@ def _act(request: Request, case_id: int, who: Principal, db: Session, now: datet
     return RedirectResponse(f"/cases/{case_id}?done={event}", status_code=303)
 
 
-@router.get("/cases/{case_id}/photos/{sha256}")
-def case_photo(request: Request, case_id: api.DbId, sha256: str, who: Principal = Depends(page(*PUPIL_READERS)),
+@router.get("/attachments/{attachment_id}")
+def attachment(request: Request, attachment_id: api.DbId, who: Principal = Depends(page(*PUPIL_READERS)),
                db: Session = Depends(get_db)):
-    return api.photo_response(db, who, case_id, sha256, settings_of(request))
+    return attachment_response(db, who, attachment_id, settings_of(request))
 
 
 @router.get("/documents/{document_id}.{fmt}")

@@ -3,28 +3,33 @@
 - the morning check: scope the marks to the submitter, then start the ``morning_check``
   deployment run when a Prefect server is configured, else record it in-process with the same
   service (``store.intake.record_morning_check``);
-- a staff action on a case: permission, optimistic version check, facts, photos, ``store.cases``;
+- a staff action on a case: permission, optimistic version check, facts, ``store.cases`` (which
+  checks the payload against its model);
+- attachments: upload (``store.attachments``: sniffed, capped), served only within scope;
 - which actions the page offers for a case (the machine's, the role's, the policy's).
 
 Never imports flows/: a run is started by deployment name.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import mimetypes
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
+
+from fastapi.responses import FileResponse
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from machines.case_machine import ForbiddenEvent, allowed_events
+from machines.payloads import PayloadInvalid
 from machines.policy import Policy
 from machines.states import ACTION_LABELS, REASON_LABELS, Action, CaseState, ExcuseReason, OutsideReason
+from store import attachments
 from store.accounts import Role, may_fire
+from store.attachment_models import Attachment
 from store.attendance_files import ParsedAttendance
 from store.cases import CaseConflict, apply_event, load_for_update
 from store.context import CaseContext
@@ -38,7 +43,6 @@ EVENT_LABELS = {a.value: ACTION_LABELS[a] for a in Action} | {
     "mark_returned": "已返校（复学）", "excuse": "排除（有正当理由）", "escalate_outside": "移交（学校以外）",
     "open": "晨检登记缺勤", "escalate": "按制度升级",
 }
-PHOTO_TYPES = {b"\xff\xd8\xff": ("image/jpeg", ".jpg"), b"\x89PNG": ("image/png", ".png"), b"RIFF": ("image/webp", ".webp")}
 PHOTO_EVENTS = {"record_home_visit", "record_collective_visit"}
 log = logging.getLogger("baoxue.web")
 
@@ -314,6 +318,9 @@ def record_action(
     except ForbiddenEvent as exc:
         db.rollback()
         raise ApiError(409, _forbidden_message(exc, event)) from None
+    except PayloadInvalid as exc:  # unknown field, missing caption, oversize text, another case's photo
+        db.rollback()
+        raise ApiError(422, str(exc), exc.errors) from None
     db.commit()
     return {"case_id": case.id, "event": event, "state": case.state, "state_label": CaseState(case.state).label,
             "version": case.version, "seq": applied.event.seq, "duplicate": applied.duplicate}
@@ -324,37 +331,45 @@ def _forbidden_message(exc: ForbiddenEvent, event: str) -> str:
     return f"案件当前处于「{label}」，不能进行「{EVENT_LABELS.get(event, event)}」操作 ({exc})"
 
 
-# -- photos -----------------------------------------------------------------------------------------
-def save_photo(data: bytes, filename: str, *, archive_dir: Path, max_mb: int) -> dict[str, Any]:
-    """Store a visit photo content-addressed under the archive; returns its payload entry."""
-    if not data:
-        raise ApiError(422, f"照片 {filename} 是空文件 (empty photo)")
-    if len(data) > max_mb * 1024 * 1024:
-        raise ApiError(413, f"照片 {filename} 超过 {max_mb}MB，请压缩后再上传 (photo too large)")
-    kind = next((v for magic, v in PHOTO_TYPES.items() if data.startswith(magic)), None)
-    if kind is None or (kind[0] == "image/webp" and data[8:12] != b"WEBP"):
-        raise ApiError(415, f"{filename} 不是 JPG/PNG 照片 (photos must be JPEG or PNG)")
-    media_type, suffix = kind
-    digest = hashlib.sha256(data).hexdigest()
-    rel = Path("photos") / digest[:2] / f"{digest}{suffix}"
-    path = archive_dir / rel
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".part")
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    return {"src": f"archive:{rel.as_posix()}", "sha256": digest, "media_type": media_type, "size": len(data),
-            "caption": Path(filename or "").stem[:60]}
+# -- attachments ----------------------------------------------------------------------------------------
+def ensure_may_attach(db: Session, who: Principal, case: Case) -> None:
+    """403 unless ``who`` may record an action with photos on ``case`` (a visit)."""
+    policy = CaseContext(db).policy(case.policy_name, case.policy_version)
+    if not any(may_fire(who.user, e, policy) for e in PHOTO_EVENTS):
+        raise ApiError(403, f"{FORBIDDEN}：上传附件")
 
 
-def photo_of_case(db: Session, case: Case, sha256: str) -> dict[str, Any] | None:
-    from store.models import CaseEvent
+def read_capped(file: BinaryIO, settings: WebSettings) -> bytes:
+    """At most one byte more than the attachment cap (``attachments.save`` refuses what is over)."""
+    return file.read(settings.attachment_max_mb * 1024 * 1024 + 1)
 
-    for payload in db.scalars(select(CaseEvent.payload).where(CaseEvent.case_id == case.id)):
-        for p in (payload or {}).get("photos", []) or []:
-            if isinstance(p, dict) and p.get("sha256") == sha256:
-                return p
-    return None
+
+def upload_attachment(db: Session, who: Principal, case: Case, data: bytes, filename: str, *, settings: WebSettings,
+                      now: datetime, images_only: bool = False) -> Attachment:
+    """Keep an upload as an attachment of ``case`` (no commit): only images/PDF by their bytes, capped."""
+    try:
+        return attachments.save(db, case.id, data, filename, actor=who.actor, now=now, archive_dir=settings.archive_dir,
+                                max_bytes=settings.attachment_max_mb * 1024 * 1024, images_only=images_only)
+    except attachments.AttachmentRefused as exc:
+        db.rollback()
+        raise ApiError(exc.status, str(exc)) from None
+
+
+def attachment_info(a: Attachment) -> dict[str, Any]:
+    return {"id": a.id, "case_id": a.case_id, "media_type": a.media_type, "size": a.size, "sha256": a.sha256,
+            "filename": a.filename, "url": f"/api/attachments/{a.id}"}
+
+
+def attachment_response(db: Session, who: Principal, attachment_id: int, settings: WebSettings) -> FileResponse:
+    """An attachment's bytes to a reader whose scope holds its case (else 404, as for none), with the
+    sniffed type, a Content-Disposition and (middleware) nosniff."""
+    a = attachments.readable(db, who.scope, attachment_id)
+    found = attachments.locate(db, a.case_id, a.id, settings.archive_dir) if a is not None else None
+    if found is None or found.path is None:
+        raise ApiError(404, "附件不存在，或不在您的管辖范围内 (attachment not found)")
+    inline = a.media_type in attachments.IMAGES
+    return FileResponse(found.path, media_type=a.media_type, filename=f"attachment-{a.id}.{attachments.ALLOWED[a.media_type]}",
+                        content_disposition_type="inline" if inline else "attachment")
 
 
 def media_type_of(path: str) -> str:
