@@ -12,11 +12,10 @@ from __future__ import annotations
 from enum import Enum
 from typing import Mapping
 
-from .risk import DUTY_LABELS, RiskDuty
-from .states import ACTION_LABELS, LADDER, OPEN_STATES, REASON_LABELS, STATE_LABELS, Action, CaseState
+from .states import ACTION_LABELS, OPEN_STATES, REASON_LABELS, STATE_LABELS, Action, CaseState
 
 __all__ = [
-    "ACTION_LABELS", "DROPOUT_STATES", "DUTY_KIND_LABELS", "DutyKind", "EVENT_LABELS", "Event", "LEVEL_LABELS",
+    "ACTION_LABELS", "ATTENDANCE_LABELS", "DROPOUT_STATES", "DUTY_KIND_LABELS", "DutyKind", "EVENT_LABELS", "Event", "LEVEL_LABELS",
     "OUT_OF_SCHOOL_STATES", "PREVENTION_SOURCE_LABELS", "REASON_LABELS", "REPORT_KIND_LABELS", "REPORTED_GROUPS",
     "SPECIAL_GROUP_LABELS", "STATE_LABELS", "SpecialGroup", "WORK_EVENTS", "event_label", "is_dropout", "label_of",
     "special_group_label", "state_label",
@@ -105,17 +104,20 @@ DUTY_KIND_LABELS = {DutyKind.case.value: "控辍案件", DutyKind.census.value: 
                     DutyKind.prevention.value: "防辍预警", DutyKind.watch.value: "重点关注"}
 PREVENTION_SOURCE_LABELS = {"gate": "门卫登记预警", "truancy": "旷课分级"}
 LEVEL_LABELS = {"school": "学校", "township": "乡镇", "county": "县"}
+# a pupil's mark in the morning check (晨检)
+ATTENDANCE_LABELS = {"present": "到校", "unexcused": "无故缺勤", "sick_leave": "病假", "personal_leave": "事假",
+                     "exemption": "免学/缓学", "transfer": "转学/借读"}
 REPORT_KIND_LABELS = {"monthly": "月报", "term_start": "学期初报告", "term_end": "学期末报告"}
 
 
 def label_of(word: str) -> str:
     """Any identifier of the vocabulary → its Chinese label (the identifier itself if unknown):
     for free-form lists (a duty's action, a history's event, a watch rule's flag)."""
+    from .risk import DUTY_LABELS
+
     for table in (EVENT_LABELS, {s.value: l for s, l in STATE_LABELS.items()}, SPECIAL_GROUP_LABELS,
                   {d.value: l for d, l in DUTY_LABELS.items()}, REASON_LABELS, DUTY_KIND_LABELS):
         if word in table:
             return table[word]
     return word
 
-
-assert set(LADDER) <= set(STATE_LABELS) and set(RiskDuty) <= set(DUTY_LABELS)

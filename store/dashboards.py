@@ -14,13 +14,13 @@ from sqlalchemy.orm import Session
 
 from machines.identity import mask_name
 from machines.states import ACTION_LABELS, LADDER, STATE_LABELS, Action, CaseState, OPEN_STATES
+from machines.vocabulary import ATTENDANCE_LABELS
 
 from .models import AttendanceMark, Case, Duty, Jurisdiction, Pupil, School, SchoolClass, Staff, Submission
 from .queries import EVERYTHING, Scope
 
 OPEN = [s.value for s in OPEN_STATES]
-STATUS_LABELS = {"present": "到校", "unexcused": "无故缺勤", "sick_leave": "病假", "personal_leave": "事假",
-                 "exemption": "免学/缓学", "transfer": "转学/借读"}
+STATUS_LABELS = ATTENDANCE_LABELS  # machines.vocabulary
 
 
 def action_label(action: str) -> str:

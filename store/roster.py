@@ -12,6 +12,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from machines.identity import InvalidIdNumber, birth_date, validate_id_number
+from machines.vocabulary import SPECIAL_GROUP_LABELS
 
 from .models import Case, Guardian, Pupil, School, SchoolClass
 from .tabular import read_table, require_columns
@@ -29,9 +30,9 @@ REQUIRED = ["school_code", "student_no", "name", "grade", "class_name"]
 STORED_IN = {"student_no": Pupil.student_no, "name": Pupil.name, "gender": Pupil.gender, "address": Pupil.address,
              "class_name": SchoolClass.name, "guardian": Guardian.name, "relation": Guardian.relation,
              "phone": Guardian.phone}
-GROUPS = {"孤儿": "orphan", "留守儿童": "left_behind", "留守": "left_behind", "残疾儿童": "disabled", "残疾": "disabled",
-          "贫困": "poor", "贫困生": "poor",
-          "学困生": "learning_difficulty", "学习困难": "learning_difficulty"}  # at-risk flags (store/risk.py)
+# the roster's 特殊群体 words: each group's label (machines.vocabulary) and the short forms schools write
+GROUPS = {label: key for key, label in SPECIAL_GROUP_LABELS.items()} | {
+    "留守": "left_behind", "残疾": "disabled", "贫困": "poor", "贫困生": "poor", "学习困难": "learning_difficulty"}
 
 
 @dataclass
