@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, Iterator
 
-TIMEZONE = "Asia/Shanghai"
+from machines.clock import TIMEZONE as CLOCK_ZONE
+
+TIMEZONE = CLOCK_ZONE  # the schedules run on the store's wall clock (machines.clock)
 WORK_POOL = "baoxue-process"
 WORK_POOL_CONCURRENCY = 8
 

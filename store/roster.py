@@ -5,7 +5,7 @@ Every bad row is reported with its row number and reason; good rows are kept.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import datetime
 
 from sqlalchemy import inspect, select, update
 from sqlalchemy.exc import DataError, IntegrityError
@@ -43,11 +43,11 @@ class RosterResult:
     census_closed: list[int] = field(default_factory=list)  # census cases closed by this import (排查)
 
 
-def import_roster(session: Session, data: bytes, filename: str, *, only_school_id: int | None = None,
-                  today: date | None = None) -> RosterResult:
-    """Import the rows; ``only_school_id`` (a school's own account) refuses other schools' rows and pupils;
-    a 身份证号 born after ``today`` (default: the system date) is a row error."""
-    today = today or date.today()
+def import_roster(session: Session, data: bytes, filename: str, *, now: datetime,
+                  only_school_id: int | None = None) -> RosterResult:
+    """Import the rows at ``now``; ``only_school_id`` (a school's own account) refuses other schools' rows
+    and pupils; a 身份证号 born after ``now``'s day is a row error."""
+    today = now.date()
     rows = read_table(data, filename, aliases=COLUMNS)
     require_columns(rows, REQUIRED, LABELS)
     result = RosterResult()
@@ -56,7 +56,7 @@ def import_roster(session: Session, data: bytes, filename: str, *, only_school_i
     for n, r in rows:
         try:
             with session.begin_nested():
-                added = _import_row(session, r, schools, classes, only_school_id, today)
+                added = _import_row(session, r, schools, classes, only_school_id, now)
             result.added += added
             result.updated += 1 - added
         except (ValueError, KeyError) as exc:
@@ -68,11 +68,12 @@ def import_roster(session: Session, data: bytes, filename: str, *, only_school_i
         for key in [k for k, c in classes.items() if not inspect(c).persistent]:  # created by the rolled-back row
             del classes[key]
     from .census import close_enrolled  # 排查: a 失学 child now on the roster closes its census case (已入学)
-    result.census_closed = close_enrolled(session, actor="system:roster")
+    result.census_closed = close_enrolled(session, actor="system:roster", now=now)
     return result
 
 
-def _import_row(session, r, schools, classes, only_school_id, today: date) -> int:
+def _import_row(session, r, schools, classes, only_school_id, now: datetime) -> int:
+    today = now.date()
     missing = [LABELS[c] for c in REQUIRED if not r.get(c)]
     if missing:
         raise ValueError("缺少 " + "、".join(missing))
@@ -136,6 +137,6 @@ def _import_row(session, r, schools, classes, only_school_id, today: date) -> in
                              phone=r.get("phone") or None))
     if r.get("boarding"):  # 住校 是/否 (store/gate.py keeps who boards)
         from .gate import boarding_from_roster
-        boarding_from_roster(session, pupil, r["boarding"], r.get("dorm") or None)
+        boarding_from_roster(session, pupil, r["boarding"], r.get("dorm") or None, now=now)
     school.enrolled = (school.enrolled or 0) + (1 if added else 0)
     return int(added)

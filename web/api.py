@@ -64,7 +64,7 @@ def roster_import(request: Request,
     try:
         result = import_roster(db, data, file.filename or "roster.csv",
                                only_school_id=who.user.school_id if who.role is Role.school_staff else None,
-                               today=now.date())
+                               now=now)
     except TableError as exc:
         db.rollback()
         raise ApiError(422, str(exc)) from None

@@ -11,12 +11,13 @@ import sys
 from datetime import date, datetime
 from pathlib import Path
 from typing import Optional
-from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+
+from store.clock import local_now
 
 app = typer.Typer(help="保学 Baoxue — 控辍保学 case engine", no_args_is_help=True, pretty_exceptions_enable=False)
 roster_app = typer.Typer(help="学籍花名册 roster")
@@ -29,11 +30,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(user_app, name="user")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-
-
-def now_local() -> datetime:
-    return datetime.now(SHANGHAI).replace(tzinfo=None, microsecond=0)
+now_local = local_now  # the system clock (store.clock); every command takes --at/--as-of
 
 
 @app.callback()
@@ -116,7 +113,7 @@ def roster_import(file: Path = typer.Argument(..., exists=True, readable=True), 
     from store.tabular import TableError
     try:
         with transaction(_factory()) as s:
-            r = import_roster(s, file.read_bytes(), file.name)
+            r = import_roster(s, file.read_bytes(), file.name, now=local_now())
     except TableError as exc:
         _fail(str(exc))
     data = {"added": r.added, "updated": r.updated, "errors": [{"row": n, "reason": m} for n, m in r.errors]}

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterator
-from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
@@ -18,9 +17,9 @@ from store.account_models import User
 from store.accounts import Role, actor_of, masked_for, scope_of, session_user, token_user
 from store.db import Settings
 from store.models import Jurisdiction, School
+from store.clock import SHANGHAI, local_now  # noqa: F401 - SHANGHAI: the pages' and API's time conversion
 from store.queries import Scope
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 SESSION_COOKIE = "baoxue_session"
 
 
@@ -37,9 +36,7 @@ class WebSettings(Settings):
     photo_max_mb: int = 8
 
 
-def shanghai_now() -> datetime:
-    """Asia/Shanghai wall-clock time, naive, to the second (the store's convention)."""
-    return datetime.now(SHANGHAI).replace(tzinfo=None, microsecond=0)
+shanghai_now = local_now  # the system clock (store.clock); the app takes its clock as a parameter
 
 
 # -- errors the handlers in web.app turn into JSON (API) or a page --------------------------------------
