@@ -15,7 +15,7 @@ from typing import Any
 
 from machines.identity import id_check_digit
 from machines.policy import Policy
-from machines.states import LADDER, REASON_LABELS, STATE_LABELS, Action, CaseState
+from machines.states import REASON_LABELS, STATE_LABELS, Action, CaseState
 from machines.vocabulary import EVENT_LABELS, is_dropout
 
 from .reports import SPECIAL, STEP_COLUMNS, WORK  # the 月报表's columns (machines.vocabulary)

@@ -395,11 +395,11 @@ def reader_figures(session: Session, school_ids: list[int], name: str, period: P
     these schools — what its filing stored if it was filed, else the ledger (``figures_for``) — with
     a row per school. Schools that make no report scope of their own are counted live."""
     ids = set(school_ids)
-    scope = next((sc for level in ("county", "township", "school") for sc in scopes(session, level)
-                  if set(sc.school_ids) == ids), None) if ids else None
-    if scope is None:
-        scope = Scope("total", "", name, tuple(sorted(ids)))
-    figures = figures_for(session, scope, period, as_of)
+    same = [sc for level in ("school", "township", "county") for sc in scopes(session, level)
+            if set(sc.school_ids) == ids] if ids else []
+    filed = next((f for f in (filed_figures(session, sc.level, sc.code, period) for sc in same) if f and "rows" in f), None)
+    scope = same[0] if same else Scope("total", "", name, tuple(sorted(ids)))
+    figures = filed or report_figures_many(session, [scope], period, as_of)[0]
     if "schools" not in figures:  # one school: its own row
         school = session.execute(select(School.code, School.name, Jurisdiction.name).join(
             Jurisdiction, Jurisdiction.id == School.township_id).where(School.id.in_(ids or {-1}))).all()

@@ -47,7 +47,6 @@ def import_roster(session: Session, data: bytes, filename: str, *, now: datetime
                   only_school_id: int | None = None) -> RosterResult:
     """Import the rows at ``now``; ``only_school_id`` (a school's own account) refuses other schools' rows
     and pupils; a 身份证号 born after ``now``'s day is a row error."""
-    today = now.date()
     rows = read_table(data, filename, aliases=COLUMNS)
     require_columns(rows, REQUIRED, LABELS)
     result = RosterResult()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from datetime import date, datetime, time
+from datetime import date, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
