@@ -93,7 +93,7 @@ def ledger_cases(session: Session, school_ids: list[int], period: str,
     month's end or at ``as_of`` if earlier (a report is compared with what the ledger said when it
     was submitted, so reconciling again later gives the same differences)."""
     p = _period(period)
-    cutoff = cutoff_of(p, as_of or datetime.max)
+    cutoff = cutoff_of(p, as_of or datetime.combine(p.end, datetime.max.time()))
     out: dict[int, dict[str, list[dict]]] = {sid: {k: [] for k in FIELDS} for sid in school_ids}
     rows = session.execute(
         select(Case.id, Case.school_id, Case.state, Case.opened_on, Case.closed_on, Pupil.name)

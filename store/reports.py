@@ -125,8 +125,9 @@ def row_scopes(session: Session, scope: Scope) -> list[Scope]:
 
 
 def cutoff_of(period: Period, as_of: datetime) -> datetime:
-    """The moment a period's figures describe: its end, or ``as_of`` while the period runs."""
-    return min(as_of, datetime.combine(period.end + timedelta(days=1), datetime.min.time()))
+    """The moment a period's figures describe, as an exclusive bound: its end, or while the period
+    runs ``as_of`` (what happened at ``as_of`` itself included)."""
+    return min(as_of + timedelta(microseconds=1), datetime.combine(period.end + timedelta(days=1), datetime.min.time()))
 
 
 def _late_cases(cutoff: datetime):
@@ -297,7 +298,7 @@ def ledger_figures_many(session: Session, scope_list: list[Scope], period: Perio
         figures = {
             "scope": {"level": scope.level, "code": scope.code, "name": scope.name},
             "period": {"kind": period.kind, "label": period.label, "start": period.start.isoformat(), "end": period.end.isoformat()},
-            "as_of": cutoff.isoformat(sep=" "),
+            "as_of": cutoff.replace(microsecond=0).isoformat(sep=" "),
             **figures_of(units),
         }
         if scope.level not in ("school", "class"):

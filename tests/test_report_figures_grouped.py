@@ -25,7 +25,7 @@ FINAL_EVENT = {"returned": "mark_returned", "excused": "excuse", "escalated": "e
 
 def reference_figures(session, scope: rp.Scope, period: rp.Period, as_of: datetime) -> dict:
     """Every case's state at the cut-off read from its whole history, one case at a time."""
-    cutoff = min(as_of, datetime.combine(period.end + timedelta(days=1), time.min))
+    month_end = datetime.combine(period.end + timedelta(days=1), time.min)
     start = datetime.combine(period.start, time.min)
     ids = list(scope.school_ids)
     enrolled = session.scalar(select(func.count()).select_from(Pupil).where(Pupil.school_id.in_(ids), Pupil.enrolled)) or 0
@@ -38,7 +38,7 @@ def reference_figures(session, scope: rp.Scope, period: rp.Period, as_of: dateti
     for cid, opened_on, relapse_of, reason, groups, grade, school_code in cases:
         history = session.execute(select(CaseEvent.event, CaseEvent.to_state, CaseEvent.at)
                                   .where(CaseEvent.case_id == cid).order_by(CaseEvent.seq)).all()
-        before = [h for h in history if h.at < cutoff]
+        before = [h for h in history if h.at <= as_of and h.at < month_end]
         for event, _, at in before:
             if at >= start:
                 work[event] += 1
