@@ -79,7 +79,7 @@ def _enrol_and_exempt(factory, now: datetime) -> Counter:
         w = csv.writer(buf)
         w.writerow(["学校代码", "学籍号", "姓名", "身份证号", "年级", "班级", "监护人"])
         w.writerow([school.code, f"GCENSUS{child.id:05d}", child.name, child.id_number, klass.grade, klass.name, child.guardian or ""])
-        result = import_roster(s, buf.getvalue().encode(), "enrolment.csv")  # 入学: closes the census case
+        result = import_roster(s, buf.getvalue().encode(), "enrolment.csv", now=now)  # 入学: closes the census case
         done["census_enrolled"] += len(result.census_closed)
         census.act(s, open_cases[1].id, "exempt", actor="县教育局", reason="延缓入学：身体原因，经县教育局批准延缓一年",
                    now=now)

@@ -25,7 +25,9 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Iterator
 
-TIMEZONE = "Asia/Shanghai"
+from machines.clock import TIMEZONE as CLOCK_ZONE
+
+TIMEZONE = CLOCK_ZONE  # the schedules run on the store's wall clock (machines.clock)
 WORK_POOL = "baoxue-process"
 WORK_POOL_CONCURRENCY = 8
 ROOT = Path(__file__).resolve().parent.parent  # the checkout holding flows/ (Baoxue is installed from it)

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -30,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from machines.policy import Policy
 from machines.states import ACTION_LABELS, Action
 from store.attachments import IMAGES, locate, write_once
+from store.clock import local_now
 from store.db import is_postgres, settings
 from store.document_models import Document, DocumentFile
 from store.models import Case, CaseEvent, DocumentRequest
@@ -41,12 +41,9 @@ from .facts import case_facts
 from .render import RenderError, Rendition, render, templates_digest
 
 log = logging.getLogger("baoxue.documents")
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
-def local_now() -> datetime:
-    """Asia/Shanghai wall-clock time, naive (the store's convention), to the second."""
-    return datetime.now(SHANGHAI).replace(tzinfo=None, microsecond=0)
+
 
 
 # -- files ----------------------------------------------------------------------------------------

@@ -26,12 +26,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from machines.policy import Policy
-from machines.states import ACTION_LABELS, REASON_LABELS, STATE_LABELS, Action, CaseState
+from machines.states import REASON_LABELS, STATE_LABELS, CaseState
+from machines.vocabulary import EVENT_LABELS, event_label, special_group_label  # noqa: F401 - re-exported
 from machines.names import short_school, short_township
 from store.models import Case, CaseEvent, Guardian, Helper, Jurisdiction, Pupil, School, SchoolClass, Staff
 
 GRADE_LABELS = {g: f"{'一二三四五六七八九'[g - 1]}年级" for g in range(1, 10)}
-SPECIAL_GROUP_LABELS = {"orphan": "孤儿", "left_behind": "留守儿童", "disabled": "残疾儿童", "poor": "贫困生"}
 
 # Roles whose named person a document may print (signatures, contacts, addressees).
 PEOPLE_ROLES = (
@@ -39,16 +39,6 @@ PEOPLE_ROLES = (
     "leadership_group", "area_leader", "duty_teacher", "village_committee", "township", "township_head",
     "judicial_office", "education_center", "education_bureau", "police",
 )
-
-EVENT_LABELS = {
-    "open": "晨检发现无故缺勤，登记备案",
-    "escalate": "升级",
-    "mark_returned": "返校复学",
-    "excuse": "排除（有正当理由）",
-    "escalate_outside": "移交校外",
-    **{a.value: ACTION_LABELS[a] for a in Action},
-}
-
 
 def iso(d: Any) -> str | None:
     """date/datetime → ISO text (datetimes to the minute), None stays None."""
@@ -63,12 +53,6 @@ def age_on(birth: date | None, on: date) -> int | None:
     if birth is None:
         return None
     return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
-
-
-def event_label(event: str, to_state: str | None = None) -> str:
-    if event == "escalate" and to_state in CaseState.__members__:
-        return "升级至「" + STATE_LABELS[CaseState(to_state)] + "」"
-    return EVENT_LABELS.get(event, event)
 
 
 def policy_meta(policy: Policy) -> dict[str, Any]:
@@ -120,8 +104,7 @@ def case_facts(session: Session, case_id: int, policy: Policy, *, today: date) -
             "grade": klass.grade,
             "grade_label": GRADE_LABELS.get(klass.grade, f"{klass.grade}年级"),
             "class_name": klass.name,
-            "special_groups": [policy.special_groups.get(g) or SPECIAL_GROUP_LABELS.get(g, g)
-                               for g in (pupil.special_groups or [])],
+            "special_groups": [special_group_label(g, policy.special_groups) for g in (pupil.special_groups or [])],
         },
         "guardians": [{"name": g.name, "relation": g.relation, "phone": g.phone} for g in guardians],
         "school": {"name": school.name, "code": school.code, "enrolled": school.enrolled,

@@ -1,37 +1,35 @@
-"""The data of the periodic reports, read from the store (DOMAIN.md §4, §5).
+"""The data of the periodic reports, as the store computed them (DOMAIN.md §4, §5).
 
 - ``monthly_report``: a school (rows: classes), a township (rows: schools) or a county (rows:
-  townships) for one month: open cases by step at month end, new/returned/excused/escalated in
-  the month, dropouts and the dropout rate against the policy's standard, special groups,
-  reasons, the work done (actions recorded) and the day-by-day figures for the chart.
-- ``spot_check_sheet``: the quarter's random sample of classes (seeded by county and quarter, so
-  the draw can be checked), with what the ledger says for each.
+  townships) for one month: the figures of ``store.reports`` (the one read model — what the filing
+  stored if the month was filed, else the ledger at the month's end), laid out for the 月报表, and
+  the day-by-day figures for the chart.
+- ``spot_check_sheet``: the quarter's sealed sample (``store.reports.spot_check``), exactly the
+  classes drawn, with what the ledger said for each when it was drawn.
 - ``accountability_sheet``: every duty that went overdue or was done late in the period, with the
   named person, the case and the ground of seed 001 it falls under.
 
-States at a past date are read from the case history (the last event before the date), so a
-report for last month says what was true then, not now.
+Nothing here counts cases: the documents render what the store computed.
 """
 from __future__ import annotations
 
-import random
-from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Iterable
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from machines.states import ACTION_LABELS, LADDER, REASON_LABELS, STATE_LABELS, Action, CaseState
-from store.models import Case, CaseEvent, Duty, Jurisdiction, Pupil, School, SchoolClass, SchoolDay, Staff
+from machines.states import LADDER, REASON_LABELS, STATE_LABELS
+from machines.vocabulary import LEVEL_LABELS, REPORTED_GROUPS, WORK_EVENTS, event_label, special_group_label, state_label
+from store import reports as rp
+from store.models import Case, Duty, Jurisdiction, Pupil, School, Staff
 from store.policy_files import PolicyRegistry
 
-from .facts import SPECIAL_GROUP_LABELS
-from .samples import SPECIAL, STEP_COLUMNS, WORK, sum_rows
-
-DROPOUT_STEPS = {CaseState.collective_visit.value, CaseState.township_notice.value, CaseState.judicial_notice.value}
-OPEN = {s.value for s in LADDER}
+# the 月报表's columns, from the vocabulary
+STEP_COLUMNS = [{"state": s.value, "label": STATE_LABELS[s]} for s in LADDER]
+SPECIAL = [{"key": g, "label": special_group_label(g)} for g in REPORTED_GROUPS]
+WORK = [(e, event_label(e)) for e in WORK_EVENTS]
 
 # seed 001 grounds (责任追究) for a missed duty of each action.
 GROUNDS = {
@@ -46,6 +44,8 @@ GROUNDS = {
 
 @dataclass(frozen=True)
 class Scope:
+    """A report's scope as written on the command line: ``school:<code>``, ``township:<code>``, ``county:<code>``."""
+
     level: str  # school | township | county
     code: str
 
@@ -59,22 +59,17 @@ class Scope:
 
 def month_bounds(period: str) -> tuple[date, date]:
     y, m = (int(x) for x in period.split("-"))
-    start = date(y, m, 1)
-    return start, date(y + m // 12, m % 12 + 1, 1) - timedelta(days=1)
+    p = rp.month_period(y, m)
+    return p.start, p.end
 
 
-def quarter_bounds(period: str) -> tuple[date, date]:
-    y, q = period.upper().split("Q")
-    y, q = int(y), int(q)
-    start = date(y, 3 * (q - 1) + 1, 1)
-    end = date(y + (3 * q) // 12, (3 * q) % 12 + 1, 1) - timedelta(days=1)
-    return start, end
+quarter_bounds = rp.quarter_bounds
 
 
 def report_data(session: Session, kind: str, *, scope: str, period: str, now: datetime) -> dict[str, Any]:
     sc = Scope.parse(scope)
     if kind == "monthly_report":
-        return monthly_report(session, sc, period)
+        return monthly_report(session, sc, period, now=now)
     if kind == "spot_check_sheet":
         return spot_check_sheet(session, sc, period)
     if kind == "accountability_sheet":
@@ -106,141 +101,60 @@ def _policy_of(session: Session, schools: list[School]):
         return None
 
 
-def _state_at(events: list[tuple], cutoff: datetime) -> str | None:
-    """The state after the last event before ``cutoff`` (events: (seq, event, to_state, at), in order)."""
-    state = None
-    for _, _, to_state, at in events:
-        if at >= cutoff:
-            break
-        state = to_state
-    return state
-
-
 # -- monthly report -----------------------------------------------------------------------------------
-def monthly_report(session: Session, sc: Scope, period: str) -> dict[str, Any]:
+def _row(name: str, f: dict[str, Any]) -> dict[str, Any]:
+    """One row of the 月报表 from the store's figures (names only: nothing is counted here)."""
+    return {"name": name, "enrolled": f["enrolled"], "open_by_step": f["open_by_step"],
+            "open_total": sum(f["open_by_step"].values()), "new_cases": f["opened"], "returned": f["returned"],
+            "excused": f["excused"], "escalated": f["escalated"], "dropouts": f["dropouts"], "rate": f["dropout_rate"],
+            "over_standard": f.get("over_standard", False), "special": f["special_groups"]}
+
+
+def monthly_report(session: Session, sc: Scope, period: str, *, now: datetime | None = None) -> dict[str, Any]:
     start, end = month_bounds(period)
     unit_name, schools = _unit(session, sc)
-    school_ids = [s.id for s in schools]
     policy = _policy_of(session, schools)
     standard = policy.standard_dropout_rate if policy else 0.006
-    after_end = datetime.combine(end + timedelta(days=1), datetime.min.time())
-    month_start = datetime.combine(start, datetime.min.time())
-
-    cases = session.execute(
-        select(Case.id, Case.school_id, Case.class_id, Case.opened_on, Case.reason, Case.special_groups)
-        .where(Case.school_id.in_(school_ids or [-1]), Case.opened_on <= end)
-    ).all()
-    case_ids = [c.id for c in cases]
-    events: dict[int, list[tuple]] = defaultdict(list)
-    for chunk in _chunks(case_ids, 5000):
-        for cid, seq, ev, to_state, at in session.execute(
-            select(CaseEvent.case_id, CaseEvent.seq, CaseEvent.event, CaseEvent.to_state, CaseEvent.at)
-            .where(CaseEvent.case_id.in_(chunk)).order_by(CaseEvent.case_id, CaseEvent.seq)
-        ):
-            events[cid].append((seq, ev, to_state, at))
-
-    # rows: classes of a school, schools of a township, townships of a county
+    month = rp.month_period(start.year, start.month)
+    scope = rp.Scope(sc.level, sc.code, unit_name, tuple(s.id for s in schools))
+    as_of = now or datetime.combine(end, datetime.max.time())
+    figures = rp.figures_for(session, scope, month, as_of, standard)
     if sc.level == "school":
-        classes = session.execute(
-            select(SchoolClass.id, SchoolClass.name, func.count(Pupil.id))
-            .outerjoin(Pupil, (Pupil.class_id == SchoolClass.id) & Pupil.enrolled.is_(True))
-            .where(SchoolClass.school_id == schools[0].id).group_by(SchoolClass.id, SchoolClass.name)
-            .order_by(SchoolClass.grade, SchoolClass.name)
-        ).all()
-        groups = [(name, n, lambda c, k=cid: c.class_id == k) for cid, name, n in classes]
         row_label, to = "班级", _township_name(session, schools[0]) + "人民政府"
     elif sc.level == "township":
-        groups = [(s.name, s.enrolled, lambda c, k=s.id: c.school_id == k) for s in schools]
         row_label, to = "学校", _county_name(session, sc) + "教育局"
     else:
-        by_township: dict[int, list[School]] = defaultdict(list)
-        for s in schools:
-            by_township[s.township_id].append(s)
-        names = dict(session.execute(select(Jurisdiction.id, Jurisdiction.name).where(Jurisdiction.id.in_(list(by_township) or [-1]))).all())
-        groups = [(names[t], sum(s.enrolled for s in ss), lambda c, ids=frozenset(s.id for s in ss): c.school_id in ids)
-                  for t, ss in sorted(by_township.items(), key=lambda kv: names[kv[0]])]
         row_label, to = "乡镇", "上级教育行政部门"
-
-    def figures(name: str, enrolled: int, member) -> dict:
-        mine = [c for c in cases if member(c)]
-        by_step = {s["state"]: 0 for s in STEP_COLUMNS}
-        special = {g["key"]: 0 for g in SPECIAL}
-        dropouts = new = 0
-        moved = Counter()
-        for c in mine:
-            evs = events.get(c.id, [])
-            state = _state_at(evs, after_end)
-            if start <= c.opened_on <= end:
-                new += 1
-            for _, ev, to_state, at in evs:
-                if month_start <= at < after_end and ev in ("mark_returned", "excuse", "escalate_outside"):
-                    moved[ev] += 1
-            if state in OPEN:
-                by_step[state] += 1
-                for g in c.special_groups or []:
-                    if g in special:
-                        special[g] += 1
-            if state in DROPOUT_STEPS or state == CaseState.escalated.value:
-                dropouts += 1
-        rate = dropouts / enrolled if enrolled else 0.0
-        return {"name": name, "enrolled": enrolled, "open_by_step": by_step, "open_total": sum(by_step.values()),
-                "new_cases": new, "returned": moved["mark_returned"], "excused": moved["excuse"],
-                "escalated": moved["escalate_outside"], "dropouts": dropouts, "rate": round(rate, 6),
-                "over_standard": rate > standard, "special": special}
-
-    rows = [figures(name, enrolled, member) for name, enrolled, member in groups]
-    totals = sum_rows(rows, standard) if rows else sum_rows([figures(unit_name, 0, lambda c: False)], standard)
-
-    active = [c for c in cases if _state_at(events.get(c.id, []), month_start) in OPEN | {None}
-              and (_state_at(events.get(c.id, []), after_end) is not None)]
-    reasons = Counter(c.reason for c in active)
-    total_reasons = sum(reasons.values())
-    work = Counter(ev for c in cases for _, ev, _, at in events.get(c.id, []) if month_start <= at < after_end)
-
+    rows = [_row(r["name"], r) for r in figures["rows"]]
+    total_reasons = sum(figures["reasons"].values())
     due_day = {"school": policy.reports.school_due_day if policy else 23,
                "township": policy.reports.township_due_day if policy else 25}.get(sc.level)
     return {
-        "level": sc.level, "level_label": {"school": "学校", "township": "乡镇", "county": "县"}[sc.level],
+        "level": sc.level, "level_label": LEVEL_LABELS[sc.level],
         "unit": {"name": unit_name, "code": sc.code}, "to": to, "row_label": row_label,
         "period": period, "month_label": f"{start.year}年{start.month}月",
         "period_start": start.isoformat(), "period_end": end.isoformat(),
         "due_on": (date(start.year, start.month, due_day) if due_day else end).isoformat(),
-        "steps": STEP_COLUMNS, "special_labels": SPECIAL, "rows": rows, "totals": totals,
+        "figures_as_of": figures["as_of"], "filed_at": figures.get("filed_at"),
+        "steps": STEP_COLUMNS, "special_labels": SPECIAL, "rows": rows, "totals": {**_row("合计", figures)},
         "reasons": [{"reason": r, "label": REASON_LABELS.get(r, r), "count": n, "share": round(n / total_reasons, 4)}
-                    for r, n in reasons.most_common()],
-        "work": [{"key": k, "label": label, "count": work[k]} for k, label in WORK],
-        "daily": _daily(session, schools, cases, events, start, end),
+                    for r, n in sorted(figures["reasons"].items(), key=lambda kv: (-kv[1], kv[0]))],
+        "work": [{"key": k, "label": label, "count": figures["work_done"].get(k, 0)} for k, label in WORK],
+        "daily": rp.daily_figures(session, [s.id for s in schools], start, end, rp.cutoff_of(month, as_of)),
         "standard_rate": standard,
         "over_standard": [r["name"] for r in rows if r["over_standard"]],
         "problems": None, "next_steps": None,
         "prepared_by": _staff_name(session, schools, "academic_office") if sc.level == "school" else None,
         "approved_by": _staff_name(session, schools, "principal") if sc.level == "school" else None,
-        "watch_list": _watch_list(session, school_ids, start, end),
+        "watch_list": figures.get("watch_list") or _watch_list(session, scope.school_ids, start, end),
     }
 
 
-def _watch_list(session: Session, school_ids: list[int], start: date, end: date) -> dict[str, Any]:
+def _watch_list(session: Session, school_ids, start: date, end: date) -> dict[str, Any]:
     """重点关注学生 (at-risk watch list) outcomes of the month, from store.risk."""
     from store.risk import watch_outcomes
 
-    return watch_outcomes(session, school_ids, start, end)
-
-
-def _daily(session, schools, cases, events, start: date, end: date) -> list[dict]:
-    keys = sorted({s.calendar_key for s in schools}) or ["default"]
-    days = sorted(set(session.scalars(
-        select(SchoolDay.day).where(SchoolDay.calendar_key.in_(keys), SchoolDay.day >= start, SchoolDay.day <= end))))
-    if not days:  # calendar not materialised: weekdays
-        days = [start + timedelta(days=i) for i in range((end - start).days + 1) if (start + timedelta(days=i)).weekday() < 5]
-    out = []
-    for d in days:
-        cutoff = datetime.combine(d + timedelta(days=1), datetime.min.time())
-        day_start = datetime.combine(d, datetime.min.time())
-        new = sum(1 for c in cases if c.opened_on == d)
-        back = sum(1 for c in cases for _, ev, _, at in events.get(c.id, []) if ev == "mark_returned" and day_start <= at < cutoff)
-        open_n = sum(1 for c in cases if _state_at(events.get(c.id, []), cutoff) in OPEN)
-        out.append({"day": d.isoformat(), "new": new, "returned": back, "open": open_n})
-    return out
+    return watch_outcomes(session, list(school_ids), start, end)
 
 
 def _township_name(session: Session, school: School) -> str:
@@ -259,47 +173,26 @@ def _staff_name(session: Session, schools: list[School], role: str) -> str | Non
     return session.scalar(select(Staff.name).where(Staff.school_id == schools[0].id, Staff.role == role).order_by(Staff.id).limit(1))
 
 
-def _chunks(items: list, n: int) -> Iterable[list]:
-    for i in range(0, len(items), n):
-        yield items[i:i + n]
-
-
 # -- quarterly spot check --------------------------------------------------------------------------------
 def spot_check_sheet(session: Session, sc: Scope, period: str) -> dict[str, Any]:
-    start, end = quarter_bounds(period)
+    """The sealed draw of the quarter (``store.reports.spot_check``), cut to the schools of ``sc``:
+    exactly the classes drawn, with the ledger's figures recorded at the draw."""
+    quarter = period.upper()
+    start, end = quarter_bounds(quarter)
     unit_name, schools = _unit(session, sc)
-    policy = _policy_of(session, schools)
-    rate = policy.reports.spot_check_sample if policy else 0.2
-    classes = session.execute(
-        select(SchoolClass.id, SchoolClass.name, SchoolClass.grade, School.id, School.name, Jurisdiction.name, Staff.name)
-        .join(School, School.id == SchoolClass.school_id).join(Jurisdiction, Jurisdiction.id == School.township_id)
-        .outerjoin(Staff, Staff.id == SchoolClass.head_teacher_id)
-        .where(School.id.in_([s.id for s in schools] or [-1])).order_by(School.code, SchoolClass.grade, SchoolClass.name)
-    ).all()
-    rng = random.Random(f"{sc.level}:{sc.code}:{period.upper()}")
-    k = min(len(classes), max(1, round(len(classes) * rate))) if classes else 0
-    sample = sorted(rng.sample(range(len(classes)), k))
-    chosen = [classes[i] for i in sample]
-    ids = [c[0] for c in chosen]
-    enrolled = dict(session.execute(select(Pupil.class_id, func.count()).where(Pupil.class_id.in_(ids or [-1]), Pupil.enrolled.is_(True))
-                                    .group_by(Pupil.class_id)).all())
-    q_start = datetime.combine(start, datetime.min.time())
-    q_end = datetime.combine(end + timedelta(days=1), datetime.min.time())
-    open_n = dict(session.execute(select(Case.class_id, func.count()).where(Case.class_id.in_(ids or [-1]), Case.state.in_(OPEN))
-                                  .group_by(Case.class_id)).all())
-    new_n = dict(session.execute(select(Case.class_id, func.count()).where(Case.class_id.in_(ids or [-1]), Case.opened_on >= start,
-                                                                           Case.opened_on <= end).group_by(Case.class_id)).all())
-    back_n = dict(session.execute(
-        select(Case.class_id, func.count()).join(CaseEvent, CaseEvent.case_id == Case.id)
-        .where(Case.class_id.in_(ids or [-1]), CaseEvent.event == "mark_returned", CaseEvent.at >= q_start, CaseEvent.at < q_end)
-        .group_by(Case.class_id)).all())
-    q = int(period.upper().split("Q")[1])
+    check = rp.sealed_check(session, quarter)
+    if check is None:
+        raise LookupError(f"{quarter} 尚未抽取季查样本 (no sealed spot-check draw for {quarter})")
+    codes = {s.code for s in schools}
+    q = int(quarter.split("Q")[1])
     return {
-        "level": sc.level, "unit": {"name": unit_name, "code": sc.code}, "period": period.upper(), "quarter": period.upper(),
-        "quarter_label": f"{start.year}年第{'一二三四'[q - 1]}季度", "sample_rate": rate, "as_of": end.isoformat(),
-        "rows": [{"township": t, "school": s, "class_name": name, "head_teacher": teacher, "enrolled": enrolled.get(cid, 0),
-                  "ledger_open": open_n.get(cid, 0), "ledger_returned": back_n.get(cid, 0), "ledger_new": new_n.get(cid, 0)}
-                 for cid, name, _, _, s, t, teacher in chosen],
+        "level": sc.level, "unit": {"name": unit_name, "code": sc.code}, "period": quarter, "quarter": quarter,
+        "quarter_label": f"{start.year}年第{'一二三四'[q - 1]}季度", "sample_rate": check.fraction,
+        "as_of": f"{check.drawn_at:%Y-%m-%d}", "seed": check.seed, "seal": check.sample_sha256,
+        "rows": [{"township": r.get("township", ""), "school": r["school"], "class_name": r["class"],
+                  "head_teacher": r.get("head_teacher"), "enrolled": r["enrolled"], "ledger_open": r.get("ledger_open", 0),
+                  "ledger_returned": r.get("ledger_returned", 0), "ledger_new": r.get("ledger_new", 0)}
+                 for r in check.figures.get("classes", []) if r["school_code"] in codes],
     }
 
 
@@ -330,8 +223,7 @@ def accountability_sheet(session: Session, sc: Scope, period: str, *, as_of: dat
         rows.append({
             "person": person, "role": duty.role, "role_label": role_label, "unit": school, "case_id": case.id,
             "pupil": pupil, "duty": duty.action,
-            "duty_label": ACTION_LABELS[Action(duty.action)] if duty.action in Action.__members__ else duty.action,
-            "step_label": STATE_LABELS[CaseState(duty.step)] if duty.step in CaseState.__members__ else duty.step,
+            "duty_label": event_label(duty.action), "step_label": state_label(duty.step),
             "due_at": duty.due_at.strftime("%Y-%m-%d %H:%M"),
             "done_at": finished.strftime("%Y-%m-%d %H:%M") if finished else None,
             "status": duty.status, "hours_late": round(max(late, 0.0), 1),
@@ -362,4 +254,4 @@ def accountability_summary(rows: list[dict]) -> list[dict]:
     return sorted(summary.values(), key=lambda s: (-s["count"], s["person"] or ""))
 
 
-__all__ = ["report_data", "monthly_report", "spot_check_sheet", "accountability_sheet", "Scope", "SPECIAL_GROUP_LABELS"]
+__all__ = ["report_data", "monthly_report", "spot_check_sheet", "accountability_sheet", "Scope"]

@@ -15,9 +15,11 @@ from typing import Any
 
 from machines.identity import id_check_digit
 from machines.policy import Policy
-from machines.states import LADDER, REASON_LABELS, STATE_LABELS, Action, CaseState
+from machines.states import REASON_LABELS, STATE_LABELS, Action, CaseState
+from machines.vocabulary import EVENT_LABELS, is_dropout
 
-from .facts import EVENT_LABELS, GRADE_LABELS, PEOPLE_ROLES, event_label, policy_meta, short_school, short_township
+from .reports import SPECIAL, STEP_COLUMNS, WORK  # the 月报表's columns (machines.vocabulary)
+from .facts import GRADE_LABELS, PEOPLE_ROLES, event_label, policy_meta, short_school, short_township
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
 GIVEN = ["子涵", "欣怡", "浩宇", "雨桐", "梓萱", "思远", "俊杰", "佳怡", "明轩", "梦瑶", "天佑", "博文", "雅琪", "家豪",
@@ -164,15 +166,11 @@ def sample_facts(policy: Policy, *, seed: int = 1, returned: bool = False, photo
 
 
 # -- reports ------------------------------------------------------------------------------------
-STEP_COLUMNS = [{"state": s.value, "label": STATE_LABELS[s]} for s in LADDER]
-SPECIAL = [{"key": "left_behind", "label": "留守儿童"}, {"key": "orphan", "label": "孤儿"}, {"key": "disabled", "label": "残疾儿童"}]
-WORK = [("record_phone_call", "电话联系家长"), ("record_home_visit", "家访"), ("record_collective_visit", "集体家访"),
-        ("serve_township_notice", "送达返校通知书"), ("serve_legal_notice", "送达法律文书"), ("assign_helpers", "落实三帮一")]
 
 
 def _row(rng: random.Random, name: str, enrolled: int, standard: float) -> dict:
     open_by_step = {s["state"]: rng.choice([0, 0, 0, 1, 1, 2]) for s in STEP_COLUMNS}
-    dropouts = sum(v for k, v in open_by_step.items() if k in ("collective_visit", "township_notice", "judicial_notice"))
+    dropouts = sum(v for k, v in open_by_step.items() if is_dropout(k))
     rate = dropouts / enrolled if enrolled else 0.0
     return {"name": name, "enrolled": enrolled, "open_by_step": open_by_step, "open_total": sum(open_by_step.values()),
             "new_cases": rng.randrange(6), "returned": rng.randrange(5), "excused": rng.randrange(3), "escalated": rng.randrange(2),

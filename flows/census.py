@@ -14,9 +14,7 @@ from datetime import datetime
 
 from prefect import flow, get_run_logger
 
-from tasks.census import (
-    census_summary, close_enrolled, issue_enrolment_notices, open_census_cases, sync_handoffs, verify_import,
-)
+from tasks.census import census_step, census_summary, verify_import
 from tasks.runtime import resolve_as_of, run_name
 
 
@@ -25,12 +23,8 @@ def census_import(import_id: int, as_of: datetime | None = None) -> dict:
     logger = get_run_logger()
     as_of = resolve_as_of(as_of)
     verify_import(import_id, as_of)  # a run started through the Prefect API names a real import, in its time
-    closed = close_enrolled(as_of)
-    opened = open_census_cases(import_id, as_of)
-    documents = issue_enrolment_notices(opened, as_of) if opened else []
-    handoffs = sync_handoffs(as_of)
+    step = census_step(import_id, as_of)  # the procedure (documents.census.census_step), as one task
     summary = census_summary(import_id)
     logger.info("census import %s: %s rows, opened %s, closed %s, notices %s, hand-offs %s", import_id,
-                summary.get("rows"), len(opened), len(closed), len(documents), handoffs)
-    return {"import_id": import_id, "opened": len(opened), "closed": len(closed), "documents": len(documents),
-            "handoffs": handoffs, "summary": summary}
+                summary.get("rows"), step["opened"], step["closed"], step["documents"], step["handoffs"])
+    return {"import_id": import_id, **step, "summary": summary}

@@ -1,13 +1,13 @@
 """季查 (seed 003): each quarter an unannounced random sample of schools and classes is checked
 against the ledger.
 
-The draw is reproducible and sealed: the seed is drawn at random (or given), the sample drawn
-from it, and only then is the seed recorded with a hash of the sample. A rerun in the same
-quarter returns the sealed draw; anyone can redraw it from the seed and the roster.
+The draw is unpredictable, reproducible and sealed: the store draws the seed with ``secrets`` (or
+takes the one given), draws the sample from it, and only then records the seed with a hash of the
+sample. A rerun in the same quarter returns the sealed draw; anyone can redraw it from the seed and
+the roster; the printed 季查 sheet lists exactly the sealed classes.
 """
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 
 from prefect import flow
@@ -20,7 +20,6 @@ from tasks.runtime import resolve_as_of, run_name
 @flow(name="quarterly_spot_check", log_prints=False, flow_run_name=run_name("spot-check"))
 def quarterly_spot_check(as_of: datetime | None = None, seed: int | None = None, fraction: float | None = None) -> dict:
     as_of = resolve_as_of(as_of)
-    seed = seed if seed is not None else secrets.randbelow(2**31)
     fraction = fraction if fraction is not None else spot_check_fraction()
     check = draw_spot_check(quarter_of(as_of.date()), seed, fraction, as_of)
     publish_markdown(f"spot-check-{check['quarter']}", check["markdown"],

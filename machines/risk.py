@@ -24,6 +24,8 @@ from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .vocabulary import SPECIAL_GROUP_LABELS
+
 
 class RiskDuty(str, Enum):
     """Preventive duties a rule can create for the pupil's helper (帮扶责任人) or another role."""
@@ -40,8 +42,7 @@ class RiskDuty(str, Enum):
 
 DUTY_LABELS = {RiskDuty.tutoring: "学业辅导", RiskDuty.subsidy_check: "资助政策落实核查",
                RiskDuty.psychological_support: "心理疏导", RiskDuty.home_contact: "家校联系"}
-FLAG_LABELS = {"learning_difficulty": "学困生", "poor": "家庭经济困难（贫困生）", "left_behind": "留守儿童",
-               "orphan": "孤儿", "disabled": "残疾儿童"}
+FLAG_LABELS = SPECIAL_GROUP_LABELS  # the roster's flags are the special groups (machines.vocabulary)
 
 
 class _Strict(BaseModel):

@@ -130,7 +130,7 @@ def _row_counts(engine: Engine) -> dict[str, int]:
 
 
 # -- backup ------------------------------------------------------------------------------------------
-def create_backup(db_url: str, archive_dir: Path, dest: Path) -> BackupReport:
+def create_backup(db_url: str, archive_dir: Path, dest: Path, *, now: datetime) -> BackupReport:
     """Copy the database, then the archive, into the new folder ``dest``; write the manifest last."""
     t0 = time.monotonic()
     backend = _backend(db_url)
@@ -170,7 +170,7 @@ def create_backup(db_url: str, archive_dir: Path, dest: Path) -> BackupReport:
     report.archive_files = len(files)
     report.archive_bytes = sum((dest / "archive" / rel).stat().st_size for rel in files)
     manifest = {
-        "format": FORMAT, "backend": backend, "created_at": datetime.now().isoformat(timespec="seconds"),
+        "format": FORMAT, "backend": backend, "created_at": now.isoformat(timespec="seconds"),
         "database": {"file": db_file.name, "sha256": _sha256(db_file), "bytes": report.database_bytes},
         "tables": report.tables, "archive": files,
     }

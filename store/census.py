@@ -19,7 +19,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import false, func, select, update
 from sqlalchemy.orm import Session
@@ -38,7 +37,6 @@ from .policy_files import PolicyFileError, PolicyRegistry
 from .queries import EVERYTHING, Scope
 from .tabular import read_table, require_columns
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 COLUMNS = {
     "姓名": "name", "儿童姓名": "name", "身份证号": "id_number", "身份证号码": "id_number", "公民身份号码": "id_number",
     "出生日期": "birth_date", "出生年月日": "birth_date", "性别": "gender",
@@ -60,8 +58,7 @@ OPEN = CensusState.not_enrolled.value
 SYSTEM = "system:census"
 
 
-def local_now() -> datetime:
-    return datetime.now(SHANGHAI).replace(tzinfo=None, microsecond=0)
+
 
 
 # -- import ------------------------------------------------------------------------------------------
@@ -325,9 +322,8 @@ def _gender(id_number: str | None) -> str | None:
     return ("男" if int(id_number[16]) % 2 else "女") if id_number else None
 
 
-def close_enrolled(session: Session, *, actor: str = "system:roster", now: datetime | None = None) -> list[int]:
+def close_enrolled(session: Session, *, actor: str = "system:roster", now: datetime) -> list[int]:
     """Close every open census case whose 身份证号 is now on the roster (event ``enrol``)."""
-    now = now or local_now()
     found = session.execute(
         select(CensusCase, Pupil, School).join(Pupil, Pupil.id_number == CensusCase.id_number)
         .join(School, School.id == Pupil.school_id)

@@ -14,13 +14,13 @@ from sqlalchemy.orm import Session
 
 from machines.identity import mask_name
 from machines.states import ACTION_LABELS, LADDER, STATE_LABELS, Action, CaseState, OPEN_STATES
+from machines.vocabulary import ATTENDANCE_LABELS
 
 from .models import AttendanceMark, Case, Duty, Jurisdiction, Pupil, School, SchoolClass, Staff, Submission
 from .queries import EVERYTHING, Scope
 
 OPEN = [s.value for s in OPEN_STATES]
-STATUS_LABELS = {"present": "到校", "unexcused": "无故缺勤", "sick_leave": "病假", "personal_leave": "事假",
-                 "exemption": "免学/缓学", "transfer": "转学/借读"}
+STATUS_LABELS = ATTENDANCE_LABELS  # machines.vocabulary
 
 
 def action_label(action: str) -> str:
@@ -282,37 +282,4 @@ def spot_checks(session: Session, scope: Scope) -> list[dict[str, Any]]:
         out.append({"id": check.id, "quarter": check.quarter, "drawn_at": check.drawn_at, "seed": check.seed,
                     "seal": check.sample_sha256, "rows": rows, "files": check.files or {},
                     "all_schools": len(codes) == len(schools_in(session))})
-    return out
-
-
-def school_figures(session: Session, schools: list[dict[str, Any]], start: date, end: date,
-                   dropouts: dict[str, int]) -> list[dict[str, Any]]:
-    """Per-school month figures in a handful of grouped queries, beside ``dropouts`` (school code →
-    dropouts, as ``store.reports.ledger_figures`` counts them: that definition is the reports')."""
-    from .models import CaseEvent
-
-    ids = [s["id"] for s in schools]
-    in_scope = Case.school_id.in_(ids)
-    day0, day1 = datetime.combine(start, time.min), datetime.combine(end, time.max)
-
-    def per_school(q) -> dict[int, int]:
-        return dict(session.execute(q).all())
-
-    enrolled = per_school(select(Pupil.school_id, func.count()).where(Pupil.school_id.in_(ids), Pupil.enrolled)
-                          .group_by(Pupil.school_id))
-    opened = per_school(select(Case.school_id, func.count()).where(in_scope, Case.opened_on.between(start, end))
-                        .group_by(Case.school_id))
-    closed: dict[int, dict[str, int]] = defaultdict(dict)
-    for sid, state, n in session.execute(select(Case.school_id, Case.state, func.count()).where(
-            in_scope, Case.closed_on.between(start, end)).group_by(Case.school_id, Case.state)):
-        closed[sid][state] = n
-    escalated = per_school(select(Case.school_id, func.count()).join(CaseEvent, CaseEvent.case_id == Case.id).where(
-        in_scope, CaseEvent.event == "escalate_outside", CaseEvent.at.between(day0, day1)).group_by(Case.school_id))
-    out = []
-    for s in schools:
-        n, d = enrolled.get(s["id"], 0), dropouts.get(s["code"], 0)
-        out.append({"code": s["code"], "name": s["name"], "township": s["township"], "enrolled": n, "dropouts": d,
-                    "dropout_rate": round(d / n, 6) if n else 0.0, "opened": opened.get(s["id"], 0),
-                    "returned": closed[s["id"]].get(CaseState.returned.value, 0),
-                    "excused": closed[s["id"]].get(CaseState.excused.value, 0), "escalated": escalated.get(s["id"], 0)})
     return out

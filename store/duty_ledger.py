@@ -32,6 +32,7 @@ from machines.census import CENSUS_STATE_LABELS, CensusState
 from machines.identity import mask_name
 from machines.risk import DUTY_LABELS, RiskDuty
 from machines.states import ACTION_LABELS, OPEN_STATES, Action, CaseState
+from machines.vocabulary import DUTY_KIND_LABELS, PREVENTION_SOURCE_LABELS, DutyKind, label_of
 
 from .calendar_models import CalendarDuty
 from .census_models import CensusCase, CensusDuty
@@ -40,9 +41,8 @@ from .prevention_models import PreventionDuty
 from .queries import EVERYTHING, Scope
 from .risk_models import WatchDuty, WatchEntry
 
-KINDS = ("case", "census", "prevention", "watch", "calendar")
-KIND_LABELS = {"case": "控辍案件", "census": "失学排查", "prevention": "防辍预警", "watch": "重点关注", "calendar": "校历"}
-PREVENTION_LABELS = {"gate": "门卫登记预警", "truancy": "旷课分级"}
+KINDS = tuple(k.value for k in DutyKind)
+KIND_LABELS = DUTY_KIND_LABELS  # machines.vocabulary
 OPEN_CASE = [s.value for s in OPEN_STATES]
 UNDONE = ("open", "overdue")  # not done yet: the statuses a reminder or the stuck list looks at
 
@@ -139,17 +139,17 @@ def action_label(kind: str, action: str, label: str | None) -> str:
     return action
 
 
-def context_label(kind: str, state: str | None) -> str:
+def context_label(kind: str, state: str | None, rule_labels: dict[str, str] | None = None) -> str:
     """What the duty is part of, for a list: the case's step, 失学, the prevention source, the watch rule."""
     if kind == "case":
         return CaseState(state).label
     if kind == "census":
         return CENSUS_STATE_LABELS.get(CensusState(state), state) if state in CensusState.__members__ else str(state)
     if kind == "prevention":
-        return PREVENTION_LABELS.get(state or "", state or "")
+        return PREVENTION_SOURCE_LABELS.get(state or "", state or "")
     if kind == "calendar":
-        return f"校历 {state}"
-    return f"{KIND_LABELS['watch']}（{state}）"
+        return f"{KIND_LABELS['calendar']} {state}"
+    return f"{KIND_LABELS['watch']}（{(rule_labels or {}).get(state or '') or label_of(state or '')}）"
 
 
 def href(kind: str, ref_id: int) -> str:
@@ -169,25 +169,40 @@ def listed(session: Session, as_of: datetime, *, due_by: datetime, due_after: da
     """Duties of ``kinds`` with one of ``statuses`` due in (``due_after``, ``due_by``], soonest due first, with
     school and owner (one query over the four tables)."""
     u = ledger(statuses=statuses, due_by=due_by, kinds=kinds)
-    q = (select(u, School.name.label("school"), Staff.name.label("owner"))  # a calendar duty has no school
-         .outerjoin(School, School.id == u.c.school_id).outerjoin(Staff, Staff.id == u.c.owner_id)
+    q = (select(u, School.name.label("school"), School.policy_name.label("policy_name"), Staff.name.label("owner"))
+         .outerjoin(School, School.id == u.c.school_id).outerjoin(Staff, Staff.id == u.c.owner_id)  # a calendar duty has no school
          .order_by(u.c.due_at, u.c.kind, u.c.id))
     if due_after is not None:
         q = q.where(u.c.due_at > due_after)
     q = scope.apply(q, school_col=u.c.school_id, class_col=u.c.class_id)
     if limit:
         q = q.limit(limit)
-    return [row_dict(r, as_of, masked=masked) for r in session.execute(q).mappings()]
+    rows = session.execute(q).mappings().all()
+    labels = _rule_labels(session, {r["policy_name"] for r in rows if r["kind"] == "watch"})
+    return [row_dict(r, as_of, masked=masked, rule_labels=labels.get(r["policy_name"])) for r in rows]
 
 
-def row_dict(r, as_of: datetime, *, masked: bool) -> dict[str, Any]:
+def _rule_labels(session: Session, policy_names: set[str]) -> dict[str, dict[str, str]]:
+    """policy name → watch rule id → the rule's label (the policy's words for its own rules)."""
+    from .policy_files import PolicyRegistry
+
+    registry, out = PolicyRegistry(session), {}
+    for name in policy_names:
+        try:
+            out[name] = {r.id: r.label for r in registry.get(name).risk.rules}
+        except Exception:  # no such policy loaded: the rule ids are labelled from the vocabulary
+            out[name] = {}
+    return out
+
+
+def row_dict(r, as_of: datetime, *, masked: bool, rule_labels: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "kind": r["kind"], "kind_label": KIND_LABELS[r["kind"]], "duty_id": r["id"], "ref_id": r["ref_id"],
         "key": DutyRef(r["kind"], r["id"]).key, "school_id": r["school_id"], "school": r["school"] or "全县 county-wide",
         "pupil_id": r["pupil_id"], "pupil": mask_name(r["pupil_name"]) if masked else r["pupil_name"],
         "action": r["action"], "action_label": action_label(r["kind"], r["action"], r["label"]), "role": r["role"],
         "owner_id": r["owner_id"], "owner": r["owner"], "due_at": r["due_at"], "status": r["status"],
-        "state": r["state"], "step": r["step"], "context": context_label(r["kind"], r["state"]), "href": href(r["kind"], r["ref_id"]),
+        "state": r["state"], "step": r["step"], "context": context_label(r["kind"], r["state"], rule_labels), "href": href(r["kind"], r["ref_id"]),
         "hours_overdue": round((as_of - r["due_at"]).total_seconds() / 3600, 1),
     }
 

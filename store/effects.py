@@ -9,7 +9,8 @@ from datetime import date, datetime
 from typing import Any
 
 from machines.policy import Policy, StepSpec
-from machines.states import ACTION_LABELS, REASON_LABELS, Action, CaseState
+from machines.states import REASON_LABELS, CaseState
+from machines.vocabulary import event_label
 
 from .context import CaseContext
 
@@ -29,14 +30,10 @@ def event_row(
     }
 
 
-EVENT_REASONS = {"mark_returned": "已返校（复学）", "excuse": "排除（有正当理由）", "escalate_outside": "移交学校以外",
-                 "open": "晨检发现未请假不到校", "escalate": "按制度升级"}
-
-
 def default_reason(event: str, payload: dict[str, Any] | None) -> str:
     """The why of an event recorded without a note (the audit history never has a blank reason):
     the action's own name, with the reason class of an excuse or a hand-over."""
-    label = ACTION_LABELS[Action(event)] if event in Action.__members__ else EVENT_REASONS.get(event, event)
+    label = event_label(event)
     why = (payload or {}).get("reason")
     return f"{label}：{REASON_LABELS.get(why, why)}" if isinstance(why, str) and why else label
 

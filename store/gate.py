@@ -79,11 +79,8 @@ def generate_boarders(session: Session, *, county_id: int, since: date, every: i
     return result.rowcount or 0
 
 
-def boarding_from_roster(session: Session, pupil: Pupil, raw: str, dorm: str | None = None) -> None:
-    """The roster's 住校 column (是/否) and 宿舍: the pupil boards from today, or no longer does."""
-    from zoneinfo import ZoneInfo
-
-    now = datetime.now(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None, microsecond=0)
+def boarding_from_roster(session: Session, pupil: Pupil, raw: str, dorm: str | None = None, *, now: datetime) -> None:
+    """The roster's 住校 column (是/否) and 宿舍: the pupil boards from ``now``'s day, or no longer does."""
     set_boarder(session, pupil, boarding=raw.strip().lower() in TRUTHY, dorm=dorm, actor="roster", now=now)
 
 

@@ -13,12 +13,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from machines.identity import mask_name
+from machines.vocabulary import PREVENTION_SOURCE_LABELS
 
 from .models import Pupil, School, SchoolClass, Staff
 from .prevention_models import PreventionDuty, PreventionEvent
 from .queries import EVERYTHING, Scope
 
-SOURCE_LABELS = {"gate": "门卫登记", "truancy": "旷课分级"}
+SOURCE_LABELS = PREVENTION_SOURCE_LABELS  # machines.vocabulary
 STATUS_LABELS = {"open": "待办", "overdue": "已逾期", "done": "已办结"}
 
 

@@ -15,17 +15,18 @@ history as the ledger stood when the school submitted, so a later run gives the 
 """
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from machines.identity import mask_name
+from machines.states import CaseState
 
-from .models import Case, CaseEvent, Jurisdiction, Pupil, School
+from .models import Case, Jurisdiction, Pupil, School
 from .reconcile_models import SubmittedReport
-from .reports import DROPOUT_STATES, OUT_OF_SCHOOL, month_period
+from .reports import DROPOUT_STATES, OUT_OF_SCHOOL, cutoff_of, ledger_at, month_period
 
 FIELDS = {"dropouts": "辍学人数", "out_of_school": "未返校人数（在办及移交）", "opened": "本月新登记", "returned": "本月复学"}
 HIDING = ("dropouts", "out_of_school")  # fewer than the ledger: open cases left out of the report
@@ -87,31 +88,22 @@ def submit_figures(session: Session, *, school_code: str, period: str, figures: 
 # -- the ledger side ----------------------------------------------------------------------------------
 def ledger_cases(session: Session, school_ids: list[int], period: str,
                  as_of: datetime | None = None) -> dict[int, dict[str, list[dict]]]:
-    """school id → figure → the cases behind the ledger's number, as the ledger stood at ``as_of``
-    (default: now), read from the case history: a report is compared with what the ledger said
-    when it was submitted, so reconciling again later gives the same differences."""
+    """school id → figure → the cases behind the ledger's number: the cases ``store.reports``
+    counts for the month (``ledger_figures``, the one read model), as the ledger stood at the
+    month's end or at ``as_of`` if earlier (a report is compared with what the ledger said when it
+    was submitted, so reconciling again later gives the same differences)."""
     p = _period(period)
-    last_day = p.end if as_of is None else min(p.end, as_of.date())
+    cutoff = cutoff_of(p, as_of or datetime.combine(p.end, datetime.max.time()))
     out: dict[int, dict[str, list[dict]]] = {sid: {k: [] for k in FIELDS} for sid in school_ids}
     rows = session.execute(
         select(Case.id, Case.school_id, Case.state, Case.opened_on, Case.closed_on, Pupil.name)
         .join(Pupil, Pupil.id == Case.pupil_id)
-        .where(Case.school_id.in_(school_ids or [-1]), Case.opened_on <= last_day).order_by(Case.id)).all()
-    at_cutoff: dict[int, tuple[str, date | None]] = {}
-    if as_of is not None:
-        ids = [r[0] for r in rows]
-        for i in range(0, len(ids), 5000):
-            for cid, event, to_state, at in session.execute(
-                    select(CaseEvent.case_id, CaseEvent.event, CaseEvent.to_state, CaseEvent.at)
-                    .where(CaseEvent.case_id.in_(ids[i:i + 5000]), CaseEvent.at <= as_of)
-                    .order_by(CaseEvent.case_id, CaseEvent.seq)):
-                closed = at.date() if to_state in ("returned", "excused") else None
-                at_cutoff[cid] = (to_state, closed)
-    for cid, sid, state, opened, closed, name in rows:
-        if as_of is not None:
-            if cid not in at_cutoff:  # registered after the cut-off
-                continue
-            state, closed = at_cutoff[cid]
+        .where(Case.school_id.in_(school_ids or [-1]), Case.opened_on <= p.end).order_by(Case.id)).all()
+    then = ledger_at(session, [(r.id, r.state, r.closed_on) for r in rows], cutoff)
+    for cid, sid, _, opened, _, name in rows:
+        if cid not in then:  # registered after the cut-off
+            continue
+        state, closed = then[cid]
         case = {"case_id": cid, "state": state, "opened_on": opened.isoformat(), "pupil": mask_name(name)}
         mine = out[sid]
         if state in DROPOUT_STATES:
@@ -120,7 +112,7 @@ def ledger_cases(session: Session, school_ids: list[int], period: str,
             mine["out_of_school"].append(case)
         if p.start <= opened <= p.end:
             mine["opened"].append(case)
-        if state == "returned" and closed is not None and p.start <= closed <= p.end:
+        if state == CaseState.returned.value and closed is not None and p.start <= closed <= p.end:
             mine["returned"].append(case)
     return out
 

@@ -14,6 +14,7 @@ import calendar as _calendar
 import hashlib
 import json
 import random
+import secrets
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -25,24 +26,23 @@ from sqlalchemy.orm import Session
 
 from machines.identity import mask_name
 from machines.policy import Policy
-from machines.states import LADDER, REASON_LABELS, STATE_LABELS, CaseState, OPEN_STATES
+from machines.states import LADDER, OPEN_STATES, REASON_LABELS, CaseState
+from machines.vocabulary import (
+    DROPOUT_STATES as _DROPOUT, LEVEL_LABELS, OUT_OF_SCHOOL_STATES, REPORT_KIND_LABELS, REPORTED_GROUPS, STATE_CHANGES,
+    WORK_EVENTS, Event, event_label, special_group_label, state_label,
+)
 
 from .models import Case, CaseEvent, Jurisdiction, Pupil, School, SchoolClass, Staff
 from .notifications import record_late_report
 from .report_models import ReportFiling, SpotCheck
 
-OPEN = [s.value for s in OPEN_STATES]
-OUT_OF_SCHOOL = OPEN + [CaseState.escalated.value]  # not back, no leave
-# 辍学 in the statistics: three or more school days without reason (collective visit and later
-# steps) or handed outside the school — the same rule the documents' 月报表 uses.
-DROPOUT_STATES = [CaseState.collective_visit.value, CaseState.township_notice.value, CaseState.judicial_notice.value,
-                  CaseState.escalated.value]
+OPEN = [s.value for s in LADDER if s in OPEN_STATES]
+# what counts as a dropout and as out of school: machines.vocabulary (one definition)
+DROPOUT_STATES = DROPOUT = [s.value for s in CaseState if s in _DROPOUT]
+OUT_OF_SCHOOL = [s.value for s in CaseState if s in OUT_OF_SCHOOL_STATES]
+CLOSES_LEDGER = (CaseState.returned.value, CaseState.excused.value)
 LEVELS = ("school", "township", "county")
-LEVEL_LABELS = {"school": "学校", "township": "乡镇", "county": "县"}
-KIND_LABELS = {"monthly": "月报", "term_start": "学期初报告", "term_end": "学期末报告"}
-WORK_EVENTS = ("record_phone_call", "record_home_visit", "record_collective_visit", "serve_township_notice",
-               "serve_legal_notice", "assign_helpers")
-SPECIAL = ("orphan", "left_behind", "disabled")
+SPECIAL = REPORTED_GROUPS
 LEVEL_ROLE = {"school": "principal", "township": "township", "county": "education_bureau"}
 
 
@@ -80,10 +80,13 @@ def due_on(policy: Policy, level: str, period: Period) -> date:
 # -- figures ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Scope:
+    """The schools (or, with ``class_ids``, the classes) one report counts."""
+
     level: str
     code: str
     name: str
     school_ids: tuple[int, ...]
+    class_ids: tuple[int, ...] = ()
 
 
 def scopes(session: Session, level: str) -> list[Scope]:
@@ -110,115 +113,300 @@ def scope_of(session: Session, level: str, code: str) -> Scope:
     raise LookupError(f"no {level} with code {code} (报告范围不存在)")
 
 
+def row_scopes(session: Session, scope: Scope) -> list[Scope]:
+    """The rows of a report of ``scope``: a school's classes, a township's schools, a county's townships."""
+    if scope.level == "school":
+        return [Scope("class", str(cid), name, scope.school_ids, (cid,)) for cid, name in session.execute(
+            select(SchoolClass.id, SchoolClass.name).where(SchoolClass.school_id.in_(scope.school_ids or (-1,)))
+            .order_by(SchoolClass.grade, SchoolClass.name, SchoolClass.id))]
+    below = "school" if scope.level == "township" else "township"
+    mine = set(scope.school_ids)
+    return [s for s in scopes(session, below) if set(s.school_ids) <= mine and s.school_ids]
+
+
+def cutoff_of(period: Period, as_of: datetime) -> datetime:
+    """The moment a period's figures describe, as an exclusive bound: its end, or while the period
+    runs ``as_of`` (what happened at ``as_of`` itself included)."""
+    return min(as_of + timedelta(microseconds=1), datetime.combine(period.end + timedelta(days=1), datetime.min.time()))
+
+
+def _late_cases(cutoff: datetime):
+    """The cases whose state changed at or after ``cutoff`` (their state then is read from the history)."""
+    return (select(CaseEvent.case_id).where(CaseEvent.event.in_(STATE_CHANGES), CaseEvent.at >= cutoff)
+            .distinct().scalar_subquery())
+
+
+def states_at(session: Session, case_ids: list[int], cutoff: datetime) -> dict[int, tuple[str, date | None]]:
+    """case id → (state, ledger closing day) after its last state change before ``cutoff``; a case
+    with no event before ``cutoff`` was not in the ledger yet and is left out."""
+    out: dict[int, tuple[str, date | None]] = {}
+    for i in range(0, len(case_ids), 5000):
+        for cid, to_state, at in session.execute(
+                select(CaseEvent.case_id, CaseEvent.to_state, CaseEvent.at)
+                .where(CaseEvent.case_id.in_(case_ids[i:i + 5000]), CaseEvent.event.in_(STATE_CHANGES),
+                       CaseEvent.at < cutoff).order_by(CaseEvent.case_id, CaseEvent.seq)):
+            was = out.get(cid)
+            closed = was[1] if was and was[1] else (at.date() if to_state in CLOSES_LEDGER else None)
+            out[cid] = (to_state, closed)
+    return out
+
+
+def ledger_at(session: Session, cases: list[tuple[int, str, date | None]],
+              cutoff: datetime) -> dict[int, tuple[str, date | None]]:
+    """Each case's (state, ledger closing day) at ``cutoff``, from ``cases`` (id, state, closed_on):
+    the row's own unless its state changed since, then from its history (``states_at``) — the rule
+    ``ledger_figures_many`` counts by, for the callers that need the cases themselves."""
+    ids = [c[0] for c in cases]
+    late: set[int] = set()
+    for i in range(0, len(ids), 5000):
+        late |= set(session.scalars(select(CaseEvent.case_id).where(
+            CaseEvent.case_id.in_(ids[i:i + 5000]), CaseEvent.event.in_(STATE_CHANGES), CaseEvent.at >= cutoff).distinct()))
+    out = {cid: (state, closed) for cid, state, closed in cases if cid not in late}
+    out.update(states_at(session, sorted(late), cutoff))
+    return out
+
+
 def ledger_figures(session: Session, scope: Scope, period: Period, as_of: datetime) -> dict[str, Any]:
-    """The report's figures for ``scope`` over ``period``, read at ``as_of`` (current ledger state):
-    ``ledger_figures_many`` for one scope."""
+    """The report's figures for ``scope`` over ``period`` as the ledger stood at the period's end
+    (or at ``as_of`` if earlier): ``ledger_figures_many`` for one scope."""
     return ledger_figures_many(session, [scope], period, as_of)[0]
 
 
 def ledger_figures_many(session: Session, scope_list: list[Scope], period: Period,
                         as_of: datetime) -> list[dict[str, Any]]:
-    """The figures of every scope in ``scope_list`` (any levels), in its order, from a constant
-    number of grouped passes — not one set of passes per scope.
+    """The figures of every scope in ``scope_list`` (any levels, classes too), in its order, from a
+    constant number of grouped passes — not one set of passes per scope. The one read model of the
+    monthly and term figures: the pages, the API, the filed report (PDF, XLSX, artifact) and the
+    reconciliation all read these numbers.
 
-    Set-based, counted in SQL per school: one grouped pass over the cases (school × state × reason,
-    with the period's openings, relapses and closings as conditional counts), one over the period's
-    events (index ``ix_case_events_event_at``), one over the dropouts for their grades and special
-    groups (kept on the case), one for the enrolment; each scope's figures are its schools' sums.
-    A county's cases lie on nearly every page of ``cases``, so a pass per scope reads the whole
-    table once per county; here every page is read once for all scopes. When the scopes cover
-    every school there is no school filter at all (a sequential pass); otherwise
-    ``school_id IN (the scopes' schools)``."""
+    What the ledger said at the cut-off (``cutoff_of``: the period's end, or ``as_of`` while it
+    runs): the cases whose state changed since (few, for a report filed on time) are read from their
+    history; every other case is counted in SQL per class: one grouped pass over the cases (class ×
+    state × reason, with the period's openings, relapses and closings as conditional counts), one
+    over the period's events (index ``ix_case_events_event_at``), one over the dropouts for their
+    special groups (kept on the case), one for the enrolment; each scope's figures are its classes'
+    sums. When the scopes cover every school there is no school filter (a sequential pass);
+    otherwise ``school_id IN (the scopes' schools)``."""
     wanted = sorted({sid for sc in scope_list for sid in sc.school_ids})
     every = set(session.scalars(select(School.id))) <= set(wanted)
 
     def only(col):  # the scopes' schools, or no filter when they are all the schools
         return [] if every else [col.in_(wanted)]
 
+    cutoff = cutoff_of(period, as_of)
     start = datetime.combine(period.start, datetime.min.time())
-    end = datetime.combine(period.end + timedelta(days=1), datetime.min.time())
-    enrolled = dict(session.execute(select(Pupil.school_id, func.count()).where(Pupil.enrolled, *only(Pupil.school_id))
-                                    .group_by(Pupil.school_id)).all())
+    late = _late_cases(cutoff)
+    Unit = tuple  # (school id, class id)
+    enrolled: Counter = Counter({(sid, cid): n for sid, cid, n in session.execute(
+        select(Pupil.school_id, Pupil.class_id, func.count()).where(Pupil.enrolled, *only(Pupil.school_id))
+        .group_by(Pupil.school_id, Pupil.class_id))})
+    by_state, closed_in, reasons, special = (defaultdict(Counter) for _ in range(4))
+    opened, relapses = Counter(), Counter()
     opened_in = Case.opened_on.between(period.start, period.end)
-    by_state, closed_in, reasons = defaultdict(Counter), defaultdict(Counter), defaultdict(Counter)
-    opened, relapses, dropouts = Counter(), Counter(), Counter()
-    for school_id, state, reason, n, n_opened, n_relapses, n_closed in session.execute(
-            select(Case.school_id, Case.state, Case.reason, func.count(),
+    for school_id, class_id, state, reason, n, n_opened, n_relapses, n_closed in session.execute(
+            select(Case.school_id, Case.class_id, Case.state, Case.reason, func.count(),
                    func.count(case((opened_in, 1))),
                    func.count(case((and_(opened_in, Case.relapse_of.is_not(None)), 1))),
                    func.count(case((Case.closed_on.between(period.start, period.end), 1))))
-            .where(*only(Case.school_id)).group_by(Case.school_id, Case.state, Case.reason)):
-        by_state[school_id][state] += n
-        opened[school_id] += n_opened
-        relapses[school_id] += n_relapses
-        closed_in[school_id][state] += n_closed
-        if state in DROPOUT_STATES:
-            reasons[school_id][reason] += n
-            dropouts[school_id] += n
-    events = defaultdict(Counter)
-    for school_id, event, n in session.execute(
-            select(Case.school_id, CaseEvent.event, func.count()).join(Case, Case.id == CaseEvent.case_id).where(
-                *only(Case.school_id), CaseEvent.event.in_(("escalate_outside",) + WORK_EVENTS),
-                CaseEvent.at >= start, CaseEvent.at < end)
-            .group_by(Case.school_id, CaseEvent.event)):
-        events[school_id][event] += n
-    # each dropout's grade and special groups: the groups are kept on the case (store.models.Case),
-    # so one pass over the dropouts, counted per class first, then the classes' grades joined to
-    # the (much fewer) counts
-    groups = cast(Case.special_groups, Text).label("groups")
-    per_class = (select(Case.school_id, Case.class_id, groups, func.count().label("n"))
-                 .where(*only(Case.school_id), Case.state.in_(DROPOUT_STATES))
-                 .group_by(Case.school_id, Case.class_id, groups).subquery("per_class"))
-    grades, special = defaultdict(Counter), defaultdict(Counter)
-    for school_id, grade, text_value, n in session.execute(
-            select(per_class.c.school_id, SchoolClass.grade, per_class.c.groups, func.sum(per_class.c.n))
-            .join(SchoolClass, SchoolClass.id == per_class.c.class_id)
-            .group_by(per_class.c.school_id, SchoolClass.grade, per_class.c.groups)):
-        n = int(n)
-        grades[school_id][grade] += n
+            .where(*only(Case.school_id), Case.opened_on <= period.end, Case.id.not_in(late))
+            .group_by(Case.school_id, Case.class_id, Case.state, Case.reason)):
+        unit = (school_id, class_id)
+        by_state[unit][state] += n
+        opened[unit] += n_opened
+        relapses[unit] += n_relapses
+        closed_in[unit][state] += n_closed
+        if state in DROPOUT:
+            reasons[unit][reason] += n
+    groups = cast(Case.special_groups, Text)
+    for school_id, class_id, text_value, n in session.execute(
+            select(Case.school_id, Case.class_id, groups, func.count())
+            .where(*only(Case.school_id), Case.state.in_(DROPOUT), Case.opened_on <= period.end, Case.id.not_in(late))
+            .group_by(Case.school_id, Case.class_id, groups)):
         for g in (json.loads(text_value) or []) if text_value else ():
-            if g in SPECIAL:
-                special[school_id][g] += n
-    names = {sid: (code, name) for sid, code, name in session.execute(
-        select(School.id, School.code, School.name).where(*only(School.id)))}
-    out = []
-    for scope in scope_list:
-        ids = scope.school_ids
+            special[(school_id, class_id)][g] += n
+    # the cases whose state changed since the cut-off: counted as they stood then
+    changed = session.execute(select(Case.id, Case.school_id, Case.class_id, Case.reason, Case.opened_on, Case.relapse_of,
+                                     Case.special_groups).where(*only(Case.school_id), Case.opened_on <= period.end,
+                                                                Case.id.in_(late))).all()
+    then = states_at(session, [c.id for c in changed], cutoff)
+    for cid, school_id, class_id, reason, opened_on, relapse_of, case_groups in changed:
+        if cid not in then:
+            continue
+        state, closed = then[cid]
+        unit = (school_id, class_id)
+        by_state[unit][state] += 1
+        if period.start <= opened_on <= period.end:
+            opened[unit] += 1
+            relapses[unit] += relapse_of is not None
+        if closed is not None and period.start <= closed <= period.end:
+            closed_in[unit][state] += 1
+        if state in DROPOUT:
+            reasons[unit][reason] += 1
+            for g in case_groups or []:
+                special[unit][g] += 1
+    events = defaultdict(Counter)
+    for school_id, class_id, event, n in session.execute(
+            select(Case.school_id, Case.class_id, CaseEvent.event, func.count()).join(Case, Case.id == CaseEvent.case_id)
+            .where(*only(Case.school_id), CaseEvent.event.in_((Event.escalate_outside.value,) + WORK_EVENTS),
+                   CaseEvent.at >= start, CaseEvent.at < cutoff)
+            .group_by(Case.school_id, Case.class_id, CaseEvent.event)):
+        events[(school_id, class_id)][event] += n
+    grade_of = dict(session.execute(select(SchoolClass.id, SchoolClass.grade).where(*only(SchoolClass.school_id))).all())
+    schools = {sid: (code, name, town) for sid, code, name, town in session.execute(
+        select(School.id, School.code, School.name, Jurisdiction.name).join(Jurisdiction, Jurisdiction.id == School.township_id)
+        .where(*only(School.id)))}
+    units_of: dict[int, set[Unit]] = defaultdict(set)
+    for table in (enrolled, by_state, events):
+        for unit in table:
+            units_of[unit[0]].add(unit)
 
-        def total(per_school: dict) -> Counter:
+    def figures_of(units: list[Unit]) -> dict[str, Any]:
+        def total(per_unit: dict) -> Counter:
             c = Counter()
-            for sid in ids:
-                c.update(per_school.get(sid, {}))
+            for u in units:
+                c.update(per_unit.get(u, {}))
             return c
-        st, cl, rs, ev, gr, sp = (total(d) for d in (by_state, closed_in, reasons, events, grades, special))
-        n_enrolled = sum(enrolled.get(sid, 0) for sid in ids)
-        n_dropouts = sum(dropouts[sid] for sid in ids)
-        figures = {
-            "scope": {"level": scope.level, "code": scope.code, "name": scope.name},
-            "period": {"kind": period.kind, "label": period.label, "start": period.start.isoformat(), "end": period.end.isoformat()},
-            "as_of": as_of.isoformat(sep=" "),
+        st, cl, rs, ev, sp = (total(d) for d in (by_state, closed_in, reasons, events, special))
+        gr = Counter()
+        for u in units:
+            gr[grade_of.get(u[1])] += sum(by_state.get(u, {}).get(s, 0) for s in DROPOUT)
+        n_enrolled = sum(enrolled.get(u, 0) for u in units)
+        n_dropouts = sum(st.get(s, 0) for s in DROPOUT)
+        return {
             "enrolled": n_enrolled,
             "dropouts": n_dropouts,
             "dropout_rate": round(n_dropouts / n_enrolled, 6) if n_enrolled else 0.0,
             "out_of_school": sum(st.get(s, 0) for s in OUT_OF_SCHOOL),
-            "opened": sum(opened[sid] for sid in ids),
-            "relapses": sum(relapses[sid] for sid in ids),
+            "opened": sum(opened.get(u, 0) for u in units),
+            "relapses": sum(relapses.get(u, 0) for u in units),
             "returned": cl[CaseState.returned.value],
             "excused": cl[CaseState.excused.value],
-            "escalated": ev.get("escalate_outside", 0),
+            "escalated": ev.get(Event.escalate_outside.value, 0),
             "open_by_step": {s.value: st.get(s.value, 0) for s in LADDER},
             "cases_by_state": {s.value: st.get(s.value, 0) for s in CaseState},
             "reasons": dict(sorted(rs.items())),
-            "by_grade": {str(g): n for g, n in sorted(gr.items())},
+            "by_grade": {str(g): n for g, n in sorted(gr.items(), key=lambda kv: kv[0] or 0) if n},
             "special_groups": {g: sp.get(g, 0) for g in SPECIAL},
             "work_done": {e: ev.get(e, 0) for e in WORK_EVENTS},
         }
-        if scope.level != "school":
-            figures["schools"] = [{"code": names[sid][0], "name": names[sid][1], "dropouts": dropouts[sid]}
-                                  for sid in sorted((s for s in ids if s in names), key=lambda s: names[s][0])]
+
+    out = []
+    for scope in scope_list:
+        classes = set(scope.class_ids)
+        units = sorted(u for sid in scope.school_ids for u in units_of.get(sid, ())
+                       if not classes or u[1] in classes)
+        figures = {
+            "scope": {"level": scope.level, "code": scope.code, "name": scope.name},
+            "period": {"kind": period.kind, "label": period.label, "start": period.start.isoformat(), "end": period.end.isoformat()},
+            "as_of": cutoff.replace(microsecond=0).isoformat(sep=" "),
+            **figures_of(units),
+        }
+        if scope.level not in ("school", "class"):
+            figures["schools"] = [
+                {"code": schools[sid][0], "name": schools[sid][1], "township": schools[sid][2],
+                 **{k: v for k, v in figures_of(sorted(units_of.get(sid, ()))).items() if k in SCHOOL_ROW}}
+                for sid in sorted((s for s in scope.school_ids if s in schools), key=lambda s: schools[s][0])]
         out.append(figures)
     return out
 
+
+SCHOOL_ROW = ("enrolled", "dropouts", "dropout_rate", "opened", "returned", "excused", "escalated")
+ROW_KEYS = ("enrolled", "dropouts", "dropout_rate", "out_of_school", "opened", "relapses", "returned", "excused",
+            "escalated", "open_by_step", "special_groups")
+
+
+def report_figures_many(session: Session, scope_list: list[Scope], period: Period, as_of: datetime,
+                        standard: float | None = None) -> list[dict[str, Any]]:
+    """Each scope's figures with its report's rows (``row_scopes``), all in one ``ledger_figures_many``
+    call: what a filing stores and the 月报表 prints. ``standard``: the policy's standard dropout
+    rate (each row and the total say whether they are over it)."""
+    rows_of = [row_scopes(session, sc) for sc in scope_list]
+    flat = [r for rows in rows_of for r in rows]
+    figures = ledger_figures_many(session, list(scope_list) + flat, period, as_of)
+    totals, rest = figures[:len(scope_list)], iter(figures[len(scope_list):])
+    out = []
+    for total, rows in zip(totals, rows_of):
+        total = dict(total)
+        total["rows"] = [{"name": r.name, "code": r.code, **{k: f[k] for k in ROW_KEYS}}
+                         for r, f in zip(rows, (next(rest) for _ in rows))]
+        if standard is not None:
+            total["standard_rate"] = standard
+            for item in [total, *total["rows"]]:
+                item["over_standard"] = item["dropout_rate"] > standard
+        out.append(total)
+    return out
+
+
+def filed_figures(session: Session, level: str, code: str, period: Period) -> dict[str, Any] | None:
+    """The figures a filed report stored when it was filed (frozen), or None if not filed."""
+    filing = session.scalar(select(ReportFiling).where(
+        ReportFiling.kind == period.kind, ReportFiling.level == level, ReportFiling.scope_code == code,
+        ReportFiling.period == period.label))
+    if filing is None:
+        return None
+    return {**filing.figures, "filed_at": filing.filed_at.isoformat(sep=" "), "late": filing.late,
+            "filing_id": filing.id}
+
+
+def figures_for(session: Session, scope: Scope, period: Period, as_of: datetime,
+                standard: float | None = None) -> dict[str, Any]:
+    """A scope's month as everyone sees it: what was filed for it (frozen at filing), else the
+    ledger's figures now (``report_figures_many``)."""
+    filed = filed_figures(session, scope.level, scope.code, period) if scope.level in LEVELS else None
+    if filed is not None and "rows" in filed:
+        return filed
+    return report_figures_many(session, [scope], period, as_of, standard)[0]
+
+
+def daily_figures(session: Session, school_ids: list[int], start: date, end: date,
+                  cutoff: datetime) -> list[dict[str, Any]]:
+    """The month's school days (each school's calendar) with the cases opened, returned and open
+    at each day's end, read from the case history up to ``cutoff``: the 月报表's chart."""
+    from .models import SchoolDay
+
+    keys = sorted(set(session.scalars(select(School.calendar_key).where(School.id.in_(school_ids or [-1]))))) or ["default"]
+    days = sorted(set(session.scalars(
+        select(SchoolDay.day).where(SchoolDay.calendar_key.in_(keys), SchoolDay.day >= start, SchoolDay.day <= end))))
+    if not days:  # calendar not materialised: weekdays
+        days = [start + timedelta(days=i) for i in range((end - start).days + 1) if (start + timedelta(days=i)).weekday() < 5]
+    cases = session.execute(select(Case.id, Case.opened_on).where(Case.school_id.in_(school_ids or [-1]),
+                                                                 Case.opened_on <= end)).all()
+    history: dict[int, list[tuple[str, str, datetime]]] = defaultdict(list)
+    ids = [c.id for c in cases]
+    for i in range(0, len(ids), 5000):
+        for cid, event, to_state, at in session.execute(
+                select(CaseEvent.case_id, CaseEvent.event, CaseEvent.to_state, CaseEvent.at)
+                .where(CaseEvent.case_id.in_(ids[i:i + 5000]), CaseEvent.event.in_(STATE_CHANGES), CaseEvent.at < cutoff)
+                .order_by(CaseEvent.case_id, CaseEvent.seq)):
+            history[cid].append((event, to_state, at))
+    out = []
+    for d in days:
+        day_start = datetime.combine(d, datetime.min.time())
+        day_end = min(day_start + timedelta(days=1), cutoff)
+        state_then = {cid: next((to for _, to, at in reversed(evs) if at < day_end), None) for cid, evs in history.items()}
+        out.append({"day": d.isoformat(), "new": sum(1 for c in cases if c.opened_on == d and c.id in history),
+                    "returned": sum(1 for evs in history.values() for ev, _, at in evs
+                                    if ev == Event.mark_returned.value and day_start <= at < day_end),
+                    "open": sum(1 for st in state_then.values() if st in OPEN)})
+    return out
+
+
+def reader_figures(session: Session, school_ids: list[int], name: str, period: Period, as_of: datetime) -> dict[str, Any]:
+    """The month of the schools a reader sees (the pages and the API): the report scope of exactly
+    these schools — what its filing stored if it was filed, else the ledger (``figures_for``) — with
+    a row per school. Schools that make no report scope of their own are counted live."""
+    ids = set(school_ids)
+    same = [sc for level in ("school", "township", "county") for sc in scopes(session, level)
+            if set(sc.school_ids) == ids] if ids else []
+    filed = next((f for f in (filed_figures(session, sc.level, sc.code, period) for sc in same) if f and "rows" in f), None)
+    scope = same[0] if same else Scope("total", "", name, tuple(sorted(ids)))
+    figures = filed or report_figures_many(session, [scope], period, as_of)[0]
+    if "schools" not in figures:  # one school: its own row
+        school = session.execute(select(School.code, School.name, Jurisdiction.name).join(
+            Jurisdiction, Jurisdiction.id == School.township_id).where(School.id.in_(ids or {-1}))).all()
+        figures["schools"] = [{"code": code, "name": n, "township": town, **{k: figures[k] for k in SCHOOL_ROW}}
+                              for code, n, town in school]
+    return figures
 
 # -- filing ----------------------------------------------------------------------------------------
 def _responsible(session: Session, scope: Scope) -> int | None:
@@ -233,15 +421,17 @@ def file_report(session: Session, *, policy: Policy, level: str, scope: Scope, p
                 actor: str, figures: dict[str, Any] | None = None) -> tuple[ReportFiling, bool]:
     """Write the filing of ``scope`` for ``period`` once; returns (filing, created now).
 
-    ``figures``: the scope's ``ledger_figures`` when the caller computed them already (``file_level``
-    computes every scope's in one set of passes)."""
+    ``figures``: the scope's ``report_figures_many`` when the caller computed them already
+    (``file_level`` computes every scope's in one set of passes). The filing keeps these figures
+    with its rows: the filed month is frozen, every surface shows what was filed."""
     seen = session.scalar(select(ReportFiling).where(
         ReportFiling.kind == period.kind, ReportFiling.level == level, ReportFiling.scope_code == scope.code,
         ReportFiling.period == period.label))
     if seen is not None:
         return seen, False
     due = due_on(policy, level, period)
-    figures = dict(figures) if figures is not None else ledger_figures(session, scope, period, as_of)
+    figures = dict(figures) if figures is not None else report_figures_many(
+        session, [scope], period, as_of, policy.standard_dropout_rate)[0]
     figures["watch_list"] = watch_list_figures(session, scope, period)
     late = as_of.date() > due
     if level != "school":  # which lower-level reports had not come in by this level's filing
@@ -266,12 +456,13 @@ def file_report(session: Session, *, policy: Policy, level: str, scope: Scope, p
 def file_level(session: Session, *, policy: Policy, level: str, period: Period, as_of: datetime,
                actor: str) -> list[tuple[ReportFiling, bool]]:
     """File the report of every scope of ``level`` for ``period`` (each once); the figures of the
-    scopes not filed yet come from one ``ledger_figures_many`` call."""
+    scopes not filed yet come from one ``report_figures_many`` call."""
     all_scopes = scopes(session, level)
     filed = set(session.scalars(select(ReportFiling.scope_code).where(
         ReportFiling.kind == period.kind, ReportFiling.level == level, ReportFiling.period == period.label)))
     todo = [sc for sc in all_scopes if sc.code not in filed]
-    figures = dict(zip((sc.code for sc in todo), ledger_figures_many(session, todo, period, as_of))) if todo else {}
+    figures = dict(zip((sc.code for sc in todo), report_figures_many(
+        session, todo, period, as_of, policy.standard_dropout_rate))) if todo else {}
     return [file_report(session, policy=policy, level=level, scope=sc, period=period, as_of=as_of, actor=actor,
                         figures=figures.get(sc.code)) for sc in all_scopes]
 
@@ -298,9 +489,9 @@ def figures_markdown(filing: ReportFiling) -> str:
     f = filing.figures
     status = "**逾期 late**" if filing.late else "按时 on time"
     lines = [
-        f"# {filing.scope_name} 控辍保学{KIND_LABELS.get(filing.kind, filing.kind)} {filing.period}",
+        f"# {filing.scope_name} 控辍保学{REPORT_KIND_LABELS.get(filing.kind, filing.kind)} {filing.period}",
         "",
-        f"- 层级 level: {LEVEL_LABELS[filing.level]} ({filing.level}); 截止 due: {filing.due_on}; "
+        f"- 层级 level: {LEVEL_LABELS[filing.level]}; 截止 due: {filing.due_on}; "
         f"报送 filed: {filing.filed_at:%Y-%m-%d %H:%M} — {status}",
         f"- 在籍学生 enrolled: {f['enrolled']}; 辍学 dropouts: {f['dropouts']}; "
         f"辍学率 dropout rate: {f['dropout_rate'] * 100:.3f}%",
@@ -308,14 +499,14 @@ def figures_markdown(filing: ReportFiling) -> str:
         f"排除 excused: {f['excused']}; 移交 escalated: {f['escalated']}",
         "",
         "| 步骤 step | 在办 open |", "|---|---:|",
-        *[f"| {STATE_LABELS[CaseState(s)]} {s} | {n} |" for s, n in f["open_by_step"].items()],
+        *[f"| {state_label(s)} | {n} |" for s, n in f["open_by_step"].items()],
         "",
         "| 原因 reason | 人数 |", "|---|---:|",
         *[f"| {REASON_LABELS.get(r, r)} | {n} |" for r, n in f["reasons"].items()],
         "",
-        "特殊群体 special groups: " + ", ".join(f"{g} {n}" for g, n in f["special_groups"].items()),
+        "特殊群体 special groups: " + "，".join(f"{special_group_label(g)} {n}" for g, n in f["special_groups"].items()),
         "",
-        "工作开展 work done: " + ", ".join(f"{e} {n}" for e, n in f["work_done"].items()),
+        "工作开展 work done: " + "，".join(f"{event_label(e)} {n}" for e, n in f["work_done"].items()),
     ]
     if "watch_list" in f:
         w = f["watch_list"]
@@ -325,7 +516,7 @@ def figures_markdown(filing: ReportFiling) -> str:
         lines += ["", "| 学校 school | 辍学 |", "|---|---:|", *[f"| {s['name']} | {s['dropouts']} |" for s in f["schools"]]]
     if f.get("lower_level", {}).get("missing") or f.get("lower_level", {}).get("late"):
         ll = f["lower_level"]
-        lines += ["", f"下级未报 missing {ll['level']}: {', '.join(ll['missing']) or '—'}; "
+        lines += ["", f"下级未报 missing（{LEVEL_LABELS.get(ll['level'], ll['level'])}）: {', '.join(ll['missing']) or '—'}; "
                       f"逾期 late: {', '.join(ll['late']) or '—'}"]
     return "\n".join(lines) + "\n"
 
@@ -346,14 +537,14 @@ def write_report_files(filing: ReportFiling, archive_dir: Path) -> dict[str, str
     ws = wb.active
     ws.title = "月报"
     f = filing.figures
-    ws.append([f"{filing.scope_name} 控辍保学{KIND_LABELS.get(filing.kind, filing.kind)} {filing.period}"])
+    ws.append([f"{filing.scope_name} 控辍保学{REPORT_KIND_LABELS.get(filing.kind, filing.kind)} {filing.period}"])
     for label, key in (("在籍学生", "enrolled"), ("辍学人数", "dropouts"), ("辍学率", "dropout_rate"), ("本期新增", "opened"),
                        ("复发", "relapses"), ("复学", "returned"), ("排除", "excused"), ("移交", "escalated")):
         ws.append([label, f[key]])
     ws.append([])
     ws.append(["步骤", "在办"])
     for s, n in f["open_by_step"].items():
-        ws.append([STATE_LABELS[CaseState(s)], n])
+        ws.append([state_label(s), n])
     if "schools" in f:
         ws.append([])
         ws.append(["学校", "辍学人数"])
@@ -382,7 +573,8 @@ def roster(session: Session) -> dict[str, list[str]]:
 
 
 def draw_sample(population: dict[str, list[str]], seed: int, fraction: float, classes_per_school: int = 2) -> dict[str, Any]:
-    """Deterministic from (population, seed): the same seed and roster give the same sample."""
+    """Deterministic from (population, seed): the same seed and roster give the same sample, so the
+    sealed draw can be checked; the seed itself is unpredictable (``new_seed``)."""
     rng = random.Random(seed)
     schools = sorted(population)
     k = max(1, round(len(schools) * fraction))
@@ -391,30 +583,51 @@ def draw_sample(population: dict[str, list[str]], seed: int, fraction: float, cl
     return {"schools": picked, "classes": classes}
 
 
+def new_seed() -> int:
+    """A seed nobody can predict from the county or the quarter (recorded with the sealed sample)."""
+    return secrets.randbelow(2**31)
+
+
 def seal(sample: dict[str, Any], seed: int) -> str:
     return hashlib.sha256(json.dumps([sample, seed], ensure_ascii=False, sort_keys=True).encode()).hexdigest()
 
 
-def spot_check(session: Session, *, quarter: str, seed: int, fraction: float, as_of: datetime, actor: str,
+def spot_check(session: Session, *, quarter: str, seed: int | None = None, fraction: float, as_of: datetime, actor: str,
                county_code: str = "") -> tuple[SpotCheck, bool]:
-    """Draw (once per quarter) and record the sample with the ledger's figures for each class."""
+    """Draw (once per quarter, from ``seed`` or an unpredictable one) and seal the sample with the
+    ledger's figures for each class: the 季查 sheet prints exactly these rows."""
     seen = session.scalar(select(SpotCheck).where(SpotCheck.quarter == quarter))
     if seen is not None:
         return seen, False
+    seed = new_seed() if seed is None else seed
+    start, end = quarter_bounds(quarter)
+    q_start = datetime.combine(start, datetime.min.time())
+    q_end = datetime.combine(end + timedelta(days=1), datetime.min.time())
     population = roster(session)
     sample = draw_sample(population, seed, fraction)
     sheet = []
     for code, class_names in sample["classes"].items():
         for klass in class_names:
-            row = session.execute(select(SchoolClass.id, School.name).join(School, School.id == SchoolClass.school_id)
-                                  .where(School.code == code, SchoolClass.name == klass)).one()
+            row = session.execute(
+                select(SchoolClass.id, School.name, Jurisdiction.name.label("township"), Staff.name.label("teacher"))
+                .join(School, School.id == SchoolClass.school_id).join(Jurisdiction, Jurisdiction.id == School.township_id)
+                .outerjoin(Staff, Staff.id == SchoolClass.head_teacher_id)
+                .where(School.code == code, SchoolClass.name == klass)).one()
             states = dict(session.execute(select(Case.state, func.count()).where(Case.class_id == row.id)
                                           .group_by(Case.state)).all())
             enrolled = session.scalar(select(func.count()).select_from(Pupil).where(Pupil.class_id == row.id, Pupil.enrolled))
             out = session.execute(select(Pupil.name, Case.state).join(Case, Case.pupil_id == Pupil.id)
                                   .where(Case.class_id == row.id, Case.state.in_(OUT_OF_SCHOOL)).order_by(Case.id)).all()
-            sheet.append({"school_code": code, "school": row.name, "class": klass, "enrolled": enrolled,
-                          "ledger_by_state": states, "out_of_school": [{"pupil": mask_name(n), "state": s} for n, s in out],
+            new = session.scalar(select(func.count()).select_from(Case).where(
+                Case.class_id == row.id, Case.opened_on.between(start, end)))
+            back = session.scalar(select(func.count()).select_from(CaseEvent).join(Case, Case.id == CaseEvent.case_id).where(
+                Case.class_id == row.id, CaseEvent.event == Event.mark_returned.value, CaseEvent.at >= q_start,
+                CaseEvent.at < q_end))
+            sheet.append({"school_code": code, "school": row.name, "township": row.township, "class": klass,
+                          "head_teacher": row.teacher, "enrolled": enrolled, "ledger_by_state": states,
+                          "ledger_open": sum(n for st, n in states.items() if st in OPEN),
+                          "ledger_new": new, "ledger_returned": back,
+                          "out_of_school": [{"pupil": mask_name(n), "state": s} for n, s in out],
                           "to_verify": "核对花名册、晨检记录与台账是否一致"})
     check = SpotCheck(quarter=quarter, county_code=county_code, drawn_at=as_of, seed=seed,
                       sample_sha256=seal(sample, seed), fraction=fraction, sample=sample,
@@ -422,6 +635,16 @@ def spot_check(session: Session, *, quarter: str, seed: int, fraction: float, as
     session.add(check)
     session.flush()
     return check, True
+
+
+def quarter_bounds(quarter: str) -> tuple[date, date]:
+    y, q = (int(x) for x in quarter.upper().split("Q"))
+    start = date(y, 3 * (q - 1) + 1, 1)
+    return start, date(y + (3 * q) // 12, (3 * q) % 12 + 1, 1) - timedelta(days=1)
+
+
+def sealed_check(session: Session, quarter: str) -> SpotCheck | None:
+    return session.scalar(select(SpotCheck).where(SpotCheck.quarter == quarter.upper()))
 
 
 def spot_check_markdown(check: SpotCheck) -> str:

@@ -5,13 +5,14 @@ Every bad row is reported with its row number and reason; good rows are kept.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import datetime
 
 from sqlalchemy import inspect, select, update
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from machines.identity import InvalidIdNumber, birth_date, validate_id_number
+from machines.vocabulary import SPECIAL_GROUP_LABELS
 
 from .models import Case, Guardian, Pupil, School, SchoolClass
 from .tabular import read_table, require_columns
@@ -29,9 +30,9 @@ REQUIRED = ["school_code", "student_no", "name", "grade", "class_name"]
 STORED_IN = {"student_no": Pupil.student_no, "name": Pupil.name, "gender": Pupil.gender, "address": Pupil.address,
              "class_name": SchoolClass.name, "guardian": Guardian.name, "relation": Guardian.relation,
              "phone": Guardian.phone}
-GROUPS = {"孤儿": "orphan", "留守儿童": "left_behind", "留守": "left_behind", "残疾儿童": "disabled", "残疾": "disabled",
-          "贫困": "poor", "贫困生": "poor",
-          "学困生": "learning_difficulty", "学习困难": "learning_difficulty"}  # at-risk flags (store/risk.py)
+# the roster's 特殊群体 words: each group's label (machines.vocabulary) and the short forms schools write
+GROUPS = {label: key for key, label in SPECIAL_GROUP_LABELS.items()} | {
+    "留守": "left_behind", "残疾": "disabled", "贫困": "poor", "贫困生": "poor", "学习困难": "learning_difficulty"}
 
 
 @dataclass
@@ -42,11 +43,10 @@ class RosterResult:
     census_closed: list[int] = field(default_factory=list)  # census cases closed by this import (排查)
 
 
-def import_roster(session: Session, data: bytes, filename: str, *, only_school_id: int | None = None,
-                  today: date | None = None) -> RosterResult:
-    """Import the rows; ``only_school_id`` (a school's own account) refuses other schools' rows and pupils;
-    a 身份证号 born after ``today`` (default: the system date) is a row error."""
-    today = today or date.today()
+def import_roster(session: Session, data: bytes, filename: str, *, now: datetime,
+                  only_school_id: int | None = None) -> RosterResult:
+    """Import the rows at ``now``; ``only_school_id`` (a school's own account) refuses other schools' rows
+    and pupils; a 身份证号 born after ``now``'s day is a row error."""
     rows = read_table(data, filename, aliases=COLUMNS)
     require_columns(rows, REQUIRED, LABELS)
     result = RosterResult()
@@ -55,7 +55,7 @@ def import_roster(session: Session, data: bytes, filename: str, *, only_school_i
     for n, r in rows:
         try:
             with session.begin_nested():
-                added = _import_row(session, r, schools, classes, only_school_id, today)
+                added = _import_row(session, r, schools, classes, only_school_id, now)
             result.added += added
             result.updated += 1 - added
         except (ValueError, KeyError) as exc:
@@ -67,11 +67,12 @@ def import_roster(session: Session, data: bytes, filename: str, *, only_school_i
         for key in [k for k, c in classes.items() if not inspect(c).persistent]:  # created by the rolled-back row
             del classes[key]
     from .census import close_enrolled  # 排查: a 失学 child now on the roster closes its census case (已入学)
-    result.census_closed = close_enrolled(session, actor="system:roster")
+    result.census_closed = close_enrolled(session, actor="system:roster", now=now)
     return result
 
 
-def _import_row(session, r, schools, classes, only_school_id, today: date) -> int:
+def _import_row(session, r, schools, classes, only_school_id, now: datetime) -> int:
+    today = now.date()
     missing = [LABELS[c] for c in REQUIRED if not r.get(c)]
     if missing:
         raise ValueError("缺少 " + "、".join(missing))
@@ -138,6 +139,6 @@ def _import_row(session, r, schools, classes, only_school_id, today: date) -> in
                              phone=r.get("phone") or None))
     if r.get("boarding"):  # 住校 是/否 (store/gate.py keeps who boards)
         from .gate import boarding_from_roster
-        boarding_from_roster(session, pupil, r["boarding"], r.get("dorm") or None)
+        boarding_from_roster(session, pupil, r["boarding"], r.get("dorm") or None, now=now)
     school.enrolled = (school.enrolled or 0) + (1 if added else 0)
     return int(added)

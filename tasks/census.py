@@ -1,4 +1,4 @@
-"""Census tasks (排查): the steps that follow a register import, and the hand-offs sync.
+"""Census tasks (排查): the step that follows a register import, and the hand-offs sync.
 
 Idempotency keys: the census row (``census_rows.census_case_id``) and the one-open-case-per-ID
 index for opening; the document key ``census:<case>:<kind>`` for notices; ``UNIQUE(document_id,
@@ -11,7 +11,7 @@ from datetime import datetime
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from store import census, handoffs
+from store import handoffs
 from store.db import transaction
 
 from .runtime import DB_RETRIES, clock, store
@@ -35,27 +35,17 @@ def verify_import(import_id: int, as_of: datetime) -> None:
         raise ImportRejected(why)
 
 
-@task(name="close_enrolled_census_cases", **DB_RETRIES, cache_policy=NO_CACHE)
-def close_enrolled(as_of: datetime) -> list[int]:
-    """Census cases whose child is now on the roster close (已入学)."""
-    with transaction(store()) as s:
-        return census.close_enrolled(s, actor=ACTOR, now=as_of)
-
-
-@task(name="open_census_cases", **DB_RETRIES, cache_policy=NO_CACHE)
-def open_census_cases(import_id: int, as_of: datetime) -> list[int]:
-    """A 失学 case with its persuasion duties for every school-age child of the import enrolled nowhere."""
-    with transaction(store()) as s:
-        return census.open_cases(s, import_id, actor=ACTOR, now=as_of)
-
-
-@task(name="issue_enrolment_notices", retries=3, retry_delay_seconds=[2, 10, 15], cache_policy=NO_CACHE)
-def issue_enrolment_notices(case_ids: list[int], as_of: datetime) -> list[int]:
-    """The 入学通知书 of each new case, numbered and archived (asking twice returns the archived one)."""
-    from documents.census import issue_notices
+@task(name="census_step", retries=3, retry_delay_seconds=[2, 10, 15], cache_policy=NO_CACHE)
+def census_step(import_id: int, as_of: datetime) -> dict[str, int]:
+    """What follows an import (``documents.census.census_step``, the one procedure the pages and the CLI
+    run too), in one transaction: children now enrolled close their census case, the new 失学 cases
+    open with their duties, their 入学通知书 are issued, the notices' hand-offs recorded. Each part
+    finds its work done on a retry."""
+    from documents.census import census_step as step
 
     with transaction(store()) as s:
-        return issue_notices(s, case_ids, actor=ACTOR, now=as_of)
+        done = step(s, import_id, actor=ACTOR, now=as_of)
+    return {k: len(v) for k, v in done.items() if k != "import_id"}
 
 
 @task(name="sync_handoffs", **DB_RETRIES, cache_policy=NO_CACHE)

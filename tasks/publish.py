@@ -56,6 +56,23 @@ def publish_markdown(key: str, markdown: str, description: str = "") -> None:
     create_markdown_artifact(key=artifact_key(key), markdown=markdown, description=description)
 
 
+def sweep_artifacts(summary: dict) -> tuple[list[dict], list[dict], str]:
+    """The sweep's two tables and its description, in the vocabulary's Chinese labels."""
+    from machines.vocabulary import event_label, state_label
+
+    steps = " · ".join(f"{state_label(k)} {v}" for k, v in summary["cases_by_state"].items())
+    moved = " · ".join(f"→{state_label(k)} {v}" for k, v in summary["escalated_now"].items()) or "无 none"
+    by_school = [{("学校" if k == "school" else "代码" if k == "code" else "在办" if k == "open" else state_label(k)): v
+                  for k, v in row.items()} for row in summary["by_school"]]
+    overdue = [{"学校": d["school"], "案件": d["case_id"], "学生": d["pupil"], "环节": state_label(d["state"]),
+                "职责": event_label(d["action"]), "角色": d["role"], "责任人": d["owner"], "截止": str(d["due_at"])[:16],
+                "逾期小时": d["hours_overdue"]} for d in summary["overdue_rows"]]
+    description = (f"**升级计时 sweep at {summary['as_of']}** — 本次升级 escalated now: {moved}; "
+                   f"新逾期 overdue now: {summary['overdue_now']}; 逾期未办 overdue duties open: {summary['overdue_duties']}; "
+                   f"待生成文书 documents queued: {summary['documents_queued']}\n\n各环节案件 cases by state: {steps}")
+    return by_school, overdue, description
+
+
 @task(name="publish_sweep", cache_policy=NO_CACHE)
 def publish_sweep(summary: dict, changes: dict, escalated: int, overdue: int) -> int:
     """The sweep's events and its two table artifacts, in one task run."""
@@ -65,13 +82,9 @@ def publish_sweep(summary: dict, changes: dict, escalated: int, overdue: int) ->
     emit_event(event="baoxue.sweep.completed", resource={"prefect.resource.id": "baoxue.sweep"},
                payload={"as_of": as_of, "escalated": escalated, "overdue": overdue,
                         "documents_queued": summary["documents_queued"]})
-    steps = " · ".join(f"{k} {v}" for k, v in summary["cases_by_state"].items())
-    moved = " · ".join(f"→{k} {v}" for k, v in summary["escalated_now"].items()) or "none"
-    create_table_artifact(key="advance-cases", table=summary["by_school"] or [{"—": "无 none"}], description=(
-        f"**升级计时 sweep at {as_of}** — escalated now: {moved}; overdue now: {summary['overdue_now']}; "
-        f"overdue duties open: {summary['overdue_duties']}; documents queued: {summary['documents_queued']}\n\n"
-        f"Cases by state: {steps}"))
-    create_table_artifact(key="overdue-duties", table=summary["overdue_rows"] or [{"—": "无 none"}],
+    by_school, overdue_rows, description = sweep_artifacts(summary)
+    create_table_artifact(key="advance-cases", table=by_school or [{"—": "无 none"}], description=description)
+    create_table_artifact(key="overdue-duties", table=overdue_rows or [{"—": "无 none"}],
                           description=f"逾期未完成的职责 overdue duties at {as_of} (names masked; first 200)")
     return sent + 1
 

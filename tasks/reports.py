@@ -63,7 +63,7 @@ def render_reports(filing_ids: list[int], actor: str = "system:monthly_report") 
 
 
 @task(name="draw_spot_check", **DB_RETRIES, cache_policy=NO_CACHE)
-def draw_spot_check(quarter: str, seed: int, fraction: float, as_of: datetime,
+def draw_spot_check(quarter: str, seed: int | None, fraction: float, as_of: datetime,
                     actor: str = "system:quarterly_spot_check") -> dict:
     """Draw once per quarter (a rerun returns the sealed draw) and write the check sheet."""
     with transaction(store()) as s:

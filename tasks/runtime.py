@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from datetime import datetime, timedelta
-from typing import Iterator, Protocol
-from zoneinfo import ZoneInfo
+from datetime import datetime
+from typing import Iterator
 
 from sqlalchemy.orm import Session, sessionmaker
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+from machines.clock import Clock, SimulatedClock  # noqa: F401 - the flows' and the demo's clocks
+from store.clock import SHANGHAI, SystemClock, to_local  # noqa: F401
 
 # A lost database (restart, failover, network) is retried after 1 s, 5 s and 15 s: an outage of
 # ~20 s costs a run nothing. Each store task is one transaction, so a retry redoes a whole unit
@@ -56,37 +56,7 @@ def dispose_all() -> None:
         _factories.clear()
 
 
-# -- the clock ---------------------------------------------------------------------------------------
-class Clock(Protocol):
-    def now(self) -> datetime: ...
-
-
-class SystemClock:
-    """Asia/Shanghai wall-clock time, naive (the store's convention), to the second."""
-
-    def now(self) -> datetime:
-        return datetime.now(SHANGHAI).replace(tzinfo=None, microsecond=0)
-
-
-class SimulatedClock:
-    """The demo's clock: it moves only when told to. The only thing the demo replaces."""
-
-    def __init__(self, start: datetime):
-        self._now = start
-
-    def now(self) -> datetime:
-        return self._now
-
-    def set(self, when: datetime) -> None:
-        if when < self._now:
-            raise ValueError(f"simulated clock cannot go back from {self._now} to {when}")
-        self._now = when
-
-    def advance(self, delta: timedelta) -> datetime:
-        self._now += delta
-        return self._now
-
-
+# -- the clock (machines.clock; the system clock in store.clock) ---------------------------------------------
 _clock: list[Clock] = [SystemClock()]
 
 
@@ -101,13 +71,6 @@ def clock_set_to(c: Clock) -> Iterator[Clock]:
         yield c
     finally:
         _clock.remove(c)
-
-
-def to_local(value: datetime) -> datetime:
-    """An aware datetime (Prefect's, UTC) as naive Asia/Shanghai; a naive one is taken as local."""
-    if value.tzinfo is None:
-        return value
-    return value.astimezone(SHANGHAI).replace(tzinfo=None)
 
 
 def resolve_as_of(as_of: datetime | None) -> datetime:

@@ -78,7 +78,7 @@ def test_a_backup_restored_into_a_new_database_and_folder_is_the_same_store(fres
     assert len(files_before) >= 3 and any(rel.startswith("attachments/") for rel in files_before)
 
     t0 = time.monotonic()
-    made = create_backup(db_url, archive, tmp_path / "backup")
+    made = create_backup(db_url, archive, tmp_path / "backup", now=datetime(2026, 12, 1, 18, 0))
     restored_archive = tmp_path / "restored-archive"
     restored = restore_backup(tmp_path / "backup", blank_db_url, restored_archive)
     seconds = time.monotonic() - t0
@@ -122,9 +122,9 @@ def test_a_damaged_backup_or_a_used_target_is_refused(fresh_db, engine, blank_db
         setup_store(s, pupils_per_class=1)
     (archive / "ab").mkdir()
     (archive / "ab" / "doc.pdf").write_bytes(b"%PDF-1.7 issued")
-    create_backup(db_url, archive, tmp_path / "backup")
+    create_backup(db_url, archive, tmp_path / "backup", now=datetime(2026, 12, 1, 18, 0))
     with pytest.raises(BackupError, match="不是空的"):
-        create_backup(db_url, archive, tmp_path / "backup")
+        create_backup(db_url, archive, tmp_path / "backup", now=datetime(2026, 12, 1, 18, 0))
     with pytest.raises(BackupError, match="不是空的|已存在"):
         restore_backup(tmp_path / "backup", db_url, tmp_path / "a2")  # the live database is not empty
     copy = tmp_path / "backup" / "archive" / "ab" / "doc.pdf"

@@ -117,7 +117,7 @@ def test_the_case_closes_when_the_roster_enrols_the_child(session, county):
     w = csv.writer(buf)
     w.writerow(["学校代码", "学籍号", "姓名", "身份证号", "年级", "班级"])
     w.writerow([school.code, "G-CENSUS-1", case.name, case.id_number, "1", "一年级(1)班"])
-    result = import_roster(session, buf.getvalue().encode(), "roster.csv")
+    result = import_roster(session, buf.getvalue().encode(), "roster.csv", now=NOW)
     assert result.errors == [] and result.census_closed == [case.id]
     session.refresh(case)
     assert case.state == "enrolled" and case.pupil_id is not None and case.closed_on is not None

@@ -62,7 +62,7 @@ def test_actions_through_the_cli_and_a_refused_one(county):
     baoxue(county, "advance", "--as-of", "2026-11-16T09:30")
     out = baoxue(county, "act", "1", "record_phone_call", "--note", "家长电话未接通", "--by", "王老师",
                  "--at", "2026-11-16T10:00")
-    assert "record_phone_call family_contacted → family_contacted" in out
+    assert "电话联系家长，电话联系 → 电话联系" in out and "record_phone_call" not in out
     refused = baoxue(county, "act", "1", "serve_legal_notice", "--at", "2026-11-16T10:05", code=1)
     assert "not allowed in state 'family_contacted'" in refused
     refused = baoxue(county, "act", "1", "assign_helpers", "--at", "2026-11-16T10:06", code=1)  # no --helper

@@ -318,7 +318,7 @@ def test_the_roster_column_marks_boarders(session, boarding):
     data = ("学校代码,学籍号,姓名,年级,班级,住校,宿舍\n"
             f"{school.code},{pupils[3].student_no},{pupils[3].name},{klass.grade},{klass.name},是,女生1号楼105\n"
             f"{school.code},{pupils[0].student_no},{pupils[0].name},{klass.grade},{klass.name},否,\n").encode()
-    result = import_roster(session, data, "roster.csv")
+    result = import_roster(session, data, "roster.csv", now=datetime(2026, 11, 16, 8, 0))
     assert result.errors == []
     assert {b["student_no"]: b["dorm"] for b in boarders(session)} == {
         pupils[1].student_no: "男生3号楼201", pupils[2].student_no: "男生3号楼201", pupils[3].student_no: "女生1号楼105"}

@@ -310,7 +310,7 @@ def test_roster_each_bad_row_reported_good_rows_kept(session, county, capsys):
             data, name = out.getvalue(), "花名册.xlsx"
         savepoint = session.begin_nested()
         try:
-            result = import_roster(session, data, name, only_school_id=county["school_id"], today=MONDAY.date())
+            result = import_roster(session, data, name, only_school_id=county["school_id"], now=MONDAY)
             good = {i + 2 for i, k in enumerate(kinds) if k in ("good", "formula_name")}
             assert {n for n, _ in result.errors} == set(range(2, len(kinds) + 2)) - good, repr((kinds, result.errors))
             assert all(re.search(r"[\u4e00-\u9fff]", m) for _, m in result.errors)
@@ -328,9 +328,9 @@ def test_roster_each_bad_row_reported_good_rows_kept(session, county, capsys):
 
 def test_roster_missing_columns_is_a_file_error_extra_columns_are_ignored(session, county):
     with pytest.raises(TableError, match="缺少必填列.*姓名"):
-        import_roster(session, "学校代码,学籍号,年级,班级\nX,1,1,1\n".encode("gbk"), "r.csv")
+        import_roster(session, "学校代码,学籍号,年级,班级\nX,1,1,1\n".encode("gbk"), "r.csv", now=MONDAY)
     data = f"多余,学校代码,学籍号,姓名,年级,班级,另一多余\nq,{county['code']},E1,张三,1,一(9)班,z\n".encode("gb18030")
-    assert import_roster(session, data, "r.csv", today=MONDAY.date()).added == 1
+    assert import_roster(session, data, "r.csv", now=MONDAY).added == 1
 
 
 @pytest.mark.parametrize("kind, words", [
@@ -343,7 +343,7 @@ def test_roster_regressions_are_row_errors_not_crashes(session, county, kind, wo
     row = _roster_row(kind, 1, county | {"run": 0})
     good = _roster_row("good", 2, county | {"run": 0})
     data = "\n".join(",".join(r) for r in [ROSTER_HEADER, row, good]).encode()
-    result = import_roster(session, data, "r.csv", only_school_id=county["school_id"], today=MONDAY.date())
+    result = import_roster(session, data, "r.csv", only_school_id=county["school_id"], now=MONDAY)
     assert [n for n, _ in result.errors] == [2] and words in result.errors[0][1], result.errors
     assert result.added == 1
 

@@ -1,10 +1,10 @@
-"""``store.reports.ledger_figures`` counts in SQL (grouped passes) exactly what the per-question
-version counted with one query per figure and the dropout rows loaded into Python.
+"""``store.reports.ledger_figures`` counts in SQL (grouped passes, the cases changed since the
+cut-off read from their history) exactly what a per-case reading of the history counts.
 
-The reference below is that earlier version, kept in its logic (the special groups read from the
-case, where they are kept since), run on a random ledger: random states, reasons, opening and
-closing days in and around the month, relapses, special groups (including a duplicated one and
-none), and events of every counted kind in, before and after the month, pupils who moved school
+The reference below reads every case's history in Python: its state after the last event before
+the cut-off (the month's end, or ``as_of`` while the month runs), on a random ledger: random
+paths up the ladder and out of it, reasons, opening days in and around the month, staff actions
+between, relapses, special groups (including a duplicated one and none), pupils who moved school
 (and changed groups) since their case opened — for every school, township and county scope.
 """
 from __future__ import annotations
@@ -20,48 +20,53 @@ from store import reports as rp
 from store.models import Case, CaseEvent, Pupil, School, SchoolClass
 from tests.engine_helpers import setup_store
 
+FINAL_EVENT = {"returned": "mark_returned", "excused": "excuse", "escalated": "escalate_outside"}
 
-def reference_figures(session, scope: rp.Scope, period: rp.Period) -> dict:
-    """The per-question computation the grouped passes replaced (same keys, same values)."""
-    ids = list(scope.school_ids)
-    in_scope = Case.school_id.in_(ids)
+
+def reference_figures(session, scope: rp.Scope, period: rp.Period, as_of: datetime) -> dict:
+    """Every case's state at the cut-off read from its whole history, one case at a time."""
+    month_end = datetime.combine(period.end + timedelta(days=1), time.min)
     start = datetime.combine(period.start, time.min)
-    end = datetime.combine(period.end + timedelta(days=1), time.min)
+    ids = list(scope.school_ids)
     enrolled = session.scalar(select(func.count()).select_from(Pupil).where(Pupil.school_id.in_(ids), Pupil.enrolled)) or 0
-    by_state = dict(session.execute(select(Case.state, func.count()).where(in_scope).group_by(Case.state)).all())
-    opened = session.scalar(select(func.count()).select_from(Case).where(
-        in_scope, Case.opened_on.between(period.start, period.end))) or 0
-    relapses = session.scalar(select(func.count()).select_from(Case).where(
-        in_scope, Case.opened_on.between(period.start, period.end), Case.relapse_of.is_not(None))) or 0
-
-    def closed(state: CaseState) -> int:
-        return session.scalar(select(func.count()).select_from(Case).where(
-            in_scope, Case.state == state.value, Case.closed_on.between(period.start, period.end))) or 0
-
-    def events(kinds) -> dict:
-        return dict(session.execute(
-            select(CaseEvent.event, func.count()).join(Case, Case.id == CaseEvent.case_id).where(
-                in_scope, CaseEvent.event.in_(kinds), CaseEvent.at >= start, CaseEvent.at < end)
-            .group_by(CaseEvent.event)).all())
-
-    escalated, work = events(["escalate_outside"]).get("escalate_outside", 0), events(rp.WORK_EVENTS)
-    rows = session.execute(
-        select(Case.reason, SchoolClass.grade, Case.special_groups, School.code)
-        .join(SchoolClass, SchoolClass.id == Case.class_id)
-        .join(School, School.id == Case.school_id).where(in_scope, Case.state.in_(rp.DROPOUT_STATES))).all()
-    reasons, grades, special, per_school = Counter(), Counter(), Counter(), Counter()
-    for reason, grade, groups, school_code in rows:
-        reasons[reason] += 1
-        grades[grade] += 1
-        per_school[school_code] += 1
-        for g in groups or []:
-            if g in rp.SPECIAL:
-                special[g] += 1
+    cases = session.execute(
+        select(Case.id, Case.opened_on, Case.relapse_of, Case.reason, Case.special_groups, SchoolClass.grade, School.code)
+        .join(SchoolClass, SchoolClass.id == Case.class_id).join(School, School.id == Case.school_id)
+        .where(Case.school_id.in_(ids))).all()
+    by_state, reasons, grades, special, per_school, work = Counter(), Counter(), Counter(), Counter(), Counter(), Counter()
+    opened = relapses = returned = excused = escalated = 0
+    for cid, opened_on, relapse_of, reason, groups, grade, school_code in cases:
+        history = session.execute(select(CaseEvent.event, CaseEvent.to_state, CaseEvent.at)
+                                  .where(CaseEvent.case_id == cid).order_by(CaseEvent.seq)).all()
+        before = [h for h in history if h.at <= as_of and h.at < month_end]
+        for event, _, at in before:
+            if at >= start:
+                work[event] += 1
+        if not before:
+            continue  # not in the ledger yet
+        state = before[-1].to_state
+        by_state[state] += 1
+        if period.start <= opened_on <= period.end:
+            opened += 1
+            relapses += relapse_of is not None
+        closing = next((h.at.date() for h in before if h.to_state == state), None)
+        if state in ("returned", "excused") and period.start <= closing <= period.end:
+            returned += state == "returned"
+            excused += state == "excused"
+        if state in rp.DROPOUT_STATES:
+            reasons[reason] += 1
+            grades[grade] += 1
+            per_school[school_code] += 1
+            for g in groups or []:
+                if g in rp.SPECIAL:
+                    special[g] += 1
+    escalated = work.pop("escalate_outside", 0)
+    dropouts = sum(by_state[s] for s in rp.DROPOUT_STATES)
     out = {
-        "enrolled": enrolled, "dropouts": len(rows),
-        "dropout_rate": round(len(rows) / enrolled, 6) if enrolled else 0.0,
+        "enrolled": enrolled, "dropouts": dropouts,
+        "dropout_rate": round(dropouts / enrolled, 6) if enrolled else 0.0,
         "out_of_school": sum(by_state.get(st, 0) for st in rp.OUT_OF_SCHOOL), "opened": opened, "relapses": relapses,
-        "returned": closed(CaseState.returned), "excused": closed(CaseState.excused), "escalated": escalated,
+        "returned": returned, "excused": excused, "escalated": escalated,
         "open_by_step": {s.value: by_state.get(s.value, 0) for s in LADDER},
         "cases_by_state": {s.value: by_state.get(s.value, 0) for s in CaseState},
         "reasons": dict(sorted(reasons.items())), "by_grade": {str(g): n for g, n in sorted(grades.items())},
@@ -74,8 +79,17 @@ def reference_figures(session, scope: rp.Scope, period: rp.Period) -> dict:
     return out
 
 
+def project(got: dict, want: dict) -> dict:
+    """``got`` cut to the reference's keys (its per-school rows to code, name and dropouts)."""
+    out = {k: got[k] for k in want}
+    if "schools" in want:
+        out["schools"] = [{k: row[k] for k in ("code", "name", "dropouts")} for row in got["schools"]]
+    return out
+
+
 def random_ledger(session, rng: random.Random) -> None:
-    """Cases straight into the tables: any state, reason, day, relapse link, and their events."""
+    """Cases straight into the tables, each with a consistent history: opened, up the ladder to a
+    random step or out of it, staff actions between, at increasing times around the month."""
     setup_store(session, pupils_per_class=5, grades=(1, 4, 8), schools=3, seed=rng.randrange(100))
     groups = [[], ["orphan"], ["left_behind", "disabled"], ["disabled", "disabled"], ["poor"], None]
     pupils = session.scalars(select(Pupil).order_by(Pupil.id)).all()
@@ -84,23 +98,34 @@ def random_ledger(session, rng: random.Random) -> None:
     days = [date(2026, 10, 20) + timedelta(days=i) for i in range(50)]  # late October to early December
     states = [s.value for s in CaseState]
     reasons = ["family", "study", "poverty", "unknown", "illness"]
-    kinds = ["escalate_outside", "escalate", "open", *rp.WORK_EVENTS]
     previous = None
     for p in rng.sample(pupils, k=len(pupils) * 3 // 4):
-        state, opened_on = rng.choice(states), rng.choice(days)
-        closed_on = rng.choice([None, rng.choice(days)]) if state in ("returned", "excused", "escalated") else None
-        case = Case(pupil_id=p.id, school_id=p.school_id, class_id=p.class_id, state=state, version=1,
+        target, opened_on = rng.choice(states), rng.choice(days)
+        at = datetime.combine(opened_on, time(8, rng.randrange(60)))
+        history, state = [("open", "absent", at)], "absent"
+        top = LADDER.index(CaseState(target)) if target in LADDER else rng.randrange(len(LADDER))
+        for step in LADDER[1:top + 1]:
+            for _ in range(rng.randrange(3)):  # staff actions on the step
+                at += timedelta(hours=rng.randrange(1, 30))
+                history.append((rng.choice(rp.WORK_EVENTS), state, at))
+            at += timedelta(hours=rng.randrange(4, 60))
+            state = step.value
+            history.append(("escalate", state, at))
+        if target in FINAL_EVENT:
+            at += timedelta(hours=rng.randrange(4, 60))
+            history.append((FINAL_EVENT[target], target, at))
+        closed_on = at.date() if target in ("returned", "excused") else None
+        case = Case(pupil_id=p.id, school_id=p.school_id, class_id=p.class_id, state=target, version=len(history),
                     policy_name="default", policy_version=1, calendar_key="default", opened_on=opened_on, opened_seq=1,
                     closed_on=closed_on, reason=rng.choice(reasons), special_groups=p.special_groups,
                     relapse_of=previous if previous and rng.random() < 0.3 else None,
-                    created_at=datetime.combine(opened_on, time(8)), updated_at=datetime.combine(opened_on, time(8)))
+                    created_at=datetime.combine(opened_on, time(8)), updated_at=at)
         session.add(case)
         session.flush()
         previous = case.id
-        for seq in range(1, rng.randrange(1, 6)):
-            at = datetime.combine(rng.choice(days), time(rng.randrange(24), rng.randrange(60)))
-            session.add(CaseEvent(case_id=case.id, seq=seq, event=rng.choice(kinds), from_state=None, to_state=state,
-                                  actor="t", at=at, recorded_at=at, reason="", payload={}))
+        for seq, (event, to_state, when) in enumerate(history, 1):
+            session.add(CaseEvent(case_id=case.id, seq=seq, event=event, from_state=None, to_state=to_state,
+                                  actor="t", at=when, recorded_at=when, reason="", payload={}))
     school_ids = sorted({p.school_id for p in pupils})
     for p in rng.sample(pupils, k=len(pupils) // 5):  # moved school since: their cases stay with the old one
         p.school_id = rng.choice([s for s in school_ids if s != p.school_id])
@@ -111,15 +136,17 @@ def random_ledger(session, rng: random.Random) -> None:
 def test_grouped_report_figures_equal_the_per_question_counts_on_a_random_ledger(session):
     rng = random.Random(20261123)
     random_ledger(session, rng)
-    period, as_of = rp.month_period(2026, 11), datetime(2026, 11, 30, 17)
+    period = rp.month_period(2026, 11)
     checked = 0
-    for level in rp.LEVELS:
-        for scope in rp.scopes(session, level):
-            got = rp.ledger_figures(session, scope, period, as_of)
-            want = reference_figures(session, scope, period)
-            assert {k: got[k] for k in want} == want, (level, scope.code)
-            checked += 1
-    assert checked >= 5  # three schools, a township, a county
+    for as_of in (datetime(2026, 11, 20, 17), datetime(2026, 12, 15, 9)):  # while the month runs, and after
+        for level in rp.LEVELS:
+            for scope in rp.scopes(session, level):
+                got = rp.ledger_figures(session, scope, period, as_of)
+                want = reference_figures(session, scope, period, as_of)
+                assert project(got, want) == want, (as_of, level, scope.code)
+                checked += 1
+    assert checked >= 10  # three schools, a township, a county, twice
+    as_of = datetime(2026, 11, 30, 17)
     # the random ledger really exercises every figure
     county = rp.ledger_figures(session, rp.scopes(session, "county")[0], period, as_of)
     assert county["dropouts"] and county["opened"] and county["relapses"] and county["returned"]
@@ -144,14 +171,14 @@ def test_many_scope_figures_equal_each_scope_alone_on_a_random_ledger(session):
         assert len(many) == len(scope_list)
         for scope, got in zip(scope_list, many):
             assert got["scope"]["code"] == scope.code
-            want = reference_figures(session, scope, period)
-            assert {k: got[k] for k in want} == want, (scope.level, scope.code)
+            want = reference_figures(session, scope, period, as_of)
+            assert project(got, want) == want, (scope.level, scope.code)
             assert got == rp.ledger_figures(session, scope, period, as_of)
     policy = CaseContext(session).policies.get("default")
     filed = rp.file_level(session, policy=policy, level="school", period=period, as_of=as_of, actor="t")
     assert [f.scope_code for f, created in filed if created] == [sc.code for sc in rp.scopes(session, "school")]
     for f, _ in filed:
-        want = reference_figures(session, rp.scope_of(session, "school", f.scope_code), period)
-        assert {k: f.figures[k] for k in want} == want
+        want = reference_figures(session, rp.scope_of(session, "school", f.scope_code), period, as_of)
+        assert project(f.figures, want) == want
     again = rp.file_level(session, policy=policy, level="school", period=period, as_of=as_of, actor="t")
     assert [f.id for f, _ in again] == [f.id for f, _ in filed] and not any(created for _, created in again)

@@ -172,7 +172,7 @@ def test_a_case_keeps_its_pupils_special_groups_and_the_roster_keeps_them_curren
         rows = "\n".join(f"{code},{n},{by_no[n].name},4,{s.get(SchoolClass, by_no[n].class_id).name},{g}" for n, g in
                          ((pupils[0], "孤儿，残疾儿童"), (pupils[1], "留守儿童"), (pupils[2], "")))
         result = import_roster(s, ("学校代码,学籍号,姓名,年级,班级,特殊群体\n" + rows + "\n").encode(), "roster.csv",
-                               today=DAYS[-1])
+                               now=datetime.combine(DAYS[-1], datetime.min.time()))
         assert result.errors == [] and result.updated == 3
     with transaction(factory) as s:
         # open cases follow the roster; the closed one keeps what it had when it closed

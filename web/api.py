@@ -66,7 +66,7 @@ def roster_import(request: Request,
     try:
         result = import_roster(db, data, file.filename or "roster.csv",
                                only_school_id=who.user.school_id if who.role is Role.school_staff else None,
-                               today=now.date())
+                               now=now)
     except TableError as exc:
         db.rollback()
         raise ApiError(422, str(exc)) from None
@@ -384,18 +384,18 @@ def parse_month(month: str | None, today: date) -> tuple[date, date, str]:
 
 
 def monthly_figures(db: Session, who: Principal, month: str | None, now: datetime) -> dict[str, Any]:
-    """The ledger's figures for each school in scope and their totals (store.reports.ledger_figures)."""
-    from store.reports import Period, Scope as ReportScope, ledger_figures
+    """The month's figures of the schools in scope and per school (store.reports.reader_figures: the
+    filed figures of a filed month, else the ledger's)."""
+    from store.reports import Period, reader_figures
 
     start, end, label = parse_month(month, now.date())
-    period = Period("monthly", label, start, end)
     schools = dash.schools_in(db, who.scope)
     name = {Role.school_staff: schools[0]["name"] if schools else "", Role.county: "全县"}.get(who.role, "")
     if who.role is Role.township:
         name = schools[0]["township"] if schools else ""
-    total = ledger_figures(db, ReportScope("total", "", name, tuple(s["id"] for s in schools)), period, now)
-    rows = dash.school_figures(db, schools, start, end, {s["code"]: s["dropouts"] for s in total.get("schools", [])})
-    return {"month": label, "start": start.isoformat(), "end": end.isoformat(), "total": total, "schools": rows}
+    total = reader_figures(db, [s["id"] for s in schools], name, Period("monthly", label, start, end), now)
+    return {"month": label, "start": start.isoformat(), "end": end.isoformat(), "total": total,
+            "schools": total["schools"], "filed_at": total.get("filed_at")}
 
 
 @router.get("/figures/monthly", tags=["统计 figures"], summary="月度数据：辍学人数、辍学率、返校、原因、各环节")

@@ -41,9 +41,10 @@ def create(dest: Path = typer.Argument(..., help="新的备份目录 (a new, emp
            archive: Optional[Path] = typer.Option(None, help="文书归档目录 (default BAOXUE_ARCHIVE_DIR)")):
     """Back up the database (pg_dump / SQLite online backup), then the document archive."""
     from store.backup import BackupError, create_backup
+    from store.clock import local_now
 
     try:
-        r = create_backup(_db_url(), _archive(archive), dest)
+        r = create_backup(_db_url(), _archive(archive), dest, now=local_now())
     except BackupError as exc:
         _fail(str(exc))
     console.print(f"备份完成 backup written: {r.folder} ({r.backend}) — {sum(r.tables.values())} 行 rows in "

@@ -11,13 +11,13 @@ import sys
 from datetime import date, datetime
 from pathlib import Path
 from typing import Optional
-from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from store.clock import local_now
 from web.cli_errors import BaoxueGroup, fail
 
 app = typer.Typer(help="保学 Baoxue — 控辍保学 case engine", no_args_is_help=True, pretty_exceptions_enable=False,
@@ -32,11 +32,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(user_app, name="user")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-
-
-def now_local() -> datetime:
-    return datetime.now(SHANGHAI).replace(tzinfo=None, microsecond=0)
+now_local = local_now  # the system clock (store.clock); every command takes --at/--as-of
 
 
 @app.callback()
@@ -130,7 +126,7 @@ def roster_import(file: Path = typer.Argument(..., exists=True, readable=True), 
     from store.db import transaction
     from store.roster import import_roster
     with transaction(_factory()) as s:
-        r = import_roster(s, file.read_bytes(), file.name)
+        r = import_roster(s, file.read_bytes(), file.name, now=local_now())
     data = {"added": r.added, "updated": r.updated, "errors": [{"row": n, "reason": m} for n, m in r.errors]}
 
     def show(d):
@@ -224,7 +220,9 @@ def act(
     except (ForbiddenEvent, CaseNotFound, PayloadInvalid) as exc:  # e.g. assign_helpers without --helper
         _fail(str(exc))
     ev = applied.event
-    console.print(f"案件 case {case_id}: {ev.event} {ev.from_state} → {ev.to_state} (seq {ev.seq})"
+    from machines.vocabulary import event_label, state_label
+    console.print(f"案件 case {case_id}: {event_label(ev.event, ev.to_state)}，"
+                  f"{state_label(ev.from_state) if ev.from_state else ''} → {state_label(ev.to_state)} (seq {ev.seq})"
                   + (" — 重复提交 duplicate, nothing changed" if applied.duplicate else ""))
 
 
@@ -232,6 +230,7 @@ def act(
 def show_case(case_id: int, json_out: bool = typer.Option(False, "--json")):
     """One case: state, history, duties, helpers."""
     from store.db import transaction
+    from machines.vocabulary import event_label, state_label
     from store.queries import case_detail
     with transaction(_factory()) as s:
         data = case_detail(s, case_id)
@@ -240,14 +239,15 @@ def show_case(case_id: int, json_out: bool = typer.Option(False, "--json")):
 
     def show(d):
         console.print(f"[bold]案件 {d['id']}[/bold] {d['pupil']} {d['school']} {d['class']} — "
-                      f"{d['state_label']} ({d['state']}), 策略 {d['policy']}, 开始 {d['opened_on']}")
+                      f"{d['state_label']}, 策略 {d['policy']}, 开始 {d['opened_on']}")
         t = Table("seq", "时间 at", "事件 event", "from → to", "操作人 actor", "说明 reason")
         for e in d["events"]:
-            t.add_row(str(e["seq"]), e["at"], e["event"], f"{e['from'] or ''} → {e['to']}", e["actor"], e["reason"])
+            t.add_row(str(e["seq"]), e["at"], event_label(e["event"], e["to"]),
+                      f"{state_label(e['from']) if e['from'] else ''} → {state_label(e['to'])}", e["actor"], e["reason"])
         console.print(t)
         t = Table("职责 duty", "角色 role", "责任人 owner", "期限 due", "状态 status")
         for u in d["duties"]:
-            t.add_row(u["action"], u["role"], u["owner"] or "—", u["due_at"],
+            t.add_row(event_label(u["action"]), u["role"], u["owner"] or "—", u["due_at"],
                       f"[red]{u['status']}[/red]" if u["status"] == "overdue" else u["status"])
         console.print(t)
     _emit(data, json_out, show)

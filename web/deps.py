@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterator
-from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
@@ -19,9 +18,9 @@ from store.accounts import Role, actor_of, scope_of, session_user, token_user
 from store.masking import masked_for
 from store.db import Settings
 from store.models import Jurisdiction, School
+from store.clock import SHANGHAI, local_now  # noqa: F401 - SHANGHAI: the pages' and API's time conversion
 from store.queries import Scope
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 SESSION_COOKIE = "baoxue_session"
 
 
@@ -38,9 +37,7 @@ class WebSettings(Settings):
     attachment_max_mb: int = 8                       # one cap for every attachment (photo, PDF): BAOXUE_ATTACHMENT_MAX_MB
 
 
-def shanghai_now() -> datetime:
-    """Asia/Shanghai wall-clock time, naive, to the second (the store's convention)."""
-    return datetime.now(SHANGHAI).replace(tzinfo=None, microsecond=0)
+shanghai_now = local_now  # the system clock (store.clock); the app takes its clock as a parameter
 
 
 # -- errors the handlers in web.app turn into JSON (API) or a page --------------------------------------

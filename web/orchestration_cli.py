@@ -16,11 +16,6 @@ from rich.table import Table
 app = typer.Typer(help="Prefect orchestration: the demo and the one-machine server.")
 console = Console()
 
-STATE_ZH = {"absent": "缺勤登记", "family_contacted": "电话联系", "visited": "家访", "collective_visit": "集体家访",
-            "township_notice": "镇政府返校通知", "judicial_notice": "司法督促", "returned": "已复学",
-            "escalated": "已移交", "excused": "已排除"}
-
-
 def _db_url(db: str | None) -> str | None:
     if not db:
         return None
@@ -49,6 +44,7 @@ def demo(
     # The runs' logs go to the Prefect UI in full; the terminal shows warnings and the progress lines.
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     from deploy.demo import run_demo
+    from machines.vocabulary import state_label
 
     result = run_demo(out, weeks=weeks, seed=seed, every_tick=every_tick,
                       progress=lambda m: console.print(f"[dim]demo[/dim] {m}"))
@@ -57,7 +53,7 @@ def demo(
     table.add_column("状态 state")
     table.add_column("案件 cases", justify="right")
     for state, n in s["cases_by_state"].items():
-        table.add_row(f"{STATE_ZH.get(state, state)} {state}", str(n))
+        table.add_row(f"{state_label(state)} {state}", str(n))
     console.print(table)
     docs = s["documents_by_kind"] or s["document_requests"]["by_kind"]
     console.print(f"文书 documents ({'rendered' if s['documents_by_kind'] else 'queued requests'}): "

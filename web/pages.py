@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from machines.states import LADDER, REASON_LABELS, STATE_LABELS, CaseState
+from machines.vocabulary import ATTENDANCE_LABELS, LEVEL_LABELS, event_label, special_group_label, state_label
 from store import dashboards as dash
 from store.account_models import User
 from store.accounts import ROLE_LABELS, Role
@@ -86,7 +87,7 @@ FORM_FIELDS: dict[str, list[tuple[str, str, str]]] = {
     "excuse": [],
     "escalate_outside": [],
 }
-STATUS_CHOICES = [("present", "到校"), ("unexcused", "缺勤（未请假）"), ("sick_leave", "病假"), ("personal_leave", "事假")]
+STATUS_CHOICES = [(k, ATTENDANCE_LABELS[k]) for k in ("present", "unexcused", "sick_leave", "personal_leave")]
 PAYLOAD_LABELS = {k: label.split("（")[0] for fields in FORM_FIELDS.values() for k, label, _ in fields} | {
     "helpers": "帮扶责任人", "notes": "说明", "photos": "照片"}
 
@@ -136,11 +137,11 @@ def _role_names() -> dict[str, str]:
 
 FILTERS = {
     "doc_title": _doc_title, "role_label": lambda r: _role_names().get(r, r), "dt": _dt, "day": _day, "hours": _hours,
-    "pct": _pct, "state_label": lambda s: STATE_LABELS[CaseState(s)], "reason_label": lambda r: REASON_LABELS.get(r, r),
-    "event_label": lambda e: EVENT_LABELS.get(e, e),
+    "pct": _pct, "state_label": state_label, "reason_label": lambda r: REASON_LABELS.get(r, r),
+    "event_label": event_label, "group_label": special_group_label,  # ``g|group_label(policy.special_groups)``
+    "level_label": lambda lv: LEVEL_LABELS.get(lv, lv),
 }
-SPECIAL_GROUPS = {"orphan": "孤儿", "left_behind": "留守儿童", "disabled": "残疾儿童", "poor": "家庭经济困难"}
-GLOBALS = {"ROLE_LABELS": ROLE_LABELS, "SPECIAL_GROUPS": SPECIAL_GROUPS, "STATUS_CHOICES": STATUS_CHOICES, "LADDER": LADDER}
+GLOBALS = {"ROLE_LABELS": ROLE_LABELS, "STATUS_CHOICES": STATUS_CHOICES, "LADDER": LADDER}
 
 
 def render(request: Request, name: str, who: Principal | None, status: int = 200, **context: Any) -> HTMLResponse:

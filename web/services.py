@@ -26,7 +26,8 @@ from sqlalchemy.orm import Session
 from machines.case_machine import ForbiddenEvent, allowed_events
 from machines.payloads import PayloadInvalid
 from machines.policy import Policy
-from machines.states import ACTION_LABELS, REASON_LABELS, Action, CaseState, ExcuseReason, OutsideReason
+from machines.states import REASON_LABELS, Action, CaseState, ExcuseReason, OutsideReason
+from machines.vocabulary import EVENT_LABELS  # noqa: F401 - the pages' and API's event labels
 from store import attachments
 from store.accounts import Role, may_fire
 from store.attachment_models import Attachment
@@ -39,10 +40,6 @@ from store.models import Case, Pupil, School
 
 from .deps import FORBIDDEN, NOT_FOUND_CASE, ApiError, Principal, WebSettings
 
-EVENT_LABELS = {a.value: ACTION_LABELS[a] for a in Action} | {
-    "mark_returned": "已返校（复学）", "excuse": "排除（有正当理由）", "escalate_outside": "移交（学校以外）",
-    "open": "晨检登记缺勤", "escalate": "按制度升级",
-}
 PHOTO_EVENTS = {"record_home_visit", "record_collective_visit"}
 log = logging.getLogger("baoxue.web")
 

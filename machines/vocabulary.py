@@ -1,0 +1,125 @@
+"""The words of the product, each defined once: events, special groups, duty kinds, report levels
+and kinds, what counts as a dropout, and their Chinese labels.
+
+The case states, staff actions and reason classes are in ``machines.states`` (with their labels),
+the watch-list duties in ``machines.risk``, the census states in ``machines.census``; this module
+adds the rest and the functions every screen, document, artifact and CLI table labels them with. A
+policy file may rename a special group (``[special_groups]``) or a step (``steps.label``); nothing
+else keeps a label table of its own (tests/test_vocabulary.py).
+"""
+from __future__ import annotations
+
+from enum import Enum
+from typing import Mapping
+
+from .states import ACTION_LABELS, OPEN_STATES, REASON_LABELS, STATE_LABELS, Action, CaseState
+
+__all__ = [
+    "ACTION_LABELS", "ATTENDANCE_LABELS", "DROPOUT_STATES", "DUTY_KIND_LABELS", "DutyKind", "EVENT_LABELS", "Event", "LEVEL_LABELS",
+    "OUT_OF_SCHOOL_STATES", "PREVENTION_SOURCE_LABELS", "REASON_LABELS", "REPORT_KIND_LABELS", "REPORTED_GROUPS",
+    "SPECIAL_GROUP_LABELS", "STATE_LABELS", "SpecialGroup", "WORK_EVENTS", "event_label", "is_dropout", "label_of",
+    "special_group_label", "state_label",
+]
+
+
+class Event(str, Enum):
+    """What a case history records besides the staff actions (``machines.states.Action``)."""
+
+    open = "open"                          # 晨检发现无故缺勤
+    escalate = "escalate"                  # timer: the next step of the ladder
+    mark_returned = "mark_returned"        # 返校复学
+    excuse = "excuse"                      # 排除
+    escalate_outside = "escalate_outside"  # 移交学校以外
+
+
+EVENT_LABELS: dict[str, str] = {
+    Event.open.value: "晨检发现无故缺勤，登记备案",
+    Event.escalate.value: "按制度升级",
+    Event.mark_returned.value: "返校复学",
+    Event.excuse.value: "排除（有正当理由）",
+    Event.escalate_outside.value: "移交学校以外",
+    **{a.value: ACTION_LABELS[a] for a in Action},
+}
+STATE_CHANGES = frozenset(e.value for e in Event)  # the events that move a case's state
+
+
+def event_label(event: str, to_state: str | None = None) -> str:
+    """The Chinese label of a history event (an escalation names the step it reached)."""
+    if event == Event.escalate.value and to_state in CaseState.__members__:
+        return "升级至「" + STATE_LABELS[CaseState(to_state)] + "」"
+    return EVENT_LABELS.get(event, event)
+
+
+def state_label(state: str) -> str:
+    return STATE_LABELS[CaseState(state)] if state in CaseState.__members__ else state
+
+
+# -- what counts as a dropout (DOMAIN.md §2, the monthly report) -------------------------------------
+# 辍学 in the statistics: three or more school days without reason (the collective visit and later
+# steps) or handed outside the school. 未返校 (out of school): every open case and every handed-out one.
+DROPOUT_STATES = frozenset({CaseState.collective_visit, CaseState.township_notice, CaseState.judicial_notice,
+                            CaseState.escalated})
+OUT_OF_SCHOOL_STATES = frozenset(OPEN_STATES | {CaseState.escalated})
+WORK_EVENTS = tuple(a.value for a in Action)  # 工作开展: the staff actions, in ladder order
+
+
+def is_dropout(state: str | None) -> bool:
+    return state in {s.value for s in DROPOUT_STATES}
+
+
+# -- special groups (the roster's flags; seed 000 §一.3) ---------------------------------------------
+class SpecialGroup(str, Enum):
+    orphan = "orphan"
+    left_behind = "left_behind"
+    disabled = "disabled"
+    poor = "poor"
+    learning_difficulty = "learning_difficulty"
+
+
+SPECIAL_GROUP_LABELS: dict[str, str] = {
+    SpecialGroup.orphan.value: "孤儿",
+    SpecialGroup.left_behind.value: "留守儿童",
+    SpecialGroup.disabled.value: "残疾儿童",
+    SpecialGroup.poor.value: "家庭经济困难",
+    SpecialGroup.learning_difficulty.value: "学困生",
+}
+# the groups the monthly report counts among its dropouts (seed 002's 特殊群体 columns)
+REPORTED_GROUPS = (SpecialGroup.left_behind.value, SpecialGroup.orphan.value, SpecialGroup.disabled.value)
+
+
+def special_group_label(group: str, renamed: Mapping[str, str] | None = None) -> str:
+    """A group's label; ``renamed``: the policy's ``[special_groups]`` (a policy may rename one)."""
+    return (renamed or {}).get(group) or SPECIAL_GROUP_LABELS.get(group, group)
+
+
+# -- duty kinds (store.duty_ledger) and report words ----------------------------------------------------
+class DutyKind(str, Enum):
+    case = "case"
+    census = "census"
+    prevention = "prevention"
+    watch = "watch"
+    calendar = "calendar"  # the operator's duty to supply a year's holiday list (store.calendar_watch)
+
+
+DUTY_KIND_LABELS = {DutyKind.case.value: "控辍案件", DutyKind.census.value: "失学排查",
+                    DutyKind.prevention.value: "防辍预警", DutyKind.watch.value: "重点关注",
+                    DutyKind.calendar.value: "校历"}
+PREVENTION_SOURCE_LABELS = {"gate": "门卫登记预警", "truancy": "旷课分级"}
+LEVEL_LABELS = {"school": "学校", "township": "乡镇", "county": "县"}
+# a pupil's mark in the morning check (晨检)
+ATTENDANCE_LABELS = {"present": "到校", "unexcused": "无故缺勤", "sick_leave": "病假", "personal_leave": "事假",
+                     "exemption": "免学/缓学", "transfer": "转学/借读"}
+REPORT_KIND_LABELS = {"monthly": "月报", "term_start": "学期初报告", "term_end": "学期末报告"}
+
+
+def label_of(word: str) -> str:
+    """Any identifier of the vocabulary → its Chinese label (the identifier itself if unknown):
+    for free-form lists (a duty's action, a history's event, a watch rule's flag)."""
+    from .risk import DUTY_LABELS
+
+    for table in (EVENT_LABELS, {s.value: l for s, l in STATE_LABELS.items()}, SPECIAL_GROUP_LABELS,
+                  {d.value: l for d, l in DUTY_LABELS.items()}, REASON_LABELS, DUTY_KIND_LABELS):
+        if word in table:
+            return table[word]
+    return word
+
