@@ -19,9 +19,9 @@ from sqlalchemy import Date, DateTime, bindparam, func, select, text
 from sqlalchemy.orm import Session
 
 from machines.case_machine import escalation_pairs
-from store.advance import BATCH_SIZES, advance, overdue_batch
+from store.cases.advance import BATCH_SIZES, advance, overdue_batch
 from store.bulk import paused_gc
-from store.context import CaseContext, effective_day
+from store.cases.context import CaseContext, effective_day
 from store.db import make_engine, session_factory, transaction
 
 from .common import backend_of, copy_db, emit, log, peak_rss_mb, reset_peak_rss, timer
@@ -55,7 +55,7 @@ def _policies(factory) -> list:
 # -- raw set-based UPDATE … RETURNING of the rows the advance moves -------------------------------
 def sweep_steps(factory, as_of: datetime):
     """The advance's own plan: (policy, version, calendar, source → target, max opened_seq) per step."""
-    from store.advance import plan
+    from store.cases.advance import plan
 
     with transaction(factory) as s:
         return plan(s, CaseContext(s), as_of)
@@ -112,7 +112,7 @@ def run_raw_update(url: str, as_of: datetime) -> tuple[int, float, int, float]:
 
 
 def run_advance(url: str, as_of: datetime, batch_size: int | None) -> tuple[dict, float, float, float]:
-    """store.advance.advance; returns its report, total seconds, escalation-phase seconds, peak RSS."""
+    """store.cases.advance.advance; returns its report, total seconds, escalation-phase seconds, peak RSS."""
     eng = make_engine(url)
     factory = session_factory(eng)
     marks: list[tuple[str, float]] = []
@@ -204,7 +204,7 @@ def fig_per_case(base: str, label: str, batch_size: int) -> None:
     rep, t_set, _, _ = run_advance(set_url, AS_OF, batch_size)
     eng = make_engine(pc_url)
     factory = session_factory(eng)
-    from store.cases import advance_per_case
+    from store.cases.per_case import advance_per_case
 
     reset_peak_rss()
     with timer() as t:
@@ -255,7 +255,7 @@ def fig_sweep(base: str, label: str, due_duties: int, batch_size: int) -> None:
     reset_peak_rss()
     marked = 0
     with timer() as t:
-        while True:  # the loop store.advance.advance runs after the escalations
+        while True:  # the loop store.cases.advance.advance runs after the escalations
             with transaction(factory) as s:
                 got = overdue_batch(s, AS_OF, batch_size)
             if not got:
@@ -319,21 +319,21 @@ def fig_report(base: str, label: str, repeat: int = 3, per_scope: bool = False) 
 
 def _report_callable(per_scope: bool = False):
     """The figures of every county for the month of the run, as the monthly report files them
-    (``store.reports.file_level`` → ``ledger_figures_many``: one set of grouped passes for all
+    (``store.reporting.reports.file_level`` → ``ledger_figures_many``: one set of grouped passes for all
     counties); ``per_scope``: ``ledger_figures`` once per county (each county's passes read nearly
     the whole ``cases`` table, its cases being spread over it)."""
-    from store.reports import ledger_figures, ledger_figures_many, month_period, scopes
+    from store.reporting.reports import ledger_figures, ledger_figures_many, month_period, scopes
 
     period = month_period(AS_OF.year, AS_OF.month)
 
     if per_scope:
         def run(s: Session):
             return [ledger_figures(s, scope, period, AS_OF) for scope in scopes(s, "county")]
-        return run, "store.reports.ledger_figures once per county, month of the run"
+        return run, "store.reporting.reports.ledger_figures once per county, month of the run"
 
     def run_many(s: Session):
         return ledger_figures_many(s, scopes(s, "county"), period, AS_OF)
-    return run_many, "store.reports.ledger_figures_many for all counties at once, month of the run"
+    return run_many, "store.reporting.reports.ledger_figures_many for all counties at once, month of the run"
 
 
 # -- intake -----------------------------------------------------------------------------------------
@@ -346,7 +346,7 @@ def _file_bytes(rows) -> bytes:
 
 
 def _parse_file(data: bytes):
-    from store.intake import MarkIn
+    from store.cases.intake import MarkIn
 
     by_school: dict[str, list] = defaultdict(list)
     rows = csv.reader(io.StringIO(data.decode("utf-8")))
@@ -475,7 +475,7 @@ def fig_intake(base: str, label: str, seed: int, repeat: int = 3) -> None:
     school, one transaction each (as schools submitting one by one; an extra line). The county file
     and its baselines: the median of ``repeat`` runs, each on a fresh copy (single runs of the same
     rows on SQLite differ by up to 2×)."""
-    from store.intake import record_morning_check, record_morning_checks
+    from store.cases.intake import record_morning_check, record_morning_checks
 
     from .generate import morning_check_file
 
@@ -536,7 +536,7 @@ def fig_intake(base: str, label: str, seed: int, repeat: int = 3) -> None:
     # records it (record_morning_checks)
     emit(f"intake {label} [{db}]: absence marks", marks_b / t_b, "marks/s", marks / t_em, figure="intake",
          seconds=t_b, executemany_seconds=t_em, cases_opened_per_s=opened_b / t_b, rss_mb=rss_b,
-         note="store.intake.record_morning_checks over the parsed county file, one transaction; baseline: "
+         note="store.cases.intake.record_morning_checks over the parsed county file, one transaction; baseline: "
               "executemany of the same rows", target=TARGETS["intake_vs_executemany"],
          met=t_em / t_b >= TARGETS["intake_vs_executemany"], **common)
     emit(f"intake {label} [{db}]: cases opened", opened_b / t_b, "cases/s", opened / t_em,
@@ -565,9 +565,9 @@ def fig_naive_prefect(base: str, n: int, extrapolate_to: int) -> None:
     from prefect.testing.utilities import prefect_test_harness
 
     from machines.states import CaseState
-    from store.cases import apply_event, load_for_update
-    from store.context import escalation_at
-    from store.effects import SYSTEM
+    from store.cases.actions import apply_event, load_for_update
+    from store.cases.context import escalation_at
+    from store.cases.effects import SYSTEM
 
     db = backend_of(base)
     url = _copy(base, "naive")
@@ -577,7 +577,7 @@ def fig_naive_prefect(base: str, n: int, extrapolate_to: int) -> None:
     with transaction(factory) as s:
         ctx = CaseContext(s)
         ctx.owners.preload()
-        from store.advance import due_cases_query, plan
+        from store.cases.advance import due_cases_query, plan
 
         due_ids = []
         for step in plan(s, ctx, AS_OF):
@@ -678,7 +678,7 @@ def main() -> None:
     ap.add_argument("figure")
     ap.add_argument("url")
     ap.add_argument("--label", default="")
-    ap.add_argument("--batch-size", type=int, default=None, help="default: the product's (store.advance.BATCH_SIZES)")
+    ap.add_argument("--batch-size", type=int, default=None, help="default: the product's (store.cases.advance.BATCH_SIZES)")
     ap.add_argument("--open", type=int, default=0)
     ap.add_argument("--due", type=int, default=0)
     ap.add_argument("--n", type=int, default=1000)

@@ -1,6 +1,6 @@
 """A synthetic jurisdiction at any size (10 k → 10 M pupils), deterministic from a seed.
 
-The ORM generator in ``store.synthetic`` writes a demo county row by row; this one writes a
+The ORM generator in ``demo.synthetic`` writes a demo county row by row; this one writes a
 province: the same kinds of rows (counties, townships, villages, schools, 9 grades × 2 classes of
 45 pupils, head teachers and the staff and officials the policies name, pupils with GB 11643 ID
 numbers, guardians) with ids assigned here and streamed to the database with ``COPY`` (PostgreSQL)
@@ -43,7 +43,7 @@ from machines.policy import Policy
 from machines.states import CaseState
 from store.calendars import calendars
 from store.policy_files import policy_files, read_policy_file
-from store.synthetic import COUNTY_ROLES, GIVEN, RELATIONS, SCHOOL_STAFF_ROLES, SURNAMES, TOWNSHIP_ROLES, VILLAGES
+from demo.synthetic import COUNTY_ROLES, GIVEN, RELATIONS, SCHOOL_STAFF_ROLES, SURNAMES, TOWNSHIP_ROLES, VILLAGES
 
 from .common import analyze, backend_of, create_db, emit, exists_db, log, sqlite_path
 
@@ -175,7 +175,7 @@ class Org:
                 + k + 1)
 
     def owner(self, pupil: int, role: str) -> int | None:
-        """Who owes a duty of ``role`` for this pupil (as store.context.OwnerResolver resolves it)."""
+        """Who owes a duty of ``role`` for this pupil (as store.cases.context.OwnerResolver resolves it)."""
         k = self.pupil_class(pupil)
         s = self.class_school(k)
         if role == "head_teacher":

@@ -2,7 +2,7 @@
 
 A province-size population (≈100k pupils) all absent on one school day: the 09:30 sweep moves
 every case one step (100k history events, duties and document requests). Measured twice on
-copies of the same database: ``store.advance.advance`` called directly (the baseline), and the
+copies of the same database: ``store.cases.advance.advance`` called directly (the baseline), and the
 ``advance_cases`` flow run against a local Prefect server (one flow run, one task per batch).
 Prints one JSON line per figure: {"name","value","unit","baseline","ratio"}.
 
@@ -36,9 +36,9 @@ def build(url: str, cases: int) -> None:
     from store.bootstrap import init_store
     from store.calendars import school_day_seq
     from store.db import make_engine, session_factory, transaction
-    from store.effects import event_row
+    from store.cases.effects import event_row
     from store.models import Case, CaseEvent, Pupil
-    from store.synthetic import Size, generate_county
+    from demo.synthetic import Size, generate_county
 
     engine = make_engine(url)
     init_store(engine, now=datetime(2026, 11, 1))
@@ -70,7 +70,7 @@ def build(url: str, cases: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cases", type=int, default=100_000)
-    ap.add_argument("--batch", type=int, default=None, help="default: the product's for SQLite (store.advance.BATCH_SIZES)")
+    ap.add_argument("--batch", type=int, default=None, help="default: the product's for SQLite (store.cases.advance.BATCH_SIZES)")
     ap.add_argument("--quick", action="store_true", help="2,000 due cases (bench.run --quick)")
     args = ap.parse_args()
     if args.quick:
@@ -85,7 +85,7 @@ def main() -> None:
         for copy in ("direct.db", "flow.db"):
             shutil.copy(src, work / copy)
 
-        from store.advance import advance
+        from store.cases.advance import advance
         from store.db import make_engine, session_factory
 
         engine = make_engine(f"sqlite:///{work / 'direct.db'}")
@@ -126,11 +126,11 @@ def main() -> None:
         finally:
             stop(server)
         assert result["escalated"] == direct.total_transitions, (result["escalated"], direct.total_transitions)
-        from store.advance import BATCH_SIZES
+        from store.cases.advance import BATCH_SIZES
 
         note = f"{args.cases} due cases, batch {args.batch or BATCH_SIZES['sqlite']}, SQLite, 2 cores; population built in {setup_s:.0f} s"
         emit("prefect_sweep_wall", round(flow_s, 2), "s", round(direct_s, 2), flow_runs=flow_runs, task_runs=tasks,
-             escalated=result["escalated"], note=note + "; baseline = store.advance.advance without Prefect")
+             escalated=result["escalated"], note=note + "; baseline = store.cases.advance.advance without Prefect")
         emit("prefect_sweep_task_runs", tasks, "task runs", None, flow_runs=flow_runs, batches=direct.batches, note=note)
         emit("prefect_sweep_cases_per_s", round(result["escalated"] / flow_s), "cases/s",
              round(direct.total_transitions / direct_s), note=note)

@@ -94,7 +94,7 @@ class Runner:
         return url
 
     def backend(self, db: str, p: dict) -> None:
-        big = p["big"]  # batch sizes: the product's own per database (store.advance.BATCH_SIZES)
+        big = p["big"]  # batch sizes: the product's own per database (store.cases.advance.BATCH_SIZES)
         big_url = self.population(db, "big", big, figure=True)
         label = f"{_k(big.open_cases)} open, {_k(big.due)} due"
         adv = self.child(["bench.figures", "advance", big_url, "--label", label], f"advance {label} {db}")

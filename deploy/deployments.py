@@ -8,7 +8,7 @@ One list, :data:`DEPLOYMENTS`, used three ways:
   whatever the current directory), with the site's schedules (``deploy.schedules``); workers
   (``prefect worker start --pool baoxue-process``) run each flow run as a subprocess;
 - ``deploy/prefect.yaml`` declares the same deployments for ``prefect deploy --all``
-  (tests/test_deploy.py checks that the two agree);
+  (tests/deploy/test_deploy.py checks that the two agree);
 - the demo replays the same cron schedules with a simulated clock (:func:`ticks`).
 
 Heartbeats: Prefect's flow heartbeat (PREFECT_FLOWS_HEARTBEAT_FREQUENCY, default 180 s) lets the
@@ -20,78 +20,13 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Iterator
 
-from machines.clock import TIMEZONE as CLOCK_ZONE
-
-TIMEZONE = CLOCK_ZONE  # the schedules run on the store's wall clock (machines.clock)
-WORK_POOL = "baoxue-process"
-WORK_POOL_CONCURRENCY = 8
-ROOT = Path(__file__).resolve().parent.parent  # the checkout holding flows/ (Baoxue is installed from it)
-
-
-@dataclass(frozen=True)
-class Spec:
-    name: str                 # deployment name (flow name/deployment name in Prefect)
-    flow: str                 # "module:function"
-    crons: tuple[str, ...] = ()
-    parameters: dict[str, Any] = field(default_factory=dict)
-    concurrency_limit: int | None = None
-    description: str = ""
-    tags: tuple[str, ...] = ("baoxue",)
-
-    @property
-    def entrypoint(self) -> str:
-        module, func = self.flow.split(":")
-        return f"{module.replace('.', '/')}.py:{func}"
-
-    @property
-    def flow_name(self) -> str:
-        return self.flow.split(":")[1]
-
-    @property
-    def full_name(self) -> str:
-        return f"{self.flow_name}/{self.name}"
-
-
-ZONE = "北京时间 Asia/Shanghai"  # named in each description: the UI's cards show "At 09:30 AM every day", no zone
-
-DEPLOYMENTS: tuple[Spec, ...] = (
-    Spec("morning-check", "flows.morning_check:morning_check", concurrency_limit=4,
-         description="晨检: one run per submission (web, API, CLI, upload, SIS export); triggered, not scheduled."),
-    Spec("advance-cases", "flows.advance_cases:advance_cases", crons=("30 9 * * *", "0 7-18 * * *"),
-         concurrency_limit=1,
-         description=f"升级计时: 每日 09:30 及 07:00–18:00 每小时（{ZONE}）— escalations after the morning check, "
-                     "duty deadlines every hour."),
-    Spec("render-documents", "flows.render_documents:render_documents", crons=("45 9,12,18 * * *",),
-         concurrency_limit=2,
-         description=f"制作文书: 每日 09:45、12:45、18:45（{ZONE}）— renders queued documents; also started by advance-cases."),
-    Spec("duty-reminders", "flows.duty_reminders:duty_reminders", crons=("5 7-18 * * *",), concurrency_limit=1,
-         description=f"催办: 07:05–18:05 每小时（{ZONE}）— reminders for duties due soon, overdue notices, accountability."),
-    Spec("monthly-report-school", "flows.monthly_report:monthly_report", crons=("0 16 23 * *",),
-         parameters={"level": "school"}, concurrency_limit=1,
-         description=f"学校月报: 每月 23 日 16:00（{ZONE}）, due to the township by the 23rd."),
-    Spec("monthly-report-township", "flows.monthly_report:monthly_report", crons=("0 16 25 * *",),
-         parameters={"level": "township"}, concurrency_limit=1,
-         description=f"乡镇汇总月报: 每月 25 日 16:00（{ZONE}）, due to the county by the 25th."),
-    Spec("monthly-report-county", "flows.monthly_report:monthly_report", crons=("0 17 L * *",),
-         parameters={"level": "county"}, concurrency_limit=1,
-         description=f"县月报: 每月最后一天 17:00（{ZONE}）."),
-    Spec("term-report", "flows.monthly_report:term_report", crons=("0 17 * * *",), concurrency_limit=1,
-         description=f"学期初/学期末报告: 每日 17:00（{ZONE}）; files on a term's first and last day, a no-op otherwise."),
-    Spec("quarterly-spot-check", "flows.quarterly_spot_check:quarterly_spot_check", crons=("0 10 15 2,5,8,11 *",),
-         concurrency_limit=1,
-         description=f"季查: 2、5、8、11 月 15 日 10:00（{ZONE}）— a sealed random sample of schools and classes."),
-    Spec("census-import", "flows.census:census_import", concurrency_limit=2,
-         description="排查: one run per imported village register (opens 失学 cases, issues 入学通知书); triggered."),
+from deploy.specs import (  # noqa: F401 - the list and its names, used by callers through this module
+    DEPLOYMENTS, ROOT, TIMEZONE, WORK_POOL, WORK_POOL_CONCURRENCY, ZONE, Spec, spec,
 )
-
-
-def spec(name: str) -> Spec:
-    return next(s for s in DEPLOYMENTS if s.name == name)
 
 
 def load_flow(s: Spec):

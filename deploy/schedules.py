@@ -63,7 +63,7 @@ class Override(BaseModel):
 
 def parse(text: str, *, source: str = "schedules") -> dict[str, Override]:
     """The overrides in ``text`` (TOML), checked against the deployments' names."""
-    from deploy.deployments import DEPLOYMENTS
+    from deploy.specs import DEPLOYMENTS
 
     if len(text.encode("utf-8")) > MAX_BYTES:
         raise ScheduleError(f"{source}: 文件过大 (file larger than {MAX_BYTES // 1024} kB)")
@@ -104,7 +104,7 @@ def schedules_for(spec, overrides: dict[str, Override]) -> list:
     """The Prefect schedules of deployment ``spec`` (Asia/Shanghai), the site's override first."""
     from prefect.schedules import Cron, Interval
 
-    from deploy.deployments import TIMEZONE
+    from deploy.specs import TIMEZONE
 
     o = overrides.get(spec.name)
     if o is not None and o.interval_seconds is not None:

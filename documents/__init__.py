@@ -36,7 +36,7 @@ __all__ = [*_LAZY, "check_fonts"]
 
 def check_fonts() -> list[str]:
     """Start-up check of the fonts and libharfbuzz-subset (see ``documents.fonts.check``)."""
-    from .fonts import check
+    from documents.fonts import check
 
     return check()
 

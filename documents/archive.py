@@ -28,17 +28,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from machines.policy import Policy
 from machines.states import ACTION_LABELS, Action
-from store.attachments import IMAGES, locate, write_once
+from store.cases.attachments import IMAGES, locate, write_once
 from store.clock import local_now
 from store.db import is_postgres, settings
-from store.document_models import Document, DocumentFile
+from store.models.documents import Document, DocumentFile
 from store.models import Case, CaseEvent, DocumentRequest
 from store.policy_files import PolicyRegistry
 
-from . import catalog, numbering
-from .context import case_context, report_context, with_number
-from .facts import case_facts
-from .render import RenderError, Rendition, render, templates_digest
+from documents import catalog, numbering
+from documents.context import case_context, report_context, with_number
+from documents.facts import case_facts
+from documents.render import RenderError, Rendition, render, templates_digest
 
 log = logging.getLogger("baoxue.documents")
 
@@ -307,7 +307,7 @@ def render_report(session: Session, kind: str, *, scope: str, period: str, actor
                   now: datetime | None = None, data: dict | None = None) -> DocumentFile:
     """A report (monthly_report, spot_check_sheet, accountability_sheet) of ``scope`` ("school:<code>",
     "township:<code>", "county:<code>") for ``period`` ("2026-11", or "2026Q4" for spot checks)."""
-    from .reports import report_data
+    from documents.reports import report_data
 
     now = now or local_now()
     k = catalog.get(kind)
@@ -345,7 +345,7 @@ def correct(session: Session, document_id: int, *, actor: str, reason: str, chan
     if changes:
         data = _merge(data, changes)
     data["doc"].update(version=old.version + 1, correction_reason=reason, actor=actor, issued_on=now.date().isoformat())
-    from .context import trace_line
+    from documents.context import trace_line
 
     data["doc"]["trace"] = trace_line(data["doc"]) + (f" · {data['doc']['doc_number']}" if data["doc"].get("doc_number") else "")
     rendition = render(data, fmt, archive_dir=archive_root())
@@ -393,7 +393,7 @@ _in_flight_lock = threading.Lock()
 
 
 def _claim(session: Session, skip: set[int], now: datetime) -> DocumentRequest | None:
-    from .retry import due
+    from documents.retry import due
 
     with _in_flight_lock:
         exclude = skip | _in_flight
@@ -483,7 +483,7 @@ def _render_request(factory, session: Session, hold: bool, rid: int, case_id: in
     except Exception as exc:  # the request fails, the queue goes on
         session.rollback()
         log.warning("document request %s (case %s, %s, event %s) failed: %s", rid, case_id, kind, seq, _error_text(exc))
-        from .retry import record_failure
+        from documents.retry import record_failure
 
         with session.begin():
             return record_failure(session, rid, exc, _error_text(exc), now=now)

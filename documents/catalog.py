@@ -102,7 +102,7 @@ _KINDS = [
     Kind("accountability_sheet", "控辍保学工作责任追究事实材料", "责任追究", "report", "report", "county",
          "education_bureau", formats=("pdf", "html", "xlsx"), landscape=True),
     Kind("enrolment_notice", "适龄儿童少年入学通知书", "入学通知书", "gov", "census", "township", "township",
-         numbering=TOWNSHIP_SERIES, deadline_days=10),  # 排查 found a child enrolled nowhere (store.census)
+         numbering=TOWNSHIP_SERIES, deadline_days=10),  # 排查 found a child enrolled nowhere (store.prevention.census)
     Kind("truancy_written_warning", "学生旷课书面警告", "旷课书面警告", "form", "truancy", "school", "head_teacher",
          internal=True),  # seed 001 第六条: 第二次旷课，班主任书面警告 (documents/truancy_warning.py)
 ]

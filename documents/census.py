@@ -13,14 +13,14 @@ from sqlalchemy.orm import Session
 
 from machines.census import age_on
 from machines.identity import mask_id
-from store.census_models import CensusCase, CensusImport
-from store.context import OwnerResolver
+from store.models.census import CensusCase, CensusImport
+from store.cases.context import OwnerResolver
 from store.models import Jurisdiction, School, Staff
 from store.policy_files import PolicyRegistry
 
-from . import archive, catalog
-from .context import issuer_info, trace_line
-from .facts import short_school, short_township
+from documents import archive, catalog
+from documents.context import issuer_info, trace_line
+from documents.facts import short_school, short_township
 
 GRADES = "一二三四五六七八九"
 
@@ -115,7 +115,8 @@ def issue_notices(session: Session, census_case_ids: list[int], *, actor: str, n
 def census_step(session: Session, import_id: int, *, actor: str, now: datetime) -> dict[str, Any]:
     """What follows an import, in one unit of work: close the cases of children now enrolled, open
     the new 失学 cases, issue their notices, record the notices' hand-offs."""
-    from store import census, handoffs
+    from store.prevention import census
+    from store.duties import handoffs
 
     closed = census.close_enrolled(session, actor=actor, now=now)
     opened = census.open_cases(session, import_id, actor=actor, now=now)

@@ -5,7 +5,7 @@ import io
 import threading
 from functools import lru_cache
 
-from . import fonts
+from documents import fonts
 
 _lock = threading.Lock()
 

@@ -10,9 +10,9 @@ from typing import Any
 
 from machines.states import STATE_LABELS, CaseState
 
-from . import catalog
-from .catalog import Kind
-from .records import event_at, record_for
+from documents import catalog
+from documents.catalog import Kind
+from documents.records import event_at, record_for
 
 # Who gets a copy (抄送) of each government document.
 CC = {

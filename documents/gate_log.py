@@ -12,17 +12,17 @@ from openpyxl import Workbook
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from store.context import CaseContext
-from store.gate import movements, term_of
+from store.cases.context import CaseContext
+from store.prevention.gate import movements, term_of
 from store.models import School
-from store.prevention import PreventionError
-from store.prevention_models import GateArchive, GateMovement, PreventionDuty
-from store.queries import Scope
-from store.tabular import xlsx_safe
+from store.prevention.common import PreventionError
+from store.models.prevention import GateArchive, GateMovement, PreventionDuty
+from store.access.scope import Scope
+from store.ingest.tabular import xlsx_safe
 
-from .archive import store_bytes
-from .render import cn_date, cn_datetime
-from .xlsx import _finish, _header, _line, _rows, _sheet, _title
+from documents.archive import store_bytes
+from documents.formats import cn_date, cn_datetime
+from documents.xlsx import _finish, _header, _line, _rows, _sheet, _title
 
 SPEC = [("序号", 6, None), ("姓名", 9, None), ("学籍号", 16, None), ("班级", 13, None), ("离校时间", 19, None),
         ("事由", 14, None), ("班主任签字", 10, None), ("批准时间", 19, None), ("接送人", 9, None), ("关系", 7, None),

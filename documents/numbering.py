@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from store.document_models import DocumentCounter
+from store.models.documents import DocumentCounter
 
 
 def peek(session: Session, issuer: str, year: int) -> int:

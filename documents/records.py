@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from machines.states import REASON_LABELS, STATE_LABELS, CaseState
 
-from .catalog import SERVED_BY_ACTION, Kind
+from documents.catalog import SERVED_BY_ACTION, Kind
 
 REASON_CLASSES = ("family", "study", "psychological", "poverty", "working_away", "disaster", "illness", "other")
 

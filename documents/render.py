@@ -19,17 +19,14 @@ from typing import Any, Callable
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from . import catalog, fonts
+from documents import catalog, fonts
+from documents.formats import RenderError, _as_date, cn_date, cn_datetime, cn_month, cn_short, pct  # noqa: F401 - the filters
 
 fonts.configure()
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 TEMPLATE_DIR = PACKAGE_DIR / "templates"
 STYLESHEET = PACKAGE_DIR / "style.css"
-
-
-class RenderError(RuntimeError):
-    """A document could not be rendered (missing field, unknown kind or format)."""
 
 
 @dataclass(frozen=True)
@@ -47,51 +44,6 @@ class Rendition:
 
 
 # -- Jinja ---------------------------------------------------------------------------------------
-def _as_date(value: Any) -> date:
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])
-
-
-def cn_date(value: Any) -> str:
-    """2026-11-23 → 2026年11月23日 (GB/T 9704: Arabic numerals, no leading zeros)."""
-    if value is None or value == "":
-        return ""
-    d = _as_date(value)
-    return f"{d.year}年{d.month}月{d.day}日"
-
-
-def cn_datetime(value: Any) -> str:
-    """2026-11-23 09:05 → 2026年11月23日9时05分."""
-    if value is None or value == "":
-        return ""
-    text = str(value)
-    out = cn_date(text)
-    if len(text) >= 16:
-        out += f"{int(text[11:13])}时{text[14:16]}分"
-    return out
-
-
-def cn_short(value: Any) -> str:
-    """2026-11-23 09:05 → 11月23日 09:05 (dense tables)."""
-    if value is None or value == "":
-        return ""
-    text = str(value)
-    d = _as_date(text)
-    return f"{d.month}月{d.day}日" + (f" {text[11:16]}" if len(text) >= 16 else "")
-
-
-def cn_month(value: Any) -> str:
-    y, m = str(value)[:7].split("-")
-    return f"{int(y)}年{int(m)}月"
-
-
-def pct(value: Any) -> str:
-    if value is None:
-        return "—"
-    return f"{float(value) * 100:.2f}%"
-
-
 def banner_size(chars: int) -> float:
     """发文机关标志: as large as fits the 156 mm text block (at most 42 pt, letter-spaced 0.06 em)."""
     return round(min(42.0, 150 / 0.3528 / max(chars, 1) / 1.06), 1)
@@ -155,7 +107,7 @@ def _img_src(archive_dir: Path | None) -> Callable[[str], str]:
 def _extras(kind: catalog.Kind, context: dict) -> dict[str, Any]:
     """Things drawn from the data at render time and not archived separately (the month's chart)."""
     if kind.id == "monthly_report":
-        from .charts import month_chart_png
+        from documents.charts import month_chart_png
 
         png = month_chart_png(context["report"])
         return {"chart": "data:image/png;base64," + base64.b64encode(png).decode()}
@@ -191,7 +143,7 @@ class _Engine:
 
         self.weasyprint = weasyprint
         if os.environ.get("BAOXUE_PLAIN_WEASYPRINT") != "1":
-            from . import weasy_tuning
+            from documents import weasy_tuning
 
             weasy_tuning.apply()
         self.font_config = FontConfiguration()
@@ -232,7 +184,7 @@ def render(context: dict, fmt: str = "pdf", *, archive_dir: Path | None = None) 
     if fmt == "html":
         return Rendition("html", render_html(context, archive_dir=archive_dir).encode("utf-8"))
     if fmt == "xlsx":
-        from .xlsx import render_xlsx
+        from documents.xlsx import render_xlsx
 
         return Rendition("xlsx", render_xlsx(context))
     raise RenderError(f"unknown format {fmt}")

@@ -1,10 +1,10 @@
 """The data of the periodic reports, as the store computed them (DOMAIN.md §4, §5).
 
 - ``monthly_report``: a school (rows: classes), a township (rows: schools) or a county (rows:
-  townships) for one month: the figures of ``store.reports`` (the one read model — what the filing
+  townships) for one month: the figures of ``store.reporting.reports`` (the one read model — what the filing
   stored if the month was filed, else the ledger at the month's end), laid out for the 月报表, and
   the day-by-day figures for the chart.
-- ``spot_check_sheet``: the quarter's sealed sample (``store.reports.spot_check``), exactly the
+- ``spot_check_sheet``: the quarter's sealed sample (``store.reporting.reports.spot_check``), exactly the
   classes drawn, with what the ledger said for each when it was drawn.
 - ``accountability_sheet``: every duty that went overdue or was done late in the period, with the
   named person, the case and the ground of seed 001 it falls under.
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from machines.states import LADDER, REASON_LABELS, STATE_LABELS
 from machines.vocabulary import LEVEL_LABELS, REPORTED_GROUPS, WORK_EVENTS, event_label, special_group_label, state_label
-from store import reports as rp
+from store.reporting import reports as rp
 from store.models import Case, Duty, Jurisdiction, Pupil, School, Staff
 from store.policy_files import PolicyRegistry
 
@@ -43,14 +43,14 @@ GROUNDS = {
 
 
 @dataclass(frozen=True)
-class Scope:
+class ScopeArg:
     """A report's scope as written on the command line: ``school:<code>``, ``township:<code>``, ``county:<code>``."""
 
     level: str  # school | township | county
     code: str
 
     @classmethod
-    def parse(cls, text: str) -> "Scope":
+    def parse(cls, text: str) -> "ScopeArg":
         level, _, code = text.partition(":")
         if level not in ("school", "township", "county") or not code:
             raise ValueError(f"scope must be school:<code>, township:<code> or county:<code>, got {text!r}")
@@ -67,7 +67,7 @@ quarter_bounds = rp.quarter_bounds
 
 
 def report_data(session: Session, kind: str, *, scope: str, period: str, now: datetime) -> dict[str, Any]:
-    sc = Scope.parse(scope)
+    sc = ScopeArg.parse(scope)
     if kind == "monthly_report":
         return monthly_report(session, sc, period, now=now)
     if kind == "spot_check_sheet":
@@ -78,7 +78,7 @@ def report_data(session: Session, kind: str, *, scope: str, period: str, now: da
 
 
 # -- scope helpers ----------------------------------------------------------------------------------
-def _unit(session: Session, sc: Scope) -> tuple[str, list[School]]:
+def _unit(session: Session, sc: ScopeArg) -> tuple[str, list[School]]:
     if sc.level == "school":
         school = session.scalar(select(School).where(School.code == sc.code))
         if school is None:
@@ -110,13 +110,13 @@ def _row(name: str, f: dict[str, Any]) -> dict[str, Any]:
             "over_standard": f.get("over_standard", False), "special": f["special_groups"]}
 
 
-def monthly_report(session: Session, sc: Scope, period: str, *, now: datetime | None = None) -> dict[str, Any]:
+def monthly_report(session: Session, sc: ScopeArg, period: str, *, now: datetime | None = None) -> dict[str, Any]:
     start, end = month_bounds(period)
     unit_name, schools = _unit(session, sc)
     policy = _policy_of(session, schools)
     standard = policy.standard_dropout_rate if policy else 0.006
     month = rp.month_period(start.year, start.month)
-    scope = rp.Scope(sc.level, sc.code, unit_name, tuple(s.id for s in schools))
+    scope = rp.ReportScope(sc.level, sc.code, unit_name, tuple(s.id for s in schools))
     as_of = now or datetime.combine(end, datetime.max.time())
     figures = rp.figures_for(session, scope, month, as_of, standard)
     if sc.level == "school":
@@ -151,8 +151,8 @@ def monthly_report(session: Session, sc: Scope, period: str, *, now: datetime | 
 
 
 def _watch_list(session: Session, school_ids, start: date, end: date) -> dict[str, Any]:
-    """重点关注学生 (at-risk watch list) outcomes of the month, from store.risk."""
-    from store.risk import watch_outcomes
+    """重点关注学生 (at-risk watch list) outcomes of the month, from store.prevention.risk."""
+    from store.prevention.risk import watch_outcomes
 
     return watch_outcomes(session, list(school_ids), start, end)
 
@@ -161,7 +161,7 @@ def _township_name(session: Session, school: School) -> str:
     return session.scalar(select(Jurisdiction.name).where(Jurisdiction.id == school.township_id)) or ""
 
 
-def _county_name(session: Session, sc: Scope) -> str:
+def _county_name(session: Session, sc: ScopeArg) -> str:
     j = session.scalar(select(Jurisdiction).where(Jurisdiction.code == sc.code))
     parent = session.get(Jurisdiction, j.parent_id) if j is not None and j.parent_id else None
     return parent.name if parent else ""
@@ -174,8 +174,8 @@ def _staff_name(session: Session, schools: list[School], role: str) -> str | Non
 
 
 # -- quarterly spot check --------------------------------------------------------------------------------
-def spot_check_sheet(session: Session, sc: Scope, period: str) -> dict[str, Any]:
-    """The sealed draw of the quarter (``store.reports.spot_check``), cut to the schools of ``sc``:
+def spot_check_sheet(session: Session, sc: ScopeArg, period: str) -> dict[str, Any]:
+    """The sealed draw of the quarter (``store.reporting.reports.spot_check``), cut to the schools of ``sc``:
     exactly the classes drawn, with the ledger's figures recorded at the draw."""
     quarter = period.upper()
     start, end = quarter_bounds(quarter)
@@ -197,7 +197,7 @@ def spot_check_sheet(session: Session, sc: Scope, period: str) -> dict[str, Any]
 
 
 # -- accountability ---------------------------------------------------------------------------------------
-def accountability_sheet(session: Session, sc: Scope, period: str, *, as_of: datetime) -> dict[str, Any]:
+def accountability_sheet(session: Session, sc: ScopeArg, period: str, *, as_of: datetime) -> dict[str, Any]:
     start, end = month_bounds(period) if "Q" not in period.upper() else quarter_bounds(period)
     unit_name, schools = _unit(session, sc)
     p_start = datetime.combine(start, datetime.min.time())
@@ -237,8 +237,8 @@ def accountability_sheet(session: Session, sc: Scope, period: str, *, as_of: dat
 
 
 def _reconciliation(session: Session, schools: list[School], start: date, end: date) -> list[dict[str, Any]]:
-    """Submitted monthly figures that differ from the ledger (瞒报/数据不实), accepted or not (store.reconcile)."""
-    from store.reconcile import evidence
+    """Submitted monthly figures that differ from the ledger (瞒报/数据不实), accepted or not (store.reporting.reconcile)."""
+    from store.reporting.reconcile import evidence
 
     return evidence(session, [s.id for s in schools], start, end)
 
@@ -254,4 +254,4 @@ def accountability_summary(rows: list[dict]) -> list[dict]:
     return sorted(summary.values(), key=lambda s: (-s["count"], s["person"] or ""))
 
 
-__all__ = ["report_data", "monthly_report", "spot_check_sheet", "accountability_sheet", "Scope"]
+__all__ = ["report_data", "monthly_report", "spot_check_sheet", "accountability_sheet", "ScopeArg"]

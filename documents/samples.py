@@ -18,8 +18,8 @@ from machines.policy import Policy
 from machines.states import REASON_LABELS, STATE_LABELS, Action, CaseState
 from machines.vocabulary import EVENT_LABELS, is_dropout
 
-from .reports import SPECIAL, STEP_COLUMNS, WORK  # the 月报表's columns (machines.vocabulary)
-from .facts import GRADE_LABELS, PEOPLE_ROLES, event_label, policy_meta, short_school, short_township
+from documents.reports import SPECIAL, STEP_COLUMNS, WORK  # the 月报表's columns (machines.vocabulary)
+from documents.facts import GRADE_LABELS, PEOPLE_ROLES, event_label, policy_meta, short_school, short_township
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
 GIVEN = ["子涵", "欣怡", "浩宇", "雨桐", "梓萱", "思远", "俊杰", "佳怡", "明轩", "梦瑶", "天佑", "博文", "雅琪", "家豪",
@@ -252,7 +252,7 @@ def sample_report(kind: str, *, seed: int = 1, period: str = "2026-11") -> dict[
                          "done_at": done.strftime("%Y-%m-%d %H:%M") if done else None, "status": "done" if done else "overdue",
                          "hours_late": round(((done or datetime.combine(end, datetime.min.time()).replace(hour=23)) - due).total_seconds() / 3600, 1),
                          "ground": ground})
-        from .reports import accountability_summary
+        from documents.reports import accountability_summary
         return {"level": "county", "unit": {"name": "宁安县", "code": "C1"}, "period": period, "period_label": f"{year}年{month}月",
                 "period_start": start.isoformat(), "period_end": end.isoformat(), "as_of": f"{end.isoformat()} 23:59",
                 "rows": rows, "summary": accountability_summary(rows)}

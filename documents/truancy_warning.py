@@ -13,15 +13,15 @@ from typing import Any
 from sqlalchemy import String, cast, literal, or_, select
 from sqlalchemy.orm import Session
 
-from store.document_models import Document
+from store.models.documents import Document
 from store.models import Case, School
 from store.policy_files import PolicyRegistry
-from store.prevention_models import TruancyTierRecord
-from store.truancy import history
+from store.models.prevention import TruancyTierRecord
+from store.prevention.truancy import history
 
-from . import archive, catalog
-from .context import issuer_info, trace_line
-from .facts import case_facts
+from documents import archive, catalog
+from documents.context import issuer_info, trace_line
+from documents.facts import case_facts
 
 KIND = "truancy_written_warning"
 

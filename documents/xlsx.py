@@ -14,10 +14,10 @@ from openpyxl.styles import Alignment, Border, Font, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from store.tabular import xlsx_safe
+from store.ingest.tabular import xlsx_safe
 
-from . import catalog
-from .render import RenderError, cn_date, cn_datetime, pct
+from documents import catalog
+from documents.formats import RenderError, cn_date, cn_datetime, pct
 
 THIN = Side(style="thin", color="000000")
 BORDER = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
@@ -177,7 +177,7 @@ def _monthly_report(context: dict) -> bytes:
     try:
         from openpyxl.drawing.image import Image as XlImage
 
-        from .charts import month_chart_png
+        from documents.charts import month_chart_png
 
         img = XlImage(io.BytesIO(month_chart_png(rep)))
         img.width, img.height = 920, 260

@@ -37,13 +37,13 @@ from tasks.sweep import (
 def advance_cases(as_of: datetime | None = None, batch_size: int | None = None, render: bool = True) -> dict:
     logger = get_run_logger()
     as_of = resolve_as_of(as_of)
-    batch_size = batch_size or store_batch_size()  # the database's default (store.advance.BATCH_SIZES)
+    batch_size = batch_size or store_batch_size()  # the database's default (store.cases.advance.BATCH_SIZES)
 
     # 0. The calendars: a holiday list supplied since is used; a year without one within 60 days is reported,
     #    and a calendar that cannot answer today is left out (its schools named) while the others move.
     calendar_check = check_calendars(as_of)
     # 0b. Marks sent after their day (a late morning check): applied in their place first, so that a
-    #     late absence moves a case only by the steps that were really due (store.late_marks).
+    #     late absence moves a case only by the steps that were really due (store.cases.late_marks).
     late_marks = apply_late_marks(as_of)
     steps, skipped = plan_sweep(as_of)
 

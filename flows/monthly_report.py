@@ -16,13 +16,13 @@ from prefect import flow, get_run_logger
 from machines.vocabulary import LEVEL_LABELS, REPORT_KIND_LABELS
 from tasks.oversight import reconcile_submissions
 from tasks.publish import publish_event, publish_markdown
-from tasks.reports import Period, file_reports, month_period, render_reports, term_period
+from tasks.reports import ReportPeriod, file_reports, month_period, render_reports, term_period
 from tasks.runtime import resolve_as_of
 
 Level = Literal["school", "township", "county"]
 
 
-def report_markdown(level: str, period: Period, filings: list[dict], texts: dict[str, str]) -> str:
+def report_markdown(level: str, period: ReportPeriod, filings: list[dict], texts: dict[str, str]) -> str:
     """The run's artifact: the level's filings in one table, then each filing's figures."""
     header = [f"# 控辍保学{REPORT_KIND_LABELS[period.kind]} {period.label} — {LEVEL_LABELS[level]}", "",
               "| 单位 scope | 截止 due | 状态 | 辍学 dropouts | 辍学率 rate |", "|---|---|---|---:|---:|"]
@@ -31,7 +31,7 @@ def report_markdown(level: str, period: Period, filings: list[dict], texts: dict
     return "\n".join(header) + "\n\n" + "\n---\n".join(texts.values())
 
 
-def _report(level: str, period: Period, as_of: datetime) -> dict:
+def _report(level: str, period: ReportPeriod, as_of: datetime) -> dict:
     filings = file_reports(level, period, as_of)
     texts = render_reports([f["id"] for f in filings])
     late = [f for f in filings if f["late"]]

@@ -2,7 +2,7 @@
 
 The machine reads no clock and does no I/O. The absence streak, the policy and the facts of an
 action arrive as event arguments; the current state lives on a model object (a plain object in
-tests, an ORM row in the store). The bulk advance in ``store.advance`` derives its set-based SQL
+tests, an ORM row in the store). The bulk advance in ``store.cases.advance`` derives its set-based SQL
 from :func:`escalation_pairs`, so the SQL path can never allow a move this class forbids.
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ from statemachine import State, StateMachine
 from statemachine.exceptions import TransitionNotAllowed
 from statemachine.states import States
 
-from .policy import Policy
-from .states import LADDER, Action, CaseState, OutsideReason
+from machines.policy import Policy
+from machines.states import LADDER, Action, CaseState, OutsideReason
 
 
 class ForbiddenEvent(Exception):

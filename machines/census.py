@@ -23,7 +23,7 @@ from statemachine import StateMachine
 from statemachine.exceptions import TransitionNotAllowed
 from statemachine.states import States
 
-from .identity import InvalidIdNumber, birth_date, validate_id_number
+from machines.identity import InvalidIdNumber, birth_date, validate_id_number
 
 
 class _Strict(BaseModel):

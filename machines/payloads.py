@@ -1,14 +1,14 @@
 """What staff enter with each action: one pydantic model per action (pure: no clock, no I/O).
 
 The API, the case page's form and the documents read an action's ``payload`` through these
-models: :func:`parse_payload` is called by ``store.cases.apply_event`` before anything is written,
+models: :func:`parse_payload` is called by ``store.cases.actions.apply_event`` before anything is written,
 so every way in (API JSON, page form, CLI, demo) is checked the same way, and
 ``documents.records`` can rely on the shape. Rules:
 
 - unknown fields are refused (``extra="forbid"``), with the field named in Chinese;
 - every string is capped (a 20 MB ``result`` is refused, not stored);
 - a photo is a reference to an attachment the server issued (``attachment_id``) with a caption,
-  never a path, URL or data the user names; ``store.attachments`` checks the id belongs to the case.
+  never a path, URL or data the user names; ``store.cases.attachments`` checks the id belongs to the case.
 
 Events the system writes (``open``, ``escalate``) have no model: their payload is the system's.
 """

@@ -10,10 +10,10 @@ from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .census import CensusRules, HandoffRules
-from .risk import RiskPolicy
-from .states import LADDER, Action, CaseState, OutsideReason
-from .truancy import GateRules, TruancyRules
+from machines.census import CensusRules, HandoffRules
+from machines.risk import RiskPolicy
+from machines.states import LADDER, Action, CaseState, OutsideReason
+from machines.truancy import GateRules, TruancyRules
 
 
 class _Strict(BaseModel):

@@ -24,24 +24,9 @@ from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .vocabulary import SPECIAL_GROUP_LABELS
+from machines.vocabulary import RISK_DUTY_LABELS as DUTY_LABELS, SPECIAL_GROUP_LABELS, RiskDuty
 
 
-class RiskDuty(str, Enum):
-    """Preventive duties a rule can create for the pupil's helper (帮扶责任人) or another role."""
-
-    tutoring = "tutoring"                           # 学业辅导
-    subsidy_check = "subsidy_check"                 # 资助政策落实核查
-    psychological_support = "psychological_support"  # 心理疏导
-    home_contact = "home_contact"                   # 家校联系
-
-    @property
-    def label(self) -> str:
-        return DUTY_LABELS[self]
-
-
-DUTY_LABELS = {RiskDuty.tutoring: "学业辅导", RiskDuty.subsidy_check: "资助政策落实核查",
-               RiskDuty.psychological_support: "心理疏导", RiskDuty.home_contact: "家校联系"}
 FLAG_LABELS = SPECIAL_GROUP_LABELS  # the roster's flags are the special groups (machines.vocabulary)
 
 

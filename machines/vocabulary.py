@@ -12,11 +12,11 @@ from __future__ import annotations
 from enum import Enum
 from typing import Mapping
 
-from .states import ACTION_LABELS, OPEN_STATES, REASON_LABELS, STATE_LABELS, Action, CaseState
+from machines.states import ACTION_LABELS, OPEN_STATES, REASON_LABELS, STATE_LABELS, Action, CaseState
 
 __all__ = [
     "ACTION_LABELS", "ATTENDANCE_LABELS", "DROPOUT_STATES", "DUTY_KIND_LABELS", "DutyKind", "EVENT_LABELS", "Event", "LEVEL_LABELS",
-    "OUT_OF_SCHOOL_STATES", "PREVENTION_SOURCE_LABELS", "REASON_LABELS", "REPORT_KIND_LABELS", "REPORTED_GROUPS",
+    "OUT_OF_SCHOOL_STATES", "PREVENTION_SOURCE_LABELS", "REASON_LABELS", "REPORT_KIND_LABELS", "REPORTED_GROUPS", "RISK_DUTY_LABELS", "RiskDuty",
     "SPECIAL_GROUP_LABELS", "STATE_LABELS", "SpecialGroup", "WORK_EVENTS", "event_label", "is_dropout", "label_of",
     "special_group_label", "state_label",
 ]
@@ -92,7 +92,7 @@ def special_group_label(group: str, renamed: Mapping[str, str] | None = None) ->
     return (renamed or {}).get(group) or SPECIAL_GROUP_LABELS.get(group, group)
 
 
-# -- duty kinds (store.duty_ledger) and report words ----------------------------------------------------
+# -- duty kinds (store.duties.ledger) and report words ----------------------------------------------------
 class DutyKind(str, Enum):
     case = "case"
     census = "census"
@@ -112,13 +112,28 @@ ATTENDANCE_LABELS = {"present": "到校", "unexcused": "无故缺勤", "sick_lea
 REPORT_KIND_LABELS = {"monthly": "月报", "term_start": "学期初报告", "term_end": "学期末报告"}
 
 
+class RiskDuty(str, Enum):
+    """Preventive duties a rule can create for the pupil's helper (帮扶责任人) or another role."""
+
+    tutoring = "tutoring"                           # 学业辅导
+    subsidy_check = "subsidy_check"                 # 资助政策落实核查
+    psychological_support = "psychological_support"  # 心理疏导
+    home_contact = "home_contact"                   # 家校联系
+
+    @property
+    def label(self) -> str:
+        return RISK_DUTY_LABELS[self]
+
+
+RISK_DUTY_LABELS = {RiskDuty.tutoring: "学业辅导", RiskDuty.subsidy_check: "资助政策落实核查",
+               RiskDuty.psychological_support: "心理疏导", RiskDuty.home_contact: "家校联系"}
+
+
 def label_of(word: str) -> str:
     """Any identifier of the vocabulary → its Chinese label (the identifier itself if unknown):
     for free-form lists (a duty's action, a history's event, a watch rule's flag)."""
-    from .risk import DUTY_LABELS
-
     for table in (EVENT_LABELS, {s.value: l for s, l in STATE_LABELS.items()}, SPECIAL_GROUP_LABELS,
-                  {d.value: l for d, l in DUTY_LABELS.items()}, REASON_LABELS, DUTY_KIND_LABELS):
+                  {d.value: l for d, l in RISK_DUTY_LABELS.items()}, REASON_LABELS, DUTY_KIND_LABELS):
         if word in table:
             return table[word]
     return word

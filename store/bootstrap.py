@@ -5,10 +5,10 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
-from .calendars import calendars as shipped_calendars, materialise
-from .db import session_factory, transaction
-from .policy_files import load_policies_into
-from .schema import migrate
+from store.calendars import calendars as shipped_calendars, materialise
+from store.db import session_factory, transaction
+from store.policy_files import load_policies_into
+from store.schema import migrate
 
 
 def init_store(engine: Engine, *, now: datetime, calendars: dict | None = None) -> dict[str, int]:
@@ -22,7 +22,7 @@ def init_store(engine: Engine, *, now: datetime, calendars: dict | None = None) 
 def check_calendars(engine: Engine, *, now: datetime, calendars: dict | None = None) -> list[dict]:
     """The schools whose term reaches within 60 days into a year without a holiday list (one entry per
     calendar and year, ``store.calendar_watch``); the operator's duties are raised or closed to match."""
-    from .calendar_watch import review
+    from store.calendar_watch import review
 
     with transaction(session_factory(engine)) as s:
         return review(s, calendars or shipped_calendars(), now)

@@ -1,5 +1,5 @@
 """Which schools' terms run, within :data:`machines.calendar.WARN_DAYS` days, into a year without a holiday
-list — and the operator's duty to supply it (``calendar_duties``, listed by :mod:`store.duty_ledger`).
+list — and the operator's duty to supply it (``calendar_duties``, listed by :mod:`store.duties.ledger`).
 
 `baoxue init`, `baoxue serve`, `baoxue policy check` and the daily sweep ask :func:`calendar_warnings`;
 the sweep also keeps the duties in step with it (:func:`sync_calendar_duties`): a new missing year raises
@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 
 from machines.calendar import WARN_DAYS, MissingYear, SchoolCalendar, missing_holiday_years
 
-from .calendar_models import CalendarDuty
-from .duty_ledger import mark_overdue
-from .models import School
+from store.models.calendar import CalendarDuty
+from store.duties.ledger import mark_overdue
+from store.models import School
 
 DUTY_LEAD = timedelta(days=21)  # the list is due three weeks before the first term day of its year
 SYSTEM = "system:calendar_check"

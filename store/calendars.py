@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from machines.calendar import CalendarYearUnknown, HolidayTable, Period, SchoolCalendar, holiday_list_problems
 
-from .db import settings
-from .models import Case, SchoolDay
+from store.db import settings
+from store.models import Case, SchoolDay
 
 SHIPPED_CALENDARS = Path(__file__).resolve().parent.parent / "deploy" / "calendars"
 

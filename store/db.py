@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     archive_dir: Path | None = None    # default: the folder `archive` beside a SQLite database (see below)
     font_dir: Path | None = None       # a bureau's licensed fonts (方正小标宋, 仿宋_GB2312)
     secret_key: str = DEFAULT_SECRET_KEY  # signs the login form and what the web app hands to a worker
-    # bounds on what an upload may make the server read (store/tabular.py, web/app.py): one setting each,
+    # bounds on what an upload may make the server read (store/ingest/tabular.py, web/app.py): one setting each,
     # each named in its error message so an operator knows what to raise
     upload_max_mb: int = 10            # BAOXUE_UPLOAD_MAX_MB: an uploaded table (roster, census, morning check)
     request_max_mb: int = 64           # BAOXUE_REQUEST_MAX_MB: a whole request body (a visit's photos), cut off while it streams
@@ -97,7 +97,7 @@ def _sqlite_pragmas(engine: Engine) -> None:
         # checkpoint the WAL into the database file every ~32 MB, not every 4 MB (the default): each
         # checkpoint writes back every page the WAL holds and syncs, so a page that several commits
         # change (the index leaves of a sweep's batches) is written once, not once per commit. Bulk
-        # runs end with their own checkpoint (store.db.checkpoint, called by store.advance.advance).
+        # runs end with their own checkpoint (store.db.checkpoint, called by store.cases.advance.advance).
         cur.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
         cur.close()
 

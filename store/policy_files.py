@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from machines.policy import Policy
 
-from .db import settings
-from .models import PolicyVersion
+from store.db import settings
+from store.models import PolicyVersion
 
 SHIPPED_POLICIES = Path(__file__).resolve().parent.parent / "deploy" / "policies"
 

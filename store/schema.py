@@ -24,16 +24,16 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # is skipped; an import error inside an existing module is not.
 MODEL_MODULES: list[str] = [
     "store.models",
-    "store.document_models",
-    "store.report_models",
-    "store.notification_models",
-    "store.account_models",
-    "store.risk_models",
-    "store.reconcile_models",
-    "store.prevention_models",
-    "store.census_models",
-    "store.calendar_models",
-    "store.attachment_models",
+    "store.models.documents",
+    "store.models.reports",
+    "store.models.notifications",
+    "store.models.accounts",
+    "store.models.risk",
+    "store.models.reconcile",
+    "store.models.prevention",
+    "store.models.census",
+    "store.models.calendar",
+    "store.models.attachments",
 ]
 
 # pg_advisory_xact_lock key, so two processes starting at once do not both run the migrations.

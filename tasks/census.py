@@ -11,10 +11,10 @@ from datetime import datetime
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from store import handoffs
+from store.duties import handoffs
 from store.db import transaction
 
-from .runtime import DB_RETRIES, clock, store
+from tasks.runtime import DB_RETRIES, clock, store
 
 ACTOR = "system:census"
 
@@ -26,8 +26,8 @@ class ImportRejected(ValueError):
 @task(name="verify_census_import", cache_policy=NO_CACHE)
 def verify_import(import_id: int, as_of: datetime) -> None:
     """Refuse a run for an import that was never recorded, whose importer may no longer import,
-    or acting before the import or in the future (``store.submission_check.census_refusal``)."""
-    from store.submission_check import census_refusal
+    or acting before the import or in the future (``store.access.submission_check.census_refusal``)."""
+    from store.access.submission_check import census_refusal
 
     with transaction(store()) as s:
         why = census_refusal(s, import_id, as_of, now=clock().now())
@@ -58,7 +58,7 @@ def sync_handoffs(as_of: datetime) -> int:
 @task(name="census_summary", **DB_RETRIES, cache_policy=NO_CACHE)
 def census_summary(import_id: int) -> dict:
     """Counts only (no names, no ID numbers): what the import found."""
-    from store.census_models import CensusImport
+    from store.models.census import CensusImport
 
     with transaction(store()) as s:
         imp = s.get(CensusImport, import_id)

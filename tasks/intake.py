@@ -1,13 +1,13 @@
 """Morning-check tasks: check a submission, record one school's marks or many schools' at once.
 
-Idempotency key: the submission's content hash (``store.intake.content_hash``): recording the same
+Idempotency key: the submission's content hash (``store.cases.intake.content_hash``): recording the same
 school's same marks for the same day again is recognised and changes nothing, so a retried task
 or a duplicated flow run opens no case twice.
 
 Nothing in a submission is taken on trust (anyone who reaches the Prefect API can start a run):
 :func:`verify_submission` refuses one the web app did not sign, one whose submitter may not act
 on those schools or pupils, and one whose day or time is outside policy
-(``store.submission_check``), before anything is recorded.
+(``store.access.submission_check``), before anything is recorded.
 """
 from __future__ import annotations
 
@@ -20,14 +20,14 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from store.context import CaseContext
+from store.cases.context import CaseContext
 from store.db import transaction
-from store.intake import IntakeError, IntakeResult, MarkIn, normalise_status, record_morning_check, record_morning_checks
+from store.cases.intake import IntakeError, IntakeResult, MarkIn, normalise_status, record_morning_check, record_morning_checks
 from store.models import School
-from store.signing import sign
-from store.submission_check import PURPOSE, refusal
+from store.access.signing import sign
+from store.access.submission_check import PURPOSE, refusal
 
-from .runtime import DB_RETRIES, clock, store
+from tasks.runtime import DB_RETRIES, clock, store
 
 
 class MarkRow(BaseModel):
@@ -137,7 +137,7 @@ def record_school_check(sheet: SchoolSheet, *, day: date, source: str, submitted
 @task(name="record_school_checks", **DB_RETRIES, cache_policy=NO_CACHE)
 def record_school_checks(sheets: list[SchoolSheet], *, day: date, source: str, submitted_by: str, now: datetime,
                          complete: bool = True) -> list[dict]:
-    """Record many schools' marks in one unit of work, set-based (``store.intake.record_morning_checks``:
+    """Record many schools' marks in one unit of work, set-based (``store.cases.intake.record_morning_checks``:
     each school its own submission, duplicate check and result, as recorded one by one). A file
     that cannot be recorded whole (a school for which the day is not a school day) is recorded
     school by school instead, so that only that school is rejected."""

@@ -12,9 +12,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from store.db import transaction
-from store.notifications import channel_from_settings, deliver, queue_duty_notices
+from store.duties.notifications import channel_from_settings, deliver, queue_duty_notices
 
-from .runtime import DB_RETRIES, store
+from tasks.runtime import DB_RETRIES, store
 
 
 @task(name="queue_duty_notices", **DB_RETRIES, cache_policy=NO_CACHE)

@@ -11,11 +11,11 @@ from datetime import datetime
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from store import reconcile as rc
-from store import risk
+from store.reporting import reconcile as rc
+from store.prevention import risk
 from store.db import transaction
 
-from .runtime import DB_RETRIES, store
+from tasks.runtime import DB_RETRIES, store
 
 
 @task(name="refresh_watch_list", **DB_RETRIES, cache_policy=NO_CACHE)

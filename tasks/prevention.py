@@ -12,11 +12,13 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from documents.truancy_warning import issue_warnings, pending
-from store import duty_ledger, gate, truancy
-from store.context import CaseContext
+from store.duties import ledger as duty_ledger
+from store.prevention import gate
+from store.prevention import truancy
+from store.cases.context import CaseContext
 from store.db import transaction
 
-from .runtime import store
+from tasks.runtime import store
 
 
 @task(name="apply_prevention_rules", retries=3, retry_delay_seconds=[1, 5, 15], cache_policy=NO_CACHE)

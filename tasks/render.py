@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from store.db import transaction
 from store.models import DocumentRequest
 
-from .runtime import store
+from tasks.runtime import store
 
 
 class DocumentsUnavailable(RuntimeError):

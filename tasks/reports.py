@@ -11,19 +11,19 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import select
 
-from store import reports as rp
-from store.reports import Period, month_period, quarter_of  # noqa: F401 - the flows' vocabulary
-from store.context import CaseContext
+from store.reporting import reports as rp
+from store.reporting.reports import ReportPeriod, month_period, quarter_of  # noqa: F401 - the flows' vocabulary
+from store.cases.context import CaseContext
 from store.db import settings, transaction
 from store.models import Jurisdiction
-from store.report_models import ReportFiling, SpotCheck
+from store.models.reports import ReportFiling, SpotCheck
 
-from .render import documents_available
-from .runtime import DB_RETRIES, store
+from tasks.render import documents_available
+from tasks.runtime import DB_RETRIES, store
 
 
 @task(name="file_reports", **DB_RETRIES, cache_policy=NO_CACHE)
-def file_reports(level: str, period: rp.Period, as_of: datetime, actor: str = "system:monthly_report",
+def file_reports(level: str, period: rp.ReportPeriod, as_of: datetime, actor: str = "system:monthly_report",
                  policy_name: str = "default") -> list[dict]:
     """File the report of every scope of ``level`` for ``period``; returns one line per filing."""
     out = []
@@ -82,12 +82,12 @@ def spot_check_fraction(policy_name: str = "default") -> float:
         return CaseContext(s).policies.get(policy_name).reports.spot_check_sample
 
 
-def term_period(day: date, which: str) -> rp.Period | None:
+def term_period(day: date, which: str) -> rp.ReportPeriod | None:
     """The term whose first (``term_start``) or last (``term_end``) day is ``day``, if any."""
     from store.calendars import calendars
 
     for cal in calendars().values():
         for term in getattr(cal, "terms", []):
             if (which == "term_start" and term.start == day) or (which == "term_end" and term.end == day):
-                return rp.Period(which, f"{term.start:%Y%m%d}", term.start, term.end)
+                return rp.ReportPeriod(which, f"{term.start:%Y%m%d}", term.start, term.end)
     return None

@@ -17,27 +17,27 @@ from sqlalchemy import func, select
 
 from machines.identity import mask_name
 from machines.states import CaseState, OPEN_STATES
-from store import advance as bulk
-from store.context import CaseContext
+from store.cases import advance as bulk
+from store.cases.context import CaseContext
 from store.db import checkpoint, transaction
 from store.models import Case, CaseEvent, DocumentRequest, Duty, School
-from store.queries import overdue_duties
+from store.reporting.queries import overdue_duties
 
-from .runtime import DB_RETRIES, store
+from tasks.runtime import DB_RETRIES, store
 
 OPEN = [s.value for s in OPEN_STATES]
 
 
 def batch_size() -> int:
-    """Cases per batch (one task run each) for this process's database: ``store.advance.BATCH_SIZES``."""
+    """Cases per batch (one task run each) for this process's database: ``store.cases.advance.BATCH_SIZES``."""
     return bulk.default_batch_size(store().kw["bind"])
 
 
 @task(name="apply_late_marks", **DB_RETRIES, cache_policy=NO_CACHE)
 def apply_late_marks(as_of: datetime) -> int:
-    """Marks sent after their day, applied in their place before anything escalates (store.late_marks);
+    """Marks sent after their day, applied in their place before anything escalates (store.cases.late_marks);
     one transaction under the schools' locks, so a retry or a second sweep applies each once."""
-    from store.late_marks import apply_late_marks as apply
+    from store.cases.late_marks import apply_late_marks as apply
 
     with transaction(store()) as s:
         return apply(s, CaseContext(s), as_of)
@@ -115,7 +115,7 @@ def mark_overdue(as_of: datetime, limit: int) -> list[int]:
 @task(name="write_back", **DB_RETRIES, cache_policy=NO_CACHE)
 def write_back() -> None:
     """SQLite: the sweep's write-ahead log written back into the database file now, so the run pays
-    for its own writes (``store.db.checkpoint``, as ``store.advance.advance`` does); PostgreSQL: nothing."""
+    for its own writes (``store.db.checkpoint``, as ``store.cases.advance.advance`` does); PostgreSQL: nothing."""
     checkpoint(store())
 
 

@@ -6,14 +6,14 @@ from datetime import date, datetime, time
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from store.advance import advance
+from store.cases.advance import advance
 from store.calendars import materialise
-from store.context import CaseContext
+from store.cases.context import CaseContext
 from store.db import transaction
-from store.intake import MarkIn, record_morning_check
+from store.cases.intake import MarkIn, record_morning_check
 from store.models import Case, CaseEvent, Duty, School
 from store.policy_files import load_policies_into
-from store.synthetic import Size, generate_county, pupils_of
+from demo.synthetic import Size, generate_county, pupils_of
 
 T0 = datetime(2026, 9, 1, 7, 0)
 

@@ -13,12 +13,13 @@ from sqlalchemy.orm import Session
 
 from machines.states import Action
 from store.calendars import calendars, materialise
-from store.cases import act, advance_per_case
-from store.context import CaseContext
-from store.intake import MarkIn, record_morning_check
+from store.cases.actions import act
+from store.cases.per_case import advance_per_case
+from store.cases.context import CaseContext
+from store.cases.intake import MarkIn, record_morning_check
 from store.models import Case, Pupil, School
 from store.policy_files import load_policies_into
-from store.synthetic import Size, generate_county
+from demo.synthetic import Size, generate_county
 
 T0 = datetime(2026, 9, 1, 7, 0)
 FIRST_DAY = date(2026, 11, 16)  # a Monday in term
@@ -82,7 +83,7 @@ def attach(session: Session, case_id: int, photos: list[Path] | None, at: dateti
     """Upload ``photos`` as attachments of the case, as the web app does (into the archive of
     BAOXUE_ARCHIVE_DIR); their ids are what a payload names."""
     from documents.archive import archive_root
-    from store.attachments import save
+    from store.cases.attachments import save
 
     return [save(session, case_id, p.read_bytes(), p.name, actor="staff:test", now=at, archive_dir=archive_root(),
                  max_bytes=8 * 1024 * 1024, images_only=True).id for p in photos or []]

@@ -143,7 +143,7 @@ def open_cases(factory: sessionmaker[Session], *, pupils_per_class: int, seed: i
 def snapshot(factory: sessionmaker[Session], archive: Path | None = None) -> dict[str, Any]:
     """Everything an advance or a document batch writes, without surrogate ids (which may differ
     between two runs), in a canonical order, so two databases can be compared with ``==``."""
-    from store.document_models import Document, DocumentCounter, DocumentFile
+    from store.models.documents import Document, DocumentCounter, DocumentFile
     from store.models import Case, CaseEvent, DocumentRequest, Duty
 
     with transaction(factory) as s:
@@ -227,9 +227,9 @@ def differences(got: dict[str, Any], want: dict[str, Any]) -> dict[str, tuple[in
 
 # -- workers (run in a forked process) --------------------------------------------------------------------
 def advance_worker(url: str, as_of: datetime, batch_size: int, marks) -> None:
-    """The sweep, as the worker runs it: store.advance.advance, batch by batch, each batch its own commit.
+    """The sweep, as the worker runs it: store.cases.advance.advance, batch by batch, each batch its own commit.
     ``marks``: when it began, committed its first batch, finished (for the kill's timing only)."""
-    from store.advance import advance
+    from store.cases.advance import advance
 
     def progress(*_) -> None:
         marks[FIRST] = marks[FIRST] or time.monotonic()

@@ -3,7 +3,7 @@ store, the documents package and one warm WeasyPrint, so each forked worker star
 No database is touched here; a worker makes its own engine after the fork."""
 from __future__ import annotations
 
-import store.advance  # noqa: F401
+import store.cases.advance  # noqa: F401
 import store.schema  # noqa: F401
 import tests.reliability_support  # noqa: F401
 from documents import archive  # noqa: F401

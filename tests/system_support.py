@@ -1,4 +1,4 @@
-"""Shared pieces of the system tests (tests/test_system_served.py): a small county whose cases are
+"""Shared pieces of the system tests (tests/system/test_system_served.py): a small county whose cases are
 due at the real current time, the Prefect API as a user's script sees it, the real scheduler's
 runs waited for, and a check that no child process outlived the test.
 
@@ -62,14 +62,14 @@ def build_due_county(db_url: str, *, absent: int = 3, seed: int = 5) -> DueCount
     morning check is over at the real current time (Asia/Shanghai): their cases are due now."""
     from sqlalchemy import func, select
 
-    from store.accounts import seed_demo_accounts
+    from store.access.accounts import seed_demo_accounts
     from store.bootstrap import init_store
-    from store.context import CaseContext, effective_day
+    from store.cases.context import CaseContext, effective_day
     from store.db import make_engine, session_factory, transaction
-    from store.intake import MarkIn, record_morning_check
+    from store.cases.intake import MarkIn, record_morning_check
     from store.models import Case, School, SchoolDay
     from store.policy_files import PolicyRegistry
-    from store.synthetic import Size, generate_county, pupils_of
+    from demo.synthetic import Size, generate_county, pupils_of
 
     now = shanghai_now()
     engine = make_engine(db_url)
@@ -131,7 +131,7 @@ def archived_document_ids(db_url: str, case_ids: list[int]) -> list[int]:
     from sqlalchemy import select
 
     from store.db import make_engine, session_factory, transaction
-    from store.document_models import Document
+    from store.models.documents import Document
 
     engine = make_engine(db_url)
     try:

@@ -18,11 +18,11 @@ from machines import vocabulary as v
 from machines.census import CENSUS_STATE_LABELS, CensusState
 from machines.risk import DUTY_LABELS, RiskDuty
 from machines.states import ACTION_LABELS, REASON_LABELS, STATE_LABELS, Action, CaseState, DropoutReason, ExcuseReason, OutsideReason
-from store.accounts import Role
-from tests.test_cli import baoxue, pupil_numbers
+from store.access.accounts import Role
+from tests.cli.test_cli import baoxue, pupil_numbers
 from tests.web_support import Clock, build_county, in_process_app, pupils_of_class
 from web.deps import SESSION_COOKIE
-from web.pages import NAV
+from web.shell import NAV
 
 ROOT = Path(__file__).resolve().parents[1]
 # every identifier of the vocabulary's enums
@@ -119,10 +119,10 @@ NOW = datetime(2026, 11, 30, 10, 0)
 def county(factory, tmp_path, monkeypatch):
     """Cases on every step and out of it, special groups (学困生 too) on the cases, a watch list with
     overdue duties, a month filed and a quarter drawn."""
-    from store import reports as rp
-    from store import risk
-    from store.cases import act
-    from store.context import CaseContext
+    from store.reporting import reports as rp
+    from store.prevention import risk
+    from store.cases.actions import act
+    from store.cases.context import CaseContext
     from store.db import transaction
     from store.models import Case, Pupil
     from tests.engine_helpers import morning, sweep
@@ -182,8 +182,8 @@ def test_the_pages_of_every_role_show_no_raw_identifier(county):
 
 def test_the_prefect_artifacts_show_no_raw_identifier(county):
     from flows.monthly_report import report_markdown
-    from store import reports as rp
-    from store.report_models import ReportFiling, SpotCheck
+    from store.reporting import reports as rp
+    from store.models.reports import ReportFiling, SpotCheck
     from tasks.publish import sweep_artifacts
     from tasks.runtime import using
     from tasks.sweep import sweep_summary

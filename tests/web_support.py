@@ -15,13 +15,13 @@ from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-import store.accounts as accounts
-from store.account_models import User
-from store.accounts import Role, create_user, issue_token, start_session
+import store.access.accounts as accounts
+from store.models.accounts import User
+from store.access.accounts import Role, create_user, issue_token, start_session
 from store.calendars import calendars, materialise
 from store.models import Case, Jurisdiction, Pupil, School, SchoolClass, Staff
 from store.policy_files import load_policies_into
-from store.synthetic import Size, generate_county
+from demo.synthetic import Size, generate_county
 
 PASSWORD = "mima-2026-test"
 MONDAY = datetime(2026, 11, 16, 8, 0)  # a school day; Tuesday the 17th is one too

@@ -19,19 +19,20 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from machines.states import CaseState
-from store import dashboards as dash
-from store.accounts import ROLE_LABELS, Role
-from store.attendance_files import parse_attendance
-from store.intake import MarkIn
-from store.masking import full_document_for, mask_document
-from store.queries import Scope, case_detail, list_cases
-from store.tabular import TableError, csv_safe, xlsx_safe
+from store.reporting import dashboards as dash
+from store.access.accounts import ROLE_LABELS, Role
+from store.ingest.attendance_files import parse_attendance
+from store.cases.intake import MarkIn
+from store.access.masking import full_document_for, mask_document
+from store.access.scope import Scope
+from store.reporting.queries import case_detail, list_cases
+from store.ingest.tabular import TableError, csv_safe, xlsx_safe
 
-from .deps import (
+from web.deps import (
     NOT_FOUND_CASE, OFFICES, PUPIL_READERS, SHANGHAI, ApiError, Principal, WebSettings, api_user, get_db, get_now, roles,
     settings_of,
 )
-from .services import (
+from web.services import (
     attachment_info, attachment_response, day_of_file, ensure_may_attach, ensure_may_fire, media_type_of,
     offered_actions, read_capped, readable_case, recent_runs, record_action, reject_bad_file, submit_morning_check,
     upload_attachment,
@@ -60,7 +61,7 @@ def roster_import(request: Request,
                         file: UploadFile = File(..., description="花名册：学校代码, 学籍号, 姓名, 身份证号, 年级, 班级, 监护人…"),
                         who: Principal = Depends(roles(Role.school_staff, Role.county)),
                         db: Session = Depends(get_db), now: datetime = Depends(get_now)):
-    from store.roster import import_roster
+    from store.ingest.roster import import_roster
 
     data = read_upload(file, settings_of(request))
     try:
@@ -190,7 +191,7 @@ def case(case_id: DbId, who: Principal = Depends(roles(*PUPIL_READERS)), db: Ses
 
 
 def case_payload(db: Session, who: Principal, case_id: int) -> dict[str, Any]:
-    from store.context import CaseContext
+    from store.cases.context import CaseContext
 
     detail = case_detail(db, case_id, scope=who.scope, masked=who.masked)
     if detail is None:
@@ -330,7 +331,7 @@ def html_preview(doc, settings: WebSettings, data: dict | None = None) -> str:
 
 
 def document_response(db, who, document_id: int, fmt: str, settings: WebSettings) -> FileResponse:
-    """An issued document's file, or its HTML preview, under the one masking rule (store.masking):
+    """An issued document's file, or its HTML preview, under the one masking rule (store.access.masking):
     a reader who may not read a case document in full gets a masked preview and no file."""
     doc = dash.document_in_scope(db, document_id, who.scope)
     if doc is None:
@@ -384,16 +385,16 @@ def parse_month(month: str | None, today: date) -> tuple[date, date, str]:
 
 
 def monthly_figures(db: Session, who: Principal, month: str | None, now: datetime) -> dict[str, Any]:
-    """The month's figures of the schools in scope and per school (store.reports.reader_figures: the
+    """The month's figures of the schools in scope and per school (store.reporting.reports.reader_figures: the
     filed figures of a filed month, else the ledger's)."""
-    from store.reports import Period, reader_figures
+    from store.reporting.reports import ReportPeriod, reader_figures
 
     start, end, label = parse_month(month, now.date())
     schools = dash.schools_in(db, who.scope)
     name = {Role.school_staff: schools[0]["name"] if schools else "", Role.county: "全县"}.get(who.role, "")
     if who.role is Role.township:
         name = schools[0]["township"] if schools else ""
-    total = reader_figures(db, [s["id"] for s in schools], name, Period("monthly", label, start, end), now)
+    total = reader_figures(db, [s["id"] for s in schools], name, ReportPeriod("monthly", label, start, end), now)
     return {"month": label, "start": start.isoformat(), "end": end.isoformat(), "total": total,
             "schools": total["schools"], "filed_at": total.get("filed_at")}
 
@@ -437,7 +438,7 @@ def late_reports(month: str | None = Query(None, description="2026-11；默认�
 def late_report_data(db: Session, who: Principal, month: str | None, now: datetime) -> dict[str, Any]:
     """Morning checks in after the policy's escalation time or missing, per school (each on its own
     calendar and policy), and the month's report filings."""
-    from store.context import CaseContext
+    from store.cases.context import CaseContext
 
     start, end, label = parse_month(month, now.date())
     scope = who.scope if who.role is not Role.operator else dash.EVERYTHING

@@ -22,8 +22,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from store.db import Settings, make_engine, session_factory
 
-from .deps import ApiError, LoginRequired, WebSettings, shanghai_now
-from .services import Deployments, PrefectDeployments
+from web.deps import ApiError, LoginRequired, WebSettings, shanghai_now
+from web.services import Deployments, PrefectDeployments
 
 HERE = Path(__file__).resolve().parent
 VALIDATION_MESSAGE = "提交的内容有误，请检查后重新提交 (invalid request)"
@@ -37,10 +37,10 @@ def templates_env() -> Environment:
     """One Jinja2 environment: autoescape on, a missing field fails the render (StrictUndefined)."""
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    from . import pages
+    from web import shell
 
-    env.filters.update(pages.FILTERS)
-    env.globals.update(pages.GLOBALS)
+    env.filters.update(shell.FILTERS)
+    env.globals.update(shell.GLOBALS)
     return env
 
 
@@ -83,7 +83,7 @@ def create_app(
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _error_handlers(app)
-    from .body_limit import BodyLimit  # a body over BAOXUE_REQUEST_MAX_MB: 413 while it streams (issue 14 row 14)
+    from web.body_limit import BodyLimit  # a body over BAOXUE_REQUEST_MAX_MB: 413 while it streams (issue 14 row 14)
 
     app.add_middleware(BodyLimit, max_mb=settings.request_max_mb)
     app.add_middleware(SecurityHeaders)  # outermost: a 413 carries the headers too
@@ -137,7 +137,7 @@ class SecurityHeaders:
 
 def routers() -> list:
     """Every router of the app, in mounting order (the scoping test probes each of their routes)."""
-    from . import api, auth, pages, pages_account, pages_census, pages_gate, pages_oversight
+    from web import api, auth, pages, pages_account, pages_census, pages_gate, pages_oversight
 
     return [auth.router, auth.api_router, api.router, pages.router,
             pages_oversight.router,  # /risk, /reconcile: watch list and reconciliation (issue 8 parts 4–5)
@@ -158,7 +158,7 @@ def _wants_json(request: Request) -> bool:
 
 
 def _error_page(request: Request, status: int, message: str, errors=None) -> HTMLResponse:
-    from .pages import error_page
+    from web.shell import error_page
 
     return error_page(request, status, message, errors)
 
@@ -186,7 +186,7 @@ def _error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired):
-        from .auth import login_redirect
+        from web.auth import login_redirect
 
         return login_redirect(request)
 

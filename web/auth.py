@@ -21,12 +21,12 @@ from sqlalchemy.orm import Session
 
 import secrets
 
-from store.accounts import (
+from store.access.accounts import (
     ROLE_LABELS, AccountError, Role, authenticate, end_session, issue_token, revoke_token, session_user, start_session,
 )
-from store.signing import sign, verify
+from store.access.signing import sign, verify
 
-from .deps import SESSION_COOKIE, ApiError, Principal, api_user, get_db, get_now, settings_of
+from web.deps import SESSION_COOKIE, ApiError, Principal, api_user, get_db, get_now, settings_of
 
 router = APIRouter()
 api_router = APIRouter(prefix="/api/auth", tags=["登录 auth"])
@@ -62,7 +62,7 @@ def _safe_next(target: str | None) -> str:
 def _login_page(request: Request, *, status: int = 200, error: str | None = None, next: str = "/",
                 username: str = "", nonce: str | None = None):
     """The login form with a token bound to a fresh (or the current) value of the login cookie."""
-    from .pages import render
+    from web.shell import render
 
     nonce = nonce or secrets.token_urlsafe(24)
     response = render(request, "login.html", None, status=status, error=error, next=_safe_next(next),

@@ -13,13 +13,13 @@ from typing import Any, Callable, Iterator
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from store.account_models import User
-from store.accounts import Role, actor_of, scope_of, session_user, token_user
-from store.masking import masked_for
+from store.models.accounts import User
+from store.access.accounts import Role, actor_of, scope_of, session_user, token_user
+from store.access.masking import masked_for
 from store.db import Settings
 from store.models import Jurisdiction, School
 from store.clock import SHANGHAI, local_now  # noqa: F401 - SHANGHAI: the pages' and API's time conversion
-from store.queries import Scope
+from store.access.scope import Scope
 
 SESSION_COOKIE = "baoxue_session"
 

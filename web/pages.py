@@ -21,49 +21,31 @@ from starlette.datastructures import UploadFile
 
 from machines.states import LADDER, REASON_LABELS, STATE_LABELS, CaseState
 from machines.vocabulary import ATTENDANCE_LABELS, LEVEL_LABELS, event_label, special_group_label, state_label
-from store import dashboards as dash
-from store.account_models import User
-from store.accounts import ROLE_LABELS, Role
-from store.attendance_files import parse_attendance
-from store.context import CaseContext
-from store.intake import MarkIn
+from store.reporting import dashboards as dash
+from store.models.accounts import User
+from store.access.accounts import ROLE_LABELS, Role
+from store.ingest.attendance_files import parse_attendance
+from store.cases.context import CaseContext
+from store.cases.intake import MarkIn
 from store.models import AttendanceMark, Pupil, Staff
-from store.prevention import duties as prevention_duties
-from store.queries import case_detail, list_cases
-from store.tabular import TableError, csv_safe
+from store.prevention.common import duties as prevention_duties
+from store.reporting.queries import case_detail, list_cases
+from store.ingest.tabular import TableError, csv_safe
 
-from . import api
-from .auth import HOME_BY_ROLE, check_csrf
-from .deps import (
+from web import api
+from web.shell import FILTERS, GLOBALS, NAV, STATUS_CHOICES, WEEKDAYS, error_page, page, render  # noqa: F401 - the shell
+from web.auth import HOME_BY_ROLE, check_csrf
+from web.deps import (
     NOT_FOUND_CASE, OFFICES, PUPIL_READERS, SHANGHAI, ApiError, Principal, get_db, get_now, page_user, roles, settings_of,
 )
-from .services import (
+from web.services import (
     EVENT_LABELS, PHOTO_EVENTS, attachment_response, day_of_file, ensure_may_fire, offered_actions, read_capped,
     readable_case, recent_runs, record_action, reject_bad_file, submit_morning_check, upload_attachment,
 )
 
 router = APIRouter(include_in_schema=False)
-WEEKDAYS = "一二三四五六日"
 SCHOOLS = (Role.head_teacher, Role.school_staff)
 SCHOOL_AND_OFFICES = (Role.school_staff, Role.township, Role.county)
-
-_RISK, _RECONCILE = ("/risk", "重点关注"), ("/reconcile", "数据核对")
-_GATE, _TRUANCY = ("/gate", "门卫登记"), ("/truancy", "旷课分级")
-_CENSUS, _HANDOFFS = ("/census", "失学排查"), ("/handoffs", "送达回证")
-NAV = {
-    Role.head_teacher: [("/teacher", "今日工作"), ("/morning-check", "晨检"), ("/cases", "我的案件"),
-                        _RISK, _GATE, _TRUANCY],
-    Role.school_staff: [("/school", "本校概况"), ("/morning-check", "晨检上报"), ("/cases", "案件"), ("/stuck", "逾期督办"),
-                        ("/figures", "月度数据"), ("/accountability", "责任追究"),
-                        _RISK, _RECONCILE, _GATE, _TRUANCY, _CENSUS, _HANDOFFS],
-    Role.township: [("/stuck", "逾期督办"), ("/overview", "各校概况"), ("/figures", "月度数据"), ("/late", "迟报漏报"),
-                    ("/spot-checks", "抽查"), ("/accountability", "责任追究"), ("/cases", "案件"),
-                    _RISK, _RECONCILE, _TRUANCY, _CENSUS, _HANDOFFS],
-    Role.county: [("/overview", "全县概况"), ("/stuck", "逾期督办"), ("/figures", "月度数据"), ("/late", "迟报漏报"),
-                  ("/spot-checks", "抽查"), ("/accountability", "责任追究"), ("/cases", "案件"), ("/runs", "流程运行"),
-                  _RISK, _RECONCILE, _TRUANCY, _CENSUS, _HANDOFFS],
-    Role.operator: [("/runs", "流程运行"), ("/late", "迟报漏报")],
-}
 
 # What staff enter with each action: (payload key, label, kind). Keys are those documents/records.py reads.
 FORM_FIELDS: dict[str, list[tuple[str, str, str]]] = {
@@ -87,76 +69,8 @@ FORM_FIELDS: dict[str, list[tuple[str, str, str]]] = {
     "excuse": [],
     "escalate_outside": [],
 }
-STATUS_CHOICES = [(k, ATTENDANCE_LABELS[k]) for k in ("present", "unexcused", "sick_leave", "personal_leave")]
 PAYLOAD_LABELS = {k: label.split("（")[0] for fields in FORM_FIELDS.values() for k, label, _ in fields} | {
     "helpers": "帮扶责任人", "notes": "说明", "photos": "照片"}
-
-
-# -- template helpers ----------------------------------------------------------------------------------
-def _dt(value: Any) -> str:
-    if value is None or value == "":
-        return ""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(SHANGHAI).replace(tzinfo=None)
-        return value.strftime("%m-%d %H:%M")
-    return value.strftime("%Y-%m-%d")
-
-
-def _day(value: date) -> str:
-    return f"{value.year}年{value.month}月{value.day}日 星期{WEEKDAYS[value.weekday()]}"
-
-
-def _hours(h: float) -> str:
-    return f"{h / 24:.1f} 天" if h >= 24 else f"{h:.0f} 小时" if h >= 1 else f"{max(h * 60, 0):.0f} 分钟"
-
-
-def _pct(x: float) -> str:
-    return f"{x * 100:.2f}%"
-
-
-def _doc_title(kind: str) -> str:
-    from documents.catalog import CATALOG
-
-    return CATALOG[kind].name if kind in CATALOG else kind
-
-
-@lru_cache(maxsize=1)
-def _role_names() -> dict[str, str]:
-    """Role id → Chinese label, from the policies (the first policy naming a role wins)."""
-    from store.policy_files import policy_files, read_policy_file
-
-    names: dict[str, str] = {}
-    for path in policy_files():
-        for role, label in read_policy_file(path)[0].roles.items():
-            names.setdefault(role, label)
-    return names
-
-
-FILTERS = {
-    "doc_title": _doc_title, "role_label": lambda r: _role_names().get(r, r), "dt": _dt, "day": _day, "hours": _hours,
-    "pct": _pct, "state_label": state_label, "reason_label": lambda r: REASON_LABELS.get(r, r),
-    "event_label": event_label, "group_label": special_group_label,  # ``g|group_label(policy.special_groups)``
-    "level_label": lambda lv: LEVEL_LABELS.get(lv, lv),
-}
-GLOBALS = {"ROLE_LABELS": ROLE_LABELS, "STATUS_CHOICES": STATUS_CHOICES, "LADDER": LADDER}
-
-
-def render(request: Request, name: str, who: Principal | None, status: int = 200, **context: Any) -> HTMLResponse:
-    now = request.app.state.clock()
-    base = {"who": who, "nav": NAV[who.role] if who else [], "now": now, "path": request.url.path,
-            "place": who.place if who else ""}
-    return request.app.state.templates.TemplateResponse(request, name, base | context, status_code=status)
-
-
-def error_page(request: Request, status: int, message: str, errors=None) -> HTMLResponse:
-    return render(request, "error.html", None, status=status, code=status, message=message, errors=errors or [])
-
-
-def page(*allowed: Role):
-    return roles(*allowed, api=False)
 
 
 @router.get("/favicon.ico")
@@ -363,7 +277,7 @@ def _ladder(policy, state: str) -> list[dict[str, Any]]:
 
 
 def _payload_from_form(event: str, form) -> dict[str, Any]:
-    """The form's fields as the action's payload; ``store.cases`` checks it against the action's model
+    """The form's fields as the action's payload; ``store.cases.actions`` checks it against the action's model
     (machines/payloads.py: lengths, lists split on 、 and commas), as for the API."""
     payload: dict[str, Any] = {}
     for key, _, kind in FORM_FIELDS.get(event, []):
@@ -455,7 +369,7 @@ def figures(request: Request, month: str | None = None, who: Principal = Depends
             db: Session = Depends(get_db), now: datetime = Depends(get_now)):
     data = api.monthly_figures(db, who, month, now)
     months = [f"{(now.date().replace(day=1) - timedelta(days=28 * i)):%Y-%m}" for i in range(6)]
-    from .pages_oversight import figures_context  # submitted figures against the ledger (issue 8 part 5)
+    from web.pages_oversight import figures_context  # submitted figures against the ledger (issue 8 part 5)
     return render(request, "figures.html", who, data=data, months=sorted(set(months), reverse=True),
                   filings=dash.report_filings(db, who.scope, period=data["month"]), **figures_context(db, who, data["month"]))
 

@@ -2,7 +2,7 @@
 
 /account: everyone changes their password (all their sessions and tokens end, they log in
 again) and lists and revokes their own API tokens. /admin/users: the account administrators
-(``store.accounts.ADMIN_ROLES``: 县教育局, 系统运维) deactivate, reactivate and reset accounts;
+(``store.access.accounts.ADMIN_ROLES``: 县教育局, 系统运维) deactivate, reactivate and reset accounts;
 a reset shows a random password once. Every form carries the session's CSRF token.
 """
 from __future__ import annotations
@@ -14,14 +14,14 @@ from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from store.account_models import User
-from store.accounts import (
+from store.models.accounts import User
+from store.access.accounts import (
     ADMIN_ROLES, AccountError, change_password, list_users, reset_password, revoke_own_token, set_active, tokens_of,
 )
 
-from .api import DbId
-from .auth import check_csrf
-from .deps import ApiError, Principal, api_user, get_db, get_now, page_user, roles
+from web.api import DbId
+from web.auth import check_csrf
+from web.deps import ApiError, Principal, api_user, get_db, get_now, page_user, roles
 
 router = APIRouter(include_in_schema=False)
 api_router = APIRouter(prefix="/api/auth", tags=["登录 auth"])
@@ -30,7 +30,7 @@ NO_SUCH_USER = "账号不存在 (no such account)"
 
 
 def _render(request: Request, name: str, who: Principal, status: int = 200, **context):
-    from .pages import render
+    from web.shell import render
 
     return render(request, name, who, status=status, **context)
 

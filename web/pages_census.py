@@ -21,14 +21,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from machines.census import CensusForbidden
-from store import census, handoffs
-from store.accounts import Role
-from store.tabular import TableError
+from store.prevention import census
+from store.duties import handoffs
+from store.access.accounts import Role
+from store.ingest.tabular import TableError
 
-from .api import DbId, read_upload
-from .auth import check_csrf
-from .deps import OFFICES, ApiError, Principal, get_db, get_now, settings_of
-from .pages import page, render
+from web.api import DbId, read_upload
+from web.auth import check_csrf
+from web.deps import OFFICES, ApiError, Principal, get_db, get_now, settings_of
+from web.shell import page, render
 
 router = APIRouter(include_in_schema=False)
 READERS = (Role.school_staff, Role.township, Role.county)

@@ -16,18 +16,19 @@ from sqlalchemy.orm import Session
 
 from machines.identity import mask_name
 from machines.truancy import TruancyRules
-from store import gate, truancy
+from store.prevention import gate
+from store.prevention import truancy
 from documents.truancy_warning import KIND as WARNING
-from store.accounts import Role
-from store.document_models import Document
-from store.context import CaseContext
+from store.access.accounts import Role
+from store.models.documents import Document
+from store.cases.context import CaseContext
 from store.models import Pupil, SchoolClass, Staff
-from store.prevention import PreventionError, complete_duty, duties
+from store.prevention.common import PreventionError, complete_duty, duties
 
-from .api import DbId
-from .auth import check_csrf
-from .deps import ApiError, Principal, get_db, get_now, roles
-from .pages import render
+from web.api import DbId
+from web.auth import check_csrf
+from web.deps import ApiError, Principal, get_db, get_now, roles
+from web.shell import render
 
 router = APIRouter(include_in_schema=False)
 SCHOOLS = (Role.head_teacher, Role.school_staff)

@@ -16,15 +16,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from store import reconcile as rc
-from store import risk
-from store.accounts import Role, school_ids_in
+from store.reporting import reconcile as rc
+from store.prevention import risk
+from store.access.accounts import Role, school_ids_in
 from store.models import School
 
-from .api import DbId, parse_month
-from .auth import check_csrf
-from .deps import OFFICES, PUPIL_READERS, ApiError, Principal, get_db, get_now
-from .pages import page, render
+from web.api import DbId, parse_month
+from web.auth import check_csrf
+from web.deps import OFFICES, PUPIL_READERS, ApiError, Principal, get_db, get_now
+from web.shell import page, render
 
 router = APIRouter(include_in_schema=False)
 READERS = (Role.school_staff, Role.township, Role.county)
@@ -43,7 +43,7 @@ def risk_page(request: Request, month: str | None = None, who: Principal = Depen
     rows = risk.watch_list(db, scope=who.scope, masked=who.masked)
     outcomes = None
     if who.role is not Role.head_teacher:
-        from store.reports import month_period
+        from store.reporting.reports import month_period
 
         p = month_period(*(int(x) for x in month.split("-")))
         outcomes = risk.watch_outcomes(db, school_ids_in(db, who.scope), p.start, p.end)

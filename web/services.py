@@ -2,10 +2,10 @@
 
 - the morning check: scope the marks to the submitter, then start the ``morning_check``
   deployment run when a Prefect server is configured, else record it in-process with the same
-  service (``store.intake.record_morning_check``);
-- a staff action on a case: permission, optimistic version check, facts, ``store.cases`` (which
+  service (``store.cases.intake.record_morning_check``);
+- a staff action on a case: permission, optimistic version check, facts, ``store.cases.actions`` (which
   checks the payload against its model);
-- attachments: upload (``store.attachments``: sniffed, capped), served only within scope;
+- attachments: upload (``store.cases.attachments``: sniffed, capped), served only within scope;
 - which actions the page offers for a case (the machine's, the role's, the policy's).
 
 Never imports flows/: a run is started by deployment name.
@@ -28,17 +28,17 @@ from machines.payloads import PayloadInvalid
 from machines.policy import Policy
 from machines.states import REASON_LABELS, Action, CaseState, ExcuseReason, OutsideReason
 from machines.vocabulary import EVENT_LABELS  # noqa: F401 - the pages' and API's event labels
-from store import attachments
-from store.accounts import Role, may_fire
-from store.attachment_models import Attachment
-from store.attendance_files import ParsedAttendance
-from store.cases import CaseConflict, apply_event, load_for_update
-from store.context import CaseContext
-from store.intake import IntakeError, MarkIn, RowError, record_morning_check
-from store.submission_check import time_refusal
+from store.cases import attachments
+from store.access.accounts import Role, may_fire
+from store.models.attachments import Attachment
+from store.ingest.attendance_files import ParsedAttendance
+from store.cases.actions import CaseConflict, apply_event, load_for_update
+from store.cases.context import CaseContext
+from store.cases.intake import IntakeError, MarkIn, RowError, record_morning_check
+from store.access.submission_check import time_refusal
 from store.models import Case, Pupil, School
 
-from .deps import FORBIDDEN, NOT_FOUND_CASE, ApiError, Principal, WebSettings
+from web.deps import FORBIDDEN, NOT_FOUND_CASE, ApiError, Principal, WebSettings
 
 PHOTO_EVENTS = {"record_home_visit", "record_collective_visit"}
 log = logging.getLogger("baoxue.web")

@@ -55,7 +55,7 @@ echo "[2w] Baoxue database on PostgreSQL: schema, policies, calendars, a small c
 from datetime import datetime
 from store.bootstrap import init_store
 from store.db import make_engine, session_factory, transaction
-from store.synthetic import Size, generate_county
+from demo.synthetic import Size, generate_county
 engine = make_engine()
 init_store(engine, now=datetime(2026, 11, 1))
 with transaction(session_factory(engine)) as s:

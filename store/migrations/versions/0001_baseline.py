@@ -6,7 +6,7 @@ Create Date: 2025-11-23
 
 While the schema is still being designed, this revision creates whatever the models in
 `store.schema.MODEL_MODULES` define (``create_all``), so the models can change without a
-revision per change and tests/test_migrations.py stays green.
+revision per change and tests/store/test_migrations.py stays green.
 
 Later revisions are incremental (``op.add_column``, ``op.create_index`` …), written with
 ``alembic -c store/alembic.ini revision --autogenerate -m "…"`` against a database at head.

@@ -21,7 +21,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    from store.calendar_models import CalendarDuty
+    from store.models.calendar import CalendarDuty
 
     CalendarDuty.__table__.create(bind=op.get_bind(), checkfirst=True)
 

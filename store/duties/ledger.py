@@ -1,0 +1,223 @@
+"""Every duty, whatever its kind, as one list (DOMAIN.md §3: a named person's action with a due time).
+
+Four tables hold duties with the same shape (:class:`store.models.DutyColumns`):
+
+========== ===================== ===================================== ===========================
+kind       table                 belongs to (``ref_id``)               open while
+========== ===================== ===================================== ===========================
+case       ``duties``            the dropout case (``cases.id``)       the case is open
+census     ``census_duties``     the 失学 census case                  the census case is open
+prevention ``prevention_duties`` the pupil (gate alert, truancy tier)  —
+watch      ``watch_duties``      the watch-list entry                  —
+calendar   ``calendar_duties``   the (calendar, year) without holidays —  (an operator's; no school)
+========== ===================== ===================================== ===========================
+
+:func:`ledger` is one ``UNION ALL`` select over the four with the same columns (kind, id, school,
+class, pupil, reference, action, label, role, owner, due time, status); the stuck list, the overdue
+marking and the reminders read it, so a new kind of duty is one more branch here, not four more code
+paths. A watch duty has a due *day*: it falls due at the end of it (23:59:59).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Integer, String, cast, literal, null, select, union_all, update
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import FunctionElement
+
+from machines.census import CENSUS_STATE_LABELS, CensusState
+from machines.identity import mask_name
+from machines.risk import DUTY_LABELS, RiskDuty
+from machines.states import ACTION_LABELS, OPEN_STATES, Action, CaseState
+from machines.vocabulary import DUTY_KIND_LABELS, PREVENTION_SOURCE_LABELS, DutyKind, label_of
+
+from store.models.calendar import CalendarDuty
+from store.models.census import CensusCase, CensusDuty
+from store.models import Case, Duty, Pupil, School, Staff
+from store.models.prevention import PreventionDuty
+from store.access.scope import EVERYTHING, Scope
+from store.models.risk import WatchDuty, WatchEntry
+
+KINDS = tuple(k.value for k in DutyKind)
+KIND_LABELS = DUTY_KIND_LABELS  # machines.vocabulary
+OPEN_CASE = [s.value for s in OPEN_STATES]
+UNDONE = ("open", "overdue")  # not done yet: the statuses a reminder or the stuck list looks at
+
+
+class end_of_day(FunctionElement):
+    """``day`` 23:59:59 as a timestamp (a watch duty's due time), on SQLite and PostgreSQL."""
+
+    type = DateTime()
+    inherit_cache = True
+
+
+@compiles(end_of_day)
+def _eod_default(element, compiler, **kw):
+    return f"({compiler.process(element.clauses, **kw)} + INTERVAL '86399 seconds')"
+
+
+@compiles(end_of_day, "sqlite")
+def _eod_sqlite(element, compiler, **kw):
+    return f"datetime({compiler.process(element.clauses, **kw)}, '+86399 seconds')"
+
+
+WATCH_DUE = end_of_day(WatchDuty.due_on)
+
+
+def _branch(kind: str, duty, *, school, klass, pupil_id, pupil_name, ref_id, label, state, due, joins, where, step=None):
+    q = select(
+        literal(kind, String(12)).label("kind"), duty.id.label("id"), school.label("school_id"),
+        cast(klass, Integer).label("class_id"), cast(pupil_id, Integer).label("pupil_id"),
+        cast(pupil_name, String(32)).label("pupil_name"), ref_id.label("ref_id"), duty.action.label("action"),
+        cast(label, String(128)).label("label"), duty.role.label("role"), duty.owner_id.label("owner_id"),
+        due.label("due_at"), duty.status.label("status"), cast(state, String(32)).label("state"),
+        cast(step if step is not None else null(), String(20)).label("step"),
+    ).select_from(duty)
+    for target, on in joins:
+        q = q.join(target, on)
+    return q.where(*where)
+
+
+def ledger(*, statuses=UNDONE, due_by: datetime | None = None, kinds=KINDS):
+    """One ``UNION ALL`` select of the duties with one of ``statuses`` (and, with ``due_by``, due by then)
+    of every kind in ``kinds``; a case or census duty only while its case is open."""
+    def due_clause(due):
+        return [due <= due_by] if due_by is not None else []
+
+    branches = {
+        "case": lambda: _branch(
+            "case", Duty, school=Case.school_id, klass=Case.class_id, pupil_id=Case.pupil_id, pupil_name=Pupil.name,
+            ref_id=Duty.case_id, label=null(), state=Case.state, step=Duty.step, due=Duty.due_at,
+            joins=[(Case, Case.id == Duty.case_id), (Pupil, Pupil.id == Case.pupil_id)],
+            where=[Duty.status.in_(statuses), Case.state.in_(OPEN_CASE), *due_clause(Duty.due_at)]),
+        "census": lambda: _branch(
+            "census", CensusDuty, school=CensusCase.school_id, klass=null(), pupil_id=CensusCase.pupil_id,
+            pupil_name=CensusCase.name, ref_id=CensusDuty.census_case_id, label=CensusDuty.label,
+            state=CensusCase.state, due=CensusDuty.due_at, joins=[(CensusCase, CensusCase.id == CensusDuty.census_case_id)],
+            where=[CensusDuty.status.in_(statuses), CensusCase.state == CensusState.not_enrolled.value,
+                   *due_clause(CensusDuty.due_at)]),
+        "prevention": lambda: _branch(
+            "prevention", PreventionDuty, school=PreventionDuty.school_id, klass=PreventionDuty.class_id,
+            pupil_id=PreventionDuty.pupil_id, pupil_name=Pupil.name, ref_id=PreventionDuty.pupil_id,
+            label=PreventionDuty.label, state=PreventionDuty.source, due=PreventionDuty.due_at,
+            joins=[(Pupil, Pupil.id == PreventionDuty.pupil_id)],
+            where=[PreventionDuty.status.in_(statuses), *due_clause(PreventionDuty.due_at)]),
+        "watch": lambda: _branch(
+            "watch", WatchDuty, school=WatchEntry.school_id, klass=WatchEntry.class_id, pupil_id=WatchEntry.pupil_id,
+            pupil_name=Pupil.name, ref_id=WatchDuty.entry_id, label=null(), state=WatchDuty.rule_id, due=WATCH_DUE,
+            joins=[(WatchEntry, WatchEntry.id == WatchDuty.entry_id), (Pupil, Pupil.id == WatchEntry.pupil_id)],
+            where=[WatchDuty.status.in_(statuses), *due_clause(WATCH_DUE)]),
+        "calendar": lambda: _branch(
+            "calendar", CalendarDuty, school=cast(null(), Integer), klass=null(), pupil_id=null(), pupil_name=null(),
+            ref_id=CalendarDuty.id, label=CalendarDuty.label, state=CalendarDuty.calendar_key, due=CalendarDuty.due_at,
+            joins=[], where=[CalendarDuty.status.in_(statuses), *due_clause(CalendarDuty.due_at)]),
+    }
+    return union_all(*(branches[k]() for k in kinds)).subquery("duty_ledger")
+
+
+@dataclass(frozen=True)
+class DutyRef:
+    kind: str
+    id: int
+
+    @property
+    def key(self) -> str:
+        """The notification / accountability key: ``duty:12`` for a case duty (as before), ``census_duty:3`` …"""
+        return f"duty:{self.id}" if self.kind == "case" else f"{self.kind}_duty:{self.id}"
+
+
+def action_label(kind: str, action: str, label: str | None) -> str:
+    if label:
+        return label
+    if kind == "case" and action in Action.__members__:
+        return ACTION_LABELS[Action(action)]
+    if kind == "watch" and action in RiskDuty.__members__:
+        return DUTY_LABELS[RiskDuty(action)]
+    return action
+
+
+def context_label(kind: str, state: str | None, rule_labels: dict[str, str] | None = None) -> str:
+    """What the duty is part of, for a list: the case's step, 失学, the prevention source, the watch rule."""
+    if kind == "case":
+        return CaseState(state).label
+    if kind == "census":
+        return CENSUS_STATE_LABELS.get(CensusState(state), state) if state in CensusState.__members__ else str(state)
+    if kind == "prevention":
+        return PREVENTION_SOURCE_LABELS.get(state or "", state or "")
+    if kind == "calendar":
+        return f"{KIND_LABELS['calendar']} {state}"
+    return f"{KIND_LABELS['watch']}（{(rule_labels or {}).get(state or '') or label_of(state or '')}）"
+
+
+def href(kind: str, ref_id: int) -> str:
+    return {"case": f"/cases/{ref_id}", "census": "/census", "prevention": "/truancy", "watch": "/risk",
+            "calendar": "/runs"}[kind]
+
+
+def overdue(session: Session, as_of: datetime, *, scope: Scope = EVERYTHING, masked: bool = False,
+            kinds=KINDS, limit: int | None = None) -> list[dict[str, Any]]:
+    """Every duty of ``kinds`` past due and not done in ``scope``, longest overdue first, with its owner."""
+    return listed(session, as_of, due_by=as_of, scope=scope, masked=masked, kinds=kinds, limit=limit)
+
+
+def listed(session: Session, as_of: datetime, *, due_by: datetime, due_after: datetime | None = None,
+           statuses=UNDONE, scope: Scope = EVERYTHING, masked: bool = False, kinds=KINDS,
+           limit: int | None = None) -> list[dict[str, Any]]:
+    """Duties of ``kinds`` with one of ``statuses`` due in (``due_after``, ``due_by``], soonest due first, with
+    school and owner (one query over the four tables)."""
+    u = ledger(statuses=statuses, due_by=due_by, kinds=kinds)
+    q = (select(u, School.name.label("school"), School.policy_name.label("policy_name"), Staff.name.label("owner"))
+         .outerjoin(School, School.id == u.c.school_id).outerjoin(Staff, Staff.id == u.c.owner_id)  # a calendar duty has no school
+         .order_by(u.c.due_at, u.c.kind, u.c.id))
+    if due_after is not None:
+        q = q.where(u.c.due_at > due_after)
+    q = scope.apply(q, school_col=u.c.school_id, class_col=u.c.class_id)
+    if limit:
+        q = q.limit(limit)
+    rows = session.execute(q).mappings().all()
+    labels = _rule_labels(session, {r["policy_name"] for r in rows if r["kind"] == "watch"})
+    return [row_dict(r, as_of, masked=masked, rule_labels=labels.get(r["policy_name"])) for r in rows]
+
+
+def _rule_labels(session: Session, policy_names: set[str]) -> dict[str, dict[str, str]]:
+    """policy name → watch rule id → the rule's label (the policy's words for its own rules)."""
+    from store.policy_files import PolicyRegistry
+
+    registry, out = PolicyRegistry(session), {}
+    for name in policy_names:
+        try:
+            out[name] = {r.id: r.label for r in registry.get(name).risk.rules}
+        except Exception:  # no such policy loaded: the rule ids are labelled from the vocabulary
+            out[name] = {}
+    return out
+
+
+def row_dict(r, as_of: datetime, *, masked: bool, rule_labels: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "kind": r["kind"], "kind_label": KIND_LABELS[r["kind"]], "duty_id": r["id"], "ref_id": r["ref_id"],
+        "key": DutyRef(r["kind"], r["id"]).key, "school_id": r["school_id"], "school": r["school"] or "全县 county-wide",
+        "pupil_id": r["pupil_id"], "pupil": mask_name(r["pupil_name"]) if masked else r["pupil_name"],
+        "action": r["action"], "action_label": action_label(r["kind"], r["action"], r["label"]), "role": r["role"],
+        "owner_id": r["owner_id"], "owner": r["owner"], "due_at": r["due_at"], "status": r["status"],
+        "state": r["state"], "step": r["step"], "context": context_label(r["kind"], r["state"], rule_labels), "href": href(r["kind"], r["ref_id"]),
+        "hours_overdue": round((as_of - r["due_at"]).total_seconds() / 3600, 1),
+    }
+
+
+def mark_overdue(session: Session, as_of: datetime, *, kinds=("census", "prevention", "watch")) -> dict[str, int]:
+    """Open duties of ``kinds`` past due become ``overdue`` (set-based, idempotent; ``overdue_at`` where the
+    table keeps one). Case duties are marked in batches by :func:`store.cases.advance.overdue_batch`, calendar duties by
+    :func:`store.calendar_watch.sync_calendar_duties`."""
+    targets = {"census": (CensusDuty, CensusDuty.due_at, {}), "watch": (WatchDuty, WATCH_DUE, {}),
+               "prevention": (PreventionDuty, PreventionDuty.due_at, {"overdue_at": as_of}),
+               "calendar": (CalendarDuty, CalendarDuty.due_at, {"overdue_at": as_of})}
+    out = {}
+    for kind in kinds:
+        model, due, extra = targets[kind]
+        result = session.execute(update(model).where(model.status == "open", due <= as_of)
+                                 .values(status="overdue", **extra).execution_options(synchronize_session=False))
+        out[kind] = result.rowcount or 0
+    return out

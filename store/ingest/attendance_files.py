@@ -1,0 +1,200 @@
+"""Read a morning-check file (CSV or XLSX, as a school office exports it) into ``MarkIn`` rows.
+
+What schools send: a title line or two, then a header row (学籍号, 姓名, 班级, 出勤状态, 缺勤原因…),
+then one row per pupil; CSV in UTF-8 (with or without BOM) or GBK/GB18030 from Chinese Excel;
+status words such as 到校 / √ / 缺勤 / 病假. Each data row keeps its row number as the spreadsheet
+shows it, and every row that cannot be read becomes a :class:`~store.cases.intake.RowError` saying why,
+so the clerk can fix that line and send the file again.
+
+Used by the web upload and the ``baoxue attendance import`` command alike.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from machines.states import REASON_LABELS, DropoutReason
+
+from store.cases.intake import MarkIn, RowError, normalise_status
+from store.ingest.tabular import TableError, decode_csv, parse_csv, xlsx_rows
+
+# header → field; matched after removing spaces, "*" and brackets ("学籍号（必填）" works).
+HEADERS = {
+    "student_no": ["学籍号", "全国学籍号", "学籍编号", "学号", "学生编号", "studentno", "student_no", "学生学籍号"],
+    "name": ["姓名", "学生姓名", "name"],
+    "class": ["班级", "班级名称", "class"],
+    "status": ["出勤状态", "出勤", "状态", "晨检结果", "晨检", "考勤", "到校情况", "是否到校", "status"],
+    "reason": ["缺勤原因", "原因", "辍学原因", "未到原因", "reason"],
+    "day": ["日期", "晨检日期", "date", "day"],
+}
+EXTRA_STATUS = {
+    "√": "present", "✓": "present", "✔": "present", "到": "present", "正常": "present", "已到": "present",
+    "×": "unexcused", "✗": "unexcused", "✘": "unexcused", "缺": "unexcused", "未到校": "unexcused",
+    "无故未到": "unexcused", "旷": "unexcused", "病": "sick_leave", "事": "personal_leave",
+}
+REASON_WORDS = {label: key for key, label in REASON_LABELS.items() if key in DropoutReason.__members__}
+REASON_WORDS |= {"厌学": "study", "学业困难": "study", "贫困": "poverty", "打工": "working_away", "务工": "working_away",
+                 "生病": "illness", "疾病": "illness", "心理": "psychological", "家庭": "family", "灾害": "disaster",
+                 "意外": "disaster", "其他": "other", "不明": "unknown", "": "unknown"}
+
+
+class AttendanceFileError(TableError):
+    """The file as a whole cannot be read (wrong format, no header row…)."""
+
+
+@dataclass
+class ParsedAttendance:
+    marks: list[MarkIn] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    rows: int = 0                    # data rows read (blank rows not counted)
+    columns: dict[str, str] = field(default_factory=dict)  # field → header as written
+    days: set[date] = field(default_factory=set)           # dates named in a 日期 column
+    names: dict[str, str] = field(default_factory=dict)    # student_no → name as written
+
+
+def _key(header: object) -> str:
+    text = str(header or "").strip().lower().replace("必填", "")
+    for ch in " \t*＊:：()（）[]【】":
+        text = text.replace(ch, "")
+    return text
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def read_rows(data: bytes, filename: str = "") -> list[tuple[int, list[str]]]:
+    """(row number as the spreadsheet shows it, cells) of the first sheet or the CSV text."""
+    name = (filename or "").lower()
+    if data[:4] == b"PK\x03\x04" or name.endswith((".xlsx", ".xlsm")):
+        return _xlsx_rows(data)
+    if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" or name.endswith(".xls"):
+        raise AttendanceFileError("不支持旧版 .xls 文件，请在 Excel 中另存为 .xlsx 或 CSV 后再上传 (.xls is not supported)")
+    text = decode_csv(data)
+    try:
+        sniffed = csv.Sniffer().sniff(text[:4096], delimiters=",\t;，").delimiter
+    except csv.Error:
+        sniffed = ","
+    # Only the delimiter is guessed (the sniffer's quoting guesses split a quoted cell holding a line
+    # break), and a guess that shows no 学籍号 header gives way to the next delimiter.
+    first: list[tuple[int, list[str]]] | None = None
+    failure: TableError | None = None
+    for delimiter in dict.fromkeys([sniffed, ",", "\t", ";", "，"]):
+        try:
+            cells = parse_csv(text, type("ClerkCsv", (csv.excel,), {"delimiter": delimiter}))
+        except TableError as exc:
+            failure = failure or exc
+            continue
+        rows = [(n, [c.strip() for c in row]) for n, row in enumerate(cells, start=1)]
+        if _has_header(rows):
+            return rows
+        first = rows if first is None else first
+    if first is None:
+        raise failure
+    return first
+
+
+def _has_header(rows: list[tuple[int, list[str]]]) -> bool:
+    wanted = {_key(a) for a in HEADERS["student_no"]}
+    return any(_key(c) in wanted for _, cells in rows[:15] for c in cells)
+
+
+def _xlsx_rows(data: bytes) -> list[tuple[int, list[str]]]:
+    try:
+        return list(enumerate(xlsx_rows(data, _cell), start=1))
+    except AttendanceFileError:
+        raise
+    except TableError as exc:
+        raise AttendanceFileError(str(exc)) from None
+
+
+def _find_header(rows: list[tuple[int, list[str]]]) -> tuple[int, dict[str, int], dict[str, str]]:
+    for i, (_, cells) in enumerate(rows[:15]):
+        keys = [_key(c) for c in cells]
+        found: dict[str, int] = {}
+        for fld, aliases in HEADERS.items():
+            wanted = {_key(a) for a in aliases}
+            for col, k in enumerate(keys):
+                if k in wanted and fld not in found:
+                    found[fld] = col
+        if "student_no" in found:
+            if "status" not in found:
+                raise AttendanceFileError(
+                    "表头缺少「出勤状态」列（可写 到校/缺勤/病假/事假）(header row has no status column)")
+            return i, found, {f: cells[c] for f, c in found.items()}
+    raise AttendanceFileError(
+        "找不到表头：前几行中应有「学籍号」和「出勤状态」两列 (no header row with 学籍号 and 出勤状态 found)")
+
+
+def status_of(raw: str) -> str | None:
+    raw = (raw or "").strip()
+    return EXTRA_STATUS.get(raw) or normalise_status(raw)
+
+
+def reason_of(raw: str) -> str:
+    raw = (raw or "").strip()
+    if raw in DropoutReason.__members__:
+        return raw
+    if raw in REASON_WORDS:
+        return REASON_WORDS[raw]
+    return next((key for word, key in REASON_WORDS.items() if word and word in raw), "other")
+
+
+def _day(raw: str) -> date | None:
+    raw = raw.strip().replace("/", "-").replace(".", "-").replace("年", "-").replace("月", "-").replace("日", "")
+    try:
+        return date.fromisoformat("-".join(p.zfill(2) for p in raw.split("-")))
+    except ValueError:
+        return None
+
+
+def parse_attendance(data: bytes, *, filename: str = "") -> ParsedAttendance:
+    """Every data row as a ``MarkIn`` (status in the store's words), or a row error saying why not."""
+    if not data:
+        raise AttendanceFileError("文件是空的 (the file is empty)")
+    rows = read_rows(data, filename)
+    start, cols, headers = _find_header(rows)
+    out = ParsedAttendance(columns=headers)
+    get = lambda cells, fld: cells[cols[fld]].strip() if fld in cols and cols[fld] < len(cells) else ""
+    for number, cells in rows[start + 1:]:
+        if not any(c.strip() for c in cells):
+            continue
+        out.rows += 1  # how many rows a file may have at all: BAOXUE_TABLE_MAX_ROWS (store.ingest.tabular.bounded)
+        student_no, raw_status = get(cells, "student_no"), get(cells, "status")
+        if not student_no:
+            out.errors.append(RowError(number, "", "学籍号为空 (student number missing)"))
+            continue
+        status = status_of(raw_status)
+        if not raw_status:
+            out.errors.append(RowError(number, student_no, "出勤状态为空，请填写 到校/缺勤/病假/事假 (status missing)"))
+            continue
+        if status is None:
+            out.errors.append(RowError(number, student_no,
+                                       f"无法识别的出勤状态「{raw_status}」，请填写 到校/缺勤/病假/事假 (unknown status)"))
+            continue
+        if "day" in cols and get(cells, "day"):
+            day = _day(get(cells, "day"))
+            if day is None:
+                out.errors.append(RowError(number, student_no, f"日期「{get(cells, 'day')}」无法识别 (bad date)"))
+                continue
+            out.days.add(day)
+        if "name" in cols:
+            out.names[student_no] = get(cells, "name")
+        reason = reason_of(get(cells, "reason")) if status == "unexcused" else "unknown"
+        out.marks.append(MarkIn(student_no=student_no, status=status, reason=reason, row=number))
+    return out
+
+
+def read_marks(data: bytes, filename: str = "") -> tuple[list[MarkIn], list[RowError]]:
+    """The marks and row errors of a file (the CLI's ``attendance import``); raises ``TableError``."""
+    parsed = parse_attendance(data, filename=filename)
+    return parsed.marks, parsed.errors

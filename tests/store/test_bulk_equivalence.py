@@ -1,0 +1,187 @@
+"""The set-based advance and the per-case machine path agree on random populations; replay holds."""
+from __future__ import annotations
+
+import random
+import threading
+from datetime import date, datetime, time, timedelta
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+from sqlalchemy import func, select, update
+
+from store.cases.advance import advance
+from store.calendars import calendars
+from store.cases.actions import act
+from store.cases.per_case import advance_per_case
+from store.cases.context import CaseContext
+from store.db import transaction
+from store.cases.intake import open_cases_bulk
+from store.models import Case, CaseEvent, DocumentRequest, Duty, Pupil, School
+from store.cases.replay import replay
+from demo.synthetic import Size, generate_county
+from tests.engine_helpers import setup_store
+
+CAL = calendars()["default"]
+SCHOOL_DAYS = CAL.school_days(date(2026, 9, 1), date(2026, 11, 27))
+MOMENTS = [datetime.combine(d, t) for d in SCHOOL_DAYS[-25:] + [date(2026, 11, 28)]
+           for t in (time(8, 30), time(9, 30), time(17, 30), time(18, 30))]
+
+
+def snapshot(session) -> dict:
+    return {
+        "cases": sorted(session.execute(select(Case.id, Case.state, Case.version, Case.closed_on)).all()),
+        "events": sorted(session.execute(select(
+            CaseEvent.case_id, CaseEvent.seq, CaseEvent.event, CaseEvent.from_state, CaseEvent.to_state,
+            CaseEvent.actor, CaseEvent.at, CaseEvent.recorded_at, CaseEvent.reason, CaseEvent.payload)).all(),
+            key=lambda r: (r[0], r[1])),
+        "duties": sorted(session.execute(select(
+            Duty.case_id, Duty.step, Duty.action, Duty.role, Duty.owner_id, Duty.due_at, Duty.status,
+            Duty.overdue_at)).all()),
+        "documents": sorted(session.execute(select(
+            DocumentRequest.case_id, DocumentRequest.kind, DocumentRequest.event_seq, DocumentRequest.status)).all()),
+    }
+
+
+def populate(session, rng: random.Random, n: int) -> None:
+    """``n`` cases over three schools (three policies), opened on random school days, some acted on."""
+    ctx = CaseContext(session)
+    schools = session.scalars(select(School).order_by(School.id)).all()
+    pupils = session.scalars(select(Pupil).order_by(Pupil.id)).all()
+    for pupil in rng.sample(pupils, n):
+        school = next(s for s in schools if s.id == pupil.school_id)
+        day = rng.choice(SCHOOL_DAYS[-30:])
+        open_cases_bulk(session, ctx, school, day, [(pupil, "unknown")], actor="t",
+                        now=datetime.combine(day, time(8, rng.randrange(0, 60))))
+    session.flush()
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10**6), n=st.integers(1, 30), moments=st.lists(st.sampled_from(MOMENTS), min_size=1, max_size=3))
+def test_bulk_advance_equals_the_per_case_machine_path(_outer_connection, factory, seed, n, moments):
+    rng = random.Random(seed)
+    if "three_policies" not in _outer_connection.info:  # once per test: the examples share the county
+        with factory() as s:
+            setup_store(s, policy="default", pupils_per_class=6, seed=11)
+            for i, policy in enumerate(("jingbian", "wutaishan"), start=1):
+                generate_county(s, seed=11 + i, size=Size(townships=1, schools_per_township=1, pupils_per_class=6,
+                                                         grades=(3, 7)), policy_name=policy, code_prefix=f"P{i}")
+            s.commit()
+        _outer_connection.info["three_policies"] = True
+    outer = _outer_connection.begin_nested()
+    try:
+        with factory() as s:
+            populate(s, rng, n)
+            s.commit()
+        results = {}
+        for path in ("bulk", "per_case"):
+            trial = _outer_connection.begin_nested()
+            try:
+                for moment in sorted(moments):
+                    if path == "bulk":
+                        advance(factory, moment, batch_size=rng.choice([1, 7, 5000]))
+                    else:
+                        with transaction(factory) as s:
+                            advance_per_case(s, CaseContext(s), moment)
+                with factory() as s:
+                    results[path] = snapshot(s)
+            finally:
+                trial.rollback()
+        assert results["bulk"] == results["per_case"]
+        assert results["bulk"]["events"], "the population produced history"
+    finally:
+        outer.rollback()
+
+
+def test_replaying_random_histories_reproduces_every_case(factory, session):
+    setup_store(session, pupils_per_class=10, grades=(3, 4, 7, 8))
+    rng = random.Random(5)
+    populate(session, rng, 35)
+    session.commit()
+    actions = ["record_phone_call", "record_home_visit", "assign_helpers", "record_collective_visit",
+               "serve_township_notice", "serve_legal_notice", "mark_returned", "excuse", "escalate_outside"]
+    for moment in MOMENTS[::9]:
+        advance(factory, moment)
+        with transaction(factory) as s:
+            ctx = CaseContext(s)
+            for case in s.scalars(select(Case).where(Case.state.not_in(["returned", "escalated", "excused"]))):
+                if rng.random() < 0.4:
+                    event = rng.choice(actions)
+                    try:
+                        with s.begin_nested():
+                            act(s, ctx, case.id, event, actor="t", at=moment, now=moment,
+                                reason=rng.choice(["sick_leave", "working_away", "whereabouts_unknown"]),
+                                payload={"helpers": [{"name": "帮扶甲"}]} if event == "assign_helpers" else None)
+                    except Exception as exc:  # forbidden here: nothing may have been written
+                        assert type(exc).__name__ == "ForbiddenEvent", exc
+    with factory() as s:
+        ids = s.scalars(select(Case.id)).all()
+        states = {replay(s, i).value for i in ids}
+        assert len(ids) == 35 and len(states) >= 4
+
+
+def test_two_concurrent_sweeps_never_apply_a_transition_twice(fresh_db):
+    with transaction(fresh_db) as s:
+        setup_store(s, pupils_per_class=25, grades=(1, 2, 3, 4, 5, 6))
+        populate(s, random.Random(3), 140)
+    as_of = datetime(2026, 11, 27, 18, 30)
+    reports, errors = [], []
+
+    def run():
+        try:
+            reports.append(advance(fresh_db, as_of, batch_size=20))
+        except Exception as exc:  # noqa: BLE001 - surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert not errors, errors
+    with fresh_db() as s:
+        events = s.scalar(select(func.count()).select_from(CaseEvent).where(CaseEvent.event == "escalate"))
+        dupes = s.execute(select(CaseEvent.case_id, CaseEvent.seq).group_by(CaseEvent.case_id, CaseEvent.seq)
+                          .having(func.count() > 1)).all()
+        duties = s.scalar(select(func.count()).select_from(Duty))
+        overdue = s.scalar(select(func.count()).select_from(Duty).where(Duty.status == "overdue"))
+    assert sum(r.total_transitions for r in reports) == events > 0 and not dupes
+    assert sum(r.overdue for r in reports) == overdue and duties >= overdue > 0
+    assert advance(fresh_db, as_of).total_transitions == 0
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10**6), event=st.sampled_from(["mark_returned", "excuse"]))
+def test_closing_many_cases_at_once_equals_closing_them_one_by_one(_outer_connection, factory, seed, event):
+    from store.cases.actions import apply_event, close_cases
+    rng = random.Random(seed)
+    outer = _outer_connection.begin_nested()
+    try:
+        with factory() as s:
+            setup_store(s, pupils_per_class=6, seed=21)
+            populate(s, rng, 10)
+            s.commit()
+        advance(factory, rng.choice(MOMENTS))
+        at = datetime(2026, 11, 27, 8, 5)
+        reason = "sick_leave" if event == "excuse" else None
+        results = {}
+        for path in ("set", "one_by_one"):
+            trial = _outer_connection.begin_nested()
+            try:
+                with transaction(factory) as s:
+                    ctx = CaseContext(s)
+                    cases = s.scalars(select(Case).where(Case.state.not_in(["returned", "excused", "escalated"]))
+                                      .order_by(Case.id)).all()
+                    pick = random.Random(seed)  # both paths choose the same cases
+                    chosen = [c for c in cases if pick.random() < 0.7] or cases[:1]
+                    if path == "set":
+                        close_cases(s, ctx, chosen, event, actor="t", at=at, now=at, note="n", reason=reason,
+                                    idempotency_key="k")
+                    else:
+                        for c in chosen:
+                            apply_event(s, ctx, c, event, actor="t", at=at, now=at, note="n", idempotency_key="k",
+                                        **({"reason": reason} if reason else {}))
+                with factory() as s:
+                    results[path] = snapshot(s) | {"closed": sorted(s.execute(
+                        select(Case.id, Case.closed_on, Case.outcome_reason)).all())}
+            finally:
+                trial.rollback()
+        assert results["set"] == results["one_by_one"]
+    finally:
+        outer.rollback()

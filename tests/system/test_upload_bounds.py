@@ -1,0 +1,208 @@
+"""Uploads are bounded while they are read (issue 14, row 6 and the 300 MB body of row 14).
+
+A 1.6 KB workbook whose sheet declares ``<dimension ref="A1:XFD10000">`` took 21.7 s and 1.18 GB
+(openpyxl pads every row to the declared width); 1,048,576 declared rows meant an OOM kill. The
+roster, census and morning-check uploads share the reader (store.ingest.tabular). Each limit is one
+setting (store.db.Settings) and its error names it. A body far over BAOXUE_REQUEST_MAX_MB is refused
+with 413 while it streams, never read whole.
+"""
+from __future__ import annotations
+
+import io
+import re
+import tracemalloc
+import zipfile
+
+import pytest
+from fastapi.testclient import TestClient
+from openpyxl import Workbook
+from typer.testing import CliRunner
+
+from store.ingest.attendance_files import parse_attendance
+from store.ingest.tabular import TableError, read_table
+from tests.web_support import build_county, in_process_app
+
+LAST = b'<row r="10000"><c r="A10000" t="inlineStr"><is><t>x</t></is></c></row>'  # the attack: 21.7 s, 1.18 GB
+HUGE = [("A1:XFD1048576", b""), ("A1:XFD10000", LAST), ("A1:B1048576", b"")]
+SETTING = r"BAOXUE_TABLE_MAX_(ROWS|COLUMNS)"
+
+
+def crafted(ref: str = "A1:XFD1048576", extra_rows: bytes = b"", header=("学籍号", "出勤状态"), row=("G1", "到校")) -> bytes:
+    """A small workbook whose sheet declares ``ref`` and holds a few real cells (plus ``extra_rows`` XML)."""
+    book = Workbook()
+    book.active.append(list(header))
+    book.active.append(list(row))
+    src, out = io.BytesIO(), io.BytesIO()
+    book.save(src)
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = re.sub(rb'<dimension ref="[^"]*"', b'<dimension ref="' + ref.encode() + b'"', data)
+                data = data.replace(b"</sheetData>", extra_rows + b"</sheetData>")
+            zout.writestr(item, data)
+    return out.getvalue()
+
+
+def peak_of(call) -> tuple[BaseException | None, int]:
+    tracemalloc.start()
+    try:
+        call()
+    except Exception as exc:  # noqa: BLE001 - the caller asserts which
+        error = exc
+    else:
+        error = None
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return error, peak
+
+
+@pytest.mark.parametrize("ref, extra", HUGE, ids=[ref for ref, _ in HUGE])
+def test_a_sheet_declaring_more_than_the_limits_is_refused_before_a_row_is_read(ref, extra):
+    data = crafted(ref, extra)
+    assert len(data) < 8000
+    for read in (lambda: parse_attendance(data, filename="晨检.xlsx"), lambda: read_table(data, "名单.xlsx")):
+        error, peak = peak_of(read)
+        assert isinstance(error, TableError) and re.search(SETTING, str(error)), error
+        assert "工作表声明了" in str(error)
+        assert peak < 20 * 2**20, f"peak {peak / 2**20:.1f} MB"
+
+
+@pytest.mark.parametrize("extra, setting", [
+    # an honest small dimension, then a real cell a million rows down: the empty rows before it count
+    (b'<row r="1048576"><c r="A1048576" t="inlineStr"><is><t>x</t></is></c></row>', "BAOXUE_TABLE_MAX_ROWS"),
+    # a real cell in the last column
+    (b'<row r="3"><c r="XFD3" t="inlineStr"><is><t>x</t></is></c></row>', "BAOXUE_TABLE_MAX_COLUMNS"),
+])
+def test_what_a_sheet_really_holds_is_bounded_while_it_streams(extra, setting):
+    data = crafted("A1:B2", extra)
+    for read in (lambda: parse_attendance(data, filename="晨检.xlsx"), lambda: read_table(data, "名单.xlsx")):
+        error, peak = peak_of(read)
+        assert isinstance(error, TableError) and setting in str(error), error
+        assert peak < 20 * 2**20, f"peak {peak / 2**20:.1f} MB"
+
+
+def test_a_declared_size_within_the_limits_is_not_trusted_for_allocation():
+    """A1:GR50000 (200 columns, 50,000 rows) is allowed, but only the two real rows are made."""
+    data = crafted("A1:GR50000")
+    error, peak = peak_of(lambda: parse_attendance(data, filename="晨检.xlsx"))
+    assert error is None
+    parsed = parse_attendance(data, filename="晨检.xlsx")
+    assert [m.student_no for m in parsed.marks] == ["G1"] and parsed.rows == 1
+    assert peak < 20 * 2**20, f"peak {peak / 2**20:.1f} MB"
+
+
+def test_a_csv_with_more_rows_than_the_limit_is_refused_naming_the_setting():
+    data = b"\xe5\xad\xa6\xe7\xb1\x8d\xe5\x8f\xb7,x\n" + b"\n" * 60000  # 学籍号 and 60,000 blank lines
+    for read in (lambda: parse_attendance(data, filename="a.csv"), lambda: read_table(data, "a.csv")):
+        with pytest.raises(TableError, match="BAOXUE_TABLE_MAX_ROWS"):
+            read()
+
+
+@pytest.fixture
+def web(factory, tmp_path):
+    with factory() as s:
+        county = build_county(s, sessions=True)
+        s.commit()
+    with TestClient(in_process_app(factory, tmp_path / "archive"), raise_server_exceptions=False) as client:
+        yield client, county
+
+
+def test_the_crafted_workbook_is_refused_by_every_upload_route(web):
+    client, county = web
+    data = crafted("A1:XFD1048576")
+    xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    for url, user in (("/api/roster", "school"), ("/api/morning-checks/upload", "school")):
+        r = client.post(url, headers={"Authorization": f"Bearer {county.tokens[user]}"},
+                        files={"file": ("a.xlsx", data, xlsx)})
+        assert r.status_code == 422 and re.search(SETTING, r.json()["message"]), (url, r.status_code, r.text[:300])
+    client.cookies.set("baoxue_session", county.cookies["school"])
+    r = client.post("/morning-check/upload", data={"csrf": county.csrf["school"]}, files={"file": ("a.xlsx", data, xlsx)})
+    assert r.status_code == 422 and re.search(SETTING, r.text), r.status_code
+    client.cookies.set("baoxue_session", county.cookies["township"])
+    r = client.post("/census/upload", data={"csrf": county.csrf["township"]}, files={"file": ("a.xlsx", data, xlsx)})
+    assert r.status_code == 422 and re.search(SETTING, r.text), r.status_code
+
+
+def test_the_crafted_workbook_is_refused_by_every_import_command(blank_db_url, tmp_path):
+    from cli.main import app
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["--db", blank_db_url, "init", "--at", "2026-09-01T07:00"]).exit_code == 0
+    path = tmp_path / "crafted.xlsx"
+    path.write_bytes(crafted("A1:XFD1048576"))
+    for args in (["roster", "import", str(path)],
+                 ["attendance", "import", str(path), "--school", "S1", "--date", "2026-11-16"],
+                 ["census", "import", str(path)]):
+        result = runner.invoke(app, ["--db", blank_db_url, *args])
+        assert result.exit_code == 1, (args, result.output)
+        assert re.search(SETTING, result.output), (args, result.output)
+
+
+class Zeros(io.RawIOBase):
+    """``size`` bytes of "0", made as they are read and counted (never held by the test)."""
+
+    def __init__(self, size: int):
+        self.left = self.size = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        n = min(len(b), self.left)
+        b[:n] = b"0" * n
+        self.left -= n
+        return n
+
+    @property
+    def sent(self) -> int:
+        return self.size - self.left
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+def test_a_300_mb_body_gets_413_without_being_read_whole(tmp_path, declared):
+    """Over a real socket (uvicorn): a body declaring 300 MB is refused before it is read; a chunked one
+    (no length) is cut off once it passes BAOXUE_REQUEST_MAX_MB. Python's peak memory stays far below
+    the body, and the client never gets to send most of it."""
+    import httpx
+
+    from store.db import Settings, make_engine, session_factory, transaction
+    from store.schema import migrate
+    from tests.web_support import Clock, live_server
+    from web.app import create_app
+    from web.services import InProcess
+
+    url = f"sqlite:///{tmp_path / 'big.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    with transaction(session_factory(engine)) as s:
+        token = build_county(s, sessions=False).tokens["school"]
+    app = create_app(Settings(database_url=url, archive_dir=tmp_path / "archive"), factory=session_factory(engine),
+                     clock=Clock(), deployments=InProcess(), init=False)
+    size = 300 * 2**20
+    body = Zeros(size)
+
+    def chunks():  # one file part whose content never ends within the 300 MB
+        yield b'--x\r\nContent-Disposition: form-data; name="file"; filename="big.csv"\r\nContent-Type: text/csv\r\n\r\n'
+        while chunk := body.read(2**16):
+            yield chunk
+
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "multipart/form-data; boundary=x"}
+    if declared:
+        headers["Content-Length"] = str(size)
+    with live_server(app) as base:
+        tracemalloc.start()
+        try:
+            try:
+                r = httpx.post(f"{base}/api/roster", headers=headers, content=chunks(), timeout=120)
+            except httpx.TransportError as exc:  # the server closed while the client was still sending
+                r = exc
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    engine.dispose()
+    assert isinstance(r, httpx.Response), r
+    assert r.status_code == 413 and "BAOXUE_REQUEST_MAX_MB" in r.json()["message"], r.text
+    assert body.sent < 150 * 2**20, f"{body.sent / 2**20:.0f} MB sent before the answer"
+    assert peak < 40 * 2**20, f"peak {peak / 2**20:.1f} MB for a 300 MB body"
