@@ -79,7 +79,7 @@ def roster_import(file: Path = typer.Argument(..., exists=True, readable=True), 
     from store.db import transaction
     from store.ingest.roster import import_roster
     with transaction(_factory()) as s:
-        r = import_roster(s, file.read_bytes(), file.name, now=local_now())
+        r = import_roster(s, file.read_bytes(), file.name, now=now_local())
     data = {"added": r.added, "updated": r.updated, "errors": [{"row": n, "reason": m} for n, m in r.errors]}
 
     def show(d):

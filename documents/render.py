@@ -20,7 +20,7 @@ from typing import Any, Callable
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from documents import catalog, fonts
-from documents.formats import RenderError, _as_date, cn_date, cn_datetime, cn_month, cn_short, pct  # noqa: F401 - the filters
+from documents.formats import RenderError, cn_date, cn_datetime, cn_month, cn_short, pct  # noqa: F401 - the filters
 
 fonts.configure()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date, datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -19,8 +18,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from machines.states import LADDER, REASON_LABELS, STATE_LABELS, CaseState
-from machines.vocabulary import ATTENDANCE_LABELS, LEVEL_LABELS, event_label, special_group_label, state_label
+from machines.states import LADDER, STATE_LABELS, CaseState
 from store.reporting import dashboards as dash
 from store.models.accounts import User
 from store.access.accounts import ROLE_LABELS, Role
@@ -33,7 +31,7 @@ from store.reporting.queries import case_detail, list_cases
 from store.ingest.tabular import TableError, csv_safe
 
 from web import api
-from web.shell import FILTERS, GLOBALS, NAV, STATUS_CHOICES, WEEKDAYS, error_page, page, render  # noqa: F401 - the shell
+from web.shell import _role_names, page, render
 from web.auth import HOME_BY_ROLE, check_csrf
 from web.deps import (
     NOT_FOUND_CASE, OFFICES, PUPIL_READERS, SHANGHAI, ApiError, Principal, get_db, get_now, page_user, roles, settings_of,

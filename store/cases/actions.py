@@ -18,7 +18,7 @@ from machines.payloads import PAYLOAD_MODELS, PayloadInvalid, parse_payload  # n
 from machines.states import CaseState, ExcuseReason, OutsideReason
 
 from store.cases.attachments import check_photos
-from store.cases.context import CaseContext, effective_day, escalation_at
+from store.cases.context import CaseContext, escalation_at
 from store.cases.effects import SYSTEM, document_rows, escalation_event_row, event_row, step_duty_rows
 from store.models import Case, CaseEvent, DocumentRequest, Duty, Helper
 

@@ -1,7 +1,6 @@
 """Read-side questions asked by the CLI, the pages and the API (one place, so they agree)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
