@@ -138,7 +138,13 @@ class BaoxueGroup(TyperGroup):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (Exit, Abort, NoArgsIsHelpError, KeyboardInterrupt):
+        except Abort:  # a prompt met the end of its input (no terminal, nothing on stdin) or was cancelled
+            if debugging(ctx):
+                raise
+            err.print("错误：已中止，没有读到输入（密码可用 --password-stdin 传入）— error: aborted, no input "
+                      "(give a password with --password-stdin)", style="red")
+            raise Exit(USER_ERROR) from None
+        except (Exit, NoArgsIsHelpError, KeyboardInterrupt):
             raise
         except Exception as exc:
             if debugging(ctx):

@@ -48,7 +48,7 @@ class DueCounty:
     db_url: str
     absent_day: date          # the school day the pupils were absent (the last one whose check is over)
     case_ids: list[int]       # their open cases, due for the ladder's next step now
-    login: tuple[str, str]    # a county account (username, password) for the web app
+    login: tuple[str, str]    # the school office's account (it reads its own documents in full)
 
 
 def shanghai_now() -> datetime:
@@ -90,7 +90,7 @@ def build_due_county(db_url: str, *, absent: int = 3, seed: int = 5) -> DueCount
         with transaction(factory) as s:
             case_ids = list(s.scalars(select(Case.id).where(Case.state == "absent").order_by(Case.id)))
             county = next(a for a in seed_demo_accounts(s, now=now, password="system-test-1234")
-                          if a.role == "county")
+                          if a.role == "school_staff")
         return DueCounty(db_url, day, case_ids, (county.username, county.password))
     finally:
         engine.dispose()

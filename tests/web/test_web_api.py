@@ -344,8 +344,11 @@ def test_with_a_prefect_server_but_no_deployment_the_check_is_recorded_here(pref
         county = build_county(s, sessions=False)
         s.commit()
         student = pupils_of_class(s, county.class_ids[0])[0].student_no
-    app = create_app(Settings(archive_dir=tmp_path), factory=factory, clock=Clock(), init=False,
-                     deployments=PrefectDeployments())
+    from web.deps import WebSettings
+
+    # a deployment name no test registers in the session's harness (test_deploy registers the real ones)
+    settings = WebSettings(archive_dir=tmp_path, morning_check_deployment="morning_check/not-registered-here")
+    app = create_app(settings, factory=factory, clock=Clock(), init=False, deployments=PrefectDeployments())
     assert PrefectDeployments.api_url()  # the harness's server
     with TestClient(app) as client:
         r = client.post("/api/morning-checks/upload", headers={"Authorization": f"Bearer {county.tokens['teacher']}"},

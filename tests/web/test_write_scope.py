@@ -97,7 +97,7 @@ def test_a_roster_error_does_not_name_another_schools_pupil(session, county):
     rows = ["学校代码,学籍号,姓名,身份证号,年级,班级",
             f"{home.code},NEW1,张三,{other.id_number},1,一(9)班",  # another school's pupil's 身份证号
             f"{home.code},{other.student_no},李四,,1,一(9)班"]       # another school's pupil's 学籍号
-    result = import_roster(session, "\n".join(rows).encode(), "r.csv", only_school_id=home.id, today=NOW.date())
+    result = import_roster(session, "\n".join(rows).encode(), "r.csv", only_school_id=home.id, now=NOW)
     assert [n for n, _ in result.errors] == [2, 3], result.errors
     for _, message in result.errors:
         assert other.student_no not in message and other.name not in message and other_school.name not in message
