@@ -61,3 +61,15 @@ def warn_calendars(engine, now: datetime) -> int:
     for w in warnings:
         err.print(escape(one_line(w)), style="yellow")
     return len(warnings)
+
+
+def print_table(title: str, columns: tuple[str, ...], rows: list[dict]) -> None:
+    """``rows`` as a table with ``columns`` (None shown empty): the plain listing of a --json command."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row[column] if row[column] is not None else "") for column in columns))
+    console.print(table)

@@ -17,7 +17,9 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from cli.common import console, emit as _emit, err, factory as _factory, fail_with as _fail, now_local, school_scope, warn_calendars
+from cli.common import (
+    console, emit as _emit, err, factory as _factory, fail_with as _fail, now_local, print_table, school_scope, warn_calendars,
+)
 from cli.errors import BaoxueGroup, fail
 
 app = typer.Typer(help="保学 Baoxue — 控辍保学 case engine", no_args_is_help=True, pretty_exceptions_enable=False,
@@ -443,15 +445,8 @@ def user_list(json_out: bool = typer.Option(False, "--json")):
                  "locked": bool(u.locked_until and u.locked_until > now), "last_login_at": u.last_login_at}
                 for u in list_users(s)]
 
-    def show(data):
-        table = Table(title="账号 accounts")
-        for c in ("username", "display_name", "role", "active", "locked", "last_login_at"):
-            table.add_column(c)
-        for r in data:
-            table.add_row(*(str(r[c] if r[c] is not None else "") for c in
-                            ("username", "display_name", "role", "active", "locked", "last_login_at")))
-        console.print(table)
-    _emit(rows, json_out, show)
+    _emit(rows, json_out, lambda data: print_table(
+        "账号 accounts", ("username", "display_name", "role", "active", "locked", "last_login_at"), data))
 
 
 @user_app.command("tokens")
@@ -466,15 +461,8 @@ def user_tokens(username: str, json_out: bool = typer.Option(False, "--json")):
                  "status": "revoked" if t.revoked_at else "expired" if t.expires_at and t.expires_at <= now else "active"}
                 for t in tokens_of(s, _account(s, username))]
 
-    def show(data):
-        table = Table(title=f"{username} 的访问令牌 tokens")
-        for c in ("id", "name", "prefix", "expires_at", "last_used_at", "status"):
-            table.add_column(c)
-        for r in data:
-            table.add_row(*(str(r[c] if r[c] is not None else "") for c in
-                            ("id", "name", "prefix", "expires_at", "last_used_at", "status")))
-        console.print(table)
-    _emit(rows, json_out, show)
+    _emit(rows, json_out, lambda data: print_table(
+        f"{username} 的访问令牌 tokens", ("id", "name", "prefix", "expires_at", "last_used_at", "status"), data))
 
 
 @user_app.command("revoke-token")

@@ -1,6 +1,8 @@
 """Helpers for the web tests: a small county with one account per role, a movable clock, a live server."""
 from __future__ import annotations
 
+import io
+
 import os
 import threading
 import time
@@ -214,3 +216,23 @@ def page_login(client, username: str, password: str = PASSWORD, **kw):
 def form_token(client, path: str = "/account") -> str:
     """The CSRF token of the signed-in session, as a page's forms carry it."""
     return client.get(path).text.split('name="csrf" value="')[1].split('"')[0]
+
+
+class Zeros(io.RawIOBase):
+    """``size`` bytes of "0", made as they are read and counted (never held by the test)."""
+
+    def __init__(self, size: int):
+        self.left = self.size = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        n = min(len(b), self.left)
+        b[:n] = b"0" * n
+        self.left -= n
+        return n
+
+    @property
+    def sent(self) -> int:
+        return self.size - self.left

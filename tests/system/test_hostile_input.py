@@ -30,7 +30,7 @@ from store.db import Settings
 from store.models import Pupil, School
 from store.ingest.roster import import_roster
 from store.ingest.tabular import FORMULA_START, TableError, csv_safe, limits, read_table, xlsx_safe
-from tests.web_support import MONDAY, Clock, build_county, in_process_app, page_login, pupils_of_class
+from tests.web_support import MONDAY, Zeros, Clock, build_county, in_process_app, page_login, pupils_of_class
 from web.app import create_app
 from web.services import InProcess
 
@@ -369,22 +369,6 @@ def page_client(web, user: str) -> TestClient:
     web["client"].cookies.clear()
     web["client"].cookies.set("baoxue_session", web["county"].cookies[user])
     return web["client"]
-
-
-class Zeros(io.RawIOBase):
-    """A 50 MB file that is never held in memory by the test."""
-
-    def __init__(self, size: int):
-        self.left = size
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        n = min(len(b), self.left)
-        b[:n] = b"0" * n
-        self.left -= n
-        return n
 
 
 def test_a_50_mb_upload_is_refused_with_a_clear_error(web, capsys):

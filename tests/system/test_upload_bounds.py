@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from store.ingest.attendance_files import parse_attendance
 from store.ingest.tabular import TableError, read_table
-from tests.web_support import build_county, in_process_app
+from tests.web_support import Zeros, build_county, in_process_app
 
 LAST = b'<row r="10000"><c r="A10000" t="inlineStr"><is><t>x</t></is></c></row>'  # the attack: 21.7 s, 1.18 GB
 HUGE = [("A1:XFD1048576", b""), ("A1:XFD10000", LAST), ("A1:B1048576", b"")]
@@ -138,26 +138,6 @@ def test_the_crafted_workbook_is_refused_by_every_import_command(blank_db_url, t
         result = runner.invoke(app, ["--db", blank_db_url, *args])
         assert result.exit_code == 2, (args, result.output)  # a user error: cli/errors.py
         assert re.search(SETTING, result.output), (args, result.output)
-
-
-class Zeros(io.RawIOBase):
-    """``size`` bytes of "0", made as they are read and counted (never held by the test)."""
-
-    def __init__(self, size: int):
-        self.left = self.size = size
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        n = min(len(b), self.left)
-        b[:n] = b"0" * n
-        self.left -= n
-        return n
-
-    @property
-    def sent(self) -> int:
-        return self.size - self.left
 
 
 @pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
