@@ -31,7 +31,7 @@ from tasks.intake import MorningCheckSubmission, SubmissionRejected
 from tasks.runtime import using
 from tests.web_support import MONDAY, Clock, build_county, in_process_app, pupils_of_class
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MON = MONDAY.date()
 TUE = date(2026, 11, 17)
 

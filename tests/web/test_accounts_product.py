@@ -29,7 +29,7 @@ from tests.web_support import (
 )
 from web.deps import SESSION_COOKIE
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
