@@ -32,7 +32,10 @@ from web.deps import (
     NOT_FOUND_CASE, OFFICES, PUPIL_READERS, SHANGHAI, ApiError, Principal, WebSettings, api_user, get_db, get_now, roles,
     settings_of,
 )
+from web.deps import DbId
 from web.services import (
+    document_response, late_report_data, local_time, monthly_figures, parse_month, read_upload, report_file_response,
+    template_response,
     attachment_info, attachment_response, day_of_file, ensure_may_attach, ensure_may_fire, media_type_of,
     offered_actions, read_capped, readable_case, recent_runs, record_action, reject_bad_file, submit_morning_check,
     upload_attachment,
@@ -40,7 +43,6 @@ from web.services import (
 
 router = APIRouter(prefix="/api")
 # a row id in a path: beyond 32 bits it cannot exist, and the databases would refuse the query (a 500)
-DbId = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="编号")]
 SCHOOLS = (Role.head_teacher, Role.school_staff)
 SCHOOL_AND_OFFICES = (Role.school_staff, Role.township, Role.county)
 
@@ -77,16 +79,6 @@ def roster_import(request: Request,
     return {"message": message, "added": result.added, "updated": result.updated, "errors": errors}
 
 
-def read_upload(file: UploadFile, settings: WebSettings) -> bytes:
-    """The uploaded table's bytes, at most BAOXUE_UPLOAD_MAX_MB (the API's and the pages' uploads; sync:
-    endpoints doing database work run in the thread pool)."""
-    data = file.file.read(settings.upload_max_mb * 1024 * 1024 + 1)
-    if len(data) > settings.upload_max_mb * 1024 * 1024:
-        raise ApiError(413, f"文件超过 {settings.upload_max_mb}MB（上限：设置 BAOXUE_UPLOAD_MAX_MB）(file too large)")
-    return data
-
-
-# -- morning check ----------------------------------------------------------------------------------
 class MarkBody(BaseModel):
     student_no: str = Field(min_length=1, max_length=32, description="学籍号")
     status: str = Field(description="到校/缺勤/病假/事假/免学/转学 or present/unexcused/sick_leave/…")
@@ -147,35 +139,6 @@ def morning_check_template(fmt: Literal["csv", "xlsx"] = "xlsx", who: Principal 
     return template_response(db, who, fmt, now.date())
 
 
-def template_response(db: Session, who: Principal, fmt: str, day: date) -> Response:
-    header = ["学籍号", "姓名", "班级", "出勤状态", "缺勤原因"]
-    rows = [[p["student_no"], p["name"], p["class"], "到校", ""] for p in dash.pupils_in(db, who.scope)]
-    name = f"morning-check-{day.isoformat()}"
-    if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(header)
-        w.writerows([[csv_safe(v) for v in r] for r in rows])
-        return Response(("\ufeff" + buf.getvalue()).encode("utf-8"), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
-    from openpyxl import Workbook
-
-    book = Workbook()
-    sheet = book.active
-    sheet.title = "晨检"
-    sheet.append(header)
-    for r in rows:
-        sheet.append(r)
-    for col, width in zip("ABCDE", (26, 10, 16, 10, 14)):
-        sheet.column_dimensions[col].width = width
-    xlsx_safe(book)
-    out = io.BytesIO()
-    book.save(out)
-    return Response(out.getvalue(), media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                    headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
-
-
-# -- cases --------------------------------------------------------------------------------------------
 @router.get("/cases", tags=["案件 cases"], summary="案件列表 (cases in your scope)")
 def cases(state: CaseState | None = None, school_code: str | None = None, open_only: bool = False,
           stuck: bool = False, limit: int = Query(500, ge=1, le=5000),
@@ -239,16 +202,6 @@ def act(case_id: DbId, body: ActionBody, who: Principal = Depends(roles(*PUPIL_R
                          reason=body.reason, idempotency_key=idempotency_key, expected_version=body.expected_version)
 
 
-def local_time(at: datetime | None) -> datetime | None:
-    """A time with a UTC offset ("…+08:00", "…Z") as the store keeps times: naive Asia/Shanghai wall clock."""
-    if at is None or at.tzinfo is None:
-        return at
-    try:
-        return at.astimezone(SHANGHAI).replace(tzinfo=None)
-    except OverflowError:
-        raise ApiError(422, "办理时间超出范围 (time out of range)") from None
-
-
 @router.post("/cases/{case_id}/attachments", tags=["案件 cases"], status_code=201,
              summary="上传附件（照片 JPG/PNG/WebP 或 PDF），返回附件编号，供办理详情的 photos 引用")
 def attachment_upload(case_id: DbId, request: Request, file: UploadFile = File(..., description="照片或 PDF"),
@@ -298,15 +251,6 @@ def visit(case_id: DbId, request: Request, event: Literal["record_home_visit", "
                          idempotency_key=idempotency_key)
 
 
-def _archive_path(settings: WebSettings, rel: str) -> Path:
-    root = settings.archive_dir.resolve()
-    path = (root / rel).resolve()
-    if root not in path.parents or not path.is_file():
-        raise ApiError(404, "文件不存在或尚未生成 (file not found)")
-    return path
-
-
-# -- documents ------------------------------------------------------------------------------------
 @router.get("/cases/{case_id}/documents", tags=["文书 documents"], summary="案件文书（已出具和生成中）")
 def documents(case_id: DbId, who: Principal = Depends(roles(*PUPIL_READERS)), db: Session = Depends(get_db)):
     readable_case(db, who, case_id)
@@ -319,40 +263,6 @@ def document_file(document_id: DbId, request: Request, fmt: Literal["pdf", "html
     return document_response(db, who, document_id, fmt, settings_of(request))
 
 
-def html_preview(doc, settings: WebSettings, data: dict | None = None) -> str:
-    """The issued document as HTML, rendered from the exact data it was issued with (Document.data),
-    or from ``data`` (that data masked)."""
-    from documents.render import render_html
-
-    try:
-        return render_html(doc.data if data is None else data, standalone=True, archive_dir=settings.archive_dir)
-    except Exception as exc:  # a document issued under an older template may no longer render
-        raise ApiError(500, f"文书预览生成失败，请下载 PDF ({type(exc).__name__})") from None
-
-
-def document_response(db, who, document_id: int, fmt: str, settings: WebSettings) -> FileResponse:
-    """An issued document's file, or its HTML preview, under the one masking rule (store.access.masking):
-    a reader who may not read a case document in full gets a masked preview and no file."""
-    doc = dash.document_in_scope(db, document_id, who.scope)
-    if doc is None:
-        raise ApiError(404, "文书不存在，或不在您的管辖范围内 (document not found)")
-    if doc.case_id is not None and not full_document_for(who.user, doc.kind):
-        if fmt != "html":
-            raise ApiError(403, "该文书含学生和家长的个人信息，县级账号只能查看脱敏预览（HTML）"
-                                "(masked preview only: open the HTML preview)")
-        return HTMLResponse(html_preview(doc, settings, data=mask_document(doc.data)))
-    f = next((f for f in doc.files if f.fmt == fmt), None)
-    if f is None and fmt == "html":
-        return HTMLResponse(html_preview(doc, settings))
-    if f is None:
-        raise ApiError(404, f"该文书没有 {fmt.upper()} 文件 (no {fmt} rendition)")
-    name = f"{doc.kind}-{doc.case_id}-{doc.event_seq}.{fmt}"
-    disposition = "inline" if fmt == "html" else "attachment"
-    return FileResponse(_archive_path(settings, f.path), media_type=f.media_type, filename=name,
-                        content_disposition_type=disposition)
-
-
-# -- duties, stuck cases, overview -----------------------------------------------------------------
 @router.get("/duties", tags=["职责 duties"], summary="待办职责（逾期者标红）；mine=true 只看自己的")
 def duties(mine: bool = True, who: Principal = Depends(roles(*PUPIL_READERS)), db: Session = Depends(get_db),
            now: datetime = Depends(get_now)):
@@ -373,32 +283,6 @@ def overview(who: Principal = Depends(roles(*SCHOOL_AND_OFFICES)), db: Session =
 
 
 # -- figures, reports, accountability -----------------------------------------------------------------
-def parse_month(month: str | None, today: date) -> tuple[date, date, str]:
-    if not month:
-        return today.replace(day=1), today, f"{today:%Y-%m}"
-    try:
-        y, m = (int(p) for p in month.split("-"))
-        start = date(y, m, 1)
-    except (ValueError, OverflowError):  # "2026-13", "x", a year past 9999 digits long
-        raise ApiError(422, f"月份格式应为 2026-11，收到「{month}」(month must look like 2026-11)") from None
-    return start, date(y, m, monthrange(y, m)[1]), f"{y:04d}-{m:02d}"
-
-
-def monthly_figures(db: Session, who: Principal, month: str | None, now: datetime) -> dict[str, Any]:
-    """The month's figures of the schools in scope and per school (store.reporting.reports.reader_figures: the
-    filed figures of a filed month, else the ledger's)."""
-    from store.reporting.reports import ReportPeriod, reader_figures
-
-    start, end, label = parse_month(month, now.date())
-    schools = dash.schools_in(db, who.scope)
-    name = {Role.school_staff: schools[0]["name"] if schools else "", Role.county: "全县"}.get(who.role, "")
-    if who.role is Role.township:
-        name = schools[0]["township"] if schools else ""
-    total = reader_figures(db, [s["id"] for s in schools], name, ReportPeriod("monthly", label, start, end), now)
-    return {"month": label, "start": start.isoformat(), "end": end.isoformat(), "total": total,
-            "schools": total["schools"], "filed_at": total.get("filed_at")}
-
-
 @router.get("/figures/monthly", tags=["统计 figures"], summary="月度数据：辍学人数、辍学率、返校、原因、各环节")
 def figures(month: str | None = Query(None, description="2026-11；默认本月"),
             who: Principal = Depends(roles(*SCHOOL_AND_OFFICES)), db: Session = Depends(get_db),
@@ -420,46 +304,11 @@ def report_file(filing_id: DbId, fmt: str, request: Request, who: Principal = De
     return report_file_response(db, who, filing_id, fmt, settings_of(request))
 
 
-def report_file_response(db, who, filing_id: int, fmt: str, settings) -> FileResponse:
-    filing = next((f for f in dash.report_filings(db, who.scope) if f.id == filing_id), None)
-    if filing is None or fmt not in (filing.files or {}):
-        raise ApiError(404, "报告不存在，或不在您的管辖范围内 (report not found)")
-    path = _archive_path(settings, filing.files[fmt])
-    return FileResponse(path, media_type=media_type_of(path.name), filename=f"{filing.scope_code}-{filing.period}.{fmt}")
-
-
 @router.get("/late-reports", tags=["督办 supervision"], summary="迟报、漏报：晨检和月报")
 def late_reports(month: str | None = Query(None, description="2026-11；默认本月"),
                  who: Principal = Depends(roles(Role.township, Role.county, Role.operator)),
                  db: Session = Depends(get_db), now: datetime = Depends(get_now)):
     return _jsonable(late_report_data(db, who, month, now))
-
-
-def late_report_data(db: Session, who: Principal, month: str | None, now: datetime) -> dict[str, Any]:
-    """Morning checks in after the policy's escalation time or missing, per school (each on its own
-    calendar and policy), and the month's report filings."""
-    from store.cases.context import CaseContext
-
-    start, end, label = parse_month(month, now.date())
-    scope = who.scope if who.role is not Role.operator else dash.EVERYTHING
-    ctx = CaseContext(db)
-    groups: dict[tuple[str, str], list[int]] = {}
-    for school in dash.schools_in(db, scope):
-        groups.setdefault((school["policy"], school["calendar"]), []).append(school["id"])
-    checks, deadlines, school_days = [], set(), 0
-    for (policy_name, calendar_key), ids in groups.items():
-        deadline = ctx.policies.get(policy_name).escalation_time
-        last = min(end, now.date() if now.time() >= deadline else now.date() - timedelta(days=1))
-        days = ctx.calendar(calendar_key).school_days(start, last) if last >= start else []
-        checks += dash.morning_check_status(db, Scope(school_ids=frozenset(ids)), days, deadline=deadline)
-        deadlines.add(deadline.strftime("%H:%M"))
-        school_days = max(school_days, len(days))
-    checks.sort(key=lambda c: c["code"])
-    filings = [{"level": f.level, "scope": f.scope_name, "code": f.scope_code, "due_on": f.due_on,
-                "filed_at": f.filed_at, "late": f.late} for f in dash.report_filings(db, scope, period=label)]
-    return {"month": label, "deadline": "/".join(sorted(deadlines)) or "09:00", "school_days": school_days,
-            "morning_checks": [{k: v for k, v in c.items() if k not in ("policy", "calendar")} for c in checks],
-            "monthly_reports": filings}
 
 
 @router.get("/accountability", tags=["督办 supervision"], summary="责任追究证据：谁在哪个案件上错过了哪个时限")

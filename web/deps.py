@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Iterator
+from typing import Annotated, Any, Callable, Iterator
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path as PathParam, Request
 from sqlalchemy.orm import Session
 
 from store.models.accounts import User
@@ -149,3 +149,7 @@ def roles(*allowed: Role, api: bool = True) -> Callable[..., Principal]:
 
 PUPIL_READERS = (Role.head_teacher, Role.school_staff, Role.township, Role.county)
 OFFICES = (Role.township, Role.county)
+
+
+# An id in a path: a database key, 1 … 2³¹−1 (a larger or negative one is a 422, never a 500).
+DbId = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="编号")]

@@ -30,13 +30,14 @@ from store.prevention.common import duties as prevention_duties
 from store.reporting.queries import case_detail, list_cases
 from store.ingest.tabular import TableError, csv_safe
 
-from web import api
 from web.shell import _role_names, page, render
 from web.auth import HOME_BY_ROLE, check_csrf
 from web.deps import (
     NOT_FOUND_CASE, OFFICES, PUPIL_READERS, SHANGHAI, ApiError, Principal, get_db, get_now, page_user, roles, settings_of,
 )
+from web.deps import DbId
 from web.services import (
+    document_response, late_report_data, local_time, monthly_figures, read_upload, report_file_response, template_response,
     EVENT_LABELS, PHOTO_EVENTS, attachment_response, day_of_file, ensure_may_fire, offered_actions, read_capped,
     readable_case, recent_runs, record_action, reject_bad_file, submit_morning_check, upload_attachment,
 )
@@ -104,7 +105,7 @@ def _checked_today(db: Session, who: Principal, day: date) -> bool:
 @router.get("/school")
 def school(request: Request, who: Principal = Depends(page(Role.school_staff)), db: Session = Depends(get_db),
            now: datetime = Depends(get_now)):
-    figures = api.monthly_figures(db, who, None, now)["total"]
+    figures = monthly_figures(db, who, None, now)["total"]
     return render(request, "school.html", who, board=dash.cases_by_step(db, who.scope),
                   absences=dash.absences_on(db, who.scope, now.date()), figures=figures,
                   checked=_checked_today(db, who, now.date()),
@@ -126,7 +127,7 @@ def morning_check_template(fmt: str, who: Principal = Depends(page(*SCHOOLS)), d
                            now: datetime = Depends(get_now)):
     if fmt not in ("csv", "xlsx"):
         raise ApiError(404, "只有 CSV 和 XLSX 模板 (csv or xlsx)")
-    return api.template_response(db, who, fmt, now.date())
+    return template_response(db, who, fmt, now.date())
 
 
 def _form_day(raw: Any, today: date) -> date | None:
@@ -151,7 +152,7 @@ def _upload_check(request: Request, who: Principal, db: Session, now: datetime, 
     if not isinstance(upload, UploadFile) or not upload.filename:
         raise ApiError(422, "请选择要上传的晨检表文件 (choose a file)")
     settings = settings_of(request)
-    data = api.read_upload(upload, settings)
+    data = read_upload(upload, settings)
     try:
         parsed = parse_attendance(data, filename=upload.filename)
     except TableError as exc:
@@ -189,7 +190,7 @@ def cases(request: Request, state: str | None = None, all: int = 0, who: Princip
 
 
 @router.get("/cases/{case_id}")
-def case_page(request: Request, case_id: api.DbId, done: str | None = None, who: Principal = Depends(page(*PUPIL_READERS)),
+def case_page(request: Request, case_id: DbId, done: str | None = None, who: Principal = Depends(page(*PUPIL_READERS)),
               db: Session = Depends(get_db), now: datetime = Depends(get_now)):
     detail = case_detail(db, case_id, scope=who.scope, masked=who.masked)
     if detail is None:
@@ -292,7 +293,7 @@ def _payload_from_form(event: str, form) -> dict[str, Any]:
 
 
 @router.post("/cases/{case_id}/act")
-async def case_act(request: Request, case_id: api.DbId, who: Principal = Depends(page(*PUPIL_READERS)),
+async def case_act(request: Request, case_id: DbId, who: Principal = Depends(page(*PUPIL_READERS)),
                    db: Session = Depends(get_db), now: datetime = Depends(get_now)):
     form = await request.form()
     return await run_in_threadpool(_act, request, case_id, who, db, now, form)
@@ -309,7 +310,7 @@ def _act(request: Request, case_id: int, who: Principal, db: Session, now: datet
     at = None
     if form.get("at"):
         try:
-            at = api.local_time(datetime.fromisoformat(str(form.get("at"))))
+            at = local_time(datetime.fromisoformat(str(form.get("at"))))
         except ValueError:
             raise ApiError(422, "办理时间格式不正确 (bad time)") from None
     if event in PHOTO_EVENTS:  # each photo becomes an attachment of this case; the payload names its id
@@ -337,15 +338,15 @@ def _act(request: Request, case_id: int, who: Principal, db: Session, now: datet
 
 
 @router.get("/attachments/{attachment_id}")
-def attachment(request: Request, attachment_id: api.DbId, who: Principal = Depends(page(*PUPIL_READERS)),
+def attachment(request: Request, attachment_id: DbId, who: Principal = Depends(page(*PUPIL_READERS)),
                db: Session = Depends(get_db)):
     return attachment_response(db, who, attachment_id, settings_of(request))
 
 
 @router.get("/documents/{document_id}.{fmt}")
-def document(request: Request, document_id: api.DbId, fmt: str, who: Principal = Depends(page(*PUPIL_READERS)),
+def document(request: Request, document_id: DbId, fmt: str, who: Principal = Depends(page(*PUPIL_READERS)),
              db: Session = Depends(get_db)):
-    return api.document_response(db, who, document_id, fmt, settings_of(request))
+    return document_response(db, who, document_id, fmt, settings_of(request))
 
 
 # -- offices -------------------------------------------------------------------------------------------
@@ -365,7 +366,7 @@ def overview(request: Request, who: Principal = Depends(page(*SCHOOL_AND_OFFICES
 @router.get("/figures")
 def figures(request: Request, month: str | None = None, who: Principal = Depends(page(*SCHOOL_AND_OFFICES)),
             db: Session = Depends(get_db), now: datetime = Depends(get_now)):
-    data = api.monthly_figures(db, who, month, now)
+    data = monthly_figures(db, who, month, now)
     months = [f"{(now.date().replace(day=1) - timedelta(days=28 * i)):%Y-%m}" for i in range(6)]
     from web.pages_oversight import figures_context  # submitted figures against the ledger (issue 8 part 5)
     return render(request, "figures.html", who, data=data, months=sorted(set(months), reverse=True),
@@ -373,16 +374,16 @@ def figures(request: Request, month: str | None = None, who: Principal = Depends
 
 
 @router.get("/reports/{filing_id}.{fmt}")
-def report_file(request: Request, filing_id: api.DbId, fmt: str, who: Principal = Depends(page(*SCHOOL_AND_OFFICES)),
+def report_file(request: Request, filing_id: DbId, fmt: str, who: Principal = Depends(page(*SCHOOL_AND_OFFICES)),
                 db: Session = Depends(get_db)):
-    return api.report_file_response(db, who, filing_id, fmt, settings_of(request))
+    return report_file_response(db, who, filing_id, fmt, settings_of(request))
 
 
 @router.get("/late")
 def late(request: Request, month: str | None = None,
          who: Principal = Depends(page(Role.township, Role.county, Role.operator)), db: Session = Depends(get_db),
          now: datetime = Depends(get_now)):
-    return render(request, "late.html", who, data=api.late_report_data(db, who, month, now))
+    return render(request, "late.html", who, data=late_report_data(db, who, month, now))
 
 
 @router.get("/spot-checks")

@@ -19,7 +19,7 @@ from store.access.accounts import (
     ADMIN_ROLES, AccountError, change_password, list_users, reset_password, revoke_own_token, set_active, tokens_of,
 )
 
-from web.api import DbId
+from web.deps import DbId
 from web.auth import check_csrf
 from web.deps import ApiError, Principal, api_user, get_db, get_now, page_user, roles
 

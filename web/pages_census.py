@@ -26,7 +26,8 @@ from store.duties import handoffs
 from store.access.accounts import Role
 from store.ingest.tabular import TableError
 
-from web.api import DbId, read_upload
+from web.deps import DbId
+from web.services import read_upload
 from web.auth import check_csrf
 from web.deps import OFFICES, ApiError, Principal, get_db, get_now, settings_of
 from web.shell import page, render

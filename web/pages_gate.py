@@ -25,7 +25,7 @@ from store.cases.context import CaseContext
 from store.models import Pupil, SchoolClass, Staff
 from store.prevention.common import PreventionError, complete_duty, duties
 
-from web.api import DbId
+from web.deps import DbId
 from web.auth import check_csrf
 from web.deps import ApiError, Principal, get_db, get_now, roles
 from web.shell import render

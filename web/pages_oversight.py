@@ -21,7 +21,8 @@ from store.prevention import risk
 from store.access.accounts import Role, school_ids_in
 from store.models import School
 
-from web.api import DbId, parse_month
+from web.deps import DbId
+from web.services import parse_month
 from web.auth import check_csrf
 from web.deps import OFFICES, PUPIL_READERS, ApiError, Principal, get_db, get_now
 from web.shell import page, render

@@ -12,13 +12,18 @@ Never imports flows/: a run is started by deployment name.
 """
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import mimetypes
+from calendar import monthrange
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from fastapi.responses import FileResponse
+from fastapi import UploadFile
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -29,6 +34,10 @@ from machines.policy import Policy
 from machines.states import REASON_LABELS, Action, CaseState, ExcuseReason, OutsideReason
 from machines.vocabulary import EVENT_LABELS  # noqa: F401 - the pages' and API's event labels
 from store.cases import attachments
+from store.reporting import dashboards as dash
+from store.access.masking import full_document_for, mask_document
+from store.access.scope import Scope
+from store.ingest.tabular import csv_safe, xlsx_safe
 from store.access.accounts import Role, may_fire
 from store.models.attachments import Attachment
 from store.ingest.attendance_files import ParsedAttendance
@@ -38,7 +47,7 @@ from store.cases.intake import IntakeError, MarkIn, RowError, record_morning_che
 from store.access.submission_check import time_refusal
 from store.models import Case, Pupil, School
 
-from web.deps import FORBIDDEN, NOT_FOUND_CASE, ApiError, Principal, WebSettings
+from web.deps import FORBIDDEN, NOT_FOUND_CASE, SHANGHAI, ApiError, Principal, WebSettings
 
 PHOTO_EVENTS = {"record_home_visit", "record_collective_visit"}
 log = logging.getLogger("baoxue.web")
@@ -371,3 +380,165 @@ def attachment_response(db: Session, who: Principal, attachment_id: int, setting
 
 def media_type_of(path: str) -> str:
     return mimetypes.guess_type(path)[0] or "application/octet-stream"
+
+
+# -- response builders shared by the API (web/api.py) and the pages (web/pages*.py) -------------------
+def read_upload(file: UploadFile, settings: WebSettings) -> bytes:
+    """The uploaded table's bytes, at most BAOXUE_UPLOAD_MAX_MB (the API's and the pages' uploads; sync:
+    endpoints doing database work run in the thread pool)."""
+    data = file.file.read(settings.upload_max_mb * 1024 * 1024 + 1)
+    if len(data) > settings.upload_max_mb * 1024 * 1024:
+        raise ApiError(413, f"文件超过 {settings.upload_max_mb}MB（上限：设置 BAOXUE_UPLOAD_MAX_MB）(file too large)")
+    return data
+
+
+# -- morning check ----------------------------------------------------------------------------------
+
+
+def template_response(db: Session, who: Principal, fmt: str, day: date) -> Response:
+    header = ["学籍号", "姓名", "班级", "出勤状态", "缺勤原因"]
+    rows = [[p["student_no"], p["name"], p["class"], "到校", ""] for p in dash.pupils_in(db, who.scope)]
+    name = f"morning-check-{day.isoformat()}"
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(header)
+        w.writerows([[csv_safe(v) for v in r] for r in rows])
+        return Response(("\ufeff" + buf.getvalue()).encode("utf-8"), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "晨检"
+    sheet.append(header)
+    for r in rows:
+        sheet.append(r)
+    for col, width in zip("ABCDE", (26, 10, 16, 10, 14)):
+        sheet.column_dimensions[col].width = width
+    xlsx_safe(book)
+    out = io.BytesIO()
+    book.save(out)
+    return Response(out.getvalue(), media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+
+
+# -- cases --------------------------------------------------------------------------------------------
+
+
+def local_time(at: datetime | None) -> datetime | None:
+    """A time with a UTC offset ("…+08:00", "…Z") as the store keeps times: naive Asia/Shanghai wall clock."""
+    if at is None or at.tzinfo is None:
+        return at
+    try:
+        return at.astimezone(SHANGHAI).replace(tzinfo=None)
+    except OverflowError:
+        raise ApiError(422, "办理时间超出范围 (time out of range)") from None
+
+
+def _archive_path(settings: WebSettings, rel: str) -> Path:
+    root = settings.archive_dir.resolve()
+    path = (root / rel).resolve()
+    if root not in path.parents or not path.is_file():
+        raise ApiError(404, "文件不存在或尚未生成 (file not found)")
+    return path
+
+
+# -- documents ------------------------------------------------------------------------------------
+
+
+def html_preview(doc, settings: WebSettings, data: dict | None = None) -> str:
+    """The issued document as HTML, rendered from the exact data it was issued with (Document.data),
+    or from ``data`` (that data masked)."""
+    from documents.render import render_html
+
+    try:
+        return render_html(doc.data if data is None else data, standalone=True, archive_dir=settings.archive_dir)
+    except Exception as exc:  # a document issued under an older template may no longer render
+        raise ApiError(500, f"文书预览生成失败，请下载 PDF ({type(exc).__name__})") from None
+
+
+def document_response(db, who, document_id: int, fmt: str, settings: WebSettings) -> FileResponse:
+    """An issued document's file, or its HTML preview, under the one masking rule (store.access.masking):
+    a reader who may not read a case document in full gets a masked preview and no file."""
+    doc = dash.document_in_scope(db, document_id, who.scope)
+    if doc is None:
+        raise ApiError(404, "文书不存在，或不在您的管辖范围内 (document not found)")
+    if doc.case_id is not None and not full_document_for(who.user, doc.kind):
+        if fmt != "html":
+            raise ApiError(403, "该文书含学生和家长的个人信息，县级账号只能查看脱敏预览（HTML）"
+                                "(masked preview only: open the HTML preview)")
+        return HTMLResponse(html_preview(doc, settings, data=mask_document(doc.data)))
+    f = next((f for f in doc.files if f.fmt == fmt), None)
+    if f is None and fmt == "html":
+        return HTMLResponse(html_preview(doc, settings))
+    if f is None:
+        raise ApiError(404, f"该文书没有 {fmt.upper()} 文件 (no {fmt} rendition)")
+    name = f"{doc.kind}-{doc.case_id}-{doc.event_seq}.{fmt}"
+    disposition = "inline" if fmt == "html" else "attachment"
+    return FileResponse(_archive_path(settings, f.path), media_type=f.media_type, filename=name,
+                        content_disposition_type=disposition)
+
+
+# -- duties, stuck cases, overview -----------------------------------------------------------------
+
+
+def parse_month(month: str | None, today: date) -> tuple[date, date, str]:
+    if not month:
+        return today.replace(day=1), today, f"{today:%Y-%m}"
+    try:
+        y, m = (int(p) for p in month.split("-"))
+        start = date(y, m, 1)
+    except (ValueError, OverflowError):  # "2026-13", "x", a year past 9999 digits long
+        raise ApiError(422, f"月份格式应为 2026-11，收到「{month}」(month must look like 2026-11)") from None
+    return start, date(y, m, monthrange(y, m)[1]), f"{y:04d}-{m:02d}"
+
+
+def monthly_figures(db: Session, who: Principal, month: str | None, now: datetime) -> dict[str, Any]:
+    """The month's figures of the schools in scope and per school (store.reporting.reports.reader_figures: the
+    filed figures of a filed month, else the ledger's)."""
+    from store.reporting.reports import ReportPeriod, reader_figures
+
+    start, end, label = parse_month(month, now.date())
+    schools = dash.schools_in(db, who.scope)
+    name = {Role.school_staff: schools[0]["name"] if schools else "", Role.county: "全县"}.get(who.role, "")
+    if who.role is Role.township:
+        name = schools[0]["township"] if schools else ""
+    total = reader_figures(db, [s["id"] for s in schools], name, ReportPeriod("monthly", label, start, end), now)
+    return {"month": label, "start": start.isoformat(), "end": end.isoformat(), "total": total,
+            "schools": total["schools"], "filed_at": total.get("filed_at")}
+
+
+def report_file_response(db, who, filing_id: int, fmt: str, settings) -> FileResponse:
+    filing = next((f for f in dash.report_filings(db, who.scope) if f.id == filing_id), None)
+    if filing is None or fmt not in (filing.files or {}):
+        raise ApiError(404, "报告不存在，或不在您的管辖范围内 (report not found)")
+    path = _archive_path(settings, filing.files[fmt])
+    return FileResponse(path, media_type=media_type_of(path.name), filename=f"{filing.scope_code}-{filing.period}.{fmt}")
+
+
+def late_report_data(db: Session, who: Principal, month: str | None, now: datetime) -> dict[str, Any]:
+    """Morning checks in after the policy's escalation time or missing, per school (each on its own
+    calendar and policy), and the month's report filings."""
+    from store.cases.context import CaseContext
+
+    start, end, label = parse_month(month, now.date())
+    scope = who.scope if who.role is not Role.operator else dash.EVERYTHING
+    ctx = CaseContext(db)
+    groups: dict[tuple[str, str], list[int]] = {}
+    for school in dash.schools_in(db, scope):
+        groups.setdefault((school["policy"], school["calendar"]), []).append(school["id"])
+    checks, deadlines, school_days = [], set(), 0
+    for (policy_name, calendar_key), ids in groups.items():
+        deadline = ctx.policies.get(policy_name).escalation_time
+        last = min(end, now.date() if now.time() >= deadline else now.date() - timedelta(days=1))
+        days = ctx.calendar(calendar_key).school_days(start, last) if last >= start else []
+        checks += dash.morning_check_status(db, Scope(school_ids=frozenset(ids)), days, deadline=deadline)
+        deadlines.add(deadline.strftime("%H:%M"))
+        school_days = max(school_days, len(days))
+    checks.sort(key=lambda c: c["code"])
+    filings = [{"level": f.level, "scope": f.scope_name, "code": f.scope_code, "due_on": f.due_on,
+                "filed_at": f.filed_at, "late": f.late} for f in dash.report_filings(db, scope, period=label)]
+    return {"month": label, "deadline": "/".join(sorted(deadlines)) or "09:00", "school_days": school_days,
+            "morning_checks": [{k: v for k, v in c.items() if k not in ("policy", "calendar")} for c in checks],
+            "monthly_reports": filings}
