@@ -40,7 +40,7 @@ lock: venv
 test: setup
 	@export PREFECT_HOME="$$(mktemp -d)" PREFECT_SERVER_ANALYTICS_ENABLED=false; \
 	trap 'rm -rf "$$PREFECT_HOME"' EXIT; \
-	deploy/testdb.sh run -- $(PY) -m pytest -n $(JOBS) $(PYTEST_ARGS) tests/; \
+	deploy/testdb.sh run -- $(PY) -m pytest -n $(JOBS) --durations=12 $(PYTEST_ARGS) tests/; \
 	status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
 	exit $$status
