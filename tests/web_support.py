@@ -236,3 +236,21 @@ class Zeros(io.RawIOBase):
     @property
     def sent(self) -> int:
         return self.size - self.left
+
+
+def county_app_on_file(tmp_path):
+    """(the web app, the school office's API token, the engine to dispose) of a county in a SQLite file
+    under ``tmp_path``: for tests that serve the app over a real socket (``live_server``)."""
+    from store.db import Settings, make_engine, session_factory, transaction
+    from store.schema import migrate
+    from web.app import create_app
+    from web.services import InProcess
+
+    url = f"sqlite:///{tmp_path / 'big.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    with transaction(session_factory(engine)) as s:
+        token = build_county(s, sessions=False).tokens["school"]
+    app = create_app(Settings(database_url=url, archive_dir=tmp_path / "archive"), factory=session_factory(engine),
+                     clock=Clock(), deployments=InProcess(), init=False)
+    return app, token, engine

@@ -395,15 +395,9 @@ def test_a_50_mb_upload_never_sits_in_memory(tmp_path):
 
     from store.db import make_engine, session_factory, transaction
     from store.schema import migrate
-    from tests.web_support import live_server
+    from tests.web_support import county_app_on_file, live_server
 
-    url = f"sqlite:///{tmp_path / 'big.db'}"
-    engine = make_engine(url)
-    migrate(engine)
-    with transaction(session_factory(engine)) as s:
-        token = build_county(s, sessions=False).tokens["school"]
-    app = create_app(Settings(database_url=url, archive_dir=tmp_path / "archive"), factory=session_factory(engine),
-                     clock=Clock(), deployments=InProcess(), init=False)
+    app, token, engine = county_app_on_file(tmp_path)  # a real SQLite file for a real socket
     with live_server(app) as base:
         tracemalloc.start()
         try:

@@ -149,17 +149,11 @@ def test_a_300_mb_body_gets_413_without_being_read_whole(tmp_path, declared):
 
     from store.db import Settings, make_engine, session_factory, transaction
     from store.schema import migrate
-    from tests.web_support import Clock, live_server
+    from tests.web_support import county_app_on_file, live_server
     from web.app import create_app
     from web.services import InProcess
 
-    url = f"sqlite:///{tmp_path / 'big.db'}"
-    engine = make_engine(url)
-    migrate(engine)
-    with transaction(session_factory(engine)) as s:
-        token = build_county(s, sessions=False).tokens["school"]
-    app = create_app(Settings(database_url=url, archive_dir=tmp_path / "archive"), factory=session_factory(engine),
-                     clock=Clock(), deployments=InProcess(), init=False)
+    app, token, engine = county_app_on_file(tmp_path)  # a real SQLite file for a real socket
     size = 300 * 2**20
     body = Zeros(size)
 
