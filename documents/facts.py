@@ -113,7 +113,9 @@ def case_facts(session: Session, case_id: int, policy: Policy, *, today: date) -
         "village": {"name": village.name} if village else None,
         "county": {"name": county.name, "code": county.code} if county else {"name": policy.jurisdiction, "code": ""},
         "people": _people(session, case, school, klass, township),
-        "helpers": [{"name": h.name, "role": h.role} for h in helpers],
+        # 三帮一: the latest assignment (a reassignment replaces the helpers), each role by its label
+        "helpers": [{"name": h.name, "role": policy.roles.get(h.role, h.role)} for h in helpers
+                    if h.event_seq == max(x.event_seq for x in helpers)],
         "roles": dict(policy.roles),
         "events": [{
             "seq": e.seq, "event": e.event, "label": event_label(e.event, e.to_state),
