@@ -18,7 +18,7 @@ from store.cases.intake import open_cases_bulk
 from store.models import Case, CaseEvent, DocumentRequest, Duty, Pupil, School
 from store.cases.replay import replay
 from demo.synthetic import Size, generate_county
-from tests.engine_helpers import setup_store
+from tests.engine_helpers import THREE_HELPERS, setup_store
 
 CAL = calendars()["default"]
 SCHOOL_DAYS = CAL.school_days(date(2026, 9, 1), date(2026, 11, 27))
@@ -117,7 +117,7 @@ def test_replaying_random_histories_reproduces_every_case(factory, session):
                         with s.begin_nested():
                             act(s, ctx, case.id, event, actor="t", at=moment, now=moment,
                                 reason=rng.choice(["sick_leave", "working_away", "whereabouts_unknown"]),
-                                payload={"helpers": [{"name": "帮扶甲"}]} if event == "assign_helpers" else None)
+                                payload={"helpers": THREE_HELPERS} if event == "assign_helpers" else None)
                     except Exception as exc:  # forbidden here: nothing may have been written
                         assert type(exc).__name__ == "ForbiddenEvent", exc
     with factory() as s:

@@ -140,3 +140,22 @@ def test_wutaishan_reaches_the_education_centre_after_two_persuasions_and_a_week
         kinds = set(s.scalars(select(DocumentRequest.kind).where(DocumentRequest.case_id == a,
                                                                  DocumentRequest.event_seq == moved.seq)))
         assert "education_center_list" in kinds
+
+
+def test_the_control_plan_and_the_dropout_report_form_name_only_the_assigned_helpers(factory, tmp_path, monkeypatch):
+    from documents.archive import render_for_case
+    monkeypatch.setenv("BAOXUE_ARCHIVE_DIR", str(tmp_path))
+    code, pupils = _county(factory)
+    morning(factory, code, MON, [pupils[0]])
+    advance(factory, _at(date(2026, 11, 18), 9, 30))  # 集体家访: the plan waits for the helpers
+    with factory() as s:
+        cid = case_of(s, pupils[0]).id
+        assert "control_plan" not in set(s.scalars(select(DocumentRequest.kind).where(DocumentRequest.case_id == cid)))
+    _act(factory, cid, "assign_helpers", _at(date(2026, 11, 18), 10), payload={"helpers": THREE_HELPERS})
+    advance(factory, _at(date(2026, 11, 19), 9, 30))  # day 4: the 辍学报告单
+    with transaction(factory) as s:
+        for kind in ("control_plan", "dropout_report_form"):
+            record = render_for_case(s, cid, kind, actor="test", fmt="html", now=_at(date(2026, 11, 19), 18))
+            html = (tmp_path / record.path).read_text(encoding="utf-8")
+            assert "帮扶甲（班主任）" in html and "帮扶乙（科任教师）" in html and "帮扶丙（村委会）" in html, kind
+            assert "待落实" not in html and "（学校领导）" not in html and "（村干部）" not in html, kind
