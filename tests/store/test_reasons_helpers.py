@@ -140,6 +140,9 @@ def test_wutaishan_reaches_the_education_centre_after_two_persuasions_and_a_week
         kinds = set(s.scalars(select(DocumentRequest.kind).where(DocumentRequest.case_id == a,
                                                                  DocumentRequest.event_seq == moved.seq)))
         assert "education_center_list" in kinds
+        from store.duties.handoffs import recipients_for
+        policy = CaseContext(s).policy("wutaishan", 1)
+        assert recipients_for(policy, "education_center_list") == ["education_center"]  # with its 送达回证
 
 
 def test_the_control_plan_and_the_dropout_report_form_name_only_the_assigned_helpers(factory, tmp_path, monkeypatch):
