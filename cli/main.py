@@ -21,6 +21,7 @@ from cli.common import (
     console, emit as _emit, err, factory as _factory, fail_with as _fail, now_local, print_table, school_scope, warn_calendars,
 )
 from cli.errors import BaoxueGroup, fail
+from machines.states import DropoutReason
 
 app = typer.Typer(help="保学 Baoxue — 控辍保学 case engine", no_args_is_help=True, pretty_exceptions_enable=False,
                   cls=BaoxueGroup)  # one error path: cli/errors.py
@@ -154,10 +155,12 @@ def absent(
 @app.command()
 def act(
     case_id: int = typer.Argument(...), action: str = typer.Argument(..., help="record_phone_call | record_home_visit | "
-        "record_collective_visit | serve_township_notice | serve_legal_notice | assign_helpers | mark_returned | excuse | escalate_outside"),
+        "record_collective_visit | serve_township_notice | serve_legal_notice | assign_helpers | record_reason | "
+        "mark_returned | excuse | escalate_outside"),
     note: str = typer.Option("", help="说明"), by: str = typer.Option("cli", help="操作人 (staff id or name)"),
-    reason: Optional[str] = typer.Option(None, help="excuse/escalate_outside reason"),
-    helper: list[str] = typer.Option([], help="三帮一 helper name (repeat)"),
+    reason: Optional[str] = typer.Option(None, help="excuse/escalate_outside reason; record_reason: the dropout reason "
+                                                    "class (" + " | ".join(r.value for r in DropoutReason) + ")"),
+    helper: list[str] = typer.Option([], help="三帮一 helper as 姓名:职务 (role id or its label, e.g. 张老师:班主任; repeat)"),
     at: Optional[datetime] = typer.Option(None), key: Optional[str] = typer.Option(None, help="idempotency key"),
 ):
     """Record what staff did on a case; refuses actions the case's state does not allow."""
@@ -166,13 +169,20 @@ def act(
     from store.cases.context import CaseContext
     from store.db import transaction
     when = at or now_local()
-    facts = {"reason": reason} if reason else {}
-    payload = {"helpers": [{"name": h, "role": "帮扶责任人"} for h in helper]} if helper else None
+    facts = {"reason": reason} if reason and action != "record_reason" else {}
+    payload = None
+    if helper:
+        payload = {"helpers": [dict(zip(("name", "role"), (part.strip() for part in h.replace("：", ":").split(":", 1))))
+                               for h in helper]}
+    if action == "record_reason":  # 查明辍学原因: the reason class is the action's detail, the note its basis
+        payload = {"reason": reason or "", **({"basis": note} if note else {})}
     try:
         with transaction(_factory()) as s:
             applied = act_on(s, CaseContext(s), case_id, action, actor=by, at=when, now=when, note=note,
                              payload=payload, idempotency_key=key, **facts)
-    except (ForbiddenEvent, CaseNotFound, PayloadInvalid) as exc:  # e.g. assign_helpers without --helper
+    except PayloadInvalid as exc:  # the details do not fit: e.g. 三帮一 with fewer helpers than the policy wants
+        _fail(str(exc), 2)
+    except (ForbiddenEvent, CaseNotFound) as exc:
         _fail(str(exc))
     ev = applied.event
     from machines.vocabulary import event_label, state_label

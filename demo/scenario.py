@@ -143,7 +143,8 @@ def staff_round(factory, now: datetime, plan: Plan, day_no: int) -> Counter:
     from store.cases.actions import act
     from store.cases.context import CaseContext
     from store.db import transaction
-    from store.models import Case, Duty, Pupil, Staff
+    from demo.reasons import helpers_for, investigated_reason
+    from store.models import Case, Duty, Pupil
 
     done: Counter = Counter()
     with transaction(factory) as s:
@@ -162,15 +163,16 @@ def staff_round(factory, now: datetime, plan: Plan, day_no: int) -> Counter:
         else:
             continue
         payload = {}
-        if action == "assign_helpers":
+        if action == "assign_helpers":  # 三帮一: the named helpers the policy wants (demo/reasons.py)
             with transaction(factory) as s:
-                school_id = s.scalar(select(Case.school_id).where(Case.id == case_id))
-                staff = s.execute(select(Staff.id, Staff.name, Staff.role).where(Staff.school_id == school_id)
-                                  .order_by(Staff.id).limit(3)).all()
-            payload = {"helpers": [{"name": n, "role": r_, "staff_id": i} for i, n, r_ in staff]}
+                payload = {"helpers": helpers_for(s, CaseContext(s), case_id)}
         with transaction(factory) as s:
             act(s, CaseContext(s), case_id, action, actor=f"staff:{owner}" if owner else "staff", at=now, now=now,
                 note="演示：责任人录入", payload=payload, idempotency_key=f"demo:{duty_id}:{action}")
+            if action == "record_home_visit":  # the visit finds the reason (查明辍学原因, seed 002)
+                act(s, CaseContext(s), case_id, "record_reason", actor=f"staff:{owner}" if owner else "staff",
+                    at=now, now=now, note="家访查明", payload={"reason": investigated_reason(case_id), "basis": "家访了解"},
+                    idempotency_key=f"demo:{duty_id}:record_reason")
         done[action] += 1
     for no, reason, at in plan.outside.get(day_no, []):
         if at != now.time():

@@ -78,7 +78,7 @@ _KINDS = [
     Kind("collective_visit_record", "集体家访记录", "集体家访记录", "form", "case", "school", "principal",
          actions=(Action.record_collective_visit,)),
     Kind("control_plan", "控辍保学工作方案（一人一案）", "控辍方案", "plan", "case", "school", "leadership_group",
-         steps=(CaseState.collective_visit,)),
+         actions=(Action.assign_helpers,)),  # issued with the 三帮一 helpers (jingbian: on entering 集体家访)
     Kind("report_to_township", "关于学生无故缺勤疑似辍学情况的报告", "书面报告（镇、村）", "gov", "case", "school",
          "principal", steps=(CaseState.collective_visit,), numbering=SCHOOL_SERIES),
     Kind("dropout_report_form", "义务教育阶段学生辍学报告单", "辍学报告单", "form", "case", "school", "principal",
@@ -103,6 +103,8 @@ _KINDS = [
          "education_bureau", formats=("pdf", "html", "xlsx"), landscape=True),
     Kind("enrolment_notice", "适龄儿童少年入学通知书", "入学通知书", "gov", "census", "township", "township",
          numbering=TOWNSHIP_SERIES, deadline_days=10),  # 排查 found a child enrolled nowhere (store.prevention.census)
+    Kind("education_center_list", "经两次劝返仍未复学学生名单（报教育中心）", "名单报教育中心", "form", "case", "school",
+         "principal"),  # seed 000 §二.5: 填报学生名单报教育中心启动劝返复学程序 (wutaishan's township_notice step)
     Kind("truancy_written_warning", "学生旷课书面警告", "旷课书面警告", "form", "truancy", "school", "head_teacher",
          internal=True),  # seed 001 第六条: 第二次旷课，班主任书面警告 (documents/truancy_warning.py)
 ]

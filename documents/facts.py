@@ -57,7 +57,7 @@ def age_on(birth: date | None, on: date) -> int | None:
 
 def policy_meta(policy: Policy) -> dict[str, Any]:
     return {"name": policy.name, "version": policy.version, "key": policy.key, "label": policy.label,
-            "jurisdiction": policy.jurisdiction}
+            "jurisdiction": policy.jurisdiction, "source": policy.source}
 
 
 def case_facts(session: Session, case_id: int, policy: Policy, *, today: date) -> dict[str, Any]:
@@ -113,7 +113,9 @@ def case_facts(session: Session, case_id: int, policy: Policy, *, today: date) -
         "village": {"name": village.name} if village else None,
         "county": {"name": county.name, "code": county.code} if county else {"name": policy.jurisdiction, "code": ""},
         "people": _people(session, case, school, klass, township),
-        "helpers": [{"name": h.name, "role": h.role} for h in helpers],
+        # 三帮一: the latest assignment (a reassignment replaces the helpers), each role by its label
+        "helpers": [{"name": h.name, "role": policy.roles.get(h.role, h.role)} for h in helpers
+                    if h.event_seq == max(x.event_seq for x in helpers)],
         "roles": dict(policy.roles),
         "events": [{
             "seq": e.seq, "event": e.event, "label": event_label(e.event, e.to_state),

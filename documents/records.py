@@ -25,11 +25,11 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any, Callable
 
-from machines.states import REASON_LABELS, STATE_LABELS, CaseState
+from machines.states import REASON_LABELS, STATE_LABELS, CaseState, DropoutReason
 
 from documents.catalog import SERVED_BY_ACTION, Kind
 
-REASON_CLASSES = ("family", "study", "psychological", "poverty", "working_away", "disaster", "illness", "other")
+REASON_CLASSES = tuple(r.value for r in DropoutReason if r is not DropoutReason.unknown)  # the one list (seed 002)
 
 Facts = dict[str, Any]
 
@@ -205,11 +205,7 @@ def _collective_visit_record(facts: Facts, seq: int | None, kind: Kind, issued_o
 
 def _control_plan(facts: Facts, seq: int | None, kind: Kind, issued_on: str) -> dict:
     people = facts["people"]
-    helpers = facts["helpers"] or [
-        {"name": n, "role": r} for n, r in (
-            (_name(people["principal"]), "学校领导"), (_name(people["head_teacher"]), "班主任"),
-            (_name(people["village_committee"]), "村干部")) if n
-    ]
+    helpers = facts["helpers"]  # only those assigned (三帮一): never a name nobody assigned
     return {
         "leader": _name(people["principal"]),
         "deputy": _name(people["vice_principal"]) or _name(people["academic_office"]),
@@ -239,6 +235,20 @@ def _dropout_report_form(facts: Facts, seq: int | None, kind: Kind, issued_on: s
         "guardian": _guardian(facts),
         "history": history(facts, upto=seq),
         "helpers": facts["helpers"],
+        "reported_on": issued_on,
+    }
+
+
+def _education_center_list(facts: Facts, seq: int | None, kind: Kind, issued_on: str) -> dict:
+    """名单报教育中心 (seed 000 §二.5): the pupil, the two persuasions on record, the helpers; with a 送达回证."""
+    persuasions = [e for e in facts["events"] if e["event"] in ("record_home_visit", "record_collective_visit")
+                   and (seq is None or e["seq"] <= seq)]
+    return {
+        "addressee": "教育管理中心",
+        "guardian": _guardian(facts),
+        "persuasions": [{"on": _day(e["at"]), "label": e["label"], "result": _p(e, "result")} for e in persuasions],
+        "helpers": facts["helpers"],
+        "history": history(facts, upto=seq),
         "reported_on": issued_on,
     }
 
@@ -329,6 +339,7 @@ BUILDERS: dict[str, Callable[[Facts, int | None, Kind, str], dict]] = {
     "control_plan": _control_plan,
     "report_to_township": _report_to_township,
     "dropout_report_form": _dropout_report_form,
+    "education_center_list": _education_center_list,
     "return_notice": _notice,
     "legal_notice": _notice,
     "report_to_bureau": _report_to_bureau,

@@ -16,7 +16,7 @@ from prefect import flow, get_run_logger
 from machines.vocabulary import LEVEL_LABELS, REPORT_KIND_LABELS
 from tasks.oversight import reconcile_submissions
 from tasks.publish import publish_event, publish_markdown
-from tasks.reports import ReportPeriod, file_reports, month_period, render_reports, term_period
+from tasks.reports import ReportPeriod, file_reports, month_period, render_reports, term_period, term_reports_filed
 from tasks.runtime import resolve_as_of
 
 Level = Literal["school", "township", "county"]
@@ -67,6 +67,8 @@ def monthly_report(level: Level = "school", period: str | None = None, as_of: da
 def term_report(as_of: datetime | None = None) -> dict:
     """On a term's first and last day, every level files its term-start / term-end report."""
     as_of = resolve_as_of(as_of)
+    if not term_reports_filed():
+        return {"kind": None, "levels": [], "skipped": "term_reports = false"}
     for which in ("term_start", "term_end"):
         p = term_period(as_of.date(), which)
         if p is not None:

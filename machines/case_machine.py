@@ -7,7 +7,7 @@ from :func:`escalation_pairs`, so the SQL path can never allow a move this class
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from statemachine import State, StateMachine
 from statemachine.exceptions import TransitionNotAllowed
@@ -65,6 +65,11 @@ class CaseMachine(StateMachine):
         | s.visited.to.itself(internal=True) | s.collective_visit.to.itself(internal=True)
         | s.township_notice.to.itself(internal=True) | s.judicial_notice.to.itself(internal=True)
     )
+    record_reason = (  # 查明辍学原因: the reason class is recorded or reclassified, the case stays on its step
+        s.absent.to.itself(internal=True) | s.family_contacted.to.itself(internal=True)
+        | s.visited.to.itself(internal=True) | s.collective_visit.to.itself(internal=True)
+        | s.township_notice.to.itself(internal=True) | s.judicial_notice.to.itself(internal=True)
+    )
     record_collective_visit = (
         s.collective_visit.to.itself(internal=True) | s.township_notice.to.itself(internal=True)
         | s.judicial_notice.to.itself(internal=True)
@@ -88,8 +93,9 @@ class CaseMachine(StateMachine):
     )
 
     # -- guards (pure: everything they need is an argument) -----------------------------------
-    def next_step_due(self, source: State, target: State, policy: Policy, streak: int) -> bool:
-        step = policy.escalation_due(CaseState(source.value), streak)
+    def next_step_due(self, source: State, target: State, policy: Policy, streak: int,
+                      done: Mapping[str, int] | None = None) -> bool:
+        step = policy.escalation_due(CaseState(source.value), streak, done)
         return step is not None and step.state.value == target.value
 
     def outside_allowed(self, source: State, policy: Policy, reason: OutsideReason | str | None = None) -> bool:
@@ -121,7 +127,9 @@ def escalation_pairs(policy: Policy) -> list[tuple[CaseState, CaseState, int]]:
     """(source, target, day) of every escalation the machine allows under ``policy``.
 
     Read off the machine's own ``escalate`` transitions, filtered by the machine's guard
-    (the policy's next step), so the bulk SQL in the store cannot drift from the class.
+    (the policy's next step), so the bulk SQL in the store cannot drift from the class. A target
+    step's ``requires`` (what must be recorded first) is the guard's other half: the bulk path
+    reads it from the same ``policy.step(target)`` (``store.cases.advance.due_cases_query``).
     """
     pairs = []
     for t in _transitions("escalate"):

@@ -14,7 +14,7 @@ Pure rules, no clock and no I/O:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, time
+from datetime import date, datetime, time
 from enum import Enum
 from typing import Any
 
@@ -73,6 +73,7 @@ BODIES = {  # the outside bodies a school or township hands a paper to (recipien
     "judicial_office": "司法所",
     "police": "公安派出所",
     "education_bureau": "县教育局",
+    "education_center": "教育管理中心",  # seed 000: 名单报教育中心 (wutaishan)
 }
 
 
@@ -90,6 +91,10 @@ class HandoffRules(_Strict):
     }
     # a document issued when a case leaves the school's hands goes to the bodies the outside rule notifies
     outside_bodies: bool = True
+
+    def expected_by(self, calendar, sent_day: date) -> datetime:
+        """When a paper sent on ``sent_day`` must have its receipt: ``ack_school_days`` school days later."""
+        return datetime.combine(calendar.add_school_days(sent_day, self.ack_school_days), self.ack_time)
 
     @field_validator("recipients")
     @classmethod

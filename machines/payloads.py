@@ -18,6 +18,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 
+from machines.states import DropoutReason
+
 SHORT, TEXT, MAX_PHOTOS, MAX_NAMES = 100, 2000, 12, 20
 
 
@@ -111,6 +113,13 @@ class Helpers(_Payload):
     helpers: list[HelperIn] = Field(min_length=1, max_length=10)
 
 
+class ReasonRecord(_Payload):
+    """record_reason: the reason class found (seed 002's list, ``machines.states.DropoutReason``)."""
+
+    reason: DropoutReason
+    basis: Text | None = None  # 依据: what the visit or call found
+
+
 class Returned(_Payload):
     measures: Text | None = None
     follow_up: Text | None = None
@@ -127,6 +136,7 @@ PAYLOAD_MODELS: dict[str, type[_Payload]] = {
     "serve_township_notice": Service,
     "serve_legal_notice": Service,
     "assign_helpers": Helpers,
+    "record_reason": ReasonRecord,
     "mark_returned": Returned,
     "excuse": Closing,
     "escalate_outside": Closing,
@@ -140,7 +150,7 @@ FIELD_LABELS = {
     "caption": "照片说明", "visitors": "家访人员", "met": "见到的家人", "reason": "原因", "participants": "参加人员",
     "village_member": "村委会成员", "recipient": "受送达人", "method": "送达方式", "servers": "送达人", "witness": "见证人",
     "served_at": "送达时间", "refused": "是否拒收", "helpers": "帮扶责任人", "name": "姓名", "role": "职务",
-    "staff_id": "教职工编号", "unit": "单位",
+    "staff_id": "教职工编号", "unit": "单位", "basis": "依据",
 }
 
 
@@ -176,6 +186,8 @@ def _message(e: dict) -> str:
         return "不能为空 (required)"
     if kind.startswith("string"):
         return "应为文字 (text expected)"
+    if kind == "enum":
+        return "应为以下之一：" + str(ctx.get("expected", ""))[:200]
     if kind.startswith("bool"):
         return "应为 是/否 (true or false expected)"
     if kind.startswith("int") or kind.startswith("greater") or kind.startswith("less"):

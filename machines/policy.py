@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from datetime import time
 from functools import cached_property
+from typing import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from machines.census import CensusRules, HandoffRules
+from machines.policy_helpers import HelperRules
 from machines.risk import RiskPolicy
 from machines.states import LADDER, Action, CaseState, OutsideReason
 from machines.truancy import GateRules, TruancyRules
@@ -29,6 +31,19 @@ class DutySpec(_Strict):
     due_time: time = time(17, 0)
 
 
+class StepRequirement(_Strict):
+    """What must be on the case's record, besides the day count, before the step is reached
+    (seed 000 §二.5: 经学校2次劝返后，学生仍无故旷课达一周以上 → 名单报教育中心). Until it is, the case
+    stays on its step; the missing actions are the step's own overdue duties (责任追究)."""
+
+    actions: list[Action] = Field(min_length=1, description="the actions that count (e.g. 劝返: home visit, collective visit)")
+    count: int = Field(1, ge=1, description="how many of them, in all")
+    label: str = Field("", description="the condition in the seed's words")
+
+    def met(self, done: Mapping[str, int] | None) -> bool:
+        return sum((done or {}).get(a.value, 0) for a in self.actions) >= self.count
+
+
 class StepSpec(_Strict):
     state: CaseState
     day: int = Field(ge=1, description="consecutive unexcused school days that reach this step")
@@ -36,6 +51,7 @@ class StepSpec(_Strict):
     roles: list[str] = Field(min_length=1)
     duties: list[DutySpec] = []
     documents: list[str] = Field([], description="document kinds produced on entering the step")
+    requires: StepRequirement | None = None
 
     @field_validator("state")
     @classmethod
@@ -63,9 +79,9 @@ class ReportCalendar(_Strict):
     class_weekday: int = Field(0, ge=0, le=6, description="weekly class count, 0 = Monday")
     school_due_day: int = Field(23, ge=1, le=28)
     township_due_day: int = Field(25, ge=1, le=28)
-    county_due: str = Field("month_end", pattern="^month_end$")
+    # the county's report is due at month end and the 季查 is quarterly (seed 003): the flows' schedules
+    # (deploy/specs.py), not policy settings; term_reports: seed 002's 学期初、学期末报告 are filed (flows.term_report)
     term_reports: bool = True
-    spot_checks_per_year: int = Field(4, ge=0, le=12)
     spot_check_sample: float = Field(0.2, gt=0, le=1)
 
 
@@ -85,8 +101,7 @@ class Policy(_Strict):
     steps: list[StepSpec] = Field(min_length=1)
     actions: dict[Action, ActionSpec] = {}
     outside: list[OutsideRule] = []
-    helpers_required: int = Field(3, ge=0)
-    outside_wait_days: int = Field(5, ge=1, description="school days an outside party may take before a case is stuck")
+    helpers_required: int = Field(3, ge=0, description="三帮一: named helpers assign_helpers needs (seed 000 §三.1)")
     standard_dropout_rate: float = Field(0.006, gt=0, lt=1)
     special_groups: dict[str, str] = {}
     reports: ReportCalendar = ReportCalendar()
@@ -96,6 +111,7 @@ class Policy(_Strict):
     handoffs: HandoffRules = HandoffRules()    # 送达回证: receipts of papers sent to outside bodies
     truancy: TruancyRules = TruancyRules()     # 旷课分级 (seed 001 第六条), machines/truancy.py
     gate: GateRules = GateRules()              # 住校生出入校门登记 (seed 000 §二.3)
+    three_helpers: HelperRules = HelperRules()  # 三帮一: the roles the helpers must cover (machines/policy_helpers.py)
 
     @model_validator(mode="after")
     def _coherent(self) -> "Policy":
@@ -122,6 +138,7 @@ class Policy(_Strict):
         yield "risk", self.risk.roles_used()
         yield "census duties", [d.role for d in self.census.duties]
         yield "truancy tiers", [t.role for t in self.truancy.tiers] + [self.gate.alert_role]
+        yield "three_helpers", self.three_helpers.roles
 
     # -- questions the machine and the store ask --------------------------------------------
     @property
@@ -140,12 +157,15 @@ class Policy(_Strict):
         here = LADDER.index(CaseState(state))
         return next((s for s in self.steps if LADDER.index(s.state) > here), None)
 
-    def escalation_due(self, state: CaseState, streak: int) -> StepSpec | None:
-        """The step a case in ``state`` moves to once its absence streak is ``streak`` days."""
+    def escalation_due(self, state: CaseState, streak: int, done: Mapping[str, int] | None = None) -> StepSpec | None:
+        """The step a case in ``state`` moves to once its absence streak is ``streak`` days and, if the
+        step ``requires`` it, ``done`` (action → times recorded on the case) meets its condition."""
         if CaseState(state) not in LADDER:
             return None
         nxt = self.next_step(state)
-        return nxt if nxt is not None and streak >= nxt.day else None
+        if nxt is None or streak < nxt.day:
+            return None
+        return nxt if nxt.requires is None or nxt.requires.met(done) else None
 
     def outside_allowed(self, state: CaseState, reason: OutsideReason) -> bool:
         state = CaseState(state)

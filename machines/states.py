@@ -63,6 +63,7 @@ class Action(str, Enum):
     serve_township_notice = "serve_township_notice"    # 返校通知书送达
     serve_legal_notice = "serve_legal_notice"          # 法律文书送达
     assign_helpers = "assign_helpers"                  # 三帮一 帮扶责任人
+    record_reason = "record_reason"                    # 查明/更正辍学原因 (seed 002: 了解其辍学原因)
 
     @property
     def label(self) -> str:
@@ -76,6 +77,7 @@ ACTION_LABELS = {
     Action.serve_township_notice: "送达返校通知书",
     Action.serve_legal_notice: "送达法律文书",
     Action.assign_helpers: "落实三帮一帮扶责任人",
+    Action.record_reason: "查明辍学原因",
 }
 
 
@@ -94,7 +96,10 @@ class OutsideReason(str, Enum):
 
 
 class DropoutReason(str, Enum):
-    """Reason classes for the statistics (DOMAIN.md §2)."""
+    """Reason classes for the statistics (DOMAIN.md §2; seed 002 学生辍学登记与报告制度: 辍学包括
+    ①家庭原因、个人原因或其他原因 ②学校原因，如学业困难、心理问题 ③突发事件，如自然灾害、事故;
+    the 小学生辍学书面通报 asks for the 辍学原因). The one list: intake, the ``record_reason`` action,
+    its form and API field, the 辍学报告单 and the 辍学原因分布 all read it."""
 
     family = "family"
     study = "study"              # 学业困难/厌学

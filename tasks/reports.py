@@ -76,6 +76,13 @@ def draw_spot_check(quarter: str, seed: int | None, fraction: float, as_of: date
                 "created": created, "sample": check.sample, "markdown": rp.spot_check_markdown(check)}
 
 
+@task(name="term_reports_filed", cache_policy=NO_CACHE)
+def term_reports_filed(policy_name: str = "default") -> bool:
+    """Does the policy file 学期初、学期末报告 (seed 002; ``[reports] term_reports``)?"""
+    with transaction(store()) as s:
+        return CaseContext(s).policies.get(policy_name).reports.term_reports
+
+
 @task(name="spot_check_fraction", cache_policy=NO_CACHE)
 def spot_check_fraction(policy_name: str = "default") -> float:
     with transaction(store()) as s:

@@ -58,3 +58,9 @@ def history(session: Session, case_id: int) -> list[tuple]:
 def duties(session: Session, case_id: int) -> list[tuple]:
     return [(d.step, d.action, d.role, d.due_at, d.status) for d in session.scalars(
         select(Duty).where(Duty.case_id == case_id).order_by(Duty.id))]
+
+
+# 三帮一 as the default and wutaishan policies want it: three named helpers covering 班主任, a teacher and a
+# village cadre (deploy/policies/*.toml [three_helpers]; machines/policy_helpers.py)
+THREE_HELPERS = [{"name": "帮扶甲", "role": "head_teacher"}, {"name": "帮扶乙", "role": "subject_teacher"},
+                 {"name": "帮扶丙", "role": "village_committee"}]

@@ -46,8 +46,8 @@ def payload_for(action: Action, photos: list[int] | None = None) -> dict:
         return {"situation": "家庭困难", "measures": "落实三帮一，申请生活补助", "result": "学生仍未返校",
                 "photos": [{"attachment_id": i, "caption": f"集体家访照片{n}"} for n, i in enumerate(photos or [], 1)]}
     if action is Action.assign_helpers:
-        return {"helpers": [{"name": "帮扶甲", "role": "校领导"}, {"name": "帮扶乙", "role": "班主任"},
-                            {"name": "帮扶丙", "role": "村干部"}]}
+        return {"helpers": [{"name": "帮扶甲", "role": "班主任"}, {"name": "帮扶乙", "role": "科任教师"},
+                            {"name": "帮扶丙", "role": "村委会"}]}  # 三帮一: role labels are accepted as the role ids
     return {"method": "直接送达"}
 
 

@@ -182,12 +182,14 @@ def history(case_id: DbId, who: Principal = Depends(roles(*PUPIL_READERS)), db: 
 
 class ActionBody(BaseModel):
     event: str = Field(description="record_phone_call | record_home_visit | record_collective_visit | "
-                                   "serve_township_notice | serve_legal_notice | assign_helpers | mark_returned | "
-                                   "excuse | escalate_outside")
+                                   "serve_township_notice | serve_legal_notice | assign_helpers | record_reason | "
+                                   "mark_returned | excuse | escalate_outside")
     note: str = Field("", max_length=255, description="说明")
     at: datetime | None = Field(None, description="办理时间，默认现在")
     reason: str | None = Field(None, description="excuse: sick_leave/personal_leave/exemption/transfer/opened_in_error; "
-                                                 "escalate_outside: whereabouts_unknown/refusal_after_notice/working_away")
+                                                 "escalate_outside: whereabouts_unknown/refusal_after_notice/working_away; "
+                                                 "record_reason（查明辍学原因）: family/study/psychological/poverty/"
+                                                 "working_away/disaster/illness/other")
     payload: dict[str, Any] = Field({}, description="办理详情，按操作检查（machines/payloads.py，每个操作一个模型）："
                                                     "如 电话联系: {contact, phone, reached, result, signs}；未知字段、超长内容返回 422。"
                                                     "照片只能引用本案件上传的附件: photos: [{attachment_id, caption}]")

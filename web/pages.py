@@ -63,7 +63,10 @@ FORM_FIELDS: dict[str, list[tuple[str, str, str]]] = {
     "serve_legal_notice": [("recipient", "受送达人", "text"), ("method", "送达方式", "text"),
                            ("servers", "送达人（用、或逗号分隔）", "list"), ("witness", "见证人", "text"),
                            ("refused", "是否拒收", "yesno")],
-    "assign_helpers": [("helper1", "帮扶责任人一", "text"), ("helper2", "帮扶责任人二", "text"), ("helper3", "帮扶责任人三", "text")],
+    "assign_helpers": [("helper1", "帮扶责任人一", "text"), ("helper1_role", "职务", "role"),
+                       ("helper2", "帮扶责任人二", "text"), ("helper2_role", "职务", "role"),
+                       ("helper3", "帮扶责任人三", "text"), ("helper3_role", "职务", "role")],
+    "record_reason": [("basis", "依据（家访、电话了解到的情况）", "textarea")],  # the reason class: the 原因 select
     "mark_returned": [("measures", "劝返措施", "textarea"), ("follow_up", "跟踪安排", "textarea")],
     "excuse": [],
     "escalate_outside": [],
@@ -205,7 +208,9 @@ def case_page(request: Request, case_id: DbId, done: str | None = None, who: Pri
     actors = _actor_names(db, {e["actor"] for e in detail["events"]})
     guardian = detail["guardians"][0] if detail["guardians"] else None
     prefill = {"record_phone_call:contact": f"{guardian['name']}（{guardian['relation']}）" if guardian else "",
-               "record_phone_call:phone": (guardian["phone"] or "") if guardian else ""}
+               "record_phone_call:phone": (guardian["phone"] or "") if guardian else "",
+               # 三帮一: the roles the policy wants covered, one per line (machines/policy_helpers.py)
+               **{f"assign_helpers:helper{i}_role": r for i, r in enumerate(policy.three_helpers.roles, start=1)}}
     return render(request, "case.html", who, case=detail, ladder=_ladder(policy, row.state), actions=actions,
                   fields=FORM_FIELDS, documents=dash.case_documents(db, case_id), actors=actors,
                   payload_labels=PAYLOAD_LABELS, prefill=prefill, done=EVENT_LABELS.get(done) if done else None,
@@ -284,11 +289,14 @@ def _payload_from_form(event: str, form) -> dict[str, Any]:
         if not raw:
             continue
         payload[key] = raw == "yes" if kind == "yesno" else raw
-    if event == "assign_helpers":
-        names = [payload.pop(k) for k in ("helper1", "helper2", "helper3") if k in payload]
-        if not names:
+    if event == "assign_helpers":  # 三帮一: each named helper with the role chosen beside it
+        helpers = [{"name": payload.pop(k), "role": payload.pop(f"{k}_role", "")}
+                   for k in ("helper1", "helper2", "helper3") if k in payload]
+        for k in ("helper1_role", "helper2_role", "helper3_role"):
+            payload.pop(k, None)
+        if not helpers:
             raise ApiError(422, "请至少填写一名帮扶责任人 (at least one helper)")
-        payload["helpers"] = [{"name": n, "role": "帮扶责任人"} for n in names]
+        payload["helpers"] = helpers
     return payload
 
 

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from machines.case_machine import ForbiddenEvent, allowed_events
 from machines.payloads import PayloadInvalid
 from machines.policy import Policy
-from machines.states import REASON_LABELS, Action, CaseState, ExcuseReason, OutsideReason
+from machines.states import REASON_LABELS, Action, CaseState, DropoutReason, ExcuseReason, OutsideReason
 from machines.vocabulary import EVENT_LABELS  # noqa: F401 - the pages' and API's event labels
 from store.cases import attachments
 from store.reporting import dashboards as dash
@@ -279,6 +279,9 @@ def offered_actions(who: Principal, case: Case, policy: Policy, open_duty_action
         reasons: list[tuple[str, str]] = []
         if event == "excuse":
             reasons = [(r.value, REASON_LABELS[r.value]) for r in ExcuseReason]
+        elif event == "record_reason":  # 查明辍学原因: seed 002's classes, the current one first
+            reasons = sorted(((r.value, REASON_LABELS[r.value]) for r in DropoutReason if r is not DropoutReason.unknown),
+                             key=lambda rl: rl[0] != case.reason)
         elif event == "escalate_outside":
             reasons = [(r.value, REASON_LABELS[r.value]) for r in OutsideReason if policy.outside_allowed(case.state, r)]
             if not reasons:
@@ -313,6 +316,8 @@ def record_action(
     if at.date() < case.opened_on:
         raise ApiError(422, "办理时间早于案件登记日 (before the case was opened)")
     facts = {"reason": reason} if event in ("excuse", "escalate_outside") else {}
+    if event == "record_reason" and reason:  # the API's and the form's 原因 field is the action's detail
+        payload = {**(payload or {}), "reason": reason}
     try:
         applied = apply_event(db, ctx, case, event, actor=who.actor, at=at, now=now, note=note[:255],
                               payload=payload or {}, idempotency_key=idempotency_key,

@@ -63,9 +63,9 @@ ROLE_LABELS = {
 
 # Events each role may fire on a case inside its scope ("escalate" belongs to the timers alone).
 ROLE_EVENTS: dict[Role, frozenset[str]] = {
-    Role.head_teacher: frozenset({"record_phone_call", "record_home_visit", "mark_returned", "excuse"}),
+    Role.head_teacher: frozenset({"record_phone_call", "record_home_visit", "record_reason", "mark_returned", "excuse"}),
     Role.school_staff: frozenset({
-        "record_phone_call", "record_home_visit", "record_collective_visit", "assign_helpers",
+        "record_phone_call", "record_home_visit", "record_collective_visit", "assign_helpers", "record_reason",
         "mark_returned", "excuse", "escalate_outside",
     }),
     Role.township: frozenset({"record_collective_visit", "serve_township_notice", "serve_legal_notice",

@@ -14,6 +14,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from machines.case_machine import ACTION_EVENTS, ForbiddenEvent, bind, unguarded_target
+from machines.policy_helpers import helper_problems, resolve_role
 from machines.payloads import PAYLOAD_MODELS, PayloadInvalid, parse_payload  # noqa: F401 - PayloadInvalid for callers
 from machines.states import CaseState, ExcuseReason, OutsideReason
 
@@ -73,6 +74,8 @@ def apply_event(
     if event in PAYLOAD_MODELS:
         payload = parse_payload(event, payload)
         check_photos(session, case.id, payload)
+    if event == "assign_helpers":
+        payload = checked_helpers(ctx.policy(case.policy_name, case.policy_version), payload)
     if idempotency_key:
         seen = session.scalar(
             select(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.idempotency_key == idempotency_key)
@@ -84,6 +87,8 @@ def apply_event(
     policy = ctx.policy(case.policy_name, case.policy_version)
     before = CaseState(case.state)
     _check_facts(case, event, facts)
+    if event == "record_reason":  # the history keeps what the reason was before (who/when/why: the event)
+        payload = {**payload, "previous": case.reason}
     after = bind(case).fire(event, policy=policy, **facts)
     case.state = after.value
     case.version += 1
@@ -101,6 +106,27 @@ def apply_event(
     session.flush()
     _effects(session, ctx, case, event, before, after, at=at, now=now, facts=facts, payload=payload or {})
     return Applied(ev)
+
+
+def checked_helpers(policy, payload: dict[str, Any]) -> dict[str, Any]:
+    """三帮一: the helpers as the policy wants them (``machines.policy_helpers``), each role as its id;
+    :class:`PayloadInvalid` (in Chinese) when fewer than ``helpers_required`` or a role is missing."""
+    helpers = payload.get("helpers", [])
+    problems = helper_problems(helpers, required=policy.helpers_required, must_cover=policy.three_helpers.roles,
+                               roles=policy.roles)
+    if problems:
+        raise PayloadInvalid([{"field": "helpers", "message": p} for p in problems])
+    return {**payload, "helpers": [{**h, "role": resolve_role(h.get("role") or "", policy.roles) or h.get("role", "")}
+                                   for h in helpers]}
+
+
+def persuasions_done(session: Session, case_id: int, requires, upto: datetime) -> tuple[int, datetime | None]:
+    """How many of ``requires.actions`` the case's history records at or before ``upto``, and when the
+    ``requires.count``-th was recorded (None: not yet). The same question the bulk sweep asks in SQL."""
+    ats = session.scalars(select(CaseEvent.at).where(
+        CaseEvent.case_id == case_id, CaseEvent.event.in_([a.value for a in requires.actions]), CaseEvent.at <= upto)
+        .order_by(CaseEvent.at, CaseEvent.seq)).all()
+    return len(ats), (ats[requires.count - 1] if len(ats) >= requires.count else None)
 
 
 def _check_facts(case: Case, event: str, facts: dict[str, Any]) -> None:
@@ -127,6 +153,8 @@ def _effects(session, ctx, case, event, before, after, *, at, now, facts, payloa
     elif event in ACTION_EVENTS:
         _complete_duties(session, case.id, event, at)
         docs = policy.action_documents(event)
+        if event == "record_reason":
+            case.reason = payload["reason"]
         if event == "assign_helpers":
             for h in payload.get("helpers", []):
                 session.add(Helper(case_id=case.id, name=h["name"], role=h.get("role", ""),
@@ -227,9 +255,17 @@ def escalate_through(session: Session, ctx: CaseContext, case: Case, streak: int
     policy = ctx.policy(case.policy_name, case.policy_version)
     calendar = ctx.calendar(case.calendar_key)
     moved = 0
-    while (step := policy.escalation_due(CaseState(case.state), streak)) is not None:
+    while True:
+        nxt = policy.next_step(CaseState(case.state))
+        done, met_at = {}, None
+        if nxt is not None and nxt.requires is not None:  # e.g. 经学校2次劝返 (seed 000 §二.5)
+            n, met_at = persuasions_done(session, case.id, nxt.requires, now)
+            done = {nxt.requires.actions[0].value: n}
+        step = policy.escalation_due(CaseState(case.state), streak, done)
+        if step is None:
+            return moved
         entry = calendar.add_school_days(case.opened_on, step.day - 1)
+        not_before = max(case.created_at, met_at) if met_at else case.created_at  # never before the condition held
         apply_event(session, ctx, case, "escalate", actor=SYSTEM,
-                    at=escalation_at(policy, entry, case.created_at), now=now, streak=streak)
+                    at=escalation_at(policy, entry, not_before), now=now, streak=streak, done=done)
         moved += 1
-    return moved

@@ -20,7 +20,7 @@ from datetime import date, datetime
 from typing import Callable
 
 from sqlalchemy import (JSON, Boolean, Column, Date, DateTime, Integer, MetaData, String, Table, Text, and_, case as sa_case,
-                        delete, insert, literal, select, true, update)
+                        delete, func, insert, literal, select, true, update)
 from sqlalchemy.schema import CreateTable
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -90,6 +90,9 @@ class SweepStep:
     target: str
     day: int
     max_opened_seq: int  # cases opened on or before this school day have reached ``day``
+    requires: tuple[str, ...] = ()  # the target step's ``requires``: actions that must be on record …
+    requires_count: int = 0         # … this many times, at or before ``as_of`` (seed 000: 经学校2次劝返)
+    as_of: datetime | None = None
 
     @property
     def label(self) -> str:
@@ -152,7 +155,10 @@ def plan(session: Session, ctx: CaseContext, as_of: datetime, skipped: list[Skip
         passed = last_seq_on_or_before(session, calendar_key, today)
         for source, target, day in escalation_pairs(policy):
             if passed - day + 1 >= 1:
-                steps.append(SweepStep(name, version, calendar_key, source.value, target.value, day, passed - day + 1))
+                req = policy.step(target).requires
+                steps.append(SweepStep(name, version, calendar_key, source.value, target.value, day, passed - day + 1,
+                                       tuple(a.value for a in req.actions) if req else (), req.count if req else 0,
+                                       as_of))
     schools: dict[str, list[str]] = {}
     for code, key in session.execute(select(School.code, School.calendar_key).order_by(School.code)):
         schools.setdefault(key, []).append(code)
@@ -168,6 +174,12 @@ def plan(session: Session, ctx: CaseContext, as_of: datetime, skipped: list[Skip
     return steps
 
 
+def _required_events(step: SweepStep, case_id):
+    """The history rows that count towards the target step's ``requires`` for ``case_id`` (correlated)."""
+    ev = CaseEvent.__table__
+    return (ev.c.case_id == case_id, ev.c.event.in_(step.requires), ev.c.at <= step.as_of)
+
+
 def due_cases_query(step: SweepStep, limit: int, *, postgres: bool):
     c = Case.__table__
     q = (
@@ -178,6 +190,10 @@ def due_cases_query(step: SweepStep, limit: int, *, postgres: bool):
         .order_by(c.c.opened_seq, c.c.id)
         .limit(limit)
     )
+    if step.requires:  # the machine's guard, other half: Policy.escalation_due(…, done)
+        ev = CaseEvent.__table__
+        q = q.where(select(func.count()).select_from(ev).where(*_required_events(step, c.c.id))
+                    .scalar_subquery() >= step.requires_count)
     return q.with_for_update(skip_locked=True) if postgres else q
 
 
@@ -248,6 +264,11 @@ def escalate_batch(session: Session, ctx: CaseContext, step: SweepStep, as_of: d
             .join(due, due.c.id == c.c.id)))
         session.execute(update(c).where(c.c.id.in_(select(_moved.c.id)))
                         .values(state=step.target, version=c.c.version + 1, updated_at=as_of))
+    if step.requires:  # not before the condition held: the required action's n-th record (as escalate_through)
+        ev = CaseEvent.__table__
+        met = (select(ev.c.at).where(*_required_events(step, _moved.c.id)).order_by(ev.c.at, ev.c.seq)
+               .offset(step.requires_count - 1).limit(1).scalar_subquery())
+        session.execute(update(_moved).where(met > _moved.c.created_at).values(created_at=met))
     # the calendar's answers for the batch's opening days, the owners for its schools
     opened = session.execute(select(_moved.c.calendar_key, _moved.c.opened_on).distinct()).all()
     if not opened:

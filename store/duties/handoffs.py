@@ -90,8 +90,7 @@ def sync_handoffs(session: Session, *, now: datetime, ctx: CaseContext | None = 
         policy, school, village, outside_reason = target
         township = juris[school.township_id]
         county = juris.get(township.parent_id)
-        due = ctx.due_at(school.calendar_key, doc.created_at.date(), policy.handoffs.ack_school_days,
-                         policy.handoffs.ack_time)
+        due = policy.handoffs.expected_by(ctx.calendar(school.calendar_key), doc.created_at.date())
         for body in recipients_for(policy, doc.kind, outside_reason=outside_reason):
             row = Handoff(document_id=doc.id, kind=doc.kind, case_id=doc.case_id,
                           census_case_id=(doc.data.get("doc") or {}).get("census_case_id"), school_id=school.id,

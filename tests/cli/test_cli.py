@@ -65,7 +65,7 @@ def test_actions_through_the_cli_and_a_refused_one(county):
     assert "电话联系家长，电话联系 → 电话联系" in out and "record_phone_call" not in out
     refused = baoxue(county, "act", "1", "serve_legal_notice", "--at", "2026-11-16T10:05", code=1)
     assert "not allowed in state 'family_contacted'" in refused
-    refused = baoxue(county, "act", "1", "assign_helpers", "--at", "2026-11-16T10:06", code=1)  # no --helper
+    refused = baoxue(county, "act", "1", "assign_helpers", "--at", "2026-11-16T10:06", code=2)  # no --helper
     assert "帮扶责任人" in refused and "invalid action details" in refused
     baoxue(county, "act", "1", "mark_returned", "--at", "2026-11-17T08:00")
     case = json.loads(baoxue(county, "case", "1", "--json"))

@@ -20,7 +20,7 @@ from store.cases.context import CaseContext
 from store.db import make_engine, session_factory, transaction
 from store.models.documents import DocumentFile
 from store.models import Case, Pupil, School
-from tests.engine_helpers import morning, setup_store, sweep
+from tests.engine_helpers import THREE_HELPERS, morning, setup_store, sweep
 
 DAYS = [date(2026, 11, 16), date(2026, 11, 17), date(2026, 11, 18), date(2026, 11, 19)]
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64 + b"visit"
@@ -57,7 +57,7 @@ def populate(factory, archive) -> dict[str, int]:
         act(s, CaseContext(s), ids[pupils[0]], "record_home_visit", actor="user:teacher", at=at, now=at,
             note="见到祖母", payload={"photos": [{"attachment_id": photo.id, "caption": "家访"}]})
         act(s, CaseContext(s), ids[pupils[1]], "assign_helpers", actor="user:school", at=at, now=at,
-            payload={"helpers": [{"name": "张校长", "role": "帮扶责任人"}]})
+            payload={"helpers": THREE_HELPERS})
         act(s, CaseContext(s), ids[pupils[2]], "excuse", actor="user:school", at=at, now=at, reason="transfer")
         render_for_case(s, ids[pupils[0]], "home_visit_record", actor="user:teacher", fmt="pdf", now=at)
     render_queued(factory, limit=6, now=datetime(2026, 11, 19, 20, 0))

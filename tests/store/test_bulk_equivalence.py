@@ -18,7 +18,7 @@ from store.cases.intake import open_cases_bulk
 from store.models import Case, CaseEvent, DocumentRequest, Duty, Pupil, School
 from store.cases.replay import replay
 from demo.synthetic import Size, generate_county
-from tests.engine_helpers import setup_store
+from tests.engine_helpers import THREE_HELPERS, setup_store
 
 CAL = calendars()["default"]
 SCHOOL_DAYS = CAL.school_days(date(2026, 9, 1), date(2026, 11, 27))
@@ -41,16 +41,24 @@ def snapshot(session) -> dict:
     }
 
 
-def populate(session, rng: random.Random, n: int) -> None:
-    """``n`` cases over three schools (three policies), opened on random school days, some acted on."""
+def populate(session, rng: random.Random, n: int, *, persuade: bool = False) -> None:
+    """``n`` cases over three schools (three policies), opened on random school days; with ``persuade``,
+    some get zero to three home visits (劝返) at random times, before or after the sweeps' moments — the
+    persuasions wutaishan's step to the education centre requires (seed 000 §二.5)."""
     ctx = CaseContext(session)
     schools = session.scalars(select(School).order_by(School.id)).all()
     pupils = session.scalars(select(Pupil).order_by(Pupil.id)).all()
     for pupil in rng.sample(pupils, n):
         school = next(s for s in schools if s.id == pupil.school_id)
         day = rng.choice(SCHOOL_DAYS[-30:])
-        open_cases_bulk(session, ctx, school, day, [(pupil, "unknown")], actor="t",
-                        now=datetime.combine(day, time(8, rng.randrange(0, 60))))
+        opened = open_cases_bulk(session, ctx, school, day, [(pupil, "unknown")], actor="t",
+                                 now=datetime.combine(day, time(8, rng.randrange(0, 60))))
+        if persuade:
+            case = session.get(Case, opened[0])
+            later = [d for d in SCHOOL_DAYS + [date(2026, 11, 28)] if d >= day]
+            for _ in range(rng.choice([0, 1, 2, 2, 3])):
+                at = datetime.combine(rng.choice(later[:12]), time(rng.choice([8, 10, 16]), 15))
+                act(session, ctx, case.id, "record_home_visit", actor="t", at=at, now=at)
     session.flush()
 
 
@@ -69,7 +77,7 @@ def test_bulk_advance_equals_the_per_case_machine_path(_outer_connection, factor
     outer = _outer_connection.begin_nested()
     try:
         with factory() as s:
-            populate(s, rng, n)
+            populate(s, rng, n, persuade=True)
             s.commit()
         results = {}
         for path in ("bulk", "per_case"):
@@ -109,7 +117,7 @@ def test_replaying_random_histories_reproduces_every_case(factory, session):
                         with s.begin_nested():
                             act(s, ctx, case.id, event, actor="t", at=moment, now=moment,
                                 reason=rng.choice(["sick_leave", "working_away", "whereabouts_unknown"]),
-                                payload={"helpers": [{"name": "帮扶甲"}]} if event == "assign_helpers" else None)
+                                payload={"helpers": THREE_HELPERS} if event == "assign_helpers" else None)
                     except Exception as exc:  # forbidden here: nothing may have been written
                         assert type(exc).__name__ == "ForbiddenEvent", exc
     with factory() as s:

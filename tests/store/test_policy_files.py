@@ -64,6 +64,6 @@ def test_changing_a_policy_file_requires_a_new_version(session, tmp_path, monkey
     load_policies_into(session, now=datetime(2026, 9, 1))
     folder = tmp_path / "p"
     folder.mkdir()
-    write(folder, "default", GOOD.replace("outside_wait_days = 5", "outside_wait_days = 6"))
+    write(folder, "default", GOOD.replace("helpers_required = 3", "helpers_required = 2"))
     with pytest.raises(PolicyFileError, match="raise the version"):
         load_policies_into(session, directory=folder, now=datetime(2026, 9, 2))

@@ -30,7 +30,7 @@ from store.access.accounts import create_user, issue_token, start_session
 from store.cases.context import CaseContext
 from store.db import transaction
 from store.models import Case, CaseEvent, Guardian, Pupil
-from tests.engine_helpers import setup_store
+from tests.engine_helpers import THREE_HELPERS, setup_store
 
 DAYS = [date(2026, 11, 16) + timedelta(days=i) for i in range(4)]  # Monday to Thursday
 # characters demo/synthetic.py never draws, so a hit is ours
@@ -127,7 +127,7 @@ def run_the_flows(factory, code: str, pupils: list[str]) -> None:
                                    .where(Pupil.student_no == absent[1]))
                 at = datetime.combine(day, datetime.min.time()).replace(hour=10)
                 act(s, ctx, case_id, "assign_helpers", actor="user:school", at=at, now=at, note="三帮一",
-                    payload={"helpers": [{"name": "校长", "role": "帮扶责任人"}]})
+                    payload={"helpers": THREE_HELPERS})
     render_documents(as_of=datetime(2026, 11, 19, 19, 0), batch_size=6, max_batches=1)
     monthly_report(level="school", as_of=datetime(2026, 11, 23, 16, 0))
     quarterly_spot_check(as_of=datetime(2026, 11, 20, 10, 0), seed=42)

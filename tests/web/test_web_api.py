@@ -293,7 +293,7 @@ def test_the_case_offers_only_the_buttons_the_state_and_role_allow(web):
     web["clock"].at = datetime(2026, 11, 18, 10, 0)  # day 3: collective visit
     advance(web["factory"], web["clock"]())
     offered = lambda who: [a["event"] for a in web["client"].get(f"/api/cases/{case_id}", headers=token(web, who)).json()["allowed_actions"]]
-    assert offered("teacher") == ["record_phone_call", "record_home_visit", "mark_returned", "excuse"]
+    assert offered("teacher") == ["record_phone_call", "record_home_visit", "record_reason", "mark_returned", "excuse"]
     # the duties still owed come first (the day-1 and day-2 ones are overdue), in ladder order
     assert offered("school")[:4] == ["record_phone_call", "record_home_visit", "record_collective_visit", "assign_helpers"]
     assert "escalate_outside" in offered("school")

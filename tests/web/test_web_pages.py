@@ -112,7 +112,9 @@ def test_the_school_assigns_three_helpers(pages):
         case_id = s.scalar(select(Case.id))
     page = client.get(f"/cases/{case_id}").text
     r = client.post(f"/cases/{case_id}/act", data={"csrf": csrf(page), "event": "assign_helpers", "helper1": "张校长",
-                                                   "helper2": "李老师", "helper3": "村支书王"}, follow_redirects=True)
+                                                   "helper1_role": "head_teacher", "helper2": "李老师",
+                                                   "helper2_role": "subject_teacher", "helper3": "村支书王",
+                                                   "helper3_role": "village_committee"}, follow_redirects=True)
     assert r.status_code == 200 and "三帮一" in r.text
     with pages["factory"]() as s:
         assert sorted(s.scalars(select(Helper.name))) == ["张校长", "李老师", "村支书王"]
