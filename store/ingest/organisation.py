@@ -294,6 +294,8 @@ def plan_divisions(session: Session, data: bytes, filename: str, *, today: date)
             continue
         if not parent:
             plan.errors.append((n, f"缺少上级代码（{LEVEL_LABELS[level]}的上级是{LEVEL_LABELS[want_parent]}）"))
+        elif parent in given and parent not in resolved:
+            plan.errors.append((n, f"上级 {parent} 本行无误，但上级所在的第 {given[parent][0]} 行有错误"))
         elif parent in resolved:
             if resolved[parent][0] != want_parent:
                 plan.errors.append((n, f"上级代码 {parent} 不是{LEVEL_LABELS[want_parent]}"))
