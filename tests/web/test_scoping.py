@@ -82,6 +82,11 @@ ROUTES = {
     ("GET", "/census"): "list", ("GET", "/handoffs"): "list", ("POST", "/census/upload"): "school",
     ("POST", "/census/{census_case_id}/act"): "school",  # census and hand-off writes: test_census_and_handoff_writes_stay_in_scope
     ("POST", "/handoffs/{handoff_id}/ack"): "school",
+    # the directory (名册): the pupils' list is probed like every list; schools, classes and staff carry no pupil data
+    ("GET", "/directory"): "list", ("GET", "/api/pupils"): "list", ("GET", "/api/classes"): "list",
+    ("GET", "/api/staff"): "list", ("GET", "/api/schools"): "list",
+    # the county's onboarding: only the county may open or post it (tests/web/test_directory_web.py)
+    ("GET", "/admin/onboarding"): "open", ("POST", "/admin/onboarding"): "open",
 }
 LIST_QUERIES = {"/api/cases": "?open_only=false", "/cases": "?all=1", "/api/duties": "?mine=false",
                 "/api/accountability": "?start=2026-11-01", "/accountability": "?start=2026-11-01",
