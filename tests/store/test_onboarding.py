@@ -185,3 +185,11 @@ def test_the_directory_lists_only_the_callers_schools_with_ids_masked(store):
     assert [r["student_no"] for r in found] == [some["student_no"]]
     masked = list_pupils(store, mine, limit=1, mask_names=True)["rows"][0]["name"]
     assert "*" in masked
+
+
+def test_a_generated_pupil_lives_in_the_village_whose_committee_gets_the_papers(store):
+    from demo.synthetic import Size, generate_county
+    generate_county(store, seed=5, size=Size(townships=1, schools_per_township=1, grades=(3,), pupils_per_class=30))
+    rows = store.execute(select(Pupil.address, Pupil.registered_address, Jurisdiction.name)
+                         .join(Jurisdiction, Jurisdiction.id == Pupil.village_id)).all()
+    assert len(rows) >= 30 and all(village in address and village in registered for address, registered, village in rows)
