@@ -31,6 +31,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from store.access.staff_accounts import sync_head_teachers
 from store.duties.handover import hand_over_class
 from store.ingest.tabular import read_table, require_columns
 from store.models import Jurisdiction, School, SchoolClass, Staff
@@ -485,6 +486,7 @@ def plan_classes(session: Session, data: bytes, filename: str, *, now: datetime)
     files_schools = {school.id for school, _, _ in planned}
     _retire(plan, [c for k, c in existing.items() if k[0] in files_schools and k not in seen and c.retired_on is None],
             lambda c: (str(c.id), c.name), today)
+    sync_head_teachers(session)  # a class handed over or retired moves between the head teachers' accounts
     return plan
 
 

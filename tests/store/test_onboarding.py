@@ -193,3 +193,37 @@ def test_a_generated_pupil_lives_in_the_village_whose_committee_gets_the_papers(
     rows = store.execute(select(Pupil.address, Pupil.registered_address, Jurisdiction.name)
                          .join(Jurisdiction, Jurisdiction.id == Pupil.village_id)).all()
     assert len(rows) >= 30 and all(village in address and village in registered for address, registered, village in rows)
+
+
+def test_an_account_follows_its_staff_record_and_a_class_moves_with_its_head_teacher(store):
+    from store.access.accounts import AccountError, scope_of
+    from store.access.staff_accounts import account_for_staff, reassign, staff_by_phone
+
+    onboard(store, _files(), now=NOW, apply=True)
+    rows = county_rows()
+    first_class, second_class = rows["班级"][1], rows["班级"][2]
+    teacher, _ = account_for_staff(store, staff_by_phone(store, first_class[4]), username="t1", now=NOW)
+    assert teacher.role == "head_teacher"
+    klass = store.scalar(select(SchoolClass).where(SchoolClass.name == first_class[2]).join(School)
+                         .where(School.code == first_class[0]))
+    assert scope_of(store, teacher).class_ids == frozenset({klass.id})
+    township_person = next(r for r in rows["教职工"] if r[2] == "镇政府")
+    officer, password = account_for_staff(store, staff_by_phone(store, township_person[1]), username="town", now=NOW)
+    assert officer.role == "township" and len(password) >= 12
+    village_person = next(r for r in rows["教职工"] if r[2] == "村委会")
+    with pytest.raises(AccountError, match="已有账号"):
+        account_for_staff(store, staff_by_phone(store, first_class[4]), username="t1b", now=NOW)
+    principal = next(r for r in rows["教职工"] if r[2] == "校长" and r[3] == first_class[0])
+    with pytest.raises(AccountError, match="教职工名单中没有"):
+        staff_by_phone(store, "13000000000")
+    # the class goes to the second class's teacher in a new class list: both accounts follow
+    rows["班级"][1] = first_class[:3] + second_class[3:]
+    onboard(store, _files({"班级": rows["班级"]}), now=NOW, apply=True)
+    store.expire_all()
+    assert scope_of(store, teacher).class_ids == frozenset()
+    successor, _ = account_for_staff(store, staff_by_phone(store, second_class[4]), username="t2", now=NOW)
+    assert klass.id in scope_of(store, successor).class_ids
+    reassign(store, teacher, staff_by_phone(store, principal[1]), now=NOW)
+    store.expire_all()
+    assert (teacher.role, teacher.display_name) == ("school_staff", principal[0])
+    assert village_person[3].endswith(tuple("0123456789"))

@@ -80,3 +80,32 @@ def test_the_county_onboards_files_on_a_page_preview_first(site):
     # the county's staff file names everyone: the generated county's staff were retired, their accounts switched off
     with site["factory"]() as s:
         assert s.scalar(select(func.count()).select_from(Staff).where(Staff.retired_on.is_(None))) == 52
+
+
+def test_the_county_opens_an_account_for_a_person_on_the_staff_list_and_reassigns_it(site):
+    from demo.county_files import county_rows
+    from store.ingest.onboarding import onboard
+    from store.models.accounts import User
+
+    with site["factory"]() as s:
+        onboard(s, list(county_files().items()), now=NOW, apply=True)
+        s.commit()
+    rows = county_rows()
+    teacher, principal = rows["班级"][1], next(r for r in rows["教职工"] if r[2] == "校长")
+    client, csrf = _as(site, "county"), site["county"].csrf["county"]
+    page = client.post("/admin/users/from-staff", data={"csrf": csrf, "phone": teacher[4], "username": "wanxi"})
+    assert page.status_code == 200 and "账号 wanxi 的新密码" in page.text
+    again = client.post("/admin/users/from-staff", data={"csrf": csrf, "phone": teacher[4], "username": "wanxi2"})
+    assert again.status_code == 422 and "已有账号" in again.text
+    with site["factory"]() as s:
+        user = s.scalar(select(User).where(User.username == "wanxi"))
+        assert (user.role, user.display_name) == ("head_teacher", teacher[3]) and len(user.classes) == 1
+    moved = client.post(f"/admin/users/{user.id}/reassign", data={"csrf": csrf, "phone": principal[1]},
+                        follow_redirects=False)
+    assert moved.status_code == 303
+    with site["factory"]() as s:
+        assert s.get(User, user.id).role == "school_staff"
+    refused = _as(site, "school_far").post("/admin/users/from-staff", data={"csrf": site["county"].csrf["school_far"],
+                                                                         "phone": principal[1], "username": "x"},
+                                       follow_redirects=False)
+    assert refused.status_code == 403

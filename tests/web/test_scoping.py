@@ -50,6 +50,7 @@ ROUTES = {
     ("GET", "/account"): "open", ("POST", "/account/password"): "open", ("POST", "/account/tokens/{token_id}/revoke"): "open",
     ("GET", "/admin/users"): "open", ("POST", "/admin/users/{user_id}/active"): "open",
     ("POST", "/admin/users/{user_id}/password"): "open",
+    ("POST", "/admin/users/from-staff"): "open", ("POST", "/admin/users/{user_id}/reassign"): "open",
     ("GET", "/api/auth/tokens"): "open", ("DELETE", "/api/auth/tokens/{token_id}"): "open",
     ("POST", "/api/auth/password"): "open",
     ("GET", "/api/me"): "list",
