@@ -31,8 +31,9 @@ NAV = {
                     _RISK, _RECONCILE, _TRUANCY, _CENSUS, _HANDOFFS, _DIRECTORY],
     Role.county: [("/overview", "全县概况"), ("/stuck", "逾期督办"), ("/figures", "月度数据"), ("/late", "迟报漏报"),
                   ("/spot-checks", "抽查"), ("/accountability", "责任追究"), ("/cases", "案件"), ("/runs", "流程运行"),
-                  _RISK, _RECONCILE, _TRUANCY, _CENSUS, _HANDOFFS, _DIRECTORY, ("/admin/onboarding", "导入名册")],
-    Role.operator: [("/runs", "流程运行"), ("/late", "迟报漏报")],
+                  _RISK, _RECONCILE, _TRUANCY, _CENSUS, _HANDOFFS, _DIRECTORY, ("/admin/onboarding", "导入名册"),
+                  ("/admin/calendar", "校历")],
+    Role.operator: [("/runs", "流程运行"), ("/late", "迟报漏报"), ("/admin/calendar", "校历")],
 }
 
 STATUS_CHOICES = [(k, ATTENDANCE_LABELS[k]) for k in ("present", "unexcused", "sick_leave", "personal_leave")]

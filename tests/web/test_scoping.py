@@ -88,6 +88,8 @@ ROUTES = {
     ("GET", "/api/staff"): "list", ("GET", "/api/schools"): "list",
     # the county's onboarding: only the county may open or post it (tests/web/test_directory_web.py)
     ("GET", "/admin/onboarding"): "open", ("POST", "/admin/onboarding"): "open",
+    # the calendar page: no pupil data; county and operator only (tests/web/test_calendar_page.py)
+    ("GET", "/admin/calendar"): "open", ("POST", "/admin/calendar/holidays"): "open", ("POST", "/admin/calendar/terms"): "open",
 }
 LIST_QUERIES = {"/api/cases": "?open_only=false", "/cases": "?all=1", "/api/duties": "?mine=false",
                 "/api/accountability": "?start=2026-11-01", "/accountability": "?start=2026-11-01",
