@@ -65,10 +65,11 @@ def import_roster(session: Session, data: bytes, filename: str, *, now: datetime
     result = RosterResult()
     schools = {s.code: s for s in session.scalars(select(School))}
     classes = {(c.school_id, c.name): c for c in session.scalars(select(SchoolClass))}
+    villages = _villages(session)
     for n, r in rows:
         try:
             with session.begin_nested():
-                added = _import_row(session, r, schools, classes, only_school_id, now)
+                added = _import_row(session, r, schools, classes, villages, only_school_id, now)
             result.added += added
             result.updated += 1 - added
         except (ValueError, KeyError) as exc:
@@ -117,11 +118,14 @@ def _same_class(classes: dict, school_id: int, grade: int, name: str):
     return found[0] if len(found) == 1 else None
 
 
-def _village_of(session: Session, school: School, *addresses: str | None) -> int | None:
+def _villages(session: Session) -> list:
+    return session.execute(select(Jurisdiction.id, Jurisdiction.name, Jurisdiction.parent_id).where(
+        Jurisdiction.level == "village", Jurisdiction.retired_on.is_(None))).all()
+
+
+def _village_of(villages: list, school: School, *addresses: str | None) -> int | None:
     """The village (村/社区) an address names, among the school's township's villages first: the
     户口所在地, else the 现住址. The longest name wins (石门村 before 门村)."""
-    villages = session.execute(select(Jurisdiction.id, Jurisdiction.name, Jurisdiction.parent_id).where(
-        Jurisdiction.level == "village", Jurisdiction.retired_on.is_(None))).all()
     ranked = sorted(villages, key=lambda v: (v.parent_id != school.township_id, -len(v.name)))
     for address in addresses:
         for v in ranked if address else ():
@@ -130,7 +134,7 @@ def _village_of(session: Session, school: School, *addresses: str | None) -> int
     return None
 
 
-def _import_row(session, r, schools, classes, only_school_id, now: datetime) -> int:
+def _import_row(session, r, schools, classes, villages, only_school_id, now: datetime) -> int:
     today = now.date()
     if not r.get("student_no") and r.get("aux_no"):  # a pupil without a 全国学籍号 yet has a 学籍辅号
         r["student_no"] = r["aux_no"]
@@ -186,7 +190,7 @@ def _import_row(session, r, schools, classes, only_school_id, now: datetime) -> 
     pupil.id_number, pupil.gender, pupil.address = id_number, r.get("gender") or None, r.get("address") or None
     pupil.registered_address = r.get("registered_address") or None
     pupil.birth_date = birth_date(id_number) if id_number else _birth(r.get("birth", ""))
-    village = _village_of(session, school, pupil.registered_address, pupil.address)
+    village = _village_of(villages, school, pupil.registered_address, pupil.address)
     if village is not None or added:
         pupil.village_id = village
     if not added and (pupil.special_groups or []) != groups:  # the cases on the ledger count them (store.reporting.reports)
