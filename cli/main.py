@@ -376,6 +376,40 @@ def _account(s, username: str):
 PASSWORD_STDIN = typer.Option(False, "--password-stdin", help="read the password from stdin (first line), not a prompt")
 
 
+@user_app.command("add-staff")
+def user_add_staff(username: str, staff: str = typer.Option(..., "--staff", help="教职工手机号 (the staff record's phone)"),
+                   password_stdin: bool = PASSWORD_STDIN):
+    """Add an account for a person on the staff list: role, school/township and a head teacher's
+    classes follow from the record. The password is asked for, read from stdin, or (neither) generated."""
+    from store.access.staff_accounts import account_for_staff, staff_by_phone
+    from store.db import transaction
+    password = _read_password(password_stdin)
+    try:
+        with transaction(_factory()) as s:
+            user, _ = account_for_staff(s, staff_by_phone(s, staff), username=username, password=password,
+                                        now=now_local())
+            console.print(f"账号已创建 created: {user.username} ({user.display_name}, {user.role})")
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+@user_app.command("reassign")
+def user_reassign(username: str, staff: str = typer.Option(..., "--staff", help="新的教职工手机号")):
+    """Move an account to another staff record (role and place follow it; sessions and tokens end)."""
+    from store.access.accounts import find_user
+    from store.access.staff_accounts import reassign, staff_by_phone
+    from store.db import transaction
+    try:
+        with transaction(_factory()) as s:
+            user = find_user(s, username)
+            if user is None:
+                _fail(f"账号 {username} 不存在")
+            reassign(s, user, staff_by_phone(s, staff), now=now_local())
+            console.print(f"账号已改属 reassigned: {username} → {user.display_name} ({user.role})")
+    except ValueError as exc:
+        _fail(str(exc))
+
+
 @user_app.command("add")
 def user_add(
     username: str, role: str = typer.Option(..., help="head_teacher | school_staff | township | county | operator"),
@@ -511,6 +545,8 @@ def _mount_subcommands() -> None:
     app.add_typer(census_cli.handoff_app, name="handoff")  # 送达回证
     oversight_cli.mount(app)  # risk list|explain, reconcile MONTH, submit-/accept-figures
     app.add_typer(backup_cli.app, name="backup")  # backup create|check|restore|verify
+    from cli import onboarding as onboarding_cli
+    onboarding_cli.mount(app)  # onboard DIR, org templates|sample|import|schools|staff|pupils
 
 
 _mount_subcommands()

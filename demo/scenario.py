@@ -268,8 +268,10 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
     from demo import oversight as oversight_demo
     from store.bootstrap import init_store
     from store.db import make_engine, session_factory, transaction
-    from store.models import Pupil, School
-    from demo.synthetic import Size, generate_county
+    from store.ingest.onboarding import onboard
+    from store.models import Jurisdiction, Pupil, School, Staff
+    from demo.county_export import generated_county_files
+    from demo.synthetic import Size
     from tasks.intake import MarkRow, MorningCheckSubmission
     from tasks.runtime import SimulatedClock, clock_set_to, dispose_all, using
     from demo import prevention as prevention_demo
@@ -281,13 +283,21 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
     engine = make_engine(os.environ["BAOXUE_DATABASE_URL"])
     init_store(engine, now=begin)
     factory = session_factory(engine)
+    # the county enters as a real one does: its files (区划, 学校, 教职工, 班级, 学籍) through the onboarding import
+    files = generated_county_files(seed=seed, size=Size(townships=2, schools_per_township=3, pupils_per_class=55))
     with transaction(factory) as s:
-        counts = generate_county(s, seed=seed, size=Size(townships=2, schools_per_township=3, pupils_per_class=55))
+        onboarded = onboard(s, list(files.items()), now=begin, apply=True)
+        if not onboarded.applied:
+            raise RuntimeError(f"the demo county's files did not import: {onboarded.as_dict()}")
+        counts = {"townships": s.scalar(select(func.count()).select_from(Jurisdiction).where(Jurisdiction.level == "township")),
+                  "schools": s.scalar(select(func.count()).select_from(School)),
+                  "pupils": s.scalar(select(func.count()).select_from(Pupil)),
+                  "staff": s.scalar(select(func.count()).select_from(Staff))}
         oversight_demo.flag_learning_difficulty(s, seed)  # 学困生 on the roster (issue 8 part 4)
         pupils = s.execute(select(Pupil.student_no, School.code).join(School, School.id == Pupil.school_id)
                            .order_by(Pupil.id)).all()
         schools = list(s.scalars(select(School.code).order_by(School.code)))
-    progress(f"county generated: {counts['townships']} townships, {counts['schools']} schools, "
+    progress(f"county onboarded from its files: {counts['townships']} townships, {counts['schools']} schools, "
              f"{counts['pupils']} pupils, {counts['staff']} staff")
     plan = make_plan([tuple(p) for p in pupils], days, seed)
     oversight_demo.plan_rising_absences(plan, [tuple(p) for p in pupils], seed)  # absences rising week on week

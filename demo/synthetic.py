@@ -115,12 +115,14 @@ def generate_county(
                         surname_name = _name(rng)
                         groups = [grp for grp, p in (("left_behind", 0.12), ("orphan", 0.005), ("disabled", 0.01),
                                                      ("poor", 0.05)) if rng.random() < p]
+                        home = rng.choice(villages)  # one village: the committee the papers go to is where they live
                         pupils.append({
                             "student_no": f"G{region}{school_no:03d}{g}{k:02d}{n:03d}{seed % 1000:03d}{code_prefix}",
                             "name": surname_name, "id_number": _id_number(issued, region, birth),
                             "gender": rng.choice("男女"), "birth_date": birth, "school_id": school.id,
-                            "class_id": klass.id, "village_id": rng.choice(villages).id,
-                            "address": f"{township.name}{rng.choice(villages).name}{rng.randint(1, 12)}组",
+                            "class_id": klass.id, "village_id": home.id,
+                            "address": f"{township.name}{home.name}{rng.randint(1, 12)}组",
+                            "registered_address": f"{township.name}{home.name}",
                             "special_groups": groups, "enrolled": True,
                         })
                         guardians_for.append((surname_name[0], "left_behind" in groups))

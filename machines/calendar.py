@@ -162,4 +162,54 @@ def holiday_list_problems(year: int, holidays: frozenset[date], workdays: frozen
     both = sorted(holidays & workdays)
     if both:
         problems.append(f"both holiday and workday: {', '.join(map(str, both))} (同一天既是节假日又是调休上班日)")
+    weekdays = sorted(d for d in workdays if d.weekday() < 5)
+    if weekdays:
+        problems.append(f"make-up workdays must be a Saturday or Sunday: {', '.join(map(str, weekdays))} "
+                        f"(调休上班日应为周六或周日)")
+    return problems
+
+
+MAX_LISTED_DAYS = 400
+
+
+def parse_day_list(text: str) -> list[date]:
+    """Dates as a person types them: one per line or separated by commas, and ranges
+    ``2027-02-10~2027-02-16`` (also ``至``, ``..``); at most :data:`MAX_LISTED_DAYS` days."""
+    import re
+    from datetime import timedelta
+
+    days: list[date] = []
+    for part in re.split(r"[\s,，;；、]+", (text or "").strip()):
+        if not part:
+            continue
+        ends = re.split(r"~|～|至|\.\.", part)
+        if len(ends) > 2:
+            raise ValueError(f"无法识别的日期: '{part[:40]}'")
+        try:
+            first, last = (date.fromisoformat(e.strip()) for e in (ends[0], ends[-1]))
+        except ValueError:
+            raise ValueError(f"日期应写成 2027-01-01，区间写成 2027-02-10~2027-02-16: '{part[:40]}'") from None
+        if last < first:
+            raise ValueError(f"区间结束早于开始: '{part}'")
+        if (last - first).days + len(days) >= MAX_LISTED_DAYS:
+            raise ValueError(f"日期过多（上限 {MAX_LISTED_DAYS} 天）")
+        days += [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    return sorted(set(days))
+
+
+def period_problems(terms: list[Period], breaks: list[Period]) -> list[str]:
+    """What is wrong with a calendar's terms and breaks (empty: nothing)."""
+    problems = []
+    for p in terms + breaks:
+        if p.end < p.start:
+            problems.append(f"「{p.label}」结束 {p.end} 早于开始 {p.start}")
+    ordered = sorted(terms, key=lambda p: p.start)
+    for a, b in zip(ordered, ordered[1:]):
+        if b.start <= a.end:
+            problems.append(f"学期「{a.label}」与「{b.label}」重叠")
+    for br in breaks:
+        if not any(br.start in t and br.end in t for t in terms):
+            problems.append(f"停课「{br.label}」不在任何学期之内")
+    if not terms:
+        problems.append("至少要有一个学期")
     return problems

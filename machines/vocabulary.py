@@ -138,3 +138,8 @@ def label_of(word: str) -> str:
             return table[word]
     return word
 
+
+
+# --- onboard ---
+# history events that change neither the state nor the ladder: bookkeeping a reader must still see
+EVENT_LABELS["duty_handover"] = "班主任变更，待办移交"

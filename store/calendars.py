@@ -1,6 +1,8 @@
 """School calendars from data: holiday tables, term dates, and the materialised school_days table."""
 from __future__ import annotations
 
+import os
+import re
 import tomllib
 from datetime import date
 from functools import lru_cache
@@ -9,7 +11,9 @@ from pathlib import Path
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from machines.calendar import CalendarYearUnknown, HolidayTable, Period, SchoolCalendar, holiday_list_problems
+from machines.calendar import (
+    CalendarYearUnknown, HolidayTable, Period, SchoolCalendar, holiday_list_problems, period_problems,
+)
 
 from store.db import settings
 from store.models import Case, SchoolDay
@@ -158,3 +162,72 @@ def refresh_school_days(session: Session, calendars_by_key: dict[str, SchoolCale
         if days and covered_until(session, key) != days[-1][0]:
             out[key] = materialise(session, calendar)
     return out
+
+
+# -- entered by the county (the calendar page, `baoxue calendar …`) ---------------------------------
+CALENDAR_KEY = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_holiday_list(year: int, holidays: list[date], workdays: list[date], *, entered_by: str,
+                       directory: Path | None = None) -> Path:
+    """The State Council's list for ``year`` as ``holidays-<year>.toml`` in the calendar folder, checked
+    as a file from the folder is (dates inside the year, no day both, make-up days on weekends)."""
+    if not 2000 <= year <= 2100:
+        raise HolidayFileError(f"年份 {year} 不合理 (year out of range)")
+    problems = holiday_list_problems(year, frozenset(holidays), frozenset(workdays))
+    if not holidays:
+        problems.append("放假日期不能为空 (no holidays given)")
+    if problems:
+        raise HolidayFileError("; ".join(problems))
+    line = lambda days: "[" + ", ".join(d.isoformat() for d in sorted(days)) + "]"
+    path = (directory or calendar_dir()) / f"holidays-{year}.toml"
+    _write_atomically(path, f"# {year}年部分节假日安排（国务院办公厅通知）：由 {entered_by} 录入\n"
+                            f"year = {year}\nholidays = {line(holidays)}\nworkdays = {line(workdays)}\n")
+    read_holiday_file(path)  # what was written reads back as entered
+    return path
+
+
+def write_calendar(key: str, label: str, terms: list[Period], breaks: list[Period], *, entered_by: str,
+                   directory: Path | None = None) -> Path:
+    """A school calendar's terms and breaks as ``<key>.toml`` in the calendar folder."""
+    if not CALENDAR_KEY.fullmatch(key or ""):
+        raise HolidayFileError("校历代号只能是小写字母、数字、-、_，以字母开头 (calendar key)")
+    problems = period_problems(terms, breaks)
+    if problems:
+        raise HolidayFileError("; ".join(problems))
+    text = f"# 校历：由 {entered_by} 录入\nkey = \"{key}\"\nlabel = {_toml_text(label)}\n"
+    for name, periods in (("terms", terms), ("breaks", breaks)):
+        for p in sorted(periods, key=lambda p: p.start):
+            text += f"\n[[{name}]]\nlabel = {_toml_text(p.label)}\nstart = {p.start}\nend = {p.end}\n"
+    path = (directory or calendar_dir()) / f"{key}.toml"
+    _write_atomically(path, text)
+    return path
+
+
+def _toml_text(value: str) -> str:
+    value = "".join(ch for ch in (value or "") if ch >= " ")[:64]
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def parse_periods(text: str) -> list[Period]:
+    """Lines ``标签, 2026-09-01, 2027-01-22`` (commas or tabs) as periods; at most 40."""
+    periods = []
+    for n, raw in enumerate((text or "").strip().splitlines(), start=1):
+        if not raw.strip():
+            continue
+        parts = [p.strip() for p in re.split(r"[,，\t]", raw)]
+        if len(parts) != 3:
+            raise HolidayFileError(f"第 {n} 行应为「名称, 开始日期, 结束日期」: '{raw[:60]}'")
+        try:
+            periods.append(Period(date.fromisoformat(parts[1]), date.fromisoformat(parts[2]), parts[0][:64]))
+        except ValueError:
+            raise HolidayFileError(f"第 {n} 行日期应写成 2026-09-01: '{raw[:60]}'") from None
+        if len(periods) > 40:
+            raise HolidayFileError("行数过多（上限 40）")
+    return periods

@@ -119,6 +119,38 @@ def admin_reset_password(request: Request, user_id: DbId, csrf: str = Form(""), 
                    new_password={"username": user.username, "password": password})
 
 
+@router.post("/admin/users/from-staff")
+def admin_add_from_staff(request: Request, username: str = Form(..., max_length=64), phone: str = Form(..., max_length=20),
+                         csrf: str = Form(""), who: Principal = Depends(admin_page), db: Session = Depends(get_db),
+                         now: datetime = Depends(get_now)):
+    """An account for a person on the staff list (role and place from the record); its password shown once."""
+    from store.access.staff_accounts import account_for_staff, staff_by_phone
+
+    check_csrf(who, csrf)
+    try:
+        user, password = account_for_staff(db, staff_by_phone(db, phone), username=username, now=now, by=who.user)
+    except AccountError as exc:
+        raise ApiError(422, str(exc)) from None
+    db.commit()
+    return _render(request, "admin_users.html", who, users=list_users(db), now=now,
+                   new_password={"username": user.username, "password": password})
+
+
+@router.post("/admin/users/{user_id}/reassign")
+def admin_reassign(request: Request, user_id: DbId, phone: str = Form(..., max_length=20), csrf: str = Form(""),
+                   who: Principal = Depends(admin_page), db: Session = Depends(get_db), now: datetime = Depends(get_now)):
+    """The account now belongs to another staff record: role, place and classes follow it."""
+    from store.access.staff_accounts import reassign, staff_by_phone
+
+    check_csrf(who, csrf)
+    try:
+        reassign(db, _target(db, user_id), staff_by_phone(db, phone), now=now, by=who.user)
+    except AccountError as exc:
+        raise ApiError(422, str(exc)) from None
+    db.commit()
+    return RedirectResponse("/admin/users", status_code=303)
+
+
 # -- the same for API clients -------------------------------------------------------------------------
 class TokenInfo(BaseModel):
     id: int

@@ -32,6 +32,7 @@ class Jurisdiction(Base):
     name: Mapped[str] = mapped_column(String(64))
     level: Mapped[str] = mapped_column(String(16))  # county | township | village
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("jurisdictions.id"))
+    retired_on: Mapped[date | None] = mapped_column(Date)  # left the organisation file: kept for history
 
 
 class School(Base):
@@ -43,6 +44,9 @@ class School(Base):
     calendar_key: Mapped[str] = mapped_column(String(32), default="default")
     policy_name: Mapped[str] = mapped_column(String(32), default="default")
     enrolled: Mapped[int] = mapped_column(Integer, default=0)
+    stage: Mapped[str | None] = mapped_column(String(16))  # 学段: 小学 | 初中 | 九年一贯制 | 完全中学
+    boarding: Mapped[bool] = mapped_column(Boolean, default=False)  # 寄宿制学校
+    retired_on: Mapped[date | None] = mapped_column(Date)
 
 
 class Staff(Base):
@@ -55,6 +59,8 @@ class Staff(Base):
     phone: Mapped[str | None] = mapped_column(String(20))
     school_id: Mapped[int | None] = mapped_column(ForeignKey("schools.id"), index=True)
     jurisdiction_id: Mapped[int | None] = mapped_column(ForeignKey("jurisdictions.id"), index=True)
+    office: Mapped[str | None] = mapped_column(String(32))  # 教导处, 政教处, 包村干部… as the policies name them
+    retired_on: Mapped[date | None] = mapped_column(Date)
 
 
 class SchoolClass(Base):
@@ -64,6 +70,7 @@ class SchoolClass(Base):
     grade: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(32))
     head_teacher_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    retired_on: Mapped[date | None] = mapped_column(Date)
     __table_args__ = (UniqueConstraint("school_id", "name"),)
 
 
@@ -78,7 +85,8 @@ class Pupil(Base):
     school_id: Mapped[int] = mapped_column(ForeignKey("schools.id"), index=True)
     class_id: Mapped[int] = mapped_column(ForeignKey("classes.id"), index=True)
     village_id: Mapped[int | None] = mapped_column(ForeignKey("jurisdictions.id"))
-    address: Mapped[str | None] = mapped_column(String(128))
+    address: Mapped[str | None] = mapped_column(String(128))  # 现住址
+    registered_address: Mapped[str | None] = mapped_column(String(128))  # 户口所在地
     special_groups: Mapped[list[Any]] = mapped_column(JSON, default=list)  # orphan, left_behind, disabled…
     enrolled: Mapped[bool] = mapped_column(Boolean, default=True)
     guardians: Mapped[list["Guardian"]] = relationship(back_populates="pupil", order_by="Guardian.id")

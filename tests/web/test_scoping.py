@@ -50,6 +50,7 @@ ROUTES = {
     ("GET", "/account"): "open", ("POST", "/account/password"): "open", ("POST", "/account/tokens/{token_id}/revoke"): "open",
     ("GET", "/admin/users"): "open", ("POST", "/admin/users/{user_id}/active"): "open",
     ("POST", "/admin/users/{user_id}/password"): "open",
+    ("POST", "/admin/users/from-staff"): "open", ("POST", "/admin/users/{user_id}/reassign"): "open",
     ("GET", "/api/auth/tokens"): "open", ("DELETE", "/api/auth/tokens/{token_id}"): "open",
     ("POST", "/api/auth/password"): "open",
     ("GET", "/api/me"): "list",
@@ -82,6 +83,13 @@ ROUTES = {
     ("GET", "/census"): "list", ("GET", "/handoffs"): "list", ("POST", "/census/upload"): "school",
     ("POST", "/census/{census_case_id}/act"): "school",  # census and hand-off writes: test_census_and_handoff_writes_stay_in_scope
     ("POST", "/handoffs/{handoff_id}/ack"): "school",
+    # the directory (名册): the pupils' list is probed like every list; schools, classes and staff carry no pupil data
+    ("GET", "/directory"): "list", ("GET", "/api/pupils"): "list", ("GET", "/api/classes"): "list",
+    ("GET", "/api/staff"): "list", ("GET", "/api/schools"): "list",
+    # the county's onboarding: only the county may open or post it (tests/web/test_directory_web.py)
+    ("GET", "/admin/onboarding"): "open", ("POST", "/admin/onboarding"): "open",
+    # the calendar page: no pupil data; county and operator only (tests/web/test_calendar_page.py)
+    ("GET", "/admin/calendar"): "open", ("POST", "/admin/calendar/holidays"): "open", ("POST", "/admin/calendar/terms"): "open",
 }
 LIST_QUERIES = {"/api/cases": "?open_only=false", "/cases": "?all=1", "/api/duties": "?mine=false",
                 "/api/accountability": "?start=2026-11-01", "/accountability": "?start=2026-11-01",
