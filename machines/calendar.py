@@ -56,6 +56,7 @@ class SchoolCalendar:
     holidays: HolidayTable
     terms: list[Period]
     breaks: list[Period] = field(default_factory=list)
+    label: str = ""  # what people call it (校历名称); the key is the schools' reference
 
     def __post_init__(self) -> None:
         self.terms = sorted(self.terms, key=lambda p: p.start)

@@ -141,5 +141,10 @@ def label_of(word: str) -> str:
 
 
 # --- onboard ---
-# history events that change neither the state nor the ladder: bookkeeping a reader must still see
-EVENT_LABELS["duty_handover"] = "班主任变更，待办移交"
+class Bookkeeping(str, Enum):
+    """History events that change neither the state nor the ladder, but a reader must still see."""
+
+    duty_handover = "duty_handover"  # 班主任变更: her open duties go to the successor (store.duties.handover)
+
+
+EVENT_LABELS[Bookkeeping.duty_handover.value] = "班主任变更，待办移交"

@@ -72,7 +72,7 @@ def holiday_table(directory: Path | None = None) -> HolidayTable:
 def read_calendar(path: Path, holidays: HolidayTable) -> SchoolCalendar:
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     periods = lambda key: [Period(p["start"], p["end"], p.get("label", "")) for p in data.get(key, [])]
-    return SchoolCalendar(data["key"], holidays, periods("terms"), periods("breaks"))
+    return SchoolCalendar(data["key"], holidays, periods("terms"), periods("breaks"), str(data.get("label", "")))
 
 
 def load_calendars(directory: Path | None = None) -> dict[str, SchoolCalendar]:

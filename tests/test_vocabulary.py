@@ -69,7 +69,7 @@ def test_every_label_table_covers_its_enum():
     assert set(STATE_LABELS) == set(CaseState)
     assert set(ACTION_LABELS) == set(Action)
     assert {r.value for r in (*ExcuseReason, *OutsideReason, *DropoutReason)} <= set(REASON_LABELS)
-    assert set(v.EVENT_LABELS) == {e.value for e in v.Event} | {a.value for a in Action}
+    assert set(v.EVENT_LABELS) == {e.value for e in v.Event} | {a.value for a in Action} | {b.value for b in v.Bookkeeping}
     assert set(v.SPECIAL_GROUP_LABELS) == {g.value for g in v.SpecialGroup}
     assert set(DUTY_LABELS) == set(RiskDuty)
     assert set(v.DUTY_KIND_LABELS) == {k.value for k in v.DutyKind}

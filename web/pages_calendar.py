@@ -69,5 +69,5 @@ def post_terms(request: Request, key: str = Form(..., max_length=32), label: str
     try:
         write_calendar(key, label, parse_periods(terms), parse_periods(breaks), entered_by=who.user.display_name)
     except HolidayFileError as exc:
-        raise ApiError(422, f"校历 {key} 未保存：{exc}") from None
-    return _after_change(request, who, db, now, f"校历 {key} 已保存")
+        raise ApiError(422, f"校历「{label or key}」未保存：{exc}") from None
+    return _after_change(request, who, db, now, f"校历「{label or key}」已保存")

@@ -12,11 +12,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from machines.states import OPEN_STATES
+from machines.vocabulary import Bookkeeping
 
 from store.cases.effects import SYSTEM, event_row
 from store.models import Case, CaseEvent, Duty, SchoolClass, Staff
 
-HANDOVER_EVENT = "duty_handover"
+HANDOVER_EVENT = Bookkeeping.duty_handover.value
 
 
 def hand_over_class(session: Session, klass: SchoolClass, old_id: int, new_id: int, *, now: datetime,

@@ -57,7 +57,7 @@ def test_a_holiday_list_entered_on_the_page_ends_the_warning_and_the_duty(factor
         assert overlapping.status_code == 422 and "不在任何学期之内" in overlapping.text
         saved = client.post("/admin/calendar/terms", data={"csrf": csrf, "key": "default", "label": "县中小学校历",
                                                            "terms": terms, "breaks": "运动会, 2027-04-15, 2027-04-16"})
-        assert saved.status_code == 200 and "校历 default 已保存" in saved.text
+        assert saved.status_code == 200 and "校历「县中小学校历」已保存" in saved.text
         cal = calendars()["default"]
         assert [t.start for t in cal.terms] == [date(2026, 9, 1), date(2027, 3, 1)]
         assert not cal.is_school_day(date(2027, 4, 15)) and cal.is_school_day(date(2027, 4, 14))
