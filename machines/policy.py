@@ -11,6 +11,7 @@ from functools import cached_property
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from machines.census import CensusRules, HandoffRules
+from machines.policy_followup import FollowUpDuty, ReferralSpec
 from machines.risk import RiskPolicy
 from machines.states import LADDER, Action, CaseState, OutsideReason
 from machines.truancy import GateRules, TruancyRules
@@ -96,6 +97,7 @@ class Policy(_Strict):
     handoffs: HandoffRules = HandoffRules()    # 送达回证: receipts of papers sent to outside bodies
     truancy: TruancyRules = TruancyRules()     # 旷课分级 (seed 001 第六条), machines/truancy.py
     gate: GateRules = GateRules()              # 住校生出入校门登记 (seed 000 §二.3)
+    referral: dict[OutsideReason, ReferralSpec] = {}  # 移交后跟踪至复学 (machines/policy_followup.py)
 
     @model_validator(mode="after")
     def _coherent(self) -> "Policy":
@@ -105,6 +107,9 @@ class Policy(_Strict):
         days = [s.day for s in self.steps]
         if days != sorted(set(days)):
             raise ValueError(f"step days must strictly increase, got {days}")
+        stray = sorted(r.value for r in self.referral if r not in {o.reason for o in self.outside})
+        if stray:
+            raise ValueError(f"[referral] for {stray} without an [[outside]] rule")
         for where, roles in self._role_uses():
             unknown = sorted(set(roles) - set(self.roles))
             if unknown:
@@ -116,6 +121,8 @@ class Policy(_Strict):
             yield f"step {s.state.value}", s.roles + [d.role for d in s.duties]
         for r in self.outside:
             yield f"outside {r.reason.value}", r.notify
+        for reason, spec in self.referral.items():
+            yield f"referral {reason.value}", [d.role for d in spec.duties]
         for a, spec in self.actions.items():
             if spec.role:
                 yield f"action {a.value}", [spec.role]
@@ -152,6 +159,13 @@ class Policy(_Strict):
         return state in LADDER and any(
             r.reason == reason and LADDER.index(state) >= LADDER.index(r.from_state) for r in self.outside
         )
+
+    def referral_spec(self, reason: OutsideReason | str | None) -> ReferralSpec:
+        """The follow-up of a case referred for ``reason`` (none: no papers, no recurring duty)."""
+        return self.referral.get(reason, ReferralSpec()) if reason in OutsideReason.__members__ else ReferralSpec()
+
+    def follow_up_duties(self, reason: OutsideReason | str | None) -> list[FollowUpDuty]:
+        return list(self.referral_spec(reason).duties)
 
     def action_documents(self, action: Action) -> list[str]:
         spec = self.actions.get(Action(action))

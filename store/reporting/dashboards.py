@@ -13,13 +13,14 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from machines.identity import mask_name
-from machines.states import ACTION_LABELS, LADDER, STATE_LABELS, Action, CaseState, OPEN_STATES
+from machines.states import ACTION_LABELS, LADDER, LIVE_STATES, STATE_LABELS, Action, CaseState, OPEN_STATES
 from machines.vocabulary import ATTENDANCE_LABELS
 
 from store.models import AttendanceMark, Case, Duty, Jurisdiction, Pupil, School, SchoolClass, Staff, Submission
 from store.access.scope import EVERYTHING, Scope
 
 OPEN = [s.value for s in OPEN_STATES]
+LIVE = [s.value for s in LIVE_STATES]  # with the referred cases, whose follow-up duties go on
 STATUS_LABELS = ATTENDANCE_LABELS  # machines.vocabulary
 
 
@@ -73,7 +74,7 @@ def duties_of(session: Session, scope: Scope, as_of: datetime, *, owner_id: int 
     q = (select(Duty, Case, Pupil, SchoolClass.name, Staff.name)
          .join(Case, Case.id == Duty.case_id).join(Pupil, Pupil.id == Case.pupil_id)
          .join(SchoolClass, SchoolClass.id == Case.class_id).outerjoin(Staff, Staff.id == Duty.owner_id)
-         .where(Duty.status.in_(("open", "overdue")), Case.state.in_(OPEN)).order_by(Duty.due_at, Duty.id))
+         .where(Duty.status.in_(("open", "overdue")), Case.state.in_(LIVE)).order_by(Duty.due_at, Duty.id))
     if owner_id is not None:
         q = q.where(Duty.owner_id == owner_id)
     q = scope.apply(q)

@@ -1,0 +1,127 @@
+"""A referred case (移交跟踪) on a real store: follow-up rounds from the policy, return via the morning
+check or an action, 销号 (SQLite and PostgreSQL)."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import select
+
+from store.cases.actions import act
+from store.cases.context import CaseContext
+from store.cases.replay import replay
+from store.db import transaction
+from store.models import DocumentRequest, Duty
+from tests.engine_helpers import case_of, duties, morning, setup_store, sweep
+
+MON, TUE, WED, THU, FRI = (date(2026, 11, d) for d in (16, 17, 18, 19, 20))
+NEXT = [date(2026, 11, d) for d in (23, 24, 25, 26, 27)]
+
+
+def refer(factory, case_id: int, reason: str, day: date) -> None:
+    with transaction(factory) as s:
+        act(s, CaseContext(s), case_id, "escalate_outside", actor="staff:2", at=datetime.combine(day, datetime.min.time()).replace(hour=15),
+            now=datetime.combine(day, datetime.min.time()).replace(hour=15), reason=reason)
+
+
+def follow_ups(s, case_id: int) -> list[tuple]:
+    return [d for d in duties(s, case_id) if d[0].startswith("escalated:")]
+
+
+def test_whereabouts_unknown_under_wutaishan_is_searched_for_until_the_morning_check_finds_the_pupil(factory, session):
+    school, pupils = setup_store(session, policy="wutaishan")
+    session.commit()
+    p = pupils[0]
+    morning(factory, school, MON, [p])
+    sweep(factory, MON)
+    with factory() as s:
+        case_id = case_of(s, p).id
+    refer(factory, case_id, "whereabouts_unknown", MON)  # 五台山: from the first day on
+    with factory() as s:
+        case = case_of(s, p)
+        assert case.state == "escalated" and case.outcome_reason == "whereabouts_unknown" and case.closed_on is None
+        rounds = follow_ups(s, case_id)
+        assert sorted((d[0], d[1], d[2], d[3], d[4]) for d in rounds) == [
+            ("escalated:1", "record_follow_up", "head_teacher", datetime(2026, 11, 23, 17), "open"),
+            ("escalated:1", "record_police_search", "police", datetime(2026, 11, 23, 17), "open")]
+        phone = [d for d in duties(s, case_id) if d[1] == "record_phone_call"]
+        assert phone and phone[0][4] != "cancelled", "the ladder's duty is not dropped by the referral"
+    for day in (TUE, WED, THU, FRI, *NEXT[:2]):  # still absent every morning: the same case, no new one
+        result = morning(factory, school, day, [p])
+        assert result.opened == [] and result.continuing == 1
+        sweep(factory, day)
+    with factory() as s:
+        rounds = follow_ups(s, case_id)
+        # round 1 overdue on 23 Nov at 17:00; the sweep of 24 Nov raised round 2, due 5 school days later
+        assert ("escalated:1", "record_police_search", "police", datetime(2026, 11, 23, 17), "overdue") in rounds
+        assert ("escalated:2", "record_police_search", "police", datetime(2026, 12, 1, 17), "open") in rounds
+        assert len(rounds) == 4
+    with transaction(factory) as s:  # the police report back: that round done; the next comes at the next sweep
+        act(s, CaseContext(s), case_id, "record_police_search", actor="staff:5", at=datetime(2026, 11, 24, 16),
+            now=datetime(2026, 11, 24, 16), payload={"notes": "派出所走访亲属，仍未查到下落"})
+    sweep(factory, NEXT[2])
+    with factory() as s:
+        assert ("escalated:3", "record_police_search", "police", datetime(2026, 12, 2, 17), "open") in follow_ups(s, case_id)
+    result = morning(factory, school, NEXT[3], [])  # a full check with the pupil present: 复学, 销号
+    with factory() as s:
+        case = case_of(s, p)
+        assert result.returned == [case_id] and case.state == "returned" and case.closed_on == NEXT[3]
+        assert case.outcome_reason == "whereabouts_unknown", "the 台账 keeps why it was referred"
+        assert all(d[4] != "open" for d in duties(s, case_id))
+        assert "return_register" in set(s.scalars(select(DocumentRequest.kind).where(DocumentRequest.case_id == case_id)))
+        assert replay(s, case_id).value == "returned"
+    assert sweep(factory, NEXT[4]).follow_ups == 0
+
+
+def test_working_away_keeps_persuading_the_guardian_and_the_employer_and_returns_by_action(factory, session):
+    school, pupils = setup_store(session, policy="wutaishan")
+    session.commit()
+    p = pupils[1]
+    for day in (MON, TUE):
+        morning(factory, school, day, [p])
+        sweep(factory, day)
+    with factory() as s:
+        case_id = case_of(s, p).id
+        assert case_of(s, p).state == "visited"
+    refer(factory, case_id, "working_away", TUE)
+    with factory() as s:
+        assert {(d[1], d[2]) for d in follow_ups(s, case_id)} == {
+            ("record_guardian_persuasion", "head_teacher"), ("record_employer_persuasion", "village_committee")}
+        visit = [d for d in duties(s, case_id) if d[1] == "record_home_visit"]
+        assert visit[0][4] in ("open", "overdue"), "working away cancels no persuasion duty (seed 000 §二.5)"
+    with transaction(factory) as s:
+        act(s, CaseContext(s), case_id, "record_guardian_persuasion", actor="staff:3", at=datetime(2026, 11, 18, 16),
+            now=datetime(2026, 11, 18, 16), payload={"notes": "电话劝返家长"})
+        act(s, CaseContext(s), case_id, "record_employer_persuasion", actor="staff:3", at=datetime(2026, 11, 18, 17),
+            now=datetime(2026, 11, 18, 17), payload={"notes": "联系用工单位，责令辞退"})
+    sweep(factory, THU)
+    with factory() as s:
+        rounds = follow_ups(s, case_id)
+        assert {(d[0], d[1], d[4]) for d in rounds} == {
+            ("escalated:1", "record_guardian_persuasion", "done"), ("escalated:1", "record_employer_persuasion", "done"),
+            ("escalated:2", "record_guardian_persuasion", "open"), ("escalated:2", "record_employer_persuasion", "open")}
+    with transaction(factory) as s:
+        act(s, CaseContext(s), case_id, "mark_returned", actor="staff:3", at=datetime(2026, 11, 20, 8),
+            now=datetime(2026, 11, 20, 8))
+    with factory() as s:
+        case = case_of(s, p)
+        assert case.state == "returned" and case.closed_on == FRI and case.outcome_reason == "working_away"
+        assert {d[4] for d in follow_ups(s, case_id)} == {"done", "cancelled"}
+
+
+def test_refusal_after_the_legal_notice_is_referred_to_the_judicial_office_with_its_papers(factory, session):
+    school, pupils = setup_store(session, policy="default")
+    session.commit()
+    p = pupils[2]
+    for day in (MON, TUE, WED, THU, FRI):
+        morning(factory, school, day, [p])
+        sweep(factory, day)
+    with factory() as s:
+        case_id = case_of(s, p).id
+        assert case_of(s, p).state == "judicial_notice"
+    refer(factory, case_id, "refusal_after_notice", NEXT[1])
+    with factory() as s:
+        kinds = set(s.scalars(select(DocumentRequest.kind).where(DocumentRequest.case_id == case_id)))
+        assert "judicial_referral" in kinds
+        assert {(d[1], d[2]) for d in follow_ups(s, case_id)} == {
+            ("record_judicial_progress", "judicial_office"), ("record_guardian_persuasion", "head_teacher")}
+        assert s.scalar(select(Duty.status).where(Duty.case_id == case_id, Duty.action == "serve_legal_notice")) != "cancelled"
