@@ -340,3 +340,7 @@ BUILDERS: dict[str, Callable[[Facts, int | None, Kind, str], dict]] = {
 
 def record_for(kind: Kind, facts: Facts, *, event_seq: int | None, issued_on: str) -> dict:
     return BUILDERS[kind.id](facts, event_seq, kind, issued_on)
+
+
+from documents.followup_records import FOLLOWUP_BUILDERS  # noqa: E402 - followup: 提请依法处理函
+BUILDERS.update(FOLLOWUP_BUILDERS)

@@ -125,3 +125,48 @@ def test_refusal_after_the_legal_notice_is_referred_to_the_judicial_office_with_
         assert {(d[1], d[2]) for d in follow_ups(s, case_id)} == {
             ("record_judicial_progress", "judicial_office"), ("record_guardian_persuasion", "head_teacher")}
         assert s.scalar(select(Duty.status).where(Duty.case_id == case_id, Duty.action == "serve_legal_notice")) != "cancelled"
+
+
+def test_the_referral_papers_and_the_ledger_book_render_with_the_facts(factory, session, tmp_path, monkeypatch):
+    """提请依法处理函 (PDF) for a refusal; the 台账 (PDF, XLSX) lists the case as 跟踪中, then 销号 after return."""
+    import io
+
+    from openpyxl import load_workbook
+
+    from documents.archive import file_path, render_for_case, render_report
+    from documents.render import render_html
+    from store.models import Jurisdiction
+
+    monkeypatch.setenv("BAOXUE_ARCHIVE_DIR", str(tmp_path))
+    school, pupils = setup_store(session, policy="default")
+    session.commit()
+    p = pupils[2]
+    for day in (MON, TUE, WED, THU, FRI):
+        morning(factory, school, day, [p])
+        sweep(factory, day)
+    with factory() as s:
+        case_id = case_of(s, p).id
+    with transaction(factory) as s:
+        act(s, CaseContext(s), case_id, "serve_legal_notice", actor="staff:4", at=datetime(2026, 11, 23, 10),
+            now=datetime(2026, 11, 23, 10), payload={"recipient": "监护人", "refused": True})
+    refer(factory, case_id, "refusal_after_notice", NEXT[3])
+    with transaction(factory) as s:
+        doc = render_for_case(s, case_id, "judicial_referral", actor="t", now=datetime(2026, 11, 26, 16))
+        assert file_path(doc).read_bytes()[:4] == b"%PDF"
+        from store.models.documents import Document
+        html = render_html(s.get(Document, doc.document_id).data)
+        assert "提请依法提出起诉或依法给予行政处罚" in html and "司法所" in html and "人民法院" in html and "拒收" in html
+        county = s.scalar(select(Jurisdiction.code).where(Jurisdiction.level == "county"))
+        book = render_report(s, "referral_ledger", scope=f"county:{county}", period="2026-11", actor="t", fmt="xlsx",
+                             now=datetime(2026, 11, 30, 18))
+        ws = load_workbook(io.BytesIO(file_path(book).read_bytes())).active
+        cells = [c.value for row in ws.iter_rows() for c in row if c.value is not None]
+        assert "拒不送子女入学" in cells and "移交跟踪中" in cells
+    with transaction(factory) as s:
+        act(s, CaseContext(s), case_id, "mark_returned", actor="staff:3", at=datetime(2026, 12, 1, 8), now=datetime(2026, 12, 1, 8))
+    with transaction(factory) as s:
+        book = render_report(s, "referral_ledger", scope=f"county:{county}", period="2026-12", actor="t", fmt="xlsx",
+                             now=datetime(2026, 12, 2, 18))
+        ws = load_workbook(io.BytesIO(file_path(book).read_bytes())).active
+        cells = [c.value for row in ws.iter_rows() for c in row if c.value is not None]
+        assert "已复学·销号" in cells and "2026-12-01" in cells

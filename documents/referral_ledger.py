@@ -1,0 +1,23 @@
+"""台账 (seed 000 §三.3): the list of referred / dropout cases sent to the 教育中心 and the bureau, a report
+document (PDF, HTML, XLSX) of a school, township or county for a month (data as of the month's end)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from store.reporting.referral_ledger import referral_rows
+
+
+def referral_ledger(session: Session, sc, period: str, *, now: datetime) -> dict[str, Any]:
+    from documents.reports import _unit, month_bounds
+
+    name, schools = _unit(session, sc)
+    start, end = month_bounds(period)
+    as_of = min(end, now.date())
+    rows = referral_rows(session, [s.id for s in schools], start, as_of)
+    tracking = sum(1 for r in rows if r["closed_on"] is None)
+    return {"level": sc.level, "unit": {"name": name, "code": sc.code}, "period": period,
+            "period_label": f"{start.year}年{start.month}月", "as_of": as_of.isoformat(), "rows": rows,
+            "tracking": tracking, "closed": len(rows) - tracking}
