@@ -170,3 +170,32 @@ def test_the_referral_papers_and_the_ledger_book_render_with_the_facts(factory, 
         ws = load_workbook(io.BytesIO(file_path(book).read_bytes())).active
         cells = [c.value for row in ws.iter_rows() for c in row if c.value is not None]
         assert "已复学·销号" in cells and "2026-12-01" in cells
+
+
+def test_a_referred_case_counts_as_a_dropout_until_it_returns_and_a_filed_month_stays_as_filed(factory, session):
+    from store.policy_files import PolicyRegistry
+    from store.reporting import reports as rp
+
+    school, pupils = setup_store(session, policy="wutaishan")
+    session.commit()
+    p = pupils[0]
+    morning(factory, school, MON, [p])
+    sweep(factory, MON)
+    with factory() as s:
+        case_id = case_of(s, p).id
+    refer(factory, case_id, "whereabouts_unknown", MON)
+    nov, dec = rp.month_period(2026, 11), rp.month_period(2026, 12)
+    with transaction(factory) as s:
+        scope = rp.scope_of(s, "school", school)
+        assert rp.ledger_figures(s, scope, nov, datetime(2026, 11, 30, 20))["dropouts"] == 1
+        rp.file_report(s, policy=PolicyRegistry(s).get("wutaishan"), level="school", scope=scope, period=nov,
+                       as_of=datetime(2026, 11, 30, 20), actor="t")
+    morning(factory, school, date(2026, 12, 1), [])  # back on 1 December: 复学, 销号
+    with factory() as s:
+        assert case_of(s, p).state == "returned"
+        scope = rp.scope_of(s, "school", school)
+        later = datetime(2026, 12, 31, 20)
+        assert rp.ledger_figures(s, scope, nov, later)["dropouts"] == 1, "November still counts the referred pupil"
+        assert rp.filed_figures(s, "school", school, nov)["dropouts"] == 1, "the filed month stays as filed"
+        december = rp.ledger_figures(s, scope, dec, later)
+        assert december["dropouts"] == 0 and december["returned"] == 1
