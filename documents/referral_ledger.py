@@ -17,6 +17,9 @@ def referral_ledger(session: Session, sc, period: str, *, now: datetime) -> dict
     start, end = month_bounds(period)
     as_of = min(end, now.date())
     rows = referral_rows(session, [s.id for s in schools], start, as_of)
+    if sc.level == "county":  # the bureau reads names masked (store.access.masking: county is not unmasked)
+        from machines.identity import mask_name
+        rows = [{**r, "pupil": mask_name(r["pupil"]), "student_no": ""} for r in rows]
     tracking = sum(1 for r in rows if r["closed_on"] is None)
     return {"level": sc.level, "unit": {"name": name, "code": sc.code}, "period": period,
             "period_label": f"{start.year}年{start.month}月", "as_of": as_of.isoformat(), "rows": rows,
