@@ -129,7 +129,7 @@ def submissions(plan: Plan, n: int, day: date, schools: list[str], at: datetime)
                                        submitted_at=at, complete=True, schools=schools).signed()]
     return [MorningCheckSubmission(  # signed as the web app signs (the flow refuses an unsigned one)
         day=day, school_code=code, source=SOURCES[i % len(SOURCES)], submitted_by=f"demo:{code}",
-        submitted_at=at + timedelta(minutes=i),
+        submitted_at=at + timedelta(minutes=i % 6),  # within the check's five minutes, however many schools
         marks=[MarkRow(student_no=no, status=st) for no, st in sorted(listed.items()) if plan.school_of[no] == code]).signed()
         for i, code in enumerate(schools)]
 

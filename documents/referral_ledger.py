@@ -2,7 +2,7 @@
 document (PDF, HTML, XLSX) of a school, township or county for a month (data as of the month's end)."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -10,11 +10,10 @@ from sqlalchemy.orm import Session
 from store.reporting.referral_ledger import referral_rows
 
 
-def referral_ledger(session: Session, sc, period: str, *, now: datetime) -> dict[str, Any]:
-    from documents.reports import _unit, month_bounds
-
-    name, schools = _unit(session, sc)
-    start, end = month_bounds(period)
+def referral_ledger(session: Session, sc, name: str, schools: list, start: date, end: date, *,
+                    now: datetime) -> dict[str, Any]:
+    """``sc``: the scope (level, code); ``name``/``schools``: its unit; ``start``–``end``: the month."""
+    period = f"{start:%Y-%m}"
     as_of = min(end, now.date())
     rows = referral_rows(session, [s.id for s in schools], start, as_of)
     if sc.level == "county":  # the bureau reads names masked (store.access.masking: county is not unmasked)

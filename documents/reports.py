@@ -76,7 +76,8 @@ def report_data(session: Session, kind: str, *, scope: str, period: str, now: da
         return accountability_sheet(session, sc, period, as_of=now)
     if kind == "referral_ledger":  # followup: 台账 (documents/referral_ledger.py)
         from documents.referral_ledger import referral_ledger
-        return referral_ledger(session, sc, period, now=now)
+        name, schools = _unit(session, sc)
+        return referral_ledger(session, sc, name, schools, *month_bounds(period), now=now)
     raise KeyError(kind)
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from machines.identity import mask_name
 from machines.states import ACTION_LABELS, LADDER, LIVE_STATES, STATE_LABELS, Action, CaseState, OPEN_STATES
-from machines.vocabulary import ATTENDANCE_LABELS
+from machines.vocabulary import ATTENDANCE_LABELS, state_label
 
 from store.models import AttendanceMark, Case, Duty, Jurisdiction, Pupil, School, SchoolClass, Staff, Submission
 from store.access.scope import EVERYTHING, Scope
@@ -80,7 +80,7 @@ def duties_of(session: Session, scope: Scope, as_of: datetime, *, owner_id: int 
     q = scope.apply(q)
     return [{
         "duty_id": d.id, "case_id": c.id, "pupil": mask_name(p.name) if masked else p.name, "class": k,
-        "action": d.action, "action_label": action_label(d.action), "step_label": STATE_LABELS[CaseState(d.step)],
+        "action": d.action, "action_label": action_label(d.action), "step_label": state_label(d.step),
         "role": d.role, "owner": owner, "due_at": d.due_at, "overdue": d.status == "overdue" or d.due_at <= as_of,
         "hours_overdue": max(0.0, round((as_of - d.due_at).total_seconds() / 3600, 1)),
     } for d, c, p, k, owner in session.execute(q)]
@@ -210,7 +210,7 @@ def accountability(session: Session, scope: Scope, start: date, end: date, as_of
         late_hours = ((finished or as_of) - d.due_at).total_seconds() / 3600
         rows.append({"duty_id": d.id, "case_id": c.id, "pupil": mask_name(p.name) if masked else p.name,
                      "school": school, "owner": owner or "（未指定）", "owner_id": d.owner_id, "role": d.role,
-                     "step_label": STATE_LABELS[CaseState(d.step)], "action_label": action_label(d.action),
+                     "step_label": state_label(d.step), "action_label": action_label(d.action),
                      "due_at": d.due_at, "done_at": finished, "status": "done_late" if d.status == "done" else "not_done",
                      "hours_late": round(max(late_hours, 0.0), 1)})
     owners: dict[tuple, dict[str, Any]] = {}
