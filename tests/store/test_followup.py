@@ -134,7 +134,6 @@ def test_the_referral_papers_and_the_ledger_book_render_with_the_facts(factory, 
     from openpyxl import load_workbook
 
     from documents.archive import file_path, render_for_case, render_report
-    from documents.render import render_html
     from store.models import Jurisdiction
 
     monkeypatch.setenv("BAOXUE_ARCHIVE_DIR", str(tmp_path))
@@ -151,10 +150,9 @@ def test_the_referral_papers_and_the_ledger_book_render_with_the_facts(factory, 
             now=datetime(2026, 11, 23, 10), payload={"recipient": "监护人", "refused": True})
     refer(factory, case_id, "refusal_after_notice", NEXT[3])
     with transaction(factory) as s:
-        doc = render_for_case(s, case_id, "judicial_referral", actor="t", now=datetime(2026, 11, 26, 16))
-        assert file_path(doc).read_bytes()[:4] == b"%PDF"
-        from store.models.documents import Document
-        html = render_html(s.get(Document, doc.document_id).data)
+        # HTML here (the PDF of every case kind under every policy: tests/documents/test_documents.py)
+        doc = render_for_case(s, case_id, "judicial_referral", actor="t", fmt="html", now=datetime(2026, 11, 26, 16))
+        html = file_path(doc).read_text(encoding="utf-8")
         assert "提请依法提出起诉或依法给予行政处罚" in html and "司法所" in html and "人民法院" in html and "拒收" in html
         county = s.scalar(select(Jurisdiction.code).where(Jurisdiction.level == "county"))
         book = render_report(s, "referral_ledger", scope=f"county:{county}", period="2026-11", actor="t", fmt="xlsx",
