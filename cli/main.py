@@ -156,7 +156,9 @@ def absent(
 def act(
     case_id: int = typer.Argument(...), action: str = typer.Argument(..., help="record_phone_call | record_home_visit | "
         "record_collective_visit | serve_township_notice | serve_legal_notice | assign_helpers | record_reason | "
-        "mark_returned | excuse | escalate_outside"),
+        "mark_returned | excuse | escalate_outside"
+        " | referred cases: record_follow_up | record_police_search | record_guardian_persuasion | record_employer_persuasion"
+        " | record_judicial_progress"),
     note: str = typer.Option("", help="说明"), by: str = typer.Option("cli", help="操作人 (staff id or name)"),
     reason: Optional[str] = typer.Option(None, help="excuse/escalate_outside reason; record_reason: the dropout reason "
                                                     "class (" + " | ".join(r.value for r in DropoutReason) + ")"),
@@ -547,6 +549,8 @@ def _mount_subcommands() -> None:
     app.add_typer(backup_cli.app, name="backup")  # backup create|check|restore|verify
     from cli import onboarding as onboarding_cli
     onboarding_cli.mount(app)  # onboard DIR, org templates|sample|import|schools|staff|pupils
+    from cli import followup as followup_cli
+    followup_cli.mount(app)  # ledger-book SCOPE MONTH: 台账 of referred cases (issue 16)
 
 
 _mount_subcommands()

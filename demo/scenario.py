@@ -129,7 +129,7 @@ def submissions(plan: Plan, n: int, day: date, schools: list[str], at: datetime)
                                        submitted_at=at, complete=True, schools=schools).signed()]
     return [MorningCheckSubmission(  # signed as the web app signs (the flow refuses an unsigned one)
         day=day, school_code=code, source=SOURCES[i % len(SOURCES)], submitted_by=f"demo:{code}",
-        submitted_at=at + timedelta(minutes=i),
+        submitted_at=at + timedelta(minutes=i % 6),  # within the check's five minutes, however many schools
         marks=[MarkRow(student_no=no, status=st) for no, st in sorted(listed.items()) if plan.school_of[no] == code]).signed()
         for i, code in enumerate(schools)]
 
@@ -276,6 +276,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
     from tasks.runtime import SimulatedClock, clock_set_to, dispose_all, using
     from demo import prevention as prevention_demo
     from demo import census as census_demo
+    from demo import followup as followup_demo
 
     days = school_days(START, weeks * 5 + 1)
     begin = datetime.combine(days[0], dtime(0, 0))
@@ -297,11 +298,14 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
         pupils = s.execute(select(Pupil.student_no, School.code).join(School, School.id == Pupil.school_id)
                            .order_by(Pupil.id)).all()
         schools = list(s.scalars(select(School.code).order_by(School.code)))
+        wutai = followup_demo.add_wutaishan_school(s, seed)  # issue 16: a 五台山 township, referred cases followed up
+        schools.append(wutai.code)
     progress(f"county onboarded from its files: {counts['townships']} townships, {counts['schools']} schools, "
              f"{counts['pupils']} pupils, {counts['staff']} staff")
     plan = make_plan([tuple(p) for p in pupils], days, seed)
     oversight_demo.plan_rising_absences(plan, [tuple(p) for p in pupils], seed)  # absences rising week on week
     prevention_demo.plan_truants(plan, [tuple(p) for p in pupils])  # 旷课分级: tiers 1–4 (issue 8 part 3)
+    followup_demo.plan_stories(plan, wutai)  # referred pupils stay absent and followed up; 五台山 ones come back
     day_no = {d: i + 1 for i, d in enumerate(days)}
 
     def wanted(t: datetime, name: str) -> bool:
@@ -356,6 +360,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
                 staff_done += oversight_demo.helpers_round(factory, t)  # 帮扶: preventive duties done, a few left overdue
                 staff_done += prevention_demo.gate_round(factory, t, day_no[obj], len(days) - 1)  # 住校生出入校门
                 staff_done += census_demo.census_round(factory, t, day_no[obj], out, run)  # 排查 and 送达回证 (issue 8 parts 1, 6)
+                staff_done += followup_demo.followup_round(factory, t)  # 移交跟踪: 回访, 查找, 劝返 (issue 16)
                 seconds["staff"] += time.perf_counter() - t_start
             else:
                 sp = obj
@@ -376,6 +381,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
     summary["prevention"] = prevention_demo.summary(factory)  # gate log and truancy tiers (issue 8 parts 2–3)
     summary["census"] = census_demo.summary(factory, stop_at)  # 排查 and 送达回证 (issue 8 parts 1, 6)
     summary["oversight"] = oversight_demo.summary(factory)  # watch list and reconciliation (issue 8 parts 4–5)
+    summary["followup"] = followup_demo.summary(factory, out, stop_at)  # referred cases, 销号, 台账 (issue 16)
     summary["seconds_by_flow"] = {k: round(v, 1) for k, v in seconds.items()}
     dispose_all()
     engine.dispose()

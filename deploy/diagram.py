@@ -24,12 +24,13 @@ def write_diagrams(out: Path) -> list[Path]:
 def actions_table() -> str:
     """Markdown table: which staff actions the machine allows in which state (read off the class)."""
     from machines.case_machine import allowed_events
-    from machines.states import ACTION_LABELS, LADDER, Action
+    from machines.states import ACTION_LABELS, LADDER, REFERRED_STATES, Action
 
-    head = "| action | " + " | ".join(f"`{s.value}`" for s in LADDER) + " |"
-    rule = "|---" * (len(LADDER) + 1) + "|"
+    live = (*LADDER, *sorted(REFERRED_STATES))  # the ladder, then the referred (tracked) phase
+    head = "| action | " + " | ".join(f"`{s.value}`" for s in live) + " |"
+    rule = "|---" * (len(live) + 1) + "|"
     rows = [
-        f"| `{a.value}` {ACTION_LABELS[a]} | " + " | ".join("✔" if a.value in allowed_events(s) else "" for s in LADDER) + " |"
+        f"| `{a.value}` {ACTION_LABELS[a]} | " + " | ".join("✔" if a.value in allowed_events(s) else "" for s in live) + " |"
         for a in Action
     ]
     return "\n".join([head, rule, *rows]) + "\n"

@@ -105,6 +105,12 @@ _KINDS = [
          numbering=TOWNSHIP_SERIES, deadline_days=10),  # 排查 found a child enrolled nowhere (store.prevention.census)
     Kind("education_center_list", "经两次劝返仍未复学学生名单（报教育中心）", "名单报教育中心", "form", "case", "school",
          "principal"),  # seed 000 §二.5: 填报学生名单报教育中心启动劝返复学程序 (wutaishan's township_notice step)
+    # followup: refusal after the legal notice → 公诉/起诉/行政处罚 (seed 000 §三.2, seed 002 二.6, seed 003 二.(6))
+    Kind("judicial_referral", "关于提请依法处理拒不送适龄子女入学的监护人的函", "提请依法处理函", "gov", "case", "township",
+         "judicial_office", numbering=TOWNSHIP_SERIES),
+    # followup: 辍学学生台账 报教育中心/教育局, 复学后销号 (seed 000 §三.3)
+    Kind("referral_ledger", "控辍保学辍学学生台账（移交跟踪及销号）", "辍学台账", "report", "report", "county",
+         "education_bureau", formats=("pdf", "html", "xlsx"), landscape=True),
     Kind("truancy_written_warning", "学生旷课书面警告", "旷课书面警告", "form", "truancy", "school", "head_teacher",
          internal=True),  # seed 001 第六条: 第二次旷课，班主任书面警告 (documents/truancy_warning.py)
 ]
@@ -156,7 +162,7 @@ def producers(policy: Policy, kind: str) -> list[Producer]:
             roles = (spec.role,) if spec.role else duty_roles
             out.append(Producer("action", action.value, action.label, roles))
     for rule in policy.outside:
-        if kind in rule.documents:
+        if kind in rule.documents or kind in policy.referral_spec(rule.reason).documents:
             out.append(Producer("outside", rule.reason.value, rule.reason.value, tuple(rule.notify)))
     if kind == "return_register":
         out.append(Producer("final", CaseState.returned.value, CaseState.returned.label, ("academic_office",)))
@@ -168,4 +174,5 @@ def policy_kinds(policy: Policy) -> set[str]:
     kinds = {k for s in policy.steps for k in s.documents}
     kinds |= {k for spec in policy.actions.values() for k in spec.documents}
     kinds |= {k for r in policy.outside for k in r.documents}
+    kinds |= {k for spec in policy.referral.values() for k in spec.documents}
     return kinds

@@ -21,6 +21,7 @@ CC = {
     "legal_notice": lambda f: [f"{f['county']['name']}教育局", f["school"]["name"]],
     "report_to_township": lambda f: [f"{f['county']['name']}教育局基础教育股"],
     "report_to_bureau": lambda f: [f"{f['township']['name']}人民政府"],
+    "judicial_referral": lambda f: [f"{f['county']['name']}教育局", f["school"]["name"]],
 }
 
 
@@ -31,7 +32,7 @@ def issuer_info(kind: Kind, facts: dict) -> dict[str, Any]:
         name = f"{t['name']}人民政府"
         info = {"type": "township", "key": f"township:{t['code']}", "name": name, "short": t["short"],
                 "banner": [name], "co_issuers": []}
-        if kind.id == "legal_notice":
+        if kind.id in ("legal_notice", "judicial_referral"):
             co = f"{t['short']}司法所"
             info["co_issuers"] = [co]
             info["banner"] = [name, co]

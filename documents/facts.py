@@ -57,7 +57,8 @@ def age_on(birth: date | None, on: date) -> int | None:
 
 def policy_meta(policy: Policy) -> dict[str, Any]:
     return {"name": policy.name, "version": policy.version, "key": policy.key, "label": policy.label,
-            "jurisdiction": policy.jurisdiction, "source": policy.source}
+            "jurisdiction": policy.jurisdiction, "source": policy.source,
+            "legal_measure": policy.referral_spec("refusal_after_notice").legal_measure}
 
 
 def case_facts(session: Session, case_id: int, policy: Policy, *, today: date) -> dict[str, Any]:

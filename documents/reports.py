@@ -74,6 +74,10 @@ def report_data(session: Session, kind: str, *, scope: str, period: str, now: da
         return spot_check_sheet(session, sc, period)
     if kind == "accountability_sheet":
         return accountability_sheet(session, sc, period, as_of=now)
+    if kind == "referral_ledger":  # followup: 台账 (documents/referral_ledger.py)
+        from documents.referral_ledger import referral_ledger
+        name, schools = _unit(session, sc)
+        return referral_ledger(session, sc, name, schools, *month_bounds(period), now=now)
     raise KeyError(kind)
 
 

@@ -256,6 +256,22 @@ def sample_report(kind: str, *, seed: int = 1, period: str = "2026-11") -> dict[
         return {"level": "county", "unit": {"name": "宁安县", "code": "C1"}, "period": period, "period_label": f"{year}年{month}月",
                 "period_start": start.isoformat(), "period_end": end.isoformat(), "as_of": f"{end.isoformat()} 23:59",
                 "rows": rows, "summary": accountability_summary(rows)}
+    if kind == "referral_ledger":  # followup: the 台账 of referred cases
+        reasons = [("whereabouts_unknown", "去向不明"), ("working_away", "外出务工"), ("refusal_after_notice", "拒不送子女入学")]
+        rows = []
+        for i in range(5):
+            reason, label = reasons[i % 3]
+            opened = start + timedelta(days=rng.randrange(10))
+            closed = (opened + timedelta(days=12)).isoformat() if i % 2 else None
+            rows.append({"case_id": 200 + i, "school": f"{rng.choice(TOWNSHIPS)}中心学校", "class_name": "七年级(1)班",
+                         "pupil": _name(rng), "student_no": "", "opened_on": opened.isoformat(),
+                         "referred_on": (opened + timedelta(days=3)).isoformat(), "reason": reason, "reason_label": label,
+                         "state": "returned" if closed else "escalated", "status_label": "已复学·销号" if closed else "移交跟踪中",
+                         "follow_ups_done": rng.randrange(4), "follow_ups_overdue": rng.randrange(2),
+                         "last_follow_up": "回访：家长称学生在外地打工", "closed_on": closed})
+        tracking = sum(1 for r in rows if r["closed_on"] is None)
+        return {"level": "county", "unit": {"name": "宁安县", "code": "C1"}, "period": period, "period_label": f"{year}年{month}月",
+                "as_of": end.isoformat(), "rows": rows, "tracking": tracking, "closed": len(rows) - tracking}
     raise KeyError(kind)
 
 

@@ -240,3 +240,26 @@ def render_xlsx(context: dict) -> bytes:
         return writer(context)
     except (KeyError, TypeError) as exc:
         raise RenderError(f"{kind.id} xlsx: missing or bad field {exc}") from exc
+
+
+def _referral_ledger(context: dict) -> bytes:
+    """台账 (followup): the referred cases, their follow-up and 销号."""
+    rep = context["report"]
+    spec = [("序号", 6, None), ("学校", 22, None), ("班级", 12, None), ("学生", 10, None), ("缺勤日期", 12, None),
+            ("移交日期", 12, None), ("移交原因", 12, None), ("已跟踪（次）", 10, None), ("逾期（次）", 10, None),
+            ("最近跟踪情况", 36, None), ("状态", 14, None), ("销号日期", 12, None)]
+    ncols = len(spec)
+    wb = Workbook()
+    ws = _sheet(wb, "台账", ncols, landscape=True)
+    _title(ws, f"{rep['unit']['name']}控辍保学辍学学生台账（{rep['period_label']}）", ncols)
+    _line(ws, 2, ncols, f"报送：教育中心（教育局基教股）　单位：{rep['unit']['name']}",
+          f"数据截至：{rep['as_of']}　跟踪中 {rep['tracking']} 人　已销号 {rep['closed']} 人")
+    first = _header(ws, 3, spec)
+    rows = [[i, r["school"], r["class_name"], r["pupil"], r["opened_on"], r["referred_on"], r["reason_label"],
+             r["follow_ups_done"], r["follow_ups_overdue"], r["last_follow_up"], r["status_label"], r["closed_on"] or ""]
+            for i, r in enumerate(rep["rows"], start=1)]
+    last = _rows(ws, first, rows)
+    return _finish(wb, ws, context, last)
+
+
+WRITERS["referral_ledger"] = _referral_ledger

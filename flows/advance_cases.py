@@ -10,7 +10,7 @@ whatever is due at its instant, in batches. Run twice for the same instant, it c
 1. For each ladder move of each policy in use (absent → family_contacted → visited →
    collective_visit → township_notice → judicial_notice), move the due cases batch by batch; the
    step's duties and documents are written with the move.
-2. Mark the duties past their deadline overdue.
+2. Mark the duties past their deadline overdue; give referred cases (移交跟踪) their next follow-up round.
 3. Hand the queued documents to the renderers.
 4. Tell operators: a table artifact (by school, by step, overdue duties, names masked) and
    events (baoxue.case.escalated, baoxue.duty.overdue, baoxue.sweep.completed).
@@ -29,7 +29,7 @@ from tasks.render import request_rendering
 from tasks.runtime import resolve_as_of, run_name
 from tasks.sweep import (
     apply_escalations, apply_late_marks, batch_size as store_batch_size, check_calendars, describe_changes, mark_overdue, plan_sweep,
-    publish_calendar_check, sweep_summary, write_back,
+    publish_calendar_check, renew_follow_ups, sweep_summary, write_back,
 )
 
 
@@ -63,7 +63,9 @@ def advance_cases(as_of: datetime | None = None, batch_size: int | None = None, 
         overdue += ids
         if len(ids) < batch_size:
             break
-    if escalated or overdue or late_marks:
+    # 2a. Referred cases (移交跟踪, seed 000 §二.5): the next follow-up round where the last is done or overdue.
+    follow_ups = renew_follow_ups(as_of)
+    if escalated or overdue or late_marks or follow_ups:
         write_back()
 
     # 2b. Prevention: boarders' gate alerts and truancy tiers (seed 000 §二.3, seed 001 第六条), one set-based task.
@@ -85,6 +87,7 @@ def advance_cases(as_of: datetime | None = None, batch_size: int | None = None, 
         logger.warning("sweep %s: calendar %s skipped (schools %s): %s", as_of, k["calendar"], k["schools"], k["reason"])
     logger.info("sweep %s: escalated %s, overdue %s", as_of, len(escalated), len(overdue))
     return {"as_of": as_of.isoformat(), "late_marks": late_marks, "escalated": len(escalated), "overdue": len(overdue),
+            "follow_ups": follow_ups,
             "escalated_by_step": summary["escalated_now"], "cases_by_state": summary["cases_by_state"],
             "documents_queued": summary["documents_queued"], "rendering": rendering, "prevention": prevention,
             "watch_list": watch, "handoffs": handoffs, "skipped": skipped, "calendar_warnings": calendar_check["warnings"]}

@@ -32,12 +32,13 @@ class ForbiddenEvent(Exception):
 
 class CaseMachine(StateMachine):
     """一人一案: absent → family_contacted → visited → collective_visit → township_notice →
-    judicial_notice, and from any open step → returned | excused | escalated."""
+    judicial_notice, and from any open step → returned | excused | escalated (referred outside the
+    school: 移交跟踪). A referred case is tracked (回访, 查找, 劝返, 司法程序) until it returns or is excused."""
 
     s = States.from_enum(
         CaseState,
         initial=CaseState.absent,
-        final=[CaseState.returned, CaseState.escalated, CaseState.excused],
+        final=[CaseState.returned, CaseState.excused],
     )
 
     # -- the ladder: timers move the case to the policy's next step ---------------------------
@@ -54,37 +55,51 @@ class CaseMachine(StateMachine):
         s.absent.to.itself(internal=True) | s.family_contacted.to.itself(internal=True)
         | s.visited.to.itself(internal=True) | s.collective_visit.to.itself(internal=True)
         | s.township_notice.to.itself(internal=True) | s.judicial_notice.to.itself(internal=True)
+        | s.escalated.to.itself(internal=True)
     )
     record_home_visit = (
         s.absent.to.itself(internal=True) | s.family_contacted.to.itself(internal=True)
         | s.visited.to.itself(internal=True) | s.collective_visit.to.itself(internal=True)
         | s.township_notice.to.itself(internal=True) | s.judicial_notice.to.itself(internal=True)
+        | s.escalated.to.itself(internal=True)
     )
     assign_helpers = (
         s.absent.to.itself(internal=True) | s.family_contacted.to.itself(internal=True)
         | s.visited.to.itself(internal=True) | s.collective_visit.to.itself(internal=True)
         | s.township_notice.to.itself(internal=True) | s.judicial_notice.to.itself(internal=True)
+        | s.escalated.to.itself(internal=True)
     )
     record_reason = (  # 查明辍学原因: the reason class is recorded or reclassified, the case stays on its step
         s.absent.to.itself(internal=True) | s.family_contacted.to.itself(internal=True)
         | s.visited.to.itself(internal=True) | s.collective_visit.to.itself(internal=True)
         | s.township_notice.to.itself(internal=True) | s.judicial_notice.to.itself(internal=True)
+        | s.escalated.to.itself(internal=True)  # a referred case's reason is still investigated
     )
     record_collective_visit = (
         s.collective_visit.to.itself(internal=True) | s.township_notice.to.itself(internal=True)
-        | s.judicial_notice.to.itself(internal=True)
+        | s.judicial_notice.to.itself(internal=True) | s.escalated.to.itself(internal=True)
     )
-    serve_township_notice = s.township_notice.to.itself(internal=True) | s.judicial_notice.to.itself(internal=True)
-    serve_legal_notice = s.judicial_notice.to.itself(internal=True)
+    serve_township_notice = (s.township_notice.to.itself(internal=True) | s.judicial_notice.to.itself(internal=True)
+                             | s.escalated.to.itself(internal=True))
+    serve_legal_notice = s.judicial_notice.to.itself(internal=True) | s.escalated.to.itself(internal=True)
+
+    # -- the follow-up of a referred case: recorded while it is tracked (policy [referral]) ---------
+    record_follow_up = s.escalated.to.itself(internal=True)
+    record_police_search = s.escalated.to.itself(internal=True)
+    record_guardian_persuasion = s.escalated.to.itself(internal=True)
+    record_employer_persuasion = s.escalated.to.itself(internal=True)
+    record_judicial_progress = s.escalated.to.itself(internal=True)
 
     # -- leaving the ladder ---------------------------------------------------------------------
     mark_returned = (
         s.absent.to(s.returned) | s.family_contacted.to(s.returned) | s.visited.to(s.returned)
         | s.collective_visit.to(s.returned) | s.township_notice.to(s.returned) | s.judicial_notice.to(s.returned)
+        | s.escalated.to(s.returned)  # 复学: the referred pupil is back (action or morning check), 台账销号
     )
     excuse = (
         s.absent.to(s.excused) | s.family_contacted.to(s.excused) | s.visited.to(s.excused)
         | s.collective_visit.to(s.excused) | s.township_notice.to(s.excused) | s.judicial_notice.to(s.excused)
+        | s.escalated.to(s.excused)  # e.g. found enrolled elsewhere (转学), 病假
     )
     escalate_outside = (
         s.absent.to(s.escalated, cond="outside_allowed") | s.family_contacted.to(s.escalated, cond="outside_allowed")

@@ -125,6 +125,17 @@ class Returned(_Payload):
     follow_up: Text | None = None
 
 
+class FollowUp(_Payload):
+    """A follow-up of a referred case (回访, 查找下落, 劝返监护人/用工单位, 司法程序进展)."""
+
+    contacted_at: Moment | None = None
+    contact: Short | None = None      # whom: the guardian, the 派出所, the employer (用工单位), the court
+    unit: Short | None = None         # 用工单位 / 派出所 / 司法所 name
+    situation: Text | None = None     # the pupil's situation now (辍学后状况)
+    measures: Text | None = None
+    result: Text | None = None
+
+
 class Closing(_Payload):
     """excuse / escalate_outside: the reason is a fact of the event, not a payload field."""
 
@@ -138,6 +149,8 @@ PAYLOAD_MODELS: dict[str, type[_Payload]] = {
     "assign_helpers": Helpers,
     "record_reason": ReasonRecord,
     "mark_returned": Returned,
+    **{a: FollowUp for a in ("record_follow_up", "record_police_search", "record_guardian_persuasion",
+                             "record_employer_persuasion", "record_judicial_progress")},
     "excuse": Closing,
     "escalate_outside": Closing,
 }
@@ -150,7 +163,7 @@ FIELD_LABELS = {
     "caption": "照片说明", "visitors": "家访人员", "met": "见到的家人", "reason": "原因", "participants": "参加人员",
     "village_member": "村委会成员", "recipient": "受送达人", "method": "送达方式", "servers": "送达人", "witness": "见证人",
     "served_at": "送达时间", "refused": "是否拒收", "helpers": "帮扶责任人", "name": "姓名", "role": "职务",
-    "staff_id": "教职工编号", "unit": "单位", "basis": "依据",
+    "staff_id": "教职工编号", "unit": "单位", "basis": "依据", "contacted_at": "时间",
 }
 
 

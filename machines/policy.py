@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from machines.census import CensusRules, HandoffRules
 from machines.policy_helpers import HelperRules
+from machines.policy_followup import FollowUpDuty, ReferralSpec
 from machines.risk import RiskPolicy
 from machines.states import LADDER, Action, CaseState, OutsideReason
 from machines.truancy import GateRules, TruancyRules
@@ -112,6 +113,7 @@ class Policy(_Strict):
     truancy: TruancyRules = TruancyRules()     # 旷课分级 (seed 001 第六条), machines/truancy.py
     gate: GateRules = GateRules()              # 住校生出入校门登记 (seed 000 §二.3)
     three_helpers: HelperRules = HelperRules()  # 三帮一: the roles the helpers must cover (machines/policy_helpers.py)
+    referral: dict[OutsideReason, ReferralSpec] = {}  # 移交后跟踪至复学 (machines/policy_followup.py)
 
     @model_validator(mode="after")
     def _coherent(self) -> "Policy":
@@ -121,6 +123,9 @@ class Policy(_Strict):
         days = [s.day for s in self.steps]
         if days != sorted(set(days)):
             raise ValueError(f"step days must strictly increase, got {days}")
+        stray = sorted(r.value for r in self.referral if r not in {o.reason for o in self.outside})
+        if stray:
+            raise ValueError(f"[referral] for {stray} without an [[outside]] rule")
         for where, roles in self._role_uses():
             unknown = sorted(set(roles) - set(self.roles))
             if unknown:
@@ -132,6 +137,8 @@ class Policy(_Strict):
             yield f"step {s.state.value}", s.roles + [d.role for d in s.duties]
         for r in self.outside:
             yield f"outside {r.reason.value}", r.notify
+        for reason, spec in self.referral.items():
+            yield f"referral {reason.value}", [d.role for d in spec.duties]
         for a, spec in self.actions.items():
             if spec.role:
                 yield f"action {a.value}", [spec.role]
@@ -172,6 +179,13 @@ class Policy(_Strict):
         return state in LADDER and any(
             r.reason == reason and LADDER.index(state) >= LADDER.index(r.from_state) for r in self.outside
         )
+
+    def referral_spec(self, reason: OutsideReason | str | None) -> ReferralSpec:
+        """The follow-up of a case referred for ``reason`` (none: no papers, no recurring duty)."""
+        return self.referral.get(reason, ReferralSpec()) if reason in OutsideReason.__members__ else ReferralSpec()
+
+    def follow_up_duties(self, reason: OutsideReason | str | None) -> list[FollowUpDuty]:
+        return list(self.referral_spec(reason).duties)
 
     def action_documents(self, action: Action) -> list[str]:
         spec = self.actions.get(Action(action))

@@ -18,7 +18,7 @@ class CaseState(str, Enum):
     township_notice = "township_notice"    # 镇政府 返校通知书 (day 4)
     judicial_notice = "judicial_notice"    # 司法所 法律文书 (day 5)
     returned = "returned"                  # 复学, 台账销号 (final)
-    escalated = "escalated"                # 移交学校以外 (final for the school's ladder)
+    escalated = "escalated"                # 移交学校以外, 跟踪回访至复学 (referred: tracked until return)
     excused = "excused"                    # 有正当理由 / 误报 (final)
 
     @property
@@ -38,8 +38,12 @@ LADDER: tuple[CaseState, ...] = (
     CaseState.township_notice,
     CaseState.judicial_notice,
 )
-OPEN_STATES = frozenset(LADDER)
-FINAL_STATES = frozenset({CaseState.returned, CaseState.escalated, CaseState.excused})
+OPEN_STATES = frozenset(LADDER)  # the ladder: the timers move these cases
+# referred outside the school (whereabouts unknown, working away, refusal after the legal notice): the ladder
+# is over, the case is not. Its follow-up duties recur (policy [referral]) until it returns or is excused.
+REFERRED_STATES = frozenset({CaseState.escalated})
+LIVE_STATES = frozenset(OPEN_STATES | REFERRED_STATES)  # not closed: the morning check speaks for them
+FINAL_STATES = frozenset({CaseState.returned, CaseState.excused})
 
 STATE_LABELS = {
     CaseState.absent: "缺勤登记",
@@ -49,7 +53,7 @@ STATE_LABELS = {
     CaseState.township_notice: "镇政府返校通知",
     CaseState.judicial_notice: "司法督促",
     CaseState.returned: "已复学",
-    CaseState.escalated: "已移交",
+    CaseState.escalated: "已移交跟踪",
     CaseState.excused: "已排除",
 }
 
@@ -64,6 +68,12 @@ class Action(str, Enum):
     serve_legal_notice = "serve_legal_notice"          # 法律文书送达
     assign_helpers = "assign_helpers"                  # 三帮一 帮扶责任人
     record_reason = "record_reason"                    # 查明/更正辍学原因 (seed 002: 了解其辍学原因)
+    # follow-up of a referred case (seed 000 §二.5, §三.2; seed 001 §6 追踪和回访; seed 002 3.5 辍学追踪)
+    record_follow_up = "record_follow_up"                      # 回访/追踪记录
+    record_police_search = "record_police_search"              # 会同公安机关查找下落
+    record_guardian_persuasion = "record_guardian_persuasion"  # 劝返监护人
+    record_employer_persuasion = "record_employer_persuasion"  # 劝返用工单位
+    record_judicial_progress = "record_judicial_progress"      # 司法程序（起诉/公诉/行政处罚）进展
 
     @property
     def label(self) -> str:
@@ -78,7 +88,16 @@ ACTION_LABELS = {
     Action.serve_legal_notice: "送达法律文书",
     Action.assign_helpers: "落实三帮一帮扶责任人",
     Action.record_reason: "查明辍学原因",
+    Action.record_follow_up: "辍学追踪回访",
+    Action.record_police_search: "会同公安机关查找下落",
+    Action.record_guardian_persuasion: "劝返监护人",
+    Action.record_employer_persuasion: "劝返用工单位",
+    Action.record_judicial_progress: "司法程序跟进",
 }
+LADDER_ACTIONS = frozenset({Action.record_phone_call, Action.record_home_visit, Action.record_collective_visit,
+                            Action.serve_township_notice, Action.serve_legal_notice, Action.assign_helpers})
+FOLLOW_UP_ACTIONS = frozenset({Action.record_follow_up, Action.record_police_search, Action.record_guardian_persuasion,
+                               Action.record_employer_persuasion, Action.record_judicial_progress})  # referred cases only
 
 
 class ExcuseReason(str, Enum):

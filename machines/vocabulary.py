@@ -51,6 +51,10 @@ def event_label(event: str, to_state: str | None = None) -> str:
 
 
 def state_label(state: str) -> str:
+    """A state's label; a referred case's follow-up round (duty step ``escalated:<n>``) names its round."""
+    base, _, n = (state or "").partition(":")
+    if n.isdigit() and base in CaseState.__members__:
+        return f"{STATE_LABELS[CaseState(base)]}·第{n}轮"
     return STATE_LABELS[CaseState(state)] if state in CaseState.__members__ else state
 
 

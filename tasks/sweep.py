@@ -112,6 +112,16 @@ def mark_overdue(as_of: datetime, limit: int) -> list[int]:
         return bulk.overdue_batch(s, as_of, limit)
 
 
+@task(name="renew_follow_ups", **DB_RETRIES, cache_policy=NO_CACHE)
+def renew_follow_ups(as_of: datetime) -> int:
+    """Referred cases (移交跟踪): the next round of each follow-up duty whose last round is done or overdue
+    (one set-based statement, ``store.cases.follow_up.renew``; idempotent)."""
+    from store.cases.follow_up import renew
+
+    with transaction(store()) as s:
+        return renew(s, CaseContext(s), as_of)
+
+
 @task(name="write_back", **DB_RETRIES, cache_policy=NO_CACHE)
 def write_back() -> None:
     """SQLite: the sweep's write-ahead log written back into the database file now, so the run pays

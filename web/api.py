@@ -183,7 +183,9 @@ def history(case_id: DbId, who: Principal = Depends(roles(*PUPIL_READERS)), db: 
 class ActionBody(BaseModel):
     event: str = Field(description="record_phone_call | record_home_visit | record_collective_visit | "
                                    "serve_township_notice | serve_legal_notice | assign_helpers | record_reason | "
-                                   "mark_returned | excuse | escalate_outside")
+                                   "mark_returned | excuse | escalate_outside | a referred (escalated) case's follow-up: "
+                                   "record_follow_up | record_police_search | record_guardian_persuasion | "
+                                   "record_employer_persuasion | record_judicial_progress")
     note: str = Field("", max_length=255, description="说明")
     at: datetime | None = Field(None, description="办理时间，默认现在")
     reason: str | None = Field(None, description="excuse: sick_leave/personal_leave/exemption/transfer/opened_in_error; "

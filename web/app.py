@@ -137,15 +137,19 @@ class SecurityHeaders:
 
 def routers() -> list:
     """Every router of the app, in mounting order (the scoping test probes each of their routes)."""
-    from web import api, auth, pages, pages_account, pages_calendar, pages_census, pages_directory, pages_gate, pages_oversight
+    from web import (
+        api, auth, pages, pages_account, pages_calendar, pages_census, pages_directory, pages_followup, pages_gate,
+        pages_oversight,
+    )
 
     return [auth.router, auth.api_router, api.router, pages.router,
             pages_oversight.router,  # /risk, /reconcile: watch list and reconciliation (issue 8 parts 4–5)
             pages_gate.router,  # /gate, /truancy: boarders' gate log and truancy tiers (parts 2–3)
             pages_census.router,  # /census, /handoffs: out-of-school census and 送达回证 (parts 1, 6)
             pages_account.router, pages_account.api_router,  # /account, /admin/users, /api/auth/tokens (issue 14)
-            pages_directory.router, pages_directory.api_router,
-            pages_calendar.router]  # /admin/calendar: term dates, breaks, a year's holiday list (issue 19)  # /directory, /api/pupils…, /admin/onboarding (issue 19)
+            pages_directory.router, pages_directory.api_router,  # /directory, /api/pupils…, /admin/onboarding (issue 19)
+            pages_calendar.router,  # /admin/calendar: term dates, breaks, a year's holiday list (issue 19)
+            pages_followup.router]  # /ledger-book: 台账 of referred cases (issue 16)
 
 
 def morning_check_deployment() -> str:

@@ -46,6 +46,8 @@ router = APIRouter(include_in_schema=False)
 SCHOOLS = (Role.head_teacher, Role.school_staff)
 SCHOOL_AND_OFFICES = (Role.school_staff, Role.township, Role.county)
 
+FOLLOW_UP_FORM = [("contact", "联系对象", "text"), ("unit", "单位（派出所/用工单位/司法所）", "text"),
+                          ("situation", "现状", "textarea"), ("measures", "采取的措施", "textarea"), ("result", "结果", "textarea")]  # a referred case's follow-up (machines.payloads.FollowUp)
 # What staff enter with each action: (payload key, label, kind). Keys are those documents/records.py reads.
 FORM_FIELDS: dict[str, list[tuple[str, str, str]]] = {
     "record_phone_call": [("contact", "联系的家长/监护人", "text"), ("phone", "电话号码", "text"),
@@ -70,6 +72,8 @@ FORM_FIELDS: dict[str, list[tuple[str, str, str]]] = {
     "mark_returned": [("measures", "劝返措施", "textarea"), ("follow_up", "跟踪安排", "textarea")],
     "excuse": [],
     "escalate_outside": [],
+    **{a: FOLLOW_UP_FORM for a in ("record_follow_up", "record_police_search", "record_guardian_persuasion",
+                                   "record_employer_persuasion", "record_judicial_progress")},
 }
 PAYLOAD_LABELS = {k: label.split("（")[0] for fields in FORM_FIELDS.values() for k, label, _ in fields} | {
     "helpers": "帮扶责任人", "notes": "说明", "photos": "照片"}

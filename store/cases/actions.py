@@ -10,17 +10,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import case as sa_case, insert, select, update
 from sqlalchemy.orm import Session
 
 from machines.case_machine import ACTION_EVENTS, ForbiddenEvent, bind, unguarded_target
 from machines.policy_helpers import helper_problems, resolve_role
 from machines.payloads import PAYLOAD_MODELS, PayloadInvalid, parse_payload  # noqa: F401 - PayloadInvalid for callers
-from machines.states import CaseState, ExcuseReason, OutsideReason
+from machines.states import REFERRED_STATES, CaseState, ExcuseReason, OutsideReason
 
 from store.cases.attachments import check_photos
 from store.cases.context import CaseContext, escalation_at
 from store.cases.effects import SYSTEM, document_rows, escalation_event_row, event_row, step_duty_rows
+from store.cases.follow_up import referral_duty_rows
 from store.models import Case, CaseEvent, DocumentRequest, Duty, Helper
 
 FINAL_CLOSES_LEDGER = {CaseState.returned, CaseState.excused}
@@ -159,8 +160,17 @@ def _effects(session, ctx, case, event, before, after, *, at, now, facts, payloa
             for h in payload.get("helpers", []):
                 session.add(Helper(case_id=case.id, name=h["name"], role=h.get("role", ""),
                                    staff_id=h.get("staff_id"), event_seq=case.version))
-    if after.is_final:
-        case.outcome_reason = str(facts.get("reason")) if facts.get("reason") else None
+    if event == "escalate_outside":  # referred: tracked until return, its duties go on (no cancelling)
+        case.outcome_reason = str(facts["reason"])
+        rows = referral_duty_rows(ctx, policy, case.outcome_reason, case_id=case.id, school_id=case.school_id,
+                                  class_id=case.class_id, calendar_key=case.calendar_key, day=at.date(), now=now)
+        if rows:
+            session.execute(insert(Duty), rows)
+        docs = closing_documents(policy, event, after, case.outcome_reason)
+    elif after.is_final:
+        # a referred case keeps its referral reason when it returns (the 台账 shows why it was referred)
+        case.outcome_reason = (str(facts.get("reason")) if facts.get("reason")
+                               else case.outcome_reason if before in REFERRED_STATES else None)
         if after in FINAL_CLOSES_LEDGER:
             case.closed_on = at.date()
         _cancel_open_duties(session, [case.id])
@@ -170,11 +180,13 @@ def _effects(session, ctx, case, event, before, after, *, at, now, facts, payloa
 
 
 def closing_documents(policy, event: str, after: CaseState, reason: str | None) -> list[str]:
-    """Documents a case's closing requires: 复学登记 on return, the outside rule's report on escalation."""
+    """Documents a case's closing requires: 复学登记 on return, the outside rule's report and the referral's
+    papers (policy ``[referral.<reason>]``, e.g. the 提请依法处理函 on refusal) on referral."""
     if after is CaseState.returned:
         return ["return_register"]
     if event == "escalate_outside":
-        return next((list(r.documents) for r in policy.outside if r.reason.value == reason), [])
+        rule = next((list(r.documents) for r in policy.outside if r.reason.value == reason), [])
+        return list(dict.fromkeys(rule + policy.referral_spec(reason).documents))
     return []
 
 
@@ -202,7 +214,8 @@ def close_cases(
     moves = [(c, CaseState(c.state), unguarded_target(event, c.state, c.id)) for c in cases]
     ids = [c.id for c in cases]
     after = moves[0][2]
-    values = {"state": after.value, "version": Case.version + 1, "updated_at": now, "outcome_reason": reason}
+    values = {"state": after.value, "version": Case.version + 1, "updated_at": now, "outcome_reason": reason if reason
+              else sa_case((Case.state.in_([s.value for s in REFERRED_STATES]), Case.outcome_reason), else_=None)}
     if after in FINAL_CLOSES_LEDGER:
         values["closed_on"] = at.date()
     done = session.execute(

@@ -33,6 +33,7 @@ from store.calendars import CalendarNotLoaded, ensure_covered, last_seq_on_or_be
 from store.cases.context import CaseContext, effective_day, escalation_at
 from store.db import checkpoint, is_postgres, transaction
 from store.cases.effects import escalation_event_row, step_duty_rows
+from store.cases.follow_up import renew
 from store.cases.late_marks import apply_late_marks
 from store.models import Case, CaseEvent, DocumentRequest, Duty, School, SchoolClass
 
@@ -56,6 +57,7 @@ class AdvanceReport:
     transitions: Counter = field(default_factory=Counter)  # "source→target" → n
     overdue: int = 0
     late_marks: int = 0  # late marks applied before the sweep (store.cases.late_marks)
+    follow_ups: int = 0  # follow-up rounds of referred cases raised (store.cases.follow_up)
     batches: int = 0
     escalated_case_ids: list[int] = field(default_factory=list)
     overdue_duty_ids: list[int] = field(default_factory=list)
@@ -68,7 +70,7 @@ class AdvanceReport:
     def as_dict(self) -> dict:
         return {"as_of": self.as_of.isoformat(), "transitions": dict(self.transitions),
                 "total_transitions": self.total_transitions, "overdue": self.overdue, "late_marks": self.late_marks,
-                "batches": self.batches, "skipped": [k.as_dict() for k in self.skipped]}
+                "batches": self.batches, "follow_ups": self.follow_ups, "skipped": [k.as_dict() for k in self.skipped]}
 
 
 def policy_groups(session: Session) -> list[tuple[str, int, str]]:
@@ -352,7 +354,8 @@ def advance(
     factory: sessionmaker[Session], as_of: datetime, *, batch_size: int | None = None, progress: Progress | None = None,
     calendars: dict | None = None, keep_ids: bool = True,
 ) -> AdvanceReport:
-    """Apply every escalation due at ``as_of`` and mark every overdue duty. Safe to run twice."""
+    """Apply every escalation due at ``as_of``, mark every overdue duty, then raise the next follow-up round
+    of every referred case whose last round is done or overdue. Safe to run twice."""
     report = AdvanceReport(as_of)
     batch_size = batch_size or default_batch_size(factory.kw["bind"])
     with transaction(factory) as s:  # marks sent late first, in their place (store.cases.late_marks)
@@ -394,4 +397,6 @@ def advance(
             progress("overdue", len(ids))
     if report.overdue:
         write_back("overdue")
+    with transaction(factory) as s:  # referred cases: the next follow-up rounds, once the overdue are marked
+        report.follow_ups = renew(s, CaseContext(s, **({"calendars": calendars} if calendars else {})), as_of)
     return report

@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from machines.states import CaseState, DropoutReason, ExcuseReason, OPEN_STATES
+from machines.states import CaseState, DropoutReason, ExcuseReason, LIVE_STATES
 
 from store.bulk import driver_rows, insert_rows, paused_gc
 from store.calendars import school_day_seq
@@ -196,20 +196,16 @@ def _apply_today(session: Session, ctx: CaseContext, schools: dict[str, School],
                  good: dict, results: dict[str, IntakeResult], *, day: date, submitted_by: str, now: datetime,
                  complete: bool) -> None:
     """The day's own check: open, extend, return and excuse the cases it speaks for (none opened after it)."""
-    open_q = select(Case).where(Case.school_id.in_(live_ids), Case.state.in_([st.value for st in OPEN_STATES]),
+    # the ladder's cases and the referred ones (移交跟踪): a referred pupil present again is back (复学, 销号),
+    # one still absent keeps that case (not a new one)
+    open_q = select(Case).where(Case.school_id.in_(live_ids), Case.state.in_([st.value for st in LIVE_STATES]),
                                 Case.opened_on <= day)
     open_cases: dict[int, dict[int, Case]] = {sid: {} for sid in live_ids}
     for c in session.scalars(open_q.with_for_update() if is_postgres(session.bind) else open_q):
         open_cases[c.school_id][c.pupil_id] = c
-    # a pupil handed to the township/police (escalated) keeps that case on the ledger: not a new case
-    handed_over = set(session.execute(select(Case.school_id, Case.pupil_id).where(
-        Case.school_id.in_(live_ids), Case.state == CaseState.escalated.value, Case.closed_on.is_(None))).all())
     to_open, back, on_leave, school_code = [], [], {}, {}  # school_code: case id → its school's code
     for code in live:
         school, result, own = schools[code], results[code], open_cases[schools[code].id]
-        for pid, (_, status, _) in good[code].items():
-            if status == "unexcused" and (school.id, pid) in handed_over:
-                result.continuing += 1
         for pid, case in own.items():
             if pid not in good[code] and not complete:
                 continue
@@ -225,7 +221,7 @@ def _apply_today(session: Session, ctx: CaseContext, schools: dict[str, School],
                 continue
             school_code[case.id] = code
         to_open.append((school, [(p, reason) for pid, (p, status, reason) in good[code].items()
-                                 if status == "unexcused" and pid not in own and (school.id, pid) not in handed_over]))
+                                 if status == "unexcused" and pid not in own]))
     # the returns and excuses of every school: one set-based close each, under each submission's key
     keys = {cid: f"intake:{results[code].submission_id}" for cid, code in school_code.items()}
     for cid in close_cases(session, ctx, back, "mark_returned", actor=submitted_by, at=now, now=now,

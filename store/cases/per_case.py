@@ -10,9 +10,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from machines.states import CaseState
+from machines.states import OPEN_STATES
 from store.cases.actions import escalate_through
 from store.cases.context import CaseContext, effective_day
+from store.cases.follow_up import renew_per_case
 from store.cases.late_marks import apply_late_marks
 from store.models import Case, Duty
 
@@ -22,7 +23,7 @@ def advance_per_case(session: Session, ctx: CaseContext, as_of: datetime) -> dic
     apply_late_marks(session, ctx, as_of)  # late marks first, in their place: as the bulk advance
     moved = 0
     open_cases = session.scalars(
-        select(Case).where(Case.state.in_([s.value for s in CaseState if not s.is_final])).order_by(Case.id)
+        select(Case).where(Case.state.in_([s.value for s in OPEN_STATES])).order_by(Case.id)
     ).all()
     for case in open_cases:
         policy = ctx.policy(case.policy_name, case.policy_version)
@@ -33,4 +34,6 @@ def advance_per_case(session: Session, ctx: CaseContext, as_of: datetime) -> dic
         duty.status, duty.overdue_at = "overdue", as_of
         overdue += 1
     session.flush()
-    return {"transitions": moved, "overdue": overdue}
+    renewed = renew_per_case(session, ctx, as_of)  # referred cases: the next follow-up rounds, after the overdue
+    session.flush()
+    return {"transitions": moved, "overdue": overdue, "follow_ups": renewed}

@@ -31,7 +31,7 @@ from sqlalchemy.sql.expression import FunctionElement
 from machines.census import CENSUS_STATE_LABELS, CensusState
 from machines.identity import mask_name
 from machines.risk import DUTY_LABELS, RiskDuty
-from machines.states import ACTION_LABELS, OPEN_STATES, Action, CaseState
+from machines.states import ACTION_LABELS, LIVE_STATES, Action, CaseState
 from machines.vocabulary import DUTY_KIND_LABELS, PREVENTION_SOURCE_LABELS, DutyKind, label_of
 
 from store.models.calendar import CalendarDuty
@@ -43,7 +43,7 @@ from store.models.risk import WatchDuty, WatchEntry
 
 KINDS = tuple(k.value for k in DutyKind)
 KIND_LABELS = DUTY_KIND_LABELS  # machines.vocabulary
-OPEN_CASE = [s.value for s in OPEN_STATES]
+OPEN_CASE = [s.value for s in LIVE_STATES]  # a referred case's follow-up duties too
 UNDONE = ("open", "overdue")  # not done yet: the statuses a reminder or the stuck list looks at
 
 

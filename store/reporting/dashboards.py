@@ -13,13 +13,14 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from machines.identity import mask_name
-from machines.states import ACTION_LABELS, LADDER, STATE_LABELS, Action, CaseState, OPEN_STATES
-from machines.vocabulary import ATTENDANCE_LABELS
+from machines.states import ACTION_LABELS, LADDER, LIVE_STATES, STATE_LABELS, Action, CaseState, OPEN_STATES
+from machines.vocabulary import ATTENDANCE_LABELS, state_label
 
 from store.models import AttendanceMark, Case, Duty, Jurisdiction, Pupil, School, SchoolClass, Staff, Submission
 from store.access.scope import EVERYTHING, Scope
 
 OPEN = [s.value for s in OPEN_STATES]
+LIVE = [s.value for s in LIVE_STATES]  # with the referred cases, whose follow-up duties go on
 STATUS_LABELS = ATTENDANCE_LABELS  # machines.vocabulary
 
 
@@ -73,13 +74,13 @@ def duties_of(session: Session, scope: Scope, as_of: datetime, *, owner_id: int 
     q = (select(Duty, Case, Pupil, SchoolClass.name, Staff.name)
          .join(Case, Case.id == Duty.case_id).join(Pupil, Pupil.id == Case.pupil_id)
          .join(SchoolClass, SchoolClass.id == Case.class_id).outerjoin(Staff, Staff.id == Duty.owner_id)
-         .where(Duty.status.in_(("open", "overdue")), Case.state.in_(OPEN)).order_by(Duty.due_at, Duty.id))
+         .where(Duty.status.in_(("open", "overdue")), Case.state.in_(LIVE)).order_by(Duty.due_at, Duty.id))
     if owner_id is not None:
         q = q.where(Duty.owner_id == owner_id)
     q = scope.apply(q)
     return [{
         "duty_id": d.id, "case_id": c.id, "pupil": mask_name(p.name) if masked else p.name, "class": k,
-        "action": d.action, "action_label": action_label(d.action), "step_label": STATE_LABELS[CaseState(d.step)],
+        "action": d.action, "action_label": action_label(d.action), "step_label": state_label(d.step),
         "role": d.role, "owner": owner, "due_at": d.due_at, "overdue": d.status == "overdue" or d.due_at <= as_of,
         "hours_overdue": max(0.0, round((as_of - d.due_at).total_seconds() / 3600, 1)),
     } for d, c, p, k, owner in session.execute(q)]
@@ -209,7 +210,7 @@ def accountability(session: Session, scope: Scope, start: date, end: date, as_of
         late_hours = ((finished or as_of) - d.due_at).total_seconds() / 3600
         rows.append({"duty_id": d.id, "case_id": c.id, "pupil": mask_name(p.name) if masked else p.name,
                      "school": school, "owner": owner or "（未指定）", "owner_id": d.owner_id, "role": d.role,
-                     "step_label": STATE_LABELS[CaseState(d.step)], "action_label": action_label(d.action),
+                     "step_label": state_label(d.step), "action_label": action_label(d.action),
                      "due_at": d.due_at, "done_at": finished, "status": "done_late" if d.status == "done" else "not_done",
                      "hours_late": round(max(late_hours, 0.0), 1)})
     owners: dict[tuple, dict[str, Any]] = {}

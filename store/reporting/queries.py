@@ -8,12 +8,13 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from machines.identity import mask_id, mask_name
-from machines.states import CaseState, OPEN_STATES
+from machines.states import LIVE_STATES, CaseState, OPEN_STATES
 
 from store.access.scope import EVERYTHING, Scope
 from store.models import Case, CaseEvent, Duty, Helper, Jurisdiction, Pupil, School, SchoolClass, Staff
 
 OPEN = [s.value for s in OPEN_STATES]
+LIVE = [s.value for s in LIVE_STATES]  # the ladder and the referred cases (followed up)
 
 
 
@@ -57,7 +58,7 @@ def stuck_case_ids_query(as_of: datetime):
     """Open cases with a duty past its deadline and not done (DOMAIN.md §3: stuck)."""
     return (
         select(Duty.case_id).join(Case, Case.id == Duty.case_id)
-        .where(Case.state.in_(OPEN), or_(Duty.status == "overdue", and_(Duty.status == "open", Duty.due_at <= as_of)))
+        .where(Case.state.in_(LIVE), or_(Duty.status == "overdue", and_(Duty.status == "open", Duty.due_at <= as_of)))
         .distinct()
     ).union(_stuck_handoffs_query(as_of))
 

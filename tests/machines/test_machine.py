@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 from machines.case_machine import EVENTS, CaseMachine, ForbiddenEvent, allowed_events, bind, escalation_pairs
 from machines.policy import Policy
-from machines.states import FINAL_STATES, LADDER, Action, CaseState
+from machines.states import FINAL_STATES, LIVE_STATES, Action, CaseState
 from store.policy_files import SHIPPED_POLICIES
 
 POLICIES = {p.stem: Policy.model_validate(tomllib.loads(p.read_text())) for p in SHIPPED_POLICIES.glob("*.toml")}
@@ -31,7 +31,12 @@ ALLOWED = {
     CaseState.judicial_notice: {"record_phone_call", "record_home_visit", "assign_helpers", "record_reason", "record_collective_visit",
                                 "serve_township_notice", "serve_legal_notice", "mark_returned", "excuse",
                                 "escalate_outside"},
-    CaseState.returned: set(), CaseState.escalated: set(), CaseState.excused: set(),
+    # referred (移交跟踪): tracked until return — its follow-up and any duty still open may be recorded
+    CaseState.escalated: {"record_phone_call", "record_home_visit", "assign_helpers", "record_collective_visit",
+                          "serve_township_notice", "serve_legal_notice", "record_follow_up", "record_police_search",
+                          "record_guardian_persuasion", "record_employer_persuasion", "record_judicial_progress",
+                          "mark_returned", "excuse"},
+    CaseState.returned: set(), CaseState.excused: set(),
 }
 
 
@@ -107,6 +112,19 @@ def test_jingbian_has_no_judicial_step():
     assert [t for _, t, _ in escalation_pairs(jb)][-1] is CaseState.township_notice
 
 
+def test_a_referred_case_is_tracked_until_it_returns_and_never_climbs_the_ladder_again():
+    m = bind(case(CaseState.visited))
+    assert m.fire("escalate_outside", policy=DEFAULT, reason="working_away") is CaseState.escalated
+    assert not CaseState.escalated.is_final
+    with pytest.raises(ForbiddenEvent):
+        m.fire("escalate", policy=DEFAULT, streak=99)
+    assert m.fire("record_employer_persuasion", policy=DEFAULT) is CaseState.escalated
+    assert m.fire("mark_returned", policy=DEFAULT) is CaseState.returned
+    for follow_up in ("record_follow_up", "record_police_search", "record_judicial_progress"):
+        with pytest.raises(ForbiddenEvent):  # only a referred case is followed up
+            bind(case(CaseState.judicial_notice)).fire(follow_up, policy=DEFAULT)
+
+
 def test_outside_escalation_follows_the_policy():
     with pytest.raises(ForbiddenEvent):  # refusal after legal notice needs the legal notice
         bind(case(CaseState.collective_visit)).fire("escalate_outside", policy=DEFAULT, reason="refusal_after_notice")
@@ -160,4 +178,4 @@ def test_a_final_case_never_reopens(steps, policy_name):
         if CaseState(model.state) in FINAL_STATES:
             final_at = model.state
         else:
-            assert CaseState(model.state) in LADDER
+            assert CaseState(model.state) in LIVE_STATES

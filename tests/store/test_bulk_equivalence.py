@@ -62,6 +62,24 @@ def populate(session, rng: random.Random, n: int, *, persuade: bool = False) -> 
     session.flush()
 
 
+def refer_some(factory, rng: random.Random, at: datetime) -> int:
+    """Advance to ``at`` and hand about half the cases the policy allows outside (移交跟踪), with mixed reasons,
+    so that the sweeps after it raise follow-up rounds (store.cases.follow_up) on both paths."""
+    from machines.states import OPEN_STATES, OutsideReason
+    advance(factory, at)
+    referred = 0
+    with transaction(factory) as s:
+        ctx = CaseContext(s)
+        for case in s.scalars(select(Case).where(Case.state.in_([x.value for x in OPEN_STATES]),
+                                                 Case.opened_on <= at.date()).order_by(Case.id)):
+            policy = ctx.policy(case.policy_name, case.policy_version)
+            reasons = [r.value for r in OutsideReason if policy.outside_allowed(case.state, r)]
+            if reasons and rng.random() < 0.5:
+                act(s, ctx, case.id, "escalate_outside", actor="t", at=at, now=at, reason=rng.choice(reasons))
+                referred += 1
+    return referred
+
+
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 10**6), n=st.integers(1, 30), moments=st.lists(st.sampled_from(MOMENTS), min_size=1, max_size=3))
 def test_bulk_advance_equals_the_per_case_machine_path(_outer_connection, factory, seed, n, moments):
@@ -79,6 +97,7 @@ def test_bulk_advance_equals_the_per_case_machine_path(_outer_connection, factor
         with factory() as s:
             populate(s, rng, n, persuade=True)
             s.commit()
+        refer_some(factory, rng, MOMENTS[0])
         results = {}
         for path in ("bulk", "per_case"):
             trial = _outer_connection.begin_nested()
@@ -95,6 +114,38 @@ def test_bulk_advance_equals_the_per_case_machine_path(_outer_connection, factor
                 trial.rollback()
         assert results["bulk"] == results["per_case"]
         assert results["bulk"]["events"], "the population produced history"
+    finally:
+        outer.rollback()
+
+
+def test_referred_cases_follow_up_rounds_are_the_same_on_both_paths(_outer_connection, factory):
+    """A fixed population with referred cases of every reason, swept over three weeks: the set-based
+    renewal of follow-up rounds equals the per-case one, and later rounds (2, 3…) are raised."""
+    rng = random.Random(7)
+    outer = _outer_connection.begin_nested()
+    try:
+        with factory() as s:
+            setup_store(s, policy="wutaishan", pupils_per_class=8, grades=(3, 4, 7, 8), seed=31)
+            populate(s, rng, 24)
+            s.commit()
+        assert refer_some(factory, rng, datetime(2026, 11, 4, 17, 30)) >= 3
+        results = {}
+        for path in ("bulk", "per_case"):
+            trial = _outer_connection.begin_nested()
+            try:
+                for moment in (datetime(2026, 11, 11, 9, 30), datetime(2026, 11, 18, 18, 30), datetime(2026, 11, 27, 9, 30)):
+                    if path == "bulk":
+                        advance(factory, moment, batch_size=5)
+                    else:
+                        with transaction(factory) as s:
+                            advance_per_case(s, CaseContext(s), moment)
+                with factory() as s:
+                    results[path] = snapshot(s)
+            finally:
+                trial.rollback()
+        assert results["bulk"] == results["per_case"]
+        steps = {d[1] for d in results["bulk"]["duties"]}
+        assert {"escalated:1", "escalated:2", "escalated:3"} <= steps, steps
     finally:
         outer.rollback()
 

@@ -78,6 +78,7 @@ ROUTES = {
     ("GET", "/risk"): "list", ("GET", "/reconcile"): "list", ("POST", "/reconcile/submit"): "school",
     ("POST", "/reconcile/accept"): "act",  # no case in its path: every probe is refused (403/404); see test_reconcile
     ("POST", "/risk/duties/{duty_id}/done"): "school",  # out-of-scope duties probed in test_oversight_web
+    ("GET", "/ledger-book"): "list", ("GET", "/ledger-book/file"): "list",  # 台账 of referred cases (issue 16)
     ("GET", "/gate"): "list", ("GET", "/truancy"): "list", ("POST", "/gate/out"): "school", ("POST", "/gate/in"): "school",
     ("POST", "/prevention/duties/{duty_id}/done"): "school",  # out-of-scope writes and ?pupil= probed in test_gate
     ("GET", "/census"): "list", ("GET", "/handoffs"): "list", ("POST", "/census/upload"): "school",
