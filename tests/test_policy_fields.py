@@ -132,8 +132,12 @@ PROBES: dict[str, Probe] = {
     "roles": (lambda r: {**r, "head_teacher": "班主任（改）"}, lambda p: p.role_label("head_teacher")),
     "steps": (lambda s: s[:-1], lambda p: escalation_pairs(p)),
     "actions": ({}, lambda p: p.action_documents(Action.record_phone_call)),
-    "outside": ([], lambda p: [r for r in OutsideReason if p.outside_allowed(p.steps[-1].state, r)]),
+    # every rule from the last step only: the reasons allowed from the first step change (a referral keeps its rule)
+    "outside": (lambda o: [{**r, "from_state": "judicial_notice"} for r in o],
+                lambda p: [r for r in OutsideReason if p.outside_allowed(p.steps[1].state, r)]),
     "helpers_required": (4, _helpers),
+    "referral": ({}, lambda p: [(r.value, [d.action for d in p.referral_spec(r.value).duties],
+                                 p.referral_spec(r.value).legal_measure) for r in OutsideReason]),
     "three_helpers.roles": (["head_teacher", "principal"], _helpers),
     "special_groups": (lambda g: {**g, "left_behind": "留守学生（改）"},
                        lambda p: special_group_label("left_behind", p.special_groups)),
@@ -201,7 +205,7 @@ def _recipients(p: Policy, kind: str):
 def _outside_recipients(p: Policy):
     from store.duties.handoffs import recipients_for
     return [recipients_for(p, d, outside_reason=r.reason.value) for r in p.outside for d in r.documents] or \
-        recipients_for(changed(p, "outside", [{"reason": "whereabouts_unknown", "from_state": "visited",
+        recipients_for(changed(changed(p, "referral", {}), "outside", [{"reason": "whereabouts_unknown", "from_state": "visited",
                                                 "notify": ["police"], "documents": ["report_to_township"]}]),
                        "report_to_township", outside_reason="whereabouts_unknown")
 

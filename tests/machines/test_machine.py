@@ -35,7 +35,7 @@ ALLOWED = {
     CaseState.escalated: {"record_phone_call", "record_home_visit", "assign_helpers", "record_collective_visit",
                           "serve_township_notice", "serve_legal_notice", "record_follow_up", "record_police_search",
                           "record_guardian_persuasion", "record_employer_persuasion", "record_judicial_progress",
-                          "mark_returned", "excuse"},
+                          "record_reason", "mark_returned", "excuse"},
     CaseState.returned: set(), CaseState.excused: set(),
 }
 
