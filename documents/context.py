@@ -24,6 +24,13 @@ CC = {
 }
 
 
+def _cc(kind_id: str, facts: dict) -> list[str]:
+    """抄送: the policy's parties (``facts["notices"]``, documents/addressing.py), else the built-in list."""
+    if facts.get("notices") is not None:
+        return list(facts["notices"]["cc"])
+    return CC[kind_id](facts) if kind_id in CC else []
+
+
 def issuer_info(kind: Kind, facts: dict) -> dict[str, Any]:
     """The issuing body of a case document: counter key, name, 发文字号 prefix and banner lines."""
     if kind.issuer == "township":
@@ -54,7 +61,7 @@ def trace_line(doc: dict) -> str:
     if doc.get("policy"):
         parts.append(f"策略 {doc['policy']}")
     parts.append(f"经办 {doc['actor']}")
-    parts.append(f"生成 {doc['issued_on']}")
+    parts.append(f"日期 {doc['issued_on']}")  # the act's day, not the render time
     if doc.get("version", 1) > 1:
         parts.append(f"第{doc['version']}版（更正）")
     parts.append(doc["kind"])
@@ -87,7 +94,9 @@ def case_context(
         "version": version,
         "correction_reason": correction_reason,
         "internal": kind.internal,
-        "cc": CC[kind.id](facts) if kind.id in CC else [],
+        "cc": _cc(kind.id, facts),
+        "addressees": (facts.get("notices") or {}).get("addressees", []),
+        "copies": (facts.get("notices") or {}).get("copies", []),
         "number": None,
         "year": None,
         "doc_number": None,

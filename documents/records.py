@@ -226,8 +226,8 @@ def _report_to_township(facts: Facts, seq: int | None, kind: Kind, issued_on: st
     ev = event_at(facts, seq)
     whereabouts_unknown = bool(ev and ev["event"] == "escalate_outside")
     return {
-        "addressees": [f"{facts['township']['name']}人民政府"] + ([f"{facts['village']['name']}村民委员会".replace("村村", "村")]
-                                                            if facts["village"] else []),
+        "addressees": _addressed(facts, [f"{facts['township']['name']}人民政府"] + (
+            [f"{facts['village']['name']}村民委员会".replace("村村", "村")] if facts["village"] else [])),
         "history": history(facts, upto=seq),
         "whereabouts_unknown": whereabouts_unknown,
         "contact": facts["people"]["principal"],
@@ -240,13 +240,30 @@ def _dropout_report_form(facts: Facts, seq: int | None, kind: Kind, issued_on: s
         "history": history(facts, upto=seq),
         "helpers": facts["helpers"],
         "reported_on": issued_on,
+        "addressees": _addressed(facts, [f"{facts['township']['name']}人民政府"]),
     }
 
 
+def _notice_deadline(facts: Facts, kind: Kind, issued_on: str) -> str | None:
+    """The policy's deadline in school days (``facts["notices"]``), else the kind's calendar days."""
+    notices = facts.get("notices")
+    if notices is not None:
+        return notices["return_deadline" if kind.id == "return_notice" else "legal_deadline"]
+    return _deadline(issued_on, kind.deadline_days)
+
+
+def _addressed(facts: Facts, default: list[str]) -> list[str]:
+    notices = facts.get("notices")
+    return list(notices["addressees"]) if notices is not None and notices["addressees"] else default
+
+
 def _notice(facts: Facts, seq: int | None, kind: Kind, issued_on: str) -> dict:
+    notices = facts.get("notices") or {}
     return {
         "addressee": _addressee(facts),
-        "deadline": _deadline(issued_on, kind.deadline_days),
+        "deadline": _notice_deadline(facts, kind, issued_on),
+        "check_time": notices.get("check_time"),  # the deadline is that day's morning check (晨检)
+        "return_deadline": notices.get("return_deadline") if kind.id == "legal_notice" else None,
         "school_contact": facts["people"]["head_teacher"],
         "township_contact": facts["people"]["township"] or facts["people"]["township_head"],
         "judicial_office": f"{facts['township']['short']}司法所",
@@ -261,6 +278,7 @@ def _report_to_bureau(facts: Facts, seq: int | None, kind: Kind, issued_on: str)
         attachments.append(f"集体家访照片（{len(visit['photos'])}张）")
     attachments.append("控辍保学工作方案")
     return {
+        "addressees": _addressed(facts, [f"{facts['county']['name']}教育局基础教育股"]),
         "history": history(facts, upto=seq),
         "visit": visit,
         "plan": _control_plan(facts, None, kind, issued_on),

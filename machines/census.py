@@ -73,6 +73,7 @@ BODIES = {  # the outside bodies a school or township hands a paper to (recipien
     "judicial_office": "司法所",
     "police": "公安派出所",
     "education_bureau": "县教育局",
+    "education_center": "教育管理中心",  # seed 000 (五台山): 名单、台账报教育中心
 }
 
 
