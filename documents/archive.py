@@ -213,7 +213,7 @@ def _link_documents(session: Session, plan: Plan, *, actor: str, now: datetime) 
     first if it was not yet), a legal notice cites the return notice before it."""
     record = plan.context["record"]
     if plan.kind.id == "proof_of_service":
-        served = latest_document(session, plan.case_id, record["served_kind"])
+        served = latest_document(session, plan.case_id, record["served_kind"], upto_seq=plan.event_seq)
         if served is None:
             served = render_for_case(session, plan.case_id, record["served_kind"], actor=actor, now=now).document
         record["served"] = _cite(served)

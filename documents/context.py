@@ -78,6 +78,9 @@ def case_context(
         raise ValueError(f"{kind_id} is a report, not a case document")
     ev = event_at(facts, event_seq)
     state = ev["to_state"] if ev else facts["case"]["state"]
+    issuer = issuer_info(kind, facts)
+    if kind.id == "proof_of_service" and ev is not None and ev["event"] in catalog.SCHOOL_RECEIPTS:
+        issuer = issuer_info(catalog.get("parent_notice"), facts)  # the school's own receipt
     doc = {
         "kind": kind.id,
         "title": kind.name,
@@ -88,7 +91,7 @@ def case_context(
         "event_seq": event_seq,
         "step": {"state": state, "label": STATE_LABELS[CaseState(state)]} if state in CaseState.__members__ else None,
         "policy": facts["case"]["policy"]["key"],
-        "issuer": issuer_info(kind, facts),
+        "issuer": issuer,
         "issued_on": issued_on,
         "actor": actor,
         "version": version,

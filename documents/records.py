@@ -288,11 +288,15 @@ def _report_to_bureau(facts: Facts, seq: int | None, kind: Kind, issued_on: str)
 
 
 def _parent_notice(facts: Facts, seq: int | None, kind: Kind, issued_on: str) -> dict:
+    """The 书面通报 as the school filled it in (``record_class_record``), else what a visit noted."""
+    entered = latest(facts, "record_class_record", upto=seq)
     last = latest(facts, ("record_home_visit", "record_collective_visit"), upto=seq)
     return {
         "addressee": _addressee(facts),
-        "conduct": _p(last, "conduct"),
-        "study": _p(last, "study"),
+        "conduct": _p(entered, "conduct") or _p(last, "conduct"),
+        "study": _p(entered, "study") or _p(last, "study"),
+        "class_record_seq": entered["seq"] if entered else None,
+        "reported_to": (facts.get("notices") or {}).get("copies") or [],
         "dropout_on": facts["case"]["opened_on"],
         "signed_by": _name(facts["people"]["head_teacher"]),
     }
@@ -307,6 +311,18 @@ def _proof_of_service(facts: Facts, seq: int | None, kind: Kind, issued_on: str)
     people = facts["people"]
     default_servers = [n for n in (_name(people["township"]) or _name(people["township_head"]),
                                    _name(people["judicial_office"]) if served_kind == "legal_notice" else None) if n]
+    action = ev["event"] if ev else None
+    if action == "report_parent_notice":  # the bureau's receipt of the school's copy
+        notices = facts.get("notices") or {}
+        return {
+            "served_kind": served_kind, "served": None, "to_bureau": True,
+            "recipient": "、".join(notices.get("parent_notice_to") or []) or None,
+            "place": None, "method": _p(ev, "method", "报送"), "servers": [n for n in (_name(people["principal"]),) if n],
+            "witness": None, "served_at": _p(ev, "received_at", ev["at"]), "refused": False,
+            "received_by": _p(ev, "received_by"), "opinion": None, "notes": _p(ev, "notes"),
+        }
+    if action == "serve_parent_notice":
+        default_servers = [n for n in (_name(people["head_teacher"]),) if n]
     return {
         "served_kind": served_kind,
         "served": None,  # {title, doc_number, issuer}: filled by the archive from the served document
@@ -318,6 +334,9 @@ def _proof_of_service(facts: Facts, seq: int | None, kind: Kind, issued_on: str)
         "served_at": _p(ev, "served_at", ev["at"] if ev else None),
         "refused": bool(_p(ev, "refused", False)),
         "notes": _p(ev, "notes"),
+        "to_bureau": False,
+        "received_by": None,
+        "opinion": _p(ev, "opinion"),
     }
 
 

@@ -71,6 +71,10 @@ class CaseMachine(StateMachine):
     )
     serve_township_notice = s.township_notice.to.itself(internal=True) | s.judicial_notice.to.itself(internal=True)
     serve_legal_notice = s.judicial_notice.to.itself(internal=True)
+    # 辍学书面通报 (seed 002): the school fills it in, the parent signs (or refuses), a copy goes to the bureau
+    record_class_record = s.judicial_notice.to.itself(internal=True)
+    serve_parent_notice = s.judicial_notice.to.itself(internal=True)
+    report_parent_notice = s.judicial_notice.to.itself(internal=True)
 
     # -- leaving the ladder ---------------------------------------------------------------------
     mark_returned = (

@@ -63,6 +63,9 @@ class Action(str, Enum):
     serve_township_notice = "serve_township_notice"    # 返校通知书送达
     serve_legal_notice = "serve_legal_notice"          # 法律文书送达
     assign_helpers = "assign_helpers"                  # 三帮一 帮扶责任人
+    record_class_record = "record_class_record"        # 书面通报: 在校行为表现、学习情况 (seed 002)
+    serve_parent_notice = "serve_parent_notice"        # 书面通报 家长签字/拒签 (送达回证)
+    report_parent_notice = "report_parent_notice"      # 书面通报 上报教育行政部门 (回执)
 
     @property
     def label(self) -> str:
@@ -76,6 +79,9 @@ ACTION_LABELS = {
     Action.serve_township_notice: "送达返校通知书",
     Action.serve_legal_notice: "送达法律文书",
     Action.assign_helpers: "落实三帮一帮扶责任人",
+    Action.record_class_record: "填写辍学书面通报（行为表现、学习情况）",
+    Action.serve_parent_notice: "书面通报家长签字",
+    Action.report_parent_notice: "书面通报上报教育行政部门",
 }
 
 

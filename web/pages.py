@@ -63,6 +63,12 @@ FORM_FIELDS: dict[str, list[tuple[str, str, str]]] = {
     "serve_legal_notice": [("recipient", "受送达人", "text"), ("method", "送达方式", "text"),
                            ("servers", "送达人（用、或逗号分隔）", "list"), ("witness", "见证人", "text"),
                            ("refused", "是否拒收", "yesno")],
+    # 辍学书面通报 (seed 002): what the class record says, the parent's signature, the bureau's copy
+    "record_class_record": [("conduct", "在校行为表现", "textarea"), ("study", "学习情况", "textarea")],
+    "serve_parent_notice": [("recipient", "签字家长", "text"), ("served_at", "签字时间", "text"),
+                            ("refused", "家长是否拒签", "yesno"), ("witness", "见证人", "text"), ("opinion", "家长意见", "textarea")],
+    "report_parent_notice": [("received_by", "教育局接收人", "text"), ("received_at", "接收时间", "text"),
+                             ("method", "报送方式", "text")],
     "assign_helpers": [("helper1", "帮扶责任人一", "text"), ("helper2", "帮扶责任人二", "text"), ("helper3", "帮扶责任人三", "text")],
     "mark_returned": [("measures", "劝返措施", "textarea"), ("follow_up", "跟踪安排", "textarea")],
     "excuse": [],

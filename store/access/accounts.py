@@ -63,10 +63,12 @@ ROLE_LABELS = {
 
 # Events each role may fire on a case inside its scope ("escalate" belongs to the timers alone).
 ROLE_EVENTS: dict[Role, frozenset[str]] = {
-    Role.head_teacher: frozenset({"record_phone_call", "record_home_visit", "mark_returned", "excuse"}),
+    Role.head_teacher: frozenset({"record_phone_call", "record_home_visit", "mark_returned", "excuse",
+                                  "record_class_record", "serve_parent_notice"}),
     Role.school_staff: frozenset({
         "record_phone_call", "record_home_visit", "record_collective_visit", "assign_helpers",
         "mark_returned", "excuse", "escalate_outside",
+        "record_class_record", "serve_parent_notice", "report_parent_notice",  # 辍学书面通报 (seed 002)
     }),
     Role.township: frozenset({"record_collective_visit", "serve_township_notice", "serve_legal_notice",
                               "escalate_outside"}),

@@ -19,6 +19,7 @@ from machines.states import CaseState, ExcuseReason, OutsideReason
 
 from store.cases.attachments import check_photos
 from store.cases.context import CaseContext, escalation_at
+from store.cases.parent_notice import check_order as check_parent_notice_order
 from store.cases.effects import SYSTEM, document_rows, escalation_event_row, event_row, step_duty_rows
 from store.models import Case, CaseEvent, DocumentRequest, Duty, Helper
 
@@ -84,6 +85,7 @@ def apply_event(
     policy = ctx.policy(case.policy_name, case.policy_version)
     before = CaseState(case.state)
     _check_facts(case, event, facts)
+    check_parent_notice_order(session, case, event)
     after = bind(case).fire(event, policy=policy, **facts)
     case.state = after.value
     case.version += 1

@@ -30,7 +30,7 @@ ALLOWED = {
                                 "escalate_outside"},
     CaseState.judicial_notice: {"record_phone_call", "record_home_visit", "assign_helpers", "record_collective_visit",
                                 "serve_township_notice", "serve_legal_notice", "mark_returned", "excuse",
-                                "escalate_outside"},
+                                "escalate_outside", "record_class_record", "serve_parent_notice", "report_parent_notice"},
     CaseState.returned: set(), CaseState.escalated: set(), CaseState.excused: set(),
 }
 
