@@ -501,6 +501,8 @@ def _mount_subcommands() -> None:
     app.add_typer(census_cli.handoff_app, name="handoff")  # 送达回证
     oversight_cli.mount(app)  # risk list|explain, reconcile MONTH, submit-/accept-figures
     app.add_typer(backup_cli.app, name="backup")  # backup create|check|restore|verify
+    from cli import notices as notices_cli
+    app.add_typer(notices_cli.app, name="parent-notice")  # 辍学书面通报 fill|signed|reported
 
 
 _mount_subcommands()
