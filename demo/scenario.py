@@ -139,6 +139,7 @@ def staff_round(factory, now: datetime, plan: Plan, day_no: int) -> Counter:
     """Staff record what they did on the cases: each pending duty by its owner, or not."""
     from sqlalchemy import select
 
+    from demo.notices import duty_payload
     from machines.states import OPEN_STATES
     from store.cases.actions import act
     from store.cases.context import CaseContext
@@ -161,7 +162,7 @@ def staff_round(factory, now: datetime, plan: Plan, day_no: int) -> Counter:
             pass
         else:
             continue
-        payload = {}
+        payload = duty_payload(action, duty_id)  # demo/notices.py: the 书面通报's details
         if action == "assign_helpers":
             with transaction(factory) as s:
                 school_id = s.scalar(select(Case.school_id).where(Case.id == case_id))
