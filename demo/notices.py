@@ -17,3 +17,16 @@ def duty_payload(action: str, duty_id: int) -> dict:
     if action == "report_parent_notice":
         return {"received_by": "基教股经办人", "method": "当面报送"}
     return {}
+
+
+def notice_ready(factory, case_id: int, action: str) -> bool:
+    """A demo clerk only asks the parent to sign (or reports) a 书面通报 the school has filled in."""
+    from store.cases.parent_notice import NEEDS_NOTICE
+    if action not in NEEDS_NOTICE:
+        return True
+    from sqlalchemy import exists, select
+
+    from store.db import transaction
+    from store.models import CaseEvent
+    with transaction(factory) as s:
+        return bool(s.scalar(select(exists().where(CaseEvent.case_id == case_id, CaseEvent.event == "record_class_record"))))

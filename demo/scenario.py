@@ -139,7 +139,7 @@ def staff_round(factory, now: datetime, plan: Plan, day_no: int) -> Counter:
     """Staff record what they did on the cases: each pending duty by its owner, or not."""
     from sqlalchemy import select
 
-    from demo.notices import duty_payload
+    from demo.notices import duty_payload, notice_ready
     from machines.states import OPEN_STATES
     from store.cases.actions import act
     from store.cases.context import CaseContext
@@ -162,7 +162,9 @@ def staff_round(factory, now: datetime, plan: Plan, day_no: int) -> Counter:
             pass
         else:
             continue
-        payload = duty_payload(action, duty_id)  # demo/notices.py: the 书面通报's details
+        if not notice_ready(factory, case_id, action):  # demo/notices.py: the 书面通报 is filled in first
+            continue
+        payload = duty_payload(action, duty_id)
         if action == "assign_helpers":
             with transaction(factory) as s:
                 school_id = s.scalar(select(Case.school_id).where(Case.id == case_id))

@@ -115,10 +115,11 @@ def test_the_queue_renders_late_with_the_act_date(factory):
                                                             DocumentRequest.kind.in_(("return_notice", "proof_of_service")))).all()
         s.execute(DocumentRequest.__table__.update().where(DocumentRequest.id.not_in(wanted)).values(status="rendered"))
     later = max(e.at for e in events.values()) + LATE
-    assert render_queued(factory, now=later)["rendered"] == len(wanted) == 3  # the notice, two receipts
+    assert render_queued(factory, now=later)["rendered"] == len(wanted) == 5  # the notice, four receipts
     with factory() as s:
         docs = s.scalars(select(Document).where(Document.case_id == case_id)).all()
-        assert {d.kind for d in docs} == {"return_notice", "proof_of_service", "legal_notice"}  # a receipt cites its notice
+        # a receipt cites its notice: the legal notice and the parent notice are issued with theirs
+        assert {d.kind for d in docs} == {"return_notice", "proof_of_service", "legal_notice", "parent_notice"}
         for d in docs:
             act = act_time(d.kind, events[d.event_seq], later)
             assert d.data["doc"]["issued_on"] == act.date().isoformat() != later.date().isoformat()
