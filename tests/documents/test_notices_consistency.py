@@ -128,3 +128,31 @@ def test_the_queue_renders_late_with_the_act_date(factory):
         notice = next(d for d in docs if d.kind == "return_notice")
         assert served.data["record"]["served"]["issued_on"] <= served.data["doc"]["issued_on"] \
             < notice.data["record"]["deadline"]
+
+
+def test_the_whereabouts_unknown_report_is_addressed_to_the_police_too(session):
+    """seed 000 §二.5: 去向不明 → 学校和学生父母共同向镇政府和当地公安机关报告."""
+    from machines.states import CaseState
+    from store.cases.actions import act
+    from store.cases.intake import MarkIn, record_morning_check
+    from store.cases.per_case import advance_per_case
+    from store.models import Pupil, School
+    from tests.factories_documents import FIRST_DAY, setup_county
+
+    code = setup_county(session, policy="default", seed=12)
+    ctx = CaseContext(session)
+    pupil = session.scalar(select(Pupil).join(School).where(School.code == code).order_by(Pupil.id))
+    record_morning_check(session, ctx, school_code=code, day=FIRST_DAY, marks=[MarkIn(pupil.student_no, "unexcused")],
+                         source="test", submitted_by="班主任", now=datetime.combine(FIRST_DAY, time(8, 0)), complete=False)
+    case = session.scalar(select(Case).where(Case.pupil_id == pupil.id))
+    second = CaseContext(session).calendar(case.calendar_key).add_school_days(FIRST_DAY, 1)
+    advance_per_case(session, ctx, datetime.combine(second, time(9, 30)))
+    assert case.state == CaseState.visited.value
+    at = datetime.combine(second, time(16, 0))
+    ev = act(session, ctx, case.id, "escalate_outside", actor="t", at=at, now=at, reason="whereabouts_unknown").event
+    plan = case_plan(session, case.id, "report_to_township", actor="t", now=at + LATE, event_seq=ev.seq)
+    assert plan.context["record"]["whereabouts_unknown"]
+    assert any(a.endswith("派出所") for a in plan.context["record"]["addressees"]), plan.context["record"]["addressees"]
+    assert plan.context["doc"]["issued_on"] == second.isoformat()
+    html = render_html(plan.context)
+    assert "、".join(plan.context["record"]["addressees"]) + "：" in html and "公安机关报告" in html
