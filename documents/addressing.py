@@ -69,6 +69,8 @@ def notice_facts(policy: Policy, kind: str, facts: dict[str, Any], *, issued_on:
         "return_deadline": deadline(add_school_days, return_on, rules.return_notice_days).isoformat() if return_on else None,
         "legal_deadline": deadline(add_school_days, legal_on, rules.legal_notice_days).isoformat() if legal_on else None,
         "check_time": policy.escalation_time.strftime("%H:%M"),
+        # the township's partner for the legal notice (seed 002: 司法部门; seed 000: 司法行政部门)
+        "judicial_office": party_names(policy, ["judicial_office"], facts)[0],
         # where the 书面通报's copy goes (seed 002: 上报给教育行政部门), for its receipt
         "parent_notice_to": party_names(policy, list(rules.copies.get("parent_notice", [])) or ["education_bureau"], facts),
     }

@@ -39,7 +39,7 @@ def issuer_info(kind: Kind, facts: dict) -> dict[str, Any]:
         info = {"type": "township", "key": f"township:{t['code']}", "name": name, "short": t["short"],
                 "banner": [name], "co_issuers": []}
         if kind.id == "legal_notice":
-            co = f"{t['short']}司法所"
+            co = (facts.get("notices") or {}).get("judicial_office") or f"{t['short']}司法所"
             info["co_issuers"] = [co]
             info["banner"] = [name, co]
         return info

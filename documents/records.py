@@ -266,7 +266,7 @@ def _notice(facts: Facts, seq: int | None, kind: Kind, issued_on: str) -> dict:
         "return_deadline": notices.get("return_deadline") if kind.id == "legal_notice" else None,
         "school_contact": facts["people"]["head_teacher"],
         "township_contact": facts["people"]["township"] or facts["people"]["township_head"],
-        "judicial_office": f"{facts['township']['short']}司法所",
+        "judicial_office": notices.get("judicial_office") or f"{facts['township']['short']}司法所",
         "return_notice": None,  # filled by the archive: the 返校通知书 this notice follows, if issued
     }
 

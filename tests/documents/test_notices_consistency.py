@@ -104,6 +104,13 @@ def test_no_document_date_or_deadline_contradicts_another(session, policy_name):
             assert legal["ctx"]["record"]["return_deadline"] == due.isoformat()
     if policy_name != "jingbian":
         assert returns and legals, "the ladder issues both notices"
+    if policy_name == "wutaishan":  # seed 000: 教育中心, 司法行政部门
+        assert "五台山教育管理中心" in returns[0]["ctx"]["doc"]["cc"]
+        assert legals[0]["ctx"]["doc"]["issuer"]["co_issuers"][0].endswith("司法行政部门")
+        assert by_kind["report_to_bureau"][0]["ctx"]["record"]["addressees"] == ["五台山教育管理中心"]
+        assert by_kind["dropout_report_form"][0]["ctx"]["record"]["addressees"][0] == "五台山教育管理中心"
+    if policy_name == "default":  # seed 002 (二).4: 基教股
+        assert by_kind["report_to_bureau"][0]["ctx"]["record"]["addressees"][0].endswith("教育局基础教育股")
 
 
 def test_the_queue_renders_late_with_the_act_date(factory):
