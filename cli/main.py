@@ -551,6 +551,8 @@ def _mount_subcommands() -> None:
     onboarding_cli.mount(app)  # onboard DIR, org templates|sample|import|schools|staff|pupils
     from cli import followup as followup_cli
     followup_cli.mount(app)  # ledger-book SCOPE MONTH: 台账 of referred cases (issue 16)
+    from cli import notices as notices_cli
+    app.add_typer(notices_cli.app, name="parent-notice")  # 辍学书面通报 fill|signed|reported
 
 
 _mount_subcommands()

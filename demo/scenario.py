@@ -139,6 +139,7 @@ def staff_round(factory, now: datetime, plan: Plan, day_no: int) -> Counter:
     """Staff record what they did on the cases: each pending duty by its owner, or not."""
     from sqlalchemy import select
 
+    from demo.notices import duty_payload, notice_ready
     from machines.states import OPEN_STATES
     from store.cases.actions import act
     from store.cases.context import CaseContext
@@ -162,7 +163,9 @@ def staff_round(factory, now: datetime, plan: Plan, day_no: int) -> Counter:
             pass
         else:
             continue
-        payload = {}
+        if not notice_ready(factory, case_id, action):  # demo/notices.py: the 书面通报 is filled in first
+            continue
+        payload = duty_payload(action, duty_id)
         if action == "assign_helpers":  # 三帮一: the named helpers the policy wants (demo/reasons.py)
             with transaction(factory) as s:
                 payload = {"helpers": helpers_for(s, CaseContext(s), case_id)}

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from machines.policy import Policy
 from machines.states import ACTION_LABELS, Action
 from store.cases.attachments import IMAGES, locate, write_once
+from store.cases.context import CaseContext
 from store.clock import local_now
 from store.db import is_postgres, settings
 from store.models.documents import Document, DocumentFile
@@ -36,6 +37,7 @@ from store.models import Case, CaseEvent, DocumentRequest
 from store.policy_files import PolicyRegistry
 
 from documents import catalog, numbering
+from documents.addressing import notice_facts
 from documents.context import case_context, report_context, with_number
 from documents.facts import case_facts
 from documents.render import RenderError, Rendition, render, templates_digest
@@ -141,13 +143,44 @@ def case_plan(session: Session, case_id: int, kind_id: str, *, actor: str, now: 
         raise LookupError(f"case {case_id} not found (案件不存在)")
     policy = _policy_for(session, case)
     seq = event_seq if event_seq is not None else default_event_seq(session, case, kind_id, policy)
-    facts = _archive_photos(session, case_id, case_facts(session, case_id, policy, today=now.date()))
-    ctx = case_context(kind_id, facts, event_seq=seq, issued_on=now.date().isoformat(), actor=actor)
+    event = session.scalar(select(CaseEvent).where(CaseEvent.case_id == case_id, CaseEvent.seq == seq))
+    act_on = act_time(kind_id, event, now)
+    facts = _archive_photos(session, case_id, case_facts(session, case_id, policy, today=act_on.date(),
+                                                         upto_seq=seq if event is not None else None))
+    calendar = CaseContext(session).calendar(case.calendar_key)
+    facts["notices"] = notice_facts(
+        policy, kind_id, facts, issued_on=act_on.date(), add_school_days=calendar.add_school_days,
+        outside_reason=(event.payload or {}).get("reason") if event is not None and event.event == "escalate_outside"
+        and isinstance(event.payload, dict) else None)
+    ctx = case_context(kind_id, facts, event_seq=seq, issued_on=act_on.date().isoformat(), actor=actor)
     plan = Plan(kind, case_doc_key(case_id, kind_id, seq), ctx, case_id=case_id, event_seq=seq,
                 policy_name=case.policy_name, policy_version=case.policy_version,
-                issuer=ctx["doc"]["issuer"]["key"] if kind.numbered else None, year=now.year)
+                issuer=ctx["doc"]["issuer"]["key"] if kind.numbered else None, year=act_on.year)
     _link_documents(session, plan, actor=actor, now=now)
     return plan
+
+
+def act_time(kind_id: str, event: CaseEvent | None, now: datetime) -> datetime:
+    """When the act a document records happened: the event it belongs to (the step reached, the action
+    recorded) — for a 送达回证 the moment of service the server entered — never the render time.
+    ``now`` only for a document that belongs to no recorded event."""
+    if event is None:
+        return now
+    if kind_id == "proof_of_service" and isinstance(event.payload, dict):
+        served = parse_moment(event.payload.get("served_at"))
+        if served is not None:
+            return served
+    return event.at
+
+
+def parse_moment(raw: Any) -> datetime | None:
+    """A time as staff enter it ("2026-11-16 15:00", "2026-11-16T15:00", "2026-11-16"), or None."""
+    if not isinstance(raw, str) or not raw.strip():
+        return None
+    try:
+        return datetime.fromisoformat(raw.strip().replace("T", " "))
+    except ValueError:
+        return None
 
 
 def _archive_photos(session: Session, case_id: int, facts: dict) -> dict:
@@ -180,12 +213,12 @@ def _link_documents(session: Session, plan: Plan, *, actor: str, now: datetime) 
     first if it was not yet), a legal notice cites the return notice before it."""
     record = plan.context["record"]
     if plan.kind.id == "proof_of_service":
-        served = latest_document(session, plan.case_id, record["served_kind"])
+        served = latest_document(session, plan.case_id, record["served_kind"], upto_seq=plan.event_seq)
         if served is None:
             served = render_for_case(session, plan.case_id, record["served_kind"], actor=actor, now=now).document
         record["served"] = _cite(served)
     elif plan.kind.id == "legal_notice":
-        earlier = latest_document(session, plan.case_id, "return_notice")
+        earlier = latest_document(session, plan.case_id, "return_notice", upto_seq=plan.event_seq)
         record["return_notice"] = _cite(earlier) if earlier else None
 
 
@@ -196,11 +229,11 @@ def _cite(doc: Document) -> dict:
             "issued_on": doc.data["doc"]["issued_on"], "document_id": doc.id}
 
 
-def latest_document(session: Session, case_id: int | None, kind: str) -> Document | None:
-    return session.scalar(
-        select(Document).where(Document.case_id == case_id, Document.kind == kind)
-        .order_by(Document.event_seq.desc(), Document.version.desc()).limit(1)
-    )
+def latest_document(session: Session, case_id: int | None, kind: str, *, upto_seq: int | None = None) -> Document | None:
+    q = select(Document).where(Document.case_id == case_id, Document.kind == kind)
+    if upto_seq is not None:
+        q = q.where(Document.event_seq <= upto_seq)
+    return session.scalar(q.order_by(Document.event_seq.desc(), Document.version.desc()).limit(1))
 
 
 def _latest_version(session: Session, doc_key: str) -> Document | None:
@@ -344,7 +377,8 @@ def correct(session: Session, document_id: int, *, actor: str, reason: str, chan
         data = _deep_copy(old.data)
     if changes:
         data = _merge(data, changes)
-    data["doc"].update(version=old.version + 1, correction_reason=reason, actor=actor, issued_on=now.date().isoformat())
+    # a correction is the same act's paper, corrected: it keeps the act's date (the trace says 更正)
+    data["doc"].update(version=old.version + 1, correction_reason=reason, actor=actor)
     from documents.context import trace_line
 
     data["doc"]["trace"] = trace_line(data["doc"]) + (f" · {data['doc']['doc_number']}" if data["doc"].get("doc_number") else "")

@@ -90,9 +90,10 @@ _KINDS = [
     Kind("report_to_bureau", "关于学生辍学情况及劝返工作的报告", "书面报告（教育局）", "gov", "case", "school",
          "principal", steps=(CaseState.judicial_notice,), numbering=SCHOOL_SERIES),
     Kind("parent_notice", "学生辍学书面通报", "辍学书面通报", "form", "case", "school", "head_teacher",
-         steps=(CaseState.judicial_notice,), internal=True),
+         actions=(Action.record_class_record,), internal=True),  # issued once the school filled it in
     Kind("proof_of_service", "送达回证", "送达回证", "form", "case", "township", "township",
-         actions=(Action.serve_township_notice, Action.serve_legal_notice)),
+         actions=(Action.serve_township_notice, Action.serve_legal_notice, Action.serve_parent_notice,
+                  Action.report_parent_notice)),
     Kind("return_register", "辍学学生复学登记及台账销号表", "复学登记·销号", "form", "case", "school",
          "academic_office", steps=(CaseState.returned,), formats=("pdf", "html", "xlsx")),
     Kind("monthly_report", "控辍保学工作月报表", "月报", "report", "report", "school", "academic_office",
@@ -120,7 +121,10 @@ CASE_KINDS = tuple(k.id for k in _KINDS if k.subject == "case")
 REPORT_KINDS = tuple(k.id for k in _KINDS if k.subject == "report")
 
 # Which served notice a proof of service belongs to.
-SERVED_BY_ACTION = {Action.serve_township_notice.value: "return_notice", Action.serve_legal_notice.value: "legal_notice"}
+SERVED_BY_ACTION = {Action.serve_township_notice.value: "return_notice", Action.serve_legal_notice.value: "legal_notice",
+                    Action.serve_parent_notice.value: "parent_notice", Action.report_parent_notice.value: "parent_notice"}
+# Receipts the school (not the township) keeps: the parent's signature, the bureau's receipt of its copy.
+SCHOOL_RECEIPTS = frozenset({Action.serve_parent_notice.value, Action.report_parent_notice.value})
 
 
 class UnknownKind(KeyError):

@@ -25,6 +25,13 @@ CC = {
 }
 
 
+def _cc(kind_id: str, facts: dict) -> list[str]:
+    """抄送: the policy's parties (``facts["notices"]``, documents/addressing.py), else the built-in list."""
+    if facts.get("notices") is not None:
+        return list(facts["notices"]["cc"])
+    return CC[kind_id](facts) if kind_id in CC else []
+
+
 def issuer_info(kind: Kind, facts: dict) -> dict[str, Any]:
     """The issuing body of a case document: counter key, name, 发文字号 prefix and banner lines."""
     if kind.issuer == "township":
@@ -33,7 +40,7 @@ def issuer_info(kind: Kind, facts: dict) -> dict[str, Any]:
         info = {"type": "township", "key": f"township:{t['code']}", "name": name, "short": t["short"],
                 "banner": [name], "co_issuers": []}
         if kind.id in ("legal_notice", "judicial_referral"):
-            co = f"{t['short']}司法所"
+            co = (facts.get("notices") or {}).get("judicial_office") or f"{t['short']}司法所"
             info["co_issuers"] = [co]
             info["banner"] = [name, co]
         return info
@@ -55,7 +62,7 @@ def trace_line(doc: dict) -> str:
     if doc.get("policy"):
         parts.append(f"策略 {doc['policy']}")
     parts.append(f"经办 {doc['actor']}")
-    parts.append(f"生成 {doc['issued_on']}")
+    parts.append(f"日期 {doc['issued_on']}")  # the act's day, not the render time
     if doc.get("version", 1) > 1:
         parts.append(f"第{doc['version']}版（更正）")
     parts.append(doc["kind"])
@@ -72,6 +79,9 @@ def case_context(
         raise ValueError(f"{kind_id} is a report, not a case document")
     ev = event_at(facts, event_seq)
     state = ev["to_state"] if ev else facts["case"]["state"]
+    issuer = issuer_info(kind, facts)
+    if kind.id == "proof_of_service" and ev is not None and ev["event"] in catalog.SCHOOL_RECEIPTS:
+        issuer = issuer_info(catalog.get("parent_notice"), facts)  # the school's own receipt
     doc = {
         "kind": kind.id,
         "title": kind.name,
@@ -82,13 +92,15 @@ def case_context(
         "event_seq": event_seq,
         "step": {"state": state, "label": STATE_LABELS[CaseState(state)]} if state in CaseState.__members__ else None,
         "policy": facts["case"]["policy"]["key"],
-        "issuer": issuer_info(kind, facts),
+        "issuer": issuer,
         "issued_on": issued_on,
         "actor": actor,
         "version": version,
         "correction_reason": correction_reason,
         "internal": kind.internal,
-        "cc": CC[kind.id](facts) if kind.id in CC else [],
+        "cc": _cc(kind.id, facts),
+        "addressees": (facts.get("notices") or {}).get("addressees", []),
+        "copies": (facts.get("notices") or {}).get("copies", []),
         "number": None,
         "year": None,
         "doc_number": None,

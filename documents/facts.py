@@ -61,8 +61,12 @@ def policy_meta(policy: Policy) -> dict[str, Any]:
             "legal_measure": policy.referral_spec("refusal_after_notice").legal_measure}
 
 
-def case_facts(session: Session, case_id: int, policy: Policy, *, today: date) -> dict[str, Any]:
-    """Everything a case document may print, read in one go (raises LookupError if no such case)."""
+def case_facts(session: Session, case_id: int, policy: Policy, *, today: date, upto_seq: int | None = None) -> dict[str, Any]:
+    """Everything a case document may print, read in one go (raises LookupError if no such case).
+
+    ``upto_seq``: the case as it stood right after its event ``upto_seq`` — the history up to it, the
+    state it reached, the streak counted so far, the helpers named by then — so a document about that
+    act prints the facts of that moment however late it is rendered (``today``: the act's day)."""
     case = session.get(Case, case_id)
     if case is None:
         raise LookupError(f"case {case_id} not found (案件不存在)")
@@ -75,6 +79,13 @@ def case_facts(session: Session, case_id: int, policy: Policy, *, today: date) -
     guardians = session.scalars(select(Guardian).where(Guardian.pupil_id == pupil.id).order_by(Guardian.id)).all()
     helpers = session.scalars(select(Helper).where(Helper.case_id == case.id).order_by(Helper.id)).all()
     events = session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.seq)).all()
+    state, closed_on, outcome = case.state, case.closed_on, case.outcome_reason
+    if upto_seq is not None and any(e.seq == upto_seq for e in events):
+        events = [e for e in events if e.seq <= upto_seq]
+        helpers = [h for h in helpers if h.event_seq is None or h.event_seq <= upto_seq]
+        state = events[-1].to_state
+        if not CaseState(state).is_final:
+            closed_on = outcome = None
 
     days = [e.payload["day"] for e in events if e.event == "escalate" and isinstance(e.payload, dict)
             and isinstance(e.payload.get("day"), int)]
@@ -82,14 +93,14 @@ def case_facts(session: Session, case_id: int, policy: Policy, *, today: date) -
         "case": {
             "id": case.id,
             "ref": f"{school.code}-{case.opened_on:%Y}-{case.id:05d}",
-            "state": case.state,
-            "state_label": STATE_LABELS[CaseState(case.state)],
+            "state": state,
+            "state_label": STATE_LABELS[CaseState(state)],
             "opened_on": iso(case.opened_on),
-            "closed_on": iso(case.closed_on),
+            "closed_on": iso(closed_on),
             "reason": case.reason,
             "reason_label": REASON_LABELS.get(case.reason, case.reason),
-            "outcome_reason": case.outcome_reason,
-            "outcome_label": REASON_LABELS.get(case.outcome_reason or "", case.outcome_reason),
+            "outcome_reason": outcome,
+            "outcome_label": REASON_LABELS.get(outcome or "", outcome),
             "relapse_of": case.relapse_of,
             "days_absent": max(days, default=1),
             "policy": policy_meta(policy),

@@ -222,8 +222,8 @@ def _report_to_township(facts: Facts, seq: int | None, kind: Kind, issued_on: st
     ev = event_at(facts, seq)
     whereabouts_unknown = bool(ev and ev["event"] == "escalate_outside")
     return {
-        "addressees": [f"{facts['township']['name']}人民政府"] + ([f"{facts['village']['name']}村民委员会".replace("村村", "村")]
-                                                            if facts["village"] else []),
+        "addressees": _addressed(facts, [f"{facts['township']['name']}人民政府"] + (
+            [f"{facts['village']['name']}村民委员会".replace("村村", "村")] if facts["village"] else [])),
         "history": history(facts, upto=seq),
         "whereabouts_unknown": whereabouts_unknown,
         "contact": facts["people"]["principal"],
@@ -236,6 +236,7 @@ def _dropout_report_form(facts: Facts, seq: int | None, kind: Kind, issued_on: s
         "history": history(facts, upto=seq),
         "helpers": facts["helpers"],
         "reported_on": issued_on,
+        "addressees": _addressed(facts, [f"{facts['township']['name']}人民政府"]),
     }
 
 
@@ -251,15 +252,29 @@ def _education_center_list(facts: Facts, seq: int | None, kind: Kind, issued_on:
         "history": history(facts, upto=seq),
         "reported_on": issued_on,
     }
+def _notice_deadline(facts: Facts, kind: Kind, issued_on: str) -> str | None:
+    """The policy's deadline in school days (``facts["notices"]``), else the kind's calendar days."""
+    notices = facts.get("notices")
+    if notices is not None:
+        return notices["return_deadline" if kind.id == "return_notice" else "legal_deadline"]
+    return _deadline(issued_on, kind.deadline_days)
+
+
+def _addressed(facts: Facts, default: list[str]) -> list[str]:
+    notices = facts.get("notices")
+    return list(notices["addressees"]) if notices is not None and notices["addressees"] else default
 
 
 def _notice(facts: Facts, seq: int | None, kind: Kind, issued_on: str) -> dict:
+    notices = facts.get("notices") or {}
     return {
         "addressee": _addressee(facts),
-        "deadline": _deadline(issued_on, kind.deadline_days),
+        "deadline": _notice_deadline(facts, kind, issued_on),
+        "check_time": notices.get("check_time"),  # the deadline is that day's morning check (晨检)
+        "return_deadline": notices.get("return_deadline") if kind.id == "legal_notice" else None,
         "school_contact": facts["people"]["head_teacher"],
         "township_contact": facts["people"]["township"] or facts["people"]["township_head"],
-        "judicial_office": f"{facts['township']['short']}司法所",
+        "judicial_office": notices.get("judicial_office") or f"{facts['township']['short']}司法所",
         "return_notice": None,  # filled by the archive: the 返校通知书 this notice follows, if issued
     }
 
@@ -271,6 +286,7 @@ def _report_to_bureau(facts: Facts, seq: int | None, kind: Kind, issued_on: str)
         attachments.append(f"集体家访照片（{len(visit['photos'])}张）")
     attachments.append("控辍保学工作方案")
     return {
+        "addressees": _addressed(facts, [f"{facts['county']['name']}教育局基础教育股"]),
         "history": history(facts, upto=seq),
         "visit": visit,
         "plan": _control_plan(facts, None, kind, issued_on),
@@ -280,11 +296,15 @@ def _report_to_bureau(facts: Facts, seq: int | None, kind: Kind, issued_on: str)
 
 
 def _parent_notice(facts: Facts, seq: int | None, kind: Kind, issued_on: str) -> dict:
+    """The 书面通报 as the school filled it in (``record_class_record``), else what a visit noted."""
+    entered = latest(facts, "record_class_record", upto=seq)
     last = latest(facts, ("record_home_visit", "record_collective_visit"), upto=seq)
     return {
         "addressee": _addressee(facts),
-        "conduct": _p(last, "conduct"),
-        "study": _p(last, "study"),
+        "conduct": _p(entered, "conduct") or _p(last, "conduct"),
+        "study": _p(entered, "study") or _p(last, "study"),
+        "class_record_seq": entered["seq"] if entered else None,
+        "reported_to": (facts.get("notices") or {}).get("copies") or [],
         "dropout_on": facts["case"]["opened_on"],
         "signed_by": _name(facts["people"]["head_teacher"]),
     }
@@ -299,6 +319,18 @@ def _proof_of_service(facts: Facts, seq: int | None, kind: Kind, issued_on: str)
     people = facts["people"]
     default_servers = [n for n in (_name(people["township"]) or _name(people["township_head"]),
                                    _name(people["judicial_office"]) if served_kind == "legal_notice" else None) if n]
+    action = ev["event"] if ev else None
+    if action == "report_parent_notice":  # the bureau's receipt of the school's copy
+        notices = facts.get("notices") or {}
+        return {
+            "served_kind": served_kind, "served": None, "to_bureau": True,
+            "recipient": "、".join(notices.get("parent_notice_to") or []) or None,
+            "place": None, "method": _p(ev, "method", "报送"), "servers": [n for n in (_name(people["principal"]),) if n],
+            "witness": None, "served_at": _p(ev, "received_at", ev["at"]), "refused": False,
+            "received_by": _p(ev, "received_by"), "opinion": None, "notes": _p(ev, "notes"),
+        }
+    if action == "serve_parent_notice":
+        default_servers = [n for n in (_name(people["head_teacher"]),) if n]
     return {
         "served_kind": served_kind,
         "served": None,  # {title, doc_number, issuer}: filled by the archive from the served document
@@ -310,6 +342,9 @@ def _proof_of_service(facts: Facts, seq: int | None, kind: Kind, issued_on: str)
         "served_at": _p(ev, "served_at", ev["at"] if ev else None),
         "refused": bool(_p(ev, "refused", False)),
         "notes": _p(ev, "notes"),
+        "to_bureau": False,
+        "received_by": None,
+        "opinion": _p(ev, "opinion"),
     }
 
 

@@ -82,6 +82,11 @@ class CaseMachine(StateMachine):
     serve_township_notice = (s.township_notice.to.itself(internal=True) | s.judicial_notice.to.itself(internal=True)
                              | s.escalated.to.itself(internal=True))
     serve_legal_notice = s.judicial_notice.to.itself(internal=True) | s.escalated.to.itself(internal=True)
+    # 辍学书面通报 (seed 002): the school fills it in, the parent signs (or refuses), a copy goes to the bureau;
+    # a case referred after the legal notice (refusal) still completes the paper
+    record_class_record = s.judicial_notice.to.itself(internal=True) | s.escalated.to.itself(internal=True)
+    serve_parent_notice = s.judicial_notice.to.itself(internal=True) | s.escalated.to.itself(internal=True)
+    report_parent_notice = s.judicial_notice.to.itself(internal=True) | s.escalated.to.itself(internal=True)
 
     # -- the follow-up of a referred case: recorded while it is tracked (policy [referral]) ---------
     record_follow_up = s.escalated.to.itself(internal=True)

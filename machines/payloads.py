@@ -109,6 +109,27 @@ class Service(_Payload):
     refused: bool | None = None
 
 
+class ClassRecord(_Payload):
+    """辍学书面通报 (seed 002): the pupil's 行为表现 and 学习情况 from the class record, both required."""
+
+    conduct: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TEXT)]
+    study: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TEXT)]
+
+
+class ParentService(Service):
+    """书面通报 given to the parent: signed, or refused (``refused``), with the parent's opinion."""
+
+    opinion: Text | None = None
+
+
+class BureauReport(_Payload):
+    """书面通报 reported to the education bureau: who received it, when, how."""
+
+    received_by: Short | None = None
+    received_at: Moment | None = None
+    method: Short | None = None
+
+
 class Helpers(_Payload):
     helpers: list[HelperIn] = Field(min_length=1, max_length=10)
 
@@ -148,6 +169,9 @@ PAYLOAD_MODELS: dict[str, type[_Payload]] = {
     "serve_legal_notice": Service,
     "assign_helpers": Helpers,
     "record_reason": ReasonRecord,
+    "record_class_record": ClassRecord,
+    "serve_parent_notice": ParentService,
+    "report_parent_notice": BureauReport,
     "mark_returned": Returned,
     **{a: FollowUp for a in ("record_follow_up", "record_police_search", "record_guardian_persuasion",
                              "record_employer_persuasion", "record_judicial_progress")},
@@ -164,6 +188,7 @@ FIELD_LABELS = {
     "village_member": "村委会成员", "recipient": "受送达人", "method": "送达方式", "servers": "送达人", "witness": "见证人",
     "served_at": "送达时间", "refused": "是否拒收", "helpers": "帮扶责任人", "name": "姓名", "role": "职务",
     "staff_id": "教职工编号", "unit": "单位", "basis": "依据", "contacted_at": "时间",
+    "opinion": "家长意见", "received_by": "接收人", "received_at": "接收时间",
 }
 
 

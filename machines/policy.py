@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from machines.census import CensusRules, HandoffRules
 from machines.policy_helpers import HelperRules
 from machines.policy_followup import FollowUpDuty, ReferralSpec
+from machines.policy_notices import NoticeRules, check_ladder
 from machines.risk import RiskPolicy
 from machines.states import LADDER, Action, CaseState, OutsideReason
 from machines.truancy import GateRules, TruancyRules
@@ -114,6 +115,7 @@ class Policy(_Strict):
     gate: GateRules = GateRules()              # 住校生出入校门登记 (seed 000 §二.3)
     three_helpers: HelperRules = HelperRules()  # 三帮一: the roles the helpers must cover (machines/policy_helpers.py)
     referral: dict[OutsideReason, ReferralSpec] = {}  # 移交后跟踪至复学 (machines/policy_followup.py)
+    notices: NoticeRules = NoticeRules()       # addressees and compliance periods (machines/policy_notices.py)
 
     @model_validator(mode="after")
     def _coherent(self) -> "Policy":
@@ -130,6 +132,8 @@ class Policy(_Strict):
             unknown = sorted(set(roles) - set(self.roles))
             if unknown:
                 raise ValueError(f"{where}: unknown role(s) {unknown}; declare them under [roles]")
+        if "notices" in self.model_fields_set:  # a policy stored before [notices] keeps its ladder as it was
+            check_ladder(self)
         return self
 
     def _role_uses(self):
@@ -146,6 +150,8 @@ class Policy(_Strict):
         yield "census duties", [d.role for d in self.census.duties]
         yield "truancy tiers", [t.role for t in self.truancy.tiers] + [self.gate.alert_role]
         yield "three_helpers", self.three_helpers.roles
+        if "notices" in self.model_fields_set:
+            yield "notices", self.notices.roles_used()
 
     # -- questions the machine and the store ask --------------------------------------------
     @property

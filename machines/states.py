@@ -74,6 +74,9 @@ class Action(str, Enum):
     record_guardian_persuasion = "record_guardian_persuasion"  # 劝返监护人
     record_employer_persuasion = "record_employer_persuasion"  # 劝返用工单位
     record_judicial_progress = "record_judicial_progress"      # 司法程序（起诉/公诉/行政处罚）进展
+    record_class_record = "record_class_record"        # 书面通报: 在校行为表现、学习情况 (seed 002)
+    serve_parent_notice = "serve_parent_notice"        # 书面通报 家长签字/拒签 (送达回证)
+    report_parent_notice = "report_parent_notice"      # 书面通报 上报教育行政部门 (回执)
 
     @property
     def label(self) -> str:
@@ -93,6 +96,9 @@ ACTION_LABELS = {
     Action.record_guardian_persuasion: "劝返监护人",
     Action.record_employer_persuasion: "劝返用工单位",
     Action.record_judicial_progress: "司法程序跟进",
+    Action.record_class_record: "填写辍学书面通报（行为表现、学习情况）",
+    Action.serve_parent_notice: "书面通报家长签字",
+    Action.report_parent_notice: "书面通报上报教育行政部门",
 }
 LADDER_ACTIONS = frozenset({Action.record_phone_call, Action.record_home_visit, Action.record_collective_visit,
                             Action.serve_township_notice, Action.serve_legal_notice, Action.assign_helpers})

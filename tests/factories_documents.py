@@ -48,6 +48,12 @@ def payload_for(action: Action, photos: list[int] | None = None) -> dict:
     if action is Action.assign_helpers:
         return {"helpers": [{"name": "帮扶甲", "role": "班主任"}, {"name": "帮扶乙", "role": "科任教师"},
                             {"name": "帮扶丙", "role": "村委会"}]}  # 三帮一: role labels are accepted as the role ids
+    if action is Action.record_class_record:
+        return {"conduct": "上课注意力不集中，与同学相处融洽", "study": "语文中等，数学跟不上"}
+    if action is Action.serve_parent_notice:
+        return {"recipient": "学生父亲", "opinion": "同意督促孩子返校"}
+    if action is Action.report_parent_notice:
+        return {"received_by": "基教股经办人", "method": "当面报送"}
     return {"method": "直接送达"}
 
 

@@ -69,6 +69,12 @@ FORM_FIELDS: dict[str, list[tuple[str, str, str]]] = {
                        ("helper2", "帮扶责任人二", "text"), ("helper2_role", "职务", "role"),
                        ("helper3", "帮扶责任人三", "text"), ("helper3_role", "职务", "role")],
     "record_reason": [("basis", "依据（家访、电话了解到的情况）", "textarea")],  # the reason class: the 原因 select
+    # 辍学书面通报 (seed 002): what the class record says, the parent's signature, the bureau's copy
+    "record_class_record": [("conduct", "在校行为表现", "textarea"), ("study", "学习情况", "textarea")],
+    "serve_parent_notice": [("recipient", "签字家长", "text"), ("served_at", "签字时间", "text"),
+                            ("refused", "家长是否拒签", "yesno"), ("witness", "见证人", "text"), ("opinion", "家长意见", "textarea")],
+    "report_parent_notice": [("received_by", "教育局接收人", "text"), ("received_at", "接收时间", "text"),
+                             ("method", "报送方式", "text")],
     "mark_returned": [("measures", "劝返措施", "textarea"), ("follow_up", "跟踪安排", "textarea")],
     "excuse": [],
     "escalate_outside": [],

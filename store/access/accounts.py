@@ -64,11 +64,13 @@ ROLE_LABELS = {
 # Events each role may fire on a case inside its scope ("escalate" belongs to the timers alone).
 ROLE_EVENTS: dict[Role, frozenset[str]] = {
     Role.head_teacher: frozenset({"record_phone_call", "record_home_visit", "record_reason", "mark_returned", "excuse",
-                                  "record_follow_up", "record_guardian_persuasion"}),
+                                  "record_follow_up", "record_guardian_persuasion", "record_class_record",
+                                  "serve_parent_notice"}),
     Role.school_staff: frozenset({
         "record_phone_call", "record_home_visit", "record_collective_visit", "assign_helpers", "record_reason",
         "mark_returned", "excuse", "escalate_outside",
         "record_follow_up", "record_guardian_persuasion", "record_employer_persuasion",
+        "record_class_record", "serve_parent_notice", "report_parent_notice",  # 辍学书面通报 (seed 002)
     }),
     Role.township: frozenset({"record_collective_visit", "serve_township_notice", "serve_legal_notice",
                               "escalate_outside", "record_police_search", "record_employer_persuasion",

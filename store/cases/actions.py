@@ -20,6 +20,7 @@ from machines.states import REFERRED_STATES, CaseState, ExcuseReason, OutsideRea
 
 from store.cases.attachments import check_photos
 from store.cases.context import CaseContext, escalation_at
+from store.cases.parent_notice import check_order as check_parent_notice_order
 from store.cases.effects import SYSTEM, document_rows, escalation_event_row, event_row, step_duty_rows
 from store.cases.follow_up import referral_duty_rows
 from store.models import Case, CaseEvent, DocumentRequest, Duty, Helper
@@ -90,6 +91,7 @@ def apply_event(
     _check_facts(case, event, facts)
     if event == "record_reason":  # the history keeps what the reason was before (who/when/why: the event)
         payload = {**payload, "previous": case.reason}
+    check_parent_notice_order(session, case, event)
     after = bind(case).fire(event, policy=policy, **facts)
     case.state = after.value
     case.version += 1

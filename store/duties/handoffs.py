@@ -44,7 +44,13 @@ def handoff_kinds(ctx: CaseContext) -> set[str]:
     return kinds
 
 
-def _body_name(body: str, *, township: Jurisdiction, county: Jurisdiction | None, village: Jurisdiction | None) -> str:
+def _body_name(body: str, *, township: Jurisdiction, county: Jurisdiction | None, village: Jurisdiction | None,
+               policy: Policy | None = None) -> str:
+    if policy is not None and body in policy.notices.bodies:  # the policy's printed name ([notices.bodies])
+        return policy.notices.body_name(body, {
+            "county": county.name if county else "", "township": township.name,
+            "township_short": short_township(township.name), "village": village.name if village else "",
+            "jurisdiction": policy.jurisdiction})
     if body == "village_committee":
         if village is None:
             return f"{township.name}有关村民委员会"
@@ -94,7 +100,8 @@ def sync_handoffs(session: Session, *, now: datetime, ctx: CaseContext | None = 
         for body in recipients_for(policy, doc.kind, outside_reason=outside_reason):
             row = Handoff(document_id=doc.id, kind=doc.kind, case_id=doc.case_id,
                           census_case_id=(doc.data.get("doc") or {}).get("census_case_id"), school_id=school.id,
-                          recipient=body, recipient_name=_body_name(body, township=township, county=county, village=village)[:64],
+                          recipient=body, recipient_name=_body_name(body, township=township, county=county, village=village,
+                                                                   policy=policy)[:64],
                           sent_at=doc.created_at, due_at=max(due, doc.created_at))
             try:
                 with session.begin_nested():

@@ -95,8 +95,11 @@ def test_the_queue_renders_every_request_once_and_a_retry_changes_nothing(factor
         numbers = sorted((d.issuer.split(":")[0], d.number) for d in docs.values() if d.number)
         assert numbers == [("school", 1), ("school", 2), ("township", 1), ("township", 2)]
         # The proof of service names the notice it served; the legal notice cites the return notice.
-        assert docs["proof_of_service"].data["record"]["served"]["doc_number"] in (
-            docs["return_notice"].doc_number, docs["legal_notice"].doc_number)
+        receipts = s.scalars(select(Document).where(Document.kind == "proof_of_service").order_by(Document.event_seq)).all()
+        assert [r.data["record"]["served"]["doc_number"] for r in receipts[:2]] == [
+            docs["return_notice"].doc_number, docs["legal_notice"].doc_number]
+        # the 书面通报's two receipts (the parent's signature, the bureau's copy) cite the notice the school filled in
+        assert {r.data["record"]["served"]["document_id"] for r in receipts[2:]} == {docs["parent_notice"].id}
         assert docs["legal_notice"].data["record"]["return_notice"]["doc_number"] == docs["return_notice"].doc_number
         # Photos were copied into the archive and are referenced by hash.
         srcs = [p["src"] for p in docs["collective_visit_record"].data["record"]["photos"]]

@@ -30,12 +30,13 @@ ALLOWED = {
                                 "escalate_outside"},
     CaseState.judicial_notice: {"record_phone_call", "record_home_visit", "assign_helpers", "record_reason", "record_collective_visit",
                                 "serve_township_notice", "serve_legal_notice", "mark_returned", "excuse",
-                                "escalate_outside"},
+                                "escalate_outside", "record_class_record", "serve_parent_notice", "report_parent_notice"},
     # referred (移交跟踪): tracked until return — its follow-up and any duty still open may be recorded
     CaseState.escalated: {"record_phone_call", "record_home_visit", "assign_helpers", "record_collective_visit",
                           "serve_township_notice", "serve_legal_notice", "record_follow_up", "record_police_search",
                           "record_guardian_persuasion", "record_employer_persuasion", "record_judicial_progress",
-                          "record_reason", "mark_returned", "excuse"},
+                          "record_reason", "record_class_record", "serve_parent_notice", "report_parent_notice",
+                          "mark_returned", "excuse"},
     CaseState.returned: set(), CaseState.excused: set(),
 }
 

@@ -47,16 +47,19 @@ def test_absent_monday_to_friday_walks_days_1_2_3_5_with_roles_and_duties(factor
         assert due[("record_phone_call", "head_teacher")] == datetime(2026, 11, 16, 17, 0)   # 当日
         assert due[("record_home_visit", "academic_office")] == datetime(2026, 11, 17, 18, 0)
         assert due[("record_collective_visit", "principal")] == datetime(2026, 11, 18, 18, 0)
-        assert due[("serve_township_notice", "township")] == datetime(2026, 11, 20, 17, 0)    # next school day
+        # the day it is issued: its deadline is the next school day's 晨检 ([notices] return_notice_days = 1)
+        assert due[("serve_township_notice", "township")] == datetime(2026, 11, 19, 17, 0)
         assert due[("serve_legal_notice", "judicial_office")] == datetime(2026, 11, 24, 17, 0)  # 2 school days
         phone = s.scalar(select(Duty).where(Duty.case_id == case.id, Duty.action == "record_phone_call"))
         head_teacher = s.scalar(select(SchoolClass.head_teacher_id).where(SchoolClass.id == case.class_id))
         assert phone.owner_id == head_teacher and phone.status == "overdue"
         kinds = set(s.scalars(select(DocumentRequest.kind).where(DocumentRequest.case_id == case.id)))
         assert {"absence_register", "report_to_township", "dropout_report_form", "return_notice",
-                "report_to_bureau", "legal_notice", "parent_notice"} <= kinds
+                "report_to_bureau", "legal_notice"} <= kinds
         assert "control_plan" not in kinds  # issued with the 三帮一 helpers, and nobody assigned them here
+        assert "parent_notice" not in kinds  # issued once the school fills it in (record_class_record)
         assert due[("assign_helpers", "principal")] == datetime(2026, 11, 18, 18, 0)  # 三帮一: with the 控辍方案, day 3
+        assert due[("record_class_record", "head_teacher")] == datetime(2026, 11, 20, 17, 0)
         assert replay(s, case.id).value == "judicial_notice"
 
 

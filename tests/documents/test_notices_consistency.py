@@ -1,0 +1,165 @@
+"""Issue 16 §2: a document carries the date and the facts of its act, and no notice's deadline
+contradicts another's — under every shipped policy, on both databases."""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from documents import catalog
+from documents.archive import act_time, case_plan, render_queued
+from documents.render import render_html
+from store.cases.context import CaseContext
+from store.models import Case, CaseEvent, DocumentRequest
+from store.models.documents import Document
+from store.policy_files import SHIPPED_POLICIES
+
+from tests.factories_documents import climb
+
+POLICIES = sorted(p.stem for p in SHIPPED_POLICIES.glob("*.toml"))
+LATE = timedelta(days=17)  # rendered long after the act: a retry, a rebuilt archive
+
+
+@pytest.fixture(autouse=True)
+def archive_dir(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("BAOXUE_ARCHIVE_DIR", str(tmp_path / "archive"))
+    return tmp_path / "archive"
+
+
+def _plans(session, case_id: int, now: datetime) -> list:
+    requests = session.scalars(select(DocumentRequest).where(DocumentRequest.case_id == case_id)
+                               .order_by(DocumentRequest.event_seq, DocumentRequest.id)).all()
+    return [case_plan(session, case_id, r.kind, actor="t", now=now, event_seq=r.event_seq) for r in requests]
+
+
+def _d(text: str | None) -> date | None:
+    return date.fromisoformat(text[:10]) if text else None
+
+
+def test_a_policy_gives_the_return_notice_its_period_before_the_legal_notice():
+    from machines.policy import Policy
+    from store.policy_files import read_policy_file
+
+    for name in POLICIES:
+        policy, text = read_policy_file(SHIPPED_POLICIES / f"{name}.toml")
+        assert "notices" in policy.model_fields_set, f"{name}: [notices] must be stated"
+    raw = read_policy_file(SHIPPED_POLICIES / "default.toml")[0].model_dump(mode="json")
+    raw["notices"]["return_notice_days"] = 2  # day 4 + 2 > day 5: the legal notice would come too early
+    with pytest.raises(ValueError, match="judicial_notice on day 5"):
+        Policy.model_validate(raw)
+    raw["notices"]["return_notice_days"] = 1
+    raw["steps"][3]["duties"][0]["due_school_days"] = 1  # served after its own deadline
+    with pytest.raises(ValueError, match="served too late"):
+        Policy.model_validate(raw)
+
+
+@pytest.mark.parametrize("policy_name", POLICIES)
+def test_no_document_date_or_deadline_contradicts_another(session, policy_name):
+    case_id = climb(session, policy=policy_name)
+    case = session.get(Case, case_id)
+    cal = CaseContext(session).calendar(case.calendar_key)
+    events = {e.seq: e for e in session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id))}
+    last = max(e.at for e in events.values())
+    plans = _plans(session, case_id, last + LATE)
+    assert plans, "the ladder asked for documents"
+    by_kind: dict[str, list[dict]] = {}
+    for plan in plans:
+        ctx = plan.context
+        doc, record = ctx["doc"], ctx["record"]
+        act = act_time(plan.kind.id, events[plan.event_seq], last + LATE)
+        # dated the day of the act, never the render time
+        assert doc["issued_on"] == act.date().isoformat(), (plan.kind.id, doc["issued_on"], act)
+        assert plan.year == act.year
+        # facts frozen at the act: the history stops at it, the streak is the one reached by then
+        assert all(e["seq"] <= plan.event_seq for e in ctx["events"])
+        reached = [e["payload"]["day"] for e in ctx["events"] if e["event"] == "escalate"]
+        assert ctx["case"]["days_absent"] == max(reached, default=1)
+        # a deadline falls on a school day after the issue day
+        if record.get("deadline"):
+            due = date.fromisoformat(record["deadline"])
+            assert due > act.date() and cal.is_school_day(due), (plan.kind.id, record["deadline"])
+            html = render_html(ctx)
+            assert f"{due.year}年{due.month}月{due.day}日" in html
+        by_kind.setdefault(plan.kind.id, []).append({"ctx": ctx, "act": act})
+    # re-planned later still, the same text (a retry, a rebuilt archive)
+    again = _plans(session, case_id, last + LATE + timedelta(days=40))
+    assert [p.context for p in again] == [p.context for p in plans]
+
+    policy = CaseContext(session).policy(case.policy_name, case.policy_version)
+    returns, legals = by_kind.get("return_notice", []), by_kind.get("legal_notice", [])
+    for r in returns:
+        due = date.fromisoformat(r["ctx"]["record"]["deadline"])
+        assert due == cal.add_school_days(r["act"].date(), policy.notices.return_notice_days)
+        for served in by_kind.get("proof_of_service", []):
+            if served["ctx"]["record"]["served_kind"] == "return_notice":
+                assert r["act"] <= served["act"] < datetime.combine(due, policy.escalation_time), \
+                    "served after it was issued, before its own deadline"
+        for legal in legals:
+            # the legal notice comes only once the return notice's deadline (that day's 晨检) has passed
+            assert legal["act"] >= datetime.combine(due, policy.escalation_time), (legal["act"], due)
+            assert _d(legal["ctx"]["doc"]["issued_on"]) >= due
+            assert date.fromisoformat(legal["ctx"]["record"]["deadline"]) > due
+            assert legal["ctx"]["record"]["return_deadline"] == due.isoformat()
+    if policy_name != "jingbian":
+        assert returns and legals, "the ladder issues both notices"
+    if policy_name == "wutaishan":  # seed 000: 教育中心, 司法行政部门
+        assert "五台山教育管理中心" in returns[0]["ctx"]["doc"]["cc"]
+        assert legals[0]["ctx"]["doc"]["issuer"]["co_issuers"][0].endswith("司法行政部门")
+        assert by_kind["report_to_bureau"][0]["ctx"]["record"]["addressees"] == ["五台山教育管理中心"]
+        assert by_kind["dropout_report_form"][0]["ctx"]["record"]["addressees"][0] == "五台山教育管理中心"
+    if policy_name == "default":  # seed 002 (二).4: 基教股
+        assert by_kind["report_to_bureau"][0]["ctx"]["record"]["addressees"][0].endswith("教育局基础教育股")
+
+
+def test_the_queue_renders_late_with_the_act_date(factory):
+    """The issue's example: a notice must not be dated on the day it happened to be rendered."""
+    with factory() as s, s.begin():
+        case_id = climb(s, policy="default")
+        events = {e.seq: e for e in s.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id))}
+        wanted = s.scalars(select(DocumentRequest.id).where(DocumentRequest.case_id == case_id,
+                                                            DocumentRequest.kind.in_(("return_notice", "proof_of_service")))).all()
+        s.execute(DocumentRequest.__table__.update().where(DocumentRequest.id.not_in(wanted)).values(status="rendered"))
+    later = max(e.at for e in events.values()) + LATE
+    assert render_queued(factory, now=later)["rendered"] == len(wanted) == 5  # the notice, four receipts
+    with factory() as s:
+        docs = s.scalars(select(Document).where(Document.case_id == case_id)).all()
+        # a receipt cites its notice: the legal notice and the parent notice are issued with theirs
+        assert {d.kind for d in docs} == {"return_notice", "proof_of_service", "legal_notice", "parent_notice"}
+        for d in docs:
+            act = act_time(d.kind, events[d.event_seq], later)
+            assert d.data["doc"]["issued_on"] == act.date().isoformat() != later.date().isoformat()
+            assert d.created_at == later  # the archive still says when it was rendered
+        served = next(d for d in docs if d.kind == "proof_of_service" and d.data["record"]["served_kind"] == "return_notice")
+        notice = next(d for d in docs if d.kind == "return_notice")
+        assert served.data["record"]["served"]["issued_on"] <= served.data["doc"]["issued_on"] \
+            < notice.data["record"]["deadline"]
+
+
+def test_the_whereabouts_unknown_report_is_addressed_to_the_police_too(session):
+    """seed 000 §二.5: 去向不明 → 学校和学生父母共同向镇政府和当地公安机关报告."""
+    from machines.states import CaseState
+    from store.cases.actions import act
+    from store.cases.intake import MarkIn, record_morning_check
+    from store.cases.per_case import advance_per_case
+    from store.models import Pupil, School
+    from tests.factories_documents import FIRST_DAY, setup_county
+
+    code = setup_county(session, policy="default", seed=12)
+    ctx = CaseContext(session)
+    pupil = session.scalar(select(Pupil).join(School).where(School.code == code).order_by(Pupil.id))
+    record_morning_check(session, ctx, school_code=code, day=FIRST_DAY, marks=[MarkIn(pupil.student_no, "unexcused")],
+                         source="test", submitted_by="班主任", now=datetime.combine(FIRST_DAY, time(8, 0)), complete=False)
+    case = session.scalar(select(Case).where(Case.pupil_id == pupil.id))
+    second = CaseContext(session).calendar(case.calendar_key).add_school_days(FIRST_DAY, 1)
+    advance_per_case(session, ctx, datetime.combine(second, time(9, 30)))
+    assert case.state == CaseState.visited.value
+    at = datetime.combine(second, time(16, 0))
+    ev = act(session, ctx, case.id, "escalate_outside", actor="t", at=at, now=at, reason="whereabouts_unknown").event
+    plan = case_plan(session, case.id, "report_to_township", actor="t", now=at + LATE, event_seq=ev.seq)
+    assert plan.context["record"]["whereabouts_unknown"]
+    assert any(a.endswith("派出所") for a in plan.context["record"]["addressees"]), plan.context["record"]["addressees"]
+    assert plan.context["doc"]["issued_on"] == second.isoformat()
+    html = render_html(plan.context)
+    assert "、".join(plan.context["record"]["addressees"]) + "：" in html and "公安机关报告" in html
