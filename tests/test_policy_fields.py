@@ -46,15 +46,42 @@ def leaves(model: type[BaseModel], prefix: str = "") -> list[str]:
     return out
 
 
+class Also:
+    """A probe value that also changes other fields, where one field alone cannot change and stay valid
+    (the return notice's period needs the judicial step a day later)."""
+
+    def __init__(self, value: Any, **others: Any):
+        self.value, self.others = value, others
+
+
 def changed(policy: Policy, path: str, value: Any) -> Policy:
     """``policy`` with the field at ``path`` (a.b) set to ``value`` (validated like a policy file)."""
     data = policy.model_dump(mode="python")
-    here = data
-    *parents, last = path.split(".")
-    for p in parents:
-        here = here[p]
-    here[last] = value(here[last]) if callable(value) else value
+    paths = {path: value.value, **value.others} if isinstance(value, Also) else {path: value}
+    for where, new in paths.items():
+        here = data
+        *parents, last = where.split(".")
+        for p in parents:
+            here = here[p]
+        here[last] = new(here[last]) if callable(new) else new
     return Policy.model_validate(data)
+
+
+def _later_judicial(steps: list[dict]) -> list[dict]:
+    return [{**st, "day": st["day"] + 1} if st["state"] == "judicial_notice" else st for st in steps]
+
+
+def _notice(p: Policy, kind: str) -> dict:
+    """The notice facts a ``kind`` paper of a case at the judicial step prints (documents/addressing.py)."""
+    from datetime import timedelta
+    from documents.addressing import notice_facts
+    facts = {"county": {"name": "宁安县"}, "township": {"name": "城关镇", "short": "城关"}, "village": {"name": "石门村"},
+             "school": {"name": "城关小学"},
+             "events": [{"event": "escalate", "to_state": "township_notice", "at": "2026-11-19T09:00:00"},
+                        {"event": "escalate", "to_state": "judicial_notice", "at": "2026-11-20T09:00:00"}]}
+    out = notice_facts(p, kind, facts, issued_on=DAY, add_school_days=lambda d, n: d + timedelta(days=n))
+    return {k: out[k] for k in ("addressees", "cc", "copies", "return_deadline", "legal_deadline", "judicial_office",
+                                "parent_notice_to")}
 
 
 def _helpers(p: Policy) -> str:
@@ -136,6 +163,12 @@ PROBES: dict[str, Probe] = {
     "outside": (lambda o: [{**r, "from_state": "judicial_notice"} for r in o],
                 lambda p: [r for r in OutsideReason if p.outside_allowed(p.steps[1].state, r)]),
     "helpers_required": (4, _helpers),
+    "notices.return_notice_days": (Also(lambda v: v + 1, steps=_later_judicial), lambda p: _notice(p, "legal_notice")),
+    "notices.legal_notice_days": (lambda v: v + 1, lambda p: _notice(p, "legal_notice")),
+    "notices.addressees": (lambda a: {**a, "return_notice": ["police"]}, lambda p: _notice(p, "return_notice")),
+    "notices.cc": ({}, lambda p: _notice(p, "return_notice")),
+    "notices.copies": (lambda c: {**c, "parent_notice": ["police"]}, lambda p: _notice(p, "parent_notice")),
+    "notices.bodies": (lambda b: {**b, "judicial_office": "{township}法律服务所"}, lambda p: _notice(p, "legal_notice")),
     "referral": ({}, lambda p: [(r.value, [d.action for d in p.referral_spec(r.value).duties],
                                  p.referral_spec(r.value).legal_measure) for r in OutsideReason]),
     "three_helpers.roles": (["head_teacher", "principal"], _helpers),
