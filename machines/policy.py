@@ -11,6 +11,7 @@ from functools import cached_property
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from machines.census import CensusRules, HandoffRules
+from machines.policy_accountability import AccountabilityRules
 from machines.risk import RiskPolicy
 from machines.states import LADDER, Action, CaseState, OutsideReason
 from machines.truancy import GateRules, TruancyRules
@@ -96,6 +97,7 @@ class Policy(_Strict):
     handoffs: HandoffRules = HandoffRules()    # 送达回证: receipts of papers sent to outside bodies
     truancy: TruancyRules = TruancyRules()     # 旷课分级 (seed 001 第六条), machines/truancy.py
     gate: GateRules = GateRules()              # 住校生出入校门登记 (seed 000 §二.3)
+    accountability: AccountabilityRules = AccountabilityRules()  # 包保, 责任书, 约谈, ranking (policy_accountability.py)
 
     @model_validator(mode="after")
     def _coherent(self) -> "Policy":
@@ -122,6 +124,7 @@ class Policy(_Strict):
         yield "risk", self.risk.roles_used()
         yield "census duties", [d.role for d in self.census.duties]
         yield "truancy tiers", [t.role for t in self.truancy.tiers] + [self.gate.alert_role]
+        yield "accountability", self.accountability.roles_used()
 
     # -- questions the machine and the store ask --------------------------------------------
     @property
