@@ -23,6 +23,7 @@ COLUMNS = {
     "与学生关系": "relation", "联系电话": "phone", "监护人电话": "phone", "家庭住址": "address",
     "特殊群体": "special_groups",
     "住校": "boarding", "是否住校": "boarding", "宿舍": "dorm",  # 住校生 (store/prevention/gate.py)
+    "包保班主任": "chain_1", "包保校领导": "chain_2", "包保乡镇干部": "chain_3", "包保村干部": "chain_4",  # 包保 chain (store/accountability/chain.py)
 }
 LABELS = {v: k for k, v in COLUMNS.items()}
 REQUIRED = ["school_code", "student_no", "name", "grade", "class_name"]
@@ -140,5 +141,8 @@ def _import_row(session, r, schools, classes, only_school_id, now: datetime) -> 
     if r.get("boarding"):  # 住校 是/否 (store/prevention/gate.py keeps who boards)
         from store.prevention.gate import boarding_from_roster
         boarding_from_roster(session, pupil, r["boarding"], r.get("dorm") or None, now=now)
+    if any(r.get(f"chain_{i}") for i in range(1, 5)):  # 包保 chain, in the order of the policy's chain roles
+        from store.accountability.chain import from_roster
+        from_roster(session, pupil, r, now=now)
     school.enrolled = (school.enrolled or 0) + (1 if added else 0)
     return int(added)
