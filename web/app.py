@@ -137,13 +137,14 @@ class SecurityHeaders:
 
 def routers() -> list:
     """Every router of the app, in mounting order (the scoping test probes each of their routes)."""
-    from web import api, auth, pages, pages_account, pages_census, pages_gate, pages_oversight
+    from web import api, auth, pages, pages_account, pages_accountability, pages_census, pages_gate, pages_oversight
 
     return [auth.router, auth.api_router, api.router, pages.router,
             pages_oversight.router,  # /risk, /reconcile: watch list and reconciliation (issue 8 parts 4–5)
             pages_gate.router,  # /gate, /truancy: boarders' gate log and truancy tiers (parts 2–3)
             pages_census.router,  # /census, /handoffs: out-of-school census and 送达回证 (parts 1, 6)
-            pages_account.router, pages_account.api_router]  # /account, /admin/users, /api/auth/tokens (issue 14)
+            pages_account.router, pages_account.api_router,  # /account, /admin/users, /api/auth/tokens (issue 14)
+            pages_accountability.router, pages_accountability.api_router]  # 约谈, 一票否决, ranking, 责任书, 包保 (issue 17)
 
 
 def morning_check_deployment() -> str:

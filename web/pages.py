@@ -210,7 +210,13 @@ def case_page(request: Request, case_id: DbId, done: str | None = None, who: Pri
                   fields=FORM_FIELDS, documents=dash.case_documents(db, case_id), actors=actors,
                   payload_labels=PAYLOAD_LABELS, prefill=prefill, done=EVENT_LABELS.get(done) if done else None,
                   default_at=now.strftime("%Y-%m-%dT%H:%M"), policy=policy, version=row.version,
-                  idem=f"web:{case_id}:{row.version}:{who.user.id}")
+                  idem=f"web:{case_id}:{row.version}:{who.user.id}", chain=_chain(db, row.pupil_id))
+
+
+def _chain(db: Session, pupil_id: int) -> list[dict[str, Any]]:
+    from store.accountability.chain import chain_of  # 包保 chain (web/pages_accountability.py assigns)
+
+    return chain_of(db, pupil_id)
 
 
 DISPLAY_CHARS = 500  # of one value in the history; the rest is in the case's documents and the API

@@ -34,15 +34,18 @@ def roles_of(session: Session, school: School) -> list[str]:
     return list(PolicyRegistry(session).get(school.policy_name).accountability.chain_roles)
 
 
-def _staff_named(session: Session, school: School, name: str) -> int | None:
-    """The staff member called ``name`` at the school, its township or county (the first one)."""
+def _serving(session: Session, school: School):
+    """Staff of the school, its township or its county."""
     places = [school.township_id]
     parent = session.scalar(select(Jurisdiction.parent_id).where(Jurisdiction.id == school.township_id))
     if parent:
         places.append(parent)
-    return session.scalar(select(Staff.id).where(Staff.name == name, or_(Staff.school_id == school.id,
-                                                                          Staff.jurisdiction_id.in_(places)))
-                          .order_by(Staff.id).limit(1))
+    return or_(Staff.school_id == school.id, Staff.jurisdiction_id.in_(places))
+
+
+def _staff_named(session: Session, school: School, name: str) -> int | None:
+    """The staff member called ``name`` at the school, its township or county (the first one)."""
+    return session.scalar(select(Staff.id).where(Staff.name == name, _serving(session, school)).order_by(Staff.id).limit(1))
 
 
 def set_member(session: Session, *, pupil: Pupil, role: str, person_name: str, staff_id: int | None = None,
@@ -58,6 +61,8 @@ def set_member(session: Session, *, pupil: Pupil, role: str, person_name: str, s
         raise ChainError("包保责任人姓名应为 1–32 个字 (name 1–32 characters)")
     if staff_id is None:
         staff_id = _staff_named(session, school, person_name)
+    elif session.scalar(select(Staff.id).where(Staff.id == staff_id, _serving(session, school))) is None:
+        raise ChainError("该工作人员不在本校、本乡镇或本县 (staff member does not serve this school)")
     member = session.scalar(select(CareChainMember).where(CareChainMember.pupil_id == pupil.id,
                                                           CareChainMember.role == role))
     if member is None:
