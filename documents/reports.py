@@ -196,8 +196,7 @@ def accountability_sheet(session: Session, sc: ScopeArg, period: str, *, as_of: 
     unit_name, schools = _unit(session, sc)
     scope = EVERYTHING if sc.level == "county" else Scope(school_ids=frozenset(s.id for s in schools))
     data = evidence(session, scope, start, end, as_of)
-    rows = [{**r, "due_at": _stamp(r["due_at"]), "done_at": _stamp(r["done_at"]),
-             "ground": f"{r['ground']}（{r['ground_seed']}）"} for r in data["rows"]]
+    rows = [{**r, "due_at": _stamp(r["due_at"]), "done_at": _stamp(r["done_at"])} for r in data["rows"]]
     label = f"{start.year}年{start.month}月" if "Q" not in period.upper() else f"{start.year}年第{'一二三四'[(start.month - 1) // 3]}季度"
     return {"level": sc.level, "unit": {"name": unit_name, "code": sc.code}, "period": period, "period_label": label,
             "period_start": start.isoformat(), "period_end": end.isoformat(), "as_of": _stamp(data["as_of"]),

@@ -217,7 +217,8 @@ def _accountability_sheet(context: dict) -> bytes:
     first = _header(ws, 3, spec)
     rows = [[i, r["person"] or "（未指定）", r["role_label"], r["unit"],
              f"{r['kind_label']} #{r['ref_id']}" if "kind_label" in r else r["case_id"], r["pupil"] or "", r["duty_label"],
-             cn_datetime(r["due_at"]), cn_datetime(r["done_at"]) if r["done_at"] else "未完成", r["hours_late"], r["ground"]]
+             cn_datetime(r["due_at"]), cn_datetime(r["done_at"]) if r["done_at"] else "未完成", r["hours_late"],
+             r["ground"] + (f"（依据 seed {r['ground_seed']}）" if r.get("ground_seed") else "")]
             for i, r in enumerate(rep["rows"], start=1)]
     last = _rows(ws, first, rows)
     return _finish(wb, ws, context, last)

@@ -138,12 +138,14 @@ def route_to_chain(session: Session, *, pupil_ids: list[int] | None = None) -> d
     cc = CareChainMember
     out = {}
     targets = {
-        "case": (Duty, select(Case.pupil_id).where(Case.id == Duty.case_id).scalar_subquery()),
+        "case": (Duty, select(Case.pupil_id).where(Case.id == Duty.case_id).correlate(Duty).scalar_subquery()),
         "prevention": (PreventionDuty, PreventionDuty.pupil_id),
-        "watch": (WatchDuty, select(WatchEntry.pupil_id).where(WatchEntry.id == WatchDuty.entry_id).scalar_subquery()),
+        "watch": (WatchDuty, select(WatchEntry.pupil_id).where(WatchEntry.id == WatchDuty.entry_id).correlate(WatchDuty)
+                  .scalar_subquery()),
     }
     for kind, (model, pupil_of) in targets.items():
-        member = select(cc.staff_id).where(cc.pupil_id == pupil_of, cc.role == model.role, cc.staff_id.is_not(None))
+        member = (select(cc.staff_id).where(cc.pupil_id == pupil_of, cc.role == model.role, cc.staff_id.is_not(None))
+                  .correlate(model))
         where = [model.status.in_(UNDONE),
                  exists(member.where(or_(model.owner_id.is_(None), cc.staff_id != model.owner_id)))]
         if pupil_ids is not None:

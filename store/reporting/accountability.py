@@ -82,15 +82,17 @@ def _row(kind: str, *, duty_id, ref_id, person, owner_id, role, role_label, unit
 
 def overdue_rows(session: Session, scope: Scope, start: date, end: date, as_of: datetime, *,
                  masked: bool = False) -> list[dict[str, Any]]:
-    """Every duty of every ledger kind due in [start, end] (and by ``as_of``) not done by its deadline."""
+    """Every duty of every ledger kind due in [start, end] (and by ``as_of``) not done by its deadline, and those
+    due before ``start`` still not done (carried over: ``carried_over``)."""
     p_start = datetime.combine(start, time.min)
     cutoff = min(as_of, datetime.combine(end + timedelta(days=1), time.min))
     roles = _Roles(session)
     u = dl.ledger(statuses=ALL_STATUSES, due_by=cutoff)
     q = (select(u, School.name.label("school"), School.policy_name.label("policy_name"), Staff.name.label("owner"))
          .outerjoin(School, School.id == u.c.school_id).outerjoin(Staff, Staff.id == u.c.owner_id)
-         .where(u.c.due_at >= p_start, u.c.due_at < cutoff,
-                (u.c.status != "done") | (u.c.done_at > u.c.due_at)))
+         .where(u.c.due_at < cutoff,
+                ((u.c.due_at >= p_start) & ((u.c.status != "done") | (u.c.done_at > u.c.due_at)))
+                | ((u.c.due_at < p_start) & (u.c.status != "done"))))  # still undone from before: carried over
     q = scope.apply(q, school_col=u.c.school_id, class_col=u.c.class_id)
     rows, seen = [], set()
     mapped = session.execute(q).mappings().all()
@@ -121,6 +123,8 @@ def overdue_rows(session: Session, scope: Scope, start: date, end: date, as_of: 
             pupil=mask_name(pupil) if masked else pupil, action=d.action, action_label=dl.action_label("case", d.action, None),
             context=dl.context_label("case", d.step), due_at=d.due_at, done_at=d.done_at if d.status == "done" else None,
             cutoff=cutoff))
+    for r in rows:
+        r["carried_over"] = r["due_at"] < p_start
     rows.sort(key=lambda r: (r["due_at"], r["kind"], r["duty_id"]))
     return rows
 
