@@ -3,7 +3,7 @@
 - :func:`setup` (once the county is generated): every pupil's 包保 chain filled from the staff who hold
   the policy's chain roles (班主任, 校长, 镇政府, 村委会); in one class of the first school the 包保班主任 is
   the grade director instead (the class's head-teacher duties go to them); the school year's 责任书 are issued
-  to the head teachers, those of the first school rendered (PDF), about two in three recorded as signed —
+  to the head teachers, three of the first school rendered (PDF), about two in three recorded as signed —
   the others owe a signature past its due day (30 September): overdue ``pledge`` duties;
 - :func:`talk_round` (the staff rounds): on the sixth school day the county holds a 约谈 with the principal of
   the school with most overdue duties (three rectification items, a week's deadline; the outcome is recorded
@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 SIGNED_SHARE = (2, 3)  # two in three head teachers have signed
+RENDERED = 3  # 责任书 rendered as PDF in the demo (the first school's first three; `baoxue accountability pledge issue` renders all)
 
 
 def setup(session: Session, now: datetime, out: Path | None = None) -> dict:
@@ -46,7 +47,7 @@ def setup(session: Session, now: datetime, out: Path | None = None) -> dict:
     if out is not None:
         from documents.pledges import render_year
 
-        rendered = render_year(session, year, actor="demo", now=now, school_ids=[first.id])
+        rendered = render_year(session, year, actor="demo", now=now, school_ids=[first.id], limit=RENDERED)
     return {"chain_members": added, "moved_to_director": moved, "pledges": len(issued), "rendered": rendered}
 
 

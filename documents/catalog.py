@@ -103,7 +103,7 @@ _KINDS = [
          "education_bureau", formats=("pdf", "html", "xlsx"), landscape=True),
     Kind("enrolment_notice", "适龄儿童少年入学通知书", "入学通知书", "gov", "census", "township", "township",
          numbering=TOWNSHIP_SERIES, deadline_days=10),  # 排查 found a child enrolled nowhere (store.prevention.census)
-    Kind("responsibility_pledge", "班主任控辍保学责任书", "责任书", "report", "report", "school", "head_teacher",
+    Kind("responsibility_pledge", "班主任控辍保学责任书", "责任书", "form", "report", "school", "head_teacher",
          formats=("pdf", "html")),  # seed 003: one per person and school year, with the 包保 chain's pupils (documents/pledges.py)
     Kind("truancy_written_warning", "学生旷课书面警告", "旷课书面警告", "form", "truancy", "school", "head_teacher",
          internal=True),  # seed 001 第六条: 第二次旷课，班主任书面警告 (documents/truancy_warning.py)

@@ -57,13 +57,16 @@ def render_pledge(session: Session, pledge_id: int, *, actor: str, now: datetime
 
 
 def render_year(session: Session, year: int, *, actor: str, now: datetime, school_ids: list[int] | None = None,
-                fmt: str = "pdf") -> int:
-    """Every 责任书 of ``year`` (in ``school_ids``) without a file in ``fmt`` rendered now; returns how many."""
+                fmt: str = "pdf", limit: int | None = None) -> int:
+    """Every 责任书 of ``year`` (in ``school_ids``) without a file in ``fmt`` rendered now (at most ``limit``);
+    returns how many."""
     q = select(Pledge).where(Pledge.year == year)
     if school_ids is not None:
         q = q.where(Pledge.school_id.in_(school_ids or [-1]))
     n = 0
     for pledge in session.scalars(q.order_by(Pledge.id)).all():
+        if limit is not None and n >= limit:
+            break
         if fmt not in (pledge.files or {}):
             render_pledge(session, pledge.id, actor=actor, now=now, fmt=fmt)
             n += 1

@@ -99,9 +99,11 @@ def fill_defaults(session: Session, *, school_ids: list[int] | None, actor: str,
         .where(Pupil.enrolled)
     if school_ids is not None:
         q = q.where(Pupil.school_id.in_(school_ids or [-1]))
-    rows = []
+    rows, roles = [], {}
     for pid, sid, cid, policy_name in session.execute(q.order_by(Pupil.id)):
-        for role in registry.get(policy_name).accountability.chain_roles:
+        if policy_name not in roles:
+            roles[policy_name] = registry.get(policy_name).accountability.chain_roles
+        for role in roles[policy_name]:
             if (pid, role) in have:
                 continue
             staff_id = owners.resolve(sid, cid, role)

@@ -43,8 +43,11 @@ def issue_year(session: Session, *, year: int, now: datetime, school_ids: list[i
     if school_ids is not None:
         q = q.where(Staff.school_id.in_(school_ids or [-1]))
     wanted: dict[int, dict[str, Any]] = {}
+    rules_of: dict[str, Any] = {}
     for staff_id, role, pupil_id, school_id, policy_name in session.execute(q.order_by(CareChainMember.pupil_id)):
-        rules = registry.get(policy_name).accountability
+        if policy_name not in rules_of:
+            rules_of[policy_name] = registry.get(policy_name).accountability
+        rules = rules_of[policy_name]
         if role not in rules.pledge_roles:
             continue
         w = wanted.setdefault(staff_id, {"role": role, "school_id": school_id, "rules": rules, "pupils": []})
