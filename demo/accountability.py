@@ -55,7 +55,7 @@ def talk_round(factory, now: datetime, day_no: int) -> Counter:
     """The 约谈 of the demo: recorded on day 6, the county's outcome on day 11 (afternoon rounds only)."""
     from store.accountability import talks as tk
     from store.db import transaction
-    from store.models import Jurisdiction, School, Staff
+    from store.models import School, Staff
     from store.duties.ledger import overdue
 
     done: Counter = Counter()

@@ -9,7 +9,7 @@ from collections import defaultdict
 from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from machines.identity import mask_name

@@ -15,7 +15,7 @@ from store.accountability import chain, pledges, talks
 from store.access.scope import EVERYTHING, Scope
 from store.duties import ledger
 from store.models import Case, Duty, Pupil, School, SchoolClass, Staff
-from store.models.accountability import CareChainMember, PledgeDuty, TalkDuty
+from store.models.accountability import PledgeDuty, TalkDuty
 from store.policy_files import load_policies_into
 from store.reporting import accountability as acc
 from store.reporting import dashboards
