@@ -553,6 +553,8 @@ def _mount_subcommands() -> None:
     followup_cli.mount(app)  # ledger-book SCOPE MONTH: 台账 of referred cases (issue 16)
     from cli import notices as notices_cli
     app.add_typer(notices_cli.app, name="parent-notice")  # 辍学书面通报 fill|signed|reported
+    from cli.accountability import app as accountability_app
+    app.add_typer(accountability_app, name="accountability")  # evidence, talk, veto, ranking, chain, pledge (issue 17)
 
 
 _mount_subcommands()

@@ -280,6 +280,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
     from demo import prevention as prevention_demo
     from demo import census as census_demo
     from demo import followup as followup_demo
+    from demo import accountability as accountability_demo
 
     days = school_days(START, weeks * 5 + 1)
     begin = datetime.combine(days[0], dtime(0, 0))
@@ -298,6 +299,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
                   "pupils": s.scalar(select(func.count()).select_from(Pupil)),
                   "staff": s.scalar(select(func.count()).select_from(Staff))}
         oversight_demo.flag_learning_difficulty(s, seed)  # 学困生 on the roster (issue 8 part 4)
+        accountability_demo.setup(s, begin, out)  # 包保 chains, 责任书 issued/rendered/some signed (issue 17 item 7)
         pupils = s.execute(select(Pupil.student_no, School.code).join(School, School.id == Pupil.school_id)
                            .order_by(Pupil.id)).all()
         schools = list(s.scalars(select(School.code).order_by(School.code)))
@@ -364,6 +366,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
                 staff_done += prevention_demo.gate_round(factory, t, day_no[obj], len(days) - 1)  # 住校生出入校门
                 staff_done += census_demo.census_round(factory, t, day_no[obj], out, run)  # 排查 and 送达回证 (issue 8 parts 1, 6)
                 staff_done += followup_demo.followup_round(factory, t)  # 移交跟踪: 回访, 查找, 劝返 (issue 16)
+                staff_done += accountability_demo.talk_round(factory, t, day_no[obj])  # 约谈 and its follow-up (issue 17 item 4)
                 seconds["staff"] += time.perf_counter() - t_start
             else:
                 sp = obj
@@ -385,6 +388,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
     summary["census"] = census_demo.summary(factory, stop_at)  # 排查 and 送达回证 (issue 8 parts 1, 6)
     summary["oversight"] = oversight_demo.summary(factory)  # watch list and reconciliation (issue 8 parts 4–5)
     summary["followup"] = followup_demo.summary(factory, out, stop_at)  # referred cases, 销号, 台账 (issue 16)
+    summary["accountability"] = accountability_demo.summary(factory, days[0], stop_at)  # evidence by kind, 约谈, 责任书 (issue 17)
     summary["seconds_by_flow"] = {k: round(v, 1) for k, v in seconds.items()}
     dispose_all()
     engine.dispose()

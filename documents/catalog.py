@@ -112,6 +112,8 @@ _KINDS = [
     # followup: 辍学学生台账 报教育中心/教育局, 复学后销号 (seed 000 §三.3)
     Kind("referral_ledger", "控辍保学辍学学生台账（移交跟踪及销号）", "辍学台账", "report", "report", "county",
          "education_bureau", formats=("pdf", "html", "xlsx"), landscape=True),
+    Kind("responsibility_pledge", "班主任控辍保学责任书", "责任书", "form", "report", "school", "head_teacher",
+         formats=("pdf", "html")),  # seed 003: one per person and school year, with the 包保 chain's pupils (documents/pledges.py)
     Kind("truancy_written_warning", "学生旷课书面警告", "旷课书面警告", "form", "truancy", "school", "head_teacher",
          internal=True),  # seed 001 第六条: 第二次旷课，班主任书面警告 (documents/truancy_warning.py)
 ]

@@ -6,41 +6,30 @@
   the day-by-day figures for the chart.
 - ``spot_check_sheet``: the quarter's sealed sample (``store.reporting.reports.spot_check``), exactly the
   classes drawn, with what the ledger said for each when it was drawn.
-- ``accountability_sheet``: every duty that went overdue or was done late in the period, with the
-  named person, the case and the ground of seed 001 it falls under.
+- ``accountability_sheet``: every duty of every kind that went overdue or was done late in the period, with
+  the named person and the seed ground it falls under (``store.reporting.accountability``, the one read model).
 
 Nothing here counts cases: the documents render what the store computed.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from machines.states import LADDER, REASON_LABELS, STATE_LABELS
-from machines.vocabulary import LEVEL_LABELS, REPORTED_GROUPS, WORK_EVENTS, event_label, special_group_label, state_label
+from machines.vocabulary import LEVEL_LABELS, REPORTED_GROUPS, WORK_EVENTS, event_label, special_group_label
 from store.reporting import reports as rp
-from store.models import Case, Duty, Jurisdiction, Pupil, School, Staff
+from store.models import Jurisdiction, School, Staff
 from store.policy_files import PolicyRegistry
 
 # the 月报表's columns, from the vocabulary
 STEP_COLUMNS = [{"state": s.value, "label": STATE_LABELS[s]} for s in LADDER]
 SPECIAL = [{"key": g, "label": special_group_label(g)} for g in REPORTED_GROUPS]
 WORK = [(e, event_label(e)) for e in WORK_EVENTS]
-
-# seed 001 grounds (责任追究) for a missed duty of each action.
-GROUNDS = {
-    "record_phone_call": "发现学生缺勤未及时联系家长、报告教务处（对学生辍学不采取必要措施）",
-    "record_home_visit": "对学生不到校没有及时家访做动员说服工作，贻误劝返时机",
-    "record_collective_visit": "未按期组织集体家访，贻误劝返时机",
-    "assign_helpers": "未按期落实三帮一帮扶责任人",
-    "serve_township_notice": "未按期送达辍学学生返校通知书",
-    "serve_legal_notice": "未按期送达督促送子女入学通知书",
-}
-
 
 @dataclass(frozen=True)
 class ScopeArg:
@@ -202,49 +191,25 @@ def spot_check_sheet(session: Session, sc: ScopeArg, period: str) -> dict[str, A
 
 # -- accountability ---------------------------------------------------------------------------------------
 def accountability_sheet(session: Session, sc: ScopeArg, period: str, *, as_of: datetime) -> dict[str, Any]:
+    """The evidence of ``sc`` for the month or quarter: :func:`store.reporting.accountability.evidence` (the one
+    read model the page and the API show), every kind of duty, laid out for the sheet."""
+    from store.access.scope import EVERYTHING, Scope
+    from store.reporting.accountability import evidence
+
     start, end = month_bounds(period) if "Q" not in period.upper() else quarter_bounds(period)
     unit_name, schools = _unit(session, sc)
-    p_start = datetime.combine(start, datetime.min.time())
-    p_end = datetime.combine(end + timedelta(days=1), datetime.min.time())
-    cutoff = min(as_of, p_end)
-    rows_db = session.execute(
-        select(Duty, Case, Pupil.name, School.name, Staff.name)
-        .join(Case, Case.id == Duty.case_id).join(Pupil, Pupil.id == Case.pupil_id).join(School, School.id == Case.school_id)
-        .outerjoin(Staff, Staff.id == Duty.owner_id)
-        .where(Case.school_id.in_([s.id for s in schools] or [-1]), Duty.due_at >= p_start, Duty.due_at < p_end,
-               (Duty.status == "overdue") | Duty.done_late.is_(True) | ((Duty.status == "open") & (Duty.due_at < cutoff)))
-        .order_by(Duty.due_at, Duty.id)
-    ).all()
-    registry = PolicyRegistry(session)
-    rows = []
-    for duty, case, pupil, school, person in rows_db:
-        try:
-            role_label = registry.get(case.policy_name, case.policy_version).role_label(duty.role)
-        except Exception:
-            role_label = duty.role
-        finished = duty.done_at
-        late = ((finished or cutoff) - duty.due_at).total_seconds() / 3600
-        rows.append({
-            "person": person, "role": duty.role, "role_label": role_label, "unit": school, "case_id": case.id,
-            "pupil": pupil, "duty": duty.action,
-            "duty_label": event_label(duty.action), "step_label": state_label(duty.step),
-            "due_at": duty.due_at.strftime("%Y-%m-%d %H:%M"),
-            "done_at": finished.strftime("%Y-%m-%d %H:%M") if finished else None,
-            "status": duty.status, "hours_late": round(max(late, 0.0), 1),
-            "ground": GROUNDS.get(duty.action, "未按期履行控辍保学职责"),
-        })
+    scope = EVERYTHING if sc.level == "county" else Scope(school_ids=frozenset(s.id for s in schools))
+    data = evidence(session, scope, start, end, as_of)
+    rows = [{**r, "due_at": _stamp(r["due_at"]), "done_at": _stamp(r["done_at"])} for r in data["rows"]]
     label = f"{start.year}年{start.month}月" if "Q" not in period.upper() else f"{start.year}年第{'一二三四'[(start.month - 1) // 3]}季度"
     return {"level": sc.level, "unit": {"name": unit_name, "code": sc.code}, "period": period, "period_label": label,
-            "period_start": start.isoformat(), "period_end": end.isoformat(), "as_of": cutoff.strftime("%Y-%m-%d %H:%M"),
-            "rows": rows, "summary": accountability_summary(rows),
-            "reconciliation": _reconciliation(session, schools, start, end)}
+            "period_start": start.isoformat(), "period_end": end.isoformat(), "as_of": _stamp(data["as_of"]),
+            "rows": rows, "summary": accountability_summary(rows), "kinds": data["kinds"],
+            "reconciliation": data["reconciliation"]}
 
 
-def _reconciliation(session: Session, schools: list[School], start: date, end: date) -> list[dict[str, Any]]:
-    """Submitted monthly figures that differ from the ledger (瞒报/数据不实), accepted or not (store.reporting.reconcile)."""
-    from store.reporting.reconcile import evidence
-
-    return evidence(session, [s.id for s in schools], start, end)
+def _stamp(at: datetime | None) -> str | None:
+    return at.strftime("%Y-%m-%d %H:%M") if at else None
 
 
 def accountability_summary(rows: list[dict]) -> list[dict]:

@@ -272,6 +272,13 @@ def sample_report(kind: str, *, seed: int = 1, period: str = "2026-11") -> dict[
         tracking = sum(1 for r in rows if r["closed_on"] is None)
         return {"level": "county", "unit": {"name": "宁安县", "code": "C1"}, "period": period, "period_label": f"{year}年{month}月",
                 "as_of": end.isoformat(), "rows": rows, "tracking": tracking, "closed": len(rows) - tracking}
+    if kind == "responsibility_pledge":
+        from documents.pledges import CLAUSES
+        pupils = [{"name": _name(rng), "student_no": f"G61082720150{i:05d}", "class_name": "三年级(2)班", "role_label": "班主任"}
+                  for i in range(12)]
+        return {"level": "school", "unit": {"name": "城关镇中心小学", "code": "S1"}, "period": f"{year}-1",
+                "title": "班主任控辍保学责任书", "year": year, "person": _name(rng), "role_label": "班主任", "pupils": pupils,
+                "clauses": CLAUSES, "standard_rate": 0.006, "ground_seed": "003 一"}
     raise KeyError(kind)
 
 

@@ -206,7 +206,7 @@ def _spot_check_sheet(context: dict) -> bytes:
 
 def _accountability_sheet(context: dict) -> bytes:
     rep = context["report"]
-    spec = [("序号", 6, None), ("责任人", 10, None), ("职责", 10, None), ("单位", 22, None), ("案件", 8, None),
+    spec = [("序号", 6, None), ("责任人", 10, None), ("职责", 10, None), ("单位", 22, None), ("类别·编号", 14, None),
             ("学生", 9, None), ("应履行事项", 14, None), ("期限", 20, None), ("完成时间", 20, None), ("逾期（小时）", 10, None),
             ("情形", 34, None)]
     ncols = len(spec)
@@ -215,8 +215,10 @@ def _accountability_sheet(context: dict) -> bytes:
     _title(ws, f"{rep['unit']['name']}控辍保学工作责任追究事实材料（{rep['period_label']}）", ncols)
     _line(ws, 2, ncols, f"统计范围：{rep['unit']['name']}", f"数据截至：{cn_datetime(rep['as_of'])}")
     first = _header(ws, 3, spec)
-    rows = [[i, r["person"] or "（未指定）", r["role_label"], r["unit"], r["case_id"], r["pupil"], r["duty_label"],
-             cn_datetime(r["due_at"]), cn_datetime(r["done_at"]) if r["done_at"] else "未完成", r["hours_late"], r["ground"]]
+    rows = [[i, r["person"] or "（未指定）", r["role_label"], r["unit"],
+             f"{r['kind_label']} #{r['ref_id']}" if "kind_label" in r else r["case_id"], r["pupil"] or "", r["duty_label"],
+             cn_datetime(r["due_at"]), cn_datetime(r["done_at"]) if r["done_at"] else "未完成", r["hours_late"],
+             r["ground"] + (f"（依据 seed {r['ground_seed']}）" if r.get("ground_seed") else "")]
             for i, r in enumerate(rep["rows"], start=1)]
     last = _rows(ws, first, rows)
     return _finish(wb, ws, context, last)

@@ -15,6 +15,7 @@ from machines.census import CensusRules, HandoffRules
 from machines.policy_helpers import HelperRules
 from machines.policy_followup import FollowUpDuty, ReferralSpec
 from machines.policy_notices import NoticeRules, check_ladder
+from machines.policy_accountability import AccountabilityRules
 from machines.risk import RiskPolicy
 from machines.states import LADDER, Action, CaseState, OutsideReason
 from machines.truancy import GateRules, TruancyRules
@@ -116,6 +117,7 @@ class Policy(_Strict):
     three_helpers: HelperRules = HelperRules()  # 三帮一: the roles the helpers must cover (machines/policy_helpers.py)
     referral: dict[OutsideReason, ReferralSpec] = {}  # 移交后跟踪至复学 (machines/policy_followup.py)
     notices: NoticeRules = NoticeRules()       # addressees and compliance periods (machines/policy_notices.py)
+    accountability: AccountabilityRules = AccountabilityRules()  # 包保, 责任书, 约谈, ranking (policy_accountability.py)
 
     @model_validator(mode="after")
     def _coherent(self) -> "Policy":
@@ -152,6 +154,7 @@ class Policy(_Strict):
         yield "three_helpers", self.three_helpers.roles
         if "notices" in self.model_fields_set:
             yield "notices", self.notices.roles_used()
+        yield "accountability", self.accountability.roles_used()
 
     # -- questions the machine and the store ask --------------------------------------------
     @property

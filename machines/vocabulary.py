@@ -103,11 +103,14 @@ class DutyKind(str, Enum):
     prevention = "prevention"
     watch = "watch"
     calendar = "calendar"  # the operator's duty to supply a year's holiday list (store.calendar_watch)
+    talk = "talk"          # 约谈整改跟踪: an interview's rectification, checked by its deadline (store.accountability)
+    pledge = "pledge"      # 责任书签订: the yearly 控辍保学责任书 not yet signed (store.accountability)
 
 
 DUTY_KIND_LABELS = {DutyKind.case.value: "控辍案件", DutyKind.census.value: "失学排查",
                     DutyKind.prevention.value: "防辍预警", DutyKind.watch.value: "重点关注",
-                    DutyKind.calendar.value: "校历"}
+                    DutyKind.calendar.value: "校历", DutyKind.talk.value: "约谈整改",
+                    DutyKind.pledge.value: "责任书签订"}
 PREVENTION_SOURCE_LABELS = {"gate": "门卫登记预警", "truancy": "旷课分级"}
 LEVEL_LABELS = {"school": "学校", "township": "乡镇", "county": "县"}
 # a pupil's mark in the morning check (晨检)
@@ -152,3 +155,38 @@ class Bookkeeping(str, Enum):
 
 
 EVENT_LABELS[Bookkeeping.duty_handover.value] = "班主任变更，待办移交"
+# --- accountability ---
+# The seed ground of each kind of missed duty (责任追究情形), as data: key "kind:action", else "kind",
+# else "*". Each is (seed reference, the seed's words). A new kind of duty falls back to the kind's
+# or the general ground until a line is added here (seed 001 模版(3篇) 三.1–10, seed 003 二.(1)–(7)).
+ACCOUNTABILITY_GROUNDS: dict[str, tuple[str, str]] = {
+    "case:record_phone_call": ("003 二(1)", "发现学生缺勤未及时联系家长、报告教务处（对学生辍学不采取必要措施）"),
+    "case:record_home_visit": ("003 二(3)", "对学生不到校没有及时家访做动员说服工作，贻误劝返时机"),
+    "case:record_collective_visit": ("003 二(3)", "未按期组织集体家访，贻误劝返时机"),
+    "case:assign_helpers": ("001 三.4", "未按期落实三帮一帮扶责任人（劝返辍学学生工作不到位）"),
+    "case:serve_township_notice": ("003 四", "未按期送达辍学学生返校通知书"),
+    "case:serve_legal_notice": ("001 三.2", "未按期送达督促送子女入学通知书（实施办法落实不到位）"),
+    "case": ("003 二(1)", "对学生辍学不采取必要措施"),
+    "census": ("003 二(2)", "对管辖范围内适龄儿童少年底数不清，未按期入户核查、督促入学"),
+    "prevention:check_whereabouts": ("003 二(1)", "住校生出入校门异常未及时查明去向（对学生辍学不采取必要措施）"),
+    "prevention": ("003 二(1)", "学生旷课未按期处置（对学生辍学不采取必要措施）"),
+    "watch": ("001 三.4", "对学困生帮扶缺乏具体措施，关爱特殊家庭学生、留守儿童工作不力"),
+    "calendar": ("001 三.3", "控辍保学管理不规范（校历未按期维护）"),
+    "talk": ("001 四.1", "约谈后未按期整改落实（诫勉谈话事项）"),
+    "pledge": ("003 一", "未按期签订控辍保学目标责任书（逐级签订责任书）"),
+    "report": ("001 三.3", "执行定期自查、汇报制度不及时"),
+    "*": ("001 三.10", "其他应当追究责任的控辍保学行为"),
+}
+RECONCILIATION_GROUND = ("001 三.9", "上报控辍报表、材料弄虚作假")  # reconcile.evidence's rows
+
+
+def accountability_ground(kind: str, action: str | None = None) -> tuple[str, str]:
+    """(seed reference, ground) of a missed duty of ``kind`` and ``action``: the most specific line."""
+    g = ACCOUNTABILITY_GROUNDS
+    return g.get(f"{kind}:{action}") or g.get(kind) or g["*"]
+
+
+INTERVIEW_LEVEL_LABELS = {"township": "乡镇约谈", "county": "县教育局约谈"}
+INTERVIEW_STATUS_LABELS = {"open": "整改中", "rectified": "已整改", "not_rectified": "未整改到位"}
+PLEDGE_STATUS_LABELS = {"issued": "待签订", "signed": "已签订"}
+VETO_REASON_LABELS = {"over_standard": "辍学率超过标准", "hidden_dropouts": "隐瞒辍学人数（上报少于台账）"}

@@ -17,6 +17,7 @@ from store.prevention import gate
 from store.prevention import truancy
 from store.cases.context import CaseContext
 from store.db import transaction
+from store.accountability.chain import route_to_chain
 
 from tasks.runtime import store
 
@@ -30,8 +31,11 @@ def apply_prevention_rules(as_of: datetime) -> dict:
         alerts = gate.check_gate(s, ctx, as_of)
         tiers = truancy.apply_tiers(s, ctx, as_of)
         overdue = duty_ledger.mark_overdue(s, as_of)
+        route_to_chain(s)  # 包保: the pupils' new duties go to their chain (store/accountability/chain.py)
+        overdue.update(duty_ledger.mark_overdue(s, as_of, kinds=("talk", "pledge")))  # 约谈 follow-up, 责任书 signature
     with transaction(store()) as s:  # the written warnings the new tiers ask for (rendered outside the rules' commit)
         documents = issue_warnings(s, pending(s), actor="system", now=as_of)
     return {"gate_alerts": alerts, "truancy_tiers": {"new": tiers["new"], **tiers["by_tier"]},
             "prevention_overdue": overdue["prevention"],
-            "census_overdue": overdue["census"], "watch_overdue": overdue["watch"], "truancy_warnings": len(documents)}
+            "census_overdue": overdue["census"], "watch_overdue": overdue["watch"], "truancy_warnings": len(documents),
+            "talk_overdue": overdue["talk"], "pledge_overdue": overdue["pledge"]}

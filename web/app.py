@@ -138,8 +138,8 @@ class SecurityHeaders:
 def routers() -> list:
     """Every router of the app, in mounting order (the scoping test probes each of their routes)."""
     from web import (
-        api, auth, pages, pages_account, pages_calendar, pages_census, pages_directory, pages_followup, pages_gate,
-        pages_oversight,
+        api, auth, pages, pages_account, pages_accountability, pages_calendar, pages_census, pages_directory,
+        pages_followup, pages_gate, pages_oversight,
     )
 
     return [auth.router, auth.api_router, api.router, pages.router,
@@ -149,7 +149,8 @@ def routers() -> list:
             pages_account.router, pages_account.api_router,  # /account, /admin/users, /api/auth/tokens (issue 14)
             pages_directory.router, pages_directory.api_router,  # /directory, /api/pupils…, /admin/onboarding (issue 19)
             pages_calendar.router,  # /admin/calendar: term dates, breaks, a year's holiday list (issue 19)
-            pages_followup.router]  # /ledger-book: 台账 of referred cases (issue 16)
+            pages_followup.router,  # /ledger-book: 台账 of referred cases (issue 16)
+            pages_accountability.router, pages_accountability.api_router]  # 约谈, 一票否决, ranking, 责任书, 包保 (issue 17)
 
 
 def morning_check_deployment() -> str:

@@ -225,7 +225,13 @@ def case_page(request: Request, case_id: DbId, done: str | None = None, who: Pri
                   fields=FORM_FIELDS, documents=dash.case_documents(db, case_id), actors=actors,
                   payload_labels=PAYLOAD_LABELS, prefill=prefill, done=EVENT_LABELS.get(done) if done else None,
                   default_at=now.strftime("%Y-%m-%dT%H:%M"), policy=policy, version=row.version,
-                  idem=f"web:{case_id}:{row.version}:{who.user.id}")
+                  idem=f"web:{case_id}:{row.version}:{who.user.id}", chain=_chain(db, row.pupil_id))
+
+
+def _chain(db: Session, pupil_id: int) -> list[dict[str, Any]]:
+    from store.accountability.chain import chain_of  # 包保 chain (web/pages_accountability.py assigns)
+
+    return chain_of(db, pupil_id)
 
 
 DISPLAY_CHARS = 500  # of one value in the history; the rest is in the case's documents and the API
@@ -432,12 +438,14 @@ def accountability_csv(start: str | None = None, end: str | None = None,
     data = _evidence(db, who, start, end, now)
     out = io.StringIO()
     w = csv.writer(out)
-    w.writerow(["责任人", "职责", "学校", "案件", "学生", "环节", "应办事项", "截止时间", "办理时间", "超时（小时）"])
+    w.writerow(["责任人", "职责", "学校", "案件", "学生", "环节", "应办事项", "截止时间", "办理时间", "超时（小时）",
+                "类别", "编号", "情形", "依据"])
     for r in data["rows"]:
         w.writerow([csv_safe(v) for v in (
-            r["owner"], _role_names().get(r["role"], r["role"]), r["school"], r["case_id"], r["pupil"],
-            r["step_label"], r["action_label"], r["due_at"].strftime("%Y-%m-%d %H:%M"),
-            r["done_at"].strftime("%Y-%m-%d %H:%M") if r["done_at"] else "未办", r["hours_late"])])
+            r["person"] or "（未指定）", r["role_label"], r["unit"], r["case_id"] or "", r["pupil"] or "",
+            r["context"], r["duty_label"], r["due_at"].strftime("%Y-%m-%d %H:%M"),
+            r["done_at"].strftime("%Y-%m-%d %H:%M") if r["done_at"] else "未办", r["hours_late"],
+            r["kind_label"], r["ref_id"], r["ground"], f"seed {r['ground_seed']}")])
     name = f"accountability-{data['start']}-{data['end']}.csv"
     return Response(("\ufeff" + out.getvalue()).encode("utf-8"), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -36,6 +36,10 @@ NAV = {
                   ("/admin/calendar", "校历")],
     Role.operator: [("/runs", "流程运行"), ("/late", "迟报漏报"), ("/admin/calendar", "校历")],
 }
+# --- accountability --- 约谈 and 责任书 (web/pages_accountability.py; /veto and /ranking are linked from /accountability)
+NAV[Role.school_staff] += [("/pledges", "责任书")]
+NAV[Role.township] += [("/interviews", "约谈")]
+NAV[Role.county] += [("/interviews", "约谈"), ("/pledges", "责任书")]
 
 STATUS_CHOICES = [(k, ATTENDANCE_LABELS[k]) for k in ("present", "unexcused", "sick_leave", "personal_leave")]
 

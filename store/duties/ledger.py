@@ -10,6 +10,8 @@ census     ``census_duties``     the 失学 census case                  the cen
 prevention ``prevention_duties`` the pupil (gate alert, truancy tier)  —
 watch      ``watch_duties``      the watch-list entry                  —
 calendar   ``calendar_duties``   the (calendar, year) without holidays —  (an operator's; no school)
+talk       ``talk_duties``       the 约谈 (``interviews.id``)          —  (its rectification's follow-up)
+pledge     ``pledge_duties``     the 责任书 (``pledges.id``)           —  (a signature still missing)
 ========== ===================== ===================================== ===========================
 
 :func:`ledger` is one ``UNION ALL`` select over the four with the same columns (kind, id, school,
@@ -34,6 +36,7 @@ from machines.risk import DUTY_LABELS, RiskDuty
 from machines.states import ACTION_LABELS, LIVE_STATES, Action, CaseState
 from machines.vocabulary import DUTY_KIND_LABELS, PREVENTION_SOURCE_LABELS, DutyKind, label_of
 
+from store.models.accountability import Interview, Pledge, PledgeDuty, TalkDuty
 from store.models.calendar import CalendarDuty
 from store.models.census import CensusCase, CensusDuty
 from store.models import Case, Duty, Pupil, School, Staff
@@ -74,7 +77,7 @@ def _branch(kind: str, duty, *, school, klass, pupil_id, pupil_name, ref_id, lab
         cast(pupil_name, String(32)).label("pupil_name"), ref_id.label("ref_id"), duty.action.label("action"),
         cast(label, String(128)).label("label"), duty.role.label("role"), duty.owner_id.label("owner_id"),
         due.label("due_at"), duty.status.label("status"), cast(state, String(32)).label("state"),
-        cast(step if step is not None else null(), String(20)).label("step"),
+        cast(step if step is not None else null(), String(20)).label("step"), duty.done_at.label("done_at"),
     ).select_from(duty)
     for target, on in joins:
         q = q.join(target, on)
@@ -114,6 +117,16 @@ def ledger(*, statuses=UNDONE, due_by: datetime | None = None, kinds=KINDS):
             "calendar", CalendarDuty, school=cast(null(), Integer), klass=null(), pupil_id=null(), pupil_name=null(),
             ref_id=CalendarDuty.id, label=CalendarDuty.label, state=CalendarDuty.calendar_key, due=CalendarDuty.due_at,
             joins=[], where=[CalendarDuty.status.in_(statuses), *due_clause(CalendarDuty.due_at)]),
+        "talk": lambda: _branch(
+            "talk", TalkDuty, school=TalkDuty.school_id, klass=null(), pupil_id=null(), pupil_name=null(),
+            ref_id=TalkDuty.interview_id, label=TalkDuty.label, state=Interview.interviewee, due=TalkDuty.due_at,
+            joins=[(Interview, Interview.id == TalkDuty.interview_id)],
+            where=[TalkDuty.status.in_(statuses), *due_clause(TalkDuty.due_at)]),
+        "pledge": lambda: _branch(
+            "pledge", PledgeDuty, school=PledgeDuty.school_id, klass=null(), pupil_id=null(), pupil_name=null(),
+            ref_id=PledgeDuty.pledge_id, label=PledgeDuty.label, state=Pledge.title, due=PledgeDuty.due_at,
+            joins=[(Pledge, Pledge.id == PledgeDuty.pledge_id)],
+            where=[PledgeDuty.status.in_(statuses), *due_clause(PledgeDuty.due_at)]),
     }
     return union_all(*(branches[k]() for k in kinds)).subquery("duty_ledger")
 
@@ -149,12 +162,16 @@ def context_label(kind: str, state: str | None, rule_labels: dict[str, str] | No
         return PREVENTION_SOURCE_LABELS.get(state or "", state or "")
     if kind == "calendar":
         return f"{KIND_LABELS['calendar']} {state}"
+    if kind == "talk":
+        return f"约谈 {state}"
+    if kind != "watch":  # a kind added later: its label and what it names
+        return f"{KIND_LABELS.get(kind, kind)} {state or ''}".strip()
     return f"{KIND_LABELS['watch']}（{(rule_labels or {}).get(state or '') or label_of(state or '')}）"
 
 
 def href(kind: str, ref_id: int) -> str:
     return {"case": f"/cases/{ref_id}", "census": "/census", "prevention": "/truancy", "watch": "/risk",
-            "calendar": "/runs"}[kind]
+            "calendar": "/runs", "talk": f"/interviews/{ref_id}", "pledge": "/pledges"}.get(kind, "/stuck")
 
 
 def overdue(session: Session, as_of: datetime, *, scope: Scope = EVERYTHING, masked: bool = False,
@@ -197,7 +214,7 @@ def _rule_labels(session: Session, policy_names: set[str]) -> dict[str, dict[str
 
 def row_dict(r, as_of: datetime, *, masked: bool, rule_labels: dict[str, str] | None = None) -> dict[str, Any]:
     return {
-        "kind": r["kind"], "kind_label": KIND_LABELS[r["kind"]], "duty_id": r["id"], "ref_id": r["ref_id"],
+        "kind": r["kind"], "kind_label": KIND_LABELS.get(r["kind"], r["kind"]), "duty_id": r["id"], "ref_id": r["ref_id"],
         "key": DutyRef(r["kind"], r["id"]).key, "school_id": r["school_id"], "school": r["school"] or "全县 county-wide",
         "pupil_id": r["pupil_id"], "pupil": mask_name(r["pupil_name"]) if masked else r["pupil_name"],
         "action": r["action"], "action_label": action_label(r["kind"], r["action"], r["label"]), "role": r["role"],
@@ -213,7 +230,9 @@ def mark_overdue(session: Session, as_of: datetime, *, kinds=("census", "prevent
     :func:`store.calendar_watch.sync_calendar_duties`."""
     targets = {"census": (CensusDuty, CensusDuty.due_at, {}), "watch": (WatchDuty, WATCH_DUE, {}),
                "prevention": (PreventionDuty, PreventionDuty.due_at, {"overdue_at": as_of}),
-               "calendar": (CalendarDuty, CalendarDuty.due_at, {"overdue_at": as_of})}
+               "calendar": (CalendarDuty, CalendarDuty.due_at, {"overdue_at": as_of}),
+               "talk": (TalkDuty, TalkDuty.due_at, {"overdue_at": as_of}),
+               "pledge": (PledgeDuty, PledgeDuty.due_at, {"overdue_at": as_of})}
     out = {}
     for kind in kinds:
         model, due, extra = targets[kind]

@@ -31,6 +31,8 @@ COLUMNS = {
     # the 全国中小学生学籍信息管理系统 export: family member 1 is the guardian, its flags are special groups
     "成员1姓名": "guardian", "成员1关系": "relation", "成员1联系电话": "phone",
     "是否留守儿童": "flag_left_behind", "是否孤儿": "flag_orphan", "残疾人类型": "flag_disabled",
+    "住校": "boarding", "是否住校": "boarding", "宿舍": "dorm",  # 住校生 (store/prevention/gate.py)
+    "包保班主任": "chain_1", "包保校领导": "chain_2", "包保乡镇干部": "chain_3", "包保村干部": "chain_4",  # 包保 chain (store/accountability/chain.py)
 }
 LABELS = {v: k for k, v in COLUMNS.items()}
 REQUIRED = ["school_code", "name", "grade", "class_name"]  # and 学籍号 or 学籍辅号
@@ -206,5 +208,8 @@ def _import_row(session, r, schools, classes, villages, only_school_id, now: dat
     if r.get("boarding"):  # 住校 是/否 (store/prevention/gate.py keeps who boards)
         from store.prevention.gate import boarding_from_roster
         boarding_from_roster(session, pupil, r["boarding"], r.get("dorm") or None, now=now)
+    if any(r.get(f"chain_{i}") for i in range(1, 5)):  # 包保 chain, in the order of the policy's chain roles
+        from store.accountability.chain import from_roster
+        from_roster(session, pupil, r, now=now)
     school.enrolled = (school.enrolled or 0) + (1 if added else 0)
     return int(added)

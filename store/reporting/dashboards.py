@@ -9,7 +9,7 @@ from collections import defaultdict
 from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from machines.identity import mask_name
@@ -196,31 +196,11 @@ def morning_check_status(session: Session, scope: Scope, days: list[date], *, de
 
 def accountability(session: Session, scope: Scope, start: date, end: date, as_of: datetime, *,
                    masked: bool = False) -> dict[str, Any]:
-    """责任追究 evidence: every duty in [start, end] done late or not done by its deadline, by owner."""
-    q = (select(Duty, Case, Pupil, School.name, Staff.name)
-         .join(Case, Case.id == Duty.case_id).join(Pupil, Pupil.id == Case.pupil_id)
-         .join(School, School.id == Case.school_id).outerjoin(Staff, Staff.id == Duty.owner_id)
-         .where(Duty.due_at >= datetime.combine(start, time.min), Duty.due_at <= datetime.combine(end, time.max),
-                Duty.due_at <= as_of,
-                or_(Duty.done_late, Duty.status == "overdue", and_(Duty.status == "open", Duty.due_at <= as_of)))
-         .order_by(Staff.name, Duty.due_at, Duty.id))
-    rows = []
-    for d, c, p, school, owner in session.execute(scope.apply(q)):
-        finished = d.done_at
-        late_hours = ((finished or as_of) - d.due_at).total_seconds() / 3600
-        rows.append({"duty_id": d.id, "case_id": c.id, "pupil": mask_name(p.name) if masked else p.name,
-                     "school": school, "owner": owner or "（未指定）", "owner_id": d.owner_id, "role": d.role,
-                     "step_label": state_label(d.step), "action_label": action_label(d.action),
-                     "due_at": d.due_at, "done_at": finished, "status": "done_late" if d.status == "done" else "not_done",
-                     "hours_late": round(max(late_hours, 0.0), 1)})
-    owners: dict[tuple, dict[str, Any]] = {}
-    for r in rows:
-        o = owners.setdefault((r["owner_id"], r["owner"]), {"owner": r["owner"], "owner_id": r["owner_id"],
-                                                            "school": r["school"], "role": r["role"],
-                                                            "not_done": 0, "done_late": 0})
-        o[r["status"]] += 1
-    summary = sorted(owners.values(), key=lambda o: (-(o["not_done"] + o["done_late"]), o["owner"]))
-    return {"start": start, "end": end, "rows": rows, "owners": summary}
+    """责任追究 evidence: every duty of every kind due in [start, end] not done by its deadline, by owner, and the
+    reconciliation differences — the one read model (:func:`store.reporting.accountability.evidence`)."""
+    from store.reporting.accountability import evidence
+
+    return evidence(session, scope, start, end, as_of, masked=masked)
 
 
 def case_documents(session: Session, case_id: int) -> list[dict[str, Any]]:

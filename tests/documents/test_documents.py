@@ -167,8 +167,10 @@ def test_every_report_renders(rendered, kind, tmp_path):
     text = re.sub(r"\s+", "", pdf_text(pdf))
     assert ctx["report"]["unit"]["name"] in text
     assert {"monthly_report": "控辍保学工作月报表", "spot_check_sheet": "随机抽查记录表",
-            "accountability_sheet": "责任追究事实材料", "referral_ledger": "辍学学生台账"}[kind] in text
-    assert [round(float(v)) for v in PdfReader(io.BytesIO(pdf)).pages[0].mediabox[2:]] == [842, 595], "A4 landscape"
+            "accountability_sheet": "责任追究事实材料", "referral_ledger": "辍学学生台账",
+            "responsibility_pledge": "控辍保学责任书"}[kind] in text
+    size = [round(float(v)) for v in PdfReader(io.BytesIO(pdf)).pages[0].mediabox[2:]]
+    assert size == ([842, 595] if CATALOG[kind].landscape else [595, 842]), "A4 landscape for the tables"
     check_fonts(kind, pdf, tmp_path)
 
 

@@ -91,6 +91,16 @@ ROUTES = {
     ("GET", "/admin/onboarding"): "open", ("POST", "/admin/onboarding"): "open",
     # the calendar page: no pupil data; county and operator only (tests/web/test_calendar_page.py)
     ("GET", "/admin/calendar"): "open", ("POST", "/admin/calendar/holidays"): "open", ("POST", "/admin/calendar/terms"): "open",
+    # accountability (web/pages_accountability.py): talks, veto list, ranking, 责任书, 包保 chain; out-of-scope
+    # talks and 责任书 probed in tests/web/test_accountability_web.py
+    ("GET", "/interviews"): "list", ("POST", "/interviews"): "school", ("GET", "/interviews/{talk_id}"): "school",
+    ("POST", "/interviews/{talk_id}/outcome"): "school", ("GET", "/veto"): "list", ("GET", "/ranking"): "list",
+    ("GET", "/pledges"): "list", ("POST", "/pledges/{pledge_id}/signed"): "school", ("GET", "/pledges/{pledge_id}.pdf"): "school",
+    ("POST", "/cases/{case_id}/chain"): "act",
+    ("GET", "/api/interviews"): "list", ("POST", "/api/interviews"): "school", ("GET", "/api/interviews/{talk_id}"): "school",
+    ("POST", "/api/interviews/{talk_id}/outcome"): "school", ("GET", "/api/veto"): "list", ("GET", "/api/ranking"): "list",
+    ("GET", "/api/pledges"): "list", ("POST", "/api/pledges/{pledge_id}/signed"): "school",
+    ("GET", "/api/cases/{case_id}/chain"): "case", ("POST", "/api/cases/{case_id}/chain"): "act",
 }
 LIST_QUERIES = {"/api/cases": "?open_only=false", "/cases": "?all=1", "/api/duties": "?mine=false",
                 "/api/accountability": "?start=2026-11-01", "/accountability": "?start=2026-11-01",
@@ -289,6 +299,8 @@ def post_action(world, username: str, method: str, path: str, key: str):
         return client.post(url, headers=bearer(county, username), json={"event": "mark_returned", "note": "x"})
     if path == "/api/cases/{case_id}/attachments":
         return client.post(url, headers=bearer(county, username), files=[("file", ("p.png", PNG, "image/png"))])
+    if path == "/api/cases/{case_id}/chain":
+        return client.post(url, headers=bearer(county, username), json={"role": "head_teacher", "person": "越权者"})
     if path == "/api/cases/{case_id}/visits":
         return client.post(url, headers=bearer(county, username), data={"event": "record_home_visit"},
                            files=[("photos", ("p.png", PNG, "image/png"))])
