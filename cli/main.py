@@ -241,7 +241,7 @@ def stuck_duties_cli(s, as_of: datetime, school: Optional[str], limit: int) -> l
     """For ``cases --stuck``: the census, prevention and watch-list duties past due too (store.duties.ledger)."""
     from store.duties.ledger import overdue
 
-    return overdue(s, as_of, scope=school_scope(s, school), kinds=("census", "prevention", "watch", "calendar"), limit=limit)
+    return overdue(s, as_of, scope=school_scope(s, school), kinds=("census", "prevention", "watch", "calendar", "report"), limit=limit)
 
 
 @app.command()
@@ -491,6 +491,7 @@ def _mount_subcommands() -> None:
     from cli import census as census_cli
     from cli import gate as gate_cli
     from cli import oversight as oversight_cli
+    from cli import reports_work as reports_work_cli
     from cli.orchestration import app as orchestration_app
 
     app.add_typer(doc_app, name="doc")
@@ -501,6 +502,7 @@ def _mount_subcommands() -> None:
     app.add_typer(census_cli.handoff_app, name="handoff")  # 送达回证
     oversight_cli.mount(app)  # risk list|explain, reconcile MONTH, submit-/accept-figures
     app.add_typer(backup_cli.app, name="backup")  # backup create|check|restore|verify
+    reports_work_cli.mount(app)  # submission …, weekly …, spot-result … (issue 17 items 1–3)
 
 
 _mount_subcommands()

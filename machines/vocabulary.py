@@ -99,11 +99,12 @@ class DutyKind(str, Enum):
     prevention = "prevention"
     watch = "watch"
     calendar = "calendar"  # the operator's duty to supply a year's holiday list (store.calendar_watch)
+    report = "report"      # 报表报送: a report, a weekly count or a 季查 reconciliation (store.reporting.people)
 
 
 DUTY_KIND_LABELS = {DutyKind.case.value: "控辍案件", DutyKind.census.value: "失学排查",
                     DutyKind.prevention.value: "防辍预警", DutyKind.watch.value: "重点关注",
-                    DutyKind.calendar.value: "校历"}
+                    DutyKind.calendar.value: "校历", DutyKind.report.value: "报表报送"}
 PREVENTION_SOURCE_LABELS = {"gate": "门卫登记预警", "truancy": "旷课分级"}
 LEVEL_LABELS = {"school": "学校", "township": "乡镇", "county": "县"}
 # a pupil's mark in the morning check (晨检)
@@ -138,3 +139,14 @@ def label_of(word: str) -> str:
             return table[word]
     return word
 
+
+
+# --- reports ---
+# issue 17 items 1–3: what people submit (store.reporting.people)
+WEEKLY_COUNT = "weekly_count"  # the report kind of the 周查表 (seed 002; seed 003 §三.3 每周一统计)
+REPORT_DUTY_ACTIONS = {"submit_report": "提交并签署报告", "submit_weekly_count": "提交班级周查",
+                       "reconcile_spot_check": "说明季查差异（对账）"}
+REPORT_DUTY_KIND_LABELS = {**REPORT_KIND_LABELS, WEEKLY_COUNT: "周查表", "spot_check": "季查对账"}
+REPORT_VERSION_STATUS_LABELS = {"draft": "草稿", "submitted": "已报送"}
+WEEKLY_COUNT_FIELDS = {"enrolled": "在册", "present": "在校", "absent": "缺勤", "dropouts": "辍学"}
+SPOT_RESULT_STATUS_LABELS = {"consistent": "一致", "open": "待对账", "resolved": "已说明"}
