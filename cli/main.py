@@ -241,7 +241,7 @@ def stuck_duties_cli(s, as_of: datetime, school: Optional[str], limit: int) -> l
     """For ``cases --stuck``: the census, prevention and watch-list duties past due too (store.duties.ledger)."""
     from store.duties.ledger import overdue
 
-    return overdue(s, as_of, scope=school_scope(s, school), kinds=("census", "prevention", "watch", "calendar", "report"), limit=limit)
+    return overdue(s, as_of, scope=school_scope(s, school), kinds=("census", "prevention", "watch", "calendar", "report_due"), limit=limit)
 
 
 @app.command()

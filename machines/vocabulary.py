@@ -99,7 +99,7 @@ class DutyKind(str, Enum):
     prevention = "prevention"
     watch = "watch"
     calendar = "calendar"  # the operator's duty to supply a year's holiday list (store.calendar_watch)
-    report = "report"      # 报表报送: a report, a weekly count or a 季查 reconciliation (store.reporting.people)
+    report = "report_due"  # 报表报送: a report, a weekly count or a 季查 reconciliation (store.reporting.people)
 
 
 DUTY_KIND_LABELS = {DutyKind.case.value: "控辍案件", DutyKind.census.value: "失学排查",

@@ -10,7 +10,7 @@ census     ``census_duties``     the 失学 census case                  the cen
 prevention ``prevention_duties`` the pupil (gate alert, truancy tier)  —
 watch      ``watch_duties``      the watch-list entry                  —
 calendar   ``calendar_duties``   the (calendar, year) without holidays —  (an operator's; no school)
-report     ``report_duties``     itself (a report, weekly count, 季查)  —  (school set unless township/county)
+report_due ``report_duties``     itself (a report, weekly count, 季查)  —  (school set unless township/county)
 ========== ===================== ===================================== ===========================
 
 :func:`ledger` is one ``UNION ALL`` select over the four with the same columns (kind, id, school,
@@ -116,8 +116,8 @@ def ledger(*, statuses=UNDONE, due_by: datetime | None = None, kinds=KINDS):
             "calendar", CalendarDuty, school=cast(null(), Integer), klass=null(), pupil_id=null(), pupil_name=null(),
             ref_id=CalendarDuty.id, label=CalendarDuty.label, state=CalendarDuty.calendar_key, due=CalendarDuty.due_at,
             joins=[], where=[CalendarDuty.status.in_(statuses), *due_clause(CalendarDuty.due_at)]),
-        "report": lambda: _branch(
-            "report", ReportDuty, school=ReportDuty.school_id, klass=ReportDuty.class_id, pupil_id=null(), pupil_name=null(),
+        "report_due": lambda: _branch(
+            "report_due", ReportDuty, school=ReportDuty.school_id, klass=ReportDuty.class_id, pupil_id=null(), pupil_name=null(),
             ref_id=ReportDuty.id, label=ReportDuty.label, state=ReportDuty.report_kind, due=ReportDuty.due_at,
             joins=[], where=[ReportDuty.status.in_(statuses), *due_clause(ReportDuty.due_at)]),
     }
@@ -155,15 +155,15 @@ def context_label(kind: str, state: str | None, rule_labels: dict[str, str] | No
         return PREVENTION_SOURCE_LABELS.get(state or "", state or "")
     if kind == "calendar":
         return f"{KIND_LABELS['calendar']} {state}"
-    if kind == "report":
+    if kind == "report_due":
         from machines.vocabulary import REPORT_DUTY_KIND_LABELS
-        return f"{KIND_LABELS['report']}（{REPORT_DUTY_KIND_LABELS.get(state or '', state or '')}）"
+        return f"{KIND_LABELS['report_due']}（{REPORT_DUTY_KIND_LABELS.get(state or '', state or '')}）"
     return f"{KIND_LABELS['watch']}（{(rule_labels or {}).get(state or '') or label_of(state or '')}）"
 
 
 def href(kind: str, ref_id: int) -> str:
     return {"case": f"/cases/{ref_id}", "census": "/census", "prevention": "/truancy", "watch": "/risk",
-            "calendar": "/runs", "report": "/submissions"}[kind]
+            "calendar": "/runs", "report_due": "/submissions"}[kind]
 
 
 def overdue(session: Session, as_of: datetime, *, scope: Scope = EVERYTHING, masked: bool = False,
@@ -216,14 +216,14 @@ def row_dict(r, as_of: datetime, *, masked: bool, rule_labels: dict[str, str] | 
     }
 
 
-def mark_overdue(session: Session, as_of: datetime, *, kinds=("census", "prevention", "watch", "report")) -> dict[str, int]:
+def mark_overdue(session: Session, as_of: datetime, *, kinds=("census", "prevention", "watch", "report_due")) -> dict[str, int]:
     """Open duties of ``kinds`` past due become ``overdue`` (set-based, idempotent; ``overdue_at`` where the
     table keeps one). Case duties are marked in batches by :func:`store.cases.advance.overdue_batch`, calendar duties by
     :func:`store.calendar_watch.sync_calendar_duties`."""
     targets = {"census": (CensusDuty, CensusDuty.due_at, {}), "watch": (WatchDuty, WATCH_DUE, {}),
                "prevention": (PreventionDuty, PreventionDuty.due_at, {"overdue_at": as_of}),
                "calendar": (CalendarDuty, CalendarDuty.due_at, {"overdue_at": as_of}),
-               "report": (ReportDuty, ReportDuty.due_at, {"overdue_at": as_of})}
+               "report_due": (ReportDuty, ReportDuty.due_at, {"overdue_at": as_of})}
     out = {}
     for kind in kinds:
         model, due, extra = targets[kind]
