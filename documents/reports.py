@@ -143,11 +143,28 @@ def monthly_report(session: Session, sc: ScopeArg, period: str, *, now: datetime
         "daily": rp.daily_figures(session, [s.id for s in schools], start, end, rp.cutoff_of(month, as_of)),
         "standard_rate": standard,
         "over_standard": [r["name"] for r in rows if r["over_standard"]],
-        "problems": None, "next_steps": None,
-        "prepared_by": _staff_name(session, schools, "academic_office") if sc.level == "school" else None,
-        "approved_by": _staff_name(session, schools, "principal") if sc.level == "school" else None,
+        **_signed(session, sc, period, schools),
         "watch_list": figures.get("watch_list") or _watch_list(session, scope.school_ids, start, end),
     }
+
+
+def _signed(session: Session, sc: ScopeArg, period: str, schools: list[School], kind: str = "monthly") -> dict[str, Any]:
+    """存在问题, 下一步, 填表人, 负责人 as the unit submitted and signed them (the latest version,
+    ``store.reporting.people``); before a submission: the draft's signers, the text left blank."""
+    from store.reporting import people
+
+    v = people.latest_submitted(session, kind=kind, level=sc.level, code=sc.code, period=period)
+    if v is not None:
+        return {"problems": v.problems, "next_steps": v.next_steps, "prepared_by": v.prepared_by,
+                "approved_by": v.approved_by, "version": v.version,
+                "submitted_at": v.submitted_at.isoformat(sep=" ", timespec="minutes"), "late": v.late}
+    draft = next(iter(people.versions(session, kind=kind, level=sc.level, code=sc.code, period=period)), None)
+    if draft is not None:
+        return {"problems": None, "next_steps": None, "prepared_by": draft.prepared_by or None,
+                "approved_by": draft.approved_by or None}
+    return {"problems": None, "next_steps": None,
+            "prepared_by": _staff_name(session, schools, "academic_office") if sc.level == "school" else None,
+            "approved_by": _staff_name(session, schools, "principal") if sc.level == "school" else None}
 
 
 def _watch_list(session: Session, school_ids, start: date, end: date) -> dict[str, Any]:
@@ -185,13 +202,17 @@ def spot_check_sheet(session: Session, sc: ScopeArg, period: str) -> dict[str, A
         raise LookupError(f"{quarter} 尚未抽取季查样本 (no sealed spot-check draw for {quarter})")
     codes = {s.code for s in schools}
     q = int(quarter.split("Q")[1])
+    from store.reporting.people import spot_results  # the inspectors' signed results (issue 17 item 3)
+
+    results = {(r["school"], r["class"]): r["result"] for r in spot_results(session, quarter=quarter)}
     return {
         "level": sc.level, "unit": {"name": unit_name, "code": sc.code}, "period": quarter, "quarter": quarter,
         "quarter_label": f"{start.year}年第{'一二三四'[q - 1]}季度", "sample_rate": check.fraction,
         "as_of": f"{check.drawn_at:%Y-%m-%d}", "seed": check.seed, "seal": check.sample_sha256,
         "rows": [{"township": r.get("township", ""), "school": r["school"], "class_name": r["class"],
                   "head_teacher": r.get("head_teacher"), "enrolled": r["enrolled"], "ledger_open": r.get("ledger_open", 0),
-                  "ledger_returned": r.get("ledger_returned", 0), "ledger_new": r.get("ledger_new", 0)}
+                  "ledger_returned": r.get("ledger_returned", 0), "ledger_new": r.get("ledger_new", 0),
+                  "result": results.get((r["school"], r["class"]))}
                  for r in check.figures.get("classes", []) if r["school_code"] in codes],
     }
 
