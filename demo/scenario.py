@@ -32,7 +32,8 @@ STAFF_AT = (dtime(10, 30), dtime(15, 0))
 SOURCES = ("web", "api", "cli", "upload", "sis", "web")
 # Of the schedule, the ticks that can change something in the scenario (school days only: no streak
 # grows and no deadline falls on a weekend); every_tick=True replays all of them.
-COMPRESSED = {"advance-cases": {dtime(9, 30)}, "duty-reminders": {dtime(16, 5)}, "render-documents": {dtime(18, 45)}}
+COMPRESSED = {"advance-cases": {dtime(9, 30)}, "duty-reminders": {dtime(16, 5)}, "render-documents": {dtime(18, 45)},
+              "report-duties": {dtime(7, 30)}}
 RENDER_WEEKDAYS = {4}  # the demo renders the week's documents on Friday evening (and when the clock stops)
 # Of a step's pending duty: chance it is done on time, or late (a day after its deadline).
 DILIGENCE = {"record_phone_call": (0.8, 0.1), "record_home_visit": (0.7, 0.15), "record_collective_visit": (0.6, 0.2),
@@ -272,6 +273,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
     from tasks.runtime import SimulatedClock, clock_set_to, dispose_all, using
     from demo import prevention as prevention_demo
     from demo import census as census_demo
+    from demo import reports_work as reports_demo
 
     days = school_days(START, weeks * 5 + 1)
     begin = datetime.combine(days[0], dtime(0, 0))
@@ -344,6 +346,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
                 staff_done += oversight_demo.helpers_round(factory, t)  # 帮扶: preventive duties done, a few left overdue
                 staff_done += prevention_demo.gate_round(factory, t, day_no[obj], len(days) - 1)  # 住校生出入校门
                 staff_done += census_demo.census_round(factory, t, day_no[obj], out, run)  # 排查 and 送达回证 (issue 8 parts 1, 6)
+                staff_done += reports_demo.reports_round(factory, t)  # 月报签署, 周查, 季查结果 (issue 17 items 1–3)
                 seconds["staff"] += time.perf_counter() - t_start
             else:
                 sp = obj
@@ -364,6 +367,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
     summary["prevention"] = prevention_demo.summary(factory)  # gate log and truancy tiers (issue 8 parts 2–3)
     summary["census"] = census_demo.summary(factory, stop_at)  # 排查 and 送达回证 (issue 8 parts 1, 6)
     summary["oversight"] = oversight_demo.summary(factory)  # watch list and reconciliation (issue 8 parts 4–5)
+    summary["reports_work"] = reports_demo.summary(factory)  # signed reports, weekly counts, 季查 results (issue 17)
     summary["seconds_by_flow"] = {k: round(v, 1) for k, v in seconds.items()}
     dispose_all()
     engine.dispose()

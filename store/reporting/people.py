@@ -325,9 +325,10 @@ def _count_field(name: str, value) -> int:
 
 
 def submit_weekly(session: Session, *, class_id: int, day: date, counts: dict[str, Any], now: datetime, actor: str,
-                  note: str = "") -> tuple[WeeklyCount, bool]:
+                  note: str = "", prefilled: dict[str, int] | None = None) -> tuple[WeeklyCount, bool]:
     """The head teacher's count of ``class_id`` on ``day``; returns (count, created). The same numbers
-    again are the same submission; different ones a new version (the earlier is kept)."""
+    again are the same submission; different ones a new version (the earlier is kept). Fields left
+    out are the ledger's (``prefilled``: this class's ``weekly_prefill`` when the caller has it)."""
     klass = session.get(SchoolClass, class_id)
     if klass is None:
         raise ReportWorkError(f"班级 {class_id} 不存在 (unknown class)")
@@ -337,7 +338,7 @@ def submit_weekly(session: Session, *, class_id: int, day: date, counts: dict[st
     if unknown:
         raise ReportWorkError(f"未知的周查项 {unknown} (unknown fields)")
     clean = {k: _count_field(k, counts[k]) for k in WEEKLY_COUNT_FIELDS if k in counts and str(counts[k]).strip() != ""}
-    ledger = weekly_prefill(session, [class_id], day)[class_id]
+    ledger = prefilled or weekly_prefill(session, [class_id], day)[class_id]  # prefilled: a batch's weekly_prefill
     values = {**ledger, **clean}
     if values["present"] + values["absent"] != values["enrolled"]:
         raise ReportWorkError(f"在校 {values['present']} + 缺勤 {values['absent']} 应等于在册 {values['enrolled']} "
