@@ -68,6 +68,8 @@ def _message(kind: str, d: dict, as_of: datetime):
     owner_txt = mask_name(d["owner"]) if d["owner"] else "（未指定责任人）"
     ref = (f"案件 {d['ref_id']}，{d['context']}" if d["kind"] == "case" else f"{d['kind_label']} #{d['ref_id']}，{d['context']}")
     pupil = f"学生 {d['pupil']}" if d["kind"] != "census" else f"适龄儿童 {d['pupil']}"
+    if d["pupil"] is None:  # a report or weekly count (kind report_due): no pupil
+        pupil = ""
     if kind == "duty_reminder":
         subject = f"【控辍保学提醒】{action} 将于 {d['due_at']:%m-%d %H:%M} 到期"
         body = f"{owner_txt}：{d['school']} {pupil}（{ref}）的「{action}」应于 {d['due_at']:%Y-%m-%d %H:%M} 前完成并录入。"
