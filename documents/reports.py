@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from machines.states import LADDER, REASON_LABELS, STATE_LABELS
-from machines.vocabulary import LEVEL_LABELS, REPORTED_GROUPS, WORK_EVENTS, event_label, special_group_label, state_label
+from machines.vocabulary import LEVEL_LABELS, REPORT_KIND_LABELS, REPORTED_GROUPS, WORK_EVENTS, event_label, special_group_label, state_label
 from store.reporting import reports as rp
 from store.models import Case, Duty, Jurisdiction, Pupil, School, Staff
 from store.policy_files import PolicyRegistry
@@ -110,12 +110,25 @@ def _row(name: str, f: dict[str, Any]) -> dict[str, Any]:
             "over_standard": f.get("over_standard", False), "special": f["special_groups"]}
 
 
+def _report_period(period: str) -> rp.ReportPeriod:
+    """"2026-11" (a month), or "term_start:20260901" / "term_end:20260901" (a term report, by its term's first day)."""
+    if ":" in period:
+        from store.reporting.people import report_period
+
+        kind, label = period.split(":", 1)
+        return report_period(kind, label)
+    start, _ = month_bounds(period)
+    return rp.month_period(start.year, start.month)
+
+
 def monthly_report(session: Session, sc: ScopeArg, period: str, *, now: datetime | None = None) -> dict[str, Any]:
-    start, end = month_bounds(period)
+    """The 月报表 of a month, or with a term period ("term_start:20260901") the same sheet as the
+    学期初/学期末报告 (issue 17: the term reports' official PDF)."""
+    month = _report_period(period)
+    start, end = month.start, month.end
     unit_name, schools = _unit(session, sc)
     policy = _policy_of(session, schools)
     standard = policy.standard_dropout_rate if policy else 0.006
-    month = rp.month_period(start.year, start.month)
     scope = rp.ReportScope(sc.level, sc.code, unit_name, tuple(s.id for s in schools))
     as_of = now or datetime.combine(end, datetime.max.time())
     figures = rp.figures_for(session, scope, month, as_of, standard)
@@ -132,9 +145,11 @@ def monthly_report(session: Session, sc: ScopeArg, period: str, *, now: datetime
     return {
         "level": sc.level, "level_label": LEVEL_LABELS[sc.level],
         "unit": {"name": unit_name, "code": sc.code}, "to": to, "row_label": row_label,
-        "period": period, "month_label": f"{start.year}年{start.month}月",
+        "period": period, "month_label": f"{start.year}年{start.month}月" if month.kind == "monthly" else
+        f"{start.year}年{start.month}月{start.day}日至{end.year}年{end.month}月{end.day}日",
+        "title": None if month.kind == "monthly" else f"控辍保学{REPORT_KIND_LABELS[month.kind]}",
         "period_start": start.isoformat(), "period_end": end.isoformat(),
-        "due_on": (date(start.year, start.month, due_day) if due_day else end).isoformat(),
+        "due_on": (date(start.year, start.month, due_day) if due_day and month.kind == "monthly" else end).isoformat(),
         "figures_as_of": figures["as_of"], "filed_at": figures.get("filed_at"),
         "steps": STEP_COLUMNS, "special_labels": SPECIAL, "rows": rows, "totals": {**_row("合计", figures)},
         "reasons": [{"reason": r, "label": REASON_LABELS.get(r, r), "count": n, "share": round(n / total_reasons, 4)}
@@ -143,7 +158,7 @@ def monthly_report(session: Session, sc: ScopeArg, period: str, *, now: datetime
         "daily": rp.daily_figures(session, [s.id for s in schools], start, end, rp.cutoff_of(month, as_of)),
         "standard_rate": standard,
         "over_standard": [r["name"] for r in rows if r["over_standard"]],
-        **_signed(session, sc, period, schools),
+        **_signed(session, sc, month.label, schools, month.kind),
         "watch_list": figures.get("watch_list") or _watch_list(session, scope.school_ids, start, end),
     }
 

@@ -54,7 +54,7 @@ def end_of(day: date) -> datetime:
     return datetime.combine(day, time(23, 59, 59))
 
 
-def _period(kind: str, period: str) -> rp.ReportPeriod:
+def report_period(kind: str, period: str) -> rp.ReportPeriod:
     """A monthly period "2026-11", or a term report's period (its first day "20260901", from the calendars)."""
     if kind == "monthly":
         try:
@@ -144,7 +144,7 @@ def _duty(session: Session, kind: str, level: str, code: str, period: str) -> Re
 def _draft(session: Session, *, policy: Policy, kind: str, level: str, code: str, period: str, now: datetime) -> ReportVersion:
     if level not in rp.LEVELS:
         raise ReportWorkError(f"未知的层级 {level!r} (level: school/township/county)")
-    p = _period(kind, period)
+    p = report_period(kind, period)
     draft = session.scalar(select(ReportVersion).where(*_key(kind, level, code, period), ReportVersion.version == 0))
     if draft is None:
         try:
@@ -195,7 +195,7 @@ def submit(session: Session, *, policy: Policy, kind: str, level: str, code: str
     text = (draft.problems, draft.next_steps, draft.prepared_by, draft.approved_by)
     if last is not None and (last.problems, last.next_steps, last.prepared_by, last.approved_by) == text:
         return last, False
-    p = _period(kind, period)
+    p = report_period(kind, period)
     scope = rp.scope_of(session, level, code)
     figures = rp.report_figures_many(session, [scope], p, now, policy.standard_dropout_rate)[0]
     duty = _duty(session, kind, level, code, period)

@@ -168,3 +168,33 @@ def test_spot_check_result_with_a_discrepancy_opens_a_reconciliation_item(pages)
     with pages["factory"]() as s:
         assert not [d for d in duty_ledger.overdue(s, datetime(2026, 12, 31), kinds=("report_due",))
                     if d["action"] == "reconcile_spot_check"]
+
+
+def test_a_term_report_is_drafted_signed_and_printed_as_an_official_pdf(pages, tmp_path, monkeypatch):
+    from pypdf import PdfReader
+
+    import documents
+    from documents.archive import file_path
+
+    monkeypatch.setenv("BAOXUE_ARCHIVE_DIR", str(tmp_path / "archive"))
+    client, clock, county = pages["client"], pages["clock"], pages["county"]
+    with pages["factory"]() as s:
+        term = people.report_period("term_start", "20260901")
+        made = people.open_level(s, policy=PolicyRegistry(s).get("default"), level="school", period=term,
+                                 now=datetime(2026, 9, 1, 17, 0))
+        assert len(made) == 4 and made[0][0].due_at == datetime(2027, 1, 22, 23, 59, 59)  # due on the term's last day
+        s.commit()
+    clock.at = datetime(2026, 11, 18, 10, 0)
+    r = client.post("/api/submissions", json={"kind": "term_start", "period": "20260901", "problems": "开学初摸排发现 2 名学生未报到",
+                                              "next_steps": "逐户核查并劝返", "submit": True}, headers=_api(pages, "school"))
+    assert r.status_code == 200 and r.json()["late"] is False
+    r = as_(pages, "school").get("/submissions?kind=term_start&period=20260901")
+    assert r.status_code == 200 and "学期初报告报送" in r.text
+    with pages["factory"]() as s:
+        doc = documents.render_report(s, "monthly_report", scope=f"school:{county.school_codes[0]}",
+                                      period="term_start:20260901", actor="test", now=clock.at)
+        text = "".join(p.extract_text() for p in PdfReader(file_path(doc)).pages)
+        report = doc.document.data["report"]
+        s.commit()
+    assert report["title"] == "控辍保学学期初报告" and report["period_end"] == "2027-01-22"
+    assert report["problems"] == "开学初摸排发现 2 名学生未报到" and "学期初报告" in text.replace(" ", "")
