@@ -82,6 +82,14 @@ ROUTES = {
     ("GET", "/census"): "list", ("GET", "/handoffs"): "list", ("POST", "/census/upload"): "school",
     ("POST", "/census/{census_case_id}/act"): "school",  # census and hand-off writes: test_census_and_handoff_writes_stay_in_scope
     ("POST", "/handoffs/{handoff_id}/ack"): "school",
+    # issue 17 items 1–3 (web/pages_reports.py, web/api_reports.py): own-unit writes and other-scope refusals
+    # are probed in tests/web/test_reports_work.py
+    ("GET", "/submissions"): "list", ("GET", "/weekly"): "list", ("GET", "/weekly.xlsx"): "list",
+    ("GET", "/spot-results"): "list", ("GET", "/api/submissions"): "list", ("GET", "/api/weekly-counts"): "list",
+    ("GET", "/api/spot-results"): "list",
+    ("POST", "/submissions"): "school", ("POST", "/weekly"): "school", ("POST", "/spot-results"): "school",
+    ("POST", "/api/submissions"): "school", ("POST", "/api/weekly-counts"): "school", ("POST", "/api/spot-results"): "school",
+    ("POST", "/api/spot-results/{result_id}/resolve"): "school",
 }
 LIST_QUERIES = {"/api/cases": "?open_only=false", "/cases": "?all=1", "/api/duties": "?mine=false",
                 "/api/accountability": "?start=2026-11-01", "/accountability": "?start=2026-11-01",
