@@ -110,19 +110,28 @@ def _row(name: str, f: dict[str, Any]) -> dict[str, Any]:
             "over_standard": f.get("over_standard", False), "special": f["special_groups"]}
 
 
+TERM_PERIOD_PREFIX = {"term_start": "ts", "term_end": "te"}  # a term report's document period: "ts:20260901"
+
+
+def term_doc_period(kind: str, label: str) -> str:
+    """The document period of a term report (≤ 16 characters, as ``documents.period`` holds)."""
+    return f"{TERM_PERIOD_PREFIX[kind]}:{label}"
+
+
 def _report_period(period: str) -> rp.ReportPeriod:
-    """"2026-11" (a month), or "term_start:20260901" / "term_end:20260901" (a term report, by its term's first day)."""
+    """"2026-11" (a month), or "ts:20260901" / "te:20260901" (the 学期初/学期末 report of the term starting then)."""
     if ":" in period:
         from store.reporting.people import report_period
 
-        kind, label = period.split(":", 1)
+        prefix, label = period.split(":", 1)
+        kind = next((k for k, v in TERM_PERIOD_PREFIX.items() if v == prefix), prefix)
         return report_period(kind, label)
     start, _ = month_bounds(period)
     return rp.month_period(start.year, start.month)
 
 
 def monthly_report(session: Session, sc: ScopeArg, period: str, *, now: datetime | None = None) -> dict[str, Any]:
-    """The 月报表 of a month, or with a term period ("term_start:20260901") the same sheet as the
+    """The 月报表 of a month, or with a term period ("ts:20260901") the same sheet as the
     学期初/学期末报告 (issue 17: the term reports' official PDF)."""
     month = _report_period(period)
     start, end = month.start, month.end

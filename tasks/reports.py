@@ -50,8 +50,10 @@ def render_reports(filing_ids: list[int], actor: str = "system:monthly_report") 
             if filing.document_id is None and documents_available():
                 import documents
 
-                # a term report is the same official sheet over its term (period "term_start:20260901")
-                period = filing.period if filing.kind == "monthly" else f"{filing.kind}:{filing.period}"
+                from documents.reports import term_doc_period
+
+                # a term report is the same official sheet over its term (period "ts:20260901")
+                period = filing.period if filing.kind == "monthly" else term_doc_period(filing.kind, filing.period)
                 doc_file = documents.render_report(s, "monthly_report", scope=f"{filing.level}:{filing.scope_code}",
                                                    period=period, actor=actor, now=filing.filed_at)
                 filing.document_id = doc_file.document_id

@@ -192,7 +192,7 @@ def test_a_term_report_is_drafted_signed_and_printed_as_an_official_pdf(pages, t
     assert r.status_code == 200 and "学期初报告报送" in r.text
     with pages["factory"]() as s:
         doc = documents.render_report(s, "monthly_report", scope=f"school:{county.school_codes[0]}",
-                                      period="term_start:20260901", actor="test", now=clock.at)
+                                      period="ts:20260901", actor="test", now=clock.at)
         text = "".join(p.extract_text() for p in PdfReader(file_path(doc)).pages)
         report = doc.document.data["report"]
         s.commit()
