@@ -253,7 +253,7 @@ def stuck_duties_cli(s, as_of: datetime, school: Optional[str], limit: int) -> l
     """For ``cases --stuck``: the census, prevention and watch-list duties past due too (store.duties.ledger)."""
     from store.duties.ledger import overdue
 
-    return overdue(s, as_of, scope=school_scope(s, school), kinds=("census", "prevention", "watch", "calendar"), limit=limit)
+    return overdue(s, as_of, scope=school_scope(s, school), kinds=("census", "prevention", "watch", "calendar", "report_due"), limit=limit)
 
 
 @app.command()
@@ -537,6 +537,7 @@ def _mount_subcommands() -> None:
     from cli import census as census_cli
     from cli import gate as gate_cli
     from cli import oversight as oversight_cli
+    from cli import reports_work as reports_work_cli
     from cli.orchestration import app as orchestration_app
 
     app.add_typer(doc_app, name="doc")
@@ -555,6 +556,7 @@ def _mount_subcommands() -> None:
     app.add_typer(notices_cli.app, name="parent-notice")  # 辍学书面通报 fill|signed|reported
     from cli.accountability import app as accountability_app
     app.add_typer(accountability_app, name="accountability")  # evidence, talk, veto, ranking, chain, pledge (issue 17)
+    reports_work_cli.mount(app)  # submission …, weekly …, spot-result … (issue 17 items 1–3)
 
 
 _mount_subcommands()

@@ -32,7 +32,8 @@ STAFF_AT = (dtime(10, 30), dtime(15, 0))
 SOURCES = ("web", "api", "cli", "upload", "sis", "web")
 # Of the schedule, the ticks that can change something in the scenario (school days only: no streak
 # grows and no deadline falls on a weekend); every_tick=True replays all of them.
-COMPRESSED = {"advance-cases": {dtime(9, 30)}, "duty-reminders": {dtime(16, 5)}, "render-documents": {dtime(18, 45)}}
+COMPRESSED = {"advance-cases": {dtime(9, 30)}, "duty-reminders": {dtime(16, 5)}, "render-documents": {dtime(18, 45)},
+              "report-duties": {dtime(7, 30)}}
 RENDER_WEEKDAYS = {4}  # the demo renders the week's documents on Friday evening (and when the clock stops)
 # Of a step's pending duty: chance it is done on time, or late (a day after its deadline).
 DILIGENCE = {"record_phone_call": (0.8, 0.1), "record_home_visit": (0.7, 0.15), "record_collective_visit": (0.6, 0.2),
@@ -281,6 +282,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
     from demo import census as census_demo
     from demo import followup as followup_demo
     from demo import accountability as accountability_demo
+    from demo import reports_work as reports_demo
 
     days = school_days(START, weeks * 5 + 1)
     begin = datetime.combine(days[0], dtime(0, 0))
@@ -367,6 +369,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
                 staff_done += census_demo.census_round(factory, t, day_no[obj], out, run)  # 排查 and 送达回证 (issue 8 parts 1, 6)
                 staff_done += followup_demo.followup_round(factory, t)  # 移交跟踪: 回访, 查找, 劝返 (issue 16)
                 staff_done += accountability_demo.talk_round(factory, t, day_no[obj])  # 约谈 and its follow-up (issue 17 item 4)
+                staff_done += reports_demo.reports_round(factory, t)  # 月报签署, 周查, 季查结果 (issue 17 items 1–3)
                 seconds["staff"] += time.perf_counter() - t_start
             else:
                 sp = obj
@@ -389,6 +392,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
     summary["oversight"] = oversight_demo.summary(factory)  # watch list and reconciliation (issue 8 parts 4–5)
     summary["followup"] = followup_demo.summary(factory, out, stop_at)  # referred cases, 销号, 台账 (issue 16)
     summary["accountability"] = accountability_demo.summary(factory, days[0], stop_at)  # evidence by kind, 约谈, 责任书 (issue 17)
+    summary["reports_work"] = reports_demo.summary(factory)  # signed reports, weekly counts, 季查 results (issue 17)
     summary["seconds_by_flow"] = {k: round(v, 1) for k, v in seconds.items()}
     dispose_all()
     engine.dispose()

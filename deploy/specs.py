@@ -67,6 +67,9 @@ DEPLOYMENTS: tuple[Spec, ...] = (
     Spec("quarterly-spot-check", "flows.quarterly_spot_check:quarterly_spot_check", crons=("0 10 15 2,5,8,11 *",),
          concurrency_limit=1,
          description=f"季查: 2、5、8、11 月 15 日 10:00（{ZONE}）— a sealed random sample of schools and classes."),
+    Spec("report-duties", "flows.report_duties:report_duties", crons=("30 7 * * *",), concurrency_limit=1,
+         description=f"报表报送任务: 每日 07:30（{ZONE}）— drafts the reports due within days for their owners, "
+                     "the weekly class count on the policy's class_weekday, overdue report duties."),
     Spec("census-import", "flows.census:census_import", concurrency_limit=2,
          description="排查: one run per imported village register (opens 失学 cases, issues 入学通知书); triggered."),
 )

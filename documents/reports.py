@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from machines.states import LADDER, REASON_LABELS, STATE_LABELS
-from machines.vocabulary import LEVEL_LABELS, REPORTED_GROUPS, WORK_EVENTS, event_label, special_group_label
+from machines.vocabulary import LEVEL_LABELS, REPORT_KIND_LABELS, REPORTED_GROUPS, WORK_EVENTS, event_label, special_group_label, state_label
 from store.reporting import reports as rp
 from store.models import Jurisdiction, School, Staff
 from store.policy_files import PolicyRegistry
@@ -103,12 +103,34 @@ def _row(name: str, f: dict[str, Any]) -> dict[str, Any]:
             "over_standard": f.get("over_standard", False), "special": f["special_groups"]}
 
 
+TERM_PERIOD_PREFIX = {"term_start": "ts", "term_end": "te"}  # a term report's document period: "ts:20260901"
+
+
+def term_doc_period(kind: str, label: str) -> str:
+    """The document period of a term report (≤ 16 characters, as ``documents.period`` holds)."""
+    return f"{TERM_PERIOD_PREFIX[kind]}:{label}"
+
+
+def _report_period(period: str) -> rp.ReportPeriod:
+    """"2026-11" (a month), or "ts:20260901" / "te:20260901" (the 学期初/学期末 report of the term starting then)."""
+    if ":" in period:
+        from store.reporting.people import report_period
+
+        prefix, label = period.split(":", 1)
+        kind = next((k for k, v in TERM_PERIOD_PREFIX.items() if v == prefix), prefix)
+        return report_period(kind, label)
+    start, _ = month_bounds(period)
+    return rp.month_period(start.year, start.month)
+
+
 def monthly_report(session: Session, sc: ScopeArg, period: str, *, now: datetime | None = None) -> dict[str, Any]:
-    start, end = month_bounds(period)
+    """The 月报表 of a month, or with a term period ("ts:20260901") the same sheet as the
+    学期初/学期末报告 (issue 17: the term reports' official PDF)."""
+    month = _report_period(period)
+    start, end = month.start, month.end
     unit_name, schools = _unit(session, sc)
     policy = _policy_of(session, schools)
     standard = policy.standard_dropout_rate if policy else 0.006
-    month = rp.month_period(start.year, start.month)
     scope = rp.ReportScope(sc.level, sc.code, unit_name, tuple(s.id for s in schools))
     as_of = now or datetime.combine(end, datetime.max.time())
     figures = rp.figures_for(session, scope, month, as_of, standard)
@@ -125,9 +147,11 @@ def monthly_report(session: Session, sc: ScopeArg, period: str, *, now: datetime
     return {
         "level": sc.level, "level_label": LEVEL_LABELS[sc.level],
         "unit": {"name": unit_name, "code": sc.code}, "to": to, "row_label": row_label,
-        "period": period, "month_label": f"{start.year}年{start.month}月",
+        "period": period, "month_label": f"{start.year}年{start.month}月" if month.kind == "monthly" else
+        f"{start.year}年{start.month}月{start.day}日至{end.year}年{end.month}月{end.day}日",
+        "title": None if month.kind == "monthly" else f"控辍保学{REPORT_KIND_LABELS[month.kind]}",
         "period_start": start.isoformat(), "period_end": end.isoformat(),
-        "due_on": (date(start.year, start.month, due_day) if due_day else end).isoformat(),
+        "due_on": (date(start.year, start.month, due_day) if due_day and month.kind == "monthly" else end).isoformat(),
         "figures_as_of": figures["as_of"], "filed_at": figures.get("filed_at"),
         "steps": STEP_COLUMNS, "special_labels": SPECIAL, "rows": rows, "totals": {**_row("合计", figures)},
         "reasons": [{"reason": r, "label": REASON_LABELS.get(r, r), "count": n, "share": round(n / total_reasons, 4)}
@@ -136,11 +160,28 @@ def monthly_report(session: Session, sc: ScopeArg, period: str, *, now: datetime
         "daily": rp.daily_figures(session, [s.id for s in schools], start, end, rp.cutoff_of(month, as_of)),
         "standard_rate": standard,
         "over_standard": [r["name"] for r in rows if r["over_standard"]],
-        "problems": None, "next_steps": None,
-        "prepared_by": _staff_name(session, schools, "academic_office") if sc.level == "school" else None,
-        "approved_by": _staff_name(session, schools, "principal") if sc.level == "school" else None,
+        **_signed(session, sc, month.label, schools, month.kind),
         "watch_list": figures.get("watch_list") or _watch_list(session, scope.school_ids, start, end),
     }
+
+
+def _signed(session: Session, sc: ScopeArg, period: str, schools: list[School], kind: str = "monthly") -> dict[str, Any]:
+    """存在问题, 下一步, 填表人, 负责人 as the unit submitted and signed them (the latest version,
+    ``store.reporting.people``); before a submission: the draft's signers, the text left blank."""
+    from store.reporting import people
+
+    v = people.latest_submitted(session, kind=kind, level=sc.level, code=sc.code, period=period)
+    if v is not None:
+        return {"problems": v.problems, "next_steps": v.next_steps, "prepared_by": v.prepared_by,
+                "approved_by": v.approved_by, "version": v.version,
+                "submitted_at": v.submitted_at.isoformat(sep=" ", timespec="minutes"), "late": v.late}
+    draft = next(iter(people.versions(session, kind=kind, level=sc.level, code=sc.code, period=period)), None)
+    if draft is not None:
+        return {"problems": None, "next_steps": None, "prepared_by": draft.prepared_by or None,
+                "approved_by": draft.approved_by or None}
+    return {"problems": None, "next_steps": None,
+            "prepared_by": _staff_name(session, schools, "academic_office") if sc.level == "school" else None,
+            "approved_by": _staff_name(session, schools, "principal") if sc.level == "school" else None}
 
 
 def _watch_list(session: Session, school_ids, start: date, end: date) -> dict[str, Any]:
@@ -178,13 +219,17 @@ def spot_check_sheet(session: Session, sc: ScopeArg, period: str) -> dict[str, A
         raise LookupError(f"{quarter} 尚未抽取季查样本 (no sealed spot-check draw for {quarter})")
     codes = {s.code for s in schools}
     q = int(quarter.split("Q")[1])
+    from store.reporting.people import spot_results  # the inspectors' signed results (issue 17 item 3)
+
+    results = {(r["school"], r["class"]): r["result"] for r in spot_results(session, quarter=quarter)}
     return {
         "level": sc.level, "unit": {"name": unit_name, "code": sc.code}, "period": quarter, "quarter": quarter,
         "quarter_label": f"{start.year}年第{'一二三四'[q - 1]}季度", "sample_rate": check.fraction,
         "as_of": f"{check.drawn_at:%Y-%m-%d}", "seed": check.seed, "seal": check.sample_sha256,
         "rows": [{"township": r.get("township", ""), "school": r["school"], "class_name": r["class"],
                   "head_teacher": r.get("head_teacher"), "enrolled": r["enrolled"], "ledger_open": r.get("ledger_open", 0),
-                  "ledger_returned": r.get("ledger_returned", 0), "ledger_new": r.get("ledger_new", 0)}
+                  "ledger_returned": r.get("ledger_returned", 0), "ledger_new": r.get("ledger_new", 0),
+                  "result": results.get((r["school"], r["class"]))}
                  for r in check.figures.get("classes", []) if r["school_code"] in codes],
     }
 

@@ -15,6 +15,7 @@ from prefect import flow, get_run_logger
 
 from machines.vocabulary import LEVEL_LABELS, REPORT_KIND_LABELS
 from tasks.oversight import reconcile_submissions
+from tasks.people_reports import open_level_report_duties
 from tasks.publish import publish_event, publish_markdown
 from tasks.reports import ReportPeriod, file_reports, month_period, render_reports, term_period, term_reports_filed
 from tasks.runtime import resolve_as_of
@@ -33,6 +34,7 @@ def report_markdown(level: str, period: ReportPeriod, filings: list[dict], texts
 
 def _report(level: str, period: ReportPeriod, as_of: datetime) -> dict:
     filings = file_reports(level, period, as_of)
+    open_level_report_duties(level, period, as_of)  # the people's draft and duty (issue 17 item 1), if not yet open
     texts = render_reports([f["id"] for f in filings])
     late = [f for f in filings if f["late"]]
     publish_markdown(f"{period.kind}-{level}-{period.label}", report_markdown(level, period, filings, texts),

@@ -105,12 +105,13 @@ class DutyKind(str, Enum):
     calendar = "calendar"  # the operator's duty to supply a year's holiday list (store.calendar_watch)
     talk = "talk"          # 约谈整改跟踪: an interview's rectification, checked by its deadline (store.accountability)
     pledge = "pledge"      # 责任书签订: the yearly 控辍保学责任书 not yet signed (store.accountability)
+    report = "report_due"  # 报表报送: a report, a weekly count or a 季查 reconciliation (store.reporting.people)
 
 
 DUTY_KIND_LABELS = {DutyKind.case.value: "控辍案件", DutyKind.census.value: "失学排查",
                     DutyKind.prevention.value: "防辍预警", DutyKind.watch.value: "重点关注",
                     DutyKind.calendar.value: "校历", DutyKind.talk.value: "约谈整改",
-                    DutyKind.pledge.value: "责任书签订"}
+                    DutyKind.pledge.value: "责任书签订", DutyKind.report.value: "报表报送"}
 PREVENTION_SOURCE_LABELS = {"gate": "门卫登记预警", "truancy": "旷课分级"}
 LEVEL_LABELS = {"school": "学校", "township": "乡镇", "county": "县"}
 # a pupil's mark in the morning check (晨检)
@@ -174,7 +175,7 @@ ACCOUNTABILITY_GROUNDS: dict[str, tuple[str, str]] = {
     "calendar": ("001 三.3", "控辍保学管理不规范（校历未按期维护）"),
     "talk": ("001 四.1", "约谈后未按期整改落实（诫勉谈话事项）"),
     "pledge": ("003 一", "未按期签订控辍保学目标责任书（逐级签订责任书）"),
-    "report": ("001 三.3", "执行定期自查、汇报制度不及时"),
+    "report_due": ("001 三.3", "执行定期自查、汇报制度不及时"),
     "*": ("001 三.10", "其他应当追究责任的控辍保学行为"),
 }
 RECONCILIATION_GROUND = ("001 三.9", "上报控辍报表、材料弄虚作假")  # reconcile.evidence's rows
@@ -190,3 +191,12 @@ INTERVIEW_LEVEL_LABELS = {"township": "乡镇约谈", "county": "县教育局约
 INTERVIEW_STATUS_LABELS = {"open": "整改中", "rectified": "已整改", "not_rectified": "未整改到位"}
 PLEDGE_STATUS_LABELS = {"issued": "待签订", "signed": "已签订"}
 VETO_REASON_LABELS = {"over_standard": "辍学率超过标准", "hidden_dropouts": "隐瞒辍学人数（上报少于台账）"}
+# --- reports ---
+# issue 17 items 1–3: what people submit (store.reporting.people)
+WEEKLY_COUNT = "weekly_count"  # the report kind of the 周查表 (seed 002; seed 003 §三.3 每周一统计)
+REPORT_DUTY_ACTIONS = {"submit_report": "提交并签署报告", "submit_weekly_count": "提交班级周查",
+                       "reconcile_spot_check": "说明季查差异（对账）"}
+REPORT_DUTY_KIND_LABELS = {**REPORT_KIND_LABELS, WEEKLY_COUNT: "周查表", "spot_check": "季查对账"}
+REPORT_VERSION_STATUS_LABELS = {"draft": "草稿", "submitted": "已报送"}
+WEEKLY_COUNT_FIELDS = {"enrolled": "在册", "present": "在校", "absent": "缺勤", "dropouts": "辍学"}
+SPOT_RESULT_STATUS_LABELS = {"consistent": "一致", "open": "待对账", "resolved": "已说明"}

@@ -47,14 +47,18 @@ def render_reports(filing_ids: list[int], actor: str = "system:monthly_report") 
             filing = s.get(ReportFiling, fid)
             if not filing.files:
                 filing.files = rp.write_report_files(filing, archive)
-            if filing.document_id is None and filing.kind == "monthly" and documents_available():
+            if filing.document_id is None and documents_available():
                 import documents
 
+                from documents.reports import term_doc_period
+
+                # a term report is the same official sheet over its term (period "ts:20260901")
+                period = filing.period if filing.kind == "monthly" else term_doc_period(filing.kind, filing.period)
                 doc_file = documents.render_report(s, "monthly_report", scope=f"{filing.level}:{filing.scope_code}",
-                                                   period=filing.period, actor=actor, now=filing.filed_at)
+                                                   period=period, actor=actor, now=filing.filed_at)
                 filing.document_id = doc_file.document_id
                 filing.files = {**filing.files, "pdf": doc_file.path}
-                if filing.level == "county":  # with the county's month: the 责任追究 evidence sheet
+                if filing.level == "county" and filing.kind == "monthly":  # with the county's month: the 责任追究 evidence sheet
                     sheet = documents.render_report(s, "accountability_sheet", scope=f"county:{filing.scope_code}",
                                                     period=filing.period, actor=actor, now=filing.filed_at)
                     filing.files = {**filing.files, "accountability_pdf": sheet.path}

@@ -40,6 +40,10 @@ NAV = {
 NAV[Role.school_staff] += [("/pledges", "责任书")]
 NAV[Role.township] += [("/interviews", "约谈")]
 NAV[Role.county] += [("/interviews", "约谈"), ("/pledges", "责任书")]
+# --- reports --- (issue 17 items 1–3: 报表报送, 周查表, 季查结果; web/pages_reports.py)
+NAV[Role.head_teacher].append(("/weekly", "周查表"))
+for _role in (Role.school_staff, Role.township, Role.county):
+    NAV[_role] += [("/submissions", "报表报送"), ("/weekly", "周查表"), ("/spot-results", "季查结果")]
 
 STATUS_CHOICES = [(k, ATTENDANCE_LABELS[k]) for k in ("present", "unexcused", "sick_leave", "personal_leave")]
 

@@ -12,6 +12,7 @@ watch      ``watch_duties``      the watch-list entry                  —
 calendar   ``calendar_duties``   the (calendar, year) without holidays —  (an operator's; no school)
 talk       ``talk_duties``       the 约谈 (``interviews.id``)          —  (its rectification's follow-up)
 pledge     ``pledge_duties``     the 责任书 (``pledges.id``)           —  (a signature still missing)
+report_due ``report_duties``     itself (a report, weekly count, 季查)  —  (school set unless township/county)
 ========== ===================== ===================================== ===========================
 
 :func:`ledger` is one ``UNION ALL`` select over the four with the same columns (kind, id, school,
@@ -41,6 +42,7 @@ from store.models.calendar import CalendarDuty
 from store.models.census import CensusCase, CensusDuty
 from store.models import Case, Duty, Pupil, School, Staff
 from store.models.prevention import PreventionDuty
+from store.models.report_work import ReportDuty
 from store.access.scope import EVERYTHING, Scope
 from store.models.risk import WatchDuty, WatchEntry
 
@@ -127,6 +129,10 @@ def ledger(*, statuses=UNDONE, due_by: datetime | None = None, kinds=KINDS):
             ref_id=PledgeDuty.pledge_id, label=PledgeDuty.label, state=Pledge.title, due=PledgeDuty.due_at,
             joins=[(Pledge, Pledge.id == PledgeDuty.pledge_id)],
             where=[PledgeDuty.status.in_(statuses), *due_clause(PledgeDuty.due_at)]),
+        "report_due": lambda: _branch(
+            "report_due", ReportDuty, school=ReportDuty.school_id, klass=ReportDuty.class_id, pupil_id=null(), pupil_name=null(),
+            ref_id=ReportDuty.id, label=ReportDuty.label, state=ReportDuty.report_kind, due=ReportDuty.due_at,
+            joins=[], where=[ReportDuty.status.in_(statuses), *due_clause(ReportDuty.due_at)]),
     }
     return union_all(*(branches[k]() for k in kinds)).subquery("duty_ledger")
 
@@ -162,6 +168,9 @@ def context_label(kind: str, state: str | None, rule_labels: dict[str, str] | No
         return PREVENTION_SOURCE_LABELS.get(state or "", state or "")
     if kind == "calendar":
         return f"{KIND_LABELS['calendar']} {state}"
+    if kind == "report_due":
+        from machines.vocabulary import REPORT_DUTY_KIND_LABELS
+        return f"{KIND_LABELS['report_due']}（{REPORT_DUTY_KIND_LABELS.get(state or '', state or '')}）"
     if kind == "talk":
         return f"约谈 {state}"
     if kind != "watch":  # a kind added later: its label and what it names
@@ -171,7 +180,8 @@ def context_label(kind: str, state: str | None, rule_labels: dict[str, str] | No
 
 def href(kind: str, ref_id: int) -> str:
     return {"case": f"/cases/{ref_id}", "census": "/census", "prevention": "/truancy", "watch": "/risk",
-            "calendar": "/runs", "talk": f"/interviews/{ref_id}", "pledge": "/pledges"}.get(kind, "/stuck")
+            "calendar": "/runs", "talk": f"/interviews/{ref_id}", "pledge": "/pledges",
+            "report_due": "/submissions"}.get(kind, "/stuck")
 
 
 def overdue(session: Session, as_of: datetime, *, scope: Scope = EVERYTHING, masked: bool = False,
@@ -224,7 +234,7 @@ def row_dict(r, as_of: datetime, *, masked: bool, rule_labels: dict[str, str] | 
     }
 
 
-def mark_overdue(session: Session, as_of: datetime, *, kinds=("census", "prevention", "watch")) -> dict[str, int]:
+def mark_overdue(session: Session, as_of: datetime, *, kinds=("census", "prevention", "watch", "report_due")) -> dict[str, int]:
     """Open duties of ``kinds`` past due become ``overdue`` (set-based, idempotent; ``overdue_at`` where the
     table keeps one). Case duties are marked in batches by :func:`store.cases.advance.overdue_batch`, calendar duties by
     :func:`store.calendar_watch.sync_calendar_duties`."""
@@ -232,7 +242,8 @@ def mark_overdue(session: Session, as_of: datetime, *, kinds=("census", "prevent
                "prevention": (PreventionDuty, PreventionDuty.due_at, {"overdue_at": as_of}),
                "calendar": (CalendarDuty, CalendarDuty.due_at, {"overdue_at": as_of}),
                "talk": (TalkDuty, TalkDuty.due_at, {"overdue_at": as_of}),
-               "pledge": (PledgeDuty, PledgeDuty.due_at, {"overdue_at": as_of})}
+               "pledge": (PledgeDuty, PledgeDuty.due_at, {"overdue_at": as_of}),
+               "report_due": (ReportDuty, ReportDuty.due_at, {"overdue_at": as_of})}
     out = {}
     for kind in kinds:
         model, due, extra = targets[kind]

@@ -183,6 +183,17 @@ def test_reports_reminders_and_the_spot_check_run_as_flows(county):
     check = quarterly_spot_check(as_of=datetime(2026, 11, 15, 10, 0), seed=42)
     assert check["quarter"] == "2026Q4" and check["seed"] == 42 and check["created"]
     assert quarterly_spot_check(as_of=datetime(2026, 11, 20, 10, 0), seed=7)["seed"] == 42  # sealed: no redraw
+    # the people's reports (issue 17): the monthly runs above opened the school's and the township's duties (the
+    # morning run would have drafted them days ahead: once); it opens Monday's weekly counts; what is missed is overdue
+    from flows.report_duties import report_duties
+    from store.duties.ledger import overdue
+
+    out = report_duties(as_of=datetime(2026, 11, 23, 7, 30))
+    assert out["drafted"] == {"school": 0, "township": 0} and out["weekly_count_duties"] == 2
+    assert report_duties(as_of=datetime(2026, 11, 24, 7, 30))["overdue"] == 3  # the school's 月报 and both classes' counts
+    with transaction(factory) as s:
+        missed = overdue(s, datetime(2026, 11, 24, 7, 30), kinds=("report_due",))
+    assert sorted(d["action"] for d in missed) == ["submit_report", "submit_weekly_count", "submit_weekly_count"]
 
 
 def test_the_sweep_flow_applies_a_check_sent_late_in_its_place(county):

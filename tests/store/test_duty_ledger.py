@@ -128,8 +128,8 @@ def test_a_done_duty_or_a_closed_census_case_is_not_stuck(session, world):
 
 def test_the_daily_advance_marks_census_watch_and_prevention_duties_overdue_once(session, world):
     late, soon = world["late"], world["soon"]
-    assert duty_ledger.mark_overdue(session, NOW) == {"census": 1, "prevention": 1, "watch": 1}
-    assert duty_ledger.mark_overdue(session, NOW) == {"census": 0, "prevention": 0, "watch": 0}
+    assert duty_ledger.mark_overdue(session, NOW) == {"census": 1, "prevention": 1, "watch": 1, "report_due": 0}
+    assert duty_ledger.mark_overdue(session, NOW) == {"census": 0, "prevention": 0, "watch": 0, "report_due": 0}
     session.expire_all()
     for model, kind in ((CensusDuty, "census"), (PreventionDuty, "prevention"), (WatchDuty, "watch")):
         assert session.get(model, late[kind]).status == "overdue"

@@ -101,6 +101,14 @@ ROUTES = {
     ("POST", "/api/interviews/{talk_id}/outcome"): "school", ("GET", "/api/veto"): "list", ("GET", "/api/ranking"): "list",
     ("GET", "/api/pledges"): "list", ("POST", "/api/pledges/{pledge_id}/signed"): "school",
     ("GET", "/api/cases/{case_id}/chain"): "case", ("POST", "/api/cases/{case_id}/chain"): "act",
+    # issue 17 items 1–3 (web/pages_reports.py, web/api_reports.py): own-unit writes and other-scope refusals
+    # are probed in tests/web/test_reports_work.py
+    ("GET", "/submissions"): "list", ("GET", "/weekly"): "list", ("GET", "/weekly.xlsx"): "list",
+    ("GET", "/spot-results"): "list", ("GET", "/api/submissions"): "list", ("GET", "/api/weekly-counts"): "list",
+    ("GET", "/api/spot-results"): "list",
+    ("POST", "/submissions"): "school", ("POST", "/weekly"): "school", ("POST", "/spot-results"): "school",
+    ("POST", "/api/submissions"): "school", ("POST", "/api/weekly-counts"): "school", ("POST", "/api/spot-results"): "school",
+    ("POST", "/api/spot-results/{result_id}/resolve"): "school",
 }
 LIST_QUERIES = {"/api/cases": "?open_only=false", "/cases": "?all=1", "/api/duties": "?mine=false",
                 "/api/accountability": "?start=2026-11-01", "/accountability": "?start=2026-11-01",
