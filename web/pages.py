@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+from urllib.parse import urlencode
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,7 +28,8 @@ from store.access.accounts import ROLE_LABELS, Role
 from store.ingest.attendance_files import parse_attendance
 from store.cases.context import CaseContext
 from store.cases.intake import MarkIn
-from store.models import AttendanceMark, Pupil, Staff
+from machines.identity import mask_name
+from store.models import AttendanceMark, Case, Pupil, Staff
 from store.prevention.common import duties as prevention_duties
 from store.reporting.queries import case_detail, list_cases
 from store.ingest.tabular import TableError, csv_safe
@@ -39,7 +43,8 @@ from web.deps import DbId
 from web.services import (
     document_response, late_report_data, local_time, monthly_figures, read_upload, report_file_response, template_response,
     EVENT_LABELS, PHOTO_EVENTS, attachment_response, day_of_file, ensure_may_fire, offered_actions, read_capped,
-    readable_case, recent_runs, record_action, reject_bad_file, submit_morning_check, upload_attachment,
+    readable_case, recent_runs, record_action, submit_morning_check, upload_attachment,
+    ConfirmationNeeded, check_status,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -157,11 +162,86 @@ def _upload_check(request: Request, who: Principal, db: Session, now: datetime, 
         parsed = parse_attendance(data, filename=upload.filename)
     except TableError as exc:
         raise ApiError(422, str(exc)) from None
-    reject_bad_file(parsed)
-    outcome = submit_morning_check(db, who, settings=settings, deployments=request.app.state.deployments,
-                                   school_code=None, day=day_of_file(parsed, _form_day(form.get("day"), now.date()), now.date()),
-                                   marks=parsed.marks, source="upload", now=now)
-    return render(request, "morning_check_done.html", who, outcome=outcome, filename=upload.filename)
+    day = day_of_file(parsed, _form_day(form.get("day"), now.date()), now.date())
+    return _submit_check(request, who, db, now, day=day, marks=parsed.marks, source="upload", filename=upload.filename,
+                         errors=parsed.errors)
+
+
+def _submit_check(request: Request, who: Principal, db: Session, now: datetime, *, day: date, marks: list[MarkIn],
+                  source: str, filename: str | None, errors=None, confirm: bool | str = False) -> HTMLResponse:
+    """Submit, or show what the check would overwrite and close and ask for a confirmation (nothing applied)."""
+    try:
+        outcome = submit_morning_check(db, who, settings=settings_of(request), deployments=request.app.state.deployments,
+                                       school_code=None, day=day, marks=marks, source=source, now=now, errors=errors,
+                                       confirm=confirm)
+    except ConfirmationNeeded as exc:
+        db.rollback()
+        review = exc.review
+        rows = [{"student_no": m.student_no, "status": m.status, "reason": m.reason, "row": m.row} for m in marks]
+        return render(request, "morning_check_confirm.html", who, review=review, day=day, source=source,
+                      filename=filename, marks_json=json.dumps(rows, ensure_ascii=False),
+                      cases=_case_refs(db, who, review.closing))
+    result_url = None
+    if outcome.mode == "run":
+        result_url = "/morning-check/result?" + urlencode({"day": outcome.day.isoformat(), "at": outcome.submitted_at.isoformat(),
+                                                          "run": outcome.flow_run_id or ""})
+    return render(request, "morning_check_done.html", who, outcome=outcome, filename=filename, result_url=result_url)
+
+
+def _case_refs(db: Session, who: Principal, ids: list[int]) -> list[dict[str, Any]]:
+    """The cases a check would close, with their pupils (as the reader may see them)."""
+    if not ids:
+        return []
+    q = who.scope.apply(select(Case.id, Pupil.name, Pupil.student_no, Case.state)
+                        .join(Pupil, Pupil.id == Case.pupil_id).where(Case.id.in_(ids)).order_by(Case.id))
+    return [{"id": cid, "pupil": mask_name(name) if who.masked else name, "student_no": no,
+             "state": STATE_LABELS[CaseState(state)]} for cid, name, no, state in db.execute(q)]
+
+
+class _ConfirmedMark(BaseModel):
+    student_no: str = Field(min_length=1, max_length=32)
+    status: str = Field(max_length=16)
+    reason: str = Field("unknown", max_length=32)
+    row: int | None = None
+
+
+@router.post("/morning-check/confirm")
+async def morning_check_confirm(request: Request, who: Principal = Depends(page(*SCHOOLS)),
+                                db: Session = Depends(get_db), now: datetime = Depends(get_now)):
+    form = await request.form()
+    return await run_in_threadpool(_confirm_check, request, who, db, now, form)
+
+
+def _confirm_check(request: Request, who: Principal, db: Session, now: datetime, form) -> HTMLResponse:
+    """The preview's 确认提交: the same marks, with the token of the preview the user saw (if the day's
+    record changed meanwhile, the new preview is shown instead)."""
+    check_csrf(who, form.get("csrf"))
+    try:
+        rows = TypeAdapter(list[_ConfirmedMark]).validate_json(str(form.get("marks") or "[]"))
+    except ValidationError:
+        raise ApiError(422, "提交内容无法识别，请重新上传 (bad confirmation form)") from None
+    source = str(form.get("source") or "")
+    if source not in ("upload", "web"):
+        raise ApiError(422, "提交内容无法识别，请重新上传 (bad confirmation form)")
+    marks = [MarkIn(r.student_no, r.status, r.reason, r.row) for r in rows]
+    return _submit_check(request, who, db, now, day=_form_day(form.get("day"), now.date()) or now.date(), marks=marks,
+                         source=source, filename=str(form.get("filename") or "") or None,
+                         confirm=str(form.get("token") or "") or False)
+
+
+@router.get("/morning-check/status")
+def morning_check_status(request: Request, day: date, at: datetime, who: Principal = Depends(page(*SCHOOLS)),
+                         db: Session = Depends(get_db)):
+    """What the submitted check did, once its run has recorded it (the confirmation page polls this)."""
+    return check_status(db, who, request.app.state.deployments, day=day, at=at, run_id=request.query_params.get("run"))
+
+
+@router.get("/morning-check/result")
+def morning_check_result(request: Request, day: date, at: datetime, run: str | None = None,
+                         who: Principal = Depends(page(*SCHOOLS)), db: Session = Depends(get_db)):
+    """The submitted check's result page: refreshes itself (no script) until the run has recorded it."""
+    result = check_status(db, who, request.app.state.deployments, day=day, at=at, run_id=run)
+    return render(request, "morning_check_result.html", who, result=result, day=day, at=at)
 
 
 @router.post("/morning-check/form")
@@ -174,10 +254,8 @@ async def morning_check_list(request: Request, who: Principal = Depends(page(Rol
 def _list_check(request: Request, who: Principal, db: Session, now: datetime, form) -> HTMLResponse:
     check_csrf(who, form.get("csrf"))
     marks = [MarkIn(key[7:], str(value)) for key, value in form.multi_items() if key.startswith("status:")]
-    outcome = submit_morning_check(db, who, settings=settings_of(request), deployments=request.app.state.deployments,
-                                   school_code=None, day=_form_day(form.get("day"), now.date()) or now.date(),
-                                   marks=marks, source="web", now=now)
-    return render(request, "morning_check_done.html", who, outcome=outcome, filename=None)
+    return _submit_check(request, who, db, now, day=_form_day(form.get("day"), now.date()) or now.date(), marks=marks,
+                         source="web", filename=None)
 
 
 # -- cases ---------------------------------------------------------------------------------------------

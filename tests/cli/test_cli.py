@@ -94,7 +94,9 @@ def test_attendance_and_roster_files_with_bad_rows(county, tmp_path):
     check.write_text("学籍号,出勤状态\nG0001,缺勤\nG9999,缺勤\n", encoding="utf-8-sig")
     out = json.loads(baoxue(county, "attendance", "import", str(check), "--school", school, "--date", "2026-11-16",
                             "--at", "2026-11-16T08:20", "--json", code=2))
-    assert out["opened"] == 1 and out["row_errors"][0]["row"] == 3
+    # one rule on every entry (store.ingest.attendance_files.vet_check): a bad row refuses the whole file
+    assert out["refused"] and [(e["row"], e["student_no"]) for e in out["row_errors"]] == [(3, "G9999")]
+    assert json.loads(baoxue(county, "cases", "--json")) == []
 
 
 def test_user_add_creates_an_account_that_can_log_in(county):
