@@ -35,22 +35,30 @@ def snapshot(session) -> dict:
             key=lambda r: (r[0], r[1])),
         "duties": sorted(session.execute(select(
             Duty.case_id, Duty.step, Duty.action, Duty.role, Duty.owner_id, Duty.due_at, Duty.status,
-            Duty.overdue_at)).all()),
+            Duty.overdue_at, Duty.done_at, Duty.done_seq, Duty.done_late)).all()),
         "documents": sorted(session.execute(select(
             DocumentRequest.case_id, DocumentRequest.kind, DocumentRequest.event_seq, DocumentRequest.status)).all()),
     }
 
 
-def populate(session, rng: random.Random, n: int) -> None:
-    """``n`` cases over three schools (three policies), opened on random school days, some acted on."""
+EARLY_ACTS = ["record_phone_call", "record_home_visit", "assign_helpers"]  # the acts allowed before their step
+
+
+def populate(session, rng: random.Random, n: int, *, early_acts: bool = False) -> None:
+    """``n`` cases over three schools (three policies), opened on random school days; with ``early_acts``
+    some acted on the day they open, before the sweep raises the duty (which is then created done)."""
     ctx = CaseContext(session)
     schools = session.scalars(select(School).order_by(School.id)).all()
     pupils = session.scalars(select(Pupil).order_by(Pupil.id)).all()
     for pupil in rng.sample(pupils, n):
         school = next(s for s in schools if s.id == pupil.school_id)
         day = rng.choice(SCHOOL_DAYS[-30:])
-        open_cases_bulk(session, ctx, school, day, [(pupil, "unknown")], actor="t",
-                        now=datetime.combine(day, time(8, rng.randrange(0, 60))))
+        ids = open_cases_bulk(session, ctx, school, day, [(pupil, "unknown")], actor="t",
+                              now=datetime.combine(day, time(8, rng.randrange(0, 60))))
+        if early_acts and rng.random() < 0.5:
+            event, at = rng.choice(EARLY_ACTS), datetime.combine(day, time(13, 45))
+            act(session, ctx, ids[0], event, actor="t", at=at, now=at,
+                payload={"helpers": [{"name": "帮扶甲"}]} if event == "assign_helpers" else None)
     session.flush()
 
 
@@ -69,7 +77,7 @@ def test_bulk_advance_equals_the_per_case_machine_path(_outer_connection, factor
     outer = _outer_connection.begin_nested()
     try:
         with factory() as s:
-            populate(s, rng, n)
+            populate(s, rng, n, early_acts=True)
             s.commit()
         results = {}
         for path in ("bulk", "per_case"):
