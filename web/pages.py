@@ -31,6 +31,7 @@ from store.cases.intake import MarkIn
 from machines.identity import mask_name
 from store.models import AttendanceMark, Case, Pupil, Staff
 from store.prevention.common import duties as prevention_duties
+from store.duties.mine import owned_duties
 from store.reporting.queries import case_detail, list_cases
 from store.ingest.tabular import TableError, csv_safe
 
@@ -91,13 +92,21 @@ def home(who: Principal = Depends(page_user)):
 @router.get("/teacher")
 def teacher(request: Request, who: Principal = Depends(page(Role.head_teacher)), db: Session = Depends(get_db),
             now: datetime = Depends(get_now)):
-    staff = who.user.staff_id
     return render(request, "teacher.html", who,
                   absences=dash.absences_on(db, who.scope, now.date()),
-                  duties=dash.duties_of(db, who.scope, now, owner_id=staff) if staff else dash.duties_of(db, who.scope, now),
+                  mine=_mine(db, who, now),  # every kind of duty the teacher owns (store.duties.mine)
                   cases=list_cases(db, scope=who.scope, open_only=True),
                   prevention=prevention_duties(db, scope=who.scope, as_of=now),  # gate alerts, truancy tiers
                   checked=_checked_today(db, who, now.date()))
+
+
+def _mine(db: Session, who: Principal, now: datetime) -> list[dict[str, Any]]:
+    """The reader's own open duties of every kind; an account with no staff record: a head teacher sees
+    their classes' duties (as before), an office none (it owns nothing by name)."""
+    staff = who.user.staff_id
+    if staff is None and who.role is not Role.head_teacher:
+        return []
+    return owned_duties(db, now, owner_id=staff, scope=who.scope, masked=who.masked)
 
 
 def _checked_today(db: Session, who: Principal, day: date) -> bool:
@@ -113,7 +122,7 @@ def school(request: Request, who: Principal = Depends(page(Role.school_staff)), 
     figures = monthly_figures(db, who, None, now)["total"]
     return render(request, "school.html", who, board=dash.cases_by_step(db, who.scope),
                   absences=dash.absences_on(db, who.scope, now.date()), figures=figures,
-                  checked=_checked_today(db, who, now.date()),
+                  checked=_checked_today(db, who, now.date()), mine=_mine(db, who, now),
                   duties=[d for d in dash.duties_of(db, who.scope, now) if d["overdue"]],
                   prevention=prevention_duties(db, scope=who.scope, as_of=now))  # gate alerts, truancy tiers
 
@@ -433,12 +442,13 @@ def stuck(request: Request, sort: str = "overdue", who: Principal = Depends(page
           db: Session = Depends(get_db), now: datetime = Depends(get_now)):
     sort = sort if sort in dash.SORTS else "overdue"
     return render(request, "stuck.html", who, rows=dash.stuck_cases(db, who.scope, now, sort=sort, masked=who.masked),
-                  sort=sort)
+                  sort=sort, mine=_mine(db, who, now))
 
 
 @router.get("/overview")
-def overview(request: Request, who: Principal = Depends(page(*SCHOOL_AND_OFFICES)), db: Session = Depends(get_db)):
-    return render(request, "overview.html", who, board=dash.open_cases_by_step(db, who.scope))
+def overview(request: Request, who: Principal = Depends(page(*SCHOOL_AND_OFFICES)), db: Session = Depends(get_db),
+             now: datetime = Depends(get_now)):
+    return render(request, "overview.html", who, board=dash.open_cases_by_step(db, who.scope), mine=_mine(db, who, now))
 
 
 @router.get("/figures")
