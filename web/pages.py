@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from machines.next_steps import day_label, first_duty_notice, moment_label, step_dates
 from machines.states import LADDER, STATE_LABELS, CaseState
 from store.reporting import dashboards as dash
 from store.models.accounts import User
@@ -293,7 +294,18 @@ def case_page(request: Request, case_id: DbId, done: str | None = None, who: Pri
     guardian = detail["guardians"][0] if detail["guardians"] else None
     prefill = {"record_phone_call:contact": f"{guardian['name']}（{guardian['relation']}）" if guardian else "",
                "record_phone_call:phone": (guardian["phone"] or "") if guardian else ""}
-    return render(request, "case.html", who, case=detail, ladder=_ladder(policy, row.state), actions=actions,
+    steps = step_dates(policy, CaseContext(db).calendar(row.calendar_key), opened_on=row.opened_on,
+                       created_at=row.created_at, state=row.state,
+                       reached={e["to"]: datetime.fromisoformat(e["at"]) for e in detail["events"] if e["event"] == "escalate"})
+    ladder = _ladder(policy, row.state)
+    dates = {s.state: s for s in steps}
+    for rung in ladder:
+        s = dates.get(rung["state"])
+        rung["date"] = (("" if s.reached else "预计 ") + moment_label(s.reached_at, now.date())) if s and s.reached_at else (
+            day_label(row.opened_on, now.date()) if rung["state"] == CaseState.absent.value else "")
+    return render(request, "case.html", who, case=detail, ladder=ladder, actions=actions,
+                  next_steps=steps if not CaseState(row.state).is_final else [],
+                  first_notice=first_duty_notice(steps, now) if not detail["duties"] else None,
                   fields=FORM_FIELDS, documents=dash.case_documents(db, case_id), actors=actors,
                   payload_labels=PAYLOAD_LABELS, prefill=prefill, done=EVENT_LABELS.get(done) if done else None,
                   default_at=now.strftime("%Y-%m-%dT%H:%M"), policy=policy, version=row.version,
