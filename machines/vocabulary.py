@@ -138,3 +138,9 @@ def label_of(word: str) -> str:
             return table[word]
     return word
 
+
+# --- uploads ---
+# The word a morning-check template cell gets for a status recorded that day; each reads back as that
+# status (store.ingest.attendance_files.status_of), so the day's template sent back unchanged changes nothing.
+TEMPLATE_STATUS_WORDS = {"present": "到校", "unexcused": "无故缺勤", "sick_leave": "病假", "personal_leave": "事假",
+                         "exemption": "免学", "transfer": "转学"}

@@ -33,6 +33,7 @@ from machines.payloads import PayloadInvalid
 from machines.policy import Policy
 from machines.states import REASON_LABELS, Action, CaseState, ExcuseReason, OutsideReason
 from machines.vocabulary import EVENT_LABELS  # noqa: F401 - the pages' and API's event labels
+from machines.vocabulary import TEMPLATE_STATUS_WORDS
 from store.cases import attachments
 from store.reporting import dashboards as dash
 from store.access.masking import full_document_for, mask_document
@@ -440,17 +441,12 @@ def read_upload(file: UploadFile, settings: WebSettings) -> bytes:
 # -- morning check ----------------------------------------------------------------------------------
 
 
-# the words a template cell gets for a recorded status (each reads back as that status)
-TEMPLATE_WORDS = {"present": "到校", "unexcused": "无故缺勤", "sick_leave": "病假", "personal_leave": "事假",
-                  "exemption": "免学", "transfer": "转学"}
-
-
 def template_response(db: Session, who: Principal, fmt: str, day: date) -> Response:
     """The morning-check table of the reader's pupils, pre-filled with what is recorded for ``day`` (a pupil
     already marked 无故缺勤 stays so: the file sent back unchanged changes nothing), else 到校."""
     header = ["学籍号", "姓名", "班级", "出勤状态", "缺勤原因"]
     recorded = {m["student_no"]: m["status"] for m in dash.absences_on(db, who.scope, day)}
-    rows = [[p["student_no"], p["name"], p["class"], TEMPLATE_WORDS.get(recorded.get(p["student_no"], "present"), "到校"), ""]
+    rows = [[p["student_no"], p["name"], p["class"], TEMPLATE_STATUS_WORDS.get(recorded.get(p["student_no"], "present"), "到校"), ""]
             for p in dash.pupils_in(db, who.scope)]
     name = f"morning-check-{day.isoformat()}"
     if fmt == "csv":
