@@ -101,6 +101,10 @@ def _intake(school: str, day: date, marks, *, source: str, by: str, at: datetime
     with transaction(_factory()) as s:
         r = record_morning_check(s, CaseContext(s), school_code=school, day=day, marks=marks, source=source,
                                  submitted_by=by, now=at, complete=complete)
+    return _show_intake(r, json_out)
+
+
+def _show_intake(r, json_out: bool):
     data = {**r.summary(), "opened_case_ids": r.opened, "returned_case_ids": r.returned,
             "row_errors": [{"row": e.row, "student_no": e.student_no, "reason": e.message} for e in r.errors]}
 
@@ -121,15 +125,53 @@ def attendance_import(
     day: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"], help="晨检日期"),
     by: str = typer.Option("cli", help="提交人"),
     at: Optional[datetime] = typer.Option(None), json_out: bool = typer.Option(False, "--json"),
+    confirm: bool = typer.Option(False, "--confirm", help="确认覆盖当日已上报记录、使案件结案 (apply a check that "
+                                 "overwrites the day's marks or closes cases)"),
 ):
-    """The morning check from a CSV/XLSX file (学籍号, 出勤状态[, 原因]): opens, extends and closes cases."""
-    from store.ingest.attendance_files import read_marks
+    """The morning check from a CSV/XLSX file (学籍号, 出勤状态[, 原因]): opens, extends and closes cases.
+
+    The rule of every entry (store.ingest.attendance_files.vet_check): a file with a bad row is refused whole,
+    every bad row listed (exit 2); one that overwrites the day's marks or closes cases is previewed and
+    applied only with --confirm (exit 2 without it, nothing applied)."""
+    from store.cases.context import CaseContext
+    from store.cases.intake import record_morning_check
+    from store.db import transaction
+    from store.ingest.attendance_files import BadRows, NeedsConfirmation, read_marks, vet_check
     marks, row_errors = read_marks(file.read_bytes(), file.name)
-    for e in row_errors:
-        err.print(f"第 {e.row} 行 row {e.row}: {e.message}")
-    r = _intake(school, day.date(), marks, source="upload", by=by, at=at or now_local(), complete=True, json_out=json_out)
-    if row_errors or r.errors:
+    when = at or now_local()
+    with transaction(_factory()) as s:
+        try:
+            vet_check(s, school_code=school, day=day.date(), marks=marks, complete=True, errors=row_errors,
+                      confirm=confirm)
+        except BadRows as exc:
+            for e in [] if json_out else exc.review.errors:
+                err.print(f"第 {e.row} 行 row {e.row} {e.student_no}: {e.message}")
+            _emit_refusal(exc, json_out)
+        except NeedsConfirmation as exc:
+            if not json_out:
+                for cid in exc.review.returned:
+                    err.print(f"  案件 #{cid} 将按“晨检到校，复学”结案 (case would close as returned)")
+                for cid in exc.review.excused:
+                    err.print(f"  案件 #{cid} 将按“补假”排除 (case would be excused)")
+                err.print("确认无误后加 --confirm 重新执行 (run again with --confirm to apply)")
+            _emit_refusal(exc, json_out)
+        r = record_morning_check(s, CaseContext(s), school_code=school, day=day.date(), marks=marks, source="upload",
+                                 submitted_by=by, now=when, complete=True)
+    _show_intake(r, json_out)
+    if r.errors:
         raise typer.Exit(2)
+
+
+def _emit_refusal(exc, json_out: bool):
+    """A check refused by the one rule: the message (and, with --json, the preview and rows); exit 2."""
+    review = exc.review
+    if json_out:
+        print(json.dumps({"refused": True, "message": str(exc), **review.as_dict(),
+                          "row_errors": [{"row": e.row, "student_no": e.student_no, "reason": e.message}
+                                         for e in review.errors]}, ensure_ascii=False))
+    else:
+        err.print(str(exc))
+    raise typer.Exit(2)
 
 
 @app.command()

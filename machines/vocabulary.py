@@ -200,3 +200,8 @@ REPORT_DUTY_KIND_LABELS = {**REPORT_KIND_LABELS, WEEKLY_COUNT: "周查表", "spo
 REPORT_VERSION_STATUS_LABELS = {"draft": "草稿", "submitted": "已报送"}
 WEEKLY_COUNT_FIELDS = {"enrolled": "在册", "present": "在校", "absent": "缺勤", "dropouts": "辍学"}
 SPOT_RESULT_STATUS_LABELS = {"consistent": "一致", "open": "待对账", "resolved": "已说明"}
+# --- uploads ---
+# The word a morning-check template cell gets for a status recorded that day; each reads back as that
+# status (store.ingest.attendance_files.status_of), so the day's template sent back unchanged changes nothing.
+TEMPLATE_STATUS_WORDS = {"present": "到校", "unexcused": "无故缺勤", "sick_leave": "病假", "personal_leave": "事假",
+                         "exemption": "免学", "transfer": "转学"}

@@ -37,7 +37,7 @@ from web.services import (
     document_response, late_report_data, local_time, monthly_figures, parse_month, read_upload, report_file_response,
     template_response,
     attachment_info, attachment_response, day_of_file, ensure_may_attach, ensure_may_fire, media_type_of,
-    offered_actions, read_capped, readable_case, recent_runs, record_action, reject_bad_file, submit_morning_check,
+    offered_actions, read_capped, readable_case, recent_runs, record_action, submit_morning_check,
     upload_attachment,
 )
 
@@ -90,6 +90,7 @@ class MorningCheckBody(BaseModel):
     day: date | None = Field(None, description="晨检日期，默认今天")
     marks: list[MarkBody] = Field(description="学生出勤；完整晨检中未列出的学生视为到校")
     complete: bool = Field(True, description="全校完整晨检（未列出者视为到校）；班主任账号只覆盖本班")
+    confirm: bool = Field(False, description="确认覆盖当日已上报记录、结案（未确认时返回 409 和预览，不作任何改动）")
 
 
 def _check_response(outcome, response: Response) -> dict[str, Any]:
@@ -108,7 +109,7 @@ def morning_check_json(body: MorningCheckBody, request: Request, response: Respo
     marks = [MarkIn(m.student_no, m.status, m.reason, row=i) for i, m in enumerate(body.marks, start=1)]
     outcome = submit_morning_check(db, who, settings=settings_of(request), deployments=request.app.state.deployments,
                                    school_code=body.school_code, day=body.day or now.date(), marks=marks, source="api",
-                                   now=now, complete=body.complete)
+                                   now=now, complete=body.complete, confirm=body.confirm)
     return _check_response(outcome, response)
 
 
@@ -119,6 +120,8 @@ def morning_check_upload(request: Request, response: Response,
                                school_code: str | None = Form(None), day: date | None = Form(None),
                                complete: Literal["true", "false", "1", "0", "on", "off"] = Form(
                                    "true", description="全校完整晨检（未列出者视为到校）"),  # a bool Form field left out reads False
+                               confirm: Literal["true", "false", "1", "0", "on", "off"] = Form(
+                                   "false", description="确认覆盖当日已上报记录、结案（未确认时返回 409 和预览，不作任何改动）"),
                                who: Principal = Depends(roles(*SCHOOLS)), db: Session = Depends(get_db),
                                now: datetime = Depends(get_now)):
     data = read_upload(file, settings_of(request))
@@ -126,10 +129,10 @@ def morning_check_upload(request: Request, response: Response,
         parsed = parse_attendance(data, filename=file.filename or "")
     except TableError as exc:
         raise ApiError(422, str(exc)) from None
-    reject_bad_file(parsed)
     outcome = submit_morning_check(db, who, settings=settings_of(request), deployments=request.app.state.deployments,
                                    school_code=school_code, day=day_of_file(parsed, day, now.date()), marks=parsed.marks,
-                                   source="upload", now=now, complete=complete in ("true", "1", "on"))
+                                   source="upload", now=now, complete=complete in ("true", "1", "on"),
+                                   errors=parsed.errors, confirm=confirm in ("true", "1", "on"))
     return _check_response(outcome, response)
 
 

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+from urllib.parse import urlencode
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from machines.next_steps import day_label, first_duty_notice, moment_label, step_dates
 from machines.states import LADDER, STATE_LABELS, CaseState
 from store.reporting import dashboards as dash
 from store.models.accounts import User
@@ -25,8 +29,10 @@ from store.access.accounts import ROLE_LABELS, Role
 from store.ingest.attendance_files import parse_attendance
 from store.cases.context import CaseContext
 from store.cases.intake import MarkIn
-from store.models import AttendanceMark, Pupil, Staff
+from machines.identity import mask_name
+from store.models import AttendanceMark, Case, Pupil, Staff
 from store.prevention.common import duties as prevention_duties
+from store.duties.mine import owned_duties
 from store.reporting.queries import case_detail, list_cases
 from store.ingest.tabular import TableError, csv_safe
 
@@ -39,7 +45,8 @@ from web.deps import DbId
 from web.services import (
     document_response, late_report_data, local_time, monthly_figures, read_upload, report_file_response, template_response,
     EVENT_LABELS, PHOTO_EVENTS, attachment_response, day_of_file, ensure_may_fire, offered_actions, read_capped,
-    readable_case, recent_runs, record_action, reject_bad_file, submit_morning_check, upload_attachment,
+    readable_case, recent_runs, record_action, submit_morning_check, upload_attachment,
+    ConfirmationNeeded, check_status,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -99,13 +106,21 @@ def home(who: Principal = Depends(page_user)):
 @router.get("/teacher")
 def teacher(request: Request, who: Principal = Depends(page(Role.head_teacher)), db: Session = Depends(get_db),
             now: datetime = Depends(get_now)):
-    staff = who.user.staff_id
     return render(request, "teacher.html", who,
                   absences=dash.absences_on(db, who.scope, now.date()),
-                  duties=dash.duties_of(db, who.scope, now, owner_id=staff) if staff else dash.duties_of(db, who.scope, now),
+                  mine=_mine(db, who, now),  # every kind of duty the teacher owns (store.duties.mine)
                   cases=list_cases(db, scope=who.scope, open_only=True),
                   prevention=prevention_duties(db, scope=who.scope, as_of=now),  # gate alerts, truancy tiers
                   checked=_checked_today(db, who, now.date()))
+
+
+def _mine(db: Session, who: Principal, now: datetime) -> list[dict[str, Any]]:
+    """The reader's own open duties of every kind; an account with no staff record: a head teacher sees
+    their classes' duties (as before), an office none (it owns nothing by name)."""
+    staff = who.user.staff_id
+    if staff is None and who.role is not Role.head_teacher:
+        return []
+    return owned_duties(db, now, owner_id=staff, scope=who.scope, masked=who.masked)
 
 
 def _checked_today(db: Session, who: Principal, day: date) -> bool:
@@ -121,7 +136,7 @@ def school(request: Request, who: Principal = Depends(page(Role.school_staff)), 
     figures = monthly_figures(db, who, None, now)["total"]
     return render(request, "school.html", who, board=dash.cases_by_step(db, who.scope),
                   absences=dash.absences_on(db, who.scope, now.date()), figures=figures,
-                  checked=_checked_today(db, who, now.date()),
+                  checked=_checked_today(db, who, now.date()), mine=_mine(db, who, now),
                   duties=[d for d in dash.duties_of(db, who.scope, now) if d["overdue"]],
                   prevention=prevention_duties(db, scope=who.scope, as_of=now))  # gate alerts, truancy tiers
 
@@ -170,11 +185,86 @@ def _upload_check(request: Request, who: Principal, db: Session, now: datetime, 
         parsed = parse_attendance(data, filename=upload.filename)
     except TableError as exc:
         raise ApiError(422, str(exc)) from None
-    reject_bad_file(parsed)
-    outcome = submit_morning_check(db, who, settings=settings, deployments=request.app.state.deployments,
-                                   school_code=None, day=day_of_file(parsed, _form_day(form.get("day"), now.date()), now.date()),
-                                   marks=parsed.marks, source="upload", now=now)
-    return render(request, "morning_check_done.html", who, outcome=outcome, filename=upload.filename)
+    day = day_of_file(parsed, _form_day(form.get("day"), now.date()), now.date())
+    return _submit_check(request, who, db, now, day=day, marks=parsed.marks, source="upload", filename=upload.filename,
+                         errors=parsed.errors)
+
+
+def _submit_check(request: Request, who: Principal, db: Session, now: datetime, *, day: date, marks: list[MarkIn],
+                  source: str, filename: str | None, errors=None, confirm: bool | str = False) -> HTMLResponse:
+    """Submit, or show what the check would overwrite and close and ask for a confirmation (nothing applied)."""
+    try:
+        outcome = submit_morning_check(db, who, settings=settings_of(request), deployments=request.app.state.deployments,
+                                       school_code=None, day=day, marks=marks, source=source, now=now, errors=errors,
+                                       confirm=confirm)
+    except ConfirmationNeeded as exc:
+        db.rollback()
+        review = exc.review
+        rows = [{"student_no": m.student_no, "status": m.status, "reason": m.reason, "row": m.row} for m in marks]
+        return render(request, "morning_check_confirm.html", who, review=review, day=day, source=source,
+                      filename=filename, marks_json=json.dumps(rows, ensure_ascii=False),
+                      cases=_case_refs(db, who, review.closing))
+    result_url = None
+    if outcome.mode == "run":
+        result_url = "/morning-check/result?" + urlencode({"day": outcome.day.isoformat(), "at": outcome.submitted_at.isoformat(),
+                                                          "run": outcome.flow_run_id or ""})
+    return render(request, "morning_check_done.html", who, outcome=outcome, filename=filename, result_url=result_url)
+
+
+def _case_refs(db: Session, who: Principal, ids: list[int]) -> list[dict[str, Any]]:
+    """The cases a check would close, with their pupils (as the reader may see them)."""
+    if not ids:
+        return []
+    q = who.scope.apply(select(Case.id, Pupil.name, Pupil.student_no, Case.state)
+                        .join(Pupil, Pupil.id == Case.pupil_id).where(Case.id.in_(ids)).order_by(Case.id))
+    return [{"id": cid, "pupil": mask_name(name) if who.masked else name, "student_no": no,
+             "state": STATE_LABELS[CaseState(state)]} for cid, name, no, state in db.execute(q)]
+
+
+class _ConfirmedMark(BaseModel):
+    student_no: str = Field(min_length=1, max_length=32)
+    status: str = Field(max_length=16)
+    reason: str = Field("unknown", max_length=32)
+    row: int | None = None
+
+
+@router.post("/morning-check/confirm")
+async def morning_check_confirm(request: Request, who: Principal = Depends(page(*SCHOOLS)),
+                                db: Session = Depends(get_db), now: datetime = Depends(get_now)):
+    form = await request.form()
+    return await run_in_threadpool(_confirm_check, request, who, db, now, form)
+
+
+def _confirm_check(request: Request, who: Principal, db: Session, now: datetime, form) -> HTMLResponse:
+    """The preview's 确认提交: the same marks, with the token of the preview the user saw (if the day's
+    record changed meanwhile, the new preview is shown instead)."""
+    check_csrf(who, form.get("csrf"))
+    try:
+        rows = TypeAdapter(list[_ConfirmedMark]).validate_json(str(form.get("marks") or "[]"))
+    except ValidationError:
+        raise ApiError(422, "提交内容无法识别，请重新上传 (bad confirmation form)") from None
+    source = str(form.get("source") or "")
+    if source not in ("upload", "web"):
+        raise ApiError(422, "提交内容无法识别，请重新上传 (bad confirmation form)")
+    marks = [MarkIn(r.student_no, r.status, r.reason, r.row) for r in rows]
+    return _submit_check(request, who, db, now, day=_form_day(form.get("day"), now.date()) or now.date(), marks=marks,
+                         source=source, filename=str(form.get("filename") or "") or None,
+                         confirm=str(form.get("token") or "") or False)
+
+
+@router.get("/morning-check/status")
+def morning_check_status(request: Request, day: date, at: datetime, who: Principal = Depends(page(*SCHOOLS)),
+                         db: Session = Depends(get_db)):
+    """What the submitted check did, once its run has recorded it (the confirmation page polls this)."""
+    return check_status(db, who, request.app.state.deployments, day=day, at=at, run_id=request.query_params.get("run"))
+
+
+@router.get("/morning-check/result")
+def morning_check_result(request: Request, day: date, at: datetime, run: str | None = None,
+                         who: Principal = Depends(page(*SCHOOLS)), db: Session = Depends(get_db)):
+    """The submitted check's result page: refreshes itself (no script) until the run has recorded it."""
+    result = check_status(db, who, request.app.state.deployments, day=day, at=at, run_id=run)
+    return render(request, "morning_check_result.html", who, result=result, day=day, at=at)
 
 
 @router.post("/morning-check/form")
@@ -187,10 +277,8 @@ async def morning_check_list(request: Request, who: Principal = Depends(page(Rol
 def _list_check(request: Request, who: Principal, db: Session, now: datetime, form) -> HTMLResponse:
     check_csrf(who, form.get("csrf"))
     marks = [MarkIn(key[7:], str(value)) for key, value in form.multi_items() if key.startswith("status:")]
-    outcome = submit_morning_check(db, who, settings=settings_of(request), deployments=request.app.state.deployments,
-                                   school_code=None, day=_form_day(form.get("day"), now.date()) or now.date(),
-                                   marks=marks, source="web", now=now)
-    return render(request, "morning_check_done.html", who, outcome=outcome, filename=None)
+    return _submit_check(request, who, db, now, day=_form_day(form.get("day"), now.date()) or now.date(), marks=marks,
+                         source="web", filename=None)
 
 
 # -- cases ---------------------------------------------------------------------------------------------
@@ -221,7 +309,18 @@ def case_page(request: Request, case_id: DbId, done: str | None = None, who: Pri
                "record_phone_call:phone": (guardian["phone"] or "") if guardian else "",
                # 三帮一: the roles the policy wants covered, one per line (machines/policy_helpers.py)
                **{f"assign_helpers:helper{i}_role": r for i, r in enumerate(policy.three_helpers.roles, start=1)}}
-    return render(request, "case.html", who, case=detail, ladder=_ladder(policy, row.state), actions=actions,
+    steps = step_dates(policy, CaseContext(db).calendar(row.calendar_key), opened_on=row.opened_on,
+                       created_at=row.created_at, state=row.state,
+                       reached={e["to"]: datetime.fromisoformat(e["at"]) for e in detail["events"] if e["event"] == "escalate"})
+    ladder = _ladder(policy, row.state)
+    dates = {s.state: s for s in steps}
+    for rung in ladder:
+        s = dates.get(rung["state"])
+        rung["date"] = (("" if s.reached else "预计 ") + moment_label(s.reached_at, now.date())) if s and s.reached_at else (
+            day_label(row.opened_on, now.date()) if rung["state"] == CaseState.absent.value else "")
+    return render(request, "case.html", who, case=detail, ladder=ladder, actions=actions,
+                  next_steps=steps if not CaseState(row.state).is_final else [],
+                  first_notice=first_duty_notice(steps, now) if not detail["duties"] else None,
                   fields=FORM_FIELDS, documents=dash.case_documents(db, case_id), actors=actors,
                   payload_labels=PAYLOAD_LABELS, prefill=prefill, done=EVENT_LABELS.get(done) if done else None,
                   default_at=now.strftime("%Y-%m-%dT%H:%M"), policy=policy, version=row.version,
@@ -379,12 +478,13 @@ def stuck(request: Request, sort: str = "overdue", who: Principal = Depends(page
           db: Session = Depends(get_db), now: datetime = Depends(get_now)):
     sort = sort if sort in dash.SORTS else "overdue"
     return render(request, "stuck.html", who, rows=dash.stuck_cases(db, who.scope, now, sort=sort, masked=who.masked),
-                  sort=sort)
+                  sort=sort, mine=_mine(db, who, now))
 
 
 @router.get("/overview")
-def overview(request: Request, who: Principal = Depends(page(*SCHOOL_AND_OFFICES)), db: Session = Depends(get_db)):
-    return render(request, "overview.html", who, board=dash.open_cases_by_step(db, who.scope))
+def overview(request: Request, who: Principal = Depends(page(*SCHOOL_AND_OFFICES)), db: Session = Depends(get_db),
+             now: datetime = Depends(get_now)):
+    return render(request, "overview.html", who, board=dash.open_cases_by_step(db, who.scope), mine=_mine(db, who, now))
 
 
 @router.get("/figures")

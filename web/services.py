@@ -33,6 +33,7 @@ from machines.payloads import PayloadInvalid
 from machines.policy import Policy
 from machines.states import REASON_LABELS, Action, CaseState, DropoutReason, ExcuseReason, OutsideReason
 from machines.vocabulary import EVENT_LABELS  # noqa: F401 - the pages' and API's event labels
+from machines.vocabulary import TEMPLATE_STATUS_WORDS
 from store.cases import attachments
 from store.reporting import dashboards as dash
 from store.access.masking import full_document_for, mask_document
@@ -40,7 +41,8 @@ from store.access.scope import Scope
 from store.ingest.tabular import csv_safe, xlsx_safe
 from store.access.accounts import Role, may_fire
 from store.models.attachments import Attachment
-from store.ingest.attendance_files import ParsedAttendance
+from store.ingest.check_result import check_result
+from store.ingest.attendance_files import BadRows, NeedsConfirmation, ParsedAttendance, vet_check
 from store.cases.actions import CaseConflict, apply_event, load_for_update
 from store.cases.context import CaseContext
 from store.cases.intake import IntakeError, MarkIn, RowError, record_morning_check
@@ -132,6 +134,18 @@ class PrefectDeployments:
             return None
         return RunStarted(str(run.id), self.run_url(str(run.id)))
 
+    def run_state(self, flow_run_id: str) -> str | None:
+        """The run's state type (COMPLETED, FAILED…), None when no server is configured."""
+        if not self.api_url():
+            return None
+        from uuid import UUID
+
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(UUID(flow_run_id))
+        return run.state.type.value if run.state else None
+
     def recent_runs(self, limit: int = 50) -> list[dict[str, Any]] | None:
         """The latest flow runs with their UI links; None when no Prefect server is configured."""
         if not self.api_url():
@@ -159,6 +173,7 @@ class CheckOutcome:
     returned: list[int] = field(default_factory=list)
     excused: list[int] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    submitted_at: datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"school": self.school, "day": self.day.isoformat(), "mode": self.mode, "flow_run_id": self.flow_run_id,
@@ -202,25 +217,42 @@ def signed_submission(settings: WebSettings, params: dict[str, Any]) -> dict[str
     return MorningCheckSubmission(**params).signed(settings.secret_key).model_dump(mode="json", exclude_none=True)
 
 
+class ConfirmationNeeded(ApiError):
+    """A check that would overwrite the day's marks or close open cases, sent without confirmation:
+    nothing was applied; the page shows the preview (``review``) and asks again with its token."""
+
+    def __init__(self, message: str, review, *, day: date, marks: list[MarkIn], complete: bool):
+        super().__init__(409, message, preview=review.as_dict())
+        self.review, self.day, self.marks, self.complete = review, day, marks, complete
+
+
 def submit_morning_check(
     db: Session, who: Principal, *, settings: WebSettings, deployments: Deployments, school_code: str | None,
     day: date, marks: list[MarkIn], source: str, now: datetime, complete: bool = True,
+    errors: list[RowError] | None = None, confirm: bool | str = False,
 ) -> CheckOutcome:
+    """Scope, vet (``store.ingest.attendance_files.vet_check``: bad rows refuse the whole check; a change to
+    the day's record needs ``confirm``) and record a morning check, or start its deployment run."""
     school = school_for_check(db, who, school_code)
     if (why := time_refusal(day, now, now)) is not None:  # the rule the flow applies again
         raise ApiError(422, why)
     marks, refused, whole = _scoped_marks(db, who, school, marks)
     complete = complete and whole
-    if refused:
-        raise ApiError(422, f"有 {len(refused)} 行不能提交，整份晨检未保存，请修改后重新提交 (rows refused, nothing saved)",
-                       row_errors(refused))
+    try:
+        vet_check(db, school_code=school.code, day=day, marks=marks, complete=complete,
+                  errors=list(errors or []) + refused, confirm=confirm)
+    except BadRows as exc:
+        raise ApiError(422, str(exc), row_errors(exc.review.errors)) from None
+    except NeedsConfirmation as exc:
+        raise ConfirmationNeeded(str(exc), exc.review, day=day, marks=marks, complete=complete) from None
     params = signed_submission(settings, {
         "day": day.isoformat(), "school_code": school.code, "source": source, "submitted_by": who.actor,
         "submitted_at": now.isoformat(), "complete": complete,
         "marks": [{"student_no": m.student_no, "status": m.status, "reason": m.reason, "row": m.row} for m in marks]})
     run = deployments.start(settings.morning_check_deployment, {settings.morning_check_parameter: params})
     if run is not None:
-        return CheckOutcome(school.name, day, "run", run.flow_run_id, run.url, summary={"marks": len(marks)})
+        return CheckOutcome(school.name, day, "run", run.flow_run_id, run.url, summary={"marks": len(marks)},
+                            submitted_at=now)
     try:
         result = record_morning_check(db, CaseContext(db), school_code=school.code, day=day, marks=marks, source=source,
                                       submitted_by=who.actor, now=now, complete=complete)
@@ -229,15 +261,29 @@ def submit_morning_check(
         raise ApiError(422, str(exc)) from None
     db.commit()
     return CheckOutcome(school.name, day, "applied", summary=result.summary(), opened=result.opened,
-                        returned=result.returned, excused=result.excused, errors=row_errors(result.errors))
+                        returned=result.returned, excused=result.excused, errors=row_errors(result.errors),
+                        submitted_at=now)
 
 
-def reject_bad_file(parsed: ParsedAttendance) -> None:
-    """An upload with unreadable rows is not recorded at all: a pupil whose row is wrong would
-    otherwise count as present and close their case."""
-    if parsed.errors:
-        raise ApiError(422, f"文件中有 {len(parsed.errors)} 行有误，整份晨检未保存，请修改这些行后重新上传 "
-                            f"(rows with errors, nothing saved)", row_errors(parsed.errors))
+def check_status(db: Session, who: Principal, deployments: Deployments, *, day: date, at: datetime,
+                 run_id: str | None = None) -> dict[str, Any]:
+    """The submitter's check of ``day`` sent at ``at``: its figures and case links once recorded
+    (``store.ingest.check_result``); while not, the run's state if a Prefect server tells it."""
+    school = school_for_check(db, who, None)
+    result = check_result(db, school_id=school.id, day=day, submitted_by=who.actor, at=local_time(at))
+    if result is not None:
+        return result
+    state = None
+    if run_id and hasattr(deployments, "run_state"):
+        try:
+            state = deployments.run_state(run_id)
+        except Exception:  # the server is down: keep waiting
+            state = None
+    if state == "COMPLETED":  # recorded nothing new: the day's record already said this
+        return {"done": True, "duplicate": True, "message": "与之前提交的内容相同，未作改动"}
+    if state in ("FAILED", "CRASHED", "CANCELLED"):
+        return {"done": True, "failed": True, "message": "处理失败，请稍后重新提交或联系县教育局管理员"}
+    return {"done": False, "message": "正在处理…"}
 
 
 def day_of_file(parsed: ParsedAttendance, given: date | None, today: date) -> date:
@@ -401,8 +447,12 @@ def read_upload(file: UploadFile, settings: WebSettings) -> bytes:
 
 
 def template_response(db: Session, who: Principal, fmt: str, day: date) -> Response:
+    """The morning-check table of the reader's pupils, pre-filled with what is recorded for ``day`` (a pupil
+    already marked 无故缺勤 stays so: the file sent back unchanged changes nothing), else 到校."""
     header = ["学籍号", "姓名", "班级", "出勤状态", "缺勤原因"]
-    rows = [[p["student_no"], p["name"], p["class"], "到校", ""] for p in dash.pupils_in(db, who.scope)]
+    recorded = {m["student_no"]: m["status"] for m in dash.absences_on(db, who.scope, day)}
+    rows = [[p["student_no"], p["name"], p["class"], TEMPLATE_STATUS_WORDS.get(recorded.get(p["student_no"], "present"), "到校"), ""]
+            for p in dash.pupils_in(db, who.scope)]
     name = f"morning-check-{day.isoformat()}"
     if fmt == "csv":
         buf = io.StringIO()

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from machines.next_steps import moment_label
 from machines.states import LADDER, REASON_LABELS
 from machines.vocabulary import ATTENDANCE_LABELS, LEVEL_LABELS, event_label, special_group_label, state_label
 from store.access.accounts import ROLE_LABELS, Role
@@ -93,6 +94,7 @@ def _role_names() -> dict[str, str]:
 
 FILTERS = {
     "doc_title": _doc_title, "role_label": lambda r: _role_names().get(r, r), "dt": _dt, "day": _day, "hours": _hours,
+    "moment": lambda at: moment_label(at, None),  # 11月18日（周三） 09:00 (machines.next_steps)
     "pct": _pct, "state_label": state_label, "reason_label": lambda r: REASON_LABELS.get(r, r),
     "event_label": event_label, "group_label": special_group_label,  # ``g|group_label(policy.special_groups)``
     "level_label": lambda lv: LEVEL_LABELS.get(lv, lv),

@@ -21,6 +21,7 @@ from machines.states import REFERRED_STATES, CaseState, ExcuseReason, OutsideRea
 from store.cases.attachments import check_photos
 from store.cases.context import CaseContext, escalation_at
 from store.cases.parent_notice import check_order as check_parent_notice_order
+from store.cases.credit import credit_done_duties
 from store.cases.effects import SYSTEM, document_rows, escalation_event_row, event_row, step_duty_rows
 from store.cases.follow_up import referral_duty_rows
 from store.models import Case, CaseEvent, DocumentRequest, Duty, Helper
@@ -152,9 +153,10 @@ def _effects(session, ctx, case, event, before, after, *, at, now, facts, payloa
         )
         if duties:
             session.execute(insert(Duty), duties)
+            credit_done_duties(session, Duty.__table__.c.case_id == case.id)  # its act already recorded: done
         docs = step.documents
     elif event in ACTION_EVENTS:
-        _complete_duties(session, case.id, event, at)
+        _complete_duties(session, case.id, event, at, case.version)
         docs = policy.action_documents(event)
         if event == "record_reason":
             case.reason = payload["reason"]
@@ -244,12 +246,12 @@ def close_cases(
     return ids
 
 
-def _complete_duties(session: Session, case_id: int, action: str, at: datetime) -> None:
+def _complete_duties(session: Session, case_id: int, action: str, at: datetime, seq: int) -> None:
     for duty in session.scalars(
         select(Duty).where(Duty.case_id == case_id, Duty.action == action, Duty.status.in_(("open", "overdue")))
     ):
         duty.done_late = duty.status == "overdue" or at > duty.due_at
-        duty.status, duty.done_at = "done", at
+        duty.status, duty.done_at, duty.done_seq = "done", at, seq
 
 
 def act(

@@ -32,6 +32,7 @@ from store.bulk import insert_rows
 from store.calendars import CalendarNotLoaded, ensure_covered, last_seq_on_or_before
 from store.cases.context import CaseContext, effective_day, escalation_at
 from store.db import checkpoint, is_postgres, transaction
+from store.cases.credit import credit_done_duties
 from store.cases.effects import escalation_event_row, step_duty_rows
 from store.cases.follow_up import renew
 from store.cases.late_marks import apply_late_marks
@@ -329,6 +330,7 @@ def escalate_batch(session: Session, ctx: CaseContext, step: SweepStep, as_of: d
         insert_rows(session, du, [row for r in rest for row in step_duty_rows(
             ctx, target, case_id=r.id, school_id=r.school_id, class_id=r.class_id, calendar_key=r.calendar_key,
             entry_day=r.created_at.date(), now=as_of)])
+        credit_done_duties(session, du.c.case_id.in_(select(m.c.id)))  # an act recorded before the step: done
     if kinds:
         dr = DocumentRequest.__table__
         session.execute(insert(dr).from_select(
@@ -344,10 +346,18 @@ def overdue_batch(session: Session, as_of: datetime, limit: int) -> list[int]:
     q = select(d.c.id).where(d.c.status == "open", d.c.due_at <= as_of).order_by(d.c.due_at, d.c.id).limit(limit)
     if is_postgres(session.bind):
         q = q.with_for_update(skip_locked=True)
-    ids = list(session.scalars(q))
-    if ids:
-        session.execute(update(d).where(d.c.id.in_(ids), d.c.status == "open").values(status="overdue", overdue_at=as_of))
-    return ids
+    while True:  # a batch whose every duty had its act recorded (now done) is followed by the next one
+        ids = list(session.scalars(q))
+        if not ids:
+            return []
+        credited = credit_done_duties(session, d.c.id.in_(ids))  # never overdue when its act is recorded
+        if credited:
+            ids = list(session.scalars(select(d.c.id).where(d.c.id.in_(ids), d.c.status == "open")
+                                       .order_by(d.c.due_at, d.c.id)))
+        if ids:
+            session.execute(update(d).where(d.c.id.in_(ids), d.c.status == "open")
+                            .values(status="overdue", overdue_at=as_of))
+            return ids
 
 
 def advance(

@@ -14,6 +14,7 @@ from machines.states import OPEN_STATES
 from store.cases.actions import escalate_through
 from store.cases.context import CaseContext, effective_day
 from store.cases.follow_up import renew_per_case
+from store.cases.credit import credit_done_duties
 from store.cases.late_marks import apply_late_marks
 from store.models import Case, Duty
 
@@ -30,6 +31,9 @@ def advance_per_case(session: Session, ctx: CaseContext, as_of: datetime) -> dic
         streak = ctx.calendar(case.calendar_key).school_days_between(case.opened_on, effective_day(policy, as_of))
         moved += escalate_through(session, ctx, case, streak, now=as_of)
     overdue = 0
+    session.flush()
+    credit_done_duties(session, Duty.__table__.c.status == "open", Duty.__table__.c.due_at <= as_of)  # never overdue when done
+    session.expire_all()
     for duty in session.scalars(select(Duty).where(Duty.status == "open", Duty.due_at <= as_of).order_by(Duty.id)):
         duty.status, duty.overdue_at = "overdue", as_of
         overdue += 1

@@ -6,17 +6,24 @@ status words such as 到校 / √ / 缺勤 / 病假. Each data row keeps its row
 shows it, and every row that cannot be read becomes a :class:`~store.cases.intake.RowError` saying why,
 so the clerk can fix that line and send the file again.
 
-Used by the web upload and the ``baoxue attendance import`` command alike.
+Used by the web upload and the ``baoxue attendance import`` command alike, as is :func:`vet_check`, the
+one rule every entry (CLI, page, API) applies before a check is recorded: bad rows refuse the whole
+file; overwriting the day's marks or closing open cases needs a confirmation.
 """
 from __future__ import annotations
 
 import csv
+import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from machines.states import REASON_LABELS, DropoutReason
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from store.cases.intake import MarkIn, RowError, normalise_status
+from machines.states import OPEN_STATES, REASON_LABELS, DropoutReason
+
+from store.cases.intake import LEAVE, IntakeResult, MarkIn, PupilRef, RowError, _day_state, _validate, normalise_status
+from store.models import Case, Pupil, School
 from store.ingest.tabular import TableError, decode_csv, parse_csv, xlsx_rows
 
 # header → field; matched after removing spaces, "*" and brackets ("学籍号（必填）" works).
@@ -198,3 +205,108 @@ def read_marks(data: bytes, filename: str = "") -> tuple[list[MarkIn], list[RowE
     """The marks and row errors of a file (the CLI's ``attendance import``); raises ``TableError``."""
     parsed = parse_attendance(data, filename=filename)
     return parsed.marks, parsed.errors
+
+
+# -- what a morning check would change, before it is applied (one rule for the CLI, the pages, the API) ----
+# The rule for a file with bad rows: the whole file is refused and every bad row is listed with its row
+# number and reason (README「晨检上传」). Keeping the good rows would record an unreadable row's pupil as
+# present (a whole check lists everyone) and close their case — the harm the check is there to prevent.
+
+@dataclass
+class CheckReview:
+    """What a check would do to the day's record: the bad rows (nothing is applied while there are
+    any), the marks already recorded that day it would change, the open cases it would close."""
+    school_code: str
+    day: date
+    errors: list[RowError] = field(default_factory=list)
+    overwritten: int = 0          # absences/leaves already recorded that day whose status this check changes
+    returned: list[int] = field(default_factory=list)   # open cases it closes as 返校
+    excused: list[int] = field(default_factory=list)    # open cases it closes as 补假排除
+
+    @property
+    def closing(self) -> list[int]:
+        return sorted(self.returned + self.excused)
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return bool(self.overwritten or self.returned or self.excused)
+
+    @property
+    def message(self) -> str:
+        return f"将覆盖 {self.overwritten} 条已上报记录，{len(self.closing)} 个案件将结案"
+
+    @property
+    def token(self) -> str:
+        """What the user saw and confirmed: a confirmation given for another preview is no confirmation."""
+        body = f"{self.school_code}|{self.day}|{self.overwritten}|{self.returned}|{self.excused}"
+        return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+    def as_dict(self) -> dict:
+        return {"overwritten": self.overwritten, "returned_case_ids": self.returned, "excused_case_ids": self.excused,
+                "closing": len(self.closing), "message": self.message, "confirm_token": self.token}
+
+
+class CheckRefused(ValueError):
+    """Nothing of the check was applied: bad rows (``review.errors``) or a change not confirmed."""
+
+    def __init__(self, message: str, review: CheckReview):
+        super().__init__(message)
+        self.review = review
+
+
+class BadRows(CheckRefused):
+    pass
+
+
+class NeedsConfirmation(CheckRefused):
+    pass
+
+
+def review_check(session: Session, *, school_code: str, day: date, marks: list[MarkIn], complete: bool = True,
+                 errors: list[RowError] | None = None) -> CheckReview:
+    """What ``marks`` would change if recorded as the check of ``day`` (reads, writes nothing): the file's
+    own ``errors`` and the rows the school's roster refuses; the day's marks it overwrites; the open
+    cases it closes (a pupil with an open case who is now present or on leave)."""
+    review = CheckReview(school_code, day, errors=list(errors or []))
+    school = session.scalar(select(School).where(School.code == school_code))
+    if school is None:
+        return review
+    roster = {no: PupilRef(pid, cid) for no, pid, cid in session.execute(
+        select(Pupil.student_no, Pupil.id, Pupil.class_id).where(Pupil.school_id == school.id))}
+    probe = IntakeResult(0, school_code, day)
+    good = _validate(marks, roster, probe)
+    review.errors += probe.errors
+    review.errors.sort(key=lambda e: (e.row is None, e.row or 0))
+    status = {pid: st for pid, (_, st, _) in good.items()}
+    recorded = _day_state(session, [school.id], day)[school.id].marks
+    for pid, (_, old) in recorded.items():  # an absence or leave recorded that day, changed (a present mark
+        new = status.get(pid, "present" if complete else old)  # turned absent only adds what the day lacked)
+        if old != "present" and new != old:
+            review.overwritten += 1
+    for cid, pid in session.execute(select(Case.id, Case.pupil_id).where(
+            Case.school_id == school.id, Case.state.in_([s.value for s in OPEN_STATES]), Case.opened_on <= day)
+            .order_by(Case.id)):
+        if pid not in status and not complete:
+            continue
+        new = status.get(pid, "present")
+        if new == "present":
+            review.returned.append(cid)
+        elif new in LEAVE:
+            review.excused.append(cid)
+    return review
+
+
+def vet_check(session: Session, *, school_code: str, day: date, marks: list[MarkIn], complete: bool = True,
+              errors: list[RowError] | None = None, confirm: bool | str = False) -> CheckReview:
+    """The check every entry (CLI, page, API) runs before recording a morning check: a file with a bad
+    row is refused whole (:class:`BadRows`, every row listed); a check that overwrites marks recorded
+    that day or closes open cases needs ``confirm`` (True, or the preview's ``token``), else
+    :class:`NeedsConfirmation` with the preview. Nothing is written either way."""
+    review = review_check(session, school_code=school_code, day=day, marks=marks, complete=complete, errors=errors)
+    if review.errors:
+        raise BadRows(f"文件中有 {len(review.errors)} 行有误，整份晨检未保存，请修改这些行后重新提交 "
+                      f"(rows with errors, nothing saved)", review)
+    if review.needs_confirmation and not (confirm is True or (isinstance(confirm, str) and confirm == review.token)):
+        raise NeedsConfirmation(f"{review.message}，请确认后再提交；未作任何改动 (confirmation needed, nothing saved)",
+                                review)
+    return review

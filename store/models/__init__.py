@@ -260,6 +260,7 @@ class Duty(DutyColumns, Base):
     due_at: Mapped[datetime] = mapped_column(DateTime)
     done_late: Mapped[bool] = mapped_column(Boolean, default=False)
     overdue_at: Mapped[datetime | None] = mapped_column(DateTime)
+    done_seq: Mapped[int | None] = mapped_column(Integer)  # the case event (seq) that did it (store.cases.credit)
     __table_args__ = (Index("ix_duties_status_due", "status", "due_at"), UniqueConstraint("case_id", "step", "action"))
 
 

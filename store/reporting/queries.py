@@ -93,7 +93,8 @@ def case_detail(session: Session, case_id: int, *, scope: Scope = EVERYTHING, ma
     out["events"] = [{
         "seq": e.seq, "event": e.event, "from": e.from_state, "to": e.to_state, "actor": e.actor,
         "at": e.at.isoformat(sep=" "), "reason": e.reason, "payload": e.payload,
-    } for e in session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.seq))]
+    } for e in session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id)  # by the time of the act
+                               .order_by(CaseEvent.at, CaseEvent.seq))]
     duties = session.execute(
         select(Duty, Staff.name).outerjoin(Staff, Staff.id == Duty.owner_id).where(Duty.case_id == case_id).order_by(Duty.id)
     ).all()
@@ -101,6 +102,7 @@ def case_detail(session: Session, case_id: int, *, scope: Scope = EVERYTHING, ma
         "id": d.id, "step": d.step, "action": d.action, "role": d.role, "owner": name,
         "due_at": d.due_at.isoformat(sep=" "), "status": d.status,
         "done_at": d.done_at.isoformat(sep=" ") if d.done_at else None, "done_late": d.done_late,
+        "done_seq": d.done_seq,
     } for d, name in duties]
     out["helpers"] = [{"name": h.name, "role": h.role} for h in session.scalars(select(Helper).where(Helper.case_id == case_id))]
     if masked:  # the one rule: store.access.masking

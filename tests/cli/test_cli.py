@@ -94,7 +94,9 @@ def test_attendance_and_roster_files_with_bad_rows(county, tmp_path):
     check.write_text("学籍号,出勤状态\nG0001,缺勤\nG9999,缺勤\n", encoding="utf-8-sig")
     out = json.loads(baoxue(county, "attendance", "import", str(check), "--school", school, "--date", "2026-11-16",
                             "--at", "2026-11-16T08:20", "--json", code=2))
-    assert out["opened"] == 1 and out["row_errors"][0]["row"] == 3
+    # one rule on every entry (store.ingest.attendance_files.vet_check): a bad row refuses the whole file
+    assert out["refused"] and [(e["row"], e["student_no"]) for e in out["row_errors"]] == [(3, "G9999")]
+    assert json.loads(baoxue(county, "cases", "--json")) == []
 
 
 def test_user_add_creates_an_account_that_can_log_in(county):
@@ -116,3 +118,26 @@ def test_user_add_creates_an_account_that_can_log_in(county):
         assert authenticate(s, username="li", password="s3cret-pass", now=datetime(2026, 11, 23, 9)) is not None
         assert authenticate(s, username="li", password="wrong", now=datetime(2026, 11, 23, 9)) is None
     engine.dispose()
+
+
+def test_attendance_import_that_would_close_cases_wants_confirm(county, tmp_path):
+    """Re-importing the day's file with the absentee as 到校 closes their case only with --confirm."""
+    from sqlalchemy import select
+    from store.db import make_engine
+    from store.models import Pupil, School
+    engine = make_engine(county)
+    with engine.connect() as c:
+        school = c.scalar(select(School.code).order_by(School.id))
+        pupils = list(c.scalars(select(Pupil.student_no).join(School, School.id == Pupil.school_id)
+                                .where(School.code == school).order_by(Pupil.id)))[:2]
+    engine.dispose()
+    args = ("--school", school, "--date", "2026-11-16", "--at", "2026-11-16T08:20", "--json")
+    first, again = tmp_path / "first.csv", tmp_path / "again.csv"
+    first.write_text(f"学籍号,出勤状态\n{pupils[0]},缺勤\n{pupils[1]},到校\n", encoding="utf-8-sig")
+    again.write_text(f"学籍号,出勤状态\n{pupils[0]},到校\n{pupils[1]},到校\n", encoding="utf-8-sig")
+    assert json.loads(baoxue(county, "attendance", "import", str(first), *args))["opened"] == 1
+    out = json.loads(baoxue(county, "attendance", "import", str(again), *args, code=2))
+    assert out["refused"] and out["message"].startswith("将覆盖 1 条已上报记录，1 个案件将结案")
+    assert [c["state"] for c in json.loads(baoxue(county, "cases", "--json"))] == ["absent"]  # nothing applied
+    out = json.loads(baoxue(county, "attendance", "import", str(again), *args, "--confirm"))
+    assert out["returned"] == 1 and [c["state"] for c in json.loads(baoxue(county, "cases", "--json"))] == ["returned"]

@@ -35,16 +35,22 @@ def snapshot(session) -> dict:
             key=lambda r: (r[0], r[1])),
         "duties": sorted(session.execute(select(
             Duty.case_id, Duty.step, Duty.action, Duty.role, Duty.owner_id, Duty.due_at, Duty.status,
-            Duty.overdue_at)).all()),
+            Duty.overdue_at, Duty.done_at, Duty.done_seq, Duty.done_late)).all()),
         "documents": sorted(session.execute(select(
             DocumentRequest.case_id, DocumentRequest.kind, DocumentRequest.event_seq, DocumentRequest.status)).all()),
     }
 
 
-def populate(session, rng: random.Random, n: int, *, persuade: bool = False) -> None:
+EARLY_ACTS = ["record_phone_call", "record_home_visit", "assign_helpers"]  # the acts allowed before their step
+HELPERS = [{"name": "帮扶甲", "role": "head_teacher"}, {"name": "帮扶乙", "role": "subject_teacher"},
+           {"name": "帮扶丙", "role": "village_committee"}]  # 三帮一 with the roles every shipped policy accepts
+
+
+def populate(session, rng: random.Random, n: int, *, persuade: bool = False, early_acts: bool = False) -> None:
     """``n`` cases over three schools (three policies), opened on random school days; with ``persuade``,
     some get zero to three home visits (劝返) at random times, before or after the sweeps' moments — the
-    persuasions wutaishan's step to the education centre requires (seed 000 §二.5)."""
+    persuasions wutaishan's step to the education centre requires (seed 000 §二.5); with ``early_acts``
+    some acted on the day they open, before the sweep raises the duty (which is then created done)."""
     ctx = CaseContext(session)
     schools = session.scalars(select(School).order_by(School.id)).all()
     pupils = session.scalars(select(Pupil).order_by(Pupil.id)).all()
@@ -53,6 +59,10 @@ def populate(session, rng: random.Random, n: int, *, persuade: bool = False) -> 
         day = rng.choice(SCHOOL_DAYS[-30:])
         opened = open_cases_bulk(session, ctx, school, day, [(pupil, "unknown")], actor="t",
                                  now=datetime.combine(day, time(8, rng.randrange(0, 60))))
+        if early_acts and rng.random() < 0.5:
+            event, at = rng.choice(EARLY_ACTS), datetime.combine(day, time(13, 45))
+            act(session, ctx, opened[0], event, actor="t", at=at, now=at,
+                payload={"helpers": HELPERS} if event == "assign_helpers" else None)
         if persuade:
             case = session.get(Case, opened[0])
             later = [d for d in SCHOOL_DAYS + [date(2026, 11, 28)] if d >= day]
@@ -95,7 +105,7 @@ def test_bulk_advance_equals_the_per_case_machine_path(_outer_connection, factor
     outer = _outer_connection.begin_nested()
     try:
         with factory() as s:
-            populate(s, rng, n, persuade=True)
+            populate(s, rng, n, persuade=True, early_acts=True)
             s.commit()
         refer_some(factory, rng, MOMENTS[0])
         results = {}

@@ -228,6 +228,10 @@ def test_an_api_upload_without_the_complete_field_is_a_whole_check(web):
     # the corrected whole-school sheet of the same morning: the first pupil did come after all
     r = client.post("/api/morning-checks/upload", headers=headers, data={"day": "2026-11-16"},
                     files={"file": ("晨检.csv", csv_sheet([(second, "到校")]), "text/csv")})
+    # it closes a case and overwrites the recorded absence: refused until confirmed (issue 18), nothing applied
+    assert r.status_code == 409 and r.json()["preview"]["returned_case_ids"] == case_id, r.text
+    r = client.post("/api/morning-checks/upload", headers=headers, data={"day": "2026-11-16", "confirm": "true"},
+                    files={"file": ("晨检.csv", csv_sheet([(second, "到校")]), "text/csv")})
     assert r.status_code == 200, r.text
     assert r.json()["returned_case_ids"] == case_id
     r = client.post("/api/morning-checks/upload", headers=headers, data={"day": "2026-11-16", "complete": "false"},

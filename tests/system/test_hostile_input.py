@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from machines.identity import id_check_digit
 from store.ingest.attendance_files import AttendanceFileError, parse_attendance
 from store.db import Settings
-from store.models import Pupil, School
+from store.models import Case, Pupil, School
 from store.ingest.roster import import_roster
 from store.ingest.tabular import FORMULA_START, TableError, csv_safe, limits, read_table, xlsx_safe
 from tests.web_support import MONDAY, Zeros, Clock, build_county, in_process_app, page_login, pupils_of_class
@@ -450,23 +450,28 @@ def test_morning_check_upload_with_unknown_pupils_and_bad_dates(web):
     client, pupils = web["client"], web["pupils"]
     r = client.post("/api/morning-checks/upload", headers=bearer(web, "school"),
                     files={"file": ("a.csv", f"学籍号,出勤状态,日期\n{pupils[0]},缺勤,2026-02-30\nNOBODY,缺勤,2026-11-16\n".encode())})
-    assert r.status_code == 422 and [e["row"] for e in r.json()["errors"]] == [2]  # the impossible date, by row
+    # the impossible date and the unknown pupil, each by row: one rule, every bad row listed, nothing saved
+    assert r.status_code == 422 and [e["row"] for e in r.json()["errors"]] == [2, 3]
     r = client.post("/api/morning-checks/upload", headers=bearer(web, "school"),
                     files={"file": ("a.csv", f"学籍号,出勤状态,日期\n{pupils[0]},缺勤,2099-11-16\n".encode())})
     assert r.status_code == 422 and "还没到" in r.json()["message"]  # the future
+    with web["factory"]() as s:
+        cases_before = s.scalar(select(func.count()).select_from(Case))
     r = client.post("/api/morning-checks/upload", headers=bearer(web, "school"),
                     files={"file": ("a.csv", f"学籍号,出勤状态\n{pupils[0]},缺勤\nNOBODY,缺勤\n".encode("utf-16"))})
-    assert r.status_code == 200, r.text  # an unknown pupil is a row error; the known one is recorded
+    assert r.status_code == 422, r.text  # an unknown pupil is a row error: the whole file waits for the fix
     body = r.json()
     assert [e["row"] for e in body["errors"]] == [3] and "不属于本校" in body["errors"][0]["message"]
-    assert len(body["opened_case_ids"]) == 1
+    with web["factory"]() as s:
+        assert s.scalar(select(func.count()).select_from(Case)) == cases_before
     r = client.post("/api/morning-checks", headers=bearer(web, "teacher"),
                     json={"day": "0387-01-05", "marks": [{"student_no": pupils[1], "status": "缺勤"}]})
     assert r.status_code == 422 and "补报期限" in r.json()["message"]  # was a 500; now past the late window (issue 14)
 
 
-def test_morning_check_json_each_bad_row_reported_good_rows_kept(web, capsys):
-    """The JSON importer: known pupils, unknown ones, SQL in a 学籍号, unknown statuses, a pupil twice."""
+def test_morning_check_json_each_bad_row_reported_nothing_kept(web, capsys):
+    """The JSON importer: known pupils, unknown ones, SQL in a 学籍号, unknown statuses, a pupil twice —
+    every bad row reported, and the check refused whole (store.ingest.attendance_files.vet_check)."""
     pupils, n = web["pupils"], {"posts": 0, "marks": 0}
     JSON_STATUS = ["到校", "缺勤", "病假", "事假", "present", "unexcused"]
     mark = st.one_of(
@@ -482,18 +487,16 @@ def test_morning_check_json_each_bad_row_reported_good_rows_kept(web, capsys):
         n["marks"] += len(marks)
         r = web["client"].post("/api/morning-checks", headers=bearer(web, "school"), json={
             "marks": [{"student_no": no, "status": st_} for no, st_, _ in marks]})
-        assert r.status_code == 200, r.text
-        seen, bad, good = set(), set(), set()
+        assert r.status_code == 422, r.text  # the NONCE row at least is bad
+        seen, bad = set(), set()
         for row, (no, _, kind) in enumerate(marks, start=1):
             if kind != "good" or no in seen:
                 bad.add(row)
             else:
                 seen.add(no)
-                good.add(no)
         body = r.json()
         assert {e["row"] for e in body["errors"]} == bad, (marks, body["errors"])
-        assert body["summary"]["marks"] == len(good)
-        assert all(e["message"] for e in body["errors"])
+        assert "整份晨检未保存" in body["message"] and all(e["message"] for e in body["errors"])
 
     run()
     tried(capsys, f"JSON morning checks ({n['marks']} marks)", n["posts"])

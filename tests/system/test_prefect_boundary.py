@@ -105,6 +105,9 @@ def test_a_forged_submitter_or_school_breaks_the_web_apps_signature(county, tmp_
     with TestClient(app) as client:
         r = client.post("/api/morning-checks", headers={"Authorization": f"Bearer {c.tokens['school']}"},
                         json={"day": "2026-11-17", "marks": []})
+        assert r.status_code == 409 and r.json()["preview"]["closing"] == 2 and not started  # closes 2 cases: confirm
+        r = client.post("/api/morning-checks", headers={"Authorization": f"Bearer {c.tokens['school']}"},
+                        json={"day": "2026-11-17", "marks": [], "confirm": True})
         assert r.status_code == 202, r.text
     sent = started[0]
     assert sent["submitted_by"] == "user:school" and sent["signature"]

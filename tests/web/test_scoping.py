@@ -70,6 +70,8 @@ ROUTES = {
     ("GET", "/teacher"): "list", ("GET", "/school"): "list", ("GET", "/morning-check"): "list",
     ("GET", "/morning-check/template.{fmt}"): "template",
     ("POST", "/morning-check/upload"): "school", ("POST", "/morning-check/form"): "school",
+    ("POST", "/morning-check/confirm"): "school",  # the submitter's own school (web.services.school_for_check)
+    ("GET", "/morning-check/result"): "school", ("GET", "/morning-check/status"): "school",  # own submissions only
     ("GET", "/cases"): "list", ("GET", "/cases/{case_id}"): "case", ("POST", "/cases/{case_id}/act"): "act",
     ("GET", "/attachments/{attachment_id}"): "attachment", ("GET", "/documents/{document_id}.{fmt}"): "document",
     ("GET", "/stuck"): "list", ("GET", "/overview"): "list", ("GET", "/figures"): "list",
@@ -342,7 +344,7 @@ def test_a_school_cannot_submit_or_import_for_another_school(world):
     assert r.status_code == 403
     r = client.post("/api/morning-checks", headers=bearer(county, "school"),
                     json={"day": "2026-11-17", "marks": [{"student_no": world["students"]["D"], "status": "到校"}]})
-    assert r.status_code == 200
+    assert r.status_code == 422  # a row the school may not send refuses the whole check (one rule, every entry)
     assert [e["student_no"] for e in r.json()["errors"]] == [world["students"]["D"]]
     assert case_versions(world)[world["cases"]["D"]] == before[world["cases"]["D"]]
     roster = f"学校代码,学籍号,姓名,年级,班级\n{world['far']},X999,外校生,1,一年级(9)班\n".encode()
