@@ -240,3 +240,32 @@ def render_xlsx(context: dict) -> bytes:
         return writer(context)
     except (KeyError, TypeError) as exc:
         raise RenderError(f"{kind.id} xlsx: missing or bad field {exc}") from exc
+
+
+# -- lists exported from the pages (issue 18: what a filtered list shows, with Chinese headers) ----------------
+def list_sheet(title: str, unit: str, headers: list[str], rows: list[list[Any]], *, as_of: datetime,
+               note: str = "") -> bytes:
+    """A page's list as a sheet: the merged title, the unit and time line, one header row, thin borders,
+    the header repeated on each printed page; values stay text where a cell could read as a formula."""
+    ncols = len(headers)
+    wb = Workbook()
+    ws = _sheet(wb, title, ncols, landscape=True)
+    _title(ws, title, ncols)
+    _line(ws, 2, ncols, f"单位：{unit}" if unit else "", f"导出时间：{cn_datetime(as_of.isoformat())}")
+    for c, label in enumerate(headers, start=1):
+        cell = ws.cell(row=3, column=c, value=label)
+        cell.font, cell.alignment, cell.border = HEAD_FONT, CENTER, BORDER
+        ws.column_dimensions[get_column_letter(c)].width = max(8, min(30, 2 * len(label) + 4))
+    ws.print_title_rows = "3:3"
+    last = _rows(ws, 4, rows)
+    ws.freeze_panes = "A4"
+    if note:
+        ws.cell(row=last + 1, column=1, value=note).font = BODY_FONT
+    ws.oddFooter.right.text = "第 &P 页 共 &N 页"
+    wb.properties.creator = "baoxue"
+    wb.properties.title = title
+    wb.properties.created = wb.properties.modified = as_of.replace(tzinfo=None)
+    xlsx_safe(wb)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()

@@ -138,3 +138,12 @@ def label_of(word: str) -> str:
             return table[word]
     return word
 
+
+
+# --- queues ---
+# How a list names the record a row belongs to ("案件 #53", "关注 #53"): a duty of each kind points at a
+# different table, so a bare "#53" is ambiguous (issue 18).
+QUEUE_REF_LABELS = {DutyKind.case.value: "案件", DutyKind.census.value: "失学", DutyKind.prevention.value: "学生",
+                    DutyKind.watch.value: "关注", DutyKind.calendar.value: "校历"}
+# what a watch entry's history records (store.prevention.risk: added, rules_changed, left, duty_done)
+WATCH_EVENT_LABELS = {"added": "列入重点关注", "rules_changed": "列入依据变化", "left": "移出重点关注", "duty_done": "帮扶任务办结"}

@@ -137,13 +137,14 @@ class SecurityHeaders:
 
 def routers() -> list:
     """Every router of the app, in mounting order (the scoping test probes each of their routes)."""
-    from web import api, auth, pages, pages_account, pages_census, pages_gate, pages_oversight
+    from web import api, auth, pages, pages_account, pages_census, pages_gate, pages_oversight, pages_queues
 
     return [auth.router, auth.api_router, api.router, pages.router,
             pages_oversight.router,  # /risk, /reconcile: watch list and reconciliation (issue 8 parts 4–5)
             pages_gate.router,  # /gate, /truancy: boarders' gate log and truancy tiers (parts 2–3)
             pages_census.router,  # /census, /handoffs: out-of-school census and 送达回证 (parts 1, 6)
-            pages_account.router, pages_account.api_router]  # /account, /admin/users, /api/auth/tokens (issue 14)
+            pages_account.router, pages_account.api_router,
+            pages_queues.router]  # /stuck, /cases, /risk as paged work queues with export (issue 18)  # /account, /admin/users, /api/auth/tokens (issue 14)
 
 
 def morning_check_deployment() -> str:

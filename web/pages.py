@@ -180,15 +180,7 @@ def _list_check(request: Request, who: Principal, db: Session, now: datetime, fo
     return render(request, "morning_check_done.html", who, outcome=outcome, filename=None)
 
 
-# -- cases ---------------------------------------------------------------------------------------------
-@router.get("/cases")
-def cases(request: Request, state: str | None = None, all: int = 0, who: Principal = Depends(page(*PUPIL_READERS)),
-          db: Session = Depends(get_db)):
-    state = state if state in CaseState.__members__ else None
-    rows = list_cases(db, scope=who.scope, state=state, open_only=not all and state is None, masked=who.masked)
-    return render(request, "cases.html", who, cases=rows, state=state, all=all, states=list(CaseState))
-
-
+# -- cases (the list: web/pages_queues.py) --------------------------------------------------------
 @router.get("/cases/{case_id}")
 def case_page(request: Request, case_id: DbId, done: str | None = None, who: Principal = Depends(page(*PUPIL_READERS)),
               db: Session = Depends(get_db), now: datetime = Depends(get_now)):
@@ -350,12 +342,7 @@ def document(request: Request, document_id: DbId, fmt: str, who: Principal = Dep
 
 
 # -- offices -------------------------------------------------------------------------------------------
-@router.get("/stuck")
-def stuck(request: Request, sort: str = "overdue", who: Principal = Depends(page(*PUPIL_READERS)),
-          db: Session = Depends(get_db), now: datetime = Depends(get_now)):
-    sort = sort if sort in dash.SORTS else "overdue"
-    return render(request, "stuck.html", who, rows=dash.stuck_cases(db, who.scope, now, sort=sort, masked=who.masked),
-                  sort=sort)
+# /stuck: web/pages_queues.py (the work queues, issue 18)
 
 
 @router.get("/overview")
