@@ -170,6 +170,13 @@ def _monthly_report(context: dict) -> bytes:
         c = ws.cell(row=row, column=2, value=text or "")
         c.font, c.alignment = BODY_FONT, LEFT
         row += 1
+    w = rep.get("watch_list")
+    if w:  # as the PDF's appendix: 附：重点关注学生
+        row += 1
+        ws.cell(row=row, column=1, value="附：重点关注学生（学困生、贫困生、留守儿童等）").font = HEAD_FONT
+        row = _rows(ws, row + 1, [["月末在册", "本月新增", "本月移出", "本月关注人数", "其中辍学", "其中复学"],
+                                  [w.get("on_watch"), w.get("added"), w.get("left"), w.get("watched"),
+                                   w.get("dropped_out"), w.get("returned")]])
 
     # The chart of the month, and its figures on a second sheet.
     daily = wb.create_sheet("每日数据")

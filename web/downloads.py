@@ -71,3 +71,17 @@ def document_file_name(doc, fmt: str) -> str:
     tag = doc.doc_number or (f"案件{doc.case_id}" if doc.case_id else str(doc.id))
     version = f"（更正{doc.version - 1}）" if (doc.version or 1) > 1 else ""
     return safe_name(f"{doc.title or doc.kind}（{tag}）{version}.{fmt}")
+
+
+def merged_pdf(paths: list) -> bytes:
+    """One PDF of several archived PDFs, in order (pypdf, already a dependency for the document tests)."""
+    import io
+
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    for path in paths:
+        writer.append(str(path))
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()

@@ -9,7 +9,7 @@ A school sees only its own (the reader's scope goes into every query).
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -193,3 +193,31 @@ def watch_entry_page(request: Request, entry_id: DbId, who: Principal = Depends(
     if entry is None:
         raise ApiError(404, "重点关注记录不存在，或不在您的管辖范围内 (watch entry not found)")
     return render(request, "watch_entry.html", who, e=entry, WATCH_EVENT_LABELS=WATCH_EVENT_LABELS, may_act=who.role in (Role.head_teacher, Role.school_staff))
+
+
+# -- 打印今日文书 -------------------------------------------------------------------------------------------
+class PrintParams(_Params):
+    day: date | None = None
+    school: int | None = Field(None, ge=1, le=MAX_ID)
+
+
+@router.get("/print/documents.pdf")
+def print_documents(request: Request, p: Annotated[PrintParams, Query()],
+                    who: Principal = Depends(page(Role.head_teacher, Role.school_staff, Role.township)),
+                    db: Session = Depends(get_db), now: datetime = Depends(get_now)):
+    """One PDF of the case documents issued on a day (today by default) in the reader's scope, or at
+    one school of it: the archived files merged in school, case and step order."""
+    from store.access.masking import full_document_for
+    from store.reporting.daily_documents import issued_on
+    from web.deps import settings_of
+    from web.downloads import content_disposition, merged_pdf
+    from web.services import _archive_path
+
+    day = p.day or now.date()
+    docs = [d for d in issued_on(db, who.scope, day, school_id=p.school) if full_document_for(who.user, d["kind"])]
+    if not docs:
+        raise ApiError(404, f"{day.year}年{day.month}月{day.day}日没有出具文书（或文书尚在生成中）")
+    settings = settings_of(request)
+    data = merged_pdf([_archive_path(settings, d["path"]) for d in docs])
+    name = f"{who.place or ''}{day.year}年{day.month}月{day.day}日文书（{len(docs)}份）.pdf"
+    return Response(data, media_type="application/pdf", headers={"Content-Disposition": content_disposition(name)})

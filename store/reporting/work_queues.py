@@ -32,7 +32,7 @@ from store.duties.ledger import KIND_LABELS, UNDONE, _rule_labels, ledger, row_d
 from store.models import Case, Duty, Pupil, School, SchoolClass, Staff
 from store.models.risk import WatchDuty, WatchEntry
 
-COUNT_CAP = 10_000          # a count stops here ("10000+"): counting a million rows costs more than the page
+COUNT_CAP = 2_000           # a count stops here ("2000+"): counting a million rows costs more than the page
 QUEUE_KINDS = ("case", "census", "watch", "prevention")   # the stuck list's tabs, dropouts first
 STUCK_SORTS = ("overdue", "owner", "school", "kind")
 CASE_SORTS = ("opened", "due", "school", "id")
@@ -82,11 +82,15 @@ def record_href(kind: str, ref_id: int, state: str | None = None) -> str:
 
 
 # -- 逾期督办 ------------------------------------------------------------------------------------------------
-def _stuck_select(scope: Scope, as_of: datetime, *, kinds, school_id, owner_id, step):
+def _stuck_select(scope: Scope, as_of: datetime, *, kinds, school_id, owner_id, step, bare: bool = False):
+    """The ledger's overdue duties with the filters; ``bare``: the duty columns only (for counting)."""
     u = ledger(due_by=as_of, kinds=kinds)
-    q = (select(u, School.name.label("school"), School.code.label("school_code"), School.policy_name.label("policy_name"),
-                Staff.name.label("owner"))
-         .outerjoin(School, School.id == u.c.school_id).outerjoin(Staff, Staff.id == u.c.owner_id))
+    if bare:
+        q = select(u.c.id, u.c.owner_id)
+    else:
+        q = (select(u, School.name.label("school"), School.code.label("school_code"),
+                    School.policy_name.label("policy_name"), Staff.name.label("owner"))
+             .outerjoin(School, School.id == u.c.school_id).outerjoin(Staff, Staff.id == u.c.owner_id))
     q = scope.apply(q, school_col=u.c.school_id, class_col=u.c.class_id)
     if school_id is not None:
         q = q.where(u.c.school_id == school_id)
@@ -119,7 +123,8 @@ def stuck_queue(session: Session, scope: Scope, as_of: datetime, *, kind: str | 
         d.update(ref=ref_label(r["kind"], r["ref_id"]), href=record_href(r["kind"], r["ref_id"], r["state"]),
                  owner=r["owner"] or "（未指定）")
         items.append(d)
-    total, capped = _count(session, q)
+    total, capped = _count(session, _stuck_select(scope, as_of, kinds=kinds, school_id=school_id, owner_id=owner_id,
+                                                  step=step, bare=True)[1])
     return {"rows": items, **_page_info(paging, total, capped, len(items))}
 
 
@@ -128,25 +133,27 @@ def stuck_tabs(session: Session, scope: Scope, as_of: datetime, *, school_id: in
     """The tabs of the stuck list with their counts (each capped), dropouts first."""
     out = []
     for kind in QUEUE_KINDS:
-        _, q = _stuck_select(scope, as_of, kinds=(kind,), school_id=school_id, owner_id=owner_id, step=None)
+        _, q = _stuck_select(scope, as_of, kinds=(kind,), school_id=school_id, owner_id=owner_id, step=None, bare=True)
         n, capped = _count(session, q)
         out.append({"kind": kind, "label": DUTY_KIND_LABELS[kind], "count": n, "capped": capped})
     return out
 
 
 OWNER_CHOICES = 300    # the owner filter lists at most 300 people, those owing most first
-OWNER_SAMPLE = 5000    # …read from the 5000 longest-overdue duties of the list (a province has 100 000s)
+OWNER_SAMPLE = 2000    # …read from the 2000 longest-overdue duties of the list (a province has 100 000s)
 
 
 def stuck_owners(session: Session, scope: Scope, as_of: datetime, *, kind: str | None,
                  school_id: int | None = None) -> list[dict[str, Any]]:
     """The people owing the longest-overdue duties of the list, most first (for the owner filter)."""
     u, q = _stuck_select(scope, as_of, kinds=(kind,) if kind else QUEUE_KINDS, school_id=school_id, owner_id=None,
-                         step=None)
+                         step=None, bare=True)
     sub = q.order_by(u.c.due_at, u.c.id).limit(OWNER_SAMPLE).subquery()
-    counted = (select(sub.c.owner_id, sub.c.owner, func.count().label("n")).where(sub.c.owner_id.is_not(None))
-               .group_by(sub.c.owner_id, sub.c.owner).order_by(func.count().desc(), sub.c.owner).limit(OWNER_CHOICES))
-    return [{"id": i, "name": name, "count": n} for i, name, n in session.execute(counted)]
+    counted = (select(sub.c.owner_id, func.count().label("n")).where(sub.c.owner_id.is_not(None))
+               .group_by(sub.c.owner_id).subquery())
+    named = (select(counted.c.owner_id, Staff.name, counted.c.n).join(Staff, Staff.id == counted.c.owner_id)
+             .order_by(counted.c.n.desc(), Staff.name).limit(OWNER_CHOICES))
+    return [{"id": i, "name": name, "count": n} for i, name, n in session.execute(named)]
 
 
 STUCK_HEADERS = ["类别", "编号", "学生", "学校", "所处环节", "欠办事项", "责任人", "截止时间", "逾期（小时）"]
