@@ -113,9 +113,13 @@ def stuck_queue(session: Session, scope: Scope, as_of: datetime, *, kind: str | 
     kinds = (kind,) if kind else QUEUE_KINDS
     u, q = _stuck_select(scope, as_of, kinds=kinds, school_id=school_id, owner_id=owner_id, step=step)
     by_kind = [u.c.kind] if kind is None else []  # one kind: the order its index gives (ix_duties_undone_due)
-    order = {"overdue": [u.c.due_at, *by_kind, u.c.id], "owner": [Staff.name, u.c.due_at, u.c.id],
-             "school": [School.code, u.c.due_at, u.c.id], "kind": [*by_kind, u.c.due_at, u.c.id]}[sort]
-    rows = session.execute(q.order_by(*order).limit(paging.per_page).offset(paging.offset)).mappings().all()
+    if sort == "overdue" or (sort == "kind" and not by_kind):
+        page_q = q.order_by(u.c.due_at, *by_kind, u.c.id)
+    else:  # by owner, school or kind: the COUNT_CAP longest overdue, regrouped (a bounded sort, never the population)
+        top = q.order_by(u.c.due_at, u.c.id).limit(COUNT_CAP).subquery()
+        page_q = select(top).order_by(*{"owner": [top.c.owner, top.c.owner_id], "school": [top.c.school_code],
+                                        "kind": [top.c.kind]}[sort], top.c.due_at, top.c.id)
+    rows = session.execute(page_q.limit(paging.per_page).offset(paging.offset)).mappings().all()
     labels = _rule_labels(session, {r["policy_name"] for r in rows if r["kind"] == "watch"})
     items = []
     for r in rows:
@@ -206,7 +210,7 @@ def case_queue(session: Session, scope: Scope, as_of: datetime, *, q: str | None
                     or_(earlier.due_at < Duty.due_at, and_(earlier.due_at == Duty.due_at, earlier.id < Duty.id))).exists()))
         page_q = base.order_by(Duty.due_at, Duty.id)
     else:
-        order = {"opened": [Case.opened_on, Case.id], "school": [School.code, Case.opened_on, Case.id],
+        order = {"opened": [Case.opened_on, Case.id], "school": [Case.school_id, Case.opened_on, Case.id],
                  "id": [Case.id.desc()]}[sort]
         page_q = base.order_by(*order)
     rows = session.execute(page_q.limit(paging.per_page).offset(paging.offset)).mappings().all()

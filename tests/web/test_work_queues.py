@@ -188,3 +188,36 @@ def test_bad_parameters_are_refused(site):
     assert c.get("/cases?state=nope").status_code == 422
     assert c.get("/risk?page=-1").status_code == 422
     assert c.get("/cases?q=%25").status_code == 200  # a wildcard is a character, not a pattern
+
+
+def test_print_the_days_documents_as_one_pdf(site, factory, tmp_path):
+    """打印今日文书: the PDFs issued today at the reader's school, merged; another school's are not in it."""
+    from pypdf import PdfReader, PdfWriter
+
+    from store.models.documents import Document, DocumentFile
+
+    archive = tmp_path / "archive"
+    archive.mkdir(exist_ok=True)
+    with factory() as s:
+        cases = {sid: s.scalar(select(Case.id).where(Case.school_id == sid)) for sid in (site["ids"]["home"], site["ids"]["far"])}
+        for n, (sid, case_id) in enumerate([*cases.items(), (site["ids"]["home"], cases[site["ids"]["home"]])]):
+            w = PdfWriter()
+            for _ in range(n + 1):
+                w.add_blank_page(width=595, height=842)
+            path = archive / f"doc{n}.pdf"
+            with open(path, "wb") as fh:
+                w.write(fh)
+            doc = Document(doc_key=f"case:{case_id}:return_notice:{n}", version=1, kind="return_notice",
+                           title="辍学学生返校通知书", case_id=case_id, event_seq=n + 1, data={}, template_sha256="x" * 64,
+                           actor="t", created_at=NOW.replace(hour=9, minute=n))
+            s.add(doc)
+            s.flush()
+            s.add(DocumentFile(document_id=doc.id, fmt="pdf", media_type="application/pdf", path=path.name,
+                               sha256="y" * 64, size=path.stat().st_size, actor="t", created_at=doc.created_at))
+        s.commit()
+    r = _as(site, "school").get("/print/documents.pdf")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
+    assert len(PdfReader(io.BytesIO(r.content)).pages) == 1 + 3  # doc0 (1 page) and doc2 (3 pages): not the far school's
+    assert "filename*=UTF-8''" in r.headers["content-disposition"] and ".pdf" in r.headers["content-disposition"]
+    assert _as(site, "school").get("/print/documents.pdf?day=2026-11-20").status_code == 404  # nothing that day
+    assert _as(site, "county").get("/print/documents.pdf").status_code == 403
