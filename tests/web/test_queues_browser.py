@@ -49,7 +49,7 @@ def test_the_county_works_its_queues_in_chromium(site, browser):
     page = login(browser, base, "county")
     page.goto(f"{base}/stuck")
     assert page.locator("#queue a.ref").first.inner_text().startswith("案件 #")
-    shot(page, "stuck-queue")
+    shot(page, "stuck-cases")
     page.click("a[data-kind=watch]")
     first = page.locator("#queue a.ref").first
     assert first.inner_text().startswith("关注 #")
