@@ -67,11 +67,12 @@ def ensure_watch_list(engine, n: int) -> int:
                                           ("subsidy_check", "2026-11-30", "2026-11-13")):
             conn.execute(text(
                 "INSERT INTO watch_duties (entry_id, rule_id, action, role, status, created_at, done_at, owner_id, due_on) "
-                "SELECT e.id, 'poor', :action, 'head_teacher', CASE WHEN e.id % 2 = 1 THEN :st_odd ELSE :st_even END, "
+                f"SELECT e.id, 'poor', '{action}', 'head_teacher', "
+                "CASE WHEN e.id % 2 = 1 THEN :st_odd ELSE :st_even END, "
                 f"{ts(':stamp')}, NULL, e.helper_id, CASE WHEN e.id % 2 = 1 THEN {day(':due_odd')} ELSE {day(':due_even')} END "
                 "FROM watch_entries e "
-                "WHERE NOT EXISTS (SELECT 1 FROM watch_duties d WHERE d.entry_id = e.id AND d.action = :action)"),
-                {"action": action, "due_odd": due_odd, "due_even": due_even, "stamp": stamp,
+                f"WHERE NOT EXISTS (SELECT 1 FROM watch_duties d WHERE d.entry_id = e.id AND d.action = '{action}')"),
+                {"due_odd": due_odd, "due_even": due_even, "stamp": stamp,
                  "st_odd": "overdue" if due_odd < today else "open", "st_even": "overdue" if due_even < today else "open"})
         if engine.dialect.name == "postgresql":
             conn.execute(text("ANALYZE watch_entries; ANALYZE watch_duties"))
@@ -138,14 +139,14 @@ def main() -> None:
                      clock=lambda: AS_OF, deployments=InProcess(), init=False)
     pages = [
         ("bench_county", "/stuck"), ("bench_county", "/stuck?kind=case&sort=owner"),
-        ("bench_county", "/stuck?kind=case&page=50"), ("bench_county", "/stuck?kind=watch"),
-        ("bench_county", "/stuck?kind=all&per=100"), ("bench_township", "/stuck"), ("bench_school", "/stuck"),
+        ("bench_county", "/stuck?kind=case&page=20"), ("bench_township", "/stuck"), ("bench_school", "/stuck"),
         ("bench_county", "/cases"), ("bench_county", "/cases?sort=due"), ("bench_county", "/cases?page=100"),
         ("bench_county", f"/cases?q={name}"), ("bench_county", f"/cases?q={name[0]}"),
         ("bench_county", f"/cases?q={student_no}"), ("bench_school", "/cases"),
         ("bench_county", "/risk"), ("bench_county", "/risk?overdue=1"), ("bench_county", "/risk?page=20"),
         ("bench_township", "/risk"), ("bench_school", "/risk"),
         ("bench_county", "/stuck.xlsx?kind=case"),
+        ("bench_county", "/stuck?kind=watch"), ("bench_county", "/stuck?kind=all&per=100"),
     ]
     backend = engine.dialect.name
     with TestClient(app) as client:
