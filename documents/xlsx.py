@@ -170,6 +170,13 @@ def _monthly_report(context: dict) -> bytes:
         c = ws.cell(row=row, column=2, value=text or "")
         c.font, c.alignment = BODY_FONT, LEFT
         row += 1
+    w = rep.get("watch_list")
+    if w:  # as the PDF's appendix: 附：重点关注学生
+        row += 1
+        ws.cell(row=row, column=1, value="附：重点关注学生（学困生、贫困生、留守儿童等）").font = HEAD_FONT
+        row = _rows(ws, row + 1, [["月末在册", "本月新增", "本月移出", "本月关注人数", "其中辍学", "其中复学"],
+                                  [w.get("on_watch"), w.get("added"), w.get("left"), w.get("watched"),
+                                   w.get("dropped_out"), w.get("returned")]])
 
     # The chart of the month, and its figures on a second sheet.
     daily = wb.create_sheet("每日数据")
@@ -265,3 +272,30 @@ def _referral_ledger(context: dict) -> bytes:
 
 
 WRITERS["referral_ledger"] = _referral_ledger
+# -- lists exported from the pages (issue 18: what a filtered list shows, with Chinese headers) ----------------
+def list_sheet(title: str, unit: str, headers: list[str], rows: list[list[Any]], *, as_of: datetime,
+               note: str = "") -> bytes:
+    """A page's list as a sheet: the merged title, the unit and time line, one header row, thin borders,
+    the header repeated on each printed page; values stay text where a cell could read as a formula."""
+    ncols = len(headers)
+    wb = Workbook()
+    ws = _sheet(wb, title, ncols, landscape=True)
+    _title(ws, title, ncols)
+    _line(ws, 2, ncols, f"单位：{unit}" if unit else "", f"导出时间：{cn_datetime(as_of.isoformat())}")
+    for c, label in enumerate(headers, start=1):
+        cell = ws.cell(row=3, column=c, value=label)
+        cell.font, cell.alignment, cell.border = HEAD_FONT, CENTER, BORDER
+        ws.column_dimensions[get_column_letter(c)].width = max(8, min(30, 2 * len(label) + 4))
+    ws.print_title_rows = "3:3"
+    last = _rows(ws, 4, rows)
+    ws.freeze_panes = "A4"
+    if note:
+        ws.cell(row=last + 1, column=1, value=note).font = BODY_FONT
+    ws.oddFooter.right.text = "第 &P 页 共 &N 页"
+    wb.properties.creator = "baoxue"
+    wb.properties.title = title
+    wb.properties.created = wb.properties.modified = as_of.replace(tzinfo=None)
+    xlsx_safe(wb)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()

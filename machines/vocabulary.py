@@ -205,3 +205,10 @@ SPOT_RESULT_STATUS_LABELS = {"consistent": "一致", "open": "待对账", "resol
 # status (store.ingest.attendance_files.status_of), so the day's template sent back unchanged changes nothing.
 TEMPLATE_STATUS_WORDS = {"present": "到校", "unexcused": "无故缺勤", "sick_leave": "病假", "personal_leave": "事假",
                          "exemption": "免学", "transfer": "转学"}
+# --- queues ---
+# How a list names the record a row belongs to ("案件 #53", "关注 #53"): a duty of each kind points at a
+# different table, so a bare "#53" is ambiguous (issue 18).
+QUEUE_REF_LABELS = {DutyKind.case.value: "案件", DutyKind.census.value: "失学", DutyKind.prevention.value: "学生",
+                    DutyKind.watch.value: "关注", DutyKind.calendar.value: "校历"}
+# what a watch entry's history records (store.prevention.risk: added, rules_changed, left, duty_done)
+WATCH_EVENT_LABELS = {"added": "列入重点关注", "rules_changed": "列入依据变化", "left": "移出重点关注", "duty_done": "帮扶任务办结"}

@@ -57,7 +57,10 @@ def render_reports(filing_ids: list[int], actor: str = "system:monthly_report") 
                 doc_file = documents.render_report(s, "monthly_report", scope=f"{filing.level}:{filing.scope_code}",
                                                    period=period, actor=actor, now=filing.filed_at)
                 filing.document_id = doc_file.document_id
-                filing.files = {**filing.files, "pdf": doc_file.path}
+                # the XLSX of the same document (same archived figures, the PDF's 月报表 layout), not the bare list
+                sheet_file = documents.render_report(s, "monthly_report", scope=f"{filing.level}:{filing.scope_code}",
+                                                     period=period, actor=actor, now=filing.filed_at, fmt="xlsx")
+                filing.files = {**filing.files, "pdf": doc_file.path, "xlsx": sheet_file.path}
                 if filing.level == "county" and filing.kind == "monthly":  # with the county's month: the 责任追究 evidence sheet
                     sheet = documents.render_report(s, "accountability_sheet", scope=f"county:{filing.scope_code}",
                                                     period=filing.period, actor=actor, now=filing.filed_at)

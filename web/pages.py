@@ -32,7 +32,6 @@ from store.cases.intake import MarkIn
 from machines.identity import mask_name
 from store.models import AttendanceMark, Case, Pupil, Staff
 from store.prevention.common import duties as prevention_duties
-from store.duties.mine import owned_duties
 from store.reporting.queries import case_detail, list_cases
 from store.ingest.tabular import TableError, csv_safe
 
@@ -43,6 +42,7 @@ from web.deps import (
 )
 from web.deps import DbId
 from web.services import (
+    own_duties,
     document_response, late_report_data, local_time, monthly_figures, read_upload, report_file_response, template_response,
     EVENT_LABELS, PHOTO_EVENTS, attachment_response, day_of_file, ensure_may_fire, offered_actions, read_capped,
     readable_case, recent_runs, record_action, submit_morning_check, upload_attachment,
@@ -108,19 +108,10 @@ def teacher(request: Request, who: Principal = Depends(page(Role.head_teacher)),
             now: datetime = Depends(get_now)):
     return render(request, "teacher.html", who,
                   absences=dash.absences_on(db, who.scope, now.date()),
-                  mine=_mine(db, who, now),  # every kind of duty the teacher owns (store.duties.mine)
+                  mine=own_duties(db, who, now),  # every kind of duty the teacher owns (store.duties.mine)
                   cases=list_cases(db, scope=who.scope, open_only=True),
                   prevention=prevention_duties(db, scope=who.scope, as_of=now),  # gate alerts, truancy tiers
                   checked=_checked_today(db, who, now.date()))
-
-
-def _mine(db: Session, who: Principal, now: datetime) -> list[dict[str, Any]]:
-    """The reader's own open duties of every kind; an account with no staff record: a head teacher sees
-    their classes' duties (as before), an office none (it owns nothing by name)."""
-    staff = who.user.staff_id
-    if staff is None and who.role is not Role.head_teacher:
-        return []
-    return owned_duties(db, now, owner_id=staff, scope=who.scope, masked=who.masked)
 
 
 def _checked_today(db: Session, who: Principal, day: date) -> bool:
@@ -136,7 +127,7 @@ def school(request: Request, who: Principal = Depends(page(Role.school_staff)), 
     figures = monthly_figures(db, who, None, now)["total"]
     return render(request, "school.html", who, board=dash.cases_by_step(db, who.scope),
                   absences=dash.absences_on(db, who.scope, now.date()), figures=figures,
-                  checked=_checked_today(db, who, now.date()), mine=_mine(db, who, now),
+                  checked=_checked_today(db, who, now.date()), mine=own_duties(db, who, now),
                   duties=[d for d in dash.duties_of(db, who.scope, now) if d["overdue"]],
                   prevention=prevention_duties(db, scope=who.scope, as_of=now))  # gate alerts, truancy tiers
 
@@ -281,15 +272,7 @@ def _list_check(request: Request, who: Principal, db: Session, now: datetime, fo
                          source="web", filename=None)
 
 
-# -- cases ---------------------------------------------------------------------------------------------
-@router.get("/cases")
-def cases(request: Request, state: str | None = None, all: int = 0, who: Principal = Depends(page(*PUPIL_READERS)),
-          db: Session = Depends(get_db)):
-    state = state if state in CaseState.__members__ else None
-    rows = list_cases(db, scope=who.scope, state=state, open_only=not all and state is None, masked=who.masked)
-    return render(request, "cases.html", who, cases=rows, state=state, all=all, states=list(CaseState))
-
-
+# -- cases (the list: web/pages_queues.py) --------------------------------------------------------
 @router.get("/cases/{case_id}")
 def case_page(request: Request, case_id: DbId, done: str | None = None, who: Principal = Depends(page(*PUPIL_READERS)),
               db: Session = Depends(get_db), now: datetime = Depends(get_now)):
@@ -473,18 +456,13 @@ def document(request: Request, document_id: DbId, fmt: str, who: Principal = Dep
 
 
 # -- offices -------------------------------------------------------------------------------------------
-@router.get("/stuck")
-def stuck(request: Request, sort: str = "overdue", who: Principal = Depends(page(*PUPIL_READERS)),
-          db: Session = Depends(get_db), now: datetime = Depends(get_now)):
-    sort = sort if sort in dash.SORTS else "overdue"
-    return render(request, "stuck.html", who, rows=dash.stuck_cases(db, who.scope, now, sort=sort, masked=who.masked),
-                  sort=sort, mine=_mine(db, who, now))
+# /stuck: web/pages_queues.py (the work queues, issue 18)
 
 
 @router.get("/overview")
 def overview(request: Request, who: Principal = Depends(page(*SCHOOL_AND_OFFICES)), db: Session = Depends(get_db),
              now: datetime = Depends(get_now)):
-    return render(request, "overview.html", who, board=dash.open_cases_by_step(db, who.scope), mine=_mine(db, who, now))
+    return render(request, "overview.html", who, board=dash.open_cases_by_step(db, who.scope), mine=own_duties(db, who, now))
 
 
 @router.get("/figures")

@@ -37,19 +37,7 @@ def _month(month: str | None, now: datetime) -> str:
     return parse_month(month or None, now.date())[2]
 
 
-@router.get("/risk")
-def risk_page(request: Request, month: str | None = None, who: Principal = Depends(page(*PUPIL_READERS)),
-              db: Session = Depends(get_db), now: datetime = Depends(get_now)):
-    month = _month(month, now)
-    rows = risk.watch_list(db, scope=who.scope, masked=who.masked)
-    outcomes = None
-    if who.role is not Role.head_teacher:
-        from store.reporting.reports import month_period
-
-        p = month_period(*(int(x) for x in month.split("-")))
-        outcomes = risk.watch_outcomes(db, school_ids_in(db, who.scope), p.start, p.end)
-    return render(request, "risk.html", who, rows=rows, outcomes=outcomes, month=month,
-                  may_act=who.role in (Role.head_teacher, Role.school_staff))
+# GET /risk: web/pages_queues.py (paged, issue 18)
 
 
 @router.post("/risk/duties/{duty_id}/done")

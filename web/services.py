@@ -529,10 +529,10 @@ def document_response(db, who, document_id: int, fmt: str, settings: WebSettings
         return HTMLResponse(html_preview(doc, settings))
     if f is None:
         raise ApiError(404, f"该文书没有 {fmt.upper()} 文件 (no {fmt} rendition)")
-    name = f"{doc.kind}-{doc.case_id}-{doc.event_seq}.{fmt}"
-    disposition = "inline" if fmt == "html" else "attachment"
-    return FileResponse(_archive_path(settings, f.path), media_type=f.media_type, filename=name,
-                        content_disposition_type=disposition)
+    from web.downloads import content_disposition, document_file_name  # Chinese names (issue 18)
+
+    return FileResponse(_archive_path(settings, f.path), media_type=f.media_type, headers={
+        "Content-Disposition": content_disposition(document_file_name(doc, fmt), inline=fmt == "html")})
 
 
 # -- duties, stuck cases, overview -----------------------------------------------------------------
@@ -568,8 +568,11 @@ def report_file_response(db, who, filing_id: int, fmt: str, settings) -> FileRes
     filing = next((f for f in dash.report_filings(db, who.scope) if f.id == filing_id), None)
     if filing is None or fmt not in (filing.files or {}):
         raise ApiError(404, "报告不存在，或不在您的管辖范围内 (report not found)")
+    from web.downloads import content_disposition, report_file_name  # 城关镇2026年11月控辍保学月报表.pdf (issue 18)
+
     path = _archive_path(settings, filing.files[fmt])
-    return FileResponse(path, media_type=media_type_of(path.name), filename=f"{filing.scope_code}-{filing.period}.{fmt}")
+    return FileResponse(path, media_type=media_type_of(path.name), headers={
+        "Content-Disposition": content_disposition(report_file_name(filing, fmt, filing.files[fmt]))})
 
 
 def late_report_data(db: Session, who: Principal, month: str | None, now: datetime) -> dict[str, Any]:
@@ -597,3 +600,14 @@ def late_report_data(db: Session, who: Principal, month: str | None, now: dateti
     return {"month": label, "deadline": "/".join(sorted(deadlines)) or "09:00", "school_days": school_days,
             "morning_checks": [{k: v for k, v in c.items() if k not in ("policy", "calendar")} for c in checks],
             "monthly_reports": filings}
+
+
+def own_duties(db: Session, who: Principal, now: datetime) -> list[dict[str, Any]]:
+    """The reader's own open duties of every kind; an account with no staff record: a head teacher sees
+    their classes' duties (as before), an office none (it owns nothing by name)."""
+    staff = who.user.staff_id
+    if staff is None and who.role is not Role.head_teacher:
+        return []
+    from store.duties.mine import owned_duties
+
+    return owned_duties(db, now, owner_id=staff, scope=who.scope, masked=who.masked)

@@ -15,6 +15,7 @@ from machines.states import LADDER, REASON_LABELS
 from machines.vocabulary import ATTENDANCE_LABELS, LEVEL_LABELS, event_label, special_group_label, state_label
 from store.access.accounts import ROLE_LABELS, Role
 from web.deps import SHANGHAI, Principal, roles
+from web.downloads import file_label
 
 WEEKDAYS = "一二三四五六日"
 _RISK, _RECONCILE = ("/risk", "重点关注"), ("/reconcile", "数据核对")
@@ -98,6 +99,7 @@ FILTERS = {
     "pct": _pct, "state_label": state_label, "reason_label": lambda r: REASON_LABELS.get(r, r),
     "event_label": event_label, "group_label": special_group_label,  # ``g|group_label(policy.special_groups)``
     "level_label": lambda lv: LEVEL_LABELS.get(lv, lv),
+    "file_label": file_label,  # a filed report's file as a link text (issue 18)
 }
 GLOBALS = {"ROLE_LABELS": ROLE_LABELS, "STATUS_CHOICES": STATUS_CHOICES, "LADDER": LADDER}
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, String, cast, literal, null, select, union_all, update
+from sqlalchemy import DateTime, Integer, String, cast, literal, literal_column, null, select, union_all, update
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import FunctionElement
@@ -72,6 +72,12 @@ def _eod_sqlite(element, compiler, **kw):
 WATCH_DUE = end_of_day(WatchDuty.due_on)
 
 
+def _literal(values) -> list:
+    """Our own constants inlined as SQL literals: a partial index ``WHERE status IN ('open', 'overdue')``
+    (0007_queues) serves only a query that states the same literals, never bound parameters (SQLite)."""
+    return [literal_column("'" + v.replace("'", "''") + "'") for v in values]
+
+
 def _branch(kind: str, duty, *, school, klass, pupil_id, pupil_name, ref_id, label, state, due, joins, where, step=None):
     q = select(
         literal(kind, String(12)).label("kind"), duty.id.label("id"), school.label("school_id"),
@@ -97,42 +103,42 @@ def ledger(*, statuses=UNDONE, due_by: datetime | None = None, kinds=KINDS):
             "case", Duty, school=Case.school_id, klass=Case.class_id, pupil_id=Case.pupil_id, pupil_name=Pupil.name,
             ref_id=Duty.case_id, label=null(), state=Case.state, step=Duty.step, due=Duty.due_at,
             joins=[(Case, Case.id == Duty.case_id), (Pupil, Pupil.id == Case.pupil_id)],
-            where=[Duty.status.in_(statuses), Case.state.in_(OPEN_CASE), *due_clause(Duty.due_at)]),
+            where=[Duty.status.in_(_literal(statuses)), Case.state.in_(OPEN_CASE), *due_clause(Duty.due_at)]),
         "census": lambda: _branch(
             "census", CensusDuty, school=CensusCase.school_id, klass=null(), pupil_id=CensusCase.pupil_id,
             pupil_name=CensusCase.name, ref_id=CensusDuty.census_case_id, label=CensusDuty.label,
             state=CensusCase.state, due=CensusDuty.due_at, joins=[(CensusCase, CensusCase.id == CensusDuty.census_case_id)],
-            where=[CensusDuty.status.in_(statuses), CensusCase.state == CensusState.not_enrolled.value,
+            where=[CensusDuty.status.in_(_literal(statuses)), CensusCase.state == CensusState.not_enrolled.value,
                    *due_clause(CensusDuty.due_at)]),
         "prevention": lambda: _branch(
             "prevention", PreventionDuty, school=PreventionDuty.school_id, klass=PreventionDuty.class_id,
             pupil_id=PreventionDuty.pupil_id, pupil_name=Pupil.name, ref_id=PreventionDuty.pupil_id,
             label=PreventionDuty.label, state=PreventionDuty.source, due=PreventionDuty.due_at,
             joins=[(Pupil, Pupil.id == PreventionDuty.pupil_id)],
-            where=[PreventionDuty.status.in_(statuses), *due_clause(PreventionDuty.due_at)]),
+            where=[PreventionDuty.status.in_(_literal(statuses)), *due_clause(PreventionDuty.due_at)]),
         "watch": lambda: _branch(
             "watch", WatchDuty, school=WatchEntry.school_id, klass=WatchEntry.class_id, pupil_id=WatchEntry.pupil_id,
             pupil_name=Pupil.name, ref_id=WatchDuty.entry_id, label=null(), state=WatchDuty.rule_id, due=WATCH_DUE,
             joins=[(WatchEntry, WatchEntry.id == WatchDuty.entry_id), (Pupil, Pupil.id == WatchEntry.pupil_id)],
-            where=[WatchDuty.status.in_(statuses), *due_clause(WATCH_DUE)]),
+            where=[WatchDuty.status.in_(_literal(statuses)), *due_clause(WATCH_DUE)]),
         "calendar": lambda: _branch(
             "calendar", CalendarDuty, school=cast(null(), Integer), klass=null(), pupil_id=null(), pupil_name=null(),
             ref_id=CalendarDuty.id, label=CalendarDuty.label, state=CalendarDuty.calendar_key, due=CalendarDuty.due_at,
-            joins=[], where=[CalendarDuty.status.in_(statuses), *due_clause(CalendarDuty.due_at)]),
+            joins=[], where=[CalendarDuty.status.in_(_literal(statuses)), *due_clause(CalendarDuty.due_at)]),
         "talk": lambda: _branch(
             "talk", TalkDuty, school=TalkDuty.school_id, klass=null(), pupil_id=null(), pupil_name=null(),
             ref_id=TalkDuty.interview_id, label=TalkDuty.label, state=Interview.interviewee, due=TalkDuty.due_at,
             joins=[(Interview, Interview.id == TalkDuty.interview_id)],
-            where=[TalkDuty.status.in_(statuses), *due_clause(TalkDuty.due_at)]),
+            where=[TalkDuty.status.in_(_literal(statuses)), *due_clause(TalkDuty.due_at)]),
         "pledge": lambda: _branch(
             "pledge", PledgeDuty, school=PledgeDuty.school_id, klass=null(), pupil_id=null(), pupil_name=null(),
             ref_id=PledgeDuty.pledge_id, label=PledgeDuty.label, state=Pledge.title, due=PledgeDuty.due_at,
             joins=[(Pledge, Pledge.id == PledgeDuty.pledge_id)],
-            where=[PledgeDuty.status.in_(statuses), *due_clause(PledgeDuty.due_at)]),
+            where=[PledgeDuty.status.in_(_literal(statuses)), *due_clause(PledgeDuty.due_at)]),
         "report_due": lambda: _branch(
             "report_due", ReportDuty, school=ReportDuty.school_id, klass=ReportDuty.class_id, pupil_id=null(), pupil_name=null(),
             ref_id=ReportDuty.id, label=ReportDuty.label, state=ReportDuty.report_kind, due=ReportDuty.due_at,
-            joins=[], where=[ReportDuty.status.in_(statuses), *due_clause(ReportDuty.due_at)]),
+            joins=[], where=[ReportDuty.status.in_(_literal(statuses)), *due_clause(ReportDuty.due_at)]),
     }
     return union_all(*(branches[k]() for k in kinds)).subquery("duty_ledger")
 

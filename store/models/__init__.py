@@ -16,6 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 from machines.states import OPEN_STATES
 
 OPEN_STATE_SQL = "(" + ", ".join(f"'{s.value}'" for s in sorted(OPEN_STATES, key=lambda s: s.value)) + ")"
+UNDONE_SQL = "status IN ('open', 'overdue')"  # a duty not done yet (store.duties.ledger.UNDONE)
 
 
 class Base(DeclarativeBase):
@@ -90,6 +91,8 @@ class Pupil(Base):
     special_groups: Mapped[list[Any]] = mapped_column(JSON, default=list)  # orphan, left_behind, disabled…
     enrolled: Mapped[bool] = mapped_column(Boolean, default=True)
     guardians: Mapped[list["Guardian"]] = relationship(back_populates="pupil", order_by="Guardian.id")
+    # the lists' search by name, whole or its beginning (0007_queues; pattern ops: LIKE '王%' on PostgreSQL)
+    __table_args__ = (Index("ix_pupils_name", "name", postgresql_ops={"name": "varchar_pattern_ops"}),)
 
 
 class Guardian(Base):
@@ -202,6 +205,7 @@ class Case(Base):
     __table_args__ = (
         Index("ix_cases_due", "policy_name", "policy_version", "calendar_key", "state", "opened_seq"),
         Index("ix_cases_school_state", "school_id", "state"),
+        Index("ix_cases_opened", "opened_on", "id"),  # the case list in first-absence order (0007_queues)
         Index(
             "uq_cases_one_open_per_pupil", "pupil_id", unique=True,
             sqlite_where=text(f"state IN {OPEN_STATE_SQL}"), postgresql_where=text(f"state IN {OPEN_STATE_SQL}"),
@@ -261,7 +265,10 @@ class Duty(DutyColumns, Base):
     done_late: Mapped[bool] = mapped_column(Boolean, default=False)
     overdue_at: Mapped[datetime | None] = mapped_column(DateTime)
     done_seq: Mapped[int | None] = mapped_column(Integer)  # the case event (seq) that did it (store.cases.credit)
-    __table_args__ = (Index("ix_duties_status_due", "status", "due_at"), UniqueConstraint("case_id", "step", "action"))
+    __table_args__ = (Index("ix_duties_status_due", "status", "due_at"), UniqueConstraint("case_id", "step", "action"),
+                      # the stuck list and the case list's "next deadline", in due order (0007_queues)
+                      Index("ix_duties_undone_due", "due_at", "id", sqlite_where=text(UNDONE_SQL),
+                            postgresql_where=text(UNDONE_SQL)))
 
 
 class Helper(Base):

@@ -42,6 +42,9 @@ class WatchEntry(Base):
     __table_args__ = (
         Index("uq_watch_one_open_per_pupil", "pupil_id", unique=True,
               sqlite_where=text("until IS NULL"), postgresql_where=text("until IS NULL")),
+        # the watch list's pages in order (0007_queues)
+        Index("ix_watch_open_order", "school_id", "class_id", "id",
+              sqlite_where=text("until IS NULL"), postgresql_where=text("until IS NULL")),
     )
 
 
@@ -61,4 +64,7 @@ class WatchDuty(DutyColumns, Base):
     entry_id: Mapped[int] = mapped_column(ForeignKey("watch_entries.id"))
     rule_id: Mapped[str] = mapped_column(String(32))
     due_on: Mapped[date] = mapped_column(Date)  # due at the end of that day
-    __table_args__ = (UniqueConstraint("entry_id", "rule_id", "action"),)
+    __table_args__ = (UniqueConstraint("entry_id", "rule_id", "action"),
+                      Index("ix_watch_duties_undone_due", "due_on", "id",  # the stuck list's watch tab (0007_queues)
+                            sqlite_where=text("status IN ('open', 'overdue')"),
+                            postgresql_where=text("status IN ('open', 'overdue')")))

@@ -201,11 +201,11 @@ def test_the_stuck_page_shows_every_kind_to_the_township_and_nothing_to_another(
         _duties(s, school, pupils[:2], owner, now - timedelta(days=2), "late")
         s.commit()
         owner_name = owner.name
-    html = as_(pages, "township").get("/stuck").text
+    html = as_(pages, "township").get("/stuck?kind=all").text  # every kind in one list; a tab per kind (issue 18)
     for label in ("失学排查", "防辍预警", "重点关注"):
-        assert f'<span class="muted small">{label}</span>' in html, label
+        assert f'{label}（' in html and f">{label}" in html, label
     for text in ("学校劝返动员入学", "家校联系", "旷课一级：班主任联系家长", owner_name):
         assert text in html, text
     assert html.count('<tr class="late">') == 4
-    html = as_(pages, "township_other").get("/stuck").text
-    assert '<tr class="late">' not in html and owner_name not in html and "没有逾期未办的事项" in html
+    html = as_(pages, "township_other").get("/stuck?kind=all").text
+    assert '<tr class="late">' not in html and owner_name not in html and "没有符合条件的逾期事项" in html

@@ -111,8 +111,13 @@ ROUTES = {
     ("POST", "/submissions"): "school", ("POST", "/weekly"): "school", ("POST", "/spot-results"): "school",
     ("POST", "/api/submissions"): "school", ("POST", "/api/weekly-counts"): "school", ("POST", "/api/spot-results"): "school",
     ("POST", "/api/spot-results/{result_id}/resolve"): "school",
+    # the work queues' exports (issue 18): read as lists; a watch entry and the day's print batch are probed
+    # in tests/web/test_work_queues.py (another school's entry 404, another school's documents not merged)
+    ("GET", "/stuck.xlsx"): "list", ("GET", "/cases.xlsx"): "list", ("GET", "/risk.xlsx"): "list",
+    ("GET", "/risk/entries/{entry_id}"): "school", ("GET", "/print/documents.pdf"): "school",
 }
-LIST_QUERIES = {"/api/cases": "?open_only=false", "/cases": "?all=1", "/api/duties": "?mine=false",
+LIST_QUERIES = {"/api/cases": "?open_only=false", "/cases": "?all=1", "/cases.xlsx": "?all=1", "/stuck.xlsx": "?kind=all",
+                "/stuck": "?kind=all", "/api/duties": "?mine=false",
                 "/api/accountability": "?start=2026-11-01", "/accountability": "?start=2026-11-01",
                 "/accountability.csv": "?start=2026-11-01"}
 
@@ -225,6 +230,13 @@ def as_user(world, username: str, path: str):
 def text_of(response) -> str:
     if response.headers.get("content-type", "").startswith("application/json"):
         return json.dumps(response.json(), ensure_ascii=False)
+    if "spreadsheetml" in response.headers.get("content-type", ""):  # an export: every cell's text
+        import io
+
+        from openpyxl import load_workbook
+
+        wb = load_workbook(io.BytesIO(response.content))
+        return "\n".join(str(v) for ws in wb for row in ws.iter_rows(values_only=True) for v in row if v is not None)
     try:
         return response.content.decode("utf-8-sig")
     except UnicodeDecodeError:

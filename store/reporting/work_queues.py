@@ -1,0 +1,330 @@
+"""The lists people work through, paged in the database (issue 18 item 3).
+
+- :func:`stuck_queue` — 逾期督办: every duty past due and not done, of one kind (case ladder, census,
+  watch list, prevention) or all, filtered by school, owner and step, sorted, one page at a time;
+- :func:`case_queue` — 案件: cases searched by name, 学籍号 or ID number, with school, owner and the
+  next deadline;
+- :func:`watch_queue` — 重点关注: the open watch entries, one page at a time.
+
+Each function filters, sorts and pages in SQL (``LIMIT``/``OFFSET``) and counts up to
+:data:`COUNT_CAP` rows, so a page costs the same for a school of 30 cases and a province of a
+million: nothing here iterates over the population in Python. Every function takes the reader's
+:class:`~store.access.scope.Scope` and nothing else decides what the reader sees.
+"""
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from machines.identity import mask_id, mask_name
+from machines.risk import DUTY_LABELS, RiskDuty
+from machines.states import CaseState, OPEN_STATES
+from machines.vocabulary import DUTY_KIND_LABELS, QUEUE_REF_LABELS
+
+from store.access.scope import Scope
+from store.duties.ledger import KIND_LABELS, UNDONE, _rule_labels, ledger, row_dict
+from store.models import Case, Duty, Pupil, School, SchoolClass, Staff
+from store.models.risk import WatchDuty, WatchEntry
+
+COUNT_CAP = 2_000           # a count stops here ("2000+"): counting a million rows costs more than the page
+QUEUE_KINDS = ("case", "census", "watch", "prevention")   # the stuck list's tabs, dropouts first
+STUCK_SORTS = ("overdue", "owner", "school", "kind")
+CASE_SORTS = ("opened", "due", "school", "id")
+OPEN = [s.value for s in OPEN_STATES]
+
+
+@dataclass(frozen=True)
+class Paging:
+    page: int = 1
+    per_page: int = 50
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.per_page
+
+
+def _count(session: Session, q) -> tuple[int, bool]:
+    """Rows of ``q`` up to :data:`COUNT_CAP` (and whether there are more)."""
+    n = session.scalar(select(func.count()).select_from(q.order_by(None).limit(COUNT_CAP + 1).subquery()))
+    return min(n or 0, COUNT_CAP), (n or 0) > COUNT_CAP
+
+
+def _page_info(paging: Paging, total: int, capped: bool, shown: int) -> dict[str, Any]:
+    pages = max(1, -(-total // paging.per_page))
+    return {"page": paging.page, "per_page": paging.per_page, "total": total, "capped": capped, "pages": pages,
+            "shown": shown, "first": paging.offset + 1 if shown else 0, "last": paging.offset + shown,
+            "has_prev": paging.page > 1, "has_next": capped or paging.page < pages}
+
+
+# -- references ------------------------------------------------------------------------------------------
+def ref_label(kind: str, ref_id: int | None) -> str:
+    """How a list names what a row belongs to: 案件 #53, 关注 #53, 失学 #12 — never a bare "#53"."""
+    return f"{QUEUE_REF_LABELS.get(kind, kind)} #{ref_id}"
+
+
+def record_href(kind: str, ref_id: int, state: str | None = None) -> str:
+    """The page of the record a duty belongs to (a case, a census case, a watch entry, a pupil's warnings)."""
+    if kind == "case":
+        return f"/cases/{ref_id}"
+    if kind == "watch":
+        return f"/risk/entries/{ref_id}"
+    if kind == "census":
+        return f"/census#census-{ref_id}"
+    if kind == "prevention":
+        return "/gate" if state == "gate" else f"/truancy?pupil={ref_id}"
+    return "/runs"
+
+
+# -- 逾期督办 ------------------------------------------------------------------------------------------------
+def _stuck_select(scope: Scope, as_of: datetime, *, kinds, school_id, owner_id, step, bare: bool = False):
+    """The ledger's overdue duties with the filters; ``bare``: the duty columns only (for counting)."""
+    u = ledger(due_by=as_of, kinds=kinds)
+    if bare:
+        q = select(u.c.id, u.c.owner_id)
+    else:
+        q = (select(u, School.name.label("school"), School.code.label("school_code"),
+                    School.policy_name.label("policy_name"), Staff.name.label("owner"))
+             .outerjoin(School, School.id == u.c.school_id).outerjoin(Staff, Staff.id == u.c.owner_id))
+    q = scope.apply(q, school_col=u.c.school_id, class_col=u.c.class_id)
+    if school_id is not None:
+        q = q.where(u.c.school_id == school_id)
+    if owner_id is not None:
+        q = q.where(u.c.owner_id == owner_id) if owner_id > 0 else q.where(u.c.owner_id.is_(None))
+    if step:
+        q = q.where(u.c.state == step)
+    return u, q
+
+
+def stuck_queue(session: Session, scope: Scope, as_of: datetime, *, kind: str | None = "case",
+                school_id: int | None = None, owner_id: int | None = None, step: str | None = None,
+                sort: str = "overdue", paging: Paging = Paging(), masked: bool = False) -> dict[str, Any]:
+    """One page of the duties past due and not done, one row per duty, with its record's reference.
+
+    ``kind``: one of :data:`QUEUE_KINDS`, or None for every kind; ``owner_id`` 0 = no owner named;
+    ``step``: the case's step (a :class:`CaseState` value) or the census state, watch rule or
+    prevention source the duty belongs to. ``sort``: ``overdue`` (longest first), ``owner``,
+    ``school``, ``kind``."""
+    kinds = (kind,) if kind else QUEUE_KINDS
+    u, q = _stuck_select(scope, as_of, kinds=kinds, school_id=school_id, owner_id=owner_id, step=step)
+    by_kind = [u.c.kind] if kind is None else []  # one kind: the order its index gives (ix_duties_undone_due)
+    if sort == "overdue" or (sort == "kind" and not by_kind):
+        page_q = q.order_by(u.c.due_at, *by_kind, u.c.id)
+    else:  # by owner, school or kind: the COUNT_CAP longest overdue, regrouped (a bounded sort, never the population)
+        top = q.order_by(u.c.due_at, u.c.id).limit(COUNT_CAP).subquery()
+        page_q = select(top).order_by(*{"owner": [top.c.owner, top.c.owner_id], "school": [top.c.school_code],
+                                        "kind": [top.c.kind]}[sort], top.c.due_at, top.c.id)
+    rows = session.execute(page_q.limit(paging.per_page).offset(paging.offset)).mappings().all()
+    labels = _rule_labels(session, {r["policy_name"] for r in rows if r["kind"] == "watch"})
+    items = []
+    for r in rows:
+        d = row_dict(r, as_of, masked=masked, rule_labels=labels.get(r["policy_name"]))
+        d.update(ref=ref_label(r["kind"], r["ref_id"]), href=record_href(r["kind"], r["ref_id"], r["state"]),
+                 owner=r["owner"] or "（未指定）")
+        items.append(d)
+    total, capped = _count(session, _stuck_select(scope, as_of, kinds=kinds, school_id=school_id, owner_id=owner_id,
+                                                  step=step, bare=True)[1])
+    return {"rows": items, **_page_info(paging, total, capped, len(items))}
+
+
+def stuck_tabs(session: Session, scope: Scope, as_of: datetime, *, school_id: int | None = None,
+               owner_id: int | None = None) -> list[dict[str, Any]]:
+    """The tabs of the stuck list with their counts (each capped), dropouts first."""
+    out = []
+    for kind in QUEUE_KINDS:
+        _, q = _stuck_select(scope, as_of, kinds=(kind,), school_id=school_id, owner_id=owner_id, step=None, bare=True)
+        n, capped = _count(session, q)
+        out.append({"kind": kind, "label": DUTY_KIND_LABELS[kind], "count": n, "capped": capped})
+    return out
+
+
+OWNER_CHOICES = 300    # the owner filter lists at most 300 people, those owing most first
+OWNER_SAMPLE = 2000    # …read from the 2000 longest-overdue duties of the list (a province has 100 000s)
+
+
+def stuck_owners(session: Session, scope: Scope, as_of: datetime, *, kind: str | None,
+                 school_id: int | None = None) -> list[dict[str, Any]]:
+    """The people owing the longest-overdue duties of the list, most first (for the owner filter)."""
+    u, q = _stuck_select(scope, as_of, kinds=(kind,) if kind else QUEUE_KINDS, school_id=school_id, owner_id=None,
+                         step=None, bare=True)
+    sub = q.order_by(u.c.due_at, u.c.id).limit(OWNER_SAMPLE).subquery()
+    counted = (select(sub.c.owner_id, func.count().label("n")).where(sub.c.owner_id.is_not(None))
+               .group_by(sub.c.owner_id).subquery())
+    named = (select(counted.c.owner_id, Staff.name, counted.c.n).join(Staff, Staff.id == counted.c.owner_id)
+             .order_by(counted.c.n.desc(), Staff.name).limit(OWNER_CHOICES))
+    return [{"id": i, "name": name, "count": n} for i, name, n in session.execute(named)]
+
+
+STUCK_HEADERS = ["类别", "编号", "学生", "学校", "所处环节", "欠办事项", "责任人", "截止时间", "逾期（小时）"]
+
+
+def stuck_export_rows(items: list[dict[str, Any]]) -> list[list[Any]]:
+    return [[r["kind_label"], r["ref"], r["pupil"] or "", r["school"], r["context"], r["action_label"], r["owner"],
+             r["due_at"].strftime("%Y-%m-%d %H:%M"), r["hours_overdue"]] for r in items]
+
+
+# -- 案件 ------------------------------------------------------------------------------------------------------
+def _search_clause(session: Session, text: str):
+    """The pupil by name (whole, or its beginning), 学籍号 or 身份证号 (the list shows it masked). Each
+    branch reads an index (ix_pupils_name, the unique 学籍号 and 身份证号): no scan of the pupils."""
+    t = text.strip()
+    if session.get_bind().dialect.name == "sqlite":  # GLOB is case-sensitive, so SQLite's index serves a prefix
+        prefix = Pupil.name.op("GLOB")(re.sub(r"([*?\[\]])", r"[\1]", t) + "*")
+    else:  # varchar_pattern_ops index
+        prefix = Pupil.name.like(t.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%", escape="\\")
+    clauses = [Pupil.name == t, prefix, Pupil.student_no == t]
+    if len(t) == 18:
+        clauses.append(Pupil.id_number == t.upper())
+    return or_(*clauses)
+
+
+def case_queue(session: Session, scope: Scope, as_of: datetime, *, q: str | None = None, state: str | None = None,
+               open_only: bool = True, school_id: int | None = None, sort: str = "opened",
+               paging: Paging = Paging(), masked: bool = False) -> dict[str, Any]:
+    """One page of cases with the pupil's 学籍号 and masked ID number, school, class, current step, the
+    owner of the next undone duty and its deadline (overdue flagged)."""
+    base = (select(Case.id, Case.state, Case.opened_on, Case.closed_on, Pupil.name, Pupil.student_no, Pupil.id_number,
+                   School.name.label("school"), SchoolClass.name.label("klass"))
+            .join(Pupil, Pupil.id == Case.pupil_id).join(School, School.id == Case.school_id)
+            .join(SchoolClass, SchoolClass.id == Case.class_id))
+    base = scope.apply(base)
+    if state:
+        base = base.where(Case.state == CaseState(state).value)
+    elif open_only:
+        base = base.where(Case.state.in_(OPEN))
+    if school_id is not None:
+        base = base.where(Case.school_id == school_id)
+    if q and q.strip():
+        base = base.where(_search_clause(session, q))
+    if sort == "due":  # the cases with a duty pending, by their next deadline: walk the undone duties in due order
+        # (ix_duties_undone_due) and keep each case's first one (no earlier undone duty of the same case)
+        earlier = aliased(Duty)
+        base = (base.join(Duty, Duty.case_id == Case.id)
+                .where(Duty.status.in_(UNDONE), ~select(earlier.id).where(
+                    earlier.case_id == Duty.case_id, earlier.status.in_(UNDONE),
+                    or_(earlier.due_at < Duty.due_at, and_(earlier.due_at == Duty.due_at, earlier.id < Duty.id))).exists()))
+        page_q = base.order_by(Duty.due_at, Duty.id)
+    else:
+        order = {"opened": [Case.opened_on, Case.id], "school": [Case.school_id, Case.opened_on, Case.id],
+                 "id": [Case.id.desc()]}[sort]
+        page_q = base.order_by(*order)
+    rows = session.execute(page_q.limit(paging.per_page).offset(paging.offset)).mappings().all()
+    ids = [r["id"] for r in rows]
+    nexts: dict[int, dict[str, Any]] = {}
+    if ids:  # the next undone duty of the cases on this page only
+        for case_id, due, owner, status in session.execute(
+                select(Duty.case_id, Duty.due_at, Staff.name, Duty.status).outerjoin(Staff, Staff.id == Duty.owner_id)
+                .where(Duty.case_id.in_(ids), Duty.status.in_(UNDONE)).order_by(Duty.case_id, Duty.due_at, Duty.id)):
+            nexts.setdefault(case_id, {"due_at": due, "owner": owner, "overdue": status == "overdue" or due <= as_of})
+    items = [{"id": r["id"], "ref": ref_label("case", r["id"]), "pupil": mask_name(r["name"]) if masked else r["name"],
+              "student_no": r["student_no"], "id_number": mask_id(r["id_number"]), "school": r["school"],
+              "class": r["klass"], "state": r["state"], "state_label": CaseState(r["state"]).label,
+              "opened_on": r["opened_on"], "closed_on": r["closed_on"],
+              "owner": (nexts.get(r["id"]) or {}).get("owner"), "due_at": (nexts.get(r["id"]) or {}).get("due_at"),
+              "overdue": (nexts.get(r["id"]) or {}).get("overdue", False)} for r in rows]
+    total, capped = _count(session, base)
+    return {"rows": items, **_page_info(paging, total, capped, len(items))}
+
+
+CASE_HEADERS = ["案件编号", "学生", "学籍号", "身份证号（脱敏）", "学校", "班级", "当前环节", "首次缺勤", "下一职责责任人", "下一截止时间", "是否逾期"]
+
+
+def case_export_rows(items: list[dict[str, Any]]) -> list[list[Any]]:
+    return [[r["ref"], r["pupil"], r["student_no"], r["id_number"] or "", r["school"], r["class"], r["state_label"],
+             r["opened_on"].isoformat(), r["owner"] or "", r["due_at"].strftime("%Y-%m-%d %H:%M") if r["due_at"] else "",
+             "逾期" if r["overdue"] else ""] for r in items]
+
+
+# -- 重点关注 ----------------------------------------------------------------------------------------------------
+def watch_queue(session: Session, scope: Scope, as_of: datetime, *, q: str | None = None, school_id: int | None = None,
+                overdue_only: bool = False, paging: Paging = Paging(), masked: bool = False) -> dict[str, Any]:
+    """One page of the open watch entries (school, class, entry order), each with its duties."""
+    base = (select(WatchEntry.id, WatchEntry.pupil_id, WatchEntry.since, WatchEntry.rules, Pupil.name, Pupil.student_no,
+                   School.name.label("school"), SchoolClass.name.label("klass"), Staff.name.label("helper"))
+            .join(Pupil, Pupil.id == WatchEntry.pupil_id).join(School, School.id == WatchEntry.school_id)
+            .join(SchoolClass, SchoolClass.id == WatchEntry.class_id).outerjoin(Staff, Staff.id == WatchEntry.helper_id)
+            .where(WatchEntry.until.is_(None)))
+    base = scope.apply(base, school_col=WatchEntry.school_id, class_col=WatchEntry.class_id)
+    if school_id is not None:
+        base = base.where(WatchEntry.school_id == school_id)
+    if q and q.strip():
+        base = base.where(_search_clause(session, q))
+    if overdue_only:
+        from store.duties.ledger import WATCH_DUE
+
+        base = base.where(select(WatchDuty.id).where(WatchDuty.entry_id == WatchEntry.id, WatchDuty.status.in_(UNDONE),
+                                                     WATCH_DUE <= as_of).exists())
+    rows = session.execute(base.order_by(WatchEntry.school_id, WatchEntry.class_id, WatchEntry.id)  # ix_watch_open_order
+                           .limit(paging.per_page).offset(paging.offset)).mappings().all()
+    duties = _watch_duties(session, [r["id"] for r in rows], as_of)
+    items = [{"entry_id": r["id"], "ref": ref_label("watch", r["id"]), "href": record_href("watch", r["id"]),
+              "pupil_id": r["pupil_id"], "pupil": mask_name(r["name"]) if masked else r["name"],
+              "student_no": r["student_no"], "school": r["school"], "class": r["klass"], "helper": r["helper"],
+              "since": r["since"].isoformat(), "rules": r["rules"] or [], "duties": duties[r["id"]]} for r in rows]
+    total, capped = _count(session, base)
+    return {"rows": items, **_page_info(paging, total, capped, len(items))}
+
+
+def _watch_duties(session: Session, entry_ids: list[int], as_of: datetime) -> dict[int, list[dict[str, Any]]]:
+    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    if not entry_ids:
+        return out
+    for d, owner in session.execute(select(WatchDuty, Staff.name).outerjoin(Staff, Staff.id == WatchDuty.owner_id)
+                                    .where(WatchDuty.entry_id.in_(entry_ids)).order_by(WatchDuty.due_on, WatchDuty.id)):
+        undone = d.status in UNDONE
+        late = undone and (d.status == "overdue" or d.due_on < as_of.date())
+        out[d.entry_id].append({"id": d.id, "action": d.action, "label": DUTY_LABELS[RiskDuty(d.action)] if d.action in
+                                RiskDuty.__members__ else d.action, "owner": owner, "due_on": d.due_on.isoformat(),
+                                "status": "open" if undone else d.status, "overdue": late,
+                                "days_overdue": (as_of.date() - d.due_on).days if late else 0})
+    return out
+
+
+WATCH_HEADERS = ["编号", "学生", "学籍号", "学校", "班级", "列入依据", "帮扶责任人", "列入日期", "帮扶任务"]
+
+
+def watch_export_rows(items: list[dict[str, Any]]) -> list[list[Any]]:
+    def duty_text(d):
+        state = {"done": "已办", "cancelled": "已取消"}.get(d["status"], "逾期" if d["overdue"] else "待办")
+        return f"{d['label']}（{d['due_on']}，{state}）"
+    return [[r["ref"], r["pupil"], r["student_no"], r["school"], r["class"],
+             "；".join(f"{x.get('label', '')}：{x.get('why', '')}" for x in r["rules"]), r["helper"] or "（未指定）",
+             r["since"], "；".join(duty_text(d) for d in r["duties"])] for r in items]
+
+
+def watch_entry(session: Session, scope: Scope, entry_id: int, as_of: datetime, *,
+                masked: bool = False) -> dict[str, Any] | None:
+    """One watch entry (open or past) with its pupil, rules, helper, duties and history; None outside the scope."""
+    from store.models.risk import WatchEvent
+
+    q = (select(WatchEntry, Pupil.name, Pupil.student_no, Pupil.id_number, School.name, SchoolClass.name, Staff.name)
+         .join(Pupil, Pupil.id == WatchEntry.pupil_id).join(School, School.id == WatchEntry.school_id)
+         .join(SchoolClass, SchoolClass.id == WatchEntry.class_id).outerjoin(Staff, Staff.id == WatchEntry.helper_id)
+         .where(WatchEntry.id == entry_id))
+    found = session.execute(scope.apply(q, school_col=WatchEntry.school_id, class_col=WatchEntry.class_id)).first()
+    if found is None:
+        return None
+    e, name, no, idn, school, klass, helper = found
+    events = [{"event": ev.event, "actor": ev.actor, "at": ev.at, "reason": ev.reason} for ev in session.scalars(
+        select(WatchEvent).where(WatchEvent.entry_id == entry_id).order_by(WatchEvent.at, WatchEvent.id))]
+    cases = [{"id": cid, "ref": ref_label("case", cid), "state_label": CaseState(st).label, "opened_on": on}
+             for cid, st, on in session.execute(select(Case.id, Case.state, Case.opened_on)
+                                                .where(Case.pupil_id == e.pupil_id).order_by(Case.id.desc()).limit(20))]
+    return {"entry_id": e.id, "ref": ref_label("watch", e.id), "pupil_id": e.pupil_id,
+            "pupil": mask_name(name) if masked else name, "student_no": no, "id_number": mask_id(idn), "school": school,
+            "class": klass, "helper": helper, "since": e.since.isoformat(), "until": e.until.isoformat() if e.until else None,
+            "rules": e.rules or [], "policy": e.policy, "duties": _watch_duties(session, [e.id], as_of)[e.id],
+            "events": events, "cases": cases}
+
+
+def kind_label(kind: str) -> str:
+    return KIND_LABELS.get(kind, kind)
+
+
+__all__ = ["COUNT_CAP", "QUEUE_KINDS", "STUCK_SORTS", "CASE_SORTS", "Paging", "stuck_queue", "stuck_tabs", "stuck_owners",
+           "case_queue", "watch_queue", "watch_entry", "ref_label", "record_href"]
