@@ -147,6 +147,72 @@ def _dropout_standard(p: Policy, db) -> Any:
         return filing.figures["standard_rate"]
 
 
+NOW = datetime(2026, 11, 16, 20, 0)
+
+
+def _chain(p: Policy, db) -> list:
+    """The first pupil's 包保 chain as the policy's roles order it (store/accountability/chain.py)."""
+    from sqlalchemy import select
+    from store.accountability.chain import chain_of, fill_defaults
+    from store.models import Pupil
+    with db.trial(p) as s:
+        fill_defaults(s, school_ids=None, actor="t", now=NOW)
+        return [(m["role"], m["person"]) for m in chain_of(s, s.scalar(select(Pupil.id).order_by(Pupil.id)))]
+
+
+def _pledges(p: Policy, db) -> list:
+    """The 责任书 issued for the year: who signs, the title, the signature duty's deadline (store/accountability/pledges.py)."""
+    from store.accountability.chain import fill_defaults
+    from store.accountability.pledges import issue_year, pledges
+    with db.trial(p) as s:
+        fill_defaults(s, school_ids=None, actor="t", now=NOW)
+        issue_year(s, year=2026, now=NOW)
+        return sorted((r["role"], r["title"], r["due_at"], r["pupils"]) for r in pledges(s, year=2026))
+
+
+def _talk_followup(p: Policy, db):
+    """The follow-up duty's deadline of a 约谈 at the school (store/accountability/talks.py)."""
+    from store.accountability.talks import TalkForm, record_talk
+    with db.trial(p) as s:
+        form = TalkForm(interviewee="某校长", school_code=db.code, held_at=datetime(2026, 11, 2, 10), subject="控辍不力",
+                        items=["整改"], deadline=date(2026, 11, 20))
+        talk, _ = record_talk(s, form, level="county", interviewer="县教育局", interviewer_id=None, actor="t", now=NOW)
+        from sqlalchemy import select
+        from store.models.accountability import TalkDuty
+        return s.scalar(select(TalkDuty.due_at).where(TalkDuty.interview_id == talk.id))
+
+
+def _ranking(p: Policy, db) -> tuple:
+    """The township ranking (store/reporting/accountability.py): asked at all, and each township's place."""
+    from store.reporting.accountability import township_ranking
+    from store.reporting.reports import month_period
+    with db.trial(p) as s:
+        r = township_ranking(s, month_period(2026, 11), NOW)
+        return r["asked"], [(t["code"], t["rank"], t["bottom"], t["talk_due"]) for t in r["rows"]]
+
+
+def _ranking_bottom(p: Policy, db) -> tuple:
+    """The bottom places marked where the ranking is asked for (a policy without a ranking names none)."""
+    return _ranking(changed(p, "accountability.ranking", True), db)
+
+
+def _veto(p: Policy, db) -> list:
+    """The 评优一票否决 list of a school whose submitted 月报 hid a dropout (store/reporting/accountability.py)."""
+    from sqlalchemy import select
+    from store.models import School
+    from store.models.reconcile import SubmittedReport
+    from store.reporting.accountability import veto_list
+    with db.trial(p) as s:
+        school_id = s.scalar(select(School.id).where(School.code == db.code))
+        s.add(SubmittedReport(  # as reconcile_period leaves a submission with fewer dropouts than the ledger
+            school_id=school_id, period="2026-10", figures={"dropouts": 0}, submitted_by="t",
+            submitted_at=datetime(2026, 11, 3, 9), status="submitted", reconciled_at=datetime(2026, 11, 3, 9),
+            hides_open_cases=True, differences=[{"field": "dropouts", "label": "辍学人数", "submitted": 0, "ledger": 1,
+                                                 "diff": -1, "hides": True, "cases": []}]))
+        s.flush()
+        return [(r["name"], r["reasons"]) for r in veto_list(s, 2026, NOW)["rows"]]
+
+
 # field → (new value or function of the old one, observe(policy) or observe(policy, db))
 Probe = tuple[Any, Callable]
 PROBES: dict[str, Probe] = {
@@ -199,6 +265,15 @@ PROBES: dict[str, Probe] = {
     "gate.alert_role": ("principal", _gate),
     "gate.alert_due_minutes": (15, _gate),
     "gate.require_fetcher": (lambda v: not v, _gate),
+    "accountability.chain_roles": (lambda r: r[:1], _chain),
+    "accountability.pledge_roles": ([], _pledges),
+    "accountability.pledge_due_month": (lambda m: 11 if m == 10 else 10, _pledges),
+    "accountability.pledge_due_day": (lambda d: d - 1 if d > 1 else 2, _pledges),
+    "accountability.pledge_title": ("控辍保学目标责任书（改）", _pledges),
+    "accountability.talk_followup_days": (lambda d: d + 3 if d < 27 else d - 3, _talk_followup),
+    "accountability.ranking": (lambda v: not v, _ranking),
+    "accountability.ranking_bottom": (lambda b: 0 if b else 1, _ranking_bottom),
+    "accountability.veto_hidden_dropouts": (lambda v: not v, _veto),
 }
 ELSEWHERE = {  # built by another helper of issue 16; the lead adds their probes after the merge
     "leave.office_over_days": "leave", "leave.principal_over_days": "leave", "reports.class_weekday": "reports",
