@@ -34,6 +34,7 @@ MODEL_MODULES: list[str] = [
     "store.models.census",
     "store.models.calendar",
     "store.models.attachments",
+    "store.models.leave",
 ]
 
 # pg_advisory_xact_lock key, so two processes starting at once do not both run the migrations.
