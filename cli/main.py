@@ -501,6 +501,8 @@ def _mount_subcommands() -> None:
     app.add_typer(census_cli.handoff_app, name="handoff")  # 送达回证
     oversight_cli.mount(app)  # risk list|explain, reconcile MONTH, submit-/accept-figures
     app.add_typer(backup_cli.app, name="backup")  # backup create|check|restore|verify
+    from cli import leave as leave_cli
+    leave_cli.mount(app)  # leave apply|approve|refuse|list, transfer out|confirm, lesson absent|not-home
 
 
 _mount_subcommands()

@@ -137,13 +137,14 @@ class SecurityHeaders:
 
 def routers() -> list:
     """Every router of the app, in mounting order (the scoping test probes each of their routes)."""
-    from web import api, auth, pages, pages_account, pages_census, pages_gate, pages_oversight
+    from web import api, api_leave, auth, pages, pages_account, pages_census, pages_gate, pages_leave, pages_oversight
 
     return [auth.router, auth.api_router, api.router, pages.router,
             pages_oversight.router,  # /risk, /reconcile: watch list and reconciliation (issue 8 parts 4–5)
             pages_gate.router,  # /gate, /truancy: boarders' gate log and truancy tiers (parts 2–3)
             pages_census.router,  # /census, /handoffs: out-of-school census and 送达回证 (parts 1, 6)
-            pages_account.router, pages_account.api_router]  # /account, /admin/users, /api/auth/tokens (issue 14)
+            pages_account.router, pages_account.api_router,  # /account, /admin/users, /api/auth/tokens (issue 14)
+            api_leave.router, pages_leave.router]  # /leave, /api/leave…: leave, transfers, lesson counts (issue 17)
 
 
 def morning_check_deployment() -> str:

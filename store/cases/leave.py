@@ -45,6 +45,7 @@ from store.cases.context import CaseContext
 from store.cases.effects import SYSTEM
 from store.models import AttendanceMark, Case, LateMark, Pupil, School, SchoolClass
 from store.models.leave import LeaveRequest
+from store.access.scope import EVERYTHING, Scope
 
 KINDS = tuple(REQUEST_KIND_LABELS)                  # sick_leave, personal_leave, exemption, transfer
 LEAVE_KINDS = frozenset({"sick_leave", "personal_leave"})
@@ -339,26 +340,46 @@ def attach_certificate(session: Session, request_id: int, data: bytes, filename:
 
 
 # -- lists -------------------------------------------------------------------------------------------------------
-def listed(session: Session, *, school_ids: list[int] | None = None, include_incoming: bool = True,
-           kinds=KINDS, decision: str | None = None, limit: int = 300) -> list[dict]:
-    """Requests newest first (a school sees its own pupils' and, for transfers, those coming to it)."""
+def listed(session: Session, scope: Scope = EVERYTHING, *, incoming_school_id: int | None = None, kinds=KINDS,
+           decision: str | None = None, limit: int = 300) -> list[dict]:
+    """Requests in ``scope`` newest first, and the transfers coming to ``incoming_school_id`` (转入 to confirm)."""
     q = (select(LeaveRequest, Pupil.name, Pupil.student_no, School.name.label("school"))
          .join(Pupil, Pupil.id == LeaveRequest.pupil_id).join(School, School.id == LeaveRequest.school_id)
          .where(LeaveRequest.kind.in_(list(kinds))).order_by(LeaveRequest.id.desc()).limit(limit))
-    if school_ids is not None:
-        mine = LeaveRequest.school_id.in_(school_ids)
-        q = q.where(or_(mine, LeaveRequest.to_school_id.in_(school_ids)) if include_incoming else mine)
+    mine = scope.apply(select(LeaveRequest.id), school_col=LeaveRequest.school_id, class_col=LeaveRequest.class_id)
+    if incoming_school_id is not None:
+        q = q.where(or_(LeaveRequest.id.in_(mine), LeaveRequest.to_school_id == incoming_school_id))
+    elif scope is not EVERYTHING:
+        q = q.where(LeaveRequest.id.in_(mine))
     if decision:
         q = q.where(LeaveRequest.decision == decision)
     names = dict(session.execute(select(School.id, School.name)).all())
     return [{"id": r.id, "kind": r.kind, "pupil_id": r.pupil_id, "pupil": name, "student_no": no, "school": school,
-             "school_id": r.school_id, "first_day": r.first_day, "last_day": r.last_day, "days": r.days,
-             "role": r.role, "due_at": r.due_at, "status": r.status, "decision": r.decision,
+             "school_id": r.school_id, "class_id": r.class_id, "first_day": r.first_day, "last_day": r.last_day,
+             "days": r.days, "role": r.role, "due_at": r.due_at, "status": r.status, "decision": r.decision,
              "decided_by": r.decided_by, "decided_at": r.decided_at, "note": r.decision_note, "reason": r.reason,
              "source": r.source, "requested_by": r.requested_by, "counted_at": r.counted_at, "case_id": r.case_id,
              "to_school_id": r.to_school_id, "to_school": names.get(r.to_school_id) or r.to_school_name,
              "certificate": r.cert_filename, "document_id": r.document_id}
             for r, name, no, school in session.execute(q)]
+
+
+def may_decide(request: dict, *, account_role: str, school_id: int | None, class_ids: frozenset[int] | None) -> bool:
+    """Which account decides a request (accounts are head teacher, school office, township, county):
+    免学/缓学 the county; a 转入 in the county the receiving school's office, one outside the county the
+    sending school's office (with the receipt); a leave routed to the head teacher the class's head
+    teacher or the school office; one routed to 教导处 or the principal the school office."""
+    if request["decision"] != "pending":
+        return False
+    if request["kind"] == "exemption":
+        return account_role == "county"
+    if request["kind"] == "transfer":
+        target = request["to_school_id"] or request["school_id"]
+        return account_role == "school_staff" and school_id == target
+    if account_role == "school_staff":
+        return school_id == request["school_id"]
+    return (account_role == "head_teacher" and request["role"] == "head_teacher" and class_ids is not None
+            and request["class_id"] in class_ids)
 
 
 def count_by_decision(session: Session) -> dict[tuple[str, str], int]:
