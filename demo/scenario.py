@@ -272,6 +272,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
     from tasks.runtime import SimulatedClock, clock_set_to, dispose_all, using
     from demo import prevention as prevention_demo
     from demo import census as census_demo
+    from demo import leave as leave_demo
 
     days = school_days(START, weeks * 5 + 1)
     begin = datetime.combine(days[0], dtime(0, 0))
@@ -290,6 +291,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
     plan = make_plan([tuple(p) for p in pupils], days, seed)
     oversight_demo.plan_rising_absences(plan, [tuple(p) for p in pupils], seed)  # absences rising week on week
     prevention_demo.plan_truants(plan, [tuple(p) for p in pupils])  # 旷课分级: tiers 1–4 (issue 8 part 3)
+    leave_lines = leave_demo.plan_leave(plan, [tuple(p) for p in pupils])  # 请假/转学/课前清点 (issue 17 items 5, 6, 8)
     day_no = {d: i + 1 for i, d in enumerate(days)}
 
     def wanted(t: datetime, name: str) -> bool:
@@ -344,6 +346,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
                 staff_done += oversight_demo.helpers_round(factory, t)  # 帮扶: preventive duties done, a few left overdue
                 staff_done += prevention_demo.gate_round(factory, t, day_no[obj], len(days) - 1)  # 住校生出入校门
                 staff_done += census_demo.census_round(factory, t, day_no[obj], out, run)  # 排查 and 送达回证 (issue 8 parts 1, 6)
+                staff_done += leave_demo.leave_round(factory, t, day_no[obj], leave_lines)  # 请假审批、转出、课前清点
                 seconds["staff"] += time.perf_counter() - t_start
             else:
                 sp = obj
@@ -364,6 +367,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
     summary["prevention"] = prevention_demo.summary(factory)  # gate log and truancy tiers (issue 8 parts 2–3)
     summary["census"] = census_demo.summary(factory, stop_at)  # 排查 and 送达回证 (issue 8 parts 1, 6)
     summary["oversight"] = oversight_demo.summary(factory)  # watch list and reconciliation (issue 8 parts 4–5)
+    summary["leave"] = leave_demo.summary(factory)  # leave approvals, transfers, lesson counts (issue 17)
     summary["seconds_by_flow"] = {k: round(v, 1) for k, v in seconds.items()}
     dispose_all()
     engine.dispose()

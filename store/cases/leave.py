@@ -183,8 +183,9 @@ class Cover:
                     LeaveRequest.pupil_id, LeaveRequest.kind, LeaveRequest.first_day, LeaveRequest.last_day,
                     LeaveRequest.decision, LeaveRequest.due_at).where(
                     LeaveRequest.pupil_id.in_(ids[i:i + 5000]), LeaveRequest.first_day <= last,
-                    LeaveRequest.last_day >= first)):
-                rows.setdefault(pid, []).append((kind, f, l, decision, due))
+                    or_(LeaveRequest.last_day >= first, LeaveRequest.kind == "transfer"))):
+                # a 转出 is for good: it covers every day from the one the pupil left
+                rows.setdefault(pid, []).append((kind, f, date.max if kind == "transfer" else l, decision, due))
         return cls(rows)
 
     def status(self, pupil_id: int, day: date, status: str | None, now: datetime) -> str | None:
@@ -202,8 +203,9 @@ class Cover:
         return "unexcused"
 
     def away(self, pupil_id: int, day: date) -> bool:
-        """A pupil with a 转出 not refused from ``day`` or before: not in class, whatever a whole check implies."""
-        return any(r[0] == "transfer" and r[1] <= day and r[3] != "refused" for r in self.rows.get(pupil_id, ()))
+        """A pupil with a 转出 from ``day`` or before that is not confirmed: not in class, whatever a whole
+        check implies (confirmed, the pupil is the receiving school's)."""
+        return any(r[0] == "transfer" and r[1] <= day and r[3] != "approved" for r in self.rows.get(pupil_id, ()))
 
 
 def effective_status(session: Session, pupil_id: int, day: date, status: str | None, now: datetime) -> str | None:

@@ -196,3 +196,35 @@ def test_a_parent_report_of_not_home_gives_the_school_a_same_day_duty(factory, s
         assert (duty.role, duty.due_at) == ("head_teacher", datetime(2026, 11, 16, 20, 0))
         late = overdue(s, datetime(2026, 11, 16, 21), kinds=("prevention",))
         assert [d["context"] for d in late] == ["放学未回家"]
+
+
+def test_the_demo_story_lines_approved_leave_unapproved_leave_and_unconfirmed_transfer(factory, session, tmp_path):
+    from demo.leave import leave_round, plan_leave
+    from demo.scenario import Plan
+    from store.calendars import calendars
+    from store.cases.intake import MarkIn, record_morning_check
+
+    school, pupils = setup_store(session, pupils_per_class=6)
+    session.commit()
+    days = calendars()["default"].school_days(date(2026, 11, 2), date(2026, 11, 20))  # 15 school days
+    plan = Plan(days)
+    chosen = plan_leave(plan, [(p, school) for p in pupils])
+    for n, day in enumerate(days, start=1):
+        listed = {no: st for no, st in plan.absent.get(n, {}).items() if plan.stop_listing.get(no, 10**6) > n}
+        with transaction(factory) as s:
+            record_morning_check(s, CaseContext(s), school_code=school, day=day, source="test", submitted_by="demo",
+                                 marks=[MarkIn(no, st) for no, st in listed.items()], now=datetime.combine(day, time(8)))
+        advance(factory, datetime.combine(day, time(9, 30)))
+        for at in (time(10, 30), time(15, 0)):
+            leave_round(factory, datetime.combine(day, at), n, chosen, archive_dir=tmp_path)
+    advance(factory, datetime(2026, 11, 23, 9, 30))
+    with factory() as s:
+        assert case_of(s, chosen["approved"]) is None
+        approved = s.scalar(select(LeaveRequest).where(LeaveRequest.pupil_id == pupil_id(s, chosen["approved"])))
+        assert (approved.days, approved.role, approved.decision, approved.cert_filename) == (
+            3, "principal", "approved", "医院证明.pdf")
+        unapproved = case_of(s, chosen["unapproved"])
+        assert unapproved is not None and unapproved.opened_on == days[6]
+        transferred = case_of(s, chosen["transferred"])
+        assert transferred is not None and transferred.opened_on == days[1] and transferred.state != "returned"
+        assert case_of(s, chosen["noon"]).opened_on == days[3]
