@@ -103,7 +103,11 @@ def _decide(request_id: int, approve: bool, actor: str, at: Optional[str], note:
                 attach_certificate(s, request_id, receipt.read_bytes(), receipt.name, actor=actor, now=now,
                                    archive_dir=Path(settings().archive_dir), max_bytes=10 * 1024 * 1024)
             r = decide(s, CaseContext(s), request_id, approve=approve, actor=actor, now=now, note=note)
-            out = {"id": r.id, "decision": r.decision, "label": decision_label(r.kind, r.decision), "case_id": r.case_id}
+            if r.kind == "exemption":  # the county's decision is a document
+                from documents.exemption_decision import issue_decision
+                issue_decision(s, r.id, actor=actor, now=now)
+            out = {"id": r.id, "decision": r.decision, "label": decision_label(r.kind, r.decision), "case_id": r.case_id,
+                   "document_id": r.document_id}
     except (LeaveError, AttachmentRefused) as exc:
         _fail(str(exc))
     emit(out, json_out, lambda d: console.print(f"申请 #{d['id']}：{d['label']}"

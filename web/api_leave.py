@@ -9,6 +9,7 @@ from datetime import date, datetime
 from typing import Literal
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,6 +24,7 @@ from store.cases.lessons import LessonError, report_lesson_absence, report_not_h
 from store.models import Pupil, School
 from store.models.leave import LeaveRequest
 
+from documents.exemption_decision import issue_decision
 from web.deps import ApiError, DbId, Principal, get_db, get_now, roles, settings_of
 from web.services import read_capped
 
@@ -87,10 +89,13 @@ def decide(db: Session, who: Principal, request_id: int, *, approve: bool, note:
         raise ApiError(403, "此申请不由您的账号审批 (your account does not decide this request)")
     policy = CaseContext(db).policies.get(db.scalar(select(School.policy_name).where(School.id == r["school_id"])))
     try:
-        return leave.decide(db, CaseContext(db), request_id, approve=approve, now=now, note=note,
-                            actor=f"{who.actor}（{policy.role_label(r['role'])}）")
+        out = leave.decide(db, CaseContext(db), request_id, approve=approve, now=now, note=note,
+                           actor=f"{who.actor}（{policy.role_label(r['role'])}）")
     except leave.LeaveError as exc:
         raise ApiError(409, str(exc)) from None
+    if out.kind == "exemption":  # the county's decision is a document (免学/缓学审批决定书)
+        issue_decision(db, out.id, actor=who.actor, now=now)
+    return out
 
 
 def attach(db: Session, who: Principal, request_id: int, data: bytes, filename: str, *, request: Request,
@@ -110,7 +115,7 @@ def attach(db: Session, who: Principal, request_id: int, data: bytes, filename: 
 def info(r: LeaveRequest | dict) -> dict:
     d = r if isinstance(r, dict) else leave_row(r)
     return {**{k: d[k] for k in ("id", "kind", "first_day", "last_day", "days", "role", "due_at", "decision",
-                                 "decided_by", "decided_at", "case_id", "to_school")},
+                                 "decided_by", "decided_at", "case_id", "to_school", "document_id")},
             "kind_label": REQUEST_KIND_LABELS[d["kind"]], "decision_label": decision_label(d["kind"], d["decision"]),
             "certificate": d["certificate"]}
 
@@ -118,7 +123,22 @@ def info(r: LeaveRequest | dict) -> dict:
 def leave_row(r: LeaveRequest) -> dict:
     return {"id": r.id, "kind": r.kind, "first_day": r.first_day, "last_day": r.last_day, "days": r.days, "role": r.role,
             "due_at": r.due_at, "decision": r.decision, "decided_by": r.decided_by, "decided_at": r.decided_at,
-            "case_id": r.case_id, "to_school": r.to_school_name or r.to_school_id, "certificate": r.cert_filename}
+            "case_id": r.case_id, "to_school": r.to_school_name or r.to_school_id, "certificate": r.cert_filename,
+            "document_id": r.document_id}
+
+
+def decision_file(db: Session, who: Principal, request_id: int, request: Request) -> FileResponse:
+    """The 免学/缓学 decision's PDF, for whoever sees the request."""
+    from documents.archive import file_path
+    from store.models.documents import Document
+
+    r = request_in_view(db, who, request_id)
+    doc = db.get(Document, r["document_id"]) if r["document_id"] else None
+    f = next((f for f in doc.files if f.fmt == "pdf"), None) if doc is not None else None
+    path = file_path(f) if f is not None else None  # where the archive wrote it (documents.archive)
+    if path is None or not path.is_file():
+        raise ApiError(404, "尚无审批决定书 (no decision document yet)")
+    return FileResponse(path, media_type=f.media_type, filename=f"exemption_decision-{request_id}.pdf")
 
 
 # -- the API -----------------------------------------------------------------------------------------------------
@@ -188,6 +208,12 @@ def leave_decision(request_id: DbId, body: DecisionBody, who: Principal = Depend
     r = decide(db, who, request_id, approve=body.approve, note=body.note, now=now)
     db.commit()
     return info(r)
+
+
+@router.get("/leave/{request_id}/decision.pdf", summary="免学/缓学审批决定书 PDF")
+def leave_decision_pdf(request_id: DbId, request: Request, who: Principal = Depends(roles(*READERS)),
+                       db: Session = Depends(get_db)):
+    return decision_file(db, who, request_id, request)
 
 
 @router.post("/transfers", status_code=201, summary="转出登记（须填接收学校；逾期未确认转入即立案）")

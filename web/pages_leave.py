@@ -60,6 +60,12 @@ def leave_page(request: Request, done: str | None = None, who: Principal = Depen
                   kinds=[(k, v) for k, v in REQUEST_KIND_LABELS.items() if k != "transfer"])
 
 
+@router.get("/leave/{request_id}/decision.pdf")
+def decision_pdf(request: Request, request_id: DbId, who: Principal = Depends(_page(*READERS)),
+                 db: Session = Depends(get_db)):
+    return svc.decision_file(db, who, request_id, request)
+
+
 @router.post("/leave/apply")
 async def leave_apply(request: Request, who: Principal = Depends(_page(*svc.SCHOOLS)), db: Session = Depends(get_db),
                       now: datetime = Depends(get_now)):

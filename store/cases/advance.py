@@ -34,7 +34,7 @@ from store.cases.context import CaseContext, effective_day, escalation_at
 from store.db import checkpoint, is_postgres, transaction
 from store.cases.effects import escalation_event_row, step_duty_rows
 from store.cases.late_marks import apply_late_marks
-from store.cases.leave import count_unapproved
+from store.cases.leave_sweep import count_unapproved
 from store.models import Case, CaseEvent, DocumentRequest, Duty, School, SchoolClass
 
 Progress = Callable[[str, int], None]

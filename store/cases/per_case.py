@@ -14,7 +14,7 @@ from machines.states import CaseState
 from store.cases.actions import escalate_through
 from store.cases.context import CaseContext, effective_day
 from store.cases.late_marks import apply_late_marks
-from store.cases.leave import count_unapproved
+from store.cases.leave_sweep import count_unapproved
 from store.models import Case, Duty
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from store.cases.advance import advance
 from store.cases.context import CaseContext
-from store.cases.leave import LeaveError, apply_for, attach_certificate, count_unapproved, decide
+from store.cases.leave import LeaveError, apply_for, attach_certificate, decide
 from store.cases.lessons import report_lesson_absence, report_not_home
 from store.cases.per_case import advance_per_case
 from store.db import transaction

@@ -70,8 +70,10 @@ def test_an_exemption_is_decided_by_the_county_and_a_transfer_confirmed_by_the_r
                 json={"student_no": a, "kind": "exemption", "first_day": "2026-11-16", "last_day": "2026-12-31"}).json()
     assert ex["role"] == "education_bureau"
     assert c.post(f"/api/leave/{ex['id']}/decision", headers=_api(site, "school"), json={"approve": True}).status_code == 403
-    assert c.post(f"/api/leave/{ex['id']}/decision", headers=_api(site, "county"),
-                  json={"approve": True}).json()["decision"] == "approved"
+    decided = c.post(f"/api/leave/{ex['id']}/decision", headers=_api(site, "county"), json={"approve": True}).json()
+    assert decided["decision"] == "approved" and decided["document_id"]  # the decision is a document
+    pdf = c.get(f"/api/leave/{ex['id']}/decision.pdf", headers=_api(site, "school"))
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     sibling = site["county"].school_codes[1]
     t = c.post("/api/transfers", headers=_api(site, "school"), json={"student_no": b, "day": "2026-11-16",
                                                                    "to_school_code": sibling})
