@@ -68,7 +68,7 @@ def _apply(student_no: str, kind: str, first: date, last: date, actor: str, at: 
                 attach_certificate(s, r.id, certificate.read_bytes(), certificate.name, actor=actor, now=at,
                                    archive_dir=Path(settings().archive_dir), max_bytes=10 * 1024 * 1024)
             return {"id": r.id, "kind": r.kind, "days": r.days, "role": r.role, "due_at": r.due_at.isoformat(sep=" ")}
-    except (LeaveError, AttachmentRefused) as exc:
+    except (LeaveError, AttachmentRefused, LookupError) as exc:
         _fail(str(exc))
 
 
@@ -108,7 +108,7 @@ def _decide(request_id: int, approve: bool, actor: str, at: Optional[str], note:
                 issue_decision(s, r.id, actor=actor, now=now)
             out = {"id": r.id, "decision": r.decision, "label": decision_label(r.kind, r.decision), "case_id": r.case_id,
                    "document_id": r.document_id}
-    except (LeaveError, AttachmentRefused) as exc:
+    except (LeaveError, AttachmentRefused, LookupError) as exc:
         _fail(str(exc))
     emit(out, json_out, lambda d: console.print(f"申请 #{d['id']}：{d['label']}"
                                                  + (f"（案件 #{d['case_id']} 已排除）" if d["case_id"] and approve else "")))
@@ -180,7 +180,7 @@ def lesson_absent(school: str, student_no: str, lesson: int = typer.Option(..., 
             r = report_lesson_absence(s, CaseContext(s), school_code=school, student_no=student_no,
                                       day=_day(day, now.date()), lesson=lesson, subject=subject, actor=actor, now=now)
             out = {"report_id": r.report_id, "duplicate": r.duplicate, "case_id": r.case_id}
-    except (LessonError, IntakeError) as exc:
+    except (LessonError, IntakeError, LookupError) as exc:
         _fail(str(exc))
     emit(out, json_out, lambda d: console.print(
         ("已登记过（未重复）" if d["duplicate"] else "已登记") + (f"，案件 #{d['case_id']}" if d["case_id"] else "")))

@@ -234,7 +234,7 @@ def lesson_absence(body: LessonBody, who: Principal = Depends(roles(*SCHOOLS)), 
         out = report_lesson_absence(db, CaseContext(db), school_code=code, student_no=pupil.student_no,
                                     day=body.day or now.date(), lesson=body.lesson, subject=body.subject,
                                     actor=who.actor, now=now)
-    except (LessonError, IntakeError) as exc:
+    except (LessonError, IntakeError, LookupError) as exc:  # LookupError: a day outside the school calendar
         db.rollback()
         raise ApiError(422, str(exc)) from None
     db.commit()

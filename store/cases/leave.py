@@ -52,6 +52,7 @@ ACTIONS = {"sick_leave": "approve_leave", "personal_leave": "approve_leave", "ex
            "transfer": "confirm_transfer"}
 assert set(ACTIONS.values()) <= set(REQUEST_ACTION_LABELS)
 OPEN = [s.value for s in OPEN_STATES]
+MAX_DAYS = 366  # one application covers at most a school year (a bound on untrusted input too)
 
 
 class LeaveError(ValueError):
@@ -74,6 +75,8 @@ def apply_for(session: Session, ctx: CaseContext, *, pupil_id: int, kind: str, f
     last_day = last_day or first_day
     if last_day < first_day:
         raise LeaveError("结束日期早于开始日期 (last day before first day)")
+    if (last_day - first_day).days > MAX_DAYS:
+        raise LeaveError(f"一次申请不超过 {MAX_DAYS} 天，长期免学/缓学请按学年申请 (at most {MAX_DAYS} days)")
     pupil = session.get(Pupil, pupil_id)
     if pupil is None:
         raise LeaveError("学生不存在 (no such pupil)")
@@ -86,7 +89,10 @@ def apply_for(session: Session, ctx: CaseContext, *, pupil_id: int, kind: str, f
     school = session.get(School, pupil.school_id)
     policy = ctx.policies.get(school.policy_name)
     cal = ctx.calendar(school.calendar_key)
-    days = max(1, len(cal.school_days(first_day, last_day)))
+    try:
+        days = max(1, len(cal.school_days(first_day, last_day)))
+    except LookupError:  # beyond the calendar's known years: count calendar days
+        days = (last_day - first_day).days + 1
     row = LeaveRequest(
         pupil_id=pupil.id, school_id=school.id, class_id=pupil.class_id, kind=kind, first_day=first_day,
         last_day=last_day, days=days, source=source, requested_by=actor[:64], reason=(reason or "")[:255],
@@ -100,18 +106,23 @@ def apply_for(session: Session, ctx: CaseContext, *, pupil_id: int, kind: str, f
 
 def _route(ctx: CaseContext, row: LeaveRequest, school: School, policy, *, base: date) -> None:
     """Who decides ``row`` and by when (the policy's data)."""
+    def due(days: int, at) -> datetime:
+        try:
+            return ctx.due_at(school.calendar_key, base, days, at)
+        except LookupError:  # the calendar does not reach that far yet (a year without holidays): calendar days
+            return datetime.combine(base + timedelta(days=days), at)
+
     if row.kind in LEAVE_KINDS:
         row.role = policy.leave.approver(row.days, policy.roles)
-        row.due_at = ctx.due_at(school.calendar_key, base, policy.leave.approval_school_days, policy.leave.approval_time)
+        row.due_at = due(policy.leave.approval_school_days, policy.leave.approval_time)
         row.owner_id = ctx.owners.resolve(school.id, row.class_id, row.role)
     elif row.kind == "exemption":
         row.role = "education_bureau"
-        row.due_at = ctx.due_at(school.calendar_key, base, policy.leave.exemption_decision_school_days,
-                                policy.leave.approval_time)
+        row.due_at = due(policy.leave.exemption_decision_school_days, policy.leave.approval_time)
         row.owner_id = ctx.owners.resolve(school.id, row.class_id, row.role)
     else:
         row.role = "principal"
-        row.due_at = ctx.due_at(school.calendar_key, base, policy.transfer.confirm_school_days, policy.transfer.confirm_time)
+        row.due_at = due(policy.transfer.confirm_school_days, policy.transfer.confirm_time)
         row.owner_id = ctx.owners.resolve(row.to_school_id or school.id, 0, "principal")
 
 
@@ -150,7 +161,10 @@ def requests_from_marks(session: Session, ctx: CaseContext, school: School, day:
 def _previous_school_day(cal, day: date) -> date:
     d = day - timedelta(days=1)
     for _ in range(40):  # a winter break is the longest gap
-        if cal.is_school_day(d):
+        try:
+            if cal.is_school_day(d):
+                return d
+        except LookupError:  # the year before the calendar's first: no earlier school day
             return d
         d -= timedelta(days=1)
     return d

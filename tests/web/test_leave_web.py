@@ -42,7 +42,7 @@ def _page_as(site, user):
     return c
 
 
-def test_a_three_day_leave_goes_to_the_school_office_as_principal_and_a_teacher_may_not_approve_it(site):
+def test_a_three_day_leave_goes_to_the_office_as_principal_and_the_teachers_report_lessons_and_not_home(site):
     c, pupil = site["client"], site["mine"][0]
     r = c.post("/api/leave", headers=_api(site, "teacher"), json={
         "student_no": pupil, "kind": "sick_leave", "first_day": "2026-11-16", "last_day": "2026-11-18", "reason": "发烧"})
@@ -62,9 +62,26 @@ def test_a_three_day_leave_goes_to_the_school_office_as_principal_and_a_teacher_
                   json={"approve": False}).status_code == 409  # a decision is final
     page = _page_as(site, "school").get("/leave").text
     assert "已批准" in page and "校长" in page and "假条.png" in page
+    # the page: a subject teacher's lesson count and a parent's 放学未回家
+    c = _page_as(site, "teacher")
+    token = site["county"].csrf["teacher"]
+    pupil = site["mine"][4]
+    assert c.post("/leave/lesson", data={"csrf": token, "student_no": pupil, "lesson": "3", "subject": "语文"},
+                  follow_redirects=False).status_code == 303
+    assert c.post("/leave/not-home", data={"csrf": token, "student_no": site["mine"][5], "parent_name": "李母",
+                                           "note": "六点未到家"}, follow_redirects=False).status_code == 303
+    page = c.get("/leave").text
+    assert "第3节" in page and "语文" in page and "李母" in page and "放学未回家" in page
+    with site["factory"]() as s:
+        assert s.scalar(select(Case.opened_on).join(Pupil, Pupil.id == Case.pupil_id)
+                        .where(Pupil.student_no == pupil)) == date(2026, 11, 16)
+    other = site["county"].tokens["teacher_other_school"]
+    r = site["client"].post("/api/lesson-absences", headers={"Authorization": f"Bearer {other}"},
+                            json={"student_no": pupil, "lesson": 4})
+    assert r.status_code == 404  # another school's pupil
 
 
-def test_an_exemption_is_decided_by_the_county_and_a_transfer_confirmed_by_the_receiving_school(site):
+def test_exemption_by_the_county_transfer_confirmed_by_the_receiving_school_or_opening_a_case(site):
     c, (a, b) = site["client"], site["mine"][1:3]
     ex = c.post("/api/leave", headers=_api(site, "school"),
                 json={"student_no": a, "kind": "exemption", "first_day": "2026-11-16", "last_day": "2026-12-31"}).json()
@@ -87,9 +104,7 @@ def test_an_exemption_is_decided_by_the_county_and_a_transfer_confirmed_by_the_r
     with site["factory"]() as s:
         assert s.scalar(select(School.code).join(Pupil, Pupil.school_id == School.id)
                         .where(Pupil.student_no == b)) == sibling
-
-
-def test_an_unconfirmed_transfer_entered_on_the_page_opens_a_case(site):
+    # the page: an unconfirmed 转出 to a school outside the county opens a case after the policy's days
     c = _page_as(site, "school")
     token = site["county"].csrf["school"]
     pupil = site["mine"][3]
@@ -103,22 +118,3 @@ def test_an_unconfirmed_transfer_entered_on_the_page_opens_a_case(site):
         stuck = stuck_cases(s, EVERYTHING, datetime(2026, 12, 1, 10))  # the /stuck page's read model
         assert [(r["kind"], [o["action_label"] for o in r["owed"]]) for r in stuck if r["kind"] == "approval"] == [
             ("approval", ["确认转入"])]
-
-
-def test_lesson_absence_and_not_home_from_the_page(site):
-    c = _page_as(site, "teacher")
-    token = site["county"].csrf["teacher"]
-    pupil = site["mine"][4]
-    assert c.post("/leave/lesson", data={"csrf": token, "student_no": pupil, "lesson": "3", "subject": "语文"},
-                  follow_redirects=False).status_code == 303
-    assert c.post("/leave/not-home", data={"csrf": token, "student_no": site["mine"][5], "parent_name": "李母",
-                                           "note": "六点未到家"}, follow_redirects=False).status_code == 303
-    page = c.get("/leave").text
-    assert "第3节" in page and "语文" in page and "李母" in page and "放学未回家" in page
-    with site["factory"]() as s:
-        assert s.scalar(select(Case.opened_on).join(Pupil, Pupil.id == Case.pupil_id)
-                        .where(Pupil.student_no == pupil)) == date(2026, 11, 16)
-    other = site["county"].tokens["teacher_other_school"]
-    r = site["client"].post("/api/lesson-absences", headers={"Authorization": f"Bearer {other}"},
-                            json={"student_no": pupil, "lesson": 4})
-    assert r.status_code == 404  # another school's pupil
