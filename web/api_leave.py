@@ -179,7 +179,7 @@ class NotHomeBody(BaseModel):
 
 @router.get("/leave", summary="请假/免学/转学申请（管辖范围内）")
 def leave_list(pending: bool = Query(False), who: Principal = Depends(roles(*READERS)), db: Session = Depends(get_db)):
-    return [info(r) | {"student_no": r["student_no"], "may_decide": may_decide(who, r)}
+    return [info(r) | {"student_no": None if who.masked else r["student_no"], "may_decide": may_decide(who, r)}
             for r in visible(db, who, decision="pending" if pending else None)]
 
 

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 
+from machines.identity import mask_name
 from machines.vocabulary import REQUEST_KIND_LABELS, decision_label
 from store.access.accounts import Role
 from store.cases.lessons import LessonError, lesson_reports, not_home_reports
@@ -46,6 +47,8 @@ def leave_page(request: Request, done: str | None = None, who: Principal = Depen
                db: Session = Depends(get_db), now: datetime = Depends(get_now)):
     rows = svc.visible(db, who)
     for r in rows:
+        if who.masked:  # a township or county reader sees masked names (store.access.masking)
+            r["pupil"], r["student_no"] = mask_name(r["pupil"]), ""
         r["kind_label"] = REQUEST_KIND_LABELS[r["kind"]]
         r["decision_label"] = decision_label(r["kind"], r["decision"])
         r["may_decide"] = svc.may_decide(who, r)
