@@ -82,6 +82,14 @@ ROUTES = {
     ("GET", "/census"): "list", ("GET", "/handoffs"): "list", ("POST", "/census/upload"): "school",
     ("POST", "/census/{census_case_id}/act"): "school",  # census and hand-off writes: test_census_and_handoff_writes_stay_in_scope
     ("POST", "/handoffs/{handoff_id}/ack"): "school",
+    # leave, 免学/缓学, transfers, lesson counts (issue 17): out-of-scope requests and pupils in tests/web/test_leave_web.py
+    ("GET", "/leave"): "list", ("GET", "/api/leave"): "list",
+    ("POST", "/api/leave"): "school", ("POST", "/api/leave/{request_id}/certificate"): "school",
+    ("POST", "/api/leave/{request_id}/decision"): "school", ("GET", "/api/leave/{request_id}/decision.pdf"): "school",
+    ("POST", "/api/transfers"): "school", ("POST", "/api/lesson-absences"): "school", ("POST", "/api/not-home"): "school",
+    ("GET", "/leave/{request_id}/decision.pdf"): "school", ("POST", "/leave/apply"): "school",
+    ("POST", "/leave/{request_id}/decide"): "school", ("POST", "/leave/transfer"): "school",
+    ("POST", "/leave/lesson"): "school", ("POST", "/leave/not-home"): "school",
 }
 LIST_QUERIES = {"/api/cases": "?open_only=false", "/cases": "?all=1", "/api/duties": "?mine=false",
                 "/api/accountability": "?start=2026-11-01", "/accountability": "?start=2026-11-01",
