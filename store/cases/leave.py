@@ -110,7 +110,10 @@ def _route(ctx: CaseContext, row: LeaveRequest, school: School, policy, *, base:
         try:
             return ctx.due_at(school.calendar_key, base, days, at)
         except LookupError:  # the calendar does not reach that far yet (a year without holidays): calendar days
-            return datetime.combine(base + timedelta(days=days), at)
+            try:
+                return datetime.combine(base + timedelta(days=days), at)
+            except OverflowError:
+                raise LeaveError("日期超出范围 (date out of range)") from None
 
     if row.kind in LEAVE_KINDS:
         row.role = policy.leave.approver(row.days, policy.roles)
