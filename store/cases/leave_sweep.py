@@ -68,8 +68,10 @@ def _open_for_transfer(session: Session, ctx: CaseContext, r: LeaveRequest, as_o
     school = session.get(School, r.school_id)
     day = r.first_day
     cal = ctx.calendar(school.calendar_key)
-    if not cal.is_school_day(day):
-        day = cal.add_school_days(day, 1)
+    try:
+        day = cal.add_school_days(day, 0)  # the day itself, or the next school day
+    except LookupError:  # a year the calendar does not know yet: the sweep goes on, the request stays listed
+        return 0
     if day > as_of.date():
         return 0
     [case_id] = open_cases_bulk(session, ctx, school, day, [(PupilRef(r.pupil_id, r.class_id), "unknown")],
