@@ -599,6 +599,8 @@ def _mount_subcommands() -> None:
     from cli.accountability import app as accountability_app
     app.add_typer(accountability_app, name="accountability")  # evidence, talk, veto, ranking, chain, pledge (issue 17)
     reports_work_cli.mount(app)  # submission …, weekly …, spot-result … (issue 17 items 1–3)
+    from cli import leave as leave_cli
+    leave_cli.mount(app)  # leave apply|approve|refuse|list, transfer out|confirm, lesson absent|not-home
 
 
 _mount_subcommands()

@@ -283,6 +283,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
     from demo import followup as followup_demo
     from demo import accountability as accountability_demo
     from demo import reports_work as reports_demo
+    from demo import leave as leave_demo
 
     days = school_days(START, weeks * 5 + 1)
     begin = datetime.combine(days[0], dtime(0, 0))
@@ -313,6 +314,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
     oversight_demo.plan_rising_absences(plan, [tuple(p) for p in pupils], seed)  # absences rising week on week
     prevention_demo.plan_truants(plan, [tuple(p) for p in pupils])  # 旷课分级: tiers 1–4 (issue 8 part 3)
     followup_demo.plan_stories(plan, wutai)  # referred pupils stay absent and followed up; 五台山 ones come back
+    leave_lines = leave_demo.plan_leave(plan, [tuple(p) for p in pupils])  # 请假/转学/课前清点 (issue 17 items 5, 6, 8)
     day_no = {d: i + 1 for i, d in enumerate(days)}
 
     def wanted(t: datetime, name: str) -> bool:
@@ -370,6 +372,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
                 staff_done += followup_demo.followup_round(factory, t)  # 移交跟踪: 回访, 查找, 劝返 (issue 16)
                 staff_done += accountability_demo.talk_round(factory, t, day_no[obj])  # 约谈 and its follow-up (issue 17 item 4)
                 staff_done += reports_demo.reports_round(factory, t)  # 月报签署, 周查, 季查结果 (issue 17 items 1–3)
+                staff_done += leave_demo.leave_round(factory, t, day_no[obj], leave_lines)  # 请假审批、转出、课前清点
                 seconds["staff"] += time.perf_counter() - t_start
             else:
                 sp = obj
@@ -393,6 +396,7 @@ def _simulate(out: Path, api_url: str, *, weeks: int, seed: int, every_tick: boo
     summary["followup"] = followup_demo.summary(factory, out, stop_at)  # referred cases, 销号, 台账 (issue 16)
     summary["accountability"] = accountability_demo.summary(factory, days[0], stop_at)  # evidence by kind, 约谈, 责任书 (issue 17)
     summary["reports_work"] = reports_demo.summary(factory)  # signed reports, weekly counts, 季查 results (issue 17)
+    summary["leave"] = leave_demo.summary(factory)  # leave approvals, transfers, lesson counts (issue 17)
     summary["seconds_by_flow"] = {k: round(v, 1) for k, v in seconds.items()}
     dispose_all()
     engine.dispose()

@@ -15,7 +15,7 @@ from machines.states import Action, CaseState
 
 Layout = Literal["gov", "plan", "form", "report"]
 Issuer = Literal["school", "township", "county"]
-Subject = Literal["case", "report", "census", "truancy"]  # census: a 失学 child of the 排查 (no pupil row); truancy: a tier (documents/truancy_warning.py)
+Subject = Literal["case", "report", "census", "truancy", "leave"]  # census: a 失学 child of the 排查 (no pupil row); truancy: a tier (documents/truancy_warning.py)
 
 MEDIA_TYPES = {
     "pdf": "application/pdf",
@@ -116,6 +116,8 @@ _KINDS = [
          formats=("pdf", "html")),  # seed 003: one per person and school year, with the 包保 chain's pupils (documents/pledges.py)
     Kind("truancy_written_warning", "学生旷课书面警告", "旷课书面警告", "form", "truancy", "school", "head_teacher",
          internal=True),  # seed 001 第六条: 第二次旷课，班主任书面警告 (documents/truancy_warning.py)
+    Kind("exemption_decision", "适龄儿童少年免学（缓学）申请审批决定书", "免学/缓学审批决定", "form", "leave", "county",
+         "education_bureau", internal=True),  # seed 002 3: 经县级以上教育主管部门批准 (documents/exemption_decision.py)
 ]
 
 CATALOG: dict[str, Kind] = {k.id: k for k in _KINDS}

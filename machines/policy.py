@@ -16,6 +16,7 @@ from machines.policy_helpers import HelperRules
 from machines.policy_followup import FollowUpDuty, ReferralSpec
 from machines.policy_notices import NoticeRules, check_ladder
 from machines.policy_accountability import AccountabilityRules
+from machines.policy_leave import LeaveRules, TransferRules
 from machines.risk import RiskPolicy
 from machines.states import LADDER, Action, CaseState, OutsideReason
 from machines.truancy import GateRules, TruancyRules
@@ -88,11 +89,6 @@ class ReportCalendar(_Strict):
     spot_check_sample: float = Field(0.2, gt=0, le=1)
 
 
-class LeaveRules(_Strict):
-    office_over_days: int = 1      # 请假一天以上报教导处
-    principal_over_days: int = 3   # 三天以上报校长
-
-
 class Policy(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     version: int = Field(ge=1)
@@ -108,7 +104,8 @@ class Policy(_Strict):
     standard_dropout_rate: float = Field(0.006, gt=0, lt=1)
     special_groups: dict[str, str] = {}
     reports: ReportCalendar = ReportCalendar()
-    leave: LeaveRules = LeaveRules()
+    leave: LeaveRules = LeaveRules()          # 请假/免学 approval routing (machines/policy_leave.py)
+    transfer: TransferRules = TransferRules()  # 转学 confirmation, 放学未回家 (machines/policy_leave.py)
     risk: RiskPolicy = RiskPolicy()  # at-risk pupils' watch-list rules (machines/risk.py)
     census: CensusRules = CensusRules()        # 排查: school ages, the 失学 track's duties
     handoffs: HandoffRules = HandoffRules()    # 送达回证: receipts of papers sent to outside bodies

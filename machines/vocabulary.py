@@ -106,6 +106,7 @@ class DutyKind(str, Enum):
     talk = "talk"          # 约谈整改跟踪: an interview's rectification, checked by its deadline (store.accountability)
     pledge = "pledge"      # 责任书签订: the yearly 控辍保学责任书 not yet signed (store.accountability)
     report = "report_due"  # 报表报送: a report, a weekly count or a 季查 reconciliation (store.reporting.people)
+    approval = "approval"  # a leave, 免学/缓学 or transfer awaiting its approver (store.cases.leave)
 
 
 DUTY_KIND_LABELS = {DutyKind.case.value: "控辍案件", DutyKind.census.value: "失学排查",
@@ -212,3 +213,19 @@ QUEUE_REF_LABELS = {DutyKind.case.value: "案件", DutyKind.census.value: "失�
                     DutyKind.watch.value: "关注", DutyKind.calendar.value: "校历"}
 # what a watch entry's history records (store.prevention.risk: added, rules_changed, left, duty_done)
 WATCH_EVENT_LABELS = {"added": "列入重点关注", "rules_changed": "列入依据变化", "left": "移出重点关注", "duty_done": "帮扶任务办结"}
+# --- leave ---
+# 请假、免学/缓学、转学 awaiting approval (store.cases.leave; seed 002 2、3、5), per-lesson counts and
+# 放学未回家 (seed 000 §二.2、§二.4).
+DUTY_KIND_LABELS[DutyKind.approval.value] = "请假/转学审批"
+PREVENTION_SOURCE_LABELS["after_school"] = "放学未回家"
+REQUEST_KIND_LABELS = {"sick_leave": "病假", "personal_leave": "事假", "exemption": "免学/缓学", "transfer": "转学"}
+REQUEST_ACTION_LABELS = {"approve_leave": "审批请假", "decide_exemption": "审批免学/缓学申请",
+                         "confirm_transfer": "确认转入"}
+DECISION_LABELS = {"pending": "待审批", "approved": "已批准", "refused": "不予批准"}
+TRANSFER_DECISION_LABELS = {"pending": "待确认转入", "approved": "已确认转入", "refused": "接收学校未接收"}
+REQUEST_SOURCE_LABELS = {"mark": "晨检登记", "web": "网页填报", "api": "接口", "cli": "命令行"}
+AFTER_SCHOOL_LABELS = {"find_pupil": "放学未回家：学校当日查找学生去向"}
+
+
+def decision_label(kind: str, decision: str) -> str:
+    return (TRANSFER_DECISION_LABELS if kind == "transfer" else DECISION_LABELS).get(decision, decision)

@@ -36,6 +36,7 @@ MODEL_MODULES: list[str] = [
     "store.models.attachments",
     "store.models.accountability",
     "store.models.report_work",  # issue 17: report duties, versions, weekly counts, 季查 results
+    "store.models.leave",
 ]
 
 # pg_advisory_xact_lock key, so two processes starting at once do not both run the migrations.

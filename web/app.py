@@ -138,8 +138,8 @@ class SecurityHeaders:
 def routers() -> list:
     """Every router of the app, in mounting order (the scoping test probes each of their routes)."""
     from web import (
-        api, api_reports, auth, pages, pages_account, pages_accountability, pages_calendar, pages_census,
-        pages_directory, pages_followup, pages_gate, pages_oversight, pages_queues, pages_reports,
+        api, api_leave, api_reports, auth, pages, pages_account, pages_accountability, pages_calendar, pages_census,
+        pages_directory, pages_followup, pages_gate, pages_leave, pages_oversight, pages_queues, pages_reports,
     )
 
     return [auth.router, auth.api_router, api.router, pages.router,
@@ -152,7 +152,8 @@ def routers() -> list:
             pages_followup.router,  # /ledger-book: 台账 of referred cases (issue 16)
             pages_accountability.router, pages_accountability.api_router,  # 约谈, 一票否决, ranking, 责任书, 包保 (issue 17)
             pages_reports.router, api_reports.router,  # 报表报送, 周查表, 季查结果 (issue 17 items 1–3)
-            pages_queues.router]  # /stuck, /cases, /risk as paged work queues with export (issue 18)
+            pages_queues.router,  # /stuck, /cases, /risk as paged work queues with export (issue 18)
+            api_leave.router, pages_leave.router]  # /leave, /api/leave…: leave, transfers, lesson counts (issue 17)
 
 
 def morning_check_deployment() -> str:

@@ -23,18 +23,19 @@ _GATE, _TRUANCY = ("/gate", "门卫登记"), ("/truancy", "旷课分级")
 _CENSUS, _HANDOFFS = ("/census", "失学排查"), ("/handoffs", "送达回证")
 _DIRECTORY = ("/directory", "名册")
 _LEDGER = ("/ledger-book", "辍学台账")  # issue 16: referred cases until 销号
+_LEAVE = ("/leave", "请假·转学")  # issue 17: leave, 免学/缓学, transfers, lesson counts (web/pages_leave.py)
 NAV = {
     Role.head_teacher: [("/teacher", "今日工作"), ("/morning-check", "晨检"), ("/cases", "我的案件"),
-                        _RISK, _GATE, _TRUANCY, _DIRECTORY],
+                        _RISK, _GATE, _TRUANCY, _LEAVE, _DIRECTORY],
     Role.school_staff: [("/school", "本校概况"), ("/morning-check", "晨检上报"), ("/cases", "案件"), ("/stuck", "逾期督办"),
                         ("/figures", "月度数据"), ("/accountability", "责任追究"),
-                        _RISK, _RECONCILE, _GATE, _TRUANCY, _CENSUS, _HANDOFFS, _LEDGER, _DIRECTORY],
+                        _RISK, _RECONCILE, _GATE, _TRUANCY, _CENSUS, _HANDOFFS, _LEAVE, _LEDGER, _DIRECTORY],
     Role.township: [("/stuck", "逾期督办"), ("/overview", "各校概况"), ("/figures", "月度数据"), ("/late", "迟报漏报"),
                     ("/spot-checks", "抽查"), ("/accountability", "责任追究"), ("/cases", "案件"),
-                    _RISK, _RECONCILE, _TRUANCY, _CENSUS, _HANDOFFS, _LEDGER, _DIRECTORY],
+                    _RISK, _RECONCILE, _TRUANCY, _CENSUS, _HANDOFFS, _LEAVE, _LEDGER, _DIRECTORY],
     Role.county: [("/overview", "全县概况"), ("/stuck", "逾期督办"), ("/figures", "月度数据"), ("/late", "迟报漏报"),
                   ("/spot-checks", "抽查"), ("/accountability", "责任追究"), ("/cases", "案件"), ("/runs", "流程运行"),
-                  _RISK, _RECONCILE, _TRUANCY, _CENSUS, _HANDOFFS, _LEDGER, _DIRECTORY, ("/admin/onboarding", "导入名册"),
+                  _RISK, _RECONCILE, _TRUANCY, _CENSUS, _HANDOFFS, _LEAVE, _LEDGER, _DIRECTORY, ("/admin/onboarding", "导入名册"),
                   ("/admin/calendar", "校历")],
     Role.operator: [("/runs", "流程运行"), ("/late", "迟报漏报"), ("/admin/calendar", "校历")],
 }

@@ -36,6 +36,7 @@ from store.cases.credit import credit_done_duties
 from store.cases.effects import escalation_event_row, step_duty_rows
 from store.cases.follow_up import renew
 from store.cases.late_marks import apply_late_marks
+from store.cases.leave_sweep import count_unapproved
 from store.models import Case, CaseEvent, DocumentRequest, Duty, School, SchoolClass
 
 Progress = Callable[[str, int], None]
@@ -369,7 +370,9 @@ def advance(
     report = AdvanceReport(as_of)
     batch_size = batch_size or default_batch_size(factory.kw["bind"])
     with transaction(factory) as s:  # marks sent late first, in their place (store.cases.late_marks)
-        report.late_marks = apply_late_marks(s, CaseContext(s, **({"calendars": calendars} if calendars else {})), as_of)
+        ctx = CaseContext(s, **({"calendars": calendars} if calendars else {}))
+        count_unapproved(s, ctx, as_of)  # unapproved leave and transfers count (store.cases.leave)
+        report.late_marks = apply_late_marks(s, ctx, as_of)
     with transaction(factory) as s:
         ctx = CaseContext(s, **({"calendars": calendars} if calendars else {}))
         steps = plan(s, ctx, as_of, report.skipped)

@@ -28,6 +28,7 @@ from store.cases.actions import close_cases
 from store.db import is_postgres
 from store.cases.context import CaseContext
 from store.cases.effects import event_row
+from store.cases.leave import KINDS as REQUEST_KINDS, Cover, requests_from_marks
 from store.models import AttendanceMark, Case, CaseEvent, LateMark, Pupil, School, Submission
 
 STATUS_ALIASES = {
@@ -178,6 +179,9 @@ def _record(session: Session, ctx: CaseContext, sheets: dict[str, list[MarkIn]],
     live_ids = [schools[code].id for code in live]
     _write_marks(session, day, now, [(schools[code].id, results[code].submission_id, good[code], complete)
                                      for code in live], state)
+    for code in live:  # a leave mark applies for the approval it needs (store.cases.leave)
+        requests_from_marks(session, ctx, schools[code], day, {pid: st for pid, (_, st, _) in good[code].items()},
+                            actor=submitted_by, now=now)
     if now.date() > day:  # a check sent after its day: the next sweep applies it in its place
         for code, n in zip(live, _queue_late(session, day, now, [
                 (schools[code].id, results[code].submission_id, good[code], complete) for code in live])):
@@ -204,13 +208,20 @@ def _apply_today(session: Session, ctx: CaseContext, schools: dict[str, School],
     for c in session.scalars(open_q.with_for_update() if is_postgres(session.bind) else open_q):
         open_cases[c.school_id][c.pupil_id] = c
     to_open, back, on_leave, school_code = [], [], {}, {}  # school_code: case id → its school's code
+    # a leave, 免学 or 转学 mark excuses only once approved; pending, it holds (store.cases.leave)
+    cover = Cover.load(session, {pid for code in live for pid, (_, st, _) in good[code].items() if st in REQUEST_KINDS}
+                       | {pid for sid in live_ids for pid in open_cases[sid]}, day, day)
     for code in live:
         school, result, own = schools[code], results[code], open_cases[schools[code].id]
+        counts = {pid: cover.status(pid, day, status, now) for pid, (_, status, _) in good[code].items()}
+        for pid, status in counts.items():
+            if status == "unexcused" and (school.id, pid) in handed_over:
+                result.continuing += 1
         for pid, case in own.items():
-            if pid not in good[code] and not complete:
-                continue
-            status = good[code].get(pid, (None, "present", None))[1]
-            if status == "unexcused":
+            if pid not in good[code] and (not complete or cover.away(pid, day)):
+                continue  # not listed: present only in a whole check, and never a pupil who left (转出)
+            status = counts.get(pid, "present")
+            if status == "unexcused" or status is None:  # absent, or a leave not approved yet: the case continues
                 result.continuing += 1
                 continue
             if status == "present":
@@ -221,7 +232,7 @@ def _apply_today(session: Session, ctx: CaseContext, schools: dict[str, School],
                 continue
             school_code[case.id] = code
         to_open.append((school, [(p, reason) for pid, (p, status, reason) in good[code].items()
-                                 if status == "unexcused" and pid not in own]))
+                                 if counts[pid] == "unexcused" and pid not in own and (school.id, pid) not in handed_over]))
     # the returns and excuses of every school: one set-based close each, under each submission's key
     keys = {cid: f"intake:{results[code].submission_id}" for cid, code in school_code.items()}
     for cid in close_cases(session, ctx, back, "mark_returned", actor=submitted_by, at=now, now=now,

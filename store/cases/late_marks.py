@@ -39,6 +39,7 @@ from store.cases.context import CaseContext
 from store.db import is_postgres
 from store.cases.effects import SYSTEM, event_row
 from store.cases.intake import PupilRef, lock_schools, open_cases_bulk
+from store.cases.leave import Cover
 from store.models import AttendanceMark, Case, CaseEvent, LateMark, Pupil, School, Submission
 
 ABSENT, PRESENT = "unexcused", "present"
@@ -107,13 +108,19 @@ def apply_late_marks(session: Session, ctx: CaseContext, as_of: datetime) -> int
                                              .where(Submission.school_id.in_(school_ids), Submission.day >= since)):
         if (summary or {}).get("complete"):
             whole[sid].add(day)
+    cover = Cover.load(session, pupils, since, as_of.date())  # a leave mark counts only once approved
     for pid in pupils:
         pupil = info[pid]
         school = schools[pupil.school_id]
         known, complete = marks[pid], whole[school.id]
+
+        def status(d: date, pid=pid, known=known, complete=complete) -> str | None:
+            if d in known:
+                return cover.status(pid, d, known[d], as_of)
+            return PRESENT if d in complete and not cover.away(pid, d) else None
+
         note, case_id = _apply_pupil(
-            session, ctx, school, PupilRef(pid, pupil.class_id), cases[pid], starts[pid],
-            lambda d: known.get(d) or (PRESENT if d in complete else None), as_of)
+            session, ctx, school, PupilRef(pid, pupil.class_id), cases[pid], starts[pid], status, as_of)
         session.execute(update(LateMark).where(LateMark.id.in_(rows[pid]))
                         .values(applied_at=as_of, note=note[:255], case_id=case_id))
     return len(pending)

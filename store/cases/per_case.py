@@ -16,11 +16,13 @@ from store.cases.context import CaseContext, effective_day
 from store.cases.follow_up import renew_per_case
 from store.cases.credit import credit_done_duties
 from store.cases.late_marks import apply_late_marks
+from store.cases.leave_sweep import count_unapproved
 from store.models import Case, Duty
 
 
 def advance_per_case(session: Session, ctx: CaseContext, as_of: datetime) -> dict[str, int]:
     """Escalate every due case and mark overdue duties, case by case (the slow reference path)."""
+    count_unapproved(session, ctx, as_of)  # unapproved leave and transfers count (store.cases.leave)
     apply_late_marks(session, ctx, as_of)  # late marks first, in their place: as the bulk advance
     moved = 0
     open_cases = session.scalars(

@@ -13,6 +13,7 @@ calendar   ``calendar_duties``   the (calendar, year) without holidays —  (an 
 talk       ``talk_duties``       the 约谈 (``interviews.id``)          —  (its rectification's follow-up)
 pledge     ``pledge_duties``     the 责任书 (``pledges.id``)           —  (a signature still missing)
 report_due ``report_duties``     itself (a report, weekly count, 季查)  —  (school set unless township/county)
+approval   ``leave_requests``    the request itself (请假/免学/转出)      —  (decided: done)
 ========== ===================== ===================================== ===========================
 
 :func:`ledger` is one ``UNION ALL`` select over the four with the same columns (kind, id, school,
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, String, cast, literal, literal_column, null, select, union_all, update
+from sqlalchemy import DateTime, Integer, String, cast, func, literal, literal_column, null, select, union_all, update
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import FunctionElement
@@ -34,11 +35,13 @@ from sqlalchemy.sql.expression import FunctionElement
 from machines.census import CENSUS_STATE_LABELS, CensusState
 from machines.identity import mask_name
 from machines.risk import DUTY_LABELS, RiskDuty
-from machines.states import ACTION_LABELS, LIVE_STATES, Action, CaseState
-from machines.vocabulary import DUTY_KIND_LABELS, PREVENTION_SOURCE_LABELS, DutyKind, label_of
+from machines.states import ACTION_LABELS, LIVE_STATES, OPEN_STATES, Action, CaseState
+from machines.vocabulary import (DUTY_KIND_LABELS, PREVENTION_SOURCE_LABELS, REQUEST_ACTION_LABELS, REQUEST_KIND_LABELS,
+                                 DutyKind, label_of)
 
 from store.models.accountability import Interview, Pledge, PledgeDuty, TalkDuty
 from store.models.calendar import CalendarDuty
+from store.models.leave import LeaveRequest
 from store.models.census import CensusCase, CensusDuty
 from store.models import Case, Duty, Pupil, School, Staff
 from store.models.prevention import PreventionDuty
@@ -121,6 +124,12 @@ def ledger(*, statuses=UNDONE, due_by: datetime | None = None, kinds=KINDS):
             pupil_name=Pupil.name, ref_id=WatchDuty.entry_id, label=null(), state=WatchDuty.rule_id, due=WATCH_DUE,
             joins=[(WatchEntry, WatchEntry.id == WatchDuty.entry_id), (Pupil, Pupil.id == WatchEntry.pupil_id)],
             where=[WatchDuty.status.in_(_literal(statuses)), *due_clause(WATCH_DUE)]),
+        "approval": lambda: _branch(  # a leave, 免学/缓学 or 转出 awaiting its approver (store.cases.leave)
+            "approval", LeaveRequest, school=func.coalesce(LeaveRequest.to_school_id, LeaveRequest.school_id),
+            klass=LeaveRequest.class_id, pupil_id=LeaveRequest.pupil_id, pupil_name=Pupil.name, ref_id=LeaveRequest.id,
+            label=null(), state=LeaveRequest.kind, due=LeaveRequest.due_at,
+            joins=[(Pupil, Pupil.id == LeaveRequest.pupil_id)],
+            where=[LeaveRequest.status.in_(_literal(statuses)), *due_clause(LeaveRequest.due_at)]),
         "calendar": lambda: _branch(
             "calendar", CalendarDuty, school=cast(null(), Integer), klass=null(), pupil_id=null(), pupil_name=null(),
             ref_id=CalendarDuty.id, label=CalendarDuty.label, state=CalendarDuty.calendar_key, due=CalendarDuty.due_at,
@@ -159,6 +168,8 @@ def action_label(kind: str, action: str, label: str | None) -> str:
         return label
     if kind == "case" and action in Action.__members__:
         return ACTION_LABELS[Action(action)]
+    if kind == "approval":
+        return REQUEST_ACTION_LABELS.get(action, action)
     if kind == "watch" and action in RiskDuty.__members__:
         return DUTY_LABELS[RiskDuty(action)]
     return action
@@ -174,6 +185,8 @@ def context_label(kind: str, state: str | None, rule_labels: dict[str, str] | No
         return PREVENTION_SOURCE_LABELS.get(state or "", state or "")
     if kind == "calendar":
         return f"{KIND_LABELS['calendar']} {state}"
+    if kind == "approval":
+        return REQUEST_KIND_LABELS.get(state or "", state or "")
     if kind == "report_due":
         from machines.vocabulary import REPORT_DUTY_KIND_LABELS
         return f"{KIND_LABELS['report_due']}（{REPORT_DUTY_KIND_LABELS.get(state or '', state or '')}）"
@@ -187,7 +200,7 @@ def context_label(kind: str, state: str | None, rule_labels: dict[str, str] | No
 def href(kind: str, ref_id: int) -> str:
     return {"case": f"/cases/{ref_id}", "census": "/census", "prevention": "/truancy", "watch": "/risk",
             "calendar": "/runs", "talk": f"/interviews/{ref_id}", "pledge": "/pledges",
-            "report_due": "/submissions"}.get(kind, "/stuck")
+            "report_due": "/submissions", "approval": "/leave"}.get(kind, "/stuck")
 
 
 def overdue(session: Session, as_of: datetime, *, scope: Scope = EVERYTHING, masked: bool = False,
@@ -249,7 +262,8 @@ def mark_overdue(session: Session, as_of: datetime, *, kinds=("census", "prevent
                "calendar": (CalendarDuty, CalendarDuty.due_at, {"overdue_at": as_of}),
                "talk": (TalkDuty, TalkDuty.due_at, {"overdue_at": as_of}),
                "pledge": (PledgeDuty, PledgeDuty.due_at, {"overdue_at": as_of}),
-               "report_due": (ReportDuty, ReportDuty.due_at, {"overdue_at": as_of})}
+               "report_due": (ReportDuty, ReportDuty.due_at, {"overdue_at": as_of}),
+               "approval": (LeaveRequest, LeaveRequest.due_at, {})}
     out = {}
     for kind in kinds:
         model, due, extra = targets[kind]

@@ -9,6 +9,8 @@ from sqlalchemy import func, select
 from machines.case_machine import ForbiddenEvent
 from store.cases.actions import act
 from store.cases.context import CaseContext
+from store.cases.leave import decide
+from store.models.leave import LeaveRequest
 from store.db import transaction
 from store.cases.intake import IntakeError
 from store.models import Case, CaseEvent, DocumentRequest, Duty, PolicyMigration, SchoolClass, Staff
@@ -178,6 +180,11 @@ def test_leave_after_the_fact_excuses_the_case_and_a_relapse_links_the_old_case(
     session.commit()
     walk(factory, school, pupils[0], [MON])
     morning(factory, school, TUE, [], statuses={pupils[0]: "病假"})
+    with transaction(factory) as s:  # the note applies for leave: the case continues until it is approved
+        assert case_of(s, pupils[0]).state != "excused"
+        request = s.scalar(select(LeaveRequest))
+        assert (request.kind, request.role, request.decision) == ("sick_leave", "academic_office", "pending")
+        decide(s, CaseContext(s), request.id, approve=True, actor="教务处", now=datetime(2026, 11, 17, 10))
     walk(factory, school, pupils[1], [MON])
     morning(factory, school, WED, [])           # pupil 1 back: returned
     morning(factory, school, THU, [pupils[1]])  # absent again: a new case linked to the old one

@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from store.cases.context import CaseContext
 from store.db import transaction
-from store.cases.intake import MarkIn, record_morning_check, record_morning_checks
+from store.cases.intake import MarkIn, normalise_status, record_morning_check, record_morning_checks
+from store.cases.leave import apply_for
 from store.models import AttendanceMark, Case, CaseEvent, DocumentRequest, Duty, Pupil, School, Submission
 from tests.engine_helpers import morning, setup_store, sweep
 
@@ -76,6 +77,14 @@ def test_a_county_file_set_based_equals_each_school_in_turn(_outer_connection, f
         case.state, case.closed_on = "escalated", None
     with factory() as s:
         sheets = sheets_for(s, rng)
+    with transaction(factory) as s:  # half the notes are approved leave: only those excuse (store.cases.leave)
+        ctx, early = CaseContext(s), datetime.combine(CHECK_DAY, time(7))
+        for n, m in enumerate(m for rows in sheets.values() for m in rows):
+            kind, pid = normalise_status(m.status), s.scalar(select(Pupil.id).where(Pupil.student_no == m.student_no))
+            if kind in ("sick_leave", "personal_leave") and pid and n % 2 == 0:
+                r = apply_for(s, ctx, pupil_id=pid, kind=kind, first_day=CHECK_DAY, source="web", actor="t", now=early)
+                # approved, with the case left for the morning check to excuse (store.cases.leave.decide would excuse it now)
+                r.decision, r.decided_by, r.decided_at, r.status, r.done_at = "approved", "教务处", early, "done", early
     now = datetime.combine(CHECK_DAY, time(8, 15))
     results = {}
     for path in ("each", "many"):

@@ -115,6 +115,14 @@ ROUTES = {
     # in tests/web/test_work_queues.py (another school's entry 404, another school's documents not merged)
     ("GET", "/stuck.xlsx"): "list", ("GET", "/cases.xlsx"): "list", ("GET", "/risk.xlsx"): "list",
     ("GET", "/risk/entries/{entry_id}"): "school", ("GET", "/print/documents.pdf"): "school",
+    # leave, 免学/缓学, transfers, lesson counts (issue 17): out-of-scope requests and pupils in tests/web/test_leave_web.py
+    ("GET", "/leave"): "list", ("GET", "/api/leave"): "list",
+    ("POST", "/api/leave"): "school", ("POST", "/api/leave/{request_id}/certificate"): "school",
+    ("POST", "/api/leave/{request_id}/decision"): "school", ("GET", "/api/leave/{request_id}/decision.pdf"): "school",
+    ("POST", "/api/transfers"): "school", ("POST", "/api/lesson-absences"): "school", ("POST", "/api/not-home"): "school",
+    ("GET", "/leave/{request_id}/decision.pdf"): "school", ("POST", "/leave/apply"): "school",
+    ("POST", "/leave/{request_id}/decide"): "school", ("POST", "/leave/transfer"): "school",
+    ("POST", "/leave/lesson"): "school", ("POST", "/leave/not-home"): "school",
 }
 LIST_QUERIES = {"/api/cases": "?open_only=false", "/cases": "?all=1", "/cases.xlsx": "?all=1", "/stuck.xlsx": "?kind=all",
                 "/stuck": "?kind=all", "/api/duties": "?mine=false",
