@@ -226,6 +226,7 @@ def test_two_worker_processes_rendering_one_queue_issue_each_document_once(datab
     finally:
         engine.dispose()
     assert exactly_once_problems(got) == []
-    assert len(got["documents"]) == len(got["requests"]) >= 10 and got["files_on_disk"]
+    # two cases' ladder papers (the 控辍方案 and the 书面通报 now follow staff actions, not the sweep)
+    assert len(got["documents"]) == len(got["requests"]) >= 8 and got["files_on_disk"]
     assert all(r[3] == "rendered" for r in got["requests"])
     assert count(got, "documents", lambda d: d[5] is not None) >= 2
