@@ -2,11 +2,9 @@
 
 A probe changes one field of a shipped policy and asks a production function (the machine, the
 store, the documents' facts, a flow's task) a question whose answer must change. The fields are read
-off the pydantic model, so a new field with no probe — and no entry in the two lists below — fails
+off the pydantic model, so a new field with no probe — and no entry in the list below — fails
 :func:`test_every_policy_field_has_a_probe`.
 
-- ``ELSEWHERE``: fields whose behaviour another helper of issue 16 builds (``leave``: leave approval
-  routing; ``reports``: the weekly class count). The lead moves them into ``PROBES`` after the merge.
 - ``PROBE_PENDING``: fields read by production code whose probe needs a fixture this file does not
   build yet (named reader and why): to be written, not forgotten.
 """
@@ -213,6 +211,53 @@ def _veto(p: Policy, db) -> list:
         return [(r["name"], r["reasons"]) for r in veto_list(s, 2026, NOW)["rows"]]
 
 
+def _requests(p: Policy, db) -> list:
+    """Who decides a leave of 1–5 school days, a 免学/缓学 and a 转出, and by when (store/cases/leave.py)."""
+    from datetime import timedelta
+    from sqlalchemy import select
+    from store.cases.leave import apply_for
+    from store.models import Pupil
+    with db.trial(p) as s:
+        pupil = s.scalar(select(Pupil.id).order_by(Pupil.id))
+        ctx, out = db.ctx(p), []
+        for i, (kind, days) in enumerate([("sick_leave", 1), ("sick_leave", 2), ("personal_leave", 3), ("sick_leave", 4),
+                                          ("personal_leave", 5), ("exemption", 1), ("transfer", 1)]):
+            first = DAY + timedelta(weeks=i)  # one pupil, a request a week (Monday on)
+            r = apply_for(s, ctx, pupil_id=pupil, kind=kind, first_day=first, last_day=first + timedelta(days=days - 1),
+                          source="teacher", actor="t", now=datetime(2026, 11, 16, 8), reason="probe",
+                          to_school_name="别县某校" if kind == "transfer" else None)
+            out.append((kind, r.days, r.role, r.due_at))
+        return out
+
+
+def _requests_with_office(p: Policy, db) -> list:
+    """:func:`_requests` where the policy declares an academic office (教导处): a policy without one routes
+    every leave past the head teacher to the principal, so its principal_over_days decides nothing."""
+    return _requests(changed(p, "roles", lambda r: {"academic_office": "教导处", **r}), db)
+
+
+def _after_school(p: Policy, db):
+    """The due time of the school's 放学未回家 duty (store/cases/lessons.py)."""
+    from sqlalchemy import select
+    from store.cases.lessons import report_not_home
+    from store.models import Pupil
+    from store.models.prevention import PreventionDuty
+    with db.trial(p) as s:
+        report, _ = report_not_home(s, db.ctx(p), pupil_id=s.scalar(select(Pupil.id).order_by(Pupil.id)), day=DAY,
+                                    parent_name="家长", parent_phone=None, note="", actor="t",
+                                    now=datetime(2026, 11, 16, 16, 30))
+        return s.scalar(select(PreventionDuty.due_at).where(PreventionDuty.id == report.duty_id))
+
+
+def _weekly(p: Policy, db) -> list:
+    """The days of the week of 2026-11-16 on which the weekly count (周查表) opens duties (store/reporting/people.py)."""
+    from datetime import timedelta
+    from store.reporting.people import open_weekly
+    with db.trial(p) as s:
+        return [d for d in range(7)
+                if open_weekly(s, day=DAY + timedelta(days=d), now=NOW, policy_of=lambda _name: p)]
+
+
 # field → (new value or function of the old one, observe(policy) or observe(policy, db))
 Probe = tuple[Any, Callable]
 PROBES: dict[str, Probe] = {
@@ -274,9 +319,15 @@ PROBES: dict[str, Probe] = {
     "accountability.ranking": (lambda v: not v, _ranking),
     "accountability.ranking_bottom": (lambda b: 0 if b else 1, _ranking_bottom),
     "accountability.veto_hidden_dropouts": (lambda v: not v, _veto),
-}
-ELSEWHERE = {  # built by another helper of issue 16; the lead adds their probes after the merge
-    "leave.office_over_days": "leave", "leave.principal_over_days": "leave", "reports.class_weekday": "reports",
+    "leave.office_over_days": (lambda v: v + 1, _requests),
+    "leave.principal_over_days": (lambda v: v + 1, _requests_with_office),
+    "leave.approval_school_days": (lambda v: v + 1, _requests),
+    "leave.approval_time": (time(12, 0), _requests),
+    "leave.exemption_decision_school_days": (lambda v: v + 1, _requests),
+    "transfer.confirm_school_days": (lambda v: v + 1, _requests),
+    "transfer.confirm_time": (time(12, 0), _requests),
+    "transfer.after_school_due_hours": (lambda h: h + 1 if h < 6 else h - 1, _after_school),
+    "reports.class_weekday": (lambda d: (d + 1) % 5 if d < 5 else 0, _weekly),
 }
 PROBE_PENDING = {  # read by production code; the probe needs a census import or two refreshes weeks apart
     "census.duties": "store.prevention.census.open_cases: the 失学 track's duties (needs a census import)",
@@ -325,10 +376,10 @@ def _expected(p: Policy):
 
 def test_every_policy_field_has_a_probe():
     fields = set(leaves(Policy))
-    listed = set(PROBES) | set(ELSEWHERE) | set(PROBE_PENDING)
+    listed = set(PROBES) | set(PROBE_PENDING)
     assert not fields - listed, f"policy fields with no probe (make them change behaviour, or remove them): {sorted(fields - listed)}"
     assert not listed - fields, f"probes of fields the policy no longer has: {sorted(listed - fields)}"
-    assert not set(PROBES) & (set(ELSEWHERE) | set(PROBE_PENDING))
+    assert not set(PROBES) & set(PROBE_PENDING)
 
 
 class _Db:
