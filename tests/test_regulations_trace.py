@@ -1,6 +1,6 @@
 """docs/regulations.md (the clause trace) stays honest: every test it names exists, every row has a
 status, and the counts at the top are the rows' counts. Fragments in docs/regulations/*.md (other
-helpers' rows, same columns) are checked the same way until they are folded in."""
+helpers' rows, same columns), if any are waiting to be folded in, are checked the same way."""
 from __future__ import annotations
 
 import ast
