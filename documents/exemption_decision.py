@@ -53,7 +53,7 @@ def decision_context(facts: dict[str, Any], r: LeaveRequest, *, issued_on: str, 
         "reason": r.reason or None, "certificate": r.cert_filename, "requested_by": r.requested_by,
         "requested_on": r.created_at.date().isoformat(), "decision_label": decision_label(r.kind, r.decision),
         "approved": r.decision == "approved", "note": r.decision_note, "decided_by": r.decided_by,
-        "decided_on": (r.decided_at or datetime.now()).date().isoformat(),
+        "decided_on": r.decided_at.date().isoformat() if r.decided_at else issued_on,  # the act, never the clock
     }
     return {"doc": doc, **facts, "record": record}
 
