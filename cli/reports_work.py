@@ -265,7 +265,7 @@ def spot_list(quarter: str = typer.Argument(...), json_out: bool = typer.Option(
     """The sealed sample's classes with their recorded results."""
     from cli.common import print_table
     from store.db import transaction
-    from store.reporting import people
+    from store.reporting import people, reports as rp
 
     quarter = _quarter(quarter)
     with transaction(_factory()) as s:
