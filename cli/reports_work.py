@@ -53,6 +53,17 @@ def submission_open(at: Optional[datetime] = typer.Option(None, "--at", help="wh
     _emit(out, json_out, lambda d: console.print("已起草 drafted: " + ("，".join(f"{k} {v}" for k, v in d.items()) or "无 none")))
 
 
+def _covered(s, day: date) -> None:
+    """Refuse a day the schools' calendars cannot answer for (a year without a holiday list, a term not entered)."""
+    from sqlalchemy import select
+
+    from store.calendars import calendars, ensure_covered
+    from store.models import School
+
+    known = calendars()
+    ensure_covered(s, {k: known[k] for k in set(s.scalars(select(School.calendar_key))) if k in known}, day)
+
+
 def _county(s) -> str:
     from sqlalchemy import select
 
@@ -127,6 +138,7 @@ def submission_list(period: str = typer.Argument(...), kind: str = typer.Option(
     from store.db import transaction
     from store.reporting import people
 
+    period = people.report_period(kind, period).label  # a malformed month or unknown term: one line (ValueError)
     with transaction(_factory()) as s:
         rows = people.report_rows(s, kind=kind, period=period, as_of=at or _now())
     _emit(rows, json_out, lambda rows: print_table(f"报告报送 {period}", ("层级", "单位", "截止", "状态", "版本", "填表人", "负责人"), [
@@ -144,6 +156,7 @@ def weekly_open(day: datetime = typer.Argument(..., formats=["%Y-%m-%d"]), at: O
     from store.reporting import people
 
     with transaction(_factory()) as s:
+        _covered(s, day.date())
         n = people.open_weekly(s, day=day.date(), now=at or datetime.combine(day.date(), datetime.min.time()),
                                policy_of=people.policies(s))
     _emit({"opened": n}, json_out, lambda d: console.print(f"周查任务 opened: {d['opened']}"))
@@ -187,6 +200,7 @@ def weekly_sheet(day: datetime = typer.Argument(..., formats=["%Y-%m-%d"]),
     from store.reporting import people
 
     with transaction(_factory()) as s:
+        _covered(s, day.date())
         ids = school_ids_in(s, school_scope(s, school)) if school else None
         sheet = people.weekly_sheet(s, day=day.date(), school_ids=ids, as_of=at or _now())
     if xlsx:
@@ -195,6 +209,16 @@ def weekly_sheet(day: datetime = typer.Argument(..., formats=["%Y-%m-%d"]),
         {"乡镇": r["township"], "学校": r["school"], "班级数": str(r["classes"]), "已报": str(r["submitted"]),
          "未报": str(r["missing"]), "在册": str(r["enrolled"]), "在校": str(r["present"]), "缺勤": str(r["absent"]),
          "辍学": str(r["dropouts"])} for r in d["schools"]]))
+
+
+def _quarter(text: str) -> str:
+    """"2026Q4" (any case); anything else is refused in one line."""
+    import re
+
+    q = text.strip().upper()
+    if not re.fullmatch(r"(19|20)\d\dQ[1-4]", q):
+        _fail(f"季度格式应为 2026Q4 (quarter expected as YYYYQn): {text!r}")
+    return q
 
 
 # -- 季查 results -----------------------------------------------------------------------------------------------
@@ -241,10 +265,13 @@ def spot_list(quarter: str = typer.Argument(...), json_out: bool = typer.Option(
     """The sealed sample's classes with their recorded results."""
     from cli.common import print_table
     from store.db import transaction
-    from store.reporting import people
+    from store.reporting import people, reports as rp
 
+    quarter = _quarter(quarter)
     with transaction(_factory()) as s:
-        rows = people.spot_results(s, quarter=quarter.upper())
+        if rp.sealed_check(s, quarter) is None:
+            _fail(f"{quarter} 尚未抽取季查样本，请先运行 baoxue spot-result draw {quarter} (no sealed draw for {quarter})")
+        rows = people.spot_results(s, quarter=quarter)
     _emit(rows, json_out, lambda rows: print_table(f"季查结果 {quarter}", ("学校", "班级", "台账在籍", "结果"), [
         {"学校": r["school"], "班级": r["class"], "台账在籍": str(r["ledger_enrolled"]),
          "结果": "未检查" if not r["result"] else f"{r['result']['status']} 检查人 {r['result']['inspector']}"} for r in rows]))

@@ -323,6 +323,8 @@ def accountability(start: date | None = None, end: date | None = None,
                    who: Principal = Depends(roles(*SCHOOL_AND_OFFICES)), db: Session = Depends(get_db),
                    now: datetime = Depends(get_now)):
     start = start or now.date().replace(day=1)
+    if any(d is not None and not 2000 <= d.year <= 2100 for d in (start, end)):  # 9999-12-31: the day after overflows
+        raise ApiError(422, "日期超出范围（2000–2100 年）(date out of range)")
     return _jsonable(dash.accountability(db, who.scope, start, end or now.date(), now, masked=who.masked))
 
 

@@ -153,9 +153,12 @@ def _form_day(raw: Any, today: date) -> date | None:
     if not raw:
         return None
     try:
-        return date.fromisoformat(str(raw))
+        day = date.fromisoformat(str(raw))
     except ValueError:
         raise ApiError(422, f"日期「{raw}」格式应为 2026-11-16") from None
+    if not 2000 <= day.year <= 2100:  # 9999-12-31: the day after it overflows
+        raise ApiError(422, f"日期「{raw}」超出范围（2000–2100 年）")
+    return day
 
 
 @router.post("/morning-check/upload")

@@ -9,6 +9,7 @@ A school sees only its own (the reader's scope goes into every query).
 """
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
@@ -77,9 +78,22 @@ class WatchParams(_Params):
     q: str | None = Field(None, max_length=40)
     school: int | None = Field(None, ge=1, le=MAX_ID)
     overdue: int = Field(0, ge=0, le=1)
-    month: str | None = Field(None, max_length=7)
+    month: str | None = None
     page: int = Field(1, ge=1, le=1000)
     per: int = Field(50, ge=20, le=100, multiple_of=10)
+
+    @field_validator("month")
+    @classmethod
+    def _a_month(cls, v: str | None) -> str | None:
+        """"2026-11" (a month that exists); anything else is the month pages' one 422 message."""
+        if v is None:
+            return v
+        try:
+            y, m = (int(x) for x in v.split("-")) if re.fullmatch(r"\d{4}-\d{1,2}", v) else (0, 0)
+            date(y, m, 1)
+        except ValueError:
+            raise ValueError(f"月份格式应为 2026-11，收到「{v[:20]}」(month must look like 2026-11)") from None
+        return v
 
 
 def _link(params: BaseModel, path: str):

@@ -69,9 +69,12 @@ def parse_day(day: str | None, now: datetime) -> date:
     if not day:
         return now.date()
     try:
-        return date.fromisoformat(day[:10])
+        d = date.fromisoformat(day[:10])
     except ValueError:
         raise ApiError(422, f"日期格式应为 2026-11-23 (date expected): {day[:20]!r}") from None
+    if not 2000 <= d.year <= 2100:  # 9999-12-31: the day after it overflows
+        raise ApiError(422, f"日期超出范围（2000–2100 年）(date out of range): {day[:20]!r}")
+    return d
 
 
 def parse_quarter(quarter: str | None, now: datetime) -> str:

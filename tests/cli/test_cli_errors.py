@@ -3,7 +3,7 @@
 The commands are read off the Typer app (a new command is covered without touching this file); each is run
 with a malformed value (or an option it does not have) and, where it takes required input, with
 well-formed values that name nothing (an unknown id, pupil or school, a date in a year without a holiday
-list, an unreadable file, an empty folder).
+list, an unreadable file, an empty folder to read, an existing file where a folder is to be written).
 """
 from __future__ import annotations
 
@@ -83,7 +83,10 @@ def naming_nothing(cmd, tmp: Path) -> list[str] | None:
     for p in required:
         t = kind(p)
         if t is Path:
-            value = str(empty if p.type_descriptor.parameter_info.file_okay is False else garbage)
+            info = p.type_descriptor.parameter_info
+            # a folder to read names nothing when empty; a folder to write into (org templates/sample: need not
+            # exist, an empty one is a fine target) names nothing when the path is an existing file
+            value = str(garbage if info.file_okay is not False or not info.exists else empty)
         elif isinstance(t, type) and issubclass(t, Enum):
             value = next(iter(t)).value
         else:
