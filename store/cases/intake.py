@@ -214,9 +214,6 @@ def _apply_today(session: Session, ctx: CaseContext, schools: dict[str, School],
     for code in live:
         school, result, own = schools[code], results[code], open_cases[schools[code].id]
         counts = {pid: cover.status(pid, day, status, now) for pid, (_, status, _) in good[code].items()}
-        for pid, status in counts.items():
-            if status == "unexcused" and (school.id, pid) in handed_over:
-                result.continuing += 1
         for pid, case in own.items():
             if pid not in good[code] and (not complete or cover.away(pid, day)):
                 continue  # not listed: present only in a whole check, and never a pupil who left (转出)
@@ -232,7 +229,7 @@ def _apply_today(session: Session, ctx: CaseContext, schools: dict[str, School],
                 continue
             school_code[case.id] = code
         to_open.append((school, [(p, reason) for pid, (p, status, reason) in good[code].items()
-                                 if counts[pid] == "unexcused" and pid not in own and (school.id, pid) not in handed_over]))
+                                 if counts[pid] == "unexcused" and pid not in own]))
     # the returns and excuses of every school: one set-based close each, under each submission's key
     keys = {cid: f"intake:{results[code].submission_id}" for cid, code in school_code.items()}
     for cid in close_cases(session, ctx, back, "mark_returned", actor=submitted_by, at=now, now=now,
