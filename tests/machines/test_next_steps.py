@@ -23,7 +23,9 @@ def test_steps_skip_the_weekend_and_the_national_day_holiday_and_count_the_tiaox
     s = _dates(date(2026, 11, 19), datetime(2026, 11, 19, 8, 10))  # a Thursday
     assert s["visited"].reached_at == datetime(2026, 11, 20, 9, 0)
     assert s["collective_visit"].reached_at == datetime(2026, 11, 23, 9, 0)  # Monday, after the weekend
-    assert [d.due_at for d in s["collective_visit"].duties] == [datetime(2026, 11, 23, 18), datetime(2026, 11, 24, 17)]
+    # 集体家访 and 三帮一 (控辍方案) are both the third day's work: due that day at 18:00 (deploy/policies/default.toml)
+    assert [(d.action, d.due_at) for d in s["collective_visit"].duties] == [
+        ("record_collective_visit", datetime(2026, 11, 23, 18)), ("assign_helpers", datetime(2026, 11, 23, 18))]
     # round the National Day week: the holidays are skipped, a 调休 Saturday counts when the calendar says so
     week = _dates(date(2026, 9, 29), datetime(2026, 9, 29, 8, 0))
     expected = CAL.add_school_days(date(2026, 9, 29), 2)

@@ -14,14 +14,14 @@ from store.cases.per_case import advance_per_case
 from store.db import transaction
 from store.models import CaseEvent, Duty
 from store.reporting.queries import case_detail
-from tests.engine_helpers import case_of, morning, setup_store, sweep
+from tests.engine_helpers import THREE_HELPERS, case_of, morning, setup_store, sweep
 
 D1, D2, D3 = date(2026, 11, 16), date(2026, 11, 17), date(2026, 11, 18)  # Mon–Wed, school days
 
 # (the duty's action, the day its step is reached, the payload of the act) — every duty whose act the
 # machine allows before its step: the later steps' acts (集体家访, 送达) are allowed only in their own step
 KINDS = [("record_phone_call", D1, {}), ("record_home_visit", D2, {}),
-         ("assign_helpers", D3, {"helpers": [{"name": "帮扶甲"}, {"name": "帮扶乙"}, {"name": "帮扶丙"}]})]
+         ("assign_helpers", D3, {"helpers": THREE_HELPERS})]
 
 
 def _sweep(factory, path: str, as_of: datetime) -> None:

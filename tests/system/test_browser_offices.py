@@ -87,13 +87,20 @@ def test_offices_find_stuck_cases_by_overdue_time_and_by_owner(browser, site):
     api = httpx.get(f"{base}/api/stuck", headers={"Authorization": f"Bearer {county.tokens['county']}"}).json()
     hours = [r["hours_overdue"] for r in api]
     assert hours == sorted(hours, reverse=True) and len(api) >= 4
-    page.goto(f"{base}/stuck")
-    ids = [a.inner_text() for a in page.locator("tr.late td:first-child a").all()]
-    assert ids == [f"#{r['ref_id']}" for r in api]
+    page.goto(f"{base}/stuck")  # the work queue: one row per overdue duty, longest overdue first
+    rows = page.locator("tr.late")
+    dues = [r.locator("td:nth-child(7)").inner_text() for r in rows.all()]
+    assert dues == sorted(dues)  # MM-DD HH:MM of one week
+    refs = [a.inner_text() for a in rows.locator("td:first-child a").all()]
+    assert list(dict.fromkeys(refs)) == [f"案件 #{r['ref_id']}" for r in api]  # each case where its longest-overdue duty is
+    assert {(ref, r.locator("td:nth-child(6) b").inner_text()) for ref, r in zip(refs, rows.all())} == {
+        (f"案件 #{r['ref_id']}", o["owner"]) for r in api for o in r["owed"]}
     shot(page, "21-county-stuck")
-    page.click("text=按责任人")
-    owners = [row.locator("td:nth-child(5) b").first.inner_text() for row in page.locator("tr.late").all()]
-    assert owners == sorted(owners)
+    page.select_option("select[name=sort]", label="按责任人")
+    page.click("#stuck-filters button:has-text('筛选')")
+    page.wait_for_url("**/stuck?*sort=owner*")
+    owners = [row.locator("td:nth-child(6) b").inner_text() for row in page.locator("tr.late").all()]
+    assert len(owners) == len(refs) and owners == sorted(owners)
     shot(page, "22-county-stuck-by-owner")
 
     page.goto(f"{base}/figures")
