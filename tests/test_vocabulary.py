@@ -231,3 +231,11 @@ def test_the_cli_tables_show_no_raw_identifier(cli_county):
     assert "record_phone_c" not in outputs["case"] and "电话联系家长" in outputs["case"]
     found = {k: raw_identifiers(out, english_too=False) for k, out in outputs.items()}
     assert {k: w for k, w in found.items() if w} == {}
+
+
+def test_a_follow_up_rounds_duty_is_labelled_on_every_list():
+    """The accountability sheet and the queues read a referred case's round duty (step escalated:<n>)."""
+    from store.duties.ledger import context_label
+
+    assert context_label("case", "escalated:2") == v.STATE_LABELS[CaseState.escalated] + "·第2轮"
+    assert context_label("case", "visited") == v.STATE_LABELS[CaseState.visited]

@@ -37,7 +37,7 @@ from machines.identity import mask_name
 from machines.risk import DUTY_LABELS, RiskDuty
 from machines.states import ACTION_LABELS, LIVE_STATES, OPEN_STATES, Action, CaseState
 from machines.vocabulary import (DUTY_KIND_LABELS, PREVENTION_SOURCE_LABELS, REQUEST_ACTION_LABELS, REQUEST_KIND_LABELS,
-                                 DutyKind, label_of)
+                                 DutyKind, label_of, state_label)
 
 from store.models.accountability import Interview, Pledge, PledgeDuty, TalkDuty
 from store.models.calendar import CalendarDuty
@@ -177,8 +177,8 @@ def action_label(kind: str, action: str, label: str | None) -> str:
 
 def context_label(kind: str, state: str | None, rule_labels: dict[str, str] | None = None) -> str:
     """What the duty is part of, for a list: the case's step, 失学, the prevention source, the watch rule."""
-    if kind == "case":
-        return CaseState(state).label
+    if kind == "case":  # a ladder step, or a referred case's follow-up round (escalated:<n>)
+        return state_label(state)
     if kind == "census":
         return CENSUS_STATE_LABELS.get(CensusState(state), state) if state in CensusState.__members__ else str(state)
     if kind == "prevention":
