@@ -118,6 +118,14 @@ def test_serve_shows_deployments_schedules_runs_and_artifacts_and_stops_cleanly(
                 finally:
                     page.screenshot(path=str(ARTIFACTS / f"prefect-ui-{name}.png"), full_page=True)
                 seen[name] = page.inner_text("body")
+                for _ in range(5):  # a list longer than the UI's page (10 deployments): the pager's next button
+                    nxt = page.locator(".p-pager__buttons button").last
+                    if not nxt.count() or not nxt.is_enabled():
+                        break
+                    before = page.inner_text("body")
+                    nxt.click()
+                    page.wait_for_function("t => document.body.innerText !== t", arg=before, timeout=10_000)
+                    seen[name] += "\n" + page.inner_text("body")
             dep = _post(api + "/deployments/filter", {"deployments": {"name": {"any_": ["advance-cases"]}}})[0]
             page.goto(f"{ui}/deployments/deployment/{dep['id']}", wait_until="networkidle", timeout=60_000)
             page.wait_for_function("t => document.body.innerText.includes(t)", arg="09:30", timeout=30_000)

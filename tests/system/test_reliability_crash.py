@@ -65,7 +65,8 @@ def test_a_document_batch_killed_at_random_moments_and_restarted_issues_every_do
         done=lambda snap: len(snap["documents"]), archive_root=tmp_path / "archives")
     print(f"\ndocument crash: {summary(trials)}; reference {len(reference['documents'])} documents, "
           f"{count(reference, 'documents', lambda d: d[5] is not None)} numbered")
-    assert len(reference["documents"]) == len(reference["requests"]) >= 10
+    # two cases' ladder papers (the 控辍方案 and the 书面通报 now follow staff actions, not the sweep)
+    assert len(reference["documents"]) == len(reference["requests"]) >= 8
     assert all(r[3] == "rendered" for r in reference["requests"]) and reference["files_on_disk"]
     assert count(reference, "documents", lambda d: d[5] is not None) >= 2
     assert not problems, "\n".join(problems)
