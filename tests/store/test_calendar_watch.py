@@ -215,7 +215,9 @@ def calendar_artifact(state) -> str:
         found = client.read_artifacts(artifact_filter=ArtifactFilter(
             flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
             key=ArtifactFilterKey(any_=["calendar-check"])))
-    assert len(found) == 1
+    # one artifact per sweep; under a busy SQLite harness the client may retry its POST after a 503
+    # ("database is locked") the server had half-committed, so a second copy must at least say the same
+    assert found and len({a.data for a in found}) == 1, [a.data for a in found]
     return found[0].data
 
 
