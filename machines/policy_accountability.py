@@ -2,7 +2,9 @@
 who signs the yearly 责任书 and by when, who may hold a 约谈, and whether the townships are ranked."""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import calendar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class AccountabilityRules(BaseModel):
@@ -22,6 +24,15 @@ class AccountabilityRules(BaseModel):
     ranking_bottom: int = Field(2, ge=0, le=50)  # the bottom places named (后__位)
     # 评优一票否决 (seed 003 三.4, 五): hidden dropouts veto as well as a rate over the standard
     veto_hidden_dropouts: bool = True
+
+    @model_validator(mode="after")
+    def _pledge_day_exists(self) -> "AccountabilityRules":
+        # a day every year has (no 30 February, no 29 February that three years in four lack)
+        last = calendar.monthrange(2001, self.pledge_due_month)[1]
+        if self.pledge_due_day > last:
+            raise ValueError(f"责任书截止日 {self.pledge_due_month} 月 {self.pledge_due_day} 日不存在（该月最多 {last} 日） — "
+                             f"pledge_due_day {self.pledge_due_day} does not exist in month {self.pledge_due_month}")
+        return self
 
     def roles_used(self) -> list[str]:
         return [*self.chain_roles, *self.pledge_roles]
