@@ -43,7 +43,7 @@ from store.access.accounts import Role, may_fire
 from store.models.attachments import Attachment
 from store.ingest.check_result import check_result
 from store.ingest.attendance_files import BadRows, NeedsConfirmation, ParsedAttendance, vet_check
-from store.cases.actions import CaseConflict, apply_event, load_for_update
+from store.cases.actions import CaseConflict, apply_event, load_for_update, refuse_unapproved_leave
 from store.cases.context import CaseContext
 from store.cases.intake import IntakeError, MarkIn, RowError, record_morning_check
 from store.access.submission_check import time_refusal
@@ -365,6 +365,7 @@ def record_action(
     if event == "record_reason" and reason:  # the API's and the form's 原因 field is the action's detail
         payload = {**(payload or {}), "reason": reason}
     try:
+        refuse_unapproved_leave(db, case, event, reason)
         applied = apply_event(db, ctx, case, event, actor=who.actor, at=at, now=now, note=note[:255],
                               payload=payload or {}, idempotency_key=idempotency_key,
                               expected_version=expected_version, **facts)

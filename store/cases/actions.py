@@ -17,6 +17,7 @@ from machines.case_machine import ACTION_EVENTS, ForbiddenEvent, bind, unguarded
 from machines.policy_helpers import helper_problems, resolve_role
 from machines.payloads import PAYLOAD_MODELS, PayloadInvalid, parse_payload  # noqa: F401 - PayloadInvalid for callers
 from machines.states import REFERRED_STATES, CaseState, ExcuseReason, OutsideReason
+from machines.vocabulary import REQUEST_KIND_LABELS as LEAVE_REASON_LABELS
 
 from store.cases.attachments import check_photos
 from store.cases.context import CaseContext, escalation_at
@@ -25,6 +26,7 @@ from store.cases.credit import credit_done_duties
 from store.cases.effects import SYSTEM, document_rows, escalation_event_row, event_row, step_duty_rows
 from store.cases.follow_up import referral_duty_rows
 from store.models import Case, CaseEvent, DocumentRequest, Duty, Helper
+from store.models.leave import LeaveRequest
 
 FINAL_CLOSES_LEDGER = {CaseState.returned, CaseState.excused}
 
@@ -259,10 +261,35 @@ def act(
     note: str = "", payload: dict[str, Any] | None = None, idempotency_key: str | None = None,
     expected_version: int | None = None, **facts: Any,
 ) -> Applied:
-    """A staff action on a case, with the row locked for the transaction (see :func:`apply_event`)."""
+    """A staff action on a case, with the row locked for the transaction (see :func:`apply_event`).
+
+    Staff cannot excuse a case as leave, exemption or transfer by saying so: only an approved request
+    excuses (:mod:`store.cases.leave`), and its approval closes the case itself. A staff ``excuse`` with
+    such a reason is accepted only when an approved request of that kind covers the case's first day
+    (e.g. the approval was recorded before the case opened its paperwork); ``opened_in_error`` stays
+    the clerk's own correction."""
     case = load_for_update(session, case_id)
+    refuse_unapproved_leave(session, case, event, facts.get("reason"))
     return apply_event(session, ctx, case, event, actor=actor, at=at, now=now, note=note, payload=payload,
                        idempotency_key=idempotency_key, expected_version=expected_version, **facts)
+
+
+LEAVE_REASONS = ("sick_leave", "personal_leave", "exemption", "transfer")
+
+
+def refuse_unapproved_leave(session: Session, case: Case, event: str, reason: str | None) -> None:
+    """:class:`ForbiddenEvent` for a staff ``excuse`` as leave/exemption/transfer no approved request covers."""
+    if event == "excuse" and reason in LEAVE_REASONS and not _approved_request(session, case, reason):
+        raise ForbiddenEvent(case.id, case.state, event,
+                             f"{LEAVE_REASON_LABELS[reason]}须先申请并经审批人批准，批准后自动排除 — "
+                             f"a {reason} excuse needs an approved request (请假/免学/转学申请)")
+
+
+def _approved_request(session: Session, case: Case, kind: str) -> bool:
+    return session.scalar(select(LeaveRequest.id).where(
+        LeaveRequest.pupil_id == case.pupil_id, LeaveRequest.kind == kind, LeaveRequest.decision == "approved",
+        (LeaveRequest.case_id == case.id)
+        | ((LeaveRequest.first_day <= case.opened_on) & (LeaveRequest.last_day >= case.opened_on))).limit(1)) is not None
 
 
 # -- the reference advance: every case through the machine, one by one ---------------------------

@@ -58,7 +58,7 @@ def populate(factory, archive) -> dict[str, int]:
             note="见到祖母", payload={"photos": [{"attachment_id": photo.id, "caption": "家访"}]})
         act(s, CaseContext(s), ids[pupils[1]], "assign_helpers", actor="user:school", at=at, now=at,
             payload={"helpers": THREE_HELPERS})
-        act(s, CaseContext(s), ids[pupils[2]], "excuse", actor="user:school", at=at, now=at, reason="transfer")
+        act(s, CaseContext(s), ids[pupils[2]], "excuse", actor="user:school", at=at, now=at, reason="opened_in_error")
         render_for_case(s, ids[pupils[0]], "home_visit_record", actor="user:teacher", fmt="pdf", now=at)
     render_queued(factory, limit=6, now=datetime(2026, 11, 19, 20, 0))
     with transaction(factory) as s:

@@ -228,3 +228,23 @@ def test_the_demo_story_lines_approved_leave_unapproved_leave_and_unconfirmed_tr
         transferred = case_of(s, chosen["transferred"])
         assert transferred is not None and transferred.opened_on == days[1] and transferred.state != "returned"
         assert case_of(s, chosen["noon"]).opened_on == days[3]
+
+
+def test_staff_cannot_excuse_a_case_as_leave_without_an_approved_request(factory, session):
+    """Only an approved request excuses: a teacher's ``excuse`` as 病假 is refused (CLI, API and pages go
+    through the same check); 误报 stays the clerk's own correction."""
+    from machines.case_machine import ForbiddenEvent
+    from store.cases.actions import act
+
+    school, pupils = setup_store(session)
+    session.commit()
+    morning(factory, school, MON, [pupils[0], pupils[1]])
+    at = datetime(2026, 11, 16, 10)
+    for kind in ("sick_leave", "personal_leave", "exemption", "transfer"):
+        with pytest.raises(ForbiddenEvent, match="审批"), transaction(factory) as s:
+            act(s, CaseContext(s), case_of(s, pupils[0]).id, "excuse", actor="t", at=at, now=at, reason=kind)
+    with transaction(factory) as s:
+        act(s, CaseContext(s), case_of(s, pupils[1]).id, "excuse", actor="t", at=at, now=at, reason="opened_in_error")
+    with factory() as s:
+        assert case_of(s, pupils[0]).state == "absent"
+        assert (case_of(s, pupils[1]).state, case_of(s, pupils[1]).outcome_reason) == ("excused", "opened_in_error")

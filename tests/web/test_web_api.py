@@ -266,7 +266,10 @@ def test_a_stale_page_gets_a_409_instead_of_overwriting(web):
 
 def test_excuse_needs_a_reason_and_the_ledger_closes(web):
     case_id = open_case(web, web["pupils"][0])
+    # a leave is excused by its approval, not by the teacher saying so
     r = act(web, "teacher", case_id, {"event": "excuse", "reason": "sick_leave", "note": "补交病假条"})
+    assert r.status_code == 409 and "审批" in r.json()["message"]
+    r = act(web, "teacher", case_id, {"event": "excuse", "reason": "opened_in_error", "note": "误报"})
     assert r.status_code == 200 and r.json()["state"] == "excused"
     assert act(web, "teacher", case_id, {"event": "record_phone_call"}).status_code == 409
 
