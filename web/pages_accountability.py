@@ -122,19 +122,6 @@ async def interview_outcome_post(request: Request, talk_id: DbId, who: Principal
     return RedirectResponse(f"/interviews/{talk_id}", status_code=303)
 
 
-class TalkBody(BaseModel):
-    interviewee: str = Field(min_length=1, max_length=32)
-    interviewee_staff_id: int | None = Field(None, ge=1)
-    interviewee_role: str | None = Field(None, max_length=32)
-    school_code: str | None = Field(None, max_length=32)
-    held_at: datetime
-    subject: str = Field(min_length=1, max_length=255)
-    evidence: list[str] = Field([], max_length=200)
-    items: list[str] = Field(min_length=1, max_length=20)
-    deadline: date
-    key: str | None = Field(None, max_length=64, description="幂等键：重复提交不重复记录")
-
-
 class OutcomeBody(BaseModel):
     rectified: bool
     outcome: str = Field(min_length=1, max_length=2000)
@@ -146,7 +133,7 @@ def api_interviews(who: Principal = Depends(roles(*READERS)), db: Session = Depe
 
 
 @api_router.post("/interviews", summary="记录一次约谈：对象、事由、整改事项和期限（整改跟踪为一项职责）")
-def api_interview_post(body: TalkBody, who: Principal = Depends(roles(*OFFICES)), db: Session = Depends(get_db),
+def api_interview_post(body: tk.TalkForm, who: Principal = Depends(roles(*OFFICES)), db: Session = Depends(get_db),
                        now: datetime = Depends(get_now)):
     talk, created = _record(db, who, now, body.model_dump())
     return {"id": talk.id, "created": created, **_jsonable(tk.talk_detail(db, talk.id))}

@@ -50,7 +50,7 @@ class TalkForm(BaseModel):
     evidence: list[str] = Field([], max_length=200)
     items: list[str] = Field(min_length=1, max_length=20)
     deadline: date
-    key: str | None = Field(None, max_length=64)
+    key: str | None = Field(None, max_length=64, description="幂等键：重复提交不重复记录")
 
     _clean = field_validator("interviewee", "subject", "interviewee_role", "school_code")(
         lambda v: _text(v) if v is not None else v)
