@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from machines.identity import mask_name
 from machines.vocabulary import RECONCILIATION_GROUND, VETO_REASON_LABELS, accountability_ground
 
+from store.access.accounts import school_ids_in
 from store.access.scope import EVERYTHING, Scope
 from store.duties import ledger as dl
 from store.models import Case, Duty, Jurisdiction, Pupil, School, SchoolClass, Staff
@@ -39,15 +40,6 @@ ALL_STATUSES = ("open", "overdue", "done")
 
 def _whole(scope: Scope) -> bool:
     return scope.school_ids is None and scope.township_ids is None and scope.class_ids is None
-
-
-def _school_ids(session: Session, scope: Scope) -> list[int]:
-    q = select(School.id).order_by(School.id)
-    if scope.school_ids is not None:
-        q = q.where(School.id.in_(scope.school_ids))
-    if scope.township_ids is not None:
-        q = q.where(School.township_id.in_(scope.township_ids))
-    return list(session.scalars(q))
 
 
 class _Roles:
@@ -170,7 +162,7 @@ def evidence(session: Session, scope: Scope, start: date, end: date, as_of: date
     rows = overdue_rows(session, scope, start, end, as_of, masked=masked)
     return {"start": start, "end": end, "as_of": min(as_of, datetime.combine(end + timedelta(days=1), time.min)),
             "rows": rows, "owners": summary(rows), "kinds": by_kind(rows),
-            "reconciliation": reconciliation(session, _school_ids(session, scope), start, end)}
+            "reconciliation": reconciliation(session, school_ids_in(session, scope), start, end)}
 
 
 # -- 评优一票否决 -------------------------------------------------------------------------------------
@@ -181,7 +173,7 @@ def year_period(year: int) -> rp.ReportPeriod:
 def veto_list(session: Session, year: int, as_of: datetime, scope: Scope = EVERYTHING) -> dict[str, Any]:
     """The year's 评优一票否决 list: schools and classes over their policy's standard dropout rate (one
     ``ledger_figures_many`` call for all of them) and schools that hid dropouts in a submitted report."""
-    ids = set(_school_ids(session, scope))
+    ids = set(school_ids_in(session, scope))
     schools = [s for s in rp.scopes(session, "school") if s.school_ids[0] in ids]
     classes = [c for s in schools for c in rp.row_scopes(session, s)]
     if scope.class_ids is not None:
