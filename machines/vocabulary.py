@@ -199,7 +199,8 @@ REPORT_DUTY_ACTIONS = {"submit_report": "提交并签署报告", "submit_weekly_
                        "reconcile_spot_check": "说明季查差异（对账）"}
 REPORT_DUTY_KIND_LABELS = {**REPORT_KIND_LABELS, WEEKLY_COUNT: "周查表", "spot_check": "季查对账"}
 REPORT_VERSION_STATUS_LABELS = {"draft": "草稿", "submitted": "已报送"}
-WEEKLY_COUNT_FIELDS = {"enrolled": "在册", "present": "在校", "absent": "缺勤", "dropouts": "辍学"}
+WEEKLY_COUNT_FIELDS = {"enrolled": "在册", "present": "在校", "absent": "缺勤", "dropouts": "辍学",
+                       "collective_visits": "集体家访"}  # seed 002: 集体家访计入周查表
 SPOT_RESULT_STATUS_LABELS = {"consistent": "一致", "open": "待对账", "resolved": "已说明"}
 # --- uploads ---
 # The word a morning-check template cell gets for a status recorded that day; each reads back as that

@@ -83,6 +83,7 @@ class WeeklyCount(Base):
     present: Mapped[int] = mapped_column(Integer)     # 在校
     absent: Mapped[int] = mapped_column(Integer)      # 缺勤
     dropouts: Mapped[int] = mapped_column(Integer)    # 辍学
+    collective_visits: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # 本周集体家访 (0013_weekly)
     ledger: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the pre-filled figures
     note: Mapped[str] = mapped_column(String(255), default="")
     submitted_by: Mapped[str] = mapped_column(String(64))

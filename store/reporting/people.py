@@ -34,7 +34,7 @@ from machines.vocabulary import (
     LEVEL_LABELS, REPORT_DUTY_ACTIONS, REPORT_DUTY_KIND_LABELS, WEEKLY_COUNT, WEEKLY_COUNT_FIELDS,
 )
 
-from store.models import AttendanceMark, Case, Jurisdiction, Pupil, School, SchoolClass, SchoolDay, Staff
+from store.models import AttendanceMark, Case, CaseEvent, Jurisdiction, Pupil, School, SchoolClass, SchoolDay, Staff
 from store.models.notifications import AccountabilityEntry
 from store.models.report_work import ReportDuty, ReportVersion, SpotCheckResult, WeeklyCount
 from store.reporting import reports as rp
@@ -294,8 +294,10 @@ def open_weekly(session: Session, *, day: date, now: datetime, policy_of: Callab
 
 
 def weekly_prefill(session: Session, class_ids: list[int], day: date) -> dict[int, dict[str, int]]:
-    """class id → 在册, 在校, 缺勤, 辍学 as the ledger says on ``day``: the roster, the day's morning
-    check (every mark other than 到校 is an absence), the dropouts by the figures read model."""
+    """class id → 在册, 在校, 缺勤, 辍学, 集体家访 as the ledger says on ``day``: the roster, the day's morning
+    check (every mark other than 到校 is an absence), the dropouts by the figures read model, and the
+    collective visits (集体家访, with the village committee) recorded on the class's cases in the seven
+    days ending on ``day`` (seed 002: 集体家访计入周查表)."""
     if not class_ids:
         return {}
     classes = session.execute(select(SchoolClass.id, SchoolClass.school_id, SchoolClass.name)
@@ -307,10 +309,15 @@ def weekly_prefill(session: Session, class_ids: list[int], day: date) -> dict[in
                                          AttendanceMark.status != "present").group_by(Pupil.class_id)).all())
     scope_list = [rp.ReportScope("class", str(cid), name, (sid,), (cid,)) for cid, sid, name in classes]
     figures = rp.ledger_figures_many(session, scope_list, rp.month_period(day.year, day.month), end_of(day))
+    week = (datetime.combine(day - timedelta(days=6), time.min), end_of(day))  # the seven days ending on ``day``
+    visits = dict(session.execute(select(Case.class_id, func.count()).join(CaseEvent, CaseEvent.case_id == Case.id)
+                                  .where(Case.class_id.in_(class_ids), CaseEvent.event == "record_collective_visit",
+                                         CaseEvent.at >= week[0], CaseEvent.at <= week[1]).group_by(Case.class_id)).all())
     out = {}
     for (cid, _, _), f in zip(classes, figures):
         n, a = enrolled.get(cid, 0), absent.get(cid, 0)
-        out[cid] = {"enrolled": n, "present": n - a, "absent": a, "dropouts": f["dropouts"]}
+        out[cid] = {"enrolled": n, "present": n - a, "absent": a, "dropouts": f["dropouts"],
+                    "collective_visits": visits.get(cid, 0)}
     return out
 
 
