@@ -618,25 +618,32 @@ def fig_naive_prefect(base: str, n: int, extrapolate_to: int) -> None:
 
 
 # -- SpiffWorkflow -----------------------------------------------------------------------------------
-def fig_spiff(base: str, n: int) -> None:
-    """SpiffWorkflow creating and sweeping the same due cases (default policy) as BPMN instances."""
+def _spiff_run(url: str, n: int, spec_once: bool) -> dict:
+    """Create ``n`` instances as Friday's sweep left them, then Monday's sweep of the due ones.
+
+    ``spec_once``: the process specification in one row of ``spiff_specs`` and each instance's
+    state only (``bench.spiff.StateOnlyWorkflowConverter``); the sweep reads the spec row once.
+    Otherwise Spiff's default serialisation, the whole spec in every instance (before issue 20)."""
     from .spiff import Ladder, set_clock
 
-    db = backend_of(base)
-    url = _copy(base, "spiff")
     eng = make_engine(url)
     with eng.begin() as c:
-        c.execute(text("CREATE TABLE spiff_cases (case_id INTEGER PRIMARY KEY, next_due VARCHAR(32), body TEXT)"))
+        c.execute(text("CREATE TABLE spiff_specs (name VARCHAR(64) PRIMARY KEY, body TEXT)"))
+        c.execute(text("CREATE TABLE spiff_cases (case_id INTEGER PRIMARY KEY, spec VARCHAR(64), next_due VARCHAR(32), "
+                       "body TEXT)"))
         c.execute(text("CREATE INDEX ix_spiff_next ON spiff_cases (next_due)"))
         cases = c.execute(text("SELECT id, opened_on, state FROM cases WHERE policy_name = 'default' AND state NOT IN "
                                "('returned', 'excused', 'escalated', 'judicial_notice') ORDER BY id LIMIT :n"),
                           {"n": n}).all()
-    ladder = Ladder()
+    ladder = Ladder(spec_once=spec_once)
     prev_sweep = AS_OF - timedelta(days=3)  # Friday 09:30: the cases stand as that sweep left them
     set_clock(prev_sweep)
     reset_peak_rss()
+    insert = text("INSERT INTO spiff_cases VALUES (:id, 'dropout_case', :n, :b)")
     with timer() as tc:
         with eng.begin() as c:
+            if spec_once:
+                c.execute(text("INSERT INTO spiff_specs VALUES ('dropout_case', :b)"), {"b": ladder.spec_json()})
             rows = []
             for cid, opened_on, state in cases:
                 opened = opened_on if not isinstance(opened_on, str) else datetime.fromisoformat(opened_on).date()
@@ -644,13 +651,23 @@ def fig_spiff(base: str, n: int) -> None:
                 ladder.sweep(wf)
                 rows.append({"id": cid, "n": ladder.next_due(wf), "b": ladder.dumps(wf)})
                 if len(rows) == 500:
-                    c.execute(text("INSERT INTO spiff_cases VALUES (:id, :n, :b)"), rows)
+                    c.execute(insert, rows)
                     rows = []
             if rows:
-                c.execute(text("INSERT INTO spiff_cases VALUES (:id, :n, :b)"), rows)
+                c.execute(insert, rows)
+    with eng.connect() as c:
+        stored = c.scalar(text("SELECT avg(length(body)) FROM spiff_cases"))
+        spec_bytes = c.scalar(text("SELECT coalesce(sum(length(body)), 0) FROM spiff_specs"))
     set_clock(AS_OF)
     moved = 0
+    cpu0 = time.process_time()
     with timer() as ts:
+        if spec_once:  # a sweeping process reads the spec once, as an application reads its spec table at start
+            sweeper = Ladder(spec_once=True)
+            with eng.connect() as c:
+                sweeper.use_stored_spec(c.scalar(text("SELECT body FROM spiff_specs WHERE name = 'dropout_case'")))
+        else:
+            sweeper = ladder
         while True:  # batches of 500 due instances, one transaction each, like the advance
             with eng.begin() as c:
                 due = c.execute(text("SELECT case_id, body FROM spiff_cases WHERE next_due <= :now ORDER BY case_id "
@@ -659,18 +676,41 @@ def fig_spiff(base: str, n: int) -> None:
                     break
                 out = []
                 for cid, body in due:
-                    wf = ladder.loads(body)
-                    before = ladder.step_of(wf)
-                    ladder.sweep(wf)
-                    moved += ladder.step_of(wf) != before
-                    out.append({"id": cid, "n": ladder.next_due(wf), "b": ladder.dumps(wf)})
+                    wf = sweeper.loads(body)
+                    before = sweeper.step_of(wf)
+                    sweeper.sweep(wf)
+                    moved += sweeper.step_of(wf) != before
+                    out.append({"id": cid, "n": sweeper.next_due(wf), "b": sweeper.dumps(wf)})
                 c.execute(text("UPDATE spiff_cases SET next_due = :n, body = :b WHERE case_id = :id"), out)
+    cpu = time.process_time() - cpu0
     rss = peak_rss_mb()
     eng.dispose()
-    _drop(url)
-    emit(f"SpiffWorkflow sweep, {len(cases):,} BPMN instances [{db}]", moved / ts["s"], "transitions/s", db=db,
-         figure="spiff", transitions=moved, seconds=ts["s"], created_per_s=len(cases) / tc["s"], rss_mb=rss,
-         note="due instances only (indexed next timer); default policy")
+    return {"cases": len(cases), "moved": moved, "seconds": ts["s"], "cpu_seconds": cpu, "create_s": tc["s"],
+            "rss": rss, "instance_bytes": float(stored or 0), "spec_bytes": int(spec_bytes or 0)}
+
+
+def fig_spiff(base: str, n: int) -> None:
+    """SpiffWorkflow creating and sweeping the same due cases (default policy) as BPMN instances:
+    the spec stored once (the target's figure, issue 20), then Spiff's default serialisation with
+    the spec in every instance (the figure before, an extra line), each on a fresh copy."""
+    db = backend_of(base)
+    runs = {}
+    for spec_once in (True, False):
+        url = _copy(base, "spiff")
+        runs[spec_once] = _spiff_run(url, n, spec_once)
+        _drop(url)
+    for spec_once, label, fig, note in (
+            (True, "spec stored once", "spiff",
+             "the process spec in one row (Spiff's serializer with the workflow converter replaced, as its docs' "
+             "SQLite serializer does), each instance's state only; due instances only (indexed next timer)"),
+            (False, "spec in every instance (before)", "spiff_spec_per_instance",
+             "Spiff's default serialize_json: the whole spec in every instance's JSON (the figure before issue 20)")):
+        r = runs[spec_once]
+        emit(f"SpiffWorkflow sweep, {r['cases']:,} BPMN instances, {label} [{db}]", r["moved"] / r["seconds"],
+             "transitions/s", db=db, figure=fig, transitions=r["moved"], seconds=r["seconds"],
+             cpu_seconds=r["cpu_seconds"], transitions_per_cpu_s=r["moved"] / r["cpu_seconds"],
+             created_per_s=r["cases"] / r["create_s"], instance_bytes=round(r["instance_bytes"]),
+             spec_bytes=r["spec_bytes"], rss_mb=r["rss"], note=note + "; default policy")
 
 
 def main() -> None:
