@@ -125,8 +125,8 @@ class Runner:
         spiff = self.child(["bench.figures", "spiff", scale_urls[smallest], "--n", str(p["spiff_n"])], f"spiff {db}")
         naive = []
         if db in p["naive_on"]:
-            naive = self.child(["bench.figures", "naive_prefect", scale_urls[smallest], "--n", str(p["naive_n"]),
-                                "--extrapolate", str(big.due)], f"naive prefect {db}")
+            naive = self.child(["bench.figures", "naive_prefect", scale_urls[smallest], "--n", str(p["naive_n"])],
+                               f"naive prefect {db}")
         if db == "sqlite":  # the renderers draining the day's queue of the big population (issue 20)
             self.child(["bench.render_queue", big_url, "--docs", str(p["render_docs"]), "--label", f"{big.label()}"],
                        "render queue")
