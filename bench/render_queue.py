@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .common import backend_of, copy_db, drop_db, emit, log, peak_rss_mb, reset_peak_rss
+from .common import backend_of, copy_db, db_url, drop_db, emit, log, peak_rss_mb, reset_peak_rss, sqlite_path
 from .generate import AS_OF
 
 
@@ -42,7 +42,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="baoxue-render-queue-"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ["BAOXUE_ARCHIVE_DIR"] = str(work / "archive")
-    url = a.url.replace(".sqlite", "_renderq.sqlite")
+    url = db_url("sqlite", sqlite_path(a.url).stem + "_renderq")  # the copy lives in bench/_out/db, never beside the source
     try:
         copy_db(a.url, url)
         from sqlalchemy import text
