@@ -3,7 +3,8 @@ at ≥ 1,000 transitions, never extrapolated linearly).
 
 ``naive_sweep`` maps ``escalate_case`` over the due cases; each task loads its case, counts its
 streak and fires ``escalate`` through the machine (``store.cases.actions.apply_event``), one
-transaction each — what a developer who models "a case moves" as "a Prefect task" writes. Used by
+transaction each — what a developer who models "a case moves" as "a Prefect task" writes (with
+a bounded thread pool, ``WORKERS``). Used by
 ``bench.figures naive_prefect`` (a ``prefect_test_harness`` server) and ``bench.prefect_sweep``
 (beside the ``advance_cases`` flow, on its local server).
 """
@@ -13,6 +14,12 @@ from datetime import datetime
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
+
+# Prefect's default runner starts every mapped task at once: a thousand threads queue for the
+# database's connections (15) and, on SQLite, its one write lock, and time out on a loaded
+# machine. Four workers keep Prefect's API calls overlapping without that pile-up.
+WORKERS = 4
 
 
 def due_ids(factory, as_of: datetime, n: int) -> list[int]:
@@ -49,6 +56,6 @@ def escalate_case(case_id: int, as_of: datetime) -> int:
     return case_id
 
 
-@flow(name="naive_sweep")
+@flow(name="naive_sweep", task_runner=ThreadPoolTaskRunner(max_workers=WORKERS))
 def naive_sweep(ids: list[int], as_of: datetime) -> int:
     return len([f.result() for f in escalate_case.map(ids, as_of=as_of)])
