@@ -5,8 +5,11 @@
 Figures (one JSON line each, ``bench.common.emit``):
 
 - HTML per CPU-second: ``documents.render.render_html`` (one Environment, compiled templates
-  cached) against plain Jinja2 (a new Environment and a template compile per document, as with
-  ``jinja2.Template(source)``), on the same contexts.
+  cached) against the honest floor (issue 20): one shared plain Jinja2 Environment, built once
+  with the same loader, options and filters, rendering the same template with the same context —
+  what any competent caller of Jinja2 does; target 10 000 documents/s per core. The old baseline,
+  a new Environment and a template compile per document (as with ``jinja2.Template(source)``),
+  stays as an extra line.
 - PDF per CPU-second: ``documents.render.render_pdf`` (one FontConfiguration and one parsed
   stylesheet per process, plus ``documents.weasy_tuning``) against plain WeasyPrint as shipped
   (``HTML(string=…).write_pdf(stylesheets=[CSS(string=…)])``: a new font configuration and a
@@ -54,25 +57,46 @@ def _rate(fn: Callable[[dict], object], contexts: list[dict]) -> float:
     return len(contexts) / (time.process_time() - start)
 
 
-def _plain_jinja(ctx: dict) -> str:
-    """What a script would do: a fresh Environment (so every template is parsed and compiled again)."""
+def _plain_env(cache_size: int):
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-    from documents import catalog
-    from documents.render import TEMPLATE_DIR, banner_size, cn_date, cn_datetime, cn_month, cn_short, pct, _img_src
+    from documents.render import TEMPLATE_DIR, banner_size, cn_date, cn_datetime, cn_month, cn_short, pct
 
     env = Environment(loader=FileSystemLoader(str(TEMPLATE_DIR)), autoescape=True, undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True, cache_size=0)
+                      trim_blocks=True, lstrip_blocks=True, cache_size=cache_size)
     env.filters.update(cn_date=cn_date, cn_datetime=cn_datetime, cn_short=cn_short, cn_month=cn_month, pct=pct)
     env.globals.update(banner_size=banner_size)
+    return env
+
+
+def _render_plain(env, ctx: dict) -> str:
+    from documents import catalog
+    from documents.render import _img_src
+
     kind = catalog.get(ctx["doc"]["kind"])
     return env.get_template(kind.template).render(**ctx, layout=kind.layout, standalone=False, stylesheet="",
                                                   img_src=_img_src(None))
 
 
+def _plain_jinja(ctx: dict) -> str:
+    """The old baseline (a strawman): a fresh Environment per document, every template parsed and compiled again."""
+    return _render_plain(_plain_env(0), ctx)
+
+
+_SHARED = []
+
+
+def _shared_jinja(ctx: dict) -> str:
+    """The honest floor: one plain Environment for the process, its compiled templates cached."""
+    if not _SHARED:
+        _SHARED.append(_plain_env(400))
+    return _render_plain(_SHARED[0], ctx)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--html-only", action="store_true", help="skip the PDF figures")
     args = parser.parse_args()
     n_html, n_pdf, rounds = (60, 26, 2) if args.quick else (400, 52, 3)
 
@@ -84,14 +108,29 @@ def main() -> None:
 
     # -- HTML ----------------------------------------------------------------------------------
     contexts = _contexts(n_html, 1)
-    render_html(contexts[0], standalone=False)
-    ours, plain = [], []
-    for _ in range(rounds):
+    for c in contexts:  # every template compiled once, by both (their first use is not the figure)
+        assert render_html(c, standalone=False) == _shared_jinja(c), c["doc"]["kind"]
+    ours, shared, plain = [], [], []
+    for _ in range(2 * rounds):  # the two alternate, round by round, on the same contexts
         ours.append(_rate(lambda c: render_html(c, standalone=False), contexts))
-        plain.append(_rate(_plain_jinja, contexts))
-    emit("documents: HTML per second per core", statistics.median(ours), "doc/s", statistics.median(plain),
-         figure="documents_html", note="cached Environment vs a new Environment per document", docs=len(contexts))
+        shared.append(_rate(_shared_jinja, contexts))
+    for _ in range(rounds):
+        plain.append(_rate(_plain_jinja, contexts[:100]))
+    # the best round of each: on a shared machine a round's CPU time grows with its neighbours' load
+    # (caches, SMT), never shrinks below the code's own cost
+    kinds = len({c["doc"]["kind"] for c in contexts})
+    emit("documents: HTML per second per core", max(ours), "doc/s", max(shared),
+         figure="documents_html", target=10_000, met=max(ours) >= 10_000, docs=len(contexts),
+         floor_per_s=max(shared), median_per_s=statistics.median(ours), floor_median_per_s=statistics.median(shared),
+         note=f"documents.render.render_html vs one shared plain Jinja2 Environment rendering the same templates "
+              f"(the floor; byte-identical output); {kinds} case kinds, CPU time, best of {2 * rounds} rounds; "
+              f"target 10 k/s per core")
+    emit("documents: HTML per second per core vs a new Environment per document (old baseline)",
+         max(ours), "doc/s", max(plain), figure="documents_html_vs_fresh_env",
+         note="the figure before issue 20: a strawman baseline (Environment and template compile per document)")
 
+    if args.html_only:
+        return
     # -- PDF -----------------------------------------------------------------------------------
     import weasyprint
 

@@ -197,28 +197,45 @@ def fig_scale(base: str, open_cases: int, due: int, batch_size: int) -> None:
     _drop(url)
 
 
-def fig_per_case(base: str, label: str, batch_size: int) -> None:
-    """The per-case path (python-statemachine bound to each ORM row) beside the set-based advance."""
+def fig_per_case(base: str, label: str, batch_size: int, with_reference: bool = False) -> None:
+    """The per-case path (python-statemachine bound to each ORM row) beside the set-based advance.
+
+    The target's line (issue 20): the per-case loop as a competent developer writes it with
+    ``opened_seq`` — candidates read through ``ix_cases_due``, a streak by subtraction
+    (``advance_per_case(…, streaks="opened_seq")``). ``with_reference``: also the reference path
+    that counts every open case's school days in its calendar (the figure before issue 20)."""
     db = backend_of(base)
-    set_url, pc_url = _copy(base, "set"), _copy(base, "pc")
+    set_url = _copy(base, "set")
     rep, t_set, _, _ = run_advance(set_url, AS_OF, batch_size)
-    eng = make_engine(pc_url)
-    factory = session_factory(eng)
+    _drop(set_url)
+    set_rate = rep["total_transitions"] / t_set
     from store.cases.per_case import advance_per_case
 
-    reset_peak_rss()
-    with timer() as t:
-        with transaction(factory) as s:
-            res = advance_per_case(s, CaseContext(s), AS_OF)
-    rss = peak_rss_mb()
-    eng.dispose()
-    set_rate, pc_rate = rep["total_transitions"] / t_set, res["transitions"] / t["s"]
-    emit(f"per-case path {label} [{db}]", pc_rate, "transitions/s", set_rate, ratio=set_rate / pc_rate, db=db,
-         figure="per_case", seconds=t["s"], set_seconds=t_set, transitions=res["transitions"], rss_mb=rss,
-         note="ratio = set-based advance ÷ per-case path, same population",
-         target=TARGETS["advance_vs_per_case"], met=set_rate / pc_rate >= TARGETS["advance_vs_per_case"])
-    _drop(set_url)
-    _drop(pc_url)
+    for streaks in ("opened_seq", "calendar") if with_reference else ("opened_seq",):
+        pc_url = _copy(base, "pc")
+        eng = make_engine(pc_url)
+        factory = session_factory(eng)
+        reset_peak_rss()
+        cpu0 = time.process_time()
+        with timer() as t:
+            with transaction(factory) as s:
+                res = advance_per_case(s, CaseContext(s), AS_OF, streaks=streaks)
+        cpu = time.process_time() - cpu0
+        rss = peak_rss_mb()
+        eng.dispose()
+        _drop(pc_url)
+        if res["transitions"] != rep["total_transitions"]:
+            log(f"WARNING: per-case ({streaks}) moved {res['transitions']}, the advance {rep['total_transitions']}")
+        pc_rate = res["transitions"] / t["s"]
+        target = streaks == "opened_seq"
+        what = ("opened_seq streaks, candidates by index" if target
+                else "school days counted per case, every open case (reference, before issue 20)")
+        emit(f"per-case path {label}, {what} [{db}]", pc_rate, "transitions/s", set_rate, ratio=set_rate / pc_rate,
+             db=db, figure="per_case" if target else "per_case_calendar", seconds=t["s"], cpu_seconds=cpu,
+             set_seconds=t_set, transitions=res["transitions"], rss_mb=rss,
+             note="ratio = set-based advance ÷ per-case path, same population",
+             **({"target": TARGETS["advance_vs_per_case"], "met": set_rate / pc_rate >= TARGETS["advance_vs_per_case"]}
+                if target else {}))
 
 
 # -- duty-deadline sweep ----------------------------------------------------------------------------
@@ -554,89 +571,65 @@ def fig_intake(base: str, label: str, seed: int, repeat: int = 3) -> None:
 
 
 # -- the naive orchestration: one Prefect task run per case transition -----------------------------
-def fig_naive_prefect(base: str, n: int, extrapolate_to: int) -> None:
+def fig_naive_prefect(base: str, n: int) -> None:
+    """``bench.naive_prefect``: ``n`` transitions measured (a warm-up of 5 other cases first), no extrapolation."""
     import os
     import tempfile
 
     os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="bench-prefect-"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    from prefect import flow, task
     from prefect.testing.utilities import prefect_test_harness
 
-    from machines.states import CaseState
-    from store.cases.actions import apply_event, load_for_update
-    from store.cases.context import escalation_at
-    from store.cases.effects import SYSTEM
+    from tasks.runtime import using
+
+    from .naive_prefect import due_ids, naive_sweep
 
     db = backend_of(base)
     url = _copy(base, "naive")
     eng = make_engine(url)
     factory = session_factory(eng)
-    policies = _policies(factory)
-    with transaction(factory) as s:
-        ctx = CaseContext(s)
-        ctx.owners.preload()
-        from store.cases.advance import due_cases_query, plan
-
-        due_ids = []
-        for step in plan(s, ctx, AS_OF):
-            due_ids += [r.id for r in s.execute(due_cases_query(step, n, postgres=False))]
-        due_ids = sorted(due_ids)[:n]
-
-    @task
-    def escalate_case(case_id: int) -> int:
-        with transaction(factory) as s:
-            case = load_for_update(s, case_id)
-            c = CaseContext(s, calendars=ctx.calendars)
-            c.owners = ctx.owners
-            policy, cal = c.policy(case.policy_name, case.policy_version), c.calendar(case.calendar_key)
-            streak = cal.school_days_between(case.opened_on, effective_day(policy, AS_OF))
-            step = policy.escalation_due(CaseState(case.state), streak)
-            entry = cal.add_school_days(case.opened_on, step.day - 1)
-            apply_event(s, c, case, "escalate", actor=SYSTEM, at=escalation_at(policy, entry, case.created_at),
-                        now=AS_OF, streak=streak)
-        return case_id
-
-    @flow
-    def naive_sweep(ids: list[int]) -> int:
-        return len([f.result() for f in escalate_case.map(ids)])
-
-    with prefect_test_harness(server_startup_timeout=120):
-        naive_sweep(due_ids[:5])  # warm up: server, flow registration
+    ids = due_ids(factory, AS_OF, n + 5)
+    with prefect_test_harness(server_startup_timeout=120), using(factory):
+        naive_sweep(ids[:5], AS_OF)  # warm up: server, flow registration
         reset_peak_rss()
         with timer() as t:
-            done = naive_sweep(due_ids[5:])
+            done = naive_sweep(ids[5:], AS_OF)
         rss = peak_rss_mb()
     eng.dispose()
     _drop(url)
-    rate = done / t["s"]
-    emit(f"naive orchestration: one Prefect task run per transition [{db}]", rate, "transitions/s", db=db,
-         figure="naive_prefect", measured=done, seconds=t["s"], task_runs=done, rss_mb=rss,
-         extrapolated_seconds=extrapolate_to / rate, extrapolated_to=extrapolate_to,
-         note=f"measured at {done} transitions, extrapolated linearly to {extrapolate_to:,}")
+    emit(f"naive orchestration: one Prefect task run per transition, {done:,} measured [{db}]", done / t["s"],
+         "transitions/s", db=db, figure="naive_prefect", measured=done, seconds=t["s"], task_runs=done, rss_mb=rss,
+         note=f"measured at {done:,} transitions (not extrapolated); prefect_test_harness server")
 
 
 # -- SpiffWorkflow -----------------------------------------------------------------------------------
-def fig_spiff(base: str, n: int) -> None:
-    """SpiffWorkflow creating and sweeping the same due cases (default policy) as BPMN instances."""
+def _spiff_run(url: str, n: int, spec_once: bool) -> dict:
+    """Create ``n`` instances as Friday's sweep left them, then Monday's sweep of the due ones.
+
+    ``spec_once``: the process specification in one row of ``spiff_specs`` and each instance's
+    state only (``bench.spiff.StateOnlyWorkflowConverter``); the sweep reads the spec row once.
+    Otherwise Spiff's default serialisation, the whole spec in every instance (before issue 20)."""
     from .spiff import Ladder, set_clock
 
-    db = backend_of(base)
-    url = _copy(base, "spiff")
     eng = make_engine(url)
     with eng.begin() as c:
-        c.execute(text("CREATE TABLE spiff_cases (case_id INTEGER PRIMARY KEY, next_due VARCHAR(32), body TEXT)"))
+        c.execute(text("CREATE TABLE spiff_specs (name VARCHAR(64) PRIMARY KEY, body TEXT)"))
+        c.execute(text("CREATE TABLE spiff_cases (case_id INTEGER PRIMARY KEY, spec VARCHAR(64), next_due VARCHAR(32), "
+                       "body TEXT)"))
         c.execute(text("CREATE INDEX ix_spiff_next ON spiff_cases (next_due)"))
         cases = c.execute(text("SELECT id, opened_on, state FROM cases WHERE policy_name = 'default' AND state NOT IN "
                                "('returned', 'excused', 'escalated', 'judicial_notice') ORDER BY id LIMIT :n"),
                           {"n": n}).all()
-    ladder = Ladder()
+    ladder = Ladder(spec_once=spec_once)
     prev_sweep = AS_OF - timedelta(days=3)  # Friday 09:30: the cases stand as that sweep left them
     set_clock(prev_sweep)
     reset_peak_rss()
+    insert = text("INSERT INTO spiff_cases VALUES (:id, 'dropout_case', :n, :b)")
     with timer() as tc:
         with eng.begin() as c:
+            if spec_once:
+                c.execute(text("INSERT INTO spiff_specs VALUES ('dropout_case', :b)"), {"b": ladder.spec_json()})
             rows = []
             for cid, opened_on, state in cases:
                 opened = opened_on if not isinstance(opened_on, str) else datetime.fromisoformat(opened_on).date()
@@ -644,13 +637,23 @@ def fig_spiff(base: str, n: int) -> None:
                 ladder.sweep(wf)
                 rows.append({"id": cid, "n": ladder.next_due(wf), "b": ladder.dumps(wf)})
                 if len(rows) == 500:
-                    c.execute(text("INSERT INTO spiff_cases VALUES (:id, :n, :b)"), rows)
+                    c.execute(insert, rows)
                     rows = []
             if rows:
-                c.execute(text("INSERT INTO spiff_cases VALUES (:id, :n, :b)"), rows)
+                c.execute(insert, rows)
+    with eng.connect() as c:
+        stored = c.scalar(text("SELECT avg(length(body)) FROM spiff_cases"))
+        spec_bytes = c.scalar(text("SELECT coalesce(sum(length(body)), 0) FROM spiff_specs"))
     set_clock(AS_OF)
     moved = 0
+    cpu0 = time.process_time()
     with timer() as ts:
+        if spec_once:  # a sweeping process reads the spec once, as an application reads its spec table at start
+            sweeper = Ladder(spec_once=True)
+            with eng.connect() as c:
+                sweeper.use_stored_spec(c.scalar(text("SELECT body FROM spiff_specs WHERE name = 'dropout_case'")))
+        else:
+            sweeper = ladder
         while True:  # batches of 500 due instances, one transaction each, like the advance
             with eng.begin() as c:
                 due = c.execute(text("SELECT case_id, body FROM spiff_cases WHERE next_due <= :now ORDER BY case_id "
@@ -659,18 +662,41 @@ def fig_spiff(base: str, n: int) -> None:
                     break
                 out = []
                 for cid, body in due:
-                    wf = ladder.loads(body)
-                    before = ladder.step_of(wf)
-                    ladder.sweep(wf)
-                    moved += ladder.step_of(wf) != before
-                    out.append({"id": cid, "n": ladder.next_due(wf), "b": ladder.dumps(wf)})
+                    wf = sweeper.loads(body)
+                    before = sweeper.step_of(wf)
+                    sweeper.sweep(wf)
+                    moved += sweeper.step_of(wf) != before
+                    out.append({"id": cid, "n": sweeper.next_due(wf), "b": sweeper.dumps(wf)})
                 c.execute(text("UPDATE spiff_cases SET next_due = :n, body = :b WHERE case_id = :id"), out)
+    cpu = time.process_time() - cpu0
     rss = peak_rss_mb()
     eng.dispose()
-    _drop(url)
-    emit(f"SpiffWorkflow sweep, {len(cases):,} BPMN instances [{db}]", moved / ts["s"], "transitions/s", db=db,
-         figure="spiff", transitions=moved, seconds=ts["s"], created_per_s=len(cases) / tc["s"], rss_mb=rss,
-         note="due instances only (indexed next timer); default policy")
+    return {"cases": len(cases), "moved": moved, "seconds": ts["s"], "cpu_seconds": cpu, "create_s": tc["s"],
+            "rss": rss, "instance_bytes": float(stored or 0), "spec_bytes": int(spec_bytes or 0)}
+
+
+def fig_spiff(base: str, n: int) -> None:
+    """SpiffWorkflow creating and sweeping the same due cases (default policy) as BPMN instances:
+    the spec stored once (the target's figure, issue 20), then Spiff's default serialisation with
+    the spec in every instance (the figure before, an extra line), each on a fresh copy."""
+    db = backend_of(base)
+    runs = {}
+    for spec_once in (True, False):
+        url = _copy(base, "spiff")
+        runs[spec_once] = _spiff_run(url, n, spec_once)
+        _drop(url)
+    for spec_once, label, fig, note in (
+            (True, "spec stored once", "spiff",
+             "the process spec in one row (Spiff's serializer with the workflow converter replaced, as its docs' "
+             "SQLite serializer does), each instance's state only; due instances only (indexed next timer)"),
+            (False, "spec in every instance (before)", "spiff_spec_per_instance",
+             "Spiff's default serialize_json: the whole spec in every instance's JSON (the figure before issue 20)")):
+        r = runs[spec_once]
+        emit(f"SpiffWorkflow sweep, {r['cases']:,} BPMN instances, {label} [{db}]", r["moved"] / r["seconds"],
+             "transitions/s", db=db, figure=fig, transitions=r["moved"], seconds=r["seconds"],
+             cpu_seconds=r["cpu_seconds"], transitions_per_cpu_s=r["moved"] / r["cpu_seconds"],
+             created_per_s=r["cases"] / r["create_s"], instance_bytes=round(r["instance_bytes"]),
+             spec_bytes=r["spec_bytes"], rss_mb=r["rss"], note=note + "; default policy")
 
 
 def main() -> None:
@@ -682,9 +708,10 @@ def main() -> None:
     ap.add_argument("--open", type=int, default=0)
     ap.add_argument("--due", type=int, default=0)
     ap.add_argument("--n", type=int, default=1000)
-    ap.add_argument("--extrapolate", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--per-scope", action="store_true", help="report: one county at a time (the old path)")
+    ap.add_argument("--with-reference", action="store_true",
+                    help="per_case: also the reference path counting school days per case (before issue 20)")
     a = ap.parse_args()
     f = a.figure
     if f == "derive":
@@ -694,7 +721,7 @@ def main() -> None:
     elif f == "scale":
         fig_scale(a.url, a.open, a.due, a.batch_size)
     elif f == "per_case":
-        fig_per_case(a.url, a.label, a.batch_size)
+        fig_per_case(a.url, a.label, a.batch_size, a.with_reference)
     elif f == "sweep":
         fig_sweep(a.url, a.label, a.due, a.batch_size)
     elif f == "report":
@@ -702,7 +729,7 @@ def main() -> None:
     elif f == "intake":
         fig_intake(a.url, a.label, a.seed)
     elif f == "naive_prefect":
-        fig_naive_prefect(a.url, a.n, a.extrapolate)
+        fig_naive_prefect(a.url, a.n)
     elif f == "spiff":
         fig_spiff(a.url, a.n)
     else:

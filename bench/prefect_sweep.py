@@ -3,7 +3,10 @@
 A province-size population (≈100k pupils) all absent on one school day: the 09:30 sweep moves
 every case one step (100k history events, duties and document requests). Measured twice on
 copies of the same database: ``store.cases.advance.advance`` called directly (the baseline), and the
-``advance_cases`` flow run against a local Prefect server (one flow run, one task per batch).
+``advance_cases`` flow run against a local Prefect server (one flow run, one task per batch). On a
+third copy, against the same server, the naive peer (``bench.naive_prefect``: one Prefect task run
+per transition) moves the first ``--naive`` due cases (default 1,000): measured at that many
+transitions, not extrapolated (issue 20).
 Prints one JSON line per figure: {"name","value","unit","baseline","ratio"}.
 
     .venv/bin/python -m bench.prefect_sweep [--cases 100000] [--batch N (default: the product's for SQLite)]
@@ -72,9 +75,12 @@ def main() -> None:
     ap.add_argument("--cases", type=int, default=100_000)
     ap.add_argument("--batch", type=int, default=None, help="default: the product's for SQLite (store.cases.advance.BATCH_SIZES)")
     ap.add_argument("--quick", action="store_true", help="2,000 due cases (bench.run --quick)")
+    ap.add_argument("--naive", type=int, default=1_000, help="transitions of the naive peer (0: skip it)")
     args = ap.parse_args()
     if args.quick:
         args.cases = min(args.cases, 2_000)
+        args.naive = min(args.naive, 100)
+    args.naive = min(args.naive, args.cases)
     work = Path(tempfile.mkdtemp(prefix="baoxue-sweep-"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     try:
@@ -82,7 +88,7 @@ def main() -> None:
         t = time.perf_counter()
         build(f"sqlite:///{src}", args.cases)
         setup_s = time.perf_counter() - t
-        for copy in ("direct.db", "flow.db"):
+        for copy in ("direct.db", "flow.db", "naive.db"):
             shutil.copy(src, work / copy)
 
         from store.cases.advance import advance
@@ -123,6 +129,20 @@ def main() -> None:
                         if got < page:
                             break
             engine.dispose()
+            naive = None
+            if args.naive:
+                from .naive_prefect import due_ids, naive_sweep
+                from .common import peak_rss_mb, reset_peak_rss
+
+                engine = make_engine(f"sqlite:///{work / 'naive.db'}")
+                factory = session_factory(engine)
+                ids = due_ids(factory, AS_OF, args.naive)
+                with temporary_settings(updates={PREFECT_API_URL: api}), no_heartbeat(), using(factory):
+                    reset_peak_rss()
+                    t = time.perf_counter()
+                    done = naive_sweep(ids, AS_OF)
+                    naive = (done, time.perf_counter() - t, peak_rss_mb())
+                engine.dispose()
         finally:
             stop(server)
         assert result["escalated"] == direct.total_transitions, (result["escalated"], direct.total_transitions)
@@ -134,6 +154,14 @@ def main() -> None:
         emit("prefect_sweep_task_runs", tasks, "task runs", None, flow_runs=flow_runs, batches=direct.batches, note=note)
         emit("prefect_sweep_cases_per_s", round(result["escalated"] / flow_s), "cases/s",
              round(direct.total_transitions / direct_s), note=note)
+        if naive:
+            done, naive_s, rss = naive
+            emit("prefect_sweep_naive_per_transition_cases_per_s", round(done / naive_s, 2), "cases/s",
+                 round(result["escalated"] / flow_s), measured=done, seconds=round(naive_s, 2), task_runs=done,
+                 rss_mb=round(rss, 1), flow_over_naive=round(result["escalated"] / flow_s / (done / naive_s), 1),
+                 note=f"one Prefect task run per transition (bench.naive_prefect), the first {done:,} due cases of the "
+                      f"same population on the same local server, measured (not extrapolated); baseline = the "
+                      f"advance_cases flow's cases/s")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

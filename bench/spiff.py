@@ -9,16 +9,27 @@ the store uses). Instances are stored as Spiff's JSON serialisation, one row per
 time of their next timer in an indexed column so a sweep loads only the instances that are due
 (more than Spiff itself offers, and kinder to it than loading every instance).
 
+The process specification is stored once, not in every instance (issue 20): Spiff's default
+``BpmnWorkflowConverter.to_dict`` puts the whole spec (and the subprocess specs) into each
+workflow's dictionary — 24 of 27.5 kB per case here. SpiffWorkflow's documentation
+("Optimizing Serializations", the SQLite serializer of spiff-example-cli) replaces the workflow
+converter in the serializer's configuration so that an instance holds its state only and the spec
+lives in a table of its own; ``StateOnlyWorkflowConverter`` does that (``spec_dict`` is what goes
+into that table, once; ``Ladder.loads`` restores instances against the spec parsed once per
+process). ``Ladder(spec_once=False)`` keeps the default serializer, for comparison.
+
 SpiffWorkflow compares timers with ``datetime.now()``; the benchmark sets that clock to the
 simulated morning (``Clock``), as a test would freeze time.
 """
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
+from uuid import UUID
 
 from SpiffWorkflow.bpmn.parser import BpmnParser
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
-from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer import DEFAULT_CONFIG, BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
 from SpiffWorkflow.bpmn.specs.event_definitions import timer as spiff_timer
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
@@ -92,10 +103,35 @@ def set_clock(at: datetime) -> None:
     Clock.current = at.replace(tzinfo=timezone.utc)
 
 
+class StateOnlyWorkflowConverter(BpmnWorkflowConverter):
+    """A workflow's state without its spec: the converter of spiff-example-cli's SQLite serializer
+    (``super(BpmnWorkflowConverter, self).to_dict``: tasks, data, events; no ``spec`` nor
+    ``subprocess_specs``), restored against the spec the application keeps (``spec_of``)."""
+
+    spec_of: dict = {}  # process id → the parsed (or once-restored) BpmnProcessSpec
+
+    def to_dict(self, workflow):
+        dct = WorkflowConverter.to_dict(self, workflow)
+        dct["spec_name"] = workflow.spec.name
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+    def from_dict(self, dct):
+        """``BpmnWorkflowConverter.from_dict`` with the kept spec instead of a restored one."""
+        workflow = self.target_class(self.spec_of[dct.pop("spec_name")], {}, deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
+        return workflow
+
+
 class Ladder:
     """The parsed spec, a script engine with the school-day function, and the serializer."""
 
-    def __init__(self, calendar_key: str = "default"):
+    def __init__(self, calendar_key: str = "default", *, spec_once: bool = True):
         cal = calendars()[calendar_key]
         numbered = cal.numbered_days()
         self._seq = {d.isoformat(): n for d, n in numbered}
@@ -109,7 +145,16 @@ class Ladder:
         parser.add_bpmn_str(bpmn_xml().encode())
         self.spec = parser.get_spec("dropout_case")
         self.engine = PythonScriptEngine(environment=TaskDataEnvironment({"school_day_at": school_day_at}))
-        self.serializer = BpmnWorkflowSerializer()
+        self.spec_once = spec_once
+        if spec_once:
+            config = dict(DEFAULT_CONFIG)
+            config[BpmnWorkflow] = type("Converter", (StateOnlyWorkflowConverter,), {"spec_of": {}})
+            registry = BpmnWorkflowSerializer.configure(config)
+            self.serializer = BpmnWorkflowSerializer(registry)
+            self._converter = config[BpmnWorkflow]
+            self._converter.spec_of[self.spec.name] = self.spec
+        else:
+            self.serializer = BpmnWorkflowSerializer()
         self.next_timer = school_day_at
 
     def new(self, opened_on: date) -> BpmnWorkflow:
@@ -128,6 +173,21 @@ class Ladder:
     def sweep(self, wf: BpmnWorkflow) -> None:
         wf.refresh_waiting_tasks()
         wf.do_engine_steps()
+
+    def spec_json(self) -> str:
+        """The process specification as Spiff serialises it: stored once (a row of ``spiff_specs``)."""
+        import json
+
+        return json.dumps(self.serializer.to_dict(self.spec))
+
+    def use_stored_spec(self, text: str) -> None:
+        """Restore instances against the stored spec (restored once per process, as an application
+        that reads its spec table at start would)."""
+        import json
+
+        spec = self.serializer.from_dict(json.loads(text))
+        self._converter.spec_of[spec.name] = spec
+        self.spec = spec
 
     def dumps(self, wf: BpmnWorkflow) -> str:
         return self.serializer.serialize_json(wf)

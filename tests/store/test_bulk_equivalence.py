@@ -109,7 +109,7 @@ def test_bulk_advance_equals_the_per_case_machine_path(_outer_connection, factor
             s.commit()
         refer_some(factory, rng, MOMENTS[0])
         results = {}
-        for path in ("bulk", "per_case"):
+        for path in ("bulk", "per_case", "per_case_seq"):
             trial = _outer_connection.begin_nested()
             try:
                 for moment in sorted(moments):
@@ -117,12 +117,13 @@ def test_bulk_advance_equals_the_per_case_machine_path(_outer_connection, factor
                         advance(factory, moment, batch_size=rng.choice([1, 7, 5000]))
                     else:
                         with transaction(factory) as s:
-                            advance_per_case(s, CaseContext(s), moment)
+                            advance_per_case(s, CaseContext(s), moment,
+                                             streaks="opened_seq" if path == "per_case_seq" else "calendar")
                 with factory() as s:
                     results[path] = snapshot(s)
             finally:
                 trial.rollback()
-        assert results["bulk"] == results["per_case"]
+        assert results["bulk"] == results["per_case"] == results["per_case_seq"]
         assert results["bulk"]["events"], "the population produced history"
     finally:
         outer.rollback()
@@ -140,7 +141,7 @@ def test_referred_cases_follow_up_rounds_are_the_same_on_both_paths(_outer_conne
             s.commit()
         assert refer_some(factory, rng, datetime(2026, 11, 4, 17, 30)) >= 3
         results = {}
-        for path in ("bulk", "per_case"):
+        for path in ("bulk", "per_case", "per_case_seq"):
             trial = _outer_connection.begin_nested()
             try:
                 for moment in (datetime(2026, 11, 11, 9, 30), datetime(2026, 11, 18, 18, 30), datetime(2026, 11, 27, 9, 30)):
@@ -148,12 +149,13 @@ def test_referred_cases_follow_up_rounds_are_the_same_on_both_paths(_outer_conne
                         advance(factory, moment, batch_size=5)
                     else:
                         with transaction(factory) as s:
-                            advance_per_case(s, CaseContext(s), moment)
+                            advance_per_case(s, CaseContext(s), moment,
+                                             streaks="opened_seq" if path == "per_case_seq" else "calendar")
                 with factory() as s:
                     results[path] = snapshot(s)
             finally:
                 trial.rollback()
-        assert results["bulk"] == results["per_case"]
+        assert results["bulk"] == results["per_case"] == results["per_case_seq"]
         steps = {d[1] for d in results["bulk"]["duties"]}
         assert {"escalated:1", "escalated:2", "escalated:3"} <= steps, steps
     finally:
