@@ -57,7 +57,60 @@ def test_a_policy_gives_the_return_notice_its_period_before_the_legal_notice():
 
 @pytest.mark.parametrize("policy_name", POLICIES)
 def test_no_document_date_or_deadline_contradicts_another(session, policy_name):
-    case_id = climb(session, policy=policy_name)
+    _check_consistent(session, climb(session, policy=policy_name), policy_name)
+
+
+def climb_late_township(session) -> int:
+    """wutaishan: the second persuasion (经学校2次劝返) only on day 8, so the case enters township_notice two
+    school days after its day 6; swept every morning, its duties done on the day, as ``climb``."""
+    from machines.states import Action
+    from store.cases.actions import act
+    from store.cases.intake import MarkIn, record_morning_check
+    from store.cases.per_case import advance_per_case
+    from store.models import Pupil, School
+    from tests.factories_documents import FIRST_DAY, payload_for, setup_county
+
+    code = setup_county(session, policy="wutaishan", seed=13)
+    ctx = CaseContext(session)
+    pupil = session.scalar(select(Pupil).join(School).where(School.code == code).order_by(Pupil.id))
+    record_morning_check(session, ctx, school_code=code, day=FIRST_DAY, marks=[MarkIn(pupil.student_no, "unexcused")],
+                         source="test", submitted_by="班主任", now=datetime.combine(FIRST_DAY, time(8, 0)), complete=False)
+    case = session.scalar(select(Case).where(Case.pupil_id == pupil.id))
+    cal = ctx.calendar(case.calendar_key)
+    late = {"record_collective_visit": 8}  # the collective visit (second persuasion) on day 8, not day 3
+    for n in range(1, 20):
+        day = cal.add_school_days(FIRST_DAY, n - 1)
+        advance_per_case(session, ctx, datetime.combine(day, time(9, 30)))
+        session.refresh(case)
+        for duty in sorted({d.action for d in case.duties if d.status in ("open", "overdue")}):
+            if late.get(duty, n) != n:
+                continue
+            at = datetime.combine(day, time(15, 0))
+            act(session, ctx, case.id, duty, actor="staff:test", at=at, now=at, payload=payload_for(Action(duty)))
+    session.flush()
+    return case.id
+
+
+def test_a_late_township_entry_holds_the_legal_notice_until_the_return_notice_ran_out(session):
+    """The township step waits for two persuasions, so it is entered after its day 6; the 督促送子女入学通知书 is
+    still issued only once the 返校通知书 of that actual entry has run its period — not on the fixed day 11."""
+    from store.models import Duty
+    case_id = climb_late_township(session)
+    case = session.get(Case, case_id)
+    cal = CaseContext(session).calendar(case.calendar_key)
+    entered = {e.to_state: e.at for e in session.scalars(select(CaseEvent).where(
+        CaseEvent.case_id == case_id, CaseEvent.event == "escalate"))}
+    day8, day11 = (cal.add_school_days(date(2026, 11, 16), n - 1) for n in (8, 11))
+    assert entered["township_notice"] == datetime.combine(day8, time(15))  # when the second persuasion was recorded
+    deadline = cal.add_school_days(day8, 5)
+    assert deadline > day11 and entered["judicial_notice"] == datetime.combine(deadline, time(9))
+    # the legal step's duties count from the day it was reached
+    serve = session.scalar(select(Duty).where(Duty.case_id == case_id, Duty.action == "serve_legal_notice"))
+    assert serve.due_at == datetime.combine(cal.add_school_days(deadline, 3), time(17))
+    _check_consistent(session, case_id, "wutaishan")
+
+
+def _check_consistent(session, case_id: int, policy_name: str) -> None:
     case = session.get(Case, case_id)
     cal = CaseContext(session).calendar(case.calendar_key)
     events = {e.seq: e for e in session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id))}
