@@ -565,7 +565,7 @@ def fig_naive_prefect(base: str, n: int, extrapolate_to: int) -> None:
     from prefect.testing.utilities import prefect_test_harness
 
     from machines.states import CaseState
-    from store.cases.actions import apply_event, load_for_update
+    from store.cases.actions import apply_event, load_for_update, step_waited
     from store.cases.context import escalation_at
     from store.cases.effects import SYSTEM
 
@@ -592,10 +592,13 @@ def fig_naive_prefect(base: str, n: int, extrapolate_to: int) -> None:
             c.owners = ctx.owners
             policy, cal = c.policy(case.policy_name, case.policy_version), c.calendar(case.calendar_key)
             streak = cal.school_days_between(case.opened_on, effective_day(policy, AS_OF))
-            step = policy.escalation_due(CaseState(case.state), streak)
+            nxt = policy.next_step(CaseState(case.state))
+            waited, held = step_waited(s, c, case, nxt.state, streak) if nxt is not None else (None, None)
+            step = policy.escalation_due(CaseState(case.state), streak, waited=waited)  # the legal notice's wait
             entry = cal.add_school_days(case.opened_on, step.day - 1)
-            apply_event(s, c, case, "escalate", actor=SYSTEM, at=escalation_at(policy, entry, case.created_at),
-                        now=AS_OF, streak=streak)
+            apply_event(s, c, case, "escalate", actor=SYSTEM,
+                        at=escalation_at(policy, entry, max(case.created_at, held) if held else case.created_at),
+                        now=AS_OF, streak=streak, **({"waited": waited} if waited is not None else {}))
         return case_id
 
     @flow
