@@ -309,6 +309,7 @@ def test_a_late_township_entry_holds_the_legal_notice_on_both_paths(_outer_conne
                         entered = {(e.case_id, e.to_state): e.at for e in s.scalars(
                             select(CaseEvent).where(CaseEvent.event == "escalate", CaseEvent.case_id.in_(ids.values())))}
                         states = {name: s.get(Case, i).state for name, i in ids.items()}
+                        assert {name: replay(s, i).value for name, i in ids.items()} == states  # the history replays
                 finally:
                     trial.rollback()
             assert results["bulk"] == results["per_case"], label
