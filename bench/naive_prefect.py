@@ -38,7 +38,7 @@ def due_ids(factory, as_of: datetime, n: int) -> list[int]:
 @task(cache_policy=NO_CACHE)
 def escalate_case(case_id: int, as_of: datetime) -> int:
     from machines.states import CaseState
-    from store.cases.actions import apply_event, load_for_update
+    from store.cases.actions import apply_event, load_for_update, step_waited
     from store.cases.context import CaseContext, effective_day, escalation_at
     from store.cases.effects import SYSTEM
     from store.db import transaction
@@ -49,10 +49,13 @@ def escalate_case(case_id: int, as_of: datetime) -> int:
         c = CaseContext(s)
         policy, cal = c.policy(case.policy_name, case.policy_version), c.calendar(case.calendar_key)
         streak = cal.school_days_between(case.opened_on, effective_day(policy, as_of))
-        step = policy.escalation_due(CaseState(case.state), streak)
+        nxt = policy.next_step(CaseState(case.state))
+        waited, held = step_waited(s, c, case, nxt.state, streak) if nxt is not None else (None, None)
+        step = policy.escalation_due(CaseState(case.state), streak, waited=waited)  # the legal notice's wait
         entry = cal.add_school_days(case.opened_on, step.day - 1)
-        apply_event(s, c, case, "escalate", actor=SYSTEM, at=escalation_at(policy, entry, case.created_at),
-                    now=as_of, streak=streak)
+        apply_event(s, c, case, "escalate", actor=SYSTEM,
+                    at=escalation_at(policy, entry, max(case.created_at, held) if held else case.created_at),
+                    now=as_of, streak=streak, **({"waited": waited} if waited is not None else {}))
     return case_id
 
 

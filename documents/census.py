@@ -104,10 +104,11 @@ def issue_notices(session: Session, census_case_ids: list[int], *, actor: str, n
         for kind_id in policy.census.documents:
             kind = catalog.get(kind_id)
             key = census_doc_key(cid, kind_id)
-            ctx = census_context(kind_id, notice_facts(session, case), issued_on=now.date().isoformat(), actor=actor)
+            issued = case.created_at  # the act: the 失学 case opened by the census, never the render time
+            ctx = census_context(kind_id, notice_facts(session, case), issued_on=issued.date().isoformat(), actor=actor)
             plan = archive.Plan(kind, key, ctx, scope=f"census:{cid}", policy_name=case.policy_name,
                                 policy_version=case.policy_version,
-                                issuer=ctx["doc"]["issuer"]["key"] if kind.numbered else None, year=now.year)
+                                issuer=ctx["doc"]["issuer"]["key"] if kind.numbered else None, year=issued.year)
             out.append(archive.issue(session, plan, "pdf", actor=actor, now=now).document_id)
     return out
 

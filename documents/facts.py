@@ -79,8 +79,9 @@ def case_facts(session: Session, case_id: int, policy: Policy, *, today: date, u
     guardians = session.scalars(select(Guardian).where(Guardian.pupil_id == pupil.id).order_by(Guardian.id)).all()
     helpers = session.scalars(select(Helper).where(Helper.case_id == case.id).order_by(Helper.id)).all()
     events = session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.seq)).all()
-    state, closed_on, outcome = case.state, case.closed_on, case.outcome_reason
+    state, closed_on, outcome, reason = case.state, case.closed_on, case.outcome_reason, case.reason
     if upto_seq is not None and any(e.seq == upto_seq for e in events):
+        reason = reason_as_of(events, upto_seq, case.reason)
         events = [e for e in events if e.seq <= upto_seq]
         helpers = [h for h in helpers if h.event_seq is None or h.event_seq <= upto_seq]
         state = events[-1].to_state
@@ -97,8 +98,8 @@ def case_facts(session: Session, case_id: int, policy: Policy, *, today: date, u
             "state_label": STATE_LABELS[CaseState(state)],
             "opened_on": iso(case.opened_on),
             "closed_on": iso(closed_on),
-            "reason": case.reason,
-            "reason_label": REASON_LABELS.get(case.reason, case.reason),
+            "reason": reason,
+            "reason_label": REASON_LABELS.get(reason, reason),
             "outcome_reason": outcome,
             "outcome_label": REASON_LABELS.get(outcome or "", outcome),
             "relapse_of": case.relapse_of,
@@ -124,7 +125,7 @@ def case_facts(session: Session, case_id: int, policy: Policy, *, today: date, u
         "township": {"name": township.name, "code": township.code, "short": short_township(township.name)},
         "village": {"name": village.name} if village else None,
         "county": {"name": county.name, "code": county.code} if county else {"name": policy.jurisdiction, "code": ""},
-        "people": _people(session, case, school, klass, township),
+        "people": _people(session, case, school, klass, township, on=today),
         # 三帮一: the latest assignment (a reassignment replaces the helpers), each role by its label
         "helpers": [{"name": h.name, "role": policy.roles.get(h.role, h.role)} for h in helpers
                     if h.event_seq == max(x.event_seq for x in helpers)],
@@ -137,16 +138,30 @@ def case_facts(session: Session, case_id: int, policy: Policy, *, today: date, u
     }
 
 
-def _people(session: Session, case: Case, school: School, klass: SchoolClass, township: Jurisdiction | None):
-    """The first named person of each role: the class's head teacher, the school's staff, then the
-    township's (and county's) officials."""
+def reason_as_of(events: list[CaseEvent], upto_seq: int, current: str) -> str:
+    """The dropout reason as it stood right after event ``upto_seq``: the last ``record_reason`` up to it, else
+    what the first later one reclassified (its ``previous``), else the case's reason (never reclassified)."""
+    recorded = [e for e in events if e.event == "record_reason" and isinstance(e.payload, dict)]
+    before = [e for e in recorded if e.seq <= upto_seq and e.payload.get("reason")]
+    if before:
+        return before[-1].payload["reason"]
+    after = [e for e in recorded if e.seq > upto_seq and e.payload.get("previous")]
+    return after[0].payload["previous"] if after else current
+
+
+def _people(session: Session, case: Case, school: School, klass: SchoolClass, township: Jurisdiction | None,
+            *, on: date):
+    """The first named person of each role on the day ``on`` (the document's date: someone retired since still
+    signs what was issued before): the class's head teacher, the school's staff, then the township's (and
+    county's) officials."""
     chain: list[int] = []
     j = township
     while j is not None:
         chain.append(j.id)
         j = session.get(Jurisdiction, j.parent_id) if j.parent_id else None
     staff = session.scalars(
-        select(Staff).where((Staff.school_id == school.id) | (Staff.jurisdiction_id.in_(chain or [-1]))).order_by(Staff.id)
+        select(Staff).where((Staff.school_id == school.id) | (Staff.jurisdiction_id.in_(chain or [-1])),
+                            Staff.retired_on.is_(None) | (Staff.retired_on > on)).order_by(Staff.id)
     ).all()
     by_school: dict[str, Staff] = {}
     by_jurisdiction: dict[tuple[int, str], Staff] = {}

@@ -10,11 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, cast, literal, or_, select
+from sqlalchemy import String, cast, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from store.models.documents import Document
-from store.models import Case, School
+from store.models import Case, CaseEvent, School
 from store.policy_files import PolicyRegistry
 from store.models.prevention import TruancyTierRecord
 from store.prevention.truancy import history
@@ -67,11 +67,15 @@ def issue_warnings(session: Session, tier_ids: list[int], *, actor: str, now: da
             or_(Case.closed_on.is_(None), Case.closed_on >= tier.first_day)).order_by(Case.opened_on.desc(), Case.id.desc()))
         if case is None:
             continue
-        facts = case_facts(session, case.id, registry.get(case.policy_name, case.policy_version), today=now.date())
+        issued = tier.created_at  # the act: the tier was reached (recorded), never the render time
+        upto = session.scalar(select(func.max(CaseEvent.seq)).where(CaseEvent.case_id == case.id,
+                                                                   CaseEvent.at <= issued))  # the case as it stood
+        facts = case_facts(session, case.id, registry.get(case.policy_name, case.policy_version), today=issued.date(),
+                           upto_seq=upto)
         ctx = warning_context(facts, tier, history(session, tier.pupil_id, tier.school_year),
-                              issued_on=now.date().isoformat(), actor=actor)
+                              issued_on=issued.date().isoformat(), actor=actor)
         plan = archive.Plan(catalog.get(KIND), f"truancy:{tid}:{KIND}", ctx, case_id=case.id, scope=f"truancy:{tid}",
-                            policy_name=name, policy_version=int(version), year=now.year)
+                            policy_name=name, policy_version=int(version), year=issued.year)
         out.append(archive.issue(session, plan, "pdf", actor=actor, now=now).document_id)
     return out
 

@@ -114,8 +114,8 @@ class CaseMachine(StateMachine):
 
     # -- guards (pure: everything they need is an argument) -----------------------------------
     def next_step_due(self, source: State, target: State, policy: Policy, streak: int,
-                      done: Mapping[str, int] | None = None) -> bool:
-        step = policy.escalation_due(CaseState(source.value), streak, done)
+                      done: Mapping[str, int] | None = None, waited: Mapping[str, int] | None = None) -> bool:
+        step = policy.escalation_due(CaseState(source.value), streak, done, waited)
         return step is not None and step.state.value == target.value
 
     def outside_allowed(self, source: State, policy: Policy, reason: OutsideReason | str | None = None) -> bool:
@@ -149,7 +149,9 @@ def escalation_pairs(policy: Policy) -> list[tuple[CaseState, CaseState, int]]:
     Read off the machine's own ``escalate`` transitions, filtered by the machine's guard
     (the policy's next step), so the bulk SQL in the store cannot drift from the class. A target
     step's ``requires`` (what must be recorded first) is the guard's other half: the bulk path
-    reads it from the same ``policy.step(target)`` (``store.cases.advance.due_cases_query``).
+    reads it from the same ``policy.step(target)`` (``store.cases.advance.due_cases_query``), and so is the
+    wait after an earlier step's actual entry (``policy.waits_for(target)``: the legal notice only after the
+    return notice's period).
     """
     pairs = []
     for t in _transitions("escalate"):

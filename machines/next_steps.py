@@ -4,7 +4,9 @@ A step of day N is reached at the policy's ``escalation_time`` (the morning chec
 consecutive school day from the day the case opened — if the pupil is still absent without leave —
 and each of its duties is due ``due_school_days`` school days later at ``due_time``; weekends, holidays,
 breaks and 调休 working days are the calendar's (:class:`machines.calendar.SchoolCalendar`). A step
-already reached keeps the time it was reached (from the history); only the steps ahead are computed.
+already reached keeps the time it was reached (from the history); only the steps ahead are computed, and a step
+that waits after an earlier one's actual entry (``Policy.waits_for``: the legal notice after the return notice's
+period) is not reached before that period ends (``machines.policy_notices.wait_ends``), as the sweep decides.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from datetime import date, datetime
 
 from machines.calendar import SchoolCalendar
 from machines.policy import Policy
+from machines.policy_notices import wait_ends
 from machines.states import LADDER, CaseState
 
 WEEKDAYS = "一二三四五六日"
@@ -65,7 +68,12 @@ def step_dates(policy: Policy, calendar: SchoolCalendar, *, opened_on: date, cre
             entry = calendar.add_school_days(opened_on, step.day - 1)
             if item.reached_at is None:
                 item.reached_at = max(datetime.combine(entry, policy.escalation_time), created_at)
-            entry_day = item.reached_at.date() if item.reached else entry
+                wait = policy.waits_for(step.state)  # e.g. the legal notice: after the return notice's period
+                earlier = next((s for s in out if wait is not None and s.state == wait[0].value), None)
+                if earlier is not None and earlier.reached_at is not None:
+                    item.reached_at = max(item.reached_at, wait_ends(policy, calendar.add_school_days,
+                                                                     earlier.reached_at.date(), wait[1]))
+            entry_day = item.reached_at.date()  # duties count from the day reached, as the sweep writes them
             item.duties = [DutyDate(d.action.value, d.role,
                                     datetime.combine(calendar.add_school_days(entry_day, d.due_school_days), d.due_time))
                            for d in step.duties]

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from machines.census import CensusRules, HandoffRules
 from machines.policy_helpers import HelperRules
 from machines.policy_followup import FollowUpDuty, ReferralSpec
-from machines.policy_notices import NoticeRules, check_ladder
+from machines.policy_notices import NoticeRules, check_ladder, notice_wait
 from machines.policy_accountability import AccountabilityRules
 from machines.policy_leave import LeaveRules, TransferRules
 from machines.risk import RiskPolicy
@@ -170,15 +170,28 @@ class Policy(_Strict):
         here = LADDER.index(CaseState(state))
         return next((s for s in self.steps if LADDER.index(s.state) > here), None)
 
-    def escalation_due(self, state: CaseState, streak: int, done: Mapping[str, int] | None = None) -> StepSpec | None:
+    def escalation_due(self, state: CaseState, streak: int, done: Mapping[str, int] | None = None,
+                       waited: Mapping[str, int] | None = None) -> StepSpec | None:
         """The step a case in ``state`` moves to once its absence streak is ``streak`` days and, if the
-        step ``requires`` it, ``done`` (action → times recorded on the case) meets its condition."""
+        step ``requires`` it, ``done`` (action → times recorded on the case) meets its condition, and, if
+        the step waits on an earlier one (:meth:`waits_for`), ``waited`` (state → school days passed since
+        the case actually entered it) has reached the period."""
         if CaseState(state) not in LADDER:
             return None
         nxt = self.next_step(state)
         if nxt is None or streak < nxt.day:
             return None
-        return nxt if nxt.requires is None or nxt.requires.met(done) else None
+        if nxt.requires is not None and not nxt.requires.met(done):
+            return None
+        wait = self.waits_for(nxt.state)
+        if wait is not None and (waited or {}).get(wait[0].value, -1) < wait[1]:
+            return None
+        return nxt
+
+    def waits_for(self, target: CaseState) -> tuple[CaseState, int] | None:
+        """(earlier step, school days) the step ``target`` waits after the case's actual entry into that step
+        (the legal notice after the return notice's period: ``machines.policy_notices.notice_wait``)."""
+        return notice_wait(self, target)
 
     def outside_allowed(self, state: CaseState, reason: OutsideReason) -> bool:
         state = CaseState(state)

@@ -14,7 +14,7 @@ Pure data and arithmetic; the documents layer turns role ids into the names it p
 """
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -90,17 +90,44 @@ def deadline(add_school_days: Callable[[date, int], date], issued_on: date, days
     return add_school_days(issued_on, days)
 
 
+def notice_wait(policy: Any, target: Any) -> tuple[Any, int] | None:
+    """(earlier step, school days) that the step ``target`` waits after the case's *actual* entry into that
+    earlier step, or None: the 督促送子女入学通知书 (judicial_notice) is issued only once the 返校通知书 of the
+    township step has run its ``return_notice_days`` — counted from the day the case really entered the
+    township step, which a ``requires`` (seed 000: 经学校2次劝返) can put after the step's day. A case held
+    there moves at the morning check (晨检) of the return notice's deadline day (:func:`deadline`).
+
+    The one rule: the machine's guard (``Policy.escalation_due``), the per-case and set-based advances and
+    the next-step dates on the pages all ask it. A policy stored before ``[notices]`` keeps its ladder."""
+    from machines.states import CaseState
+
+    if "notices" not in policy.model_fields_set or CaseState(target) is not CaseState.judicial_notice:
+        return None
+    township = policy.step(CaseState.township_notice)
+    judicial = policy.step(CaseState.judicial_notice)
+    if township is None or judicial is None or "return_notice" not in township.documents \
+            or "legal_notice" not in judicial.documents:
+        return None
+    return CaseState.township_notice, policy.notices.return_notice_days
+
+
+def wait_ends(policy: Any, add_school_days: Callable[[date, int], date], entered_on: date, days: int) -> datetime:
+    """When a step waiting ``days`` after the case entered an earlier step on ``entered_on`` may be reached: the
+    morning check (晨检, ``escalation_time``) of the earlier notice's deadline day (:func:`notice_wait`)."""
+    return datetime.combine(deadline(add_school_days, entered_on, days), policy.escalation_time)
+
+
 def check_ladder(policy: Any) -> None:
     """The legal notice is issued only after the return notice's period has passed: the ladder counts
     consecutive school days, so the judicial step's day must be at least the township step's day plus
-    the period; and each notice's service duty falls before its own deadline."""
+    the period (a case that entered the township step late waits too: :func:`notice_wait`); and each
+    notice's service duty falls before its own deadline."""
     from machines.states import Action, CaseState
 
     rules: NoticeRules = policy.notices
     township = policy.step(CaseState.township_notice)
     judicial = policy.step(CaseState.judicial_notice)
-    if township is not None and judicial is not None and "return_notice" in township.documents \
-            and "legal_notice" in judicial.documents:
+    if notice_wait(policy, CaseState.judicial_notice) is not None:
         if judicial.day < township.day + rules.return_notice_days:
             raise ValueError(
                 f"judicial_notice on day {judicial.day} would come before the 返校通知书 of day {township.day} "

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from machines.case_machine import ACTION_EVENTS, ForbiddenEvent, bind, unguarded_target
 from machines.policy_helpers import helper_problems, resolve_role
+from machines.policy_notices import wait_ends
 from machines.payloads import PAYLOAD_MODELS, PayloadInvalid, parse_payload  # noqa: F401 - PayloadInvalid for callers
 from machines.states import REFERRED_STATES, CaseState, ExcuseReason, OutsideReason
 from machines.vocabulary import REQUEST_KIND_LABELS as LEAVE_REASON_LABELS
@@ -305,11 +306,44 @@ def escalate_through(session: Session, ctx: CaseContext, case: Case, streak: int
         if nxt is not None and nxt.requires is not None:  # e.g. 经学校2次劝返 (seed 000 §二.5)
             n, met_at = persuasions_done(session, case.id, nxt.requires, now)
             done = {nxt.requires.actions[0].value: n}
-        step = policy.escalation_due(CaseState(case.state), streak, done)
+        waited, held_until = (step_waited(session, ctx, case, nxt.state, streak) if nxt is not None
+                              else (None, None))
+        step = policy.escalation_due(CaseState(case.state), streak, done, waited)
         if step is None:
             return moved
         entry = calendar.add_school_days(case.opened_on, step.day - 1)
         not_before = max(case.created_at, met_at) if met_at else case.created_at  # never before the condition held
+        if held_until is not None:  # nor before the earlier notice's period has run (the legal notice)
+            not_before = max(not_before, held_until)
         apply_event(session, ctx, case, "escalate", actor=SYSTEM,
-                    at=escalation_at(policy, entry, not_before), now=now, streak=streak, done=done)
+                    at=escalation_at(policy, entry, not_before), now=now, streak=streak, done=done,
+                    **({"waited": waited} if waited is not None else {}))
         moved += 1
+
+
+def step_entered_at(session: Session, case_id: int, state: CaseState | str) -> datetime | None:
+    """When the case actually entered the ladder step ``state`` (its escalation event), or None."""
+    return session.scalar(select(CaseEvent.at).where(
+        CaseEvent.case_id == case_id, CaseEvent.event == "escalate", CaseEvent.to_state == CaseState(state).value)
+        .order_by(CaseEvent.seq.desc()).limit(1))
+
+
+def step_waited(session: Session, ctx: CaseContext, case: Case, target: CaseState,
+                streak: int) -> tuple[dict[str, int] | None, datetime | None]:
+    """For a step that waits after the case's actual entry into an earlier one (``Policy.waits_for``: the legal
+    notice after the return notice's period): the school days passed since that entry, as the machine's guard
+    reads them (``waited``), and the morning check of the period's last day, before which the step is not
+    reached. (None, None) when the step does not wait; a case without an entry record is not held (as the
+    set-based sweep: ``store.cases.advance``)."""
+    policy = ctx.policy(case.policy_name, case.policy_version)
+    wait = policy.waits_for(target)
+    if wait is None:
+        return None, None
+    state, days = wait
+    entered = step_entered_at(session, case.id, state)
+    if entered is None:
+        return {state.value: days}, None
+    calendar = ctx.calendar(case.calendar_key)
+    first = calendar.add_school_days(entered.date(), 0)  # the entry day, or the school day after it
+    passed = streak - calendar.school_days_between(case.opened_on, first)
+    return {state.value: passed}, wait_ends(policy, calendar.add_school_days, entered.date(), days)

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from typing import Callable
 
 from sqlalchemy import (JSON, Boolean, Column, Date, DateTime, Integer, MetaData, String, Table, Text, and_, case as sa_case,
-                        delete, func, insert, literal, select, true, update)
+                        cast, delete, func, insert, literal, select, true, update)
 from sqlalchemy.schema import CreateTable
 from sqlalchemy.orm import Session, sessionmaker
 
 from machines.calendar import CalendarYearUnknown
 from machines.case_machine import escalation_pairs
+from machines.policy_notices import wait_ends
 from machines.states import CaseState, OPEN_STATES
 
 from store.bulk import insert_rows
@@ -37,7 +38,7 @@ from store.cases.effects import escalation_event_row, step_duty_rows
 from store.cases.follow_up import renew
 from store.cases.late_marks import apply_late_marks
 from store.cases.leave_sweep import count_unapproved
-from store.models import Case, CaseEvent, DocumentRequest, Duty, School, SchoolClass
+from store.models import Case, CaseEvent, DocumentRequest, Duty, School, SchoolClass, SchoolDay
 
 Progress = Callable[[str, int], None]
 
@@ -97,6 +98,11 @@ class SweepStep:
     requires: tuple[str, ...] = ()  # the target step's ``requires``: actions that must be on record …
     requires_count: int = 0         # … this many times, at or before ``as_of`` (seed 000: 经学校2次劝返)
     as_of: datetime | None = None
+    # the target step waits after the case's actual entry into ``wait_state`` (Policy.waits_for: the legal
+    # notice after the return notice's period): a case that entered it at or after ``wait_cutoff`` waits on
+    wait_state: str | None = None
+    wait_days: int = 0
+    wait_cutoff: datetime | None = None
 
     @property
     def label(self) -> str:
@@ -162,7 +168,7 @@ def plan(session: Session, ctx: CaseContext, as_of: datetime, skipped: list[Skip
                 req = policy.step(target).requires
                 steps.append(SweepStep(name, version, calendar_key, source.value, target.value, day, passed - day + 1,
                                        tuple(a.value for a in req.actions) if req else (), req.count if req else 0,
-                                       as_of))
+                                       as_of, **_wait_fields(session, policy, target, calendar_key, passed)))
     schools: dict[str, list[str]] = {}
     for code, key in session.execute(select(School.code, School.calendar_key).order_by(School.code)):
         schools.setdefault(key, []).append(code)
@@ -184,6 +190,41 @@ def _required_events(step: SweepStep, case_id):
     return (ev.c.case_id == case_id, ev.c.event.in_(step.requires), ev.c.at <= step.as_of)
 
 
+def _wait_fields(session: Session, policy, target: CaseState, calendar_key: str, passed: int) -> dict:
+    """The machine's ``waited`` guard as one cut-off per sweep step: ``passed`` school days are over, so a case
+    whose entry into the awaited step fell on or before the school day numbered ``passed - days`` has waited
+    ``days`` (the set-based form of ``store.cases.actions.step_waited``)."""
+    wait = policy.waits_for(target)
+    if wait is None:
+        return {}
+    state, days = wait
+    last = session.scalar(select(SchoolDay.day).where(SchoolDay.calendar_key == calendar_key,
+                                                      SchoolDay.seq == passed - days))
+    cutoff = datetime.combine(last + timedelta(days=1), time.min) if last is not None else datetime.min
+    return {"wait_state": state.value, "wait_days": days, "wait_cutoff": cutoff}
+
+
+def _entered(step: SweepStep, case_id):
+    """When the case actually entered the awaited step (its escalation event; correlated)."""
+    ev = CaseEvent.__table__
+    return select(func.max(ev.c.at)).where(ev.c.case_id == case_id, ev.c.event == "escalate",
+                                           ev.c.to_state == step.wait_state).scalar_subquery()
+
+
+def _hold_for_wait(session: Session, ctx: CaseContext, step: SweepStep, policy) -> None:
+    """The moved cases that entered the awaited step late reach the target at the morning check of the day its
+    period ends, never before (as ``escalate_through``): computed per (calendar, entry day), a few rows."""
+    entered = _entered(step, _moved.c.id)
+    day = cast(entered, Date) if is_postgres(session.bind) else func.date(entered)
+    for cal, entered_on in session.execute(select(_moved.c.calendar_key, day).distinct()).all():
+        if entered_on is None:
+            continue
+        entered_on = date.fromisoformat(entered_on) if isinstance(entered_on, str) else entered_on
+        until = wait_ends(policy, lambda d, n: ctx.school_day_after(cal, d, n), entered_on, step.wait_days)
+        session.execute(update(_moved).where(_moved.c.calendar_key == cal, day == literal(entered_on, Date),
+                                             _moved.c.created_at < until).values(created_at=until))
+
+
 def due_cases_query(step: SweepStep, limit: int, *, postgres: bool):
     c = Case.__table__
     q = (
@@ -198,6 +239,8 @@ def due_cases_query(step: SweepStep, limit: int, *, postgres: bool):
         ev = CaseEvent.__table__
         q = q.where(select(func.count()).select_from(ev).where(*_required_events(step, c.c.id))
                     .scalar_subquery() >= step.requires_count)
+    if step.wait_state:  # the guard's ``waited`` (Policy.waits_for): the earlier notice's period has run
+        q = q.where(func.coalesce(_entered(step, c.c.id), datetime.min) < step.wait_cutoff)
     return q.with_for_update(skip_locked=True) if postgres else q
 
 
@@ -273,6 +316,8 @@ def escalate_batch(session: Session, ctx: CaseContext, step: SweepStep, as_of: d
         met = (select(ev.c.at).where(*_required_events(step, _moved.c.id)).order_by(ev.c.at, ev.c.seq)
                .offset(step.requires_count - 1).limit(1).scalar_subquery())
         session.execute(update(_moved).where(met > _moved.c.created_at).values(created_at=met))
+    if step.wait_state:  # nor before the earlier notice's period has run
+        _hold_for_wait(session, ctx, step, policy)
     # the calendar's answers for the batch's opening days, the owners for its schools
     opened = session.execute(select(_moved.c.calendar_key, _moved.c.opened_on).distinct()).all()
     if not opened:

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from machines.case_machine import EVENTS, bind
 from machines.states import CaseState
 
+from store.calendars import calendars
 from store.models import Case, CaseEvent
 from store.policy_files import PolicyRegistry
 
@@ -39,7 +40,7 @@ def replay(session: Session, case_id: int) -> CaseState:
         elif ev.event in EVENTS:
             if model.state != ev.from_state:
                 raise HistoryMismatch(f"case {case_id} seq {ev.seq}: from {ev.from_state}, machine at {model.state}")
-            facts = {"streak": ev.payload["day"]} if ev.event == "escalate" else {
+            facts = _escalation_facts(case, policy, events, ev) if ev.event == "escalate" else {
                 k: v for k, v in ev.payload.items() if k == "reason"}
             bind(model).fire(ev.event, policy=policy, **facts)
             model.state = CaseState(model.state).value
@@ -50,3 +51,24 @@ def replay(session: Session, case_id: int) -> CaseState:
     if model.state != case.state or case.version != len(events):
         raise HistoryMismatch(f"case {case_id}: replay gives {model.state} v{len(events)}, stored {case.state} v{case.version}")
     return CaseState(model.state)
+
+
+def _escalation_facts(case: Case, policy, events: list[CaseEvent], ev: CaseEvent) -> dict:
+    """The guard's arguments of a recorded escalation, read back from the history before it: the streak it
+    reached, the actions a ``requires`` counts, the school days since the awaited step was entered."""
+    facts: dict = {"streak": ev.payload["day"]}
+    step = policy.step(CaseState(ev.to_state))
+    before = [e for e in events if e.seq < ev.seq]
+    if step is not None and step.requires is not None:
+        wanted = {a.value for a in step.requires.actions}
+        facts["done"] = {step.requires.actions[0].value: sum(1 for e in before if e.event in wanted and e.at <= ev.at)}
+    wait = policy.waits_for(step.state) if step is not None else None
+    if wait is not None:
+        entered = [e.at for e in before if e.event == "escalate" and e.to_state == wait[0].value]
+        if entered:
+            calendar = calendars()[case.calendar_key]
+            first = calendar.add_school_days(entered[-1].date(), 0)
+            facts["waited"] = {wait[0].value: calendar.school_days_between(first, ev.at.date()) - 1}
+        else:
+            facts["waited"] = {wait[0].value: wait[1]}
+    return facts

@@ -2,7 +2,7 @@
 
 When a document the policy sends to an outside body (``[handoffs.recipients]``: village committee,
 township, judicial office, police, county bureau) is issued, one hand-off per body records when it
-was sent (the document's issue time) and by when its receipt is expected (``ack_school_days``
+was sent (the act the document records: its case event, the 失学 case's opening — never the render time) and by when its receipt is expected (``ack_school_days``
 school days later). :func:`acknowledge` records who received it and when (written once). A
 hand-off still unacknowledged past that time makes its case *stuck* (DOMAIN.md §3: a case waiting
 on an outside party longer than the policy allows), beside the overdue duties.
@@ -93,16 +93,16 @@ def sync_handoffs(session: Session, *, now: datetime, ctx: CaseContext | None = 
         target = _target(session, doc)
         if target is None:
             continue
-        policy, school, village, outside_reason = target
+        policy, school, village, outside_reason, sent = target
         township = juris[school.township_id]
         county = juris.get(township.parent_id)
-        due = policy.handoffs.expected_by(ctx.calendar(school.calendar_key), doc.created_at.date())
+        due = policy.handoffs.expected_by(ctx.calendar(school.calendar_key), sent.date())
         for body in recipients_for(policy, doc.kind, outside_reason=outside_reason):
             row = Handoff(document_id=doc.id, kind=doc.kind, case_id=doc.case_id,
                           census_case_id=(doc.data.get("doc") or {}).get("census_case_id"), school_id=school.id,
                           recipient=body, recipient_name=_body_name(body, township=township, county=county, village=village,
                                                                    policy=policy)[:64],
-                          sent_at=doc.created_at, due_at=max(due, doc.created_at))
+                          sent_at=sent, due_at=max(due, sent))
             try:
                 with session.begin_nested():
                     session.add(row)
@@ -114,6 +114,9 @@ def sync_handoffs(session: Session, *, now: datetime, ctx: CaseContext | None = 
 
 
 def _target(session: Session, doc: Document):
+    """(policy, school, village, outside reason, sent at) of an issued document. A paper is sent when the act it
+    records happened — the case event it belongs to, the 失学 case's opening — not when it was rendered (a
+    retry, a queue that ran late); the render time only for a paper that belongs to no event."""
     from store.policy_files import PolicyRegistry
 
     registry = PolicyRegistry(session)
@@ -123,12 +126,14 @@ def _target(session: Session, doc: Document):
         ev = session.scalar(select(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.seq == doc.event_seq))
         reason = case.outcome_reason if ev is not None and ev.event == "escalate_outside" else None
         village = session.get(Jurisdiction, pupil.village_id) if pupil.village_id else None
-        return (registry.get(case.policy_name, case.policy_version), session.get(School, case.school_id), village, reason)
+        return (registry.get(case.policy_name, case.policy_version), session.get(School, case.school_id), village, reason,
+                ev.at if ev is not None else doc.created_at)
     census_id = (doc.data.get("doc") or {}).get("census_case_id")
     if census_id is not None:
         cc = session.get(CensusCase, census_id)
         village = session.get(Jurisdiction, cc.village_id) if cc.village_id else None
-        return (registry.get(cc.policy_name, cc.policy_version), session.get(School, cc.school_id), village, None)
+        return (registry.get(cc.policy_name, cc.policy_version), session.get(School, cc.school_id), village, None,
+                cc.created_at)
     return None
 
 

@@ -47,7 +47,7 @@ def case(state: CaseState, case_id: int = 7) -> SimpleNamespace:
 
 def facts_for(event: str, state: CaseState) -> dict:
     if event == "escalate":
-        return {"policy": DEFAULT, "streak": 99}
+        return {"policy": DEFAULT, "streak": 99, "waited": {"township_notice": 99}}
     if event == "excuse":
         return {"policy": DEFAULT, "reason": "sick_leave"}
     if event == "escalate_outside":
@@ -103,6 +103,23 @@ def test_escalation_moves_one_step_at_a_time_even_after_a_long_gap():
     m = bind(case(CaseState.absent))
     assert m.fire("escalate", policy=DEFAULT, streak=9) is CaseState.family_contacted
     assert m.fire("escalate", policy=DEFAULT, streak=9) is CaseState.visited
+
+
+@pytest.mark.parametrize("name", ["default", "wutaishan"])
+def test_the_legal_notice_waits_for_the_return_notices_period_from_the_actual_entry(name):
+    """issue 16 §2: the 督促送子女入学通知书 comes only once the 返校通知书's period has run — counted from the
+    day the case really entered the township step (wutaishan's 经学校2次劝返 can put that after its day)."""
+    policy = POLICIES[name]
+    period = policy.notices.return_notice_days
+    assert policy.waits_for(CaseState.judicial_notice) == (CaseState.township_notice, period)
+    assert policy.waits_for(CaseState.township_notice) is None
+    m = bind(case(CaseState.township_notice))
+    for refused in (None, {}, {"township_notice": period - 1}):
+        with pytest.raises(ForbiddenEvent):  # the streak alone is not enough
+            m.fire("escalate", policy=policy, streak=30, waited=refused)
+    assert m.fire("escalate", policy=policy, streak=30, waited={"township_notice": period}) is CaseState.judicial_notice
+    legacy = Policy.model_validate(policy.model_dump(mode="json", exclude={"notices"}))  # stored before [notices]
+    assert legacy.waits_for(CaseState.judicial_notice) is None
 
 
 def test_jingbian_has_no_judicial_step():

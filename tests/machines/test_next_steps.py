@@ -43,3 +43,19 @@ def test_a_reached_step_keeps_its_time_and_the_first_duty_notice():
     # a case opened by a check sent after 09:00 reaches day 1 when it was created
     late = step_dates(POLICY, CAL, opened_on=date(2026, 11, 16), created_at=datetime(2026, 11, 16, 10, 30), state="absent")
     assert late[0].reached_at == datetime(2026, 11, 16, 10, 30)
+
+
+def test_the_legal_step_shown_waits_for_the_return_notice_of_a_late_township_entry():
+    """The date the case page announces for the judicial step follows the sweep's rule (Policy.waits_for):
+    a township step entered late (wutaishan: after two persuasions) moves the legal notice with it."""
+    wutaishan = Policy.model_validate(tomllib.loads(
+        (Path(__file__).parents[2] / "deploy/policies/wutaishan.toml").read_text()))
+    opened = date(2026, 11, 2)  # day 6 = 11-09, day 11 = 11-16
+    on_time = {s.state: s for s in step_dates(wutaishan, CAL, opened_on=opened, created_at=datetime(2026, 11, 2, 8),
+                                              state="collective_visit")}
+    assert on_time["judicial_notice"].reached_at == datetime(2026, 11, 16, 9, 0)
+    late = {s.state: s for s in step_dates(wutaishan, CAL, opened_on=opened, created_at=datetime(2026, 11, 2, 8),
+                                           state="township_notice",
+                                           reached={"township_notice": datetime(2026, 11, 12, 10, 15)})}
+    assert late["judicial_notice"].reached_at == datetime(2026, 11, 19, 9, 0)  # 11-12 + 5 school days
+    assert late["judicial_notice"].duties[0].due_at.date() == CAL.add_school_days(date(2026, 11, 19), 3)

@@ -256,3 +256,75 @@ def test_closing_many_cases_at_once_equals_closing_them_one_by_one(_outer_connec
         assert results["set"] == results["one_by_one"]
     finally:
         outer.rollback()
+
+
+def test_a_late_township_entry_holds_the_legal_notice_on_both_paths(_outer_connection, factory):
+    """wutaishan: the step to the education centre waits for two persuasions (经学校2次劝返), so a case can enter
+    township_notice after its day 6; the judicial step (day 11) then waits for the 返校通知书's period
+    (``[notices] return_notice_days``) counted from that actual entry — on the per-case machine path and in the
+    set-based sweep alike, whether the sweeps ran daily or one sweep catches up."""
+    from machines.states import CaseState
+    opened_on = date(2026, 11, 2)  # a Monday: day 6 = 11-09, day 11 = 11-16
+    visits = {  # pupil → the two home visits (劝返)
+        "on_time": [datetime(2026, 11, 3, 16, 15), datetime(2026, 11, 4, 16, 15)],
+        "late": [datetime(2026, 11, 3, 16, 15), datetime(2026, 11, 12, 10, 15)],        # met on day 9
+        "saturday": [datetime(2026, 11, 3, 16, 15), datetime(2026, 11, 14, 10, 0)],    # met on a Saturday
+        "one_visit": [datetime(2026, 11, 3, 16, 15)],                                   # never met
+    }
+    outer = _outer_connection.begin_nested()
+    try:
+        with factory() as s:
+            setup_store(s, policy="wutaishan", pupils_per_class=4, grades=(3,), seed=41)
+            ctx = CaseContext(s)
+            school = s.scalars(select(School).order_by(School.id)).first()
+            pupils = s.scalars(select(Pupil).where(Pupil.school_id == school.id).order_by(Pupil.id)).all()
+            ids = {}
+            for pupil, (name, ats) in zip(pupils, visits.items()):
+                ids[name] = open_cases_bulk(s, ctx, school, opened_on, [(pupil, "unknown")], actor="t",
+                                            now=datetime.combine(opened_on, time(8, 5)))[0]
+            s.commit()
+        schedules = {
+            "daily": [datetime.combine(opened_on + timedelta(days=i), time(9, 30)) for i in range(26)],
+            "catch_up": [datetime(2026, 11, 27, 18, 30)],
+            "mixed": [datetime(2026, 11, 10, 9, 30), datetime(2026, 11, 13, 9, 30), datetime(2026, 11, 25, 8, 30)],
+        }
+        cal = CAL
+        for label, moments in schedules.items():
+            results = {}
+            for path in ("bulk", "per_case"):
+                trial = _outer_connection.begin_nested()
+                try:
+                    pending = sorted((at, ids[name]) for name, ats in visits.items() for at in ats)
+                    for moment in moments:  # each persuasion is recorded when it happened, between the sweeps
+                        with transaction(factory) as s:
+                            ctx = CaseContext(s)
+                            while pending and pending[0][0] <= moment:
+                                at, case_id = pending.pop(0)
+                                act(s, ctx, case_id, "record_home_visit", actor="t", at=at, now=at)
+                        if path == "bulk":
+                            advance(factory, moment, batch_size=2)
+                        else:
+                            with transaction(factory) as s:
+                                advance_per_case(s, CaseContext(s), moment)
+                    with factory() as s:
+                        results[path] = snapshot(s)
+                        entered = {(e.case_id, e.to_state): e.at for e in s.scalars(
+                            select(CaseEvent).where(CaseEvent.event == "escalate", CaseEvent.case_id.in_(ids.values())))}
+                        states = {name: s.get(Case, i).state for name, i in ids.items()}
+                        assert {name: replay(s, i).value for name, i in ids.items()} == states  # the history replays
+                finally:
+                    trial.rollback()
+            assert results["bulk"] == results["per_case"], label
+            period = 5  # deploy/policies/wutaishan.toml [notices] return_notice_days
+            for name in ("on_time", "late", "saturday"):
+                township = entered[(ids[name], CaseState.township_notice.value)]
+                assert township >= visits[name][1] and township >= datetime(2026, 11, 9, 9), (label, name, township)
+                legal = entered.get((ids[name], CaseState.judicial_notice.value))
+                deadline = cal.add_school_days(township.date(), period)  # the 返校通知书's deadline
+                assert legal is not None, (label, name)
+                assert legal == max(datetime.combine(deadline, time(9)), datetime(2026, 11, 16, 9)), (label, name, legal)
+            assert entered[(ids["late"], "judicial_notice")] == datetime(2026, 11, 19, 9)  # day 9 + 5 school days
+            assert entered[(ids["saturday"], "judicial_notice")] == datetime(2026, 11, 23, 9)
+            assert states["one_visit"] == CaseState.collective_visit.value
+    finally:
+        outer.rollback()

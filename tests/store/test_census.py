@@ -181,6 +181,26 @@ def test_the_enrolment_notice_names_the_child_and_is_issued_once(session, county
     assert len(done["handoffs"]) == len(done["opened"]), "each notice is handed to the village committee"
 
 
+def test_the_enrolment_notice_and_its_handoff_are_dated_when_the_case_opened_not_when_rendered(session, county):
+    """An official paper carries the date of its act (issue 16 §2): the 失学 case's opening. A notice rendered a
+    week later (a queue that ran late, a retry) and rendered again give that date, and the village committee's
+    hand-off is sent then."""
+    from datetime import timedelta
+    from store.duties.handoffs import sync_handoffs
+    from store.models.census import Handoff
+    from store.models.documents import Document
+    r = census.import_census(session, county.content, county.filename, actor="村委会", now=NOW)
+    opened = census.open_cases(session, r.import_id, now=NOW)
+    later = NOW + timedelta(days=9)
+    [doc_id] = issue_notices(session, opened[:1], actor="镇政府", now=later)
+    doc = session.get(Document, doc_id)
+    assert doc.data["doc"]["issued_on"] == NOW.date().isoformat() and doc.year == NOW.year
+    assert doc.data["record"]["deadline"] > NOW.date().isoformat()
+    assert issue_notices(session, opened[:1], actor="镇政府", now=later + timedelta(days=30)) == [doc_id]
+    [h] = session.scalars(select(Handoff).where(Handoff.id.in_(sync_handoffs(session, now=later)))).all()
+    assert h.sent_at == NOW
+
+
 # -- CLI ----------------------------------------------------------------------------------------------------
 def test_census_import_and_report_through_the_cli(blank_db_url, tmp_path, monkeypatch):
     from typer.testing import CliRunner

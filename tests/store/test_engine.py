@@ -256,21 +256,21 @@ def test_policy_migration_moves_open_cases_and_logs_it(factory, session, tmp_pat
     folder = tmp_path / "pol"
     folder.mkdir()
     text = (SHIPPED_POLICIES / "default.toml").read_text(encoding="utf-8")
-    (folder / "default.toml").write_text(text.replace("version = 1", "version = 2").replace(
+    (folder / "default.toml").write_text(text.replace("version = 2", "version = 3").replace(
         "day = 2\n", "day = 3\n").replace("day = 3\nlabel = \"第三日", "day = 4\nlabel = \"第三日").replace(
         "day = 4\nlabel = \"第四日", "day = 5\nlabel = \"第四日").replace("day = 5\nlabel = \"第五日", "day = 6\nlabel = \"第五日"),
         encoding="utf-8")
     with transaction(factory) as s:
         load_policies_into(s, directory=folder, now=datetime(2026, 11, 17, 8))
-        moved = migrate_open_cases(s, "default", 2, actor="county:admin", reason="县局调整家访时限",
+        moved = migrate_open_cases(s, "default", 3, actor="county:admin", reason="县局调整家访时限",
                                    now=datetime(2026, 11, 17, 8, 5))
     assert moved == 2
     with factory() as s:
         case = case_of(s, pupils[0])
-        assert case.policy_version == 2 and history(s, case.id)[-1][1] == "migrate_policy"
+        assert case.policy_version == 3 and history(s, case.id)[-1][1] == "migrate_policy"
         assert s.scalar(select(PolicyMigration.cases_moved)) == 2
         assert replay(s, case.id).value == "family_contacted"
-    walk(factory, school, pupils[0], [TUE])  # day 2 no longer visits under version 2
+    walk(factory, school, pupils[0], [TUE])  # day 2 no longer visits under version 3
     with factory() as s:
         assert case_of(s, pupils[0]).state == "family_contacted"
 

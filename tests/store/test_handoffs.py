@@ -40,9 +40,28 @@ def test_an_issued_report_is_handed_to_the_township_and_the_village_once(session
     assert [(h.recipient, h.case_id, h.document_id) for h in rows] == [("township", case.id, doc.id),
                                                                        ("village_committee", case.id, doc.id)]
     assert rows[0].recipient_name.endswith("人民政府") and rows[1].recipient_name.endswith("村民委员会")
-    assert all(h.sent_at == doc.created_at and h.due_at == datetime(2026, 11, 20, 17, 0) for h in rows), \
+    # sent when the act it records happened (the step reached at Wednesday's 晨检), not when it was rendered
+    assert doc.created_at == ISSUED
+    assert all(h.sent_at == datetime(2026, 11, 18, 9, 0) and h.due_at == datetime(2026, 11, 20, 17, 0) for h in rows), \
         "two school days after sending (policy handoffs.ack_school_days)"
     assert sync_handoffs(session, now=ISSUED) == [], "idempotent"
+
+
+def test_a_paper_rendered_late_is_handed_off_as_of_its_act(session, factory, tmp_path, monkeypatch):
+    """A queue that ran a week late (or a retry) does not move the sending time nor the receipt's deadline."""
+    monkeypatch.setenv("BAOXUE_ARCHIVE_DIR", str(tmp_path / "archive"))
+    school, pupils = setup_store(session, pupils_per_class=2, grades=(5,))
+    session.commit()
+    for day in (MON, TUE, WED):
+        morning(factory, school, day, [pupils[0]])
+        sweep(factory, day)
+    case = case_of(session, pupils[0])
+    late = datetime(2026, 11, 25, 16, 0)
+    doc = render_for_case(session, case.id, "report_to_township", actor="校长", now=late).document
+    assert doc.data["doc"]["issued_on"] == "2026-11-18"
+    rows = session.scalars(select(Handoff).where(Handoff.id.in_(sync_handoffs(session, now=late)))).all()
+    assert rows and all(h.sent_at == datetime(2026, 11, 18, 9, 0) and h.due_at == datetime(2026, 11, 20, 17, 0)
+                        for h in rows)
 
 
 def test_an_unacknowledged_handoff_past_its_time_makes_the_case_stuck_until_received(session, reported):

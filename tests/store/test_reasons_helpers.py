@@ -141,7 +141,7 @@ def test_wutaishan_reaches_the_education_centre_after_two_persuasions_and_a_week
                                                                  DocumentRequest.event_seq == moved.seq)))
         assert "education_center_list" in kinds
         from store.duties.handoffs import recipients_for
-        policy = CaseContext(s).policy("wutaishan", 1)
+        policy = CaseContext(s).policy("wutaishan", s.get(Case, a).policy_version)
         assert recipients_for(policy, "education_center_list") == ["education_center"]  # with its 送达回证
 
 

@@ -227,10 +227,12 @@ def test_the_second_truancy_gets_a_written_warning_once(session, tmp_path, monke
     apply_tiers(session, ctx, datetime(2026, 11, 23, 9, 30))
     ids = pending(session)
     assert len(ids) == 1  # only pupil a's second truancy asks for the warning
-    [doc_id] = issue_warnings(session, ids, actor="system", now=datetime(2026, 11, 23, 9, 30))
-    assert pending(session) == [] and issue_warnings(session, ids, actor="system", now=datetime(2026, 11, 23, 10, 0)) == [doc_id]
+    # rendered days after the tier was reached (a queue that ran late): dated when the tier was reached
+    [doc_id] = issue_warnings(session, ids, actor="system", now=datetime(2026, 11, 26, 15, 0))
+    assert pending(session) == [] and issue_warnings(session, ids, actor="system", now=datetime(2026, 11, 30, 10, 0)) == [doc_id]
     doc = session.get(Document, doc_id)
     assert doc.kind == "truancy_written_warning" and doc.case_id is not None
+    assert doc.data["doc"]["issued_on"] == "2026-11-23" and doc.data["pupil"]["age"] is not None
     f = session.scalar(select(DocumentFile).where(DocumentFile.document_id == doc_id))
     text = re.sub(r"\s+", "", pdf_text((tmp_path / f.path).read_bytes()))
     assert "学生旷课书面警告" in text and pupils[0].name in text and "本学年已2次旷课" in text
