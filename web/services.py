@@ -229,7 +229,7 @@ class ConfirmationNeeded(ApiError):
 def submit_morning_check(
     db: Session, who: Principal, *, settings: WebSettings, deployments: Deployments, school_code: str | None,
     day: date, marks: list[MarkIn], source: str, now: datetime, complete: bool = True,
-    errors: list[RowError] | None = None, confirm: bool | str = False,
+    errors: list[RowError] | None = None, confirm: bool | str = False, more_errors: int = 0,
 ) -> CheckOutcome:
     """Scope, vet (``store.ingest.attendance_files.vet_check``: bad rows refuse the whole check; a change to
     the day's record needs ``confirm``) and record a morning check, or start its deployment run."""
@@ -240,7 +240,7 @@ def submit_morning_check(
     complete = complete and whole
     try:
         vet_check(db, school_code=school.code, day=day, marks=marks, complete=complete,
-                  errors=list(errors or []) + refused, confirm=confirm)
+                  errors=list(errors or []) + refused, more_errors=more_errors, confirm=confirm)
     except BadRows as exc:
         raise ApiError(422, str(exc), row_errors(exc.review.errors)) from None
     except NeedsConfirmation as exc:
