@@ -391,3 +391,37 @@ def vet_check(session: Session, *, school_code: str, day: date, marks: list[Mark
         raise NeedsConfirmation(f"{review.message}，请确认后再提交；未作任何改动 (confirmation needed, nothing saved)",
                                 review)
     return review
+
+
+def vet_checks(session: Session, *, day: date, sheets: dict[str, list[MarkIn]], complete: bool = True,
+               errors: list[RowError] | None = None, more_errors: int = 0, confirm: bool | str = False) -> CheckReview:
+    """:func:`vet_check` for a county file (``sheets``: school code → its rows): every school's check is
+    reviewed, a bad row of any school (or a school code that does not exist) refuses the whole file
+    (:class:`BadRows`, the first ERRORS_KEPT rows listed, all counted), and the overwrites and closings
+    of all schools together need one ``confirm``. Nothing is written either way."""
+    total = CheckReview("*", day, errors=list(errors or []))
+    total.error_count = len(total.errors) + more_errors
+    known = set(session.scalars(select(School.code).where(School.code.in_(list(sheets)))))
+    for code in sorted(sheets):
+        marks = sheets[code]
+        if code not in known:
+            total.error_count += len(marks)
+            total.errors.append(RowError(marks[0].row if marks else None, marks[0].student_no if marks else "",
+                                         f"学校代码「{code}」不存在，该校 {len(marks)} 行均未读取 (unknown school code)"))
+            continue
+        review = review_check(session, school_code=code, day=day, marks=marks, complete=complete)
+        total.error_count += review.error_count
+        total.errors += review.errors
+        total.overwritten += review.overwritten
+        total.returned += review.returned
+        total.excused += review.excused
+        del review
+    total.errors.sort(key=lambda e: (e.row is None, e.row or 0))
+    del total.errors[ERRORS_KEPT:]
+    total.returned.sort()
+    total.excused.sort()
+    if total.error_count:
+        raise BadRows(bad_rows_message(total.error_count, len(total.errors)), total)
+    if total.needs_confirmation and not (confirm is True or (isinstance(confirm, str) and confirm == total.token)):
+        raise NeedsConfirmation(f"{total.message}，请确认后再提交；未作任何改动 (confirmation needed, nothing saved)", total)
+    return total
