@@ -4,9 +4,10 @@ in a 学校代码 column) through the ``morning_check`` flow, as the county SIS 
 The file is read in one streaming pass (``store.ingest.attendance_files.parse_attendance``: no row count,
 its byte size is the limit, BAOXUE_UPLOAD_MAX_MB); the one rule of every entry is applied to the whole
 file (``vet_checks``: a bad row refuses it, every bad row counted and the first 200 listed; overwriting
-the day's marks or closing cases needs --confirm); then the submission, signed with the server's key, is
-one run of the ``morning_check`` flow (schools recorded in chunks of about 5,000 rows, a commit each,
-progress in the run's log and a progress artifact). A file sent again records nothing twice.
+the day's marks or closing cases needs --confirm); then the file is staged as received
+(``store.ingest.staged``) and the submission naming it, signed with the server's key, is one run of the
+``morning_check`` flow (schools recorded in chunks of about 5,000 rows, a commit each, progress in the
+run's log and a progress artifact). A file sent again records nothing twice.
 """
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ import typer
 from cli.common import console, err, factory
 
 
-def import_county_file(parsed, *, day: date, by: str, when: datetime, confirm: bool, json_out: bool) -> dict:
+def import_county_file(data: bytes, filename: str, parsed, *, day: date, by: str, when: datetime, confirm: bool,
+                       json_out: bool) -> dict:
     from store.db import settings, transaction
     from store.ingest.attendance_files import BadRows, NeedsConfirmation, vet_checks
+    from store.ingest.staged import stage_file
 
     with transaction(factory()) as s:
         try:
@@ -28,8 +31,10 @@ def import_county_file(parsed, *, day: date, by: str, when: datetime, confirm: b
                        more_errors=parsed.more_errors, confirm=confirm)
         except (BadRows, NeedsConfirmation) as exc:
             _refused(exc, json_out)
-    submission = county_submission(parsed, day=day, by=by, when=when, secret=settings().secret_key)
-    del parsed  # the submission holds the marks now
+        file_id, digest = stage_file(s, data, filename, by=by, now=when)
+    submission = county_submission(sorted(parsed.by_school), file_id, digest, day=day, by=by, when=when,
+                                   secret=settings().secret_key)
+    del parsed, data  # the run reads the staged file back
     from flows.morning_check import morning_check
 
     result = morning_check(submission)
@@ -50,14 +55,13 @@ def import_county_file(parsed, *, day: date, by: str, when: datetime, confirm: b
     return result
 
 
-def county_submission(parsed, *, day: date, by: str, when: datetime, secret: str):
-    """The signed flow parameter of a county file: every school it names, each row under its school."""
-    from tasks.intake import MarkRow, MorningCheckSubmission
+def county_submission(schools: list[str], file_id: int, digest: str, *, day: date, by: str, when: datetime,
+                      secret: str):
+    """The signed flow parameter of a staged county file: every school it names, the file's id and
+    SHA-256 (a run's parameters are capped at 512 kB: the rows stay in the database)."""
+    from tasks.intake import MorningCheckSubmission
 
-    row = MarkRow.model_construct  # the rows were read and checked by the parser and vet_checks
-    marks = [row(student_no=m.student_no, status=m.status, reason=m.reason, school_code=code, row=m.row)
-             for code, sheet in parsed.by_school.items() for m in sheet]
-    return MorningCheckSubmission(day=day, school_code=None, schools=sorted(parsed.by_school), marks=marks,
+    return MorningCheckSubmission(day=day, school_code=None, schools=schools, file_id=file_id, file_sha256=digest,
                                   source="upload", submitted_by=by, submitted_at=when, complete=True).signed(secret)
 
 

@@ -140,18 +140,20 @@ def attendance_import(
     from store.cases.intake import record_morning_check
     from store.db import transaction
     from store.ingest.attendance_files import BadRows, NeedsConfirmation, parse_attendance, vet_check
-    parsed = parse_attendance(file.read_bytes(), filename=file.name)
+    data = file.read_bytes()
+    parsed = parse_attendance(data, filename=file.name)
     when = at or now_local()
     if school is None:
         if not parsed.county:
             _fail("请用 --school 指定学校，或在文件中加「学校代码」列 (give --school, or a 学校代码 column)", 2)
         from cli.attendance_county import import_county_file
-        result = import_county_file(parsed, day=day.date(), by=by, when=when, confirm=confirm, json_out=json_out)
+        result = import_county_file(data, file.name, parsed, day=day.date(), by=by, when=when, confirm=confirm,
+                                    json_out=json_out)
         if result["errors"] or result["rejected"]:
             raise typer.Exit(2)
         return
     marks, row_errors, more_errors = parsed.marks, parsed.errors, parsed.more_errors
-    del parsed
+    del parsed, data
     with transaction(_factory()) as s:
         try:
             vet_check(s, school_code=school, day=day.date(), marks=marks, complete=True, errors=row_errors,
