@@ -250,3 +250,60 @@ def test_a_300_mb_body_gets_413_without_being_read_whole(tmp_path, declared):
     assert r.status_code == 413 and "BAOXUE_REQUEST_MAX_MB" in r.json()["message"], r.text
     assert body.sent < 150 * 2**20, f"{body.sent / 2**20:.0f} MB sent before the answer"
     assert peak < 40 * 2**20, f"peak {peak / 2**20:.1f} MB for a 300 MB body"
+
+
+def test_a_file_over_the_old_row_cap_enters_the_api_and_the_page_whole(web):
+    """60,000 rows (the cap was 20,000, then 50,000) through the API and the page: read whole, and, as
+    none of them is this school's pupil, refused with every bad row counted and the first 200 listed."""
+    client, county = web
+    data = county_csv(60_000).replace("学校代码,".encode(), b"x,")  # one school's file: no school column
+    r = client.post("/api/morning-checks/upload", headers={"Authorization": f"Bearer {county.tokens['school']}"},
+                    files={"file": ("big.csv", data, "text/csv")}, data={"day": "2026-11-16"})
+    assert r.status_code == 422, r.text[:300]
+    assert r.json()["message"].startswith("文件中有 60000 行有误（列出前 200 行）") and len(r.json()["errors"]) == 200
+    client.cookies.set("baoxue_session", county.cookies["school"])
+    r = client.post("/morning-check/upload", data={"csrf": county.csrf["school"], "day": "2026-11-16"},
+                    files={"file": ("big.csv", data, "text/csv")})
+    assert r.status_code == 422 and "文件中有 60000 行有误" in r.text, r.status_code
+
+
+def test_a_large_check_for_a_prefect_run_is_staged_not_inlined(factory):
+    """A school's check larger than web.services.INLINE_MARKS, for a run on a Prefect server, is staged in
+    the database and named by id and SHA-256 (Prefect refuses run parameters over 512 kB); the run reads
+    back exactly the marks the page vetted."""
+    from datetime import date, datetime
+
+    from sqlalchemy import select
+
+    from store.cases.intake import MarkIn
+    from store.models import Pupil, School
+    from tasks.intake import MorningCheckSubmission, _staged_marks
+    from store.access.accounts import Role
+    from tasks.runtime import using
+    from web import services
+
+    class Server:
+        def api_url(self):
+            return "http://prefect.invalid/api"
+
+    with factory() as s:
+        county = build_county(s, sessions=False)
+        s.commit()
+        school = s.scalar(select(School).where(School.code == county.school_codes[0]))
+        nos = list(s.scalars(select(Pupil.student_no).where(Pupil.school_id == school.id)))
+        marks = [MarkIn(nos[i % len(nos)] + ("" if i < len(nos) else f"-{i}"), "unexcused" if i % 7 else "present",
+                        "study" if i % 7 else "unknown", i + 2) for i in range(services.INLINE_MARKS + 1)]
+    who = type("Who", (), {"role": Role.school_staff, "actor": "user:school"})()
+    with factory() as s:
+        inline = services._run_marks(s, who, services.InProcess(), school, marks, datetime(2026, 11, 16, 8))
+        assert len(inline["marks"]) == len(marks) and "file_id" not in inline
+        staged = services._run_marks(s, who, Server(), school, marks, datetime(2026, 11, 16, 8))
+    assert staged["marks"] == [] and len(staged["file_sha256"]) == 64
+    sub = MorningCheckSubmission(day=date(2026, 11, 16), school_code=school.code, submitted_by="user:school",
+                                 file_id=staged["file_id"], file_sha256=staged["file_sha256"])
+    with using(factory):
+        back = _staged_marks(sub)
+    assert [(m.student_no, m.status, m.reason, m.school_code) for m in back] == [
+        (m.student_no, m.status, m.reason, school.code) for m in marks]
+    with using(factory), pytest.raises(ValueError, match="不存在或内容已改变"):
+        _staged_marks(sub.model_copy(update={"file_sha256": "0" * 64}))
