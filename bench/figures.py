@@ -363,14 +363,14 @@ def _file_bytes(rows) -> bytes:
 
 
 def _parse_file(data: bytes):
-    from store.cases.intake import MarkIn
+    """The county file by school, read by the product's own parser (issue 20: this bench used to split the
+    CSV itself): ``store.ingest.attendance_files.parse_attendance``, streaming, no row count."""
+    from store.ingest.attendance_files import parse_attendance
 
-    by_school: dict[str, list] = defaultdict(list)
-    rows = csv.reader(io.StringIO(data.decode("utf-8")))
-    next(rows)  # the header
-    for n, r in enumerate(rows, start=2):
-        by_school[r[0]].append(MarkIn(r[1], r[2], r[3] or "unknown", n))
-    return by_school
+    parsed = parse_attendance(data, filename="county.csv")
+    if parsed.error_count:
+        raise RuntimeError(f"the county file has {parsed.error_count} bad rows: {parsed.errors[:3]}")
+    return parsed.by_school
 
 
 WRITTEN = {  # tables the intake writes, and how to find its new rows
@@ -728,6 +728,10 @@ def main() -> None:
         fig_report(a.url, a.label, per_scope=a.per_scope)
     elif f == "intake":
         fig_intake(a.url, a.label, a.seed)
+    elif f == "intake_flow":  # the county file through the user's entry and the flow (bench/intake_flow.py)
+        from .intake_flow import fig_flow
+
+        fig_flow(a.url, a.label, a.seed)
     elif f == "naive_prefect":
         fig_naive_prefect(a.url, a.n)
     elif f == "spiff":

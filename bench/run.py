@@ -33,12 +33,15 @@ def plan(quick: bool) -> dict:
             "big": Population(20_000, 10_000, 1_000, 2_000, seed=11),
             "scale_sizes": [1_000, 10_000], "scale_due": 1_000,
             "county": Population(6_000, 60, 20, 60, seed=21),
+            "county_file": Population(10_000, 100, 30, 100, seed=21), "parse_rows": [10_000],
             "spiff_n": 100, "naive_n": 40, "naive_on": ["sqlite"], "sweep_due": 1_000, "render_docs": 40,
         }
     return {
         "big": Population(1_100_000, 1_000_000, 100_000, 150_000, seed=11),
         "scale_sizes": [10_000, 100_000, 1_000_000], "scale_due": 10_000,
         "county": Population(60_000, 600, 200, 600, seed=21),
+        # issue 20: a county file of 100 k rows through `baoxue attendance import` and the morning_check flow
+        "county_file": Population(100_000, 1_000, 300, 1_000, seed=21), "parse_rows": [100_000, 1_000_000],
         "spiff_n": 1_000, "naive_n": 1_000, "naive_on": ["sqlite"], "sweep_due": 100_000, "render_docs": 500,
     }
 
@@ -122,6 +125,10 @@ class Runner:
         county_url = self.population(db, "county", p["county"])
         self.child(["bench.figures", "intake", county_url, "--label", f"county file, {_k(p['county'].pupils)} pupils",
                     "--seed", str(p["county"].seed)], f"intake {db}")
+        file_pop = p["county_file"]
+        file_url = self.population(db, "county_file", file_pop)
+        self.child(["bench.intake_flow", "flow", file_url, "--label", f"county file, {file_pop.label()}",
+                    "--seed", str(file_pop.seed)], f"intake through the CLI and the flow {db}")
         spiff = self.child(["bench.figures", "spiff", scale_urls[smallest], "--n", str(p["spiff_n"])], f"spiff {db}")
         naive = []
         if db in p["naive_on"]:
@@ -157,6 +164,13 @@ class Runner:
                        lo["value"], db=db, figure="scale_ratio", target=2.0, met=hi["value"] / lo["value"] < 2.0,
                        note="ratio = time at the largest ÷ time at the smallest open-case count (target < 2)")
             self.records.append(rec)
+
+    def parse_files(self, p: dict) -> None:
+        """The morning-check file parser's peak RSS at each size, CSV and XLSX (bench/intake_flow.py)."""
+        for rows in p["parse_rows"]:
+            for fmt in ("csv", "xlsx"):
+                self.child(["bench.intake_flow", "parse", "--rows", str(rows), "--fmt", fmt],
+                           f"parse {rows} rows {fmt}")
 
     def others(self) -> None:
         """Figures other engineers own, when their scripts exist."""
@@ -239,6 +253,7 @@ def main() -> None:
         if a.only and a.only != db:
             continue
         runner.backend(db, p)
+    runner.parse_files(p)
     if not a.no_others:
         runner.others()
     elapsed = time.perf_counter() - t0

@@ -121,28 +121,43 @@ def _show_intake(r, json_out: bool):
 @attendance_app.command("import")
 def attendance_import(
     file: Path = typer.Argument(..., exists=True, readable=True),
-    school: str = typer.Option(..., help="学校代码 school code"),
+    school: Optional[str] = typer.Option(None, help="学校代码 school code; without it the file's 学校代码 column "
+                                         "names each row's school (a county file, through the morning_check flow)"),
     day: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"], help="晨检日期"),
     by: str = typer.Option("cli", help="提交人"),
     at: Optional[datetime] = typer.Option(None), json_out: bool = typer.Option(False, "--json"),
     confirm: bool = typer.Option(False, "--confirm", help="确认覆盖当日已上报记录、使案件结案 (apply a check that "
                                  "overwrites the day's marks or closes cases)"),
 ):
-    """The morning check from a CSV/XLSX file (学籍号, 出勤状态[, 原因]): opens, extends and closes cases.
+    """The morning check from a CSV/XLSX file (学籍号, 出勤状态[, 原因][, 学校代码]): opens, extends and closes cases.
 
     The rule of every entry (store.ingest.attendance_files.vet_check): a file with a bad row is refused whole,
-    every bad row listed (exit 2); one that overwrites the day's marks or closes cases is previewed and
-    applied only with --confirm (exit 2 without it, nothing applied)."""
+    every bad row counted, the first 200 listed (exit 2); one that overwrites the day's marks or closes cases is
+    previewed and applied only with --confirm (exit 2 without it, nothing applied). The file streams, with no
+    row count: its size is the limit (BAOXUE_UPLOAD_MAX_MB). Without --school, a county file (学校代码 column)
+    is one run of the morning_check flow (cli/attendance_county.py)."""
     from store.cases.context import CaseContext
     from store.cases.intake import record_morning_check
     from store.db import transaction
-    from store.ingest.attendance_files import BadRows, NeedsConfirmation, read_marks, vet_check
-    marks, row_errors = read_marks(file.read_bytes(), file.name)
+    from store.ingest.attendance_files import BadRows, NeedsConfirmation, parse_attendance, vet_check
+    data = file.read_bytes()
+    parsed = parse_attendance(data, filename=file.name)
     when = at or now_local()
+    if school is None:
+        if not parsed.county:
+            _fail("请用 --school 指定学校，或在文件中加「学校代码」列 (give --school, or a 学校代码 column)", 2)
+        from cli.attendance_county import import_county_file
+        result = import_county_file(data, file.name, parsed, day=day.date(), by=by, when=when, confirm=confirm,
+                                    json_out=json_out)
+        if result["errors"] or result["rejected"]:
+            raise typer.Exit(2)
+        return
+    marks, row_errors, more_errors = parsed.marks, parsed.errors, parsed.more_errors
+    del parsed, data
     with transaction(_factory()) as s:
         try:
             vet_check(s, school_code=school, day=day.date(), marks=marks, complete=True, errors=row_errors,
-                      confirm=confirm)
+                      more_errors=more_errors, confirm=confirm)
         except BadRows as exc:
             for e in [] if json_out else exc.review.errors:
                 err.print(f"第 {e.row} 行 row {e.row} {e.student_no}: {e.message}")
@@ -166,7 +181,7 @@ def _emit_refusal(exc, json_out: bool):
     """A check refused by the one rule: the message (and, with --json, the preview and rows); exit 2."""
     review = exc.review
     if json_out:
-        print(json.dumps({"refused": True, "message": str(exc), **review.as_dict(),
+        print(json.dumps({"refused": True, "message": str(exc), "error_count": review.error_count, **review.as_dict(),
                           "row_errors": [{"row": e.row, "student_no": e.student_no, "reason": e.message}
                                          for e in review.errors]}, ensure_ascii=False))
     else:

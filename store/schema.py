@@ -37,6 +37,7 @@ MODEL_MODULES: list[str] = [
     "store.models.accountability",
     "store.models.report_work",  # issue 17: report duties, versions, weekly counts, 季查 results
     "store.models.leave",
+    "store.models.intake_files",  # issue 20: a county's morning-check file, named by its run
 ]
 
 # pg_advisory_xact_lock key, so two processes starting at once do not both run the migrations.

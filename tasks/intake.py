@@ -49,6 +49,9 @@ class MorningCheckSubmission(BaseModel):
     submitted_by: str = "unknown"
     submitted_at: datetime | None = None
     complete: bool = Field(True, description="a whole check: pupils not listed are present")
+    file_id: int | None = Field(None, description="a county file staged by the entry (store.ingest.staged): its rows "
+                                                  "are the marks (a run's parameters are capped at 512 kB)")
+    file_sha256: str | None = Field(None, description="the staged file's SHA-256, signed with the rest")
     signature: str | None = Field(None, description="the web app's HMAC of the other fields; unsigned is refused")
 
     def content(self) -> dict:
@@ -79,12 +82,44 @@ def verify_submission(submission: MorningCheckSubmission) -> None:
         raise SubmissionRejected(why)
 
 
+def _staged_marks(submission: MorningCheckSubmission) -> list[MarkRow]:
+    """The rows of the submission's staged file (read back, hash checked, parsed again streaming); a
+    file with a bad row, or a row of a school the signed submission does not name, is refused whole."""
+    from store.ingest.attendance_files import bad_rows_message, parse_attendance
+    from store.ingest.staged import StagedFileMissing, staged_bytes
+
+    if submission.marks:
+        raise SubmissionRejected("晨检文件与逐行提交不能同时使用 (a file submission carries no inline marks)")
+    try:
+        with transaction(store()) as s:
+            data, filename = staged_bytes(s, submission.file_id, submission.file_sha256 or "")
+    except StagedFileMissing as exc:
+        raise SubmissionRejected(str(exc)) from None
+    parsed = parse_attendance(data, filename=filename)
+    del data
+    if parsed.error_count:
+        raise SubmissionRejected(bad_rows_message(parsed.error_count, len(parsed.errors)) + "; " + "; ".join(
+            f"row {e.row}: {e.message}" for e in parsed.errors[:20]))
+    named = set([submission.school_code] if submission.school_code else submission.schools)
+    row = MarkRow.model_construct
+    marks = []
+    for code, sheet in parsed.by_school.items():
+        code = code or submission.school_code
+        if code not in named:
+            raise SubmissionRejected(f"文件中的学校代码 {code} 不在提交的学校之中 (school not named by the submission)")
+        marks += [row(student_no=m.student_no, status=m.status, reason=m.reason, school_code=code, row=m.row)
+                  for m in sheet]
+    return marks
+
+
 @task(name="validate_submission", cache_policy=NO_CACHE)
 def validate_submission(submission: MorningCheckSubmission) -> list[SchoolSheet]:
-    """Split the submission by school and refuse what cannot be recorded at all."""
+    """Split the submission (its marks, or its staged file's rows) by school and refuse what cannot be
+    recorded at all."""
     problems = []
     by_school: dict[str, list[MarkRow]] = defaultdict(list)
-    for i, m in enumerate(submission.marks):
+    rows = _staged_marks(submission) if submission.file_id is not None else submission.marks
+    for i, m in enumerate(rows):
         code = submission.school_code or m.school_code
         if not code:
             problems.append(f"row {m.row or i + 1}: 缺少学校代码 (no school code)")
@@ -101,7 +136,7 @@ def validate_submission(submission: MorningCheckSubmission) -> list[SchoolSheet]
         problems.append(f"学校代码不存在 unknown school code(s): {', '.join(unknown)}")
     if problems:
         raise SubmissionRejected("; ".join(problems[:20]))
-    return [SchoolSheet(school_code=code, marks=marks) for code, marks in sorted(by_school.items())]
+    return [SchoolSheet.model_construct(school_code=code, marks=marks) for code, marks in sorted(by_school.items())]
 
 
 def _marks(sheet: SchoolSheet) -> list[MarkIn]:

@@ -89,6 +89,23 @@ def publish_sweep(summary: dict, changes: dict, escalated: int, overdue: int) ->
     return sent + 1
 
 
+def progress_artifact(day: str, units: int):
+    """A progress artifact (0–100 %) for a morning check recorded in more than one unit of work, or None."""
+    if units <= 1:
+        return None
+    from prefect.artifacts import create_progress_artifact
+
+    return create_progress_artifact(0.0, key=artifact_key("morning-check-progress", day),
+                                    description=f"晨检 morning check {day}: {units} 批 chunks")
+
+
+def update_progress(artifact_id, percent: float) -> None:
+    if artifact_id is not None:
+        from prefect.artifacts import update_progress_artifact
+
+        update_progress_artifact(artifact_id, percent)
+
+
 @task(name="publish_morning_check", cache_policy=NO_CACHE)
 def publish_morning_check(day: str, source: str, results: list[dict], totals: dict) -> None:
     cols = ("school", "marks", "opened", "continuing", "returned", "excused", "errors", "duplicate")

@@ -132,7 +132,8 @@ def morning_check_upload(request: Request, response: Response,
     outcome = submit_morning_check(db, who, settings=settings_of(request), deployments=request.app.state.deployments,
                                    school_code=school_code, day=day_of_file(parsed, day, now.date()), marks=parsed.marks,
                                    source="upload", now=now, complete=complete in ("true", "1", "on"),
-                                   errors=parsed.errors, confirm=confirm in ("true", "1", "on"))
+                                   errors=parsed.errors, more_errors=parsed.more_errors,
+                                   confirm=confirm in ("true", "1", "on"))
     return _check_response(outcome, response)
 
 

@@ -181,16 +181,17 @@ def _upload_check(request: Request, who: Principal, db: Session, now: datetime, 
         raise ApiError(422, str(exc)) from None
     day = day_of_file(parsed, _form_day(form.get("day"), now.date()), now.date())
     return _submit_check(request, who, db, now, day=day, marks=parsed.marks, source="upload", filename=upload.filename,
-                         errors=parsed.errors)
+                         errors=parsed.errors, more_errors=parsed.more_errors)
 
 
 def _submit_check(request: Request, who: Principal, db: Session, now: datetime, *, day: date, marks: list[MarkIn],
-                  source: str, filename: str | None, errors=None, confirm: bool | str = False) -> HTMLResponse:
+                  source: str, filename: str | None, errors=None, confirm: bool | str = False,
+                  more_errors: int = 0) -> HTMLResponse:
     """Submit, or show what the check would overwrite and close and ask for a confirmation (nothing applied)."""
     try:
         outcome = submit_morning_check(db, who, settings=settings_of(request), deployments=request.app.state.deployments,
                                        school_code=None, day=day, marks=marks, source=source, now=now, errors=errors,
-                                       confirm=confirm)
+                                       confirm=confirm, more_errors=more_errors)
     except ConfirmationNeeded as exc:
         db.rollback()
         review = exc.review

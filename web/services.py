@@ -229,7 +229,7 @@ class ConfirmationNeeded(ApiError):
 def submit_morning_check(
     db: Session, who: Principal, *, settings: WebSettings, deployments: Deployments, school_code: str | None,
     day: date, marks: list[MarkIn], source: str, now: datetime, complete: bool = True,
-    errors: list[RowError] | None = None, confirm: bool | str = False,
+    errors: list[RowError] | None = None, confirm: bool | str = False, more_errors: int = 0,
 ) -> CheckOutcome:
     """Scope, vet (``store.ingest.attendance_files.vet_check``: bad rows refuse the whole check; a change to
     the day's record needs ``confirm``) and record a morning check, or start its deployment run."""
@@ -240,7 +240,7 @@ def submit_morning_check(
     complete = complete and whole
     try:
         vet_check(db, school_code=school.code, day=day, marks=marks, complete=complete,
-                  errors=list(errors or []) + refused, confirm=confirm)
+                  errors=list(errors or []) + refused, more_errors=more_errors, confirm=confirm)
     except BadRows as exc:
         raise ApiError(422, str(exc), row_errors(exc.review.errors)) from None
     except NeedsConfirmation as exc:
@@ -248,7 +248,7 @@ def submit_morning_check(
     params = signed_submission(settings, {
         "day": day.isoformat(), "school_code": school.code, "source": source, "submitted_by": who.actor,
         "submitted_at": now.isoformat(), "complete": complete,
-        "marks": [{"student_no": m.student_no, "status": m.status, "reason": m.reason, "row": m.row} for m in marks]})
+        **_run_marks(db, who, deployments, school, marks, now)})
     run = deployments.start(settings.morning_check_deployment, {settings.morning_check_parameter: params})
     if run is not None:
         return CheckOutcome(school.name, day, "run", run.flow_run_id, run.url, summary={"marks": len(marks)},
@@ -263,6 +263,30 @@ def submit_morning_check(
     return CheckOutcome(school.name, day, "applied", summary=result.summary(), opened=result.opened,
                         returned=result.returned, excused=result.excused, errors=row_errors(result.errors),
                         submitted_at=now)
+
+
+INLINE_MARKS = 3_000  # marks carried in a run's parameters (Prefect refuses parameters over 512 kB: ≈5,000 marks)
+
+
+def _run_marks(db: Session, who: Principal, deployments: Deployments, school: School, marks: list[MarkIn],
+               now: datetime) -> dict[str, Any]:
+    """The marks as the run's parameter: inline, or, for a large check that a Prefect server will run, a
+    CSV of them staged in the database (``store.ingest.staged``) named by id and SHA-256 (signed with the
+    rest). A head teacher's check (a class) is always inline: the worker re-checks its pupils one by one."""
+    api = getattr(deployments, "api_url", None)
+    if len(marks) <= INLINE_MARKS or who.role is Role.head_teacher or not (api and api()):
+        return {"marks": [{"student_no": m.student_no, "status": m.status, "reason": m.reason, "row": m.row}
+                          for m in marks]}
+    from store.ingest.staged import stage_file
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["学籍号", "出勤状态", "缺勤原因"])
+    w.writerows((m.student_no, m.status, m.reason) for m in marks)
+    file_id, digest = stage_file(db, buf.getvalue().encode("utf-8"), f"morning-check-{school.code}-{now:%Y%m%d%H%M}.csv",
+                                 by=who.actor, now=now)
+    db.commit()  # the worker reads it in its own transaction
+    return {"marks": [], "file_id": file_id, "file_sha256": digest}
 
 
 def check_status(db: Session, who: Principal, deployments: Deployments, *, day: date, at: datetime,

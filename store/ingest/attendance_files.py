@@ -12,10 +12,13 @@ file; overwriting the day's marks or closing open cases needs a confirmation.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from itertools import chain, islice
+from typing import Iterator
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,7 +27,7 @@ from machines.states import OPEN_STATES, REASON_LABELS, DropoutReason
 
 from store.cases.intake import LEAVE, IntakeResult, MarkIn, PupilRef, RowError, _day_state, _validate, normalise_status
 from store.models import Case, Pupil, School
-from store.ingest.tabular import TableError, decode_csv, parse_csv, xlsx_rows
+from store.ingest.tabular import TableError, check_size, csv_encoding, iter_csv, iter_xlsx
 
 # header → field; matched after removing spaces, "*" and brackets ("学籍号（必填）" works).
 HEADERS = {
@@ -34,6 +37,7 @@ HEADERS = {
     "status": ["出勤状态", "出勤", "状态", "晨检结果", "晨检", "考勤", "到校情况", "是否到校", "status"],
     "reason": ["缺勤原因", "原因", "辍学原因", "未到原因", "reason"],
     "day": ["日期", "晨检日期", "date", "day"],
+    "school": ["学校代码", "学校标识码", "学校编号", "schoolcode", "school_code"],  # a county's export: rows name their school
 }
 EXTRA_STATUS = {
     "√": "present", "✓": "present", "✔": "present", "到": "present", "正常": "present", "已到": "present",
@@ -50,14 +54,42 @@ class AttendanceFileError(TableError):
     """The file as a whole cannot be read (wrong format, no header row…)."""
 
 
+ERRORS_KEPT = 200  # row errors listed (a file of 10⁵ bad rows is counted, not listed whole)
+NO_SCHOOL = ""     # the key of rows of a file without a 学校代码 column (one school's check)
+
+
 @dataclass
 class ParsedAttendance:
-    marks: list[MarkIn] = field(default_factory=list)
-    errors: list[RowError] = field(default_factory=list)
+    """A morning-check file read in one streaming pass: only what the check needs is kept (one
+    compact ``MarkIn`` per usable row, by school), never the file's rows or text."""
+    by_school: dict[str, list[MarkIn]] = field(default_factory=dict)  # school code (学校代码 column) → marks
+    errors: list[RowError] = field(default_factory=list)  # the first ERRORS_KEPT row errors
+    error_count: int = 0             # all row errors (``errors`` lists the first ERRORS_KEPT)
     rows: int = 0                    # data rows read (blank rows not counted)
     columns: dict[str, str] = field(default_factory=dict)  # field → header as written
     days: set[date] = field(default_factory=set)           # dates named in a 日期 column
-    names: dict[str, str] = field(default_factory=dict)    # student_no → name as written
+
+    @property
+    def marks(self) -> list[MarkIn]:
+        """Every mark of the file (one school's check: the school named in a 学校代码 column, if any, is
+        checked by the entry against the submitter's own)."""
+        if len(self.by_school) == 1:
+            return next(iter(self.by_school.values()))
+        return [m for marks in self.by_school.values() for m in marks]
+
+    @property
+    def county(self) -> bool:
+        """A file whose rows name their schools (a county's export)."""
+        return "school" in self.columns
+
+    @property
+    def more_errors(self) -> int:
+        return self.error_count - len(self.errors)
+
+    def error(self, e: RowError) -> None:
+        self.error_count += 1
+        if len(self.errors) < ERRORS_KEPT:
+            self.errors.append(e)
 
 
 def _key(header: object) -> str:
@@ -79,45 +111,61 @@ def _cell(value: object) -> str:
     return str(value).strip()
 
 
-def read_rows(data: bytes, filename: str = "") -> list[tuple[int, list[str]]]:
-    """(row number as the spreadsheet shows it, cells) of the first sheet or the CSV text."""
+HEAD_ROWS = 15  # the header is looked for in the first rows (a title line or two may come first)
+
+
+def iter_rows(data: bytes, filename: str = "") -> Iterator[tuple[int, list[str]]]:
+    """(row number as the spreadsheet shows it, cells) of the first sheet or the CSV text, streamed:
+    no row count (the file's byte size bounds it: BAOXUE_UPLOAD_MAX_MB, :func:`check_size`)."""
+    check_size(data)
     name = (filename or "").lower()
     if data[:4] == b"PK\x03\x04" or name.endswith((".xlsx", ".xlsm")):
         return _xlsx_rows(data)
     if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" or name.endswith(".xls"):
         raise AttendanceFileError("不支持旧版 .xls 文件，请在 Excel 中另存为 .xlsx 或 CSV 后再上传 (.xls is not supported)")
-    text = decode_csv(data)
+    encoding = csv_encoding(data)
+    head = codecs.getincrementaldecoder(encoding)(errors="ignore").decode(data[:16384])
     try:
-        sniffed = csv.Sniffer().sniff(text[:4096], delimiters=",\t;，").delimiter
+        sniffed = csv.Sniffer().sniff(head[:4096], delimiters=",\t;，").delimiter
     except csv.Error:
         sniffed = ","
     # Only the delimiter is guessed (the sniffer's quoting guesses split a quoted cell holding a line
-    # break), and a guess that shows no 学籍号 header gives way to the next delimiter.
-    first: list[tuple[int, list[str]]] | None = None
+    # break), and a guess that shows no 学籍号 header in the first rows gives way to the next delimiter.
+    first: str | None = None
     failure: TableError | None = None
     for delimiter in dict.fromkeys([sniffed, ",", "\t", ";", "，"]):
         try:
-            cells = parse_csv(text, type("ClerkCsv", (csv.excel,), {"delimiter": delimiter}))
+            rows = list(islice(_csv_rows(data, delimiter, encoding), HEAD_ROWS))
         except TableError as exc:
             failure = failure or exc
             continue
-        rows = [(n, [c.strip() for c in row]) for n, row in enumerate(cells, start=1)]
         if _has_header(rows):
-            return rows
-        first = rows if first is None else first
+            return _csv_rows(data, delimiter, encoding)
+        first = delimiter if first is None else first
     if first is None:
         raise failure
-    return first
+    return _csv_rows(data, first, encoding)
+
+
+def read_rows(data: bytes, filename: str = "") -> list[tuple[int, list[str]]]:
+    """:func:`iter_rows` as a list (small files and tests)."""
+    return list(iter_rows(data, filename))
+
+
+def _csv_rows(data: bytes, delimiter: str, encoding: str) -> Iterator[tuple[int, list[str]]]:
+    dialect = type("ClerkCsv", (csv.excel,), {"delimiter": delimiter})
+    for n, row in enumerate(iter_csv(data, dialect, encoding), start=1):
+        yield n, [c.strip() for c in row]
 
 
 def _has_header(rows: list[tuple[int, list[str]]]) -> bool:
     wanted = {_key(a) for a in HEADERS["student_no"]}
-    return any(_key(c) in wanted for _, cells in rows[:15] for c in cells)
+    return any(_key(c) in wanted for _, cells in rows[:HEAD_ROWS] for c in cells)
 
 
-def _xlsx_rows(data: bytes) -> list[tuple[int, list[str]]]:
+def _xlsx_rows(data: bytes) -> Iterator[tuple[int, list[str]]]:
     try:
-        return list(enumerate(xlsx_rows(data, _cell), start=1))
+        yield from enumerate(iter_xlsx(data, _cell), start=1)
     except AttendanceFileError:
         raise
     except TableError as exc:
@@ -125,7 +173,7 @@ def _xlsx_rows(data: bytes) -> list[tuple[int, list[str]]]:
 
 
 def _find_header(rows: list[tuple[int, list[str]]]) -> tuple[int, dict[str, int], dict[str, str]]:
-    for i, (_, cells) in enumerate(rows[:15]):
+    for i, (_, cells) in enumerate(rows[:HEAD_ROWS]):
         keys = [_key(c) for c in cells]
         found: dict[str, int] = {}
         for fld, aliases in HEADERS.items():
@@ -165,39 +213,61 @@ def _day(raw: str) -> date | None:
 
 
 def parse_attendance(data: bytes, *, filename: str = "") -> ParsedAttendance:
-    """Every data row as a ``MarkIn`` (status in the store's words), or a row error saying why not."""
+    """Every data row as a ``MarkIn`` (status in the store's words) under its school (a 学校代码
+    column, else :data:`NO_SCHOOL`), or a row error saying why not; one streaming pass, no row count."""
     if not data:
         raise AttendanceFileError("文件是空的 (the file is empty)")
-    rows = read_rows(data, filename)
-    start, cols, headers = _find_header(rows)
+    rows = iter_rows(data, filename)
+    head = list(islice(rows, HEAD_ROWS))
+    start, cols, headers = _find_header(head)
     out = ParsedAttendance(columns=headers)
     get = lambda cells, fld: cells[cols[fld]].strip() if fld in cols and cols[fld] < len(cells) else ""
-    for number, cells in rows[start + 1:]:
+    # the few distinct words of a county file's status and reason columns, looked up once each
+    statuses: dict[str, str | None] = {}
+    reasons: dict[str, str] = {}
+    sheet = out.by_school.setdefault(NO_SCHOOL, []) if "school" not in cols else None
+    for number, cells in chain(head[start + 1:], rows):
         if not any(c.strip() for c in cells):
             continue
-        out.rows += 1  # how many rows a file may have at all: BAOXUE_TABLE_MAX_ROWS (store.ingest.tabular.bounded)
+        out.rows += 1  # no row count: the file's byte size bounds it (BAOXUE_UPLOAD_MAX_MB)
         student_no, raw_status = get(cells, "student_no"), get(cells, "status")
         if not student_no:
-            out.errors.append(RowError(number, "", "学籍号为空 (student number missing)"))
+            out.error(RowError(number, "", "学籍号为空 (student number missing)"))
             continue
-        status = status_of(raw_status)
+        if raw_status not in statuses:
+            statuses[raw_status] = status_of(raw_status)
+        status = statuses[raw_status]
         if not raw_status:
-            out.errors.append(RowError(number, student_no, "出勤状态为空，请填写 到校/缺勤/病假/事假 (status missing)"))
+            out.error(RowError(number, student_no, "出勤状态为空，请填写 到校/缺勤/病假/事假 (status missing)"))
             continue
         if status is None:
-            out.errors.append(RowError(number, student_no,
-                                       f"无法识别的出勤状态「{raw_status}」，请填写 到校/缺勤/病假/事假 (unknown status)"))
+            out.error(RowError(number, student_no,
+                               f"无法识别的出勤状态「{raw_status}」，请填写 到校/缺勤/病假/事假 (unknown status)"))
             continue
-        if "day" in cols and get(cells, "day"):
-            day = _day(get(cells, "day"))
+        if sheet is None:
+            code = get(cells, "school")
+            if not code:
+                out.error(RowError(number, student_no, "学校代码为空 (school code missing)"))
+                continue
+            marks = out.by_school.get(code)
+            if marks is None:
+                marks = out.by_school[code] = []
+        else:
+            marks = sheet
+        if "day" in cols and (raw_day := get(cells, "day")):
+            day = _day(raw_day)
             if day is None:
-                out.errors.append(RowError(number, student_no, f"日期「{get(cells, 'day')}」无法识别 (bad date)"))
+                out.error(RowError(number, student_no, f"日期「{raw_day}」无法识别 (bad date)"))
                 continue
             out.days.add(day)
-        if "name" in cols:
-            out.names[student_no] = get(cells, "name")
-        reason = reason_of(get(cells, "reason")) if status == "unexcused" else "unknown"
-        out.marks.append(MarkIn(student_no=student_no, status=status, reason=reason, row=number))
+        if status == "unexcused":
+            raw_reason = get(cells, "reason")
+            if raw_reason not in reasons:
+                reasons[raw_reason] = reason_of(raw_reason)
+            reason = reasons[raw_reason]
+        else:
+            reason = "unknown"
+        marks.append(MarkIn(student_no, status, reason, number))
     return out
 
 
@@ -218,7 +288,8 @@ class CheckReview:
     any), the marks already recorded that day it would change, the open cases it would close."""
     school_code: str
     day: date
-    errors: list[RowError] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)  # the first ERRORS_KEPT bad rows, by row number
+    error_count: int = 0          # every bad row (the file's and the roster's)
     overwritten: int = 0          # absences/leaves already recorded that day whose status this check changes
     returned: list[int] = field(default_factory=list)   # open cases it closes as 返校
     excused: list[int] = field(default_factory=list)    # open cases it closes as 补假排除
@@ -254,6 +325,12 @@ class CheckRefused(ValueError):
         self.review = review
 
 
+def bad_rows_message(count: int, listed: int) -> str:
+    shown = f"（列出前 {listed} 行）" if listed < count else ""
+    return (f"文件中有 {count} 行有误{shown}，整份晨检未保存，请修改这些行后重新提交 "
+            f"({count} rows with errors, nothing saved)")
+
+
 class BadRows(CheckRefused):
     pass
 
@@ -263,11 +340,13 @@ class NeedsConfirmation(CheckRefused):
 
 
 def review_check(session: Session, *, school_code: str, day: date, marks: list[MarkIn], complete: bool = True,
-                 errors: list[RowError] | None = None) -> CheckReview:
+                 errors: list[RowError] | None = None, more_errors: int = 0) -> CheckReview:
     """What ``marks`` would change if recorded as the check of ``day`` (reads, writes nothing): the file's
     own ``errors`` and the rows the school's roster refuses; the day's marks it overwrites; the open
-    cases it closes (a pupil with an open case who is now present or on leave)."""
+    cases it closes (a pupil with an open case who is now present or on leave). ``more_errors``: the
+    file's bad rows beyond those listed in ``errors`` (counted, not listed)."""
     review = CheckReview(school_code, day, errors=list(errors or []))
+    review.error_count = len(review.errors) + more_errors
     school = session.scalar(select(School).where(School.code == school_code))
     if school is None:
         return review
@@ -275,8 +354,10 @@ def review_check(session: Session, *, school_code: str, day: date, marks: list[M
         select(Pupil.student_no, Pupil.id, Pupil.class_id).where(Pupil.school_id == school.id))}
     probe = IntakeResult(0, school_code, day)
     good = _validate(marks, roster, probe)
+    review.error_count += len(probe.errors)
     review.errors += probe.errors
     review.errors.sort(key=lambda e: (e.row is None, e.row or 0))
+    del review.errors[ERRORS_KEPT:]
     status = {pid: st for pid, (_, st, _) in good.items()}
     recorded = _day_state(session, [school.id], day)[school.id].marks
     for pid, (_, old) in recorded.items():  # an absence or leave recorded that day, changed (a present mark
@@ -297,16 +378,50 @@ def review_check(session: Session, *, school_code: str, day: date, marks: list[M
 
 
 def vet_check(session: Session, *, school_code: str, day: date, marks: list[MarkIn], complete: bool = True,
-              errors: list[RowError] | None = None, confirm: bool | str = False) -> CheckReview:
+              errors: list[RowError] | None = None, more_errors: int = 0, confirm: bool | str = False) -> CheckReview:
     """The check every entry (CLI, page, API) runs before recording a morning check: a file with a bad
     row is refused whole (:class:`BadRows`, every row listed); a check that overwrites marks recorded
     that day or closes open cases needs ``confirm`` (True, or the preview's ``token``), else
     :class:`NeedsConfirmation` with the preview. Nothing is written either way."""
-    review = review_check(session, school_code=school_code, day=day, marks=marks, complete=complete, errors=errors)
-    if review.errors:
-        raise BadRows(f"文件中有 {len(review.errors)} 行有误，整份晨检未保存，请修改这些行后重新提交 "
-                      f"(rows with errors, nothing saved)", review)
+    review = review_check(session, school_code=school_code, day=day, marks=marks, complete=complete, errors=errors,
+                          more_errors=more_errors)
+    if review.error_count:
+        raise BadRows(bad_rows_message(review.error_count, len(review.errors)), review)
     if review.needs_confirmation and not (confirm is True or (isinstance(confirm, str) and confirm == review.token)):
         raise NeedsConfirmation(f"{review.message}，请确认后再提交；未作任何改动 (confirmation needed, nothing saved)",
                                 review)
     return review
+
+
+def vet_checks(session: Session, *, day: date, sheets: dict[str, list[MarkIn]], complete: bool = True,
+               errors: list[RowError] | None = None, more_errors: int = 0, confirm: bool | str = False) -> CheckReview:
+    """:func:`vet_check` for a county file (``sheets``: school code → its rows): every school's check is
+    reviewed, a bad row of any school (or a school code that does not exist) refuses the whole file
+    (:class:`BadRows`, the first ERRORS_KEPT rows listed, all counted), and the overwrites and closings
+    of all schools together need one ``confirm``. Nothing is written either way."""
+    total = CheckReview("*", day, errors=list(errors or []))
+    total.error_count = len(total.errors) + more_errors
+    known = set(session.scalars(select(School.code).where(School.code.in_(list(sheets)))))
+    for code in sorted(sheets):
+        marks = sheets[code]
+        if code not in known:
+            total.error_count += len(marks)
+            total.errors.append(RowError(marks[0].row if marks else None, marks[0].student_no if marks else "",
+                                         f"学校代码「{code}」不存在，该校 {len(marks)} 行均未读取 (unknown school code)"))
+            continue
+        review = review_check(session, school_code=code, day=day, marks=marks, complete=complete)
+        total.error_count += review.error_count
+        total.errors += review.errors
+        total.overwritten += review.overwritten
+        total.returned += review.returned
+        total.excused += review.excused
+        del review
+    total.errors.sort(key=lambda e: (e.row is None, e.row or 0))
+    del total.errors[ERRORS_KEPT:]
+    total.returned.sort()
+    total.excused.sort()
+    if total.error_count:
+        raise BadRows(bad_rows_message(total.error_count, len(total.errors)), total)
+    if total.needs_confirmation and not (confirm is True or (isinstance(confirm, str) and confirm == total.token)):
+        raise NeedsConfirmation(f"{total.message}，请确认后再提交；未作任何改动 (confirmation needed, nothing saved)", total)
+    return total

@@ -33,19 +33,80 @@ def too_many_columns(limit: int, declared: int | None = None) -> TableError:
                       f"(more than {limit} columns: BAOXUE_TABLE_MAX_COLUMNS)")
 
 
-def bounded(rows: Iterable[Sequence], max_rows: int, max_columns: int) -> Iterator[list]:
+BLANK_RUN = 10_000  # consecutive blank rows that end a streamed table's reading with an error
+
+
+def too_many_blank_rows() -> TableError:
+    return TableError(f"表格中连续超过 {BLANK_RUN} 行空行，请删去多余的空行后另存再上传 "
+                      f"(more than {BLANK_RUN} blank rows in a row)")
+
+
+def bounded(rows: Iterable[Sequence], max_rows: int | None, max_columns: int) -> Iterator[list]:
     """Each row with its trailing empty cells dropped; more than ``max_rows`` rows (blank ones count:
     they cost as much to read) or a row wider than ``max_columns`` raises ``TableError`` as soon as it
-    is met, so nothing beyond the limits is ever held."""
+    is met, so nothing beyond the limits is ever held. ``max_rows=None`` (a streamed morning-check
+    file, bounded by its byte size, BAOXUE_UPLOAD_MAX_MB): no row count, but more than
+    :data:`BLANK_RUN` blank rows in a row (a sheet's cell a million rows down) is refused."""
+    blank = 0
     for n, row in enumerate(rows, start=1):
-        if n > max_rows:
+        if max_rows is not None and n > max_rows:
             raise too_many_rows(max_rows)
         row = list(row)
         while row and (row[-1] is None or row[-1] == ""):
             row.pop()
         if len(row) > max_columns:
             raise too_many_columns(max_columns)
+        if max_rows is None:
+            blank = blank + 1 if not row else 0
+            if blank > BLANK_RUN:
+                raise too_many_blank_rows()
         yield row
+
+
+def too_large(size: int, limit_mb: int) -> TableError:
+    return TableError(f"文件大小 {size / 2**20:.1f}MB 超过 {limit_mb}MB（上限：设置 BAOXUE_UPLOAD_MAX_MB），"
+                      f"请分开上传或请管理员调高该设置 (file larger than {limit_mb} MB: BAOXUE_UPLOAD_MAX_MB)")
+
+
+def check_size(data: bytes) -> None:
+    """The one bound on a streamed table's length: its bytes (BAOXUE_UPLOAD_MAX_MB), stated in the error.
+    The web reads at most that much of an upload (``web.services.read_upload``); the CLI checks here."""
+    cap = limits().upload_max_mb
+    if len(data) > cap * 2**20:
+        raise too_large(len(data), cap)
+
+
+def csv_encoding(data: bytes) -> str:
+    """The text encoding of a CSV: UTF-16 with a BOM, UTF-8 with or without BOM, else GBK/GB18030;
+    found by decoding the bytes in 1 MB steps, keeping none of the text (a NUL: not a clerk's CSV)."""
+    import codecs
+
+    encodings = ("utf-16",) if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ("utf-8-sig", "gb18030")
+    view = memoryview(data)
+    for encoding in encodings:
+        decoder = codecs.getincrementaldecoder(encoding)()
+        try:
+            for i in range(0, len(data), 2**20):
+                if "\x00" in decoder.decode(view[i:i + 2**20], final=i + 2**20 >= len(data)):
+                    raise TableError("文件编码无法识别，请另存为 UTF-8 或 GBK 编码的 CSV (unknown text encoding)")
+            if not data:
+                decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            continue
+        return encoding
+    raise TableError("文件编码无法识别，请另存为 UTF-8 或 GBK 编码的 CSV (unknown text encoding)")
+
+
+def iter_csv(data: bytes, dialect: type[csv.Dialect] | csv.Dialect = csv.excel,
+             encoding: str | None = None) -> Iterator[list[str]]:
+    """The rows of a CSV file, decoded and split while they are read (a text stream over the bytes:
+    neither the whole text nor the whole table is ever held); no row count (the file's size bounds
+    it), columns within BAOXUE_TABLE_MAX_COLUMNS; a broken file raises ``TableError`` where it breaks."""
+    stream = io.TextIOWrapper(io.BytesIO(data), encoding=encoding or csv_encoding(data), newline="")
+    try:
+        yield from bounded(csv.reader(stream, dialect), None, limits().table_max_columns)
+    except csv.Error as exc:
+        raise TableError(f"CSV 文件格式有误，请检查引号是否成对 (malformed CSV: {exc})") from None
 
 
 def decode_csv(data: bytes) -> str:
@@ -115,6 +176,30 @@ def xlsx_rows(data: bytes, cell=lambda v: "" if v is None else str(v)) -> list[l
         sheet.reset_dimensions()
         return [[cell(v) for v in row]
                 for row in bounded(sheet.iter_rows(values_only=True), limit.table_max_rows, limit.table_max_columns)]
+    except TableError:
+        raise
+    except Exception as exc:  # the sheet's XML is read lazily: a damaged one fails here, not on open
+        raise TableError(f"Excel 文件已损坏，请重新保存后再上传 (damaged XLSX: {exc.__class__.__name__})") from None
+    finally:
+        book.close()
+
+
+def iter_xlsx(data: bytes, cell=lambda v: "" if v is None else str(v)) -> Iterator[list[str]]:
+    """The first worksheet's rows, streamed (openpyxl read-only, ``iter_rows(values_only=True)``), each
+    value through ``cell``; no row count (the upload's size and BAOXUE_XLSX_MAX_UNPACKED_MB bound it),
+    columns within BAOXUE_TABLE_MAX_COLUMNS (declared or read). The workbook is closed when the
+    iteration ends or is abandoned."""
+    limit = limits()
+    book = open_xlsx(data)
+    try:
+        if not book.worksheets:
+            raise TableError("Excel 文件中没有工作表 (the workbook has no worksheet)")
+        sheet = book.worksheets[0]
+        if (sheet.max_column or 0) > limit.table_max_columns:
+            raise too_many_columns(limit.table_max_columns, sheet.max_column)
+        sheet.reset_dimensions()  # a declared size is never trusted for padding
+        for row in bounded(sheet.iter_rows(values_only=True), None, limit.table_max_columns):
+            yield [cell(v) for v in row]
     except TableError:
         raise
     except Exception as exc:  # the sheet's XML is read lazily: a damaged one fails here, not on open

@@ -60,26 +60,41 @@ def peak_of(call) -> tuple[BaseException | None, int]:
 
 @pytest.mark.parametrize("ref, extra", HUGE, ids=[ref for ref, _ in HUGE])
 def test_a_sheet_declaring_more_than_the_limits_is_refused_before_a_row_is_read(ref, extra):
+    """A declared width beyond BAOXUE_TABLE_MAX_COLUMNS is refused by every reader; a declared length
+    only by the list-building ones (roster, census: BAOXUE_TABLE_MAX_ROWS): the morning-check file
+    streams, has no row count, and never trusts the declared size for allocation."""
     data = crafted(ref, extra)
     assert len(data) < 8000
-    for read in (lambda: parse_attendance(data, filename="晨检.xlsx"), lambda: read_table(data, "名单.xlsx")):
+    wide = not ref.startswith("A1:B")
+    readers = [lambda: read_table(data, "名单.xlsx")] + ([lambda: parse_attendance(data, filename="晨检.xlsx")] if wide else [])
+    for read in readers:
         error, peak = peak_of(read)
         assert isinstance(error, TableError) and re.search(SETTING, str(error)), error
         assert "工作表声明了" in str(error)
         assert peak < 20 * 2**20, f"peak {peak / 2**20:.1f} MB"
+    if not wide:
+        error, peak = peak_of(lambda: parse_attendance(data, filename="晨检.xlsx"))
+        assert error is None and peak < 20 * 2**20, (error, peak)
+        assert [m.student_no for m in parse_attendance(data, filename="晨检.xlsx").marks] == ["G1"]
 
 
-@pytest.mark.parametrize("extra, setting", [
+BLANK_RUN_ERROR = "连续超过 10000 行空行"
+
+
+@pytest.mark.parametrize("extra, setting, streamed", [
     # an honest small dimension, then a real cell a million rows down: the empty rows before it count
-    (b'<row r="1048576"><c r="A1048576" t="inlineStr"><is><t>x</t></is></c></row>', "BAOXUE_TABLE_MAX_ROWS"),
+    (b'<row r="1048576"><c r="A1048576" t="inlineStr"><is><t>x</t></is></c></row>', "BAOXUE_TABLE_MAX_ROWS",
+     BLANK_RUN_ERROR),
     # a real cell in the last column
-    (b'<row r="3"><c r="XFD3" t="inlineStr"><is><t>x</t></is></c></row>', "BAOXUE_TABLE_MAX_COLUMNS"),
+    (b'<row r="3"><c r="XFD3" t="inlineStr"><is><t>x</t></is></c></row>', "BAOXUE_TABLE_MAX_COLUMNS",
+     "BAOXUE_TABLE_MAX_COLUMNS"),
 ])
-def test_what_a_sheet_really_holds_is_bounded_while_it_streams(extra, setting):
+def test_what_a_sheet_really_holds_is_bounded_while_it_streams(extra, setting, streamed):
     data = crafted("A1:B2", extra)
-    for read in (lambda: parse_attendance(data, filename="晨检.xlsx"), lambda: read_table(data, "名单.xlsx")):
+    for read, want in ((lambda: parse_attendance(data, filename="晨检.xlsx"), streamed),
+                       (lambda: read_table(data, "名单.xlsx"), setting)):
         error, peak = peak_of(read)
-        assert isinstance(error, TableError) and setting in str(error), error
+        assert isinstance(error, TableError) and want in str(error), error
         assert peak < 20 * 2**20, f"peak {peak / 2**20:.1f} MB"
 
 
@@ -93,11 +108,66 @@ def test_a_declared_size_within_the_limits_is_not_trusted_for_allocation():
     assert peak < 20 * 2**20, f"peak {peak / 2**20:.1f} MB"
 
 
-def test_a_csv_with_more_rows_than_the_limit_is_refused_naming_the_setting():
-    data = b"\xe5\xad\xa6\xe7\xb1\x8d\xe5\x8f\xb7,x\n" + b"\n" * 60000  # 学籍号 and 60,000 blank lines
-    for read in (lambda: parse_attendance(data, filename="a.csv"), lambda: read_table(data, "a.csv")):
-        with pytest.raises(TableError, match="BAOXUE_TABLE_MAX_ROWS"):
-            read()
+def test_a_csv_of_blank_lines_is_refused_by_the_stream_and_by_the_row_limit():
+    data = "学籍号,出勤状态\n".encode() + b"\n" * 60000  # a header and 60,000 blank lines
+    with pytest.raises(TableError, match=BLANK_RUN_ERROR):
+        parse_attendance(data, filename="a.csv")
+    with pytest.raises(TableError, match="BAOXUE_TABLE_MAX_ROWS"):
+        read_table(data, "a.csv")
+
+
+def county_csv(rows: int, *, schools: int = 1, status=lambda i: "缺勤" if i % 50 == 0 else "到校") -> bytes:
+    """A county export: 学校代码, 学籍号, 出勤状态, 缺勤原因, ``rows`` rows over ``schools`` schools."""
+    lines = ["学校代码,学籍号,出勤状态,缺勤原因"]
+    lines += [f"S{i % schools:03d},G{i:07d},{status(i)}," for i in range(rows)]
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def test_a_county_file_over_the_old_row_cap_is_read_whole_in_one_streaming_pass():
+    """60,000 rows (the cap was 20,000, then 50,000): every row read, by school, in one pass that holds
+    one compact mark per row, never the rows or the text (tracemalloc peak well under the rows' size
+    as lists of str). XLSX alike (openpyxl read-only)."""
+    from openpyxl import Workbook
+
+    data = county_csv(60_000, schools=30)
+    error, peak = peak_of(lambda: parse_attendance(data, filename="county.csv"))
+    assert error is None
+    parsed = parse_attendance(data, filename="county.csv")
+    assert parsed.rows == 60_000 and parsed.county and len(parsed.by_school) == 30
+    assert sum(len(m) for m in parsed.by_school.values()) == 60_000 and parsed.error_count == 0
+    assert sum(m.status == "unexcused" for m in parsed.by_school["S000"]) == 400
+    assert peak < 24 * 2**20, f"peak {peak / 2**20:.1f} MB"
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet()
+    for line in data.decode().splitlines():
+        sheet.append(line.split(","))
+    buf = io.BytesIO()
+    book.save(buf)
+    parsed_x = parse_attendance(buf.getvalue(), filename="county.xlsx")
+    assert parsed_x.by_school == parsed.by_school
+
+
+def test_bad_rows_are_counted_all_and_listed_first(monkeypatch):
+    """A file of 30,000 unreadable rows: every one counted, the first ERRORS_KEPT listed, and the
+    refusal names the count (the page and the API show the list and the total)."""
+    from store.ingest.attendance_files import ERRORS_KEPT, bad_rows_message
+
+    parsed = parse_attendance(county_csv(30_000, status=lambda i: "飞"), filename="a.csv")
+    assert parsed.error_count == 30_000 and len(parsed.errors) == ERRORS_KEPT == 200
+    assert [e.row for e in parsed.errors[:2]] == [2, 3] and parsed.more_errors == 29_800
+    assert bad_rows_message(30_000, 200).startswith("文件中有 30000 行有误（列出前 200 行）")
+
+
+def test_the_file_s_byte_size_is_the_limit_and_its_error_names_the_setting(monkeypatch):
+    import store.ingest.tabular as tabular
+    from store.db import Settings
+
+    monkeypatch.setattr(tabular, "limits", lambda: Settings(upload_max_mb=1))
+    data = county_csv(60_000)  # ≈1.6 MB
+    with pytest.raises(TableError, match="BAOXUE_UPLOAD_MAX_MB") as info:
+        parse_attendance(data, filename="a.csv")
+    assert "超过 1MB" in str(info.value)
+    assert parse_attendance(county_csv(20_000), filename="a.csv").rows == 20_000
 
 
 @pytest.fixture
@@ -180,3 +250,60 @@ def test_a_300_mb_body_gets_413_without_being_read_whole(tmp_path, declared):
     assert r.status_code == 413 and "BAOXUE_REQUEST_MAX_MB" in r.json()["message"], r.text
     assert body.sent < 150 * 2**20, f"{body.sent / 2**20:.0f} MB sent before the answer"
     assert peak < 40 * 2**20, f"peak {peak / 2**20:.1f} MB for a 300 MB body"
+
+
+def test_a_file_over_the_old_row_cap_enters_the_api_and_the_page_whole(web):
+    """60,000 rows (the cap was 20,000, then 50,000) through the API and the page: read whole, and, as
+    none of them is this school's pupil, refused with every bad row counted and the first 200 listed."""
+    client, county = web
+    data = county_csv(60_000).replace("学校代码,".encode(), b"x,")  # one school's file: no school column
+    r = client.post("/api/morning-checks/upload", headers={"Authorization": f"Bearer {county.tokens['school']}"},
+                    files={"file": ("big.csv", data, "text/csv")}, data={"day": "2026-11-16"})
+    assert r.status_code == 422, r.text[:300]
+    assert r.json()["message"].startswith("文件中有 60000 行有误（列出前 200 行）") and len(r.json()["errors"]) == 200
+    client.cookies.set("baoxue_session", county.cookies["school"])
+    r = client.post("/morning-check/upload", data={"csrf": county.csrf["school"], "day": "2026-11-16"},
+                    files={"file": ("big.csv", data, "text/csv")})
+    assert r.status_code == 422 and "文件中有 60000 行有误" in r.text, r.status_code
+
+
+def test_a_large_check_for_a_prefect_run_is_staged_not_inlined(factory):
+    """A school's check larger than web.services.INLINE_MARKS, for a run on a Prefect server, is staged in
+    the database and named by id and SHA-256 (Prefect refuses run parameters over 512 kB); the run reads
+    back exactly the marks the page vetted."""
+    from datetime import date, datetime
+
+    from sqlalchemy import select
+
+    from store.cases.intake import MarkIn
+    from store.models import Pupil, School
+    from tasks.intake import MorningCheckSubmission, _staged_marks
+    from store.access.accounts import Role
+    from tasks.runtime import using
+    from web import services
+
+    class Server:
+        def api_url(self):
+            return "http://prefect.invalid/api"
+
+    with factory() as s:
+        county = build_county(s, sessions=False)
+        s.commit()
+        school = s.scalar(select(School).where(School.code == county.school_codes[0]))
+        nos = list(s.scalars(select(Pupil.student_no).where(Pupil.school_id == school.id)))
+        marks = [MarkIn(nos[i % len(nos)] + ("" if i < len(nos) else f"-{i}"), "unexcused" if i % 7 else "present",
+                        "study" if i % 7 else "unknown", i + 2) for i in range(services.INLINE_MARKS + 1)]
+    who = type("Who", (), {"role": Role.school_staff, "actor": "user:school"})()
+    with factory() as s:
+        inline = services._run_marks(s, who, services.InProcess(), school, marks, datetime(2026, 11, 16, 8))
+        assert len(inline["marks"]) == len(marks) and "file_id" not in inline
+        staged = services._run_marks(s, who, Server(), school, marks, datetime(2026, 11, 16, 8))
+    assert staged["marks"] == [] and len(staged["file_sha256"]) == 64
+    sub = MorningCheckSubmission(day=date(2026, 11, 16), school_code=school.code, submitted_by="user:school",
+                                 file_id=staged["file_id"], file_sha256=staged["file_sha256"])
+    with using(factory):
+        back = _staged_marks(sub)
+    assert [(m.student_no, m.status, m.reason, m.school_code) for m in back] == [
+        (m.student_no, m.status, m.reason, school.code) for m in marks]
+    with using(factory), pytest.raises(ValueError, match="不存在或内容已改变"):
+        _staged_marks(sub.model_copy(update={"file_sha256": "0" * 64}))

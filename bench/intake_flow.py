@@ -1,0 +1,234 @@
+"""A county's morning-check file through the product's own entry: ``baoxue attendance import FILE --date D``
+(no --school: rows name their school), which streams the file, vets it whole, and runs the
+``morning_check`` flow against a Prefect server (validation, Prefect, a commit per chunk of
+schools). Beside it, the floor: ``executemany`` of exactly the rows the product wrote, on a fresh copy;
+and the store alone (``record_morning_checks`` in one transaction, no parsing, no Prefect).
+
+    python -m bench.intake_flow flow URL --label "county, 100 k pupils" --seed 21
+    python -m bench.intake_flow parse --rows 100000 --fmt csv     # the parser's peak RSS (one process each)
+
+Each line names its population (the label) and the file's rows. The command is a subprocess (the
+user's process, imports included); its wall time and peak RSS (``wait4``) are the figure's.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .common import OUT, backend_of, emit, log, peak_rss_mb, reset_peak_rss
+
+FILES = OUT / "files"
+
+
+def _cli() -> list[str]:
+    return [sys.executable, "-c", "from cli.main import app; app()"]
+
+
+def run_entry(url: str, path: Path, day: str, at: str, api: str, prefect_home: Path) -> tuple[dict, float, float]:
+    """``baoxue --db URL attendance import PATH --date DAY --at AT --confirm --json``: (its JSON, seconds, peak RSS MB)."""
+    env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(prefect_home),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "BAOXUE_UPLOAD_MAX_MB": os.environ.get("BAOXUE_UPLOAD_MAX_MB", "64")}
+    with tempfile.TemporaryFile("w+") as fout, tempfile.TemporaryFile("w+") as ferr:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([*_cli(), "--db", url, "attendance", "import", str(path), "--date", day, "--at", at,
+                                 "--confirm", "--json"], stdout=fout, stderr=ferr, text=True, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        fout.seek(0)
+        ferr.seek(0)
+        out, errs = fout.read(), ferr.read()
+    (OUT / f"entry-{backend_of(url)}.log").write_text(errs)  # the run's log lines, with their times
+    rss = usage.ru_maxrss / 1024
+    log(f"  entry: {seconds:.1f} s, peak RSS {rss:.0f} MB")
+    lines = [x for x in out.splitlines() if x.startswith("{")]
+    if proc.returncode or not lines:
+        raise RuntimeError(f"attendance import exited {proc.returncode}: {errs[-3000:]}\n{out[-2000:]}")
+    return json.loads(lines[-1]), seconds, rss
+
+
+def _child_rss(cmd: list[str], env: dict) -> tuple[str, float]:
+    """Run ``cmd``; (stdout, peak RSS MB of the child, from wait4)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status):
+        raise RuntimeError(f"{cmd} failed")
+    return out, usage.ru_maxrss / 1024
+
+
+def _migrated(url: str) -> None:
+    """A population generated before the staged_files table (revision 0014_intake): brought to head."""
+    from store.db import make_engine
+    from store.schema import migrate
+
+    eng = make_engine(url)
+    migrate(eng)
+    eng.dispose()
+
+
+def fig_flow(base: str, label: str, seed: int, repeat: int = 1) -> None:
+    from deploy.local import free_port, start_prefect_server, stop, wait_healthy
+
+    from .figures import AS_OF, _copy, _drop, _file_bytes, _max_ids, _written_rows, replay_executemany
+    from .generate import morning_check_file
+    from store.bulk import paused_gc
+
+    db = backend_of(base)
+    rows = morning_check_file(base, seed, AS_OF.date())
+    FILES.mkdir(parents=True, exist_ok=True)
+    path = FILES / f"county-{db}-{len(rows)}.csv"
+    path.write_bytes(_file_bytes(rows))
+    size_mb = path.stat().st_size / 2**20
+    day, at = AS_OF.date().isoformat(), AS_OF.replace(hour=8, minute=20).isoformat()
+    before = _max_ids(base)
+    work = Path(tempfile.mkdtemp(prefix="baoxue-intake-"))
+    server, api = start_prefect_server(work / "prefect", free_port(), work / "prefect-server.log")
+    runs = []
+    try:
+        wait_healthy(api + "/health", server, log=work / "prefect-server.log")
+        for i in range(repeat):
+            url = _copy(base, f"flow{i}")
+            _migrated(url)
+            out, seconds, rss = run_entry(url, path, day, at, api, work / "prefect")
+            written = _written_rows(url, before) if i == 0 else None
+            _drop(url)
+            runs.append((out, seconds, rss, written))
+        from prefect.client.orchestration import get_client
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings(updates={PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+            task_runs, page = 0, 200  # the server is this figure's own: every task run belongs to its runs
+            while True:
+                got = len(client.read_task_runs(limit=page, offset=task_runs))
+                task_runs += got
+                if got < page:
+                    break
+            task_runs //= repeat
+    finally:
+        stop(server)
+    out = runs[0][0]
+    seconds = statistics.median(r[1] for r in runs)
+    rss = max(r[2] for r in runs)
+    new, changed, cancelled = runs[0][3]
+    marks = out["marks"]
+    n_rows = sum(len(v) for v in new.values()) + len(changed) + len(cancelled)
+
+    # the store alone, in this process: parse and record_morning_checks in one transaction (no Prefect)
+    from store.cases.context import CaseContext
+    from store.cases.intake import record_morning_checks
+    from store.db import make_engine, session_factory, transaction
+    from store.ingest.attendance_files import parse_attendance
+
+    url = _copy(base, "store")
+    eng = make_engine(url)
+    data = path.read_bytes()
+    t0 = time.perf_counter()
+    parsed = parse_attendance(data, filename=path.name)
+    t_parse = time.perf_counter() - t0
+    with transaction(session_factory(eng)) as s:
+        record_morning_checks(s, CaseContext(s), parsed.by_school, day=AS_OF.date(), source="upload",
+                              submitted_by="bench", now=AS_OF.replace(hour=8, minute=20))
+    t_store = time.perf_counter() - t0
+    eng.dispose()
+    _drop(url)
+
+    url = _copy(base, "em")
+    with paused_gc():
+        t_em = replay_executemany(url, new, changed, cancelled)
+    _drop(url)
+    common = dict(db=db, file_rows=len(rows), file_mb=round(size_mb, 2), marks=marks, opened=out["opened"],
+                  returned=out["returned"], excused=out["excused"], schools=len(out["schools"]), rows_written=n_rows)
+    emit(f"county file through `baoxue attendance import` → morning_check flow, {label} [{db}]: rows", len(rows) / seconds,
+         "rows/s", marks / t_em, figure="intake_flow", seconds=seconds, executemany_seconds=t_em, rss_mb=rss,
+         task_runs=task_runs, runs=repeat,
+         note="the user's command in its own process (imports, streaming parse, vet of the whole file, signed "
+              "submission, Prefect server, flow with a commit per ~5,000-row chunk of schools); baseline: executemany "
+              "of exactly the rows it wrote, one transaction", **common)
+    emit(f"county file, store only (parse + record_morning_checks, one transaction), {label} [{db}]: rows",
+         len(rows) / t_store, "rows/s", marks / t_em, figure="intake_store", seconds=t_store, parse_seconds=t_parse,
+         executemany_seconds=t_em, note="the same file in-process: no CLI, no vet, no Prefect", **common)
+
+
+def write_file(rows: int, fmt: str) -> Path:
+    """A synthetic county export (400 schools, 2 % absent) of ``rows`` rows, made once."""
+    FILES.mkdir(parents=True, exist_ok=True)
+    path = FILES / f"synthetic-{rows}.{fmt}"
+    if path.exists():
+        return path
+    line = lambda i: (f"S{i % 400:03d}", f"G{i:09d}", "缺勤" if i % 50 == 0 else "到校", "厌学" if i % 50 == 0 else "")
+    header = ("学校代码", "学籍号", "出勤状态", "缺勤原因")
+    if fmt == "csv":
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            f.write(",".join(header) + "\n")
+            for i in range(rows):
+                f.write(",".join(line(i)) + "\n")
+    else:
+        from openpyxl import Workbook
+
+        book = Workbook(write_only=True)
+        sheet = book.create_sheet()
+        sheet.append(header)
+        for i in range(rows):
+            sheet.append(line(i))
+        book.save(path)
+    return path
+
+
+def parse_child(path: str) -> None:
+    """In a fresh process: read the file, then parse it; print the RSS before and the peak."""
+    from store.ingest.attendance_files import parse_attendance
+
+    data = Path(path).read_bytes()
+    reset_peak_rss()
+    before = peak_rss_mb()
+    t0 = time.perf_counter()
+    parsed = parse_attendance(data, filename=path)
+    seconds = time.perf_counter() - t0
+    print(json.dumps({"rows": parsed.rows, "marks": sum(len(m) for m in parsed.by_school.values()),
+                      "before_mb": before, "peak_mb": peak_rss_mb(), "seconds": seconds}))
+
+
+def fig_parse(rows: int, fmt: str) -> None:
+    path = write_file(rows, fmt)
+    env = {**os.environ, "BAOXUE_UPLOAD_MAX_MB": str(max(64, int(path.stat().st_size / 2**20) + 1)),
+           "BAOXUE_XLSX_MAX_UNPACKED_MB": "1024"}  # 1 M rows of XLSX unpack to more than the default 200 MB
+    out, rss = _child_rss([sys.executable, "-m", "bench.intake_flow", "parse-child", str(path)], env)
+    r = json.loads(out.strip().splitlines()[-1])
+    emit(f"morning-check file parse, {rows:,} rows {fmt.upper()} (synthetic county export): peak RSS", r["peak_mb"], "MB",
+         figure="intake_parse_rss", rows=r["rows"], file_mb=round(path.stat().st_size / 2**20, 1),
+         rss_before_parse_mb=r["before_mb"], parse_growth_mb=round(r["peak_mb"] - r["before_mb"], 1),
+         seconds=r["seconds"], rows_per_s=r["rows"] / r["seconds"], process_rss_mb=rss,
+         note="store.ingest.attendance_files.parse_attendance in a fresh process; peak VmHWM after the file's "
+              f"bytes were read (BAOXUE_UPLOAD_MAX_MB={env['BAOXUE_UPLOAD_MAX_MB']}, BAOXUE_XLSX_MAX_UNPACKED_MB=1024; "
+              "XLSX written by openpyxl write_only: inline strings, openpyxl's slowest case)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["flow", "parse", "parse-child"])
+    ap.add_argument("url", nargs="?")
+    ap.add_argument("--label", default="")
+    ap.add_argument("--seed", type=int, default=21)
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--fmt", choices=["csv", "xlsx"], default="csv")
+    a = ap.parse_args()
+    if a.what == "flow":
+        fig_flow(a.url, a.label, a.seed, a.repeat)
+    elif a.what == "parse":
+        fig_parse(a.rows, a.fmt)
+    else:
+        parse_child(a.url)
+
+
+if __name__ == "__main__":
+    main()
