@@ -78,7 +78,7 @@ def advance_cases(as_of: datetime | None = None, batch_size: int | None = None, 
     # 2d. 送达回证: a receipt to acknowledge for every paper issued to an outside body since the last sweep.
     handoffs = sync_handoffs(as_of)
 
-    summary = sweep_summary(as_of)
+    summary = sweep_summary(as_of, escalated=moved_to, overdue=overdue)  # this run's moves, as its batches counted
 
     # 3. The new steps' documents were queued with the moves: have them rendered.
     rendering = request_rendering(summary["documents_queued"]) if render else {"requested": 0}

@@ -139,8 +139,11 @@ def write_back() -> None:
 
 
 @task(name="sweep_summary", **DB_RETRIES, cache_policy=NO_CACHE)
-def sweep_summary(as_of: datetime, overdue_rows: int = summaries.OVERDUE_ROWS) -> dict:
+def sweep_summary(as_of: datetime, overdue_rows: int = summaries.OVERDUE_ROWS, escalated: dict[str, int] | None = None,
+                  overdue: int | None = None) -> dict:
     """What the ledger says after the sweep at ``as_of`` (names masked), for the artifact: counts grouped in SQL and
-    the first ``overdue_rows`` overdue duties (``store.reporting.sweep_summary``)."""
+    the first ``overdue_rows`` overdue duties (``store.reporting.sweep_summary``). ``escalated`` (the run's moves,
+    ``"<school>|<state>"`` → n) and ``overdue`` (duties it marked): the run's own counts, else read from the history."""
     with transaction(store()) as s:
-        return summaries.sweep_summary(s, as_of, overdue_rows=overdue_rows)
+        return summaries.sweep_summary(s, as_of, overdue_rows=overdue_rows, overdue_now=overdue,
+                                       escalated_now=None if escalated is None else summaries.by_value(escalated))
