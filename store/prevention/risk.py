@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, String, Text, and_, bindparam, cast, delete, func, insert, literal, or_, select, update
+from sqlalchemy import Date, String, Text, and_, bindparam, cast, delete, func, insert, literal, or_, select, union_all, update
 from sqlalchemy.orm import Session
 
 from machines.identity import mask_name
@@ -39,28 +39,30 @@ ROSTER_FLAGS = ("learning_difficulty", "poor", "left_behind", "orphan", "disable
 # -- flags --------------------------------------------------------------------------------------------
 def sync_roster_flags(session: Session, *, today: date) -> dict[str, int]:
     """``pupil_flags`` with source ``roster`` = the enrolled pupils' roster special groups, set-based: the few
-    distinct ``special_groups`` values are read (and parsed) once each, then one INSERT … SELECT and one DELETE
-    per flag select the pupils by value (never a million pupil rows in Python)."""
+    distinct ``special_groups`` values are read (and parsed) once each, then one INSERT … SELECT adds the missing
+    flags and one DELETE the roster flags no longer wanted, joining the pupils to the (value, flag) pairs (never a
+    million pupil rows in Python)."""
     session.flush()
     groups = cast(Pupil.special_groups, Text)
     enrolled = Pupil.enrolled.is_(True)
     values = [v for v in session.scalars(select(groups).where(enrolled).group_by(groups)) if v]
-    parsed = {v: set(json.loads(v) or ()) for v in values}
+    pairs = sorted({(v, flag) for v in values for flag in (json.loads(v) or ()) if flag in ROSTER_FLAGS})
     f = PupilFlag.__table__
     count = lambda: session.scalar(select(func.count()).select_from(f)) or 0  # noqa: E731
-    before, removed = count(), 0
-    for flag in ROSTER_FLAGS:
-        with_flag = [v for v, gs in parsed.items() if flag in gs]
-        gone = delete(f).where(f.c.source == ROSTER, f.c.flag == flag)
-        if with_flag:
-            gone = gone.where(f.c.pupil_id.not_in(select(Pupil.id).where(enrolled, groups.in_(with_flag))))
-        removed += session.execute(gone).rowcount or 0
-        if with_flag:
-            have = select(f.c.id).where(f.c.pupil_id == Pupil.id, f.c.flag == flag).exists()
-            session.execute(insert(f).from_select(
-                ["pupil_id", "flag", "source", "since"],
-                select(Pupil.id, literal(flag, String), literal(ROSTER, String), literal(today, Date))
-                .where(enrolled, groups.in_(with_flag), ~have).order_by(Pupil.id)))
+    before = count()
+    gone = delete(f).where(f.c.source == ROSTER)
+    if pairs:
+        m = union_all(*(select(literal(v, Text).label("value"), literal(flag, String).label("flag"))
+                        for v, flag in pairs)).subquery("roster_pairs")
+        wanted = select(Pupil.id, m.c.flag).join(m, m.c.value == groups).where(enrolled)
+        gone = gone.where(~wanted.where(Pupil.id == f.c.pupil_id, m.c.flag == f.c.flag).exists())
+    removed = session.execute(gone).rowcount or 0
+    if pairs:
+        have = select(f.c.id).where(f.c.pupil_id == Pupil.id, f.c.flag == m.c.flag).exists()
+        session.execute(insert(f).from_select(
+            ["pupil_id", "flag", "source", "since"],
+            select(Pupil.id, m.c.flag, literal(ROSTER, String), literal(today, Date))
+            .join(m, m.c.value == groups).where(enrolled, ~have).order_by(Pupil.id, m.c.flag)))
     added = count() - before + removed  # (an INSERT … SELECT's rowcount is not reported on every driver)
     return {"added": added, "removed": removed}
 
@@ -132,6 +134,7 @@ def read_inputs(session: Session, day: date, *, weeks: int, relapse_days: int,
 
 
 # -- the refresh -------------------------------------------------------------------------------------------
+_NONE: frozenset[str] = frozenset()
 SLICE = 20_000  # pupil ids per slice of the refresh: the memory it holds is one slice's flags and entries
 
 
@@ -150,16 +153,19 @@ def refresh_watch_list(session: Session, *, as_of: datetime, actor: str = SYSTEM
     weeks = max((p.risk.max_weeks for p in policies.values()), default=0)
     relapse_days = max((p.risk.max_relapse_days for p in policies.values()), default=0)
     absences, relapses, who_sparse = _sparse_inputs(session, today, weeks=weeks, relapse_days=relapse_days)
+    absences = {pid: tuple(v) for pid, v in absences.items()}
+    relapses = {pid: tuple(sorted(v)) for pid, v in relapses.items()}
     owners = OwnerResolver(session)
     run = _Refresh(session, policies, owners, today, as_of, actor)
     lo, hi = session.execute(select(func.min(Pupil.id), func.max(Pupil.id))).one()
     sparse = sorted(who_sparse)
+    conn = session.connection()
     k = 0
     for start in range(lo or 0, (hi or -1) + 1, slice_size):
         stop = start + slice_size
         flags_of: dict[int, set[str]] = defaultdict(set)
         who: dict[int, _Who] = {}
-        for pid, sid, cid, flag in session.execute(
+        for pid, sid, cid, flag in conn.execute(  # Core rows (no ORM loading): the bulk of the refresh's reads
                 select(Pupil.id, Pupil.school_id, Pupil.class_id, PupilFlag.flag)
                 .join(PupilFlag, PupilFlag.pupil_id == Pupil.id)
                 .where(Pupil.enrolled.is_(True), PupilFlag.pupil_id >= start, PupilFlag.pupil_id < stop)):
@@ -168,11 +174,11 @@ def refresh_watch_list(session: Session, *, as_of: datetime, actor: str = SYSTEM
         while k < len(sparse) and sparse[k] < stop:
             who.setdefault(sparse[k], who_sparse[sparse[k]])
             k += 1
-        entries = session.execute(
+        entries = conn.execute(
             select(WatchEntry.id, WatchEntry.pupil_id, WatchEntry.school_id, WatchEntry.class_id, WatchEntry.since,
                    WatchEntry.helper_id, cast(WatchEntry.rules, Text))
             .where(WatchEntry.until.is_(None), WatchEntry.pupil_id >= start, WatchEntry.pupil_id < stop)).all()
-        inputs = {pid: (frozenset(flags_of.get(pid, ())), tuple(absences.get(pid, ())), tuple(sorted(relapses.get(pid, ()))))
+        inputs = {pid: (frozenset(flags_of[pid]) if pid in flags_of else _NONE, absences.get(pid, ()), relapses.get(pid, ()))
                   for pid in who}
         run.slice(inputs, who, entries)
     run.finish()
