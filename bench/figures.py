@@ -736,6 +736,10 @@ def main() -> None:
         fig_naive_prefect(a.url, a.n)
     elif f == "spiff":
         fig_spiff(a.url, a.n)
+    elif f == "flow":  # the advance_cases flow end to end against a Prefect server (bench/flow_advance.py)
+        from .flow_advance import fig_flow
+
+        fig_flow(a.url, a.label, a.batch_size)
     else:
         raise SystemExit(f"unknown figure {f}")
 

@@ -101,6 +101,7 @@ class Runner:
         big_url = self.population(db, "big", big, figure=True)
         label = f"{_k(big.open_cases)} open, {_k(big.due)} due"
         adv = self.child(["bench.figures", "advance", big_url, "--label", label], f"advance {label} {db}")
+        self.child(["bench.figures", "flow", big_url, "--label", label], f"advance_cases flow {label} {db}")
         self.child(["bench.figures", "report", big_url, "--label", f"over {_k(big.open_cases + big.n_closed)} cases"],
                    f"report {db}")
         scale_urls = {}

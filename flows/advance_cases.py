@@ -12,8 +12,9 @@ whatever is due at its instant, in batches. Run twice for the same instant, it c
    step's duties and documents are written with the move.
 2. Mark the duties past their deadline overdue; give referred cases (移交跟踪) their next follow-up round.
 3. Hand the queued documents to the renderers.
-4. Tell operators: a table artifact (by school, by step, overdue duties, names masked) and
-   events (baoxue.case.escalated, baoxue.duty.overdue, baoxue.sweep.completed).
+4. Tell operators: a table artifact (by school, by step, the first 200 overdue duties, names masked) and
+   events, one per new state / action with its count by school, never one per case or per school
+   (baoxue.case.escalated, baoxue.duty.overdue, baoxue.sweep.completed).
 """
 from __future__ import annotations
 
@@ -28,8 +29,8 @@ from tasks.publish import publish_sweep
 from tasks.render import request_rendering
 from tasks.runtime import resolve_as_of, run_name
 from tasks.sweep import (
-    apply_escalations, apply_late_marks, batch_size as store_batch_size, check_calendars, describe_changes, mark_overdue, plan_sweep,
-    publish_calendar_check, renew_follow_ups, sweep_summary, write_back,
+    apply_escalations, apply_late_marks, batch_size as store_batch_size, check_calendars, mark_overdue, plan_sweep,
+    merge_groups, publish_calendar_check, renew_follow_ups, sweep_summary, write_back,
 )
 
 
@@ -47,21 +48,23 @@ def advance_cases(as_of: datetime | None = None, batch_size: int | None = None, 
     late_marks = apply_late_marks(as_of)
     steps, skipped = plan_sweep(as_of)
 
-    # 1. Escalation timers: each ladder move, in ladder order, one task run per batch.
-    escalated: list[int] = []
+    # 1. Escalation timers: each ladder move, in ladder order, one task run per batch. A batch hands back its count
+    #    and its moves by (school, new state), never its ids (the task results of a run stay small).
+    escalated, overdue, moved_to, overdue_by = 0, 0, {}, {}
     for step in steps:
         while True:
-            ids = apply_escalations(step, as_of, batch_size)
-            escalated += ids
-            if len(ids) < batch_size:
+            batch = apply_escalations(step, as_of, batch_size)
+            escalated += batch.moved
+            merge_groups(moved_to, batch.groups)
+            if batch.moved < batch_size:
                 break
 
     # 2. Duty deadlines (SLA): open duties past due become overdue.
-    overdue: list[int] = []
     while True:
-        ids = mark_overdue(as_of, batch_size)
-        overdue += ids
-        if len(ids) < batch_size:
+        batch = mark_overdue(as_of, batch_size)
+        overdue += batch.moved
+        merge_groups(overdue_by, batch.groups)
+        if batch.moved < batch_size:
             break
     # 2a. Referred cases (移交跟踪, seed 000 §二.5): the next follow-up round where the last is done or overdue.
     follow_ups = renew_follow_ups(as_of)
@@ -75,18 +78,18 @@ def advance_cases(as_of: datetime | None = None, batch_size: int | None = None, 
     # 2d. 送达回证: a receipt to acknowledge for every paper issued to an outside body since the last sweep.
     handoffs = sync_handoffs(as_of)
 
-    summary = sweep_summary(as_of)
+    summary = sweep_summary(as_of, escalated=moved_to, overdue=overdue)  # this run's moves, as its batches counted
 
     # 3. The new steps' documents were queued with the moves: have them rendered.
     rendering = request_rendering(summary["documents_queued"]) if render else {"requested": 0}
 
     # 4. What operators see: events for automations, a table artifact (names masked).
-    publish_sweep(summary, describe_changes(escalated, overdue), len(escalated), len(overdue))
+    publish_sweep(summary, {"escalated": moved_to, "overdue": overdue_by}, escalated, overdue)
     publish_calendar_check(as_of, calendar_check, skipped)
     for k in skipped:
         logger.warning("sweep %s: calendar %s skipped (schools %s): %s", as_of, k["calendar"], k["schools"], k["reason"])
-    logger.info("sweep %s: escalated %s, overdue %s", as_of, len(escalated), len(overdue))
-    return {"as_of": as_of.isoformat(), "late_marks": late_marks, "escalated": len(escalated), "overdue": len(overdue),
+    logger.info("sweep %s: escalated %s, overdue %s", as_of, escalated, overdue)
+    return {"as_of": as_of.isoformat(), "late_marks": late_marks, "escalated": escalated, "overdue": overdue,
             "follow_ups": follow_ups,
             "escalated_by_step": summary["escalated_now"], "cases_by_state": summary["cases_by_state"],
             "documents_queued": summary["documents_queued"], "rendering": rendering, "prevention": prevention,

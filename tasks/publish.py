@@ -3,9 +3,14 @@
 Artifacts and events carry counts, case ids, masked names (张*明) and masked ID numbers only.
 Event names are stable so automations can match them:
 
-- ``baoxue.case.escalated``   resource ``baoxue.school.<code>``, label ``baoxue.state``: cases moved to a step
-- ``baoxue.duty.overdue``     resource ``baoxue.school.<code>``, label ``baoxue.action``: duties past deadline
+- ``baoxue.case.escalated``   resource ``baoxue.step.<state>``, label ``baoxue.state``: cases moved to a step, one
+  event per step with its count and its count by school (the 50 largest schools, the others as a count)
+- ``baoxue.duty.overdue``     resource ``baoxue.action.<action>``, label ``baoxue.action``: duties past deadline,
+  one event per action, likewise
 - ``baoxue.sweep.completed``  resource ``baoxue.sweep``: the totals of one sweep
+
+A sweep publishes at most one event per step and per action whatever the county's size (issue 20: one per
+school and step queued 4,600 events at a million open cases).
 - ``baoxue.morning_check.recorded``, ``baoxue.report.filed``, ``baoxue.report.late``,
   ``baoxue.spot_check.drawn``, ``baoxue.notification.queued``
 """
@@ -18,7 +23,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
-MAX_IDS_IN_EVENT = 200
+MAX_SCHOOLS_IN_EVENT = 50
 
 
 def artifact_key(*parts: str) -> str:
@@ -26,16 +31,27 @@ def artifact_key(*parts: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
 
 
-@task(name="publish_events", cache_policy=NO_CACHE)
-def publish_events(event: str, groups: dict[str, list[int]], *, label: str, payload: dict | None = None) -> int:
-    """One event per ``"<school code>|<value>"`` group, listing (up to 200) ids. Returns events sent."""
-    sent = 0
-    for key, ids in sorted(groups.items()):
+def aggregate(groups: dict[str, int]) -> dict[str, dict[str, int]]:
+    """``"<school code>|<value>"`` → n, as value → school code → n."""
+    out: dict[str, dict[str, int]] = {}
+    for key, n in groups.items():
         code, value = key.split("|", 1)
+        out.setdefault(value, {})[code] = out.get(value, {}).get(code, 0) + n
+    return out
+
+
+@task(name="publish_events", cache_policy=NO_CACHE)
+def publish_events(event: str, groups: dict[str, int], *, label: str, resource: str, payload: dict | None = None) -> int:
+    """One event per value (a new state, an action) of the ``"<school code>|<value>"`` counts: its total, the number
+    of schools, the 50 largest schools' counts and how many schools are left out. Returns events sent."""
+    sent = 0
+    for value, by_school in sorted(aggregate(groups).items()):
+        top = sorted(by_school.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_SCHOOLS_IN_EVENT]
         emit_event(
             event=event,
-            resource={"prefect.resource.id": f"baoxue.school.{code}", "prefect.resource.name": code, label: value},
-            payload={"count": len(ids), "ids": ids[:MAX_IDS_IN_EVENT], **(payload or {})},
+            resource={"prefect.resource.id": f"{resource}.{value}", "prefect.resource.name": value, label: value},
+            payload={"count": sum(by_school.values()), "schools": len(by_school), "by_school": dict(top),
+                     "more_schools": len(by_school) - len(top), **(payload or {})},
         )
         sent += 1
     return sent
@@ -75,17 +91,21 @@ def sweep_artifacts(summary: dict) -> tuple[list[dict], list[dict], str]:
 
 @task(name="publish_sweep", cache_policy=NO_CACHE)
 def publish_sweep(summary: dict, changes: dict, escalated: int, overdue: int) -> int:
-    """The sweep's events and its two table artifacts, in one task run."""
+    """The sweep's events (``changes``: ``"<school code>|<value>"`` → count, for ``escalated`` and ``overdue``) and
+    its two table artifacts, in one task run."""
     as_of = summary["as_of"]
-    sent = publish_events.fn("baoxue.case.escalated", changes["escalated"], label="baoxue.state", payload={"as_of": as_of})
-    sent += publish_events.fn("baoxue.duty.overdue", changes["overdue"], label="baoxue.action", payload={"as_of": as_of})
+    sent = publish_events.fn("baoxue.case.escalated", changes["escalated"], label="baoxue.state", resource="baoxue.step",
+                             payload={"as_of": as_of})
+    sent += publish_events.fn("baoxue.duty.overdue", changes["overdue"], label="baoxue.action", resource="baoxue.action",
+                              payload={"as_of": as_of})
     emit_event(event="baoxue.sweep.completed", resource={"prefect.resource.id": "baoxue.sweep"},
                payload={"as_of": as_of, "escalated": escalated, "overdue": overdue,
                         "documents_queued": summary["documents_queued"]})
     by_school, overdue_rows, description = sweep_artifacts(summary)
     create_table_artifact(key="advance-cases", table=by_school or [{"—": "无 none"}], description=description)
     create_table_artifact(key="overdue-duties", table=overdue_rows or [{"—": "无 none"}],
-                          description=f"逾期未完成的职责 overdue duties at {as_of} (names masked; first 200)")
+                          description=f"逾期未完成的职责 overdue duties at {as_of} (names masked; first {len(summary['overdue_rows'])} "
+                                      f"of {summary['overdue_duties']})")
     return sent + 1
 
 

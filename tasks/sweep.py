@@ -8,24 +8,18 @@ same instant finds nothing left to do.
 """
 from __future__ import annotations
 
-from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import func, select
 
-from machines.identity import mask_name
-from machines.states import CaseState, OPEN_STATES
 from store.cases import advance as bulk
 from store.cases.context import CaseContext
 from store.db import checkpoint, transaction
-from store.models import Case, CaseEvent, DocumentRequest, Duty, School
-from store.reporting.queries import overdue_duties
+from store.reporting import sweep_summary as summaries
 
 from tasks.runtime import DB_RETRIES, store
-
-OPEN = [s.value for s in OPEN_STATES]
 
 
 def batch_size() -> int:
@@ -98,18 +92,33 @@ def publish_calendar_check(as_of: datetime, check: dict, skipped: list[dict]) ->
     return markdown
 
 
+@dataclass(frozen=True)
+class BatchResult:
+    """One batch of the sweep, as the flow keeps it: how many rows moved and how many per ``"<school>|<value>"``
+    (the events' groups). The ids stay in the database: a run's task results never hold a hundred thousand of them."""
+
+    moved: int
+    groups: dict[str, int]
+
+
+merge_groups = summaries.merge_groups  # the flow adds each batch's groups to its run's
+
+
 @task(name="apply_escalations", **DB_RETRIES, cache_policy=NO_CACHE)
-def apply_escalations(step: bulk.SweepStep, as_of: datetime, limit: int) -> list[int]:
-    """Move up to ``limit`` due cases one step; their events, duties and documents in the same commit."""
+def apply_escalations(step: bulk.SweepStep, as_of: datetime, limit: int) -> BatchResult:
+    """Move up to ``limit`` due cases one step; their events, duties and documents in the same commit. Returns the
+    count and the moved cases by (school, new state), read in the batch's own transaction."""
     with transaction(store()) as s:
-        return bulk.escalate_batch(s, CaseContext(s), step, as_of, limit)
+        ids = bulk.escalate_batch(s, CaseContext(s), step, as_of, limit)
+        return BatchResult(len(ids), summaries.escalated_groups(s, ids))
 
 
 @task(name="mark_overdue", **DB_RETRIES, cache_policy=NO_CACHE)
-def mark_overdue(as_of: datetime, limit: int) -> list[int]:
-    """Mark up to ``limit`` open duties past their deadline as overdue."""
+def mark_overdue(as_of: datetime, limit: int) -> BatchResult:
+    """Mark up to ``limit`` open duties past their deadline as overdue; the count and the duties by (school, action)."""
     with transaction(store()) as s:
-        return bulk.overdue_batch(s, as_of, limit)
+        ids = bulk.overdue_batch(s, as_of, limit)
+        return BatchResult(len(ids), summaries.overdue_groups(s, ids))
 
 
 @task(name="renew_follow_ups", **DB_RETRIES, cache_policy=NO_CACHE)
@@ -130,54 +139,11 @@ def write_back() -> None:
 
 
 @task(name="sweep_summary", **DB_RETRIES, cache_policy=NO_CACHE)
-def sweep_summary(as_of: datetime, overdue_rows: int = 200) -> dict:
-    """What the ledger says after the sweep at ``as_of`` (names masked), for the artifact."""
+def sweep_summary(as_of: datetime, overdue_rows: int = summaries.OVERDUE_ROWS, escalated: dict[str, int] | None = None,
+                  overdue: int | None = None) -> dict:
+    """What the ledger says after the sweep at ``as_of`` (names masked), for the artifact: counts grouped in SQL and
+    the first ``overdue_rows`` overdue duties (``store.reporting.sweep_summary``). ``escalated`` (the run's moves,
+    ``"<school>|<state>"`` → n) and ``overdue`` (duties it marked): the run's own counts, else read from the history."""
     with transaction(store()) as s:
-        moved = s.execute(
-            select(CaseEvent.to_state, func.count()).where(CaseEvent.event == "escalate", CaseEvent.recorded_at == as_of)
-            .group_by(CaseEvent.to_state)).all()
-        by_state = dict(s.execute(select(Case.state, func.count()).group_by(Case.state)).all())
-        by_school = s.execute(
-            select(School.code, School.name, Case.state, func.count()).join(School, School.id == Case.school_id)
-            .where(Case.state.in_(OPEN)).group_by(School.code, School.name, Case.state).order_by(School.code)).all()
-        queued_docs = s.scalar(select(func.count()).select_from(DocumentRequest).where(DocumentRequest.status == "queued"))
-        late = overdue_duties(s, as_of, masked=True)
-        overdue_now = s.scalar(select(func.count()).select_from(Duty).where(Duty.overdue_at == as_of))
-    schools: dict[str, dict] = {}
-    for code, name, state, n in by_school:
-        row = schools.setdefault(code, {"school": name, "code": code, **{st: 0 for st in OPEN}, "open": 0})
-        row[state] = n
-        row["open"] += n
-    for d in late:
-        d["owner"] = mask_name(d["owner"]) if d["owner"] else "—"
-    return {
-        "as_of": as_of.isoformat(sep=" "),
-        "escalated_now": {st: n for st, n in moved},
-        "overdue_now": overdue_now or 0,
-        "cases_by_state": {st.value: by_state.get(st.value, 0) for st in CaseState},
-        "by_school": list(schools.values()),
-        "overdue_duties": len(late),
-        "overdue_rows": late[:overdue_rows],
-        "documents_queued": queued_docs or 0,
-    }
-
-
-@task(name="describe_changes", **DB_RETRIES, cache_policy=NO_CACHE)
-def describe_changes(case_ids: list[int], duty_ids: list[int]) -> dict:
-    """(school, new state) → case ids and (school, action) → duty ids, for the Prefect events."""
-    out: dict = {"escalated": {}, "overdue": {}}
-    with transaction(store()) as s:
-        for i in range(0, len(case_ids), 1000):
-            for cid, state, code in s.execute(select(Case.id, Case.state, School.code).join(School, School.id == Case.school_id)
-                                              .where(Case.id.in_(case_ids[i:i + 1000]))):
-                out["escalated"].setdefault(f"{code}|{state}", []).append(cid)
-        for i in range(0, len(duty_ids), 1000):
-            for did, action, code in s.execute(
-                    select(Duty.id, Duty.action, School.code).join(Case, Case.id == Duty.case_id)
-                    .join(School, School.id == Case.school_id).where(Duty.id.in_(duty_ids[i:i + 1000]))):
-                out["overdue"].setdefault(f"{code}|{action}", []).append(did)
-    return out
-
-
-def count_by(items: dict[str, list[int]]) -> Counter:
-    return Counter({k: len(v) for k, v in items.items()})
+        return summaries.sweep_summary(s, as_of, overdue_rows=overdue_rows, overdue_now=overdue,
+                                       escalated_now=None if escalated is None else summaries.by_value(escalated))

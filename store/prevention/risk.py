@@ -9,12 +9,13 @@ a ``watch_events`` row with who/when/why. Run twice for the same day, the second
 """
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import Date, String, Text, and_, bindparam, cast, delete, func, insert, literal, or_, select, union_all, update
 from sqlalchemy.orm import Session
 
 from machines.identity import mask_name
@@ -37,21 +38,33 @@ ROSTER_FLAGS = ("learning_difficulty", "poor", "left_behind", "orphan", "disable
 
 # -- flags --------------------------------------------------------------------------------------------
 def sync_roster_flags(session: Session, *, today: date) -> dict[str, int]:
-    """``pupil_flags`` with source ``roster`` = the enrolled pupils' roster special groups."""
-    wanted = set()
-    for pid, groups in session.execute(select(Pupil.id, Pupil.special_groups).where(Pupil.enrolled.is_(True))):
-        for g in groups or []:
-            if g in ROSTER_FLAGS:
-                wanted.add((pid, g))
-    have = {(pid, flag): (fid, src) for fid, pid, flag, src in
-            session.execute(select(PupilFlag.id, PupilFlag.pupil_id, PupilFlag.flag, PupilFlag.source))}
-    new = [{"pupil_id": p, "flag": f, "source": ROSTER, "since": today} for p, f in sorted(wanted - set(have))]
-    if new:
-        session.execute(insert(PupilFlag), new)
-    gone = [fid for key, (fid, src) in have.items() if src == ROSTER and key not in wanted]
-    for i in range(0, len(gone), 5000):
-        session.execute(PupilFlag.__table__.delete().where(PupilFlag.id.in_(gone[i:i + 5000])))
-    return {"added": len(new), "removed": len(gone)}
+    """``pupil_flags`` with source ``roster`` = the enrolled pupils' roster special groups, set-based: the few
+    distinct ``special_groups`` values are read (and parsed) once each, then one INSERT … SELECT adds the missing
+    flags and one DELETE the roster flags no longer wanted, joining the pupils to the (value, flag) pairs (never a
+    million pupil rows in Python)."""
+    session.flush()
+    groups = cast(Pupil.special_groups, Text)
+    enrolled = Pupil.enrolled.is_(True)
+    values = [v for v in session.scalars(select(groups).where(enrolled).group_by(groups)) if v]
+    pairs = sorted({(v, flag) for v in values for flag in (json.loads(v) or ()) if flag in ROSTER_FLAGS})
+    f = PupilFlag.__table__
+    count = lambda: session.scalar(select(func.count()).select_from(f)) or 0  # noqa: E731
+    before = count()
+    gone = delete(f).where(f.c.source == ROSTER)
+    if pairs:
+        m = union_all(*(select(literal(v, Text).label("value"), literal(flag, String).label("flag"))
+                        for v, flag in pairs)).subquery("roster_pairs")
+        wanted = select(Pupil.id, m.c.flag).join(m, m.c.value == groups).where(enrolled)
+        gone = gone.where(~wanted.where(Pupil.id == f.c.pupil_id, m.c.flag == f.c.flag).exists())
+    removed = session.execute(gone).rowcount or 0
+    if pairs:
+        have = select(f.c.id).where(f.c.pupil_id == Pupil.id, f.c.flag == m.c.flag).exists()
+        session.execute(insert(f).from_select(
+            ["pupil_id", "flag", "source", "since"],
+            select(Pupil.id, m.c.flag, literal(ROSTER, String), literal(today, Date))
+            .join(m, m.c.value == groups).where(enrolled, ~have).order_by(Pupil.id, m.c.flag)))
+    added = count() - before + removed  # (an INSERT … SELECT's rowcount is not reported on every driver)
+    return {"added": added, "removed": removed}
 
 
 def set_flag(session: Session, *, pupil_id: int, flag: str, source: str, today: date) -> bool:
@@ -71,8 +84,14 @@ class _Who:
 
 
 def _policies(session: Session) -> dict[int, Policy]:
-    registry = PolicyRegistry(session)
-    return {sid: registry.get(name) for sid, name in session.execute(select(School.id, School.policy_name))}
+    """School id → its policy (each policy looked up once, not once per school)."""
+    registry, by_name = PolicyRegistry(session), {}
+    out = {}
+    for sid, name in session.execute(select(School.id, School.policy_name)):
+        if name not in by_name:
+            by_name[name] = registry.get(name)
+        out[sid] = by_name[name]
+    return out
 
 
 def read_inputs(session: Session, day: date, *, weeks: int, relapse_days: int,
@@ -115,78 +134,191 @@ def read_inputs(session: Session, day: date, *, weeks: int, relapse_days: int,
 
 
 # -- the refresh -------------------------------------------------------------------------------------------
-def refresh_watch_list(session: Session, *, as_of: datetime, actor: str = SYSTEM) -> dict[str, Any]:
-    """Bring the watch list in line with the rules on ``as_of``'s day (idempotent)."""
+_NONE: frozenset[str] = frozenset()
+SLICE = 20_000  # pupil ids per slice of the refresh: the memory it holds is one slice's flags and entries
+
+
+def refresh_watch_list(session: Session, *, as_of: datetime, actor: str = SYSTEM, slice_size: int = SLICE) -> dict[str, Any]:
+    """Bring the watch list in line with the rules on ``as_of``'s day (idempotent).
+
+    The rules are ``machines.risk.evaluate`` itself, asked once per distinct input (policy, flags, weekly
+    absences, relapse days) rather than once per pupil: at a county's scale nearly every watched pupil is
+    there for a roster flag, and pupils with the same flags get the same answer. The pupils are read slice
+    by slice of ids (their flags and open entries, an entry's rules as stored text parsed once per distinct
+    text), the few with absences or relapses once; what changed is written set-wise per slice. Same
+    outcome as the row-by-row reference (``store.prevention.risk_reference``, compared by a test)."""
     today = as_of.date()
     flags = sync_roster_flags(session, today=today)
     policies = _policies(session)
     weeks = max((p.risk.max_weeks for p in policies.values()), default=0)
     relapse_days = max((p.risk.max_relapse_days for p in policies.values()), default=0)
-    inputs, who = read_inputs(session, today, weeks=weeks, relapse_days=relapse_days)
-    fired = {}
-    for pid, x in inputs.items():
-        hits = evaluate(policies[who[pid].school_id].risk, x)
-        if hits:
-            fired[pid] = hits
-    open_entries = {e.pupil_id: e for e in session.scalars(select(WatchEntry).where(WatchEntry.until.is_(None)))}
+    absences, relapses, who_sparse = _sparse_inputs(session, today, weeks=weeks, relapse_days=relapse_days)
+    absences = {pid: tuple(v) for pid, v in absences.items()}
+    relapses = {pid: tuple(sorted(v)) for pid, v in relapses.items()}
     owners = OwnerResolver(session)
-    added, changed, left = [], [], []
-
-    # new entries
-    new_rows = []
-    for pid in sorted(set(fired) - set(open_entries)):
-        w, policy = who[pid], policies[who[pid].school_id]
-        new_rows.append({"pupil_id": pid, "school_id": w.school_id, "class_id": w.class_id, "since": today, "until": None,
-                         "rules": [_rule_json(f) for f in fired[pid]],
-                         "helper_id": owners.resolve(w.school_id, w.class_id, policy.risk.helper_role),
-                         "policy": policy.key, "updated_at": as_of})
-    events, duties = [], []
-    if new_rows:
-        ids = list(session.scalars(insert(WatchEntry).returning(WatchEntry.id, sort_by_parameter_order=True), new_rows))
-        for entry_id, row in zip(ids, new_rows):
-            hits = fired[row["pupil_id"]]
-            events.append(_event(entry_id, "added", actor, as_of, "；".join(f"{f.label}（{f.why}）" for f in hits),
-                                 {"rules": [f.rule_id for f in hits], "helper_id": row["helper_id"]}))
-            duties += _duty_rows(owners, policies[row["school_id"]], entry_id, row, {f.rule_id for f in hits}, set(), today, as_of)
-            added.append(row["pupil_id"])
-
-    # changed rule sets, and entries whose rules no longer fire
-    for pid, entry in open_entries.items():
-        policy = policies.get(entry.school_id)
-        now_ids = [f.rule_id for f in fired.get(pid, [])]
-        was_ids = [r["rule"] for r in entry.rules]
-        if now_ids and set(now_ids) != set(was_ids):
-            before = {r["rule"] for r in entry.rules}
-            entry.rules = [_rule_json(f) for f in fired[pid]]
-            entry.updated_at = as_of
-            gained = set(now_ids) - before
-            events.append(_event(entry.id, "rules_changed", actor, as_of,
-                                 "；".join(f"{f.label}（{f.why}）" for f in fired[pid] if f.rule_id in gained) or "部分规则不再满足",
-                                 {"rules": now_ids, "before": sorted(before)}))
-            existing = set(session.execute(select(WatchDuty.rule_id, WatchDuty.action).where(WatchDuty.entry_id == entry.id)).all())
-            row = {"school_id": entry.school_id, "class_id": entry.class_id, "helper_id": entry.helper_id}
-            duties += _duty_rows(owners, policy, entry.id, row, gained, existing, today, as_of)
-            changed.append(pid)
-        elif not now_ids:
-            min_days = policy.risk.min_days if policy else 0
-            if (today - entry.since).days < min_days:
-                continue
-            entry.until, entry.updated_at = today, as_of
-            events.append(_event(entry.id, "left", actor, as_of,
-                                 f"规则均不再满足（{'、'.join(r['label'] for r in entry.rules)}），观察{(today - entry.since).days}天后移出",
-                                 {"rules_before": was_ids}))
-            left.append(entry.id)
-    if left:
-        session.execute(update(WatchDuty).where(WatchDuty.entry_id.in_(left), WatchDuty.status.in_(UNDONE))
-                        .values(status="cancelled").execution_options(synchronize_session=False))
-    if events:
-        session.execute(insert(WatchEvent), events)
-    if duties:
-        session.execute(insert(WatchDuty), duties)
-    session.flush()
+    run = _Refresh(session, policies, owners, today, as_of, actor)
+    lo, hi = session.execute(select(func.min(Pupil.id), func.max(Pupil.id))).one()
+    sparse = sorted(who_sparse)
+    conn = session.connection()
+    k = 0
+    for start in range(lo or 0, (hi or -1) + 1, slice_size):
+        stop = start + slice_size
+        flags_of: dict[int, set[str]] = defaultdict(set)
+        who: dict[int, _Who] = {}
+        for pid, sid, cid, flag in conn.execute(  # Core rows (no ORM loading): the bulk of the refresh's reads
+                select(Pupil.id, Pupil.school_id, Pupil.class_id, PupilFlag.flag)
+                .join(PupilFlag, PupilFlag.pupil_id == Pupil.id)
+                .where(Pupil.enrolled.is_(True), PupilFlag.pupil_id >= start, PupilFlag.pupil_id < stop)):
+            flags_of[pid].add(flag)
+            who[pid] = _Who(sid, cid)
+        while k < len(sparse) and sparse[k] < stop:
+            who.setdefault(sparse[k], who_sparse[sparse[k]])
+            k += 1
+        entries = conn.execute(
+            select(WatchEntry.id, WatchEntry.pupil_id, WatchEntry.school_id, WatchEntry.class_id, WatchEntry.since,
+                   WatchEntry.helper_id, cast(WatchEntry.rules, Text))
+            .where(WatchEntry.until.is_(None), WatchEntry.pupil_id >= start, WatchEntry.pupil_id < stop)).all()
+        inputs = {pid: (frozenset(flags_of[pid]) if pid in flags_of else _NONE, absences.get(pid, ()), relapses.get(pid, ()))
+                  for pid in who}
+        run.slice(inputs, who, entries)
+    run.finish()
     on_watch = session.scalar(select(func.count()).select_from(WatchEntry).where(WatchEntry.until.is_(None))) or 0
-    return {"day": today.isoformat(), "flags": flags, "evaluated": len(inputs), "on_watch": on_watch,
-            "added": len(added), "changed": len(changed), "left": len(left), "duties": len(duties)}
+    return {"day": today.isoformat(), "flags": flags, "evaluated": run.evaluated, "on_watch": on_watch,
+            "added": run.added, "changed": run.changed, "left": run.left, "duties": run.duties}
+
+
+def _sparse_inputs(session: Session, day: date, *, weeks: int, relapse_days: int):
+    """The inputs few pupils have, for all of them at once: unexcused absences per week in the window, and the
+    opening days of relapse cases (enrolled pupils only, as :func:`read_inputs`)."""
+    absences: dict[int, list[int]] = {}
+    relapses: dict[int, list[date]] = defaultdict(list)
+    who: dict[int, _Who] = {}
+    enrolled = Pupil.enrolled.is_(True)
+    if weeks:
+        first = day - timedelta(days=7 * weeks - 1)
+        for pid, sid, cid, d in session.execute(
+                select(Pupil.id, Pupil.school_id, Pupil.class_id, AttendanceMark.day)
+                .join(AttendanceMark, AttendanceMark.pupil_id == Pupil.id)
+                .where(enrolled, AttendanceMark.status == "unexcused", AttendanceMark.day >= first, AttendanceMark.day <= day)):
+            counts = absences.setdefault(pid, [0] * weeks)
+            counts[weeks - 1 - (day - d).days // 7] += 1
+            who[pid] = _Who(sid, cid)
+    if relapse_days:
+        for pid, sid, cid, opened in session.execute(
+                select(Pupil.id, Pupil.school_id, Pupil.class_id, Case.opened_on)
+                .join(Case, Case.pupil_id == Pupil.id)
+                .where(enrolled, Case.relapse_of.is_not(None), Case.opened_on >= day - timedelta(days=relapse_days),
+                       Case.opened_on <= day)):
+            relapses[pid].append(opened)
+            who[pid] = _Who(sid, cid)
+    return absences, relapses, who
+
+
+class _Refresh:
+    """One refresh: the rules asked once per distinct input, the changes of each slice written together."""
+
+    def __init__(self, session: Session, policies: dict[int, Policy], owners: OwnerResolver, today: date,
+                 as_of: datetime, actor: str):
+        self.s, self.policies, self.owners, self.today, self.as_of, self.actor = session, policies, owners, today, as_of, actor
+        self._fired: dict[tuple, list] = {}
+        self._stored: dict[str, list[dict]] = {}
+        self.evaluated = self.added = self.changed = self.left = self.duties = 0
+
+    def fired(self, pid: int, school_id: int, x: tuple) -> list:
+        policy = self.policies[school_id]
+        key = (policy.key, *x)
+        if key not in self._fired:
+            self._fired[key] = evaluate(policy.risk, PupilInputs(pupil_id=pid, day=self.today, flags=x[0],
+                                                                 weekly_absences=x[1], relapse_opened=x[2]))
+        return self._fired[key]
+
+    def stored(self, text_value: str | None) -> list[dict]:
+        if text_value not in self._stored:
+            self._stored[text_value] = json.loads(text_value) if text_value else []
+        return self._stored[text_value]
+
+    def slice(self, inputs: dict[int, tuple], who: dict[int, _Who], entries) -> None:
+        self.evaluated += len(inputs)
+        fired = {}
+        for pid, x in inputs.items():
+            hits = self.fired(pid, who[pid].school_id, x)
+            if hits:
+                fired[pid] = hits
+        open_by_pupil = {e.pupil_id: e for e in entries}
+        events, duties = [], []
+        new_rows = []
+        for pid in sorted(set(fired) - set(open_by_pupil)):
+            w, policy = who[pid], self.policies[who[pid].school_id]
+            new_rows.append({"pupil_id": pid, "school_id": w.school_id, "class_id": w.class_id, "since": self.today,
+                             "until": None, "rules": [_rule_json(f) for f in fired[pid]],
+                             "helper_id": self.owners.resolve(w.school_id, w.class_id, policy.risk.helper_role),
+                             "policy": policy.key, "updated_at": self.as_of})
+        if new_rows:
+            ids = list(self.s.scalars(insert(WatchEntry).returning(WatchEntry.id, sort_by_parameter_order=True), new_rows))
+            for entry_id, row in zip(ids, new_rows):
+                hits = fired[row["pupil_id"]]
+                events.append(_event(entry_id, "added", self.actor, self.as_of, "；".join(f"{f.label}（{f.why}）" for f in hits),
+                                     {"rules": [f.rule_id for f in hits], "helper_id": row["helper_id"]}))
+                duties += _duty_rows(self.owners, self.policies[row["school_id"]], entry_id, row, {f.rule_id for f in hits},
+                                     set(), self.today, self.as_of)
+            self.added += len(new_rows)
+
+        changed, left = [], []
+        for pid, e in open_by_pupil.items():
+            now_ids = [f.rule_id for f in fired.get(pid, [])]
+            was = self.stored(e[6])
+            if now_ids and set(now_ids) != {r["rule"] for r in was}:
+                changed.append((e, was))
+            elif not now_ids:
+                policy = self.policies.get(e.school_id)
+                if (self.today - e.since).days < (policy.risk.min_days if policy else 0):
+                    continue
+                left.append(e)
+                events.append(_event(e.id, "left", self.actor, self.as_of,
+                                     f"规则均不再满足（{'、'.join(r['label'] for r in was)}），观察{(self.today - e.since).days}天后移出",
+                                     {"rules_before": [r["rule"] for r in was]}))
+        if changed:
+            existing: dict[int, set] = defaultdict(set)
+            for entry_id, rule_id, action in self.s.execute(select(WatchDuty.entry_id, WatchDuty.rule_id, WatchDuty.action)
+                                                           .where(WatchDuty.entry_id.in_([e.id for e, _ in changed]))):
+                existing[entry_id].add((rule_id, action))
+            updates = []
+            for e, was in changed:
+                hits = fired[e.pupil_id]
+                before = {r["rule"] for r in was}
+                gained = {f.rule_id for f in hits} - before
+                updates.append({"eid": e.id, "rules": [_rule_json(f) for f in hits], "updated_at": self.as_of})
+                events.append(_event(e.id, "rules_changed", self.actor, self.as_of,
+                                     "；".join(f"{f.label}（{f.why}）" for f in hits if f.rule_id in gained) or "部分规则不再满足",
+                                     {"rules": [f.rule_id for f in hits], "before": sorted(before)}))
+                row = {"school_id": e.school_id, "class_id": e.class_id, "helper_id": e.helper_id}
+                duties += _duty_rows(self.owners, self.policies.get(e.school_id), e.id, row, gained, existing[e.id],
+                                     self.today, self.as_of)
+            t = WatchEntry.__table__
+            self.s.execute(update(t).where(t.c.id == bindparam("eid")).values(rules=bindparam("rules"),
+                                                                              updated_at=bindparam("updated_at")), updates)
+            self.changed += len(changed)
+        if left:
+            t = WatchEntry.__table__
+            self.s.execute(update(t).where(t.c.id == bindparam("eid")).values(until=self.today, updated_at=self.as_of),
+                           [{"eid": e.id} for e in left])
+            ids = [e.id for e in left]
+            for i in range(0, len(ids), 5000):
+                self.s.execute(update(WatchDuty.__table__).where(WatchDuty.entry_id.in_(ids[i:i + 5000]),
+                                                                 WatchDuty.status.in_(UNDONE)).values(status="cancelled"))
+            self.left += len(left)
+        if events:
+            self.s.execute(insert(WatchEvent), events)
+        if duties:
+            self.s.execute(insert(WatchDuty), duties)
+        self.duties += len(duties)
+
+    def finish(self) -> None:
+        """Entries and duties this session had loaded are read again (the rows changed under them)."""
+        self.s.flush()
+        for obj in list(self.s.identity_map.values()):
+            if isinstance(obj, (WatchEntry, WatchDuty)):
+                self.s.expire(obj)
 
 
 def _rule_json(f) -> dict[str, Any]:

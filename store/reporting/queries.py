@@ -70,16 +70,17 @@ def _stuck_handoffs_query(as_of: datetime):
     return stuck_handoff_case_ids_query(as_of)
 
 
-def overdue_duties(session: Session, as_of: datetime, *, scope: Scope = EVERYTHING, masked: bool = False) -> list[dict]:
-    """Every case duty past due and not done, longest overdue first, with its owner (the case rows of
-    :func:`store.duties.ledger.overdue`, which lists the census, prevention and watch-list duties too)."""
+def overdue_duties(session: Session, as_of: datetime, *, scope: Scope = EVERYTHING, masked: bool = False,
+                   limit: int | None = None) -> list[dict]:
+    """Every case duty past due and not done (the first ``limit``), longest overdue first, with its owner (the case
+    rows of :func:`store.duties.ledger.overdue`, which lists the census, prevention and watch-list duties too)."""
     from store.duties.ledger import overdue
 
     return [{
         "duty_id": d["duty_id"], "case_id": d["ref_id"], "state": d["state"], "action": d["action"], "role": d["role"],
         "owner": d["owner"], "owner_id": d["owner_id"], "due_at": d["due_at"].isoformat(sep=" "),
         "hours_overdue": d["hours_overdue"], "pupil": d["pupil"], "school": d["school"],
-    } for d in overdue(session, as_of, scope=scope, masked=masked, kinds=("case",))]
+    } for d in overdue(session, as_of, scope=scope, masked=masked, kinds=("case",), limit=limit)]
 
 
 def case_detail(session: Session, case_id: int, *, scope: Scope = EVERYTHING, masked: bool = False) -> dict | None:
