@@ -20,14 +20,15 @@ import tempfile
 import time
 from datetime import datetime
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, inspect, select, text
 
 from .common import emit, log
 from .generate import AS_OF
 
 TARGET_MS = 300
-INDEXES = {"duties": "ix_duties_undone_due", "cases": "ix_cases_opened", "pupils": "ix_pupils_name",
-           "watch_entries": "ix_watch_open_order", "watch_duties": "ix_watch_duties_undone_due"}
+INDEXES = [("duties", "ix_duties_undone_due"), ("cases", "ix_cases_opened"), ("pupils", "ix_pupils_name"),
+           ("watch_entries", "ix_watch_open_order"), ("watch_duties", "ix_watch_duties_undone_due"),
+           ("duties", "ix_duties_undone_case"), ("cases", "ix_cases_pupil")]  # 0011_queues, 0013_queues
 
 
 def ensure_indexes(engine) -> None:
@@ -35,9 +36,13 @@ def ensure_indexes(engine) -> None:
 
     meta = load_models()
     with engine.begin() as conn:
-        for table, name in INDEXES.items():
-            idx = next(i for i in meta.tables[table].indexes if i.name == name)
-            idx.create(conn, checkfirst=True)
+        made = []
+        for table, name in INDEXES:
+            if name not in {i["name"] for i in inspect(conn).get_indexes(table)}:
+                next(i for i in meta.tables[table].indexes if i.name == name).create(conn)
+                made.append(table)
+        for table in sorted(set(made)):  # the planners' statistics know the new index
+            conn.execute(text(f"ANALYZE {table}"))
 
 
 def ensure_watch_list(engine, n: int) -> int:
