@@ -234,19 +234,26 @@ def case_queue(session: Session, scope: Scope, as_of: datetime, *, q: str | None
     if q and q.strip():
         base = base.where(_search_clause(session, q))
     if sort == "due":  # the cases with a duty pending, by their next deadline: walk the undone duties in due order
-        # (ix_duties_undone_due) and keep each case's first one (no earlier undone duty of the same case)
-        # (statuses as literals: SQLite uses a partial index only for a query that states its literals)
+        # (ix_duties_undone_due), keep each case's first one (no earlier undone duty of the same case, read from
+        # ix_duties_undone_case) whose case passes the filters (a probe by its id), then read the page's cases.
+        # Statuses as literals: SQLite uses a partial index only for a query that states its literals. The case is
+        # probed in EXISTS, not joined: joined, SQLite's planner scans the million cases into a Bloom filter first.
         earlier = aliased(Duty)
-        base = (base.join(Duty, Duty.case_id == Case.id)
-                .where(Duty.status.in_(_literal(UNDONE)), ~select(earlier.id).where(
-                    earlier.case_id == Duty.case_id, earlier.status.in_(_literal(UNDONE)),
-                    or_(earlier.due_at < Duty.due_at, and_(earlier.due_at == Duty.due_at, earlier.id < Duty.id))).exists()))
-        page_q = base.order_by(Duty.due_at, Duty.id)
+        firsts = (select(Duty.case_id).where(
+            Duty.status.in_(_literal(UNDONE)),
+            ~select(earlier.id).where(earlier.case_id == Duty.case_id, earlier.status.in_(_literal(UNDONE)),
+                                      or_(earlier.due_at < Duty.due_at,
+                                          and_(earlier.due_at == Duty.due_at, earlier.id < Duty.id))).exists(),
+            base.with_only_columns(Case.id).where(Case.id == Duty.case_id).exists()))
+        order = list(session.scalars(firsts.order_by(Duty.due_at, Duty.id).limit(paging.per_page).offset(paging.offset)))
+        found = {r["id"]: r for r in session.execute(base.where(Case.id.in_(order))).mappings()} if order else {}
+        rows = [found[i] for i in order]
+        count_q = firsts
     else:
         order = {"opened": [Case.opened_on, Case.id], "school": [Case.school_id, Case.opened_on, Case.id],
                  "id": [Case.id.desc()]}[sort]
-        page_q = base.order_by(*order)
-    rows = session.execute(page_q.limit(paging.per_page).offset(paging.offset)).mappings().all()
+        rows = session.execute(base.order_by(*order).limit(paging.per_page).offset(paging.offset)).mappings().all()
+        count_q = base
     ids = [r["id"] for r in rows]
     nexts: dict[int, dict[str, Any]] = {}
     if ids:  # the next undone duty of the cases on this page only
@@ -260,7 +267,7 @@ def case_queue(session: Session, scope: Scope, as_of: datetime, *, q: str | None
               "opened_on": r["opened_on"], "closed_on": r["closed_on"],
               "owner": (nexts.get(r["id"]) or {}).get("owner"), "due_at": (nexts.get(r["id"]) or {}).get("due_at"),
               "overdue": (nexts.get(r["id"]) or {}).get("overdue", False)} for r in rows]
-    total, capped = _count(session, base)
+    total, capped = _count(session, count_q)
     return {"rows": items, **_page_info(paging, total, capped, len(items))}
 
 
