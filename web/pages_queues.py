@@ -185,7 +185,9 @@ def risk_page(request: Request, p: Annotated[WatchParams, Query()], who: Princip
     outcomes = None
     if who.role is not Role.head_teacher:
         period = month_period(*(int(x) for x in month.split("-")))
-        outcomes = risk.watch_outcomes(db, school_ids_in(db, who.scope), period.start, period.end)
+        everywhere = who.scope.school_ids is None and who.scope.township_ids is None and who.scope.class_ids is None
+        outcomes = risk.watch_outcomes(db, None if everywhere else school_ids_in(db, who.scope), period.start, period.end,
+                                       by_rule=False)  # the page shows no count per rule
     data = _watch(db, who, now, p, wq.Paging(p.page, p.per))
     return render(request, "risk.html", who, data=data, p=p, link=_link(p, "/risk"),
                   export=_link(p, "/risk.xlsx")(page=None, per=None, month=None), outcomes=outcomes, month=month,

@@ -279,10 +279,12 @@ def explain_pupil(session: Session, pupil: Pupil, *, day: date) -> dict[str, Any
 
 
 # -- the month's outcomes (monthly report) --------------------------------------------------------------------
-def watch_outcomes(session: Session, school_ids: list[int] | tuple[int, ...] | None, start: date, end: date) -> dict[str, Any]:
+def watch_outcomes(session: Session, school_ids: list[int] | tuple[int, ...] | None, start: date, end: date, *,
+                   by_rule: bool = True) -> dict[str, Any]:
     """The watch list over a month: on watch at month end, newly added, left; of the pupils watched
     in the month, how many dropped out (a case at the collective visit or beyond, or handed
-    outside) and how many returned (a case closed as returned in the month). ``school_ids`` None: every school.
+    outside) and how many returned (a case closed as returned in the month). ``school_ids`` None: every school;
+    ``by_rule`` False: without the count per rule (the watch list page does not show it).
 
     Counted in the database (one aggregate over the month's entries, one over their rules): a county's
     100 000 entries are never read into Python."""
@@ -304,8 +306,9 @@ def watch_outcomes(session: Session, school_ids: list[int] | tuple[int, ...] | N
         pupils_where(has_case(Case.state.in_([s.value for s in _DROPOUT_STATES]), Case.opened_on <= end)),
         pupils_where(has_case(Case.state == "returned", Case.closed_on >= start, Case.closed_on <= end)),
     ).where(overlap)).one()
-    return {"on_watch": row[0], "added": row[1], "left": row[2], "watched": row[3], "dropped_out": row[4],
-            "returned": row[5], "by_rule": _rules_on_watch(session, and_(overlap, on_watch))}
+    out = {"on_watch": row[0], "added": row[1], "left": row[2], "watched": row[3], "dropped_out": row[4],
+           "returned": row[5]}
+    return out | {"by_rule": _rules_on_watch(session, and_(overlap, on_watch))} if by_rule else out
 
 
 def _rules_on_watch(session: Session, where) -> dict[str, int]:

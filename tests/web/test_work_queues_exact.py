@@ -151,4 +151,7 @@ def test_the_watch_lists_month_outcomes_are_counted_in_the_database_alike(site, 
                 assert risk.watch_outcomes(s, ids, start, end) == want, (ids, start)
         assert risk.watch_outcomes(s, None, date(2026, 11, 1), date(2026, 11, 30)) == \
             _outcomes_in_python(s, every, date(2026, 11, 1), date(2026, 11, 30))
+        want = _outcomes_in_python(s, every, date(2026, 11, 1), date(2026, 11, 30))
+        assert risk.watch_outcomes(s, None, date(2026, 11, 1), date(2026, 11, 30), by_rule=False) == \
+            {k: v for k, v in want.items() if k != "by_rule"}
         s.rollback()
