@@ -155,3 +155,24 @@ def test_the_watch_lists_month_outcomes_are_counted_in_the_database_alike(site, 
         assert risk.watch_outcomes(s, None, date(2026, 11, 1), date(2026, 11, 30), by_rule=False) == \
             {k: v for k, v in want.items() if k != "by_rule"}
         s.rollback()
+
+
+def test_a_home_list_of_more_than_200_duties_says_there_are_more(site, factory):
+    """The home page lists the 200 soonest due of the reader's own duties and says when there are more."""
+    from datetime import timedelta
+
+    from store.models.accounts import User
+    from tests.web.test_work_queues import _as
+
+    with factory() as s:
+        teacher = s.scalar(select(User).where(User.username == "teacher"))
+        entry = s.scalar(select(WatchEntry).where(WatchEntry.school_id == site["ids"]["home"]).order_by(WatchEntry.id))
+        page = _as(site, "teacher").get("/stuck").text
+        assert 'id="my-duties-more"' not in page
+        s.add_all([WatchDuty(entry_id=entry.id, rule_id=f"r{i}", action="home_contact", role="head_teacher", status="open",
+                             created_at=NOW, owner_id=teacher.staff_id, due_on=NOW.date() + timedelta(days=1 + i % 9))
+                   for i in range(201)])
+        s.commit()
+    page = _as(site, "teacher").get("/stuck").text
+    listed = page.split('id="my-duties"')[1].split("</table>")[0].count("<tr") - 1
+    assert listed == 200 and 'id="my-duties-more"' in page and f"owner={teacher.staff_id}" in page
