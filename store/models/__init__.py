@@ -206,7 +206,8 @@ class Case(Base):
         Index("ix_cases_due", "policy_name", "policy_version", "calendar_key", "state", "opened_seq"),
         Index("ix_cases_school_state", "school_id", "state"),
         Index("ix_cases_opened", "opened_on", "id"),  # the case list in first-absence order (0007_queues)
-        Index("ix_cases_pupil", "pupil_id"),  # a pupil's cases, open or closed (0013_queues)
+        # a pupil's cases, open or closed, with what the watch list's month outcomes ask of them (0013_queues)
+        Index("ix_cases_pupil", "pupil_id", "state", "opened_on", "closed_on"),
         Index(
             "uq_cases_one_open_per_pupil", "pupil_id", unique=True,
             sqlite_where=text(f"state IN {OPEN_STATE_SQL}"), postgresql_where=text(f"state IN {OPEN_STATE_SQL}"),

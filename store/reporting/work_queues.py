@@ -29,7 +29,7 @@ from machines.states import CaseState, OPEN_STATES
 from machines.vocabulary import DUTY_KIND_LABELS, QUEUE_REF_LABELS
 
 from store.access.scope import Scope
-from store.duties.ledger import KIND_LABELS, UNDONE, _literal, _rule_labels, branch, order_keys, row_dict
+from store.duties.ledger import DUTY_TABLES, KIND_LABELS, UNDONE, _literal, _rule_labels, branch, order_keys, row_dict
 from store.models import Case, Duty, Pupil, School, SchoolClass, Staff
 from store.models.risk import WatchDuty, WatchEntry
 
@@ -145,13 +145,22 @@ def stuck_queue(session: Session, scope: Scope, as_of: datetime, *, kind: str | 
     selects = {k: _kind_select(scope, as_of, k, school_id=school_id, owner_id=owner_id, step=step) for k in kinds}
     end = paging.offset + paging.per_page
     if sort == "overdue" or (sort == "kind" and kind is not None):
-        top = _top(kinds, selects, end, by_kind=kind is None)
-        page_q = select(top).order_by(top.c.due_at, *([top.c.kind] if kind is None else []), top.c.id)
+        # the page's duties from the bare selects (a township's plan reads its cases' late duties and sorts them:
+        # pupils, schools and owners joined to those thousands would cost more than the page), then their rows
+        bare = {k: _kind_select(scope, as_of, k, school_id=school_id, owner_id=owner_id, step=step, bare=True) for k in kinds}
+        top = _top(kinds, bare, end, by_kind=kind is None)
+        keys = session.execute(select(top.c.kind, top.c.id).order_by(top.c.due_at, *([top.c.kind] if kind is None else []),
+                                                                       top.c.id).limit(paging.per_page).offset(paging.offset)).all()
+        found = {}
+        for k in {k for k, _ in keys}:
+            ids = [i for kk, i in keys if kk == k]
+            found |= {(k, r["id"]): r for r in session.execute(selects[k].where(DUTY_TABLES[k].id.in_(ids))).mappings()}
+        rows = [found[k, i] for k, i in keys]
     else:  # by owner, school or kind: the COUNT_CAP longest overdue, regrouped (a bounded sort, never the population)
         top = _top(kinds, selects, COUNT_CAP, by_kind=False)
         page_q = select(top).order_by(*{"owner": [top.c.owner, top.c.owner_id], "school": [top.c.school_code],
                                         "kind": [top.c.kind]}[sort], top.c.due_at, top.c.id)
-    rows = session.execute(page_q.limit(paging.per_page).offset(paging.offset)).mappings().all()
+        rows = session.execute(page_q.limit(paging.per_page).offset(paging.offset)).mappings().all()
     labels = _rule_labels(session, {r["policy_name"] for r in rows if r["kind"] == "watch"})
     items = []
     for r in rows:

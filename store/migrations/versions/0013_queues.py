@@ -7,8 +7,9 @@ Create Date: 2026-12-02
 - ``ix_duties_undone_case``: a case's duties not done, by due time (partial: status open/overdue) — the
   stuck list of a township or school walks its open cases and reads their late duties from the index;
   the case list sorted by deadline finds each case's next duty from it;
-- ``ix_cases_pupil``: a pupil's cases (the watch list's month outcomes and a watch entry's page look a
-  watched pupil's cases up; the only index on ``pupil_id`` was the open cases' unique one).
+- ``ix_cases_pupil``: a pupil's cases with their state and dates (the watch list's month outcomes ask, of
+  each watched pupil, for a dropout or returned case from the index alone; a watch entry's page lists the
+  pupil's cases; the only index on ``pupil_id`` was the open cases' unique one).
 
 A database made by the baseline since these joined the models already has them: each is made only
 if missing.
@@ -28,7 +29,7 @@ depends_on: str | Sequence[str] | None = None
 UNDONE = "status IN ('open', 'overdue')"
 INDEXES = [
     ("ix_duties_undone_case", "duties", ["case_id", "due_at", "id"], UNDONE),
-    ("ix_cases_pupil", "cases", ["pupil_id"], None),
+    ("ix_cases_pupil", "cases", ["pupil_id", "state", "opened_on", "closed_on"], None),
 ]
 
 
