@@ -6,10 +6,12 @@ thin borders, print set-up (A4, fit to width) and the trace line in the page foo
 from __future__ import annotations
 
 import io
+from copy import copy
 from datetime import datetime
 from typing import Any, Callable
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import Cell
 from openpyxl.styles import Alignment, Border, Font, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
@@ -82,12 +84,22 @@ def _header(ws: Worksheet, top: int, spec: list[tuple[str, int, list[str] | None
 
 
 def _rows(ws: Worksheet, first: int, rows: list[list[Any]], *, bold_last: bool = False) -> int:
+    styles: dict[tuple[bool, bool], Any] = {}
+
+    def style(bold: bool, left: bool):
+        """The cell style (border, font, alignment) made once and copied: openpyxl hashes a style on every
+        assignment, which costs seconds for the 45 000 cells of a 5 000-row export."""
+        if (bold, left) not in styles:
+            probe = Cell(ws)
+            probe.border, probe.font, probe.alignment = BORDER, HEAD_FONT if bold else BODY_FONT, LEFT if left else CENTER
+            styles[bold, left] = probe._style
+        return copy(styles[bold, left])
+
     for i, values in enumerate(rows):
+        bold = bold_last and i == len(rows) - 1
         for j, v in enumerate(values, start=1):
             cell = ws.cell(row=first + i, column=j, value=v)
-            cell.border = BORDER
-            cell.font = HEAD_FONT if bold_last and i == len(rows) - 1 else BODY_FONT
-            cell.alignment = LEFT if isinstance(v, str) and len(v) > 8 else CENTER
+            cell._style = style(bold, isinstance(v, str) and len(v) > 8)
     return first + len(rows)
 
 

@@ -113,21 +113,22 @@ def _schools(db: Session, who: Principal) -> list[dict[str, Any]]:
 
 
 # -- 逾期督办 -----------------------------------------------------------------------------------------------
-def _stuck(db: Session, who: Principal, now: datetime, p: StuckParams, paging: wq.Paging) -> dict[str, Any]:
+def _stuck(db: Session, who: Principal, now: datetime, p: StuckParams, paging: wq.Paging,
+           tabs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     kind = None if p.kind == "all" else p.kind
     return wq.stuck_queue(db, who.scope, now, kind=kind, school_id=p.school, owner_id=p.owner, step=p.step, sort=p.sort,
-                          paging=paging, masked=who.masked)
+                          paging=paging, masked=who.masked, tabs=tabs)
 
 
 @router.get("/stuck")
 def stuck(request: Request, p: Annotated[StuckParams, Query()], who: Principal = Depends(page(*PUPIL_READERS)),
           db: Session = Depends(get_db), now: datetime = Depends(get_now)):
-    data = _stuck(db, who, now, p, wq.Paging(p.page, p.per))
+    tabs = wq.stuck_tabs(db, who.scope, now, school_id=p.school, owner_id=p.owner)
+    data = _stuck(db, who, now, p, wq.Paging(p.page, p.per), tabs)
     kind = None if p.kind == "all" else p.kind
     steps = [(s.value, s.label) for s in LADDER] if p.kind == "case" else []
     return render(request, "stuck.html", who, data=data, p=p, link=_link(p, "/stuck"), mine=own_duties(db, who, now),
-                  export=_link(p, "/stuck.xlsx")(page=None, per=None),
-                  tabs=wq.stuck_tabs(db, who.scope, now, school_id=p.school, owner_id=p.owner),
+                  export=_link(p, "/stuck.xlsx")(page=None, per=None), tabs=tabs,
                   schools=_schools(db, who), owners=wq.stuck_owners(db, who.scope, now, kind=kind, school_id=p.school),
                   steps=steps, per_choices=PER_PAGE)
 
@@ -184,7 +185,9 @@ def risk_page(request: Request, p: Annotated[WatchParams, Query()], who: Princip
     outcomes = None
     if who.role is not Role.head_teacher:
         period = month_period(*(int(x) for x in month.split("-")))
-        outcomes = risk.watch_outcomes(db, school_ids_in(db, who.scope), period.start, period.end)
+        everywhere = who.scope.school_ids is None and who.scope.township_ids is None and who.scope.class_ids is None
+        outcomes = risk.watch_outcomes(db, None if everywhere else school_ids_in(db, who.scope), period.start, period.end,
+                                       by_rule=False)  # the page shows no count per rule
     data = _watch(db, who, now, p, wq.Paging(p.page, p.per))
     return render(request, "risk.html", who, data=data, p=p, link=_link(p, "/risk"),
                   export=_link(p, "/risk.xlsx")(page=None, per=None, month=None), outcomes=outcomes, month=month,

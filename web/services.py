@@ -629,10 +629,11 @@ def late_report_data(db: Session, who: Principal, month: str | None, now: dateti
 
 def own_duties(db: Session, who: Principal, now: datetime) -> list[dict[str, Any]]:
     """The reader's own open duties of every kind; an account with no staff record: a head teacher sees
-    their classes' duties (as before), an office none (it owns nothing by name)."""
+    their classes' duties (as before), an office none (it owns nothing by name). One more than the home
+    page lists (store.duties.mine.LIMIT) is read, so the page can say that there are more."""
     staff = who.user.staff_id
     if staff is None and who.role is not Role.head_teacher:
         return []
-    from store.duties.mine import owned_duties
+    from store.duties.mine import LIMIT, owned_duties
 
-    return owned_duties(db, now, owner_id=staff, scope=who.scope, masked=who.masked)
+    return owned_duties(db, now, owner_id=staff, scope=who.scope, masked=who.masked, limit=LIMIT + 1)

@@ -24,7 +24,7 @@ paths. A watch duty has a due *day*: it falls due at the end of it (23:59:59).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import DateTime, Integer, String, cast, func, literal, literal_column, null, select, union_all, update
@@ -95,61 +95,98 @@ def _branch(kind: str, duty, *, school, klass, pupil_id, pupil_name, ref_id, lab
     return q.where(*where)
 
 
-def ledger(*, statuses=UNDONE, due_by: datetime | None = None, kinds=KINDS):
-    """One ``UNION ALL`` select of the duties with one of ``statuses`` (and, with ``due_by``, due by then)
-    of every kind in ``kinds``; a case or census duty only while its case is open."""
+def watch_due_by(due_by: datetime) -> date:
+    """The last due *day* of a watch duty due by ``due_by``: it falls due at the end of its day, so
+    ``due_on + 23:59:59 <= due_by`` exactly when ``due_on <= (due_by - 23:59:59).date()`` — a bound on the
+    column itself, which ``ix_watch_duties_undone_due`` serves (the end-of-day expression no index does)."""
+    return (due_by - timedelta(seconds=86399)).date()
+
+
+def branch(kind: str, *, statuses=UNDONE, due_by: datetime | None = None, bare: bool = False):
+    """The select of one kind of duty with the ledger's columns (see :func:`ledger`); ``bare``: without the
+    pupil's name (a count needs no join to the pupils: every duty's pupil exists)."""
     def due_clause(due):
         return [due <= due_by] if due_by is not None else []
 
-    branches = {
-        "case": lambda: _branch(
-            "case", Duty, school=Case.school_id, klass=Case.class_id, pupil_id=Case.pupil_id, pupil_name=Pupil.name,
+    def pupil(join):
+        return [] if bare else [join]
+
+    name = null() if bare else Pupil.name
+    if kind == "case":
+        return _branch(
+            "case", Duty, school=Case.school_id, klass=Case.class_id, pupil_id=Case.pupil_id, pupil_name=name,
             ref_id=Duty.case_id, label=null(), state=Case.state, step=Duty.step, due=Duty.due_at,
-            joins=[(Case, Case.id == Duty.case_id), (Pupil, Pupil.id == Case.pupil_id)],
-            where=[Duty.status.in_(_literal(statuses)), Case.state.in_(OPEN_CASE), *due_clause(Duty.due_at)]),
-        "census": lambda: _branch(
+            joins=[(Case, Case.id == Duty.case_id), *pupil((Pupil, Pupil.id == Case.pupil_id))],
+            where=[Duty.status.in_(_literal(statuses)), Case.state.in_(OPEN_CASE), *due_clause(Duty.due_at)])
+    if kind == "census":
+        return _branch(
             "census", CensusDuty, school=CensusCase.school_id, klass=null(), pupil_id=CensusCase.pupil_id,
             pupil_name=CensusCase.name, ref_id=CensusDuty.census_case_id, label=CensusDuty.label,
             state=CensusCase.state, due=CensusDuty.due_at, joins=[(CensusCase, CensusCase.id == CensusDuty.census_case_id)],
             where=[CensusDuty.status.in_(_literal(statuses)), CensusCase.state == CensusState.not_enrolled.value,
-                   *due_clause(CensusDuty.due_at)]),
-        "prevention": lambda: _branch(
+                   *due_clause(CensusDuty.due_at)])
+    if kind == "prevention":
+        return _branch(
             "prevention", PreventionDuty, school=PreventionDuty.school_id, klass=PreventionDuty.class_id,
-            pupil_id=PreventionDuty.pupil_id, pupil_name=Pupil.name, ref_id=PreventionDuty.pupil_id,
+            pupil_id=PreventionDuty.pupil_id, pupil_name=name, ref_id=PreventionDuty.pupil_id,
             label=PreventionDuty.label, state=PreventionDuty.source, due=PreventionDuty.due_at,
-            joins=[(Pupil, Pupil.id == PreventionDuty.pupil_id)],
-            where=[PreventionDuty.status.in_(_literal(statuses)), *due_clause(PreventionDuty.due_at)]),
-        "watch": lambda: _branch(
+            joins=pupil((Pupil, Pupil.id == PreventionDuty.pupil_id)),
+            where=[PreventionDuty.status.in_(_literal(statuses)), *due_clause(PreventionDuty.due_at)])
+    if kind == "watch":
+        return _branch(
             "watch", WatchDuty, school=WatchEntry.school_id, klass=WatchEntry.class_id, pupil_id=WatchEntry.pupil_id,
-            pupil_name=Pupil.name, ref_id=WatchDuty.entry_id, label=null(), state=WatchDuty.rule_id, due=WATCH_DUE,
-            joins=[(WatchEntry, WatchEntry.id == WatchDuty.entry_id), (Pupil, Pupil.id == WatchEntry.pupil_id)],
-            where=[WatchDuty.status.in_(_literal(statuses)), *due_clause(WATCH_DUE)]),
-        "approval": lambda: _branch(  # a leave, 免学/缓学 or 转出 awaiting its approver (store.cases.leave)
+            pupil_name=name, ref_id=WatchDuty.entry_id, label=null(), state=WatchDuty.rule_id, due=WATCH_DUE,
+            joins=[(WatchEntry, WatchEntry.id == WatchDuty.entry_id), *pupil((Pupil, Pupil.id == WatchEntry.pupil_id))],
+            where=[WatchDuty.status.in_(_literal(statuses)),
+                   *([WatchDuty.due_on <= watch_due_by(due_by)] if due_by is not None else [])])
+    if kind == "approval":  # a leave, 免学/缓学 or 转出 awaiting its approver (store.cases.leave)
+        return _branch(
             "approval", LeaveRequest, school=func.coalesce(LeaveRequest.to_school_id, LeaveRequest.school_id),
-            klass=LeaveRequest.class_id, pupil_id=LeaveRequest.pupil_id, pupil_name=Pupil.name, ref_id=LeaveRequest.id,
+            klass=LeaveRequest.class_id, pupil_id=LeaveRequest.pupil_id, pupil_name=name, ref_id=LeaveRequest.id,
             label=null(), state=LeaveRequest.kind, due=LeaveRequest.due_at,
-            joins=[(Pupil, Pupil.id == LeaveRequest.pupil_id)],
-            where=[LeaveRequest.status.in_(_literal(statuses)), *due_clause(LeaveRequest.due_at)]),
-        "calendar": lambda: _branch(
+            joins=pupil((Pupil, Pupil.id == LeaveRequest.pupil_id)),
+            where=[LeaveRequest.status.in_(_literal(statuses)), *due_clause(LeaveRequest.due_at)])
+    if kind == "calendar":
+        return _branch(
             "calendar", CalendarDuty, school=cast(null(), Integer), klass=null(), pupil_id=null(), pupil_name=null(),
             ref_id=CalendarDuty.id, label=CalendarDuty.label, state=CalendarDuty.calendar_key, due=CalendarDuty.due_at,
-            joins=[], where=[CalendarDuty.status.in_(_literal(statuses)), *due_clause(CalendarDuty.due_at)]),
-        "talk": lambda: _branch(
+            joins=[], where=[CalendarDuty.status.in_(_literal(statuses)), *due_clause(CalendarDuty.due_at)])
+    if kind == "talk":
+        return _branch(
             "talk", TalkDuty, school=TalkDuty.school_id, klass=null(), pupil_id=null(), pupil_name=null(),
             ref_id=TalkDuty.interview_id, label=TalkDuty.label, state=Interview.interviewee, due=TalkDuty.due_at,
             joins=[(Interview, Interview.id == TalkDuty.interview_id)],
-            where=[TalkDuty.status.in_(_literal(statuses)), *due_clause(TalkDuty.due_at)]),
-        "pledge": lambda: _branch(
+            where=[TalkDuty.status.in_(_literal(statuses)), *due_clause(TalkDuty.due_at)])
+    if kind == "pledge":
+        return _branch(
             "pledge", PledgeDuty, school=PledgeDuty.school_id, klass=null(), pupil_id=null(), pupil_name=null(),
             ref_id=PledgeDuty.pledge_id, label=PledgeDuty.label, state=Pledge.title, due=PledgeDuty.due_at,
             joins=[(Pledge, Pledge.id == PledgeDuty.pledge_id)],
-            where=[PledgeDuty.status.in_(_literal(statuses)), *due_clause(PledgeDuty.due_at)]),
-        "report_due": lambda: _branch(
+            where=[PledgeDuty.status.in_(_literal(statuses)), *due_clause(PledgeDuty.due_at)])
+    if kind == "report_due":
+        return _branch(
             "report_due", ReportDuty, school=ReportDuty.school_id, klass=ReportDuty.class_id, pupil_id=null(), pupil_name=null(),
             ref_id=ReportDuty.id, label=ReportDuty.label, state=ReportDuty.report_kind, due=ReportDuty.due_at,
-            joins=[], where=[ReportDuty.status.in_(_literal(statuses)), *due_clause(ReportDuty.due_at)]),
-    }
-    return union_all(*(branches[k]() for k in kinds)).subquery("duty_ledger")
+            joins=[], where=[ReportDuty.status.in_(_literal(statuses)), *due_clause(ReportDuty.due_at)])
+    raise ValueError(f"unknown duty kind {kind!r}")
+
+
+DUTY_TABLES = {"case": Duty, "census": CensusDuty, "prevention": PreventionDuty, "watch": WatchDuty,
+               "approval": LeaveRequest, "calendar": CalendarDuty, "talk": TalkDuty, "pledge": PledgeDuty,
+               "report_due": ReportDuty}
+
+
+def order_keys(kind: str) -> list:
+    """The columns a branch of ``kind`` sorts on, in the ledger's (due time, id) order, as its table stores them:
+    a watch duty by its due day (the same order as its end-of-day due time), so each kind's own index serves it."""
+    table = DUTY_TABLES[kind]
+    return [WatchDuty.due_on if kind == "watch" else table.due_at, table.id]
+
+
+def ledger(*, statuses=UNDONE, due_by: datetime | None = None, kinds=KINDS):
+    """One ``UNION ALL`` select of the duties with one of ``statuses`` (and, with ``due_by``, due by then)
+    of every kind in ``kinds``; a case or census duty only while its case is open."""
+    return union_all(*(branch(k, statuses=statuses, due_by=due_by) for k in kinds)).subquery("duty_ledger")
 
 
 @dataclass(frozen=True)
@@ -257,7 +294,7 @@ def mark_overdue(session: Session, as_of: datetime, *, kinds=("census", "prevent
     """Open duties of ``kinds`` past due become ``overdue`` (set-based, idempotent; ``overdue_at`` where the
     table keeps one). Case duties are marked in batches by :func:`store.cases.advance.overdue_batch`, calendar duties by
     :func:`store.calendar_watch.sync_calendar_duties`."""
-    targets = {"census": (CensusDuty, CensusDuty.due_at, {}), "watch": (WatchDuty, WATCH_DUE, {}),
+    targets = {"census": (CensusDuty, CensusDuty.due_at, {}), "watch": (WatchDuty, None, {}),
                "prevention": (PreventionDuty, PreventionDuty.due_at, {"overdue_at": as_of}),
                "calendar": (CalendarDuty, CalendarDuty.due_at, {"overdue_at": as_of}),
                "talk": (TalkDuty, TalkDuty.due_at, {"overdue_at": as_of}),
@@ -267,7 +304,8 @@ def mark_overdue(session: Session, as_of: datetime, *, kinds=("census", "prevent
     out = {}
     for kind in kinds:
         model, due, extra = targets[kind]
-        result = session.execute(update(model).where(model.status == "open", due <= as_of)
+        past = WatchDuty.due_on <= watch_due_by(as_of) if kind == "watch" else due <= as_of
+        result = session.execute(update(model).where(model.status == "open", past)
                                  .values(status="overdue", **extra).execution_options(synchronize_session=False))
         out[kind] = result.rowcount or 0
     return out

@@ -206,6 +206,8 @@ class Case(Base):
         Index("ix_cases_due", "policy_name", "policy_version", "calendar_key", "state", "opened_seq"),
         Index("ix_cases_school_state", "school_id", "state"),
         Index("ix_cases_opened", "opened_on", "id"),  # the case list in first-absence order (0007_queues)
+        # a pupil's cases, open or closed, with what the watch list's month outcomes ask of them (0015_queues)
+        Index("ix_cases_pupil", "pupil_id", "state", "opened_on", "closed_on"),
         Index(
             "uq_cases_one_open_per_pupil", "pupil_id", unique=True,
             sqlite_where=text(f"state IN {OPEN_STATE_SQL}"), postgresql_where=text(f"state IN {OPEN_STATE_SQL}"),
@@ -268,6 +270,9 @@ class Duty(DutyColumns, Base):
     __table_args__ = (Index("ix_duties_status_due", "status", "due_at"), UniqueConstraint("case_id", "step", "action"),
                       # the stuck list and the case list's "next deadline", in due order (0007_queues)
                       Index("ix_duties_undone_due", "due_at", "id", sqlite_where=text(UNDONE_SQL),
+                            postgresql_where=text(UNDONE_SQL)),
+                      # a case's duties not done, by due time: a township's stuck list, a case's next deadline (0015_queues)
+                      Index("ix_duties_undone_case", "case_id", "due_at", "id", sqlite_where=text(UNDONE_SQL),
                             postgresql_where=text(UNDONE_SQL)))
 
 

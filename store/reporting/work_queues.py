@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, union_all
+from sqlalchemy.sql.elements import Cast, Label
 from sqlalchemy.orm import Session, aliased
 
 from machines.identity import mask_id, mask_name
@@ -28,7 +29,7 @@ from machines.states import CaseState, OPEN_STATES
 from machines.vocabulary import DUTY_KIND_LABELS, QUEUE_REF_LABELS
 
 from store.access.scope import Scope
-from store.duties.ledger import KIND_LABELS, UNDONE, _rule_labels, ledger, row_dict
+from store.duties.ledger import DUTY_TABLES, KIND_LABELS, UNDONE, _literal, _rule_labels, branch, order_keys, row_dict
 from store.models import Case, Duty, Pupil, School, SchoolClass, Staff
 from store.models.risk import WatchDuty, WatchEntry
 
@@ -82,44 +83,84 @@ def record_href(kind: str, ref_id: int, state: str | None = None) -> str:
 
 
 # -- 逾期督办 ------------------------------------------------------------------------------------------------
-def _stuck_select(scope: Scope, as_of: datetime, *, kinds, school_id, owner_id, step, bare: bool = False):
-    """The ledger's overdue duties with the filters; ``bare``: the duty columns only (for counting)."""
-    u = ledger(due_by=as_of, kinds=kinds)
+def _raw(col):
+    """A ledger column's own expression (its label and cast taken off), for a WHERE an index can serve."""
+    while isinstance(col, (Label, Cast)):
+        col = col.element if isinstance(col, Label) else col.clause
+    return col
+
+
+def _kind_select(scope: Scope, as_of: datetime, kind: str, *, school_id, owner_id, step, bare: bool = False):
+    """The overdue duties of one kind with the filters, as one select on its own tables (no UNION: each kind's
+    index serves its order and its filters); ``bare``: the duty's id and owner only (for counting)."""
+    q = branch(kind, due_by=as_of, bare=bare)
+    cols = {c.key: _raw(c) for c in q.selected_columns}
     if bare:
-        q = select(u.c.id, u.c.owner_id)
+        q = q.with_only_columns(*(c for c in q.selected_columns if c.key in ("kind", "id", "owner_id", "due_at")))
     else:
-        q = (select(u, School.name.label("school"), School.code.label("school_code"),
-                    School.policy_name.label("policy_name"), Staff.name.label("owner"))
-             .outerjoin(School, School.id == u.c.school_id).outerjoin(Staff, Staff.id == u.c.owner_id))
-    q = scope.apply(q, school_col=u.c.school_id, class_col=u.c.class_id)
+        q = (q.add_columns(School.name.label("school"), School.code.label("school_code"),
+                           School.policy_name.label("policy_name"), Staff.name.label("owner"))
+             .outerjoin(School, School.id == cols["school_id"]).outerjoin(Staff, Staff.id == cols["owner_id"]))
+    q = scope.apply(q, school_col=cols["school_id"], class_col=cols["class_id"])
     if school_id is not None:
-        q = q.where(u.c.school_id == school_id)
+        q = q.where(cols["school_id"] == school_id)
     if owner_id is not None:
-        q = q.where(u.c.owner_id == owner_id) if owner_id > 0 else q.where(u.c.owner_id.is_(None))
+        q = q.where(cols["owner_id"] == owner_id) if owner_id > 0 else q.where(cols["owner_id"].is_(None))
     if step:
-        q = q.where(u.c.state == step)
-    return u, q
+        q = q.where(cols["state"] == step)
+    return q
+
+
+def _top(kinds, selects: dict[str, Any], n: int, *, by_kind: bool):
+    """The first ``n`` rows of the kinds' selects together in (due time[, kind], id) order: each kind's first
+    ``n`` in its own index order, then the few merged — the same rows as sorting the union of all of them."""
+    if len(kinds) == 1:
+        return selects[kinds[0]].order_by(*order_keys(kinds[0])).limit(n).subquery("top")
+    parts = [select(selects[k].order_by(*order_keys(k)).limit(n).subquery(f"top_{k}")) for k in kinds]
+    u = union_all(*parts).subquery("merged")
+    return select(u).order_by(u.c.due_at, *([u.c.kind] if by_kind else []), u.c.id).limit(n).subquery("top")
+
+
+def _count_kinds(session: Session, scope: Scope, as_of: datetime, kinds, *, school_id, owner_id, step) -> dict[str, int]:
+    """kind → overdue duties of it with the filters, each counted up to COUNT_CAP + 1 (a count stops there)."""
+    out = {}
+    for kind in kinds:
+        q = _kind_select(scope, as_of, kind, school_id=school_id, owner_id=owner_id, step=step, bare=True)
+        out[kind] = session.scalar(select(func.count()).select_from(q.limit(COUNT_CAP + 1).subquery())) or 0
+    return out
 
 
 def stuck_queue(session: Session, scope: Scope, as_of: datetime, *, kind: str | None = "case",
                 school_id: int | None = None, owner_id: int | None = None, step: str | None = None,
-                sort: str = "overdue", paging: Paging = Paging(), masked: bool = False) -> dict[str, Any]:
+                sort: str = "overdue", paging: Paging = Paging(), masked: bool = False,
+                tabs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """One page of the duties past due and not done, one row per duty, with its record's reference.
 
     ``kind``: one of :data:`QUEUE_KINDS`, or None for every kind; ``owner_id`` 0 = no owner named;
     ``step``: the case's step (a :class:`CaseState` value) or the census state, watch rule or
     prevention source the duty belongs to. ``sort``: ``overdue`` (longest first), ``owner``,
-    ``school``, ``kind``."""
+    ``school``, ``kind``. ``tabs``: :func:`stuck_tabs` of the same filters, if the caller has them (their
+    counts are this list's when no step is chosen)."""
     kinds = (kind,) if kind else QUEUE_KINDS
-    u, q = _stuck_select(scope, as_of, kinds=kinds, school_id=school_id, owner_id=owner_id, step=step)
-    by_kind = [u.c.kind] if kind is None else []  # one kind: the order its index gives (ix_duties_undone_due)
-    if sort == "overdue" or (sort == "kind" and not by_kind):
-        page_q = q.order_by(u.c.due_at, *by_kind, u.c.id)
+    selects = {k: _kind_select(scope, as_of, k, school_id=school_id, owner_id=owner_id, step=step) for k in kinds}
+    end = paging.offset + paging.per_page
+    if sort == "overdue" or (sort == "kind" and kind is not None):
+        # the page's duties from the bare selects (a township's plan reads its cases' late duties and sorts them:
+        # pupils, schools and owners joined to those thousands would cost more than the page), then their rows
+        bare = {k: _kind_select(scope, as_of, k, school_id=school_id, owner_id=owner_id, step=step, bare=True) for k in kinds}
+        top = _top(kinds, bare, end, by_kind=kind is None)
+        keys = session.execute(select(top.c.kind, top.c.id).order_by(top.c.due_at, *([top.c.kind] if kind is None else []),
+                                                                       top.c.id).limit(paging.per_page).offset(paging.offset)).all()
+        found = {}
+        for k in {k for k, _ in keys}:
+            ids = [i for kk, i in keys if kk == k]
+            found |= {(k, r["id"]): r for r in session.execute(selects[k].where(DUTY_TABLES[k].id.in_(ids))).mappings()}
+        rows = [found[k, i] for k, i in keys]
     else:  # by owner, school or kind: the COUNT_CAP longest overdue, regrouped (a bounded sort, never the population)
-        top = q.order_by(u.c.due_at, u.c.id).limit(COUNT_CAP).subquery()
+        top = _top(kinds, selects, COUNT_CAP, by_kind=False)
         page_q = select(top).order_by(*{"owner": [top.c.owner, top.c.owner_id], "school": [top.c.school_code],
                                         "kind": [top.c.kind]}[sort], top.c.due_at, top.c.id)
-    rows = session.execute(page_q.limit(paging.per_page).offset(paging.offset)).mappings().all()
+        rows = session.execute(page_q.limit(paging.per_page).offset(paging.offset)).mappings().all()
     labels = _rule_labels(session, {r["policy_name"] for r in rows if r["kind"] == "watch"})
     items = []
     for r in rows:
@@ -127,20 +168,20 @@ def stuck_queue(session: Session, scope: Scope, as_of: datetime, *, kind: str | 
         d.update(ref=ref_label(r["kind"], r["ref_id"]), href=record_href(r["kind"], r["ref_id"], r["state"]),
                  owner=r["owner"] or "（未指定）")
         items.append(d)
-    total, capped = _count(session, _stuck_select(scope, as_of, kinds=kinds, school_id=school_id, owner_id=owner_id,
-                                                  step=step, bare=True)[1])
-    return {"rows": items, **_page_info(paging, total, capped, len(items))}
+    if tabs is not None and not step:
+        counts = {t["kind"]: t["count"] + (1 if t["capped"] else 0) for t in tabs if t["kind"] in kinds}
+    else:
+        counts = _count_kinds(session, scope, as_of, kinds, school_id=school_id, owner_id=owner_id, step=step)
+    n = sum(counts.values())
+    return {"rows": items, **_page_info(paging, min(n, COUNT_CAP), n > COUNT_CAP, len(items))}
 
 
 def stuck_tabs(session: Session, scope: Scope, as_of: datetime, *, school_id: int | None = None,
                owner_id: int | None = None) -> list[dict[str, Any]]:
     """The tabs of the stuck list with their counts (each capped), dropouts first."""
-    out = []
-    for kind in QUEUE_KINDS:
-        _, q = _stuck_select(scope, as_of, kinds=(kind,), school_id=school_id, owner_id=owner_id, step=None, bare=True)
-        n, capped = _count(session, q)
-        out.append({"kind": kind, "label": DUTY_KIND_LABELS[kind], "count": n, "capped": capped})
-    return out
+    counts = _count_kinds(session, scope, as_of, QUEUE_KINDS, school_id=school_id, owner_id=owner_id, step=None)
+    return [{"kind": kind, "label": DUTY_KIND_LABELS[kind], "count": min(counts[kind], COUNT_CAP),
+             "capped": counts[kind] > COUNT_CAP} for kind in QUEUE_KINDS]
 
 
 OWNER_CHOICES = 300    # the owner filter lists at most 300 people, those owing most first
@@ -150,9 +191,9 @@ OWNER_SAMPLE = 2000    # …read from the 2000 longest-overdue duties of the lis
 def stuck_owners(session: Session, scope: Scope, as_of: datetime, *, kind: str | None,
                  school_id: int | None = None) -> list[dict[str, Any]]:
     """The people owing the longest-overdue duties of the list, most first (for the owner filter)."""
-    u, q = _stuck_select(scope, as_of, kinds=(kind,) if kind else QUEUE_KINDS, school_id=school_id, owner_id=None,
-                         step=None, bare=True)
-    sub = q.order_by(u.c.due_at, u.c.id).limit(OWNER_SAMPLE).subquery()
+    kinds = (kind,) if kind else QUEUE_KINDS
+    selects = {k: _kind_select(scope, as_of, k, school_id=school_id, owner_id=None, step=None, bare=True) for k in kinds}
+    sub = _top(kinds, selects, OWNER_SAMPLE, by_kind=False)
     counted = (select(sub.c.owner_id, func.count().label("n")).where(sub.c.owner_id.is_not(None))
                .group_by(sub.c.owner_id).subquery())
     named = (select(counted.c.owner_id, Staff.name, counted.c.n).join(Staff, Staff.id == counted.c.owner_id)
@@ -202,18 +243,26 @@ def case_queue(session: Session, scope: Scope, as_of: datetime, *, q: str | None
     if q and q.strip():
         base = base.where(_search_clause(session, q))
     if sort == "due":  # the cases with a duty pending, by their next deadline: walk the undone duties in due order
-        # (ix_duties_undone_due) and keep each case's first one (no earlier undone duty of the same case)
+        # (ix_duties_undone_due), keep each case's first one (no earlier undone duty of the same case, read from
+        # ix_duties_undone_case) whose case passes the filters (a probe by its id), then read the page's cases.
+        # Statuses as literals: SQLite uses a partial index only for a query that states its literals. The case is
+        # probed in EXISTS, not joined: joined, SQLite's planner scans the million cases into a Bloom filter first.
         earlier = aliased(Duty)
-        base = (base.join(Duty, Duty.case_id == Case.id)
-                .where(Duty.status.in_(UNDONE), ~select(earlier.id).where(
-                    earlier.case_id == Duty.case_id, earlier.status.in_(UNDONE),
-                    or_(earlier.due_at < Duty.due_at, and_(earlier.due_at == Duty.due_at, earlier.id < Duty.id))).exists()))
-        page_q = base.order_by(Duty.due_at, Duty.id)
+        firsts = (select(Duty.case_id).where(
+            Duty.status.in_(_literal(UNDONE)),
+            ~select(earlier.id).where(earlier.case_id == Duty.case_id, earlier.status.in_(_literal(UNDONE)),
+                                      or_(earlier.due_at < Duty.due_at,
+                                          and_(earlier.due_at == Duty.due_at, earlier.id < Duty.id))).exists(),
+            base.with_only_columns(Case.id).where(Case.id == Duty.case_id).exists()))
+        order = list(session.scalars(firsts.order_by(Duty.due_at, Duty.id).limit(paging.per_page).offset(paging.offset)))
+        found = {r["id"]: r for r in session.execute(base.where(Case.id.in_(order))).mappings()} if order else {}
+        rows = [found[i] for i in order]
+        count_q = firsts
     else:
         order = {"opened": [Case.opened_on, Case.id], "school": [Case.school_id, Case.opened_on, Case.id],
                  "id": [Case.id.desc()]}[sort]
-        page_q = base.order_by(*order)
-    rows = session.execute(page_q.limit(paging.per_page).offset(paging.offset)).mappings().all()
+        rows = session.execute(base.order_by(*order).limit(paging.per_page).offset(paging.offset)).mappings().all()
+        count_q = base
     ids = [r["id"] for r in rows]
     nexts: dict[int, dict[str, Any]] = {}
     if ids:  # the next undone duty of the cases on this page only
@@ -227,7 +276,7 @@ def case_queue(session: Session, scope: Scope, as_of: datetime, *, q: str | None
               "opened_on": r["opened_on"], "closed_on": r["closed_on"],
               "owner": (nexts.get(r["id"]) or {}).get("owner"), "due_at": (nexts.get(r["id"]) or {}).get("due_at"),
               "overdue": (nexts.get(r["id"]) or {}).get("overdue", False)} for r in rows]
-    total, capped = _count(session, base)
+    total, capped = _count(session, count_q)
     return {"rows": items, **_page_info(paging, total, capped, len(items))}
 
 
@@ -255,10 +304,10 @@ def watch_queue(session: Session, scope: Scope, as_of: datetime, *, q: str | Non
     if q and q.strip():
         base = base.where(_search_clause(session, q))
     if overdue_only:
-        from store.duties.ledger import WATCH_DUE
+        from store.duties.ledger import watch_due_by
 
         base = base.where(select(WatchDuty.id).where(WatchDuty.entry_id == WatchEntry.id, WatchDuty.status.in_(UNDONE),
-                                                     WATCH_DUE <= as_of).exists())
+                                                     WatchDuty.due_on <= watch_due_by(as_of)).exists())
     rows = session.execute(base.order_by(WatchEntry.school_id, WatchEntry.class_id, WatchEntry.id)  # ix_watch_open_order
                            .limit(paging.per_page).offset(paging.offset)).mappings().all()
     duties = _watch_duties(session, [r["id"] for r in rows], as_of)
