@@ -213,7 +213,7 @@ class Org:
             first_pupil = s * CLASSES_PER_SCHOOL * PUPILS_PER_CLASS
             enrolled = max(0, min(self.pupils - first_pupil, CLASSES_PER_SCHOOL * PUPILS_PER_CLASS))
             schools.append((s + 1, f"P{self.seed}S{s + 1:06d}", f"{tn[t % 8]}第{s + 1}学校", self.township_id(t),
-                            CALENDAR, self.school_policy(s), enrolled))
+                            CALENDAR, self.school_policy(s), enrolled, False))
             for r in SCHOOL_STAFF_ROLES:
                 staff.append((self.staff_school(s, r), rng.choice(names), r, phone(), s + 1, None))
         for k in range(self.n_classes):
@@ -410,7 +410,7 @@ def case_plan(pop: Population, org: Org, days: Days, policies: dict[str, Policy]
 # -- writers -------------------------------------------------------------------------------------
 COLUMNS = {
     "jurisdictions": "id, code, name, level, parent_id",
-    "schools": "id, code, name, township_id, calendar_key, policy_name, enrolled",
+    "schools": "id, code, name, township_id, calendar_key, policy_name, enrolled, boarding",
     "staff": "id, name, role, phone, school_id, jurisdiction_id",
     "classes": "id, school_id, grade, name, head_teacher_id",
     "pupils": "id, student_no, name, id_number, gender, birth_date, school_id, class_id, village_id, address, "
