@@ -40,7 +40,7 @@ def _cpu_seconds(pid: int) -> float:
         return 0.0
 
 
-def _worker(url: str, start, out) -> None:
+def _worker(url: str, ready, start, out) -> None:
     """One sweep worker: waits for the common start, runs the whole daily advance, reports."""
     from store.cases.advance import advance
     from store.db import make_engine, session_factory
@@ -50,6 +50,7 @@ def _worker(url: str, start, out) -> None:
     with eng.connect() as c:  # the pool keeps this connection: the sweep's transactions run on it
         backend = c.scalar(text("SELECT pg_backend_pid()"))
     cpu0, own0 = _cpu_seconds(backend), time.process_time()
+    ready.put(os.getpid())
     start.wait()
     t0 = time.perf_counter()
     rep = advance(factory, AS_OF, keep_ids=False)
@@ -91,12 +92,12 @@ def run(base: str, n: int) -> tuple[dict, list[dict], float, dict]:
     url = f"{base}_so{n}"
     copy_db(base, url)
     ctx = mp.get_context("spawn")
-    start, out = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(url, start, out)) for _ in range(n)]
+    ready, start, out = ctx.Queue(), ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(url, ready, start, out)) for _ in range(n)]
     for p in procs:
         p.start()
-    time.sleep(3)  # every worker connected and waiting (imports done)
-    cpu_before = os.times()
+    for _ in procs:  # every worker imported, connected and waiting
+        ready.get()
     t0 = time.time()
     start.set()
     reports = [out.get() for _ in procs]
@@ -106,7 +107,7 @@ def run(base: str, n: int) -> tuple[dict, list[dict], float, dict]:
     load = os.getloadavg()[0]
     result = ledger(url)
     drop_db(url)
-    return result, reports, wall, {"load_1min": load, "cpu_before": cpu_before}
+    return result, reports, wall, {"load_1min": load}
 
 
 def main() -> None:

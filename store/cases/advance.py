@@ -1,16 +1,17 @@
 """The set-based advance: every due escalation and every overdue duty, in batches.
 
-For each policy and school calendar in use, and each (source → target, day) pair that
-:func:`machines.case_machine.escalation_pairs` reads off the machine for that policy, one
-batch is moved and its history events, duties and document requests are written in the same
-transaction, all with ``INSERT … SELECT`` from the moved rows staged in a temporary table (no row
-goes to Python and back; see :func:`escalate_batch`). A case's streak is today's
-school-day ordinal minus ``cases.opened_seq`` plus one, so "due" is a range on the index
-``(policy, version, calendar, state, opened_seq)``: a sweep touches only the due rows, whatever
-the number of open cases. On PostgreSQL the due rows are taken ``FOR UPDATE SKIP LOCKED`` so
-concurrent runs split the work instead of doubling it; SQLite serialises writers (BEGIN
-IMMEDIATE). ``UNIQUE(case_id, seq)`` on the history is the backstop: a transition can never be
-written twice.
+For each policy and school calendar in use, :func:`plan` reads the (source → target, day) pairs
+:func:`machines.case_machine.escalation_pairs` takes off the machine for that policy; a batch then
+moves the due cases of ALL those steps at once — one ``UNION ALL`` of each step's range
+(:func:`due_predicate`, the one place that says what "due" is) — and writes their history events,
+duties and document requests in the same transaction, with ``INSERT … SELECT`` from the moved rows
+staged in a temporary table joined to a table of the batch's steps (no row goes to Python and back;
+see :func:`escalate_many`). A case's streak is today's school-day ordinal minus ``cases.opened_seq``
+plus one, so "due" is a range on the index ``(policy, version, calendar, state, opened_seq)``: a sweep
+touches only the due rows, whatever the number of open cases. On PostgreSQL the due rows are taken
+``FOR UPDATE SKIP LOCKED`` so concurrent runs split the work instead of doubling it; SQLite
+serialises writers (BEGIN IMMEDIATE) and checkpoints its WAL once per run (``store.db.one_checkpoint``).
+``UNIQUE(case_id, seq)`` on the history is the backstop: a transition can never be written twice.
 """
 from __future__ import annotations
 
