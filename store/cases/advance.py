@@ -427,11 +427,13 @@ def overdue_batch(session: Session, as_of: datetime, limit: int) -> list[int]:
     d = Duty.__table__
     p, e = d.alias("p"), CaseEvent.__table__
     acted = exists(select(e.c.id).where(e.c.case_id == p.c.case_id, e.c.event == p.c.action))
-    # ORDER BY due_at, id follows ix_duties_status_due; ORDER BY id alone makes SQLite scan every duty
-    pick = (select(p.c.id).where(p.c.status == "open", p.c.due_at <= as_of, ~acted)
-            .order_by(p.c.due_at, p.c.id).limit(limit))
+    # the order of ix_duties_status_due (status, due_at): SQLite's entries follow (due_at, id) within it,
+    # PostgreSQL's do not, and ordering by id there walks ix_duties_undone_due through every overdue duty
+    pick = select(p.c.id).where(p.c.status == "open", p.c.due_at <= as_of, ~acted).limit(limit)
     if is_postgres(session.bind):
-        pick = pick.with_for_update(skip_locked=True)
+        pick = pick.order_by(p.c.status, p.c.due_at).with_for_update(skip_locked=True)
+    else:  # ORDER BY id alone makes SQLite scan every duty
+        pick = pick.order_by(p.c.due_at, p.c.id)
     ids = sorted(session.scalars(update(d).where(d.c.id.in_(pick.scalar_subquery()))
                                  .values(status="overdue", overdue_at=as_of).returning(d.c.id)))
     if len(ids) < limit:
