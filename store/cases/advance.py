@@ -269,7 +269,9 @@ _owners = Table(  # (school, role) → who owes the duty when the class names no
     Column("owner_id", Integer), prefixes=["TEMPORARY"])
 _kinds = Table("adv_kinds", _work, Column("step_no", Integer, primary_key=True, autoincrement=False),
                Column("kind", String(40), primary_key=True), prefixes=["TEMPORARY"])
-_WORK_TABLES = (_steps, _moved, _days, _due, _owners, _kinds)
+_pick = Table("adv_pick", _work, Column("id", Integer, primary_key=True, autoincrement=False),  # PostgreSQL: locked
+              Column("step_no", Integer), prefixes=["TEMPORARY"])
+_WORK_TABLES = (_steps, _pick, _moved, _days, _due, _owners, _kinds)
 
 
 def _work_tables(session: Session) -> None:
@@ -324,7 +326,19 @@ def escalate_many(session: Session, ctx: CaseContext, steps: list[SweepStep], as
     c, s = Case.__table__, _steps
     moved_cols = [_moved.c.id, _moved.c.step_no, _moved.c.version, _moved.c.school_id, _moved.c.class_id,
                   _moved.c.calendar_key, _moved.c.created_at, _moved.c.opened_on]
-    due = due_many_query(steps, limit, postgres=postgres).subquery("due")
+    if postgres:  # each step's due rows locked straight off its index range (a lock taken through a join
+        # re-checks the whole join for every row another worker changed: minutes at 1 M open), then moved
+        left = limit
+        for k, st in enumerate(steps):
+            got = session.execute(insert(_pick).from_select(["id", "step_no"], select(
+                c.c.id, literal(k, Integer)).where(*due_predicate(st, c)).limit(left)
+                .with_for_update(skip_locked=True))).rowcount
+            left -= got
+            if left <= 0:
+                break
+        due = select(_pick.c.id, _pick.c.step_no).subquery("due")
+    else:
+        due = due_many_query(steps, limit, postgres=False).subquery("due")
     if postgres:  # UPDATE … FROM (due): a nested loop on the primary key
         moved = (update(c).where(c.c.id == due.c.id, s.c.step_no == due.c.step_no, c.c.state == s.c.source)
                  .values(state=s.c.target, version=c.c.version + 1, updated_at=as_of)
