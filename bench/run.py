@@ -102,6 +102,8 @@ class Runner:
         label = f"{_k(big.open_cases)} open, {_k(big.due)} due"
         adv = self.child(["bench.figures", "advance", big_url, "--label", label], f"advance {label} {db}")
         self.child(["bench.figures", "flow", big_url, "--label", label], f"advance_cases flow {label} {db}")
+        if db == "postgresql":  # the sweep by 1, 2 and 4 concurrent workers (SKIP LOCKED): speed-up, each move once
+            self.child(["bench.scale_out", big_url, "--label", label], f"scale-out {label} {db}")
         self.child(["bench.figures", "report", big_url, "--label", f"over {_k(big.open_cases + big.n_closed)} cases"],
                    f"report {db}")
         scale_urls = {}

@@ -48,16 +48,15 @@ def advance_cases(as_of: datetime | None = None, batch_size: int | None = None, 
     late_marks = apply_late_marks(as_of)
     steps, skipped = plan_sweep(as_of)
 
-    # 1. Escalation timers: each ladder move, in ladder order, one task run per batch. A batch hands back its count
+    # 1. Escalation timers: every ladder move at once, one task run per batch. A batch hands back its count
     #    and its moves by (school, new state), never its ids (the task results of a run stay small).
     escalated, overdue, moved_to, overdue_by = 0, 0, {}, {}
-    for step in steps:
-        while True:
-            batch = apply_escalations(step, as_of, batch_size)
-            escalated += batch.moved
-            merge_groups(moved_to, batch.groups)
-            if batch.moved < batch_size:
-                break
+    while steps:  # every step at once, one statement a batch (store.cases.advance.escalate_many), until none is due
+        batch = apply_escalations(steps, as_of, batch_size)
+        escalated += batch.moved
+        merge_groups(moved_to, batch.groups)
+        if not batch.moved:  # a short batch may have moved cases due for their next step too: ask again
+            break
 
     # 2. Duty deadlines (SLA): open duties past due become overdue.
     while True:

@@ -118,6 +118,28 @@ def checkpoint(factory: sessionmaker[Session]) -> None:
             raw.close()
 
 
+@contextmanager
+def one_checkpoint(factory: sessionmaker[Session]) -> Iterator[sessionmaker[Session]]:
+    """A bulk run's transactions (the sweep's batches): on SQLite, on one connection that does not
+    checkpoint the WAL when a commit makes it long (``wal_autocheckpoint``), and one PASSIVE checkpoint at
+    the end — the index pages several batches change are written back into the file once, not once per
+    checkpoint the batches would cross. PostgreSQL (or a caller's connection): ``factory`` as it is."""
+    engine = factory.kw["bind"]
+    if not (isinstance(engine, Engine) and engine.dialect.name == "sqlite"):
+        yield factory
+        return
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection  # a PRAGMA outside any transaction (no BEGIN IMMEDIATE)
+        raw.execute("PRAGMA wal_autocheckpoint=0")
+        try:
+            yield sessionmaker(**{**factory.kw, "bind": conn})
+        finally:
+            if conn.in_transaction():
+                conn.rollback()
+            raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            raw.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+
+
 def is_postgres(bind) -> bool:
     return bind.dialect.name == "postgresql"
 

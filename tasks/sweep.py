@@ -105,11 +105,11 @@ merge_groups = summaries.merge_groups  # the flow adds each batch's groups to it
 
 
 @task(name="apply_escalations", **DB_RETRIES, cache_policy=NO_CACHE)
-def apply_escalations(step: bulk.SweepStep, as_of: datetime, limit: int) -> BatchResult:
-    """Move up to ``limit`` due cases one step; their events, duties and documents in the same commit. Returns the
+def apply_escalations(steps: list[bulk.SweepStep], as_of: datetime, limit: int) -> BatchResult:
+    """Move up to ``limit`` cases due for any of ``steps`` one step; their events, duties and documents in the same commit. Returns the
     count and the moved cases by (school, new state), read in the batch's own transaction."""
     with transaction(store()) as s:
-        ids = bulk.escalate_batch(s, CaseContext(s), step, as_of, limit)
+        ids = bulk.escalate_batch(s, CaseContext(s), steps, as_of, limit)
         return BatchResult(len(ids), summaries.escalated_groups(s, ids))
 
 

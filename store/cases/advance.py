@@ -1,26 +1,28 @@
 """The set-based advance: every due escalation and every overdue duty, in batches.
 
-For each policy and school calendar in use, and each (source → target, day) pair that
-:func:`machines.case_machine.escalation_pairs` reads off the machine for that policy, one
-batch is moved and its history events, duties and document requests are written in the same
-transaction, all with ``INSERT … SELECT`` from the moved rows staged in a temporary table (no row
-goes to Python and back; see :func:`escalate_batch`). A case's streak is today's
-school-day ordinal minus ``cases.opened_seq`` plus one, so "due" is a range on the index
-``(policy, version, calendar, state, opened_seq)``: a sweep touches only the due rows, whatever
-the number of open cases. On PostgreSQL the due rows are taken ``FOR UPDATE SKIP LOCKED`` so
-concurrent runs split the work instead of doubling it; SQLite serialises writers (BEGIN
-IMMEDIATE). ``UNIQUE(case_id, seq)`` on the history is the backstop: a transition can never be
-written twice.
+For each policy and school calendar in use, :func:`plan` reads the (source → target, day) pairs
+:func:`machines.case_machine.escalation_pairs` takes off the machine for that policy; a batch then
+moves the due cases of ALL those steps at once — one ``UNION ALL`` of each step's range
+(:func:`due_predicate`, the one place that says what "due" is) — and writes their history events,
+duties and document requests in the same transaction, with ``INSERT … SELECT`` from the moved rows
+staged in a temporary table joined to a table of the batch's steps (no row goes to Python and back;
+see :func:`escalate_many`). A case's streak is today's school-day ordinal minus ``cases.opened_seq``
+plus one, so "due" is a range on the index ``(policy, version, calendar, state, opened_seq)``: a sweep
+touches only the due rows, whatever the number of open cases. On PostgreSQL the due rows are taken
+``FOR UPDATE SKIP LOCKED`` so concurrent runs split the work instead of doubling it; SQLite
+serialises writers (BEGIN IMMEDIATE) and checkpoints its WAL once per run (``store.db.one_checkpoint``).
+``UNIQUE(case_id, seq)`` on the history is the backstop: a transition can never be written twice.
 """
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Callable
+from typing import Callable, Sequence
 
 from sqlalchemy import (JSON, Boolean, Column, Date, DateTime, Integer, MetaData, String, Table, Text, and_, case as sa_case,
-                        cast, delete, func, insert, literal, select, true, update)
+                        bindparam, cast, exists, func, insert, literal, select, tuple_, union_all,
+                        update)
 from sqlalchemy.schema import CreateTable
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,7 +34,7 @@ from machines.states import CaseState, OPEN_STATES
 from store.bulk import insert_rows
 from store.calendars import CalendarNotLoaded, ensure_covered, last_seq_on_or_before
 from store.cases.context import CaseContext, effective_day, escalation_at
-from store.db import checkpoint, is_postgres, transaction
+from store.db import is_postgres, one_checkpoint, transaction
 from store.cases.credit import credit_done_duties
 from store.cases.effects import escalation_event_row, step_duty_rows
 from store.cases.follow_up import renew
@@ -77,11 +79,29 @@ class AdvanceReport:
 
 
 def policy_groups(session: Session) -> list[tuple[str, int, str]]:
-    """(policy name, version, calendar) of every open case, so each policy is swept on its own rules."""
-    return [tuple(r) for r in session.execute(
-        select(Case.policy_name, Case.policy_version, Case.calendar_key)
-        .where(Case.state.in_([s.value for s in OPEN_STATES])).distinct()
-    ).all()]
+    """(policy name, version, calendar) of every open case, so each policy is swept on its own rules.
+
+    SQLite reads the distinct prefixes off ``ix_cases_due`` by itself; PostgreSQL's DISTINCT reads every
+    case, so there it is a skip scan of that index: one seek per (policy, version, calendar) there is —
+    a few — and one for its open cases, whatever the number of cases."""
+    c = Case.__table__
+    if not is_postgres(session.bind):
+        return [tuple(r) for r in session.execute(
+            select(c.c.policy_name, c.c.policy_version, c.c.calendar_key)
+            .where(c.c.state.in_([s.value for s in OPEN_STATES])).distinct()).all()]
+    key = (c.c.policy_name, c.c.policy_version, c.c.calendar_key)
+    after = [bindparam(f"k{i}", type_=k.type) for i, k in enumerate(key)]
+    first = select(*key).order_by(*key).limit(1)
+    following = first.where(tuple_(*key) > tuple_(*after))
+    has_open = select(literal(1)).where(exists(select(c.c.id).where(
+        *(k == v for k, v in zip(key, after)), c.c.state.in_([s.value for s in OPEN_STATES]))))
+    groups, row = [], session.execute(first).first()
+    while row is not None:
+        params = {f"k{i}": v for i, v in enumerate(row)}
+        if session.scalar(has_open, params):
+            groups.append(tuple(row))
+        row = session.execute(following, params).first()
+    return groups
 
 
 @dataclass(frozen=True)
@@ -204,64 +224,99 @@ def _wait_fields(session: Session, policy, target: CaseState, calendar_key: str,
     return {"wait_state": state.value, "wait_days": days, "wait_cutoff": cutoff}
 
 
-def _entered(step: SweepStep, case_id):
+def _entered(step: SweepStep, case_id, correlate=None):
     """When the case actually entered the awaited step (its escalation event; correlated)."""
     ev = CaseEvent.__table__
-    return select(func.max(ev.c.at)).where(ev.c.case_id == case_id, ev.c.event == "escalate",
-                                           ev.c.to_state == step.wait_state).scalar_subquery()
+    q = select(func.max(ev.c.at)).where(ev.c.case_id == case_id, ev.c.event == "escalate",
+                                        ev.c.to_state == step.wait_state)
+    return (q.correlate(correlate) if correlate is not None else q).scalar_subquery()
 
 
-def _hold_for_wait(session: Session, ctx: CaseContext, step: SweepStep, policy) -> None:
-    """The moved cases that entered the awaited step late reach the target at the morning check of the day its
-    period ends, never before (as ``escalate_through``): computed per (calendar, entry day), a few rows."""
+def _hold_for_wait(session: Session, ctx: CaseContext, step: SweepStep, step_no: int, policy) -> None:
+    """The moved cases of ``step`` that entered the awaited step late reach the target at the morning check of
+    the day its period ends, never before (as ``escalate_through``): computed per (calendar, entry day)."""
     entered = _entered(step, _moved.c.id)
     day = cast(entered, Date) if is_postgres(session.bind) else func.date(entered)
-    for cal, entered_on in session.execute(select(_moved.c.calendar_key, day).distinct()).all():
+    mine = _moved.c.step_no == step_no
+    for cal, entered_on in session.execute(select(_moved.c.calendar_key, day).where(mine).distinct()).all():
         if entered_on is None:
             continue
         entered_on = date.fromisoformat(entered_on) if isinstance(entered_on, str) else entered_on
         until = wait_ends(policy, lambda d, n: ctx.school_day_after(cal, d, n), entered_on, step.wait_days)
-        session.execute(update(_moved).where(_moved.c.calendar_key == cal, day == literal(entered_on, Date),
+        session.execute(update(_moved).where(mine, _moved.c.calendar_key == cal, day == literal(entered_on, Date),
                                              _moved.c.created_at < until).values(created_at=until))
 
 
-def due_cases_query(step: SweepStep, limit: int, *, postgres: bool):
-    c = Case.__table__
-    q = (
-        select(c.c.id)
-        .where(c.c.policy_name == step.policy_name, c.c.policy_version == step.policy_version,
-               c.c.calendar_key == step.calendar_key, c.c.state == step.source,
-               c.c.opened_seq <= step.max_opened_seq)
-        .order_by(c.c.opened_seq, c.c.id)
-        .limit(limit)
-    )
+def due_predicate(step: SweepStep, cases=None) -> list:
+    """THE escalation predicate of ``step`` on ``cases`` (the ``cases`` table or an alias of it): the one
+    place that says which cases are due for a move, used by every sweep statement (one step or all)."""
+    c = cases if cases is not None else Case.__table__
+    conds = [c.c.policy_name == step.policy_name, c.c.policy_version == step.policy_version,
+             c.c.calendar_key == step.calendar_key, c.c.state == step.source, c.c.opened_seq <= step.max_opened_seq]
     if step.requires:  # the machine's guard, other half: Policy.escalation_due(…, done)
         ev = CaseEvent.__table__
-        q = q.where(select(func.count()).select_from(ev).where(*_required_events(step, c.c.id))
-                    .scalar_subquery() >= step.requires_count)
+        conds.append(select(func.count()).select_from(ev).where(*_required_events(step, c.c.id))
+                     .correlate(c).scalar_subquery() >= step.requires_count)
     if step.wait_state:  # the guard's ``waited`` (Policy.waits_for): the earlier notice's period has run
-        q = q.where(func.coalesce(_entered(step, c.c.id), datetime.min) < step.wait_cutoff)
+        conds.append(func.coalesce(_entered(step, c.c.id, correlate=c), datetime.min) < step.wait_cutoff)
+    return conds
+
+
+def due_cases_query(step: SweepStep, limit: int, *, postgres: bool):
+    """The ids of up to ``limit`` cases due for ``step``, in opening order (one step)."""
+    c = Case.__table__
+    q = select(c.c.id).where(*due_predicate(step, c)).order_by(c.c.opened_seq, c.c.id).limit(limit)
     return q.with_for_update(skip_locked=True) if postgres else q
+
+
+def _as_steps(steps: SweepStep | Sequence[SweepStep]) -> list[SweepStep]:
+    return [steps] if isinstance(steps, SweepStep) else list(steps)
+
+
+def due_many_query(steps: Sequence[SweepStep], limit: int, *, postgres: bool):
+    """Up to ``limit`` cases due for any of ``steps`` — ``(id, step_no)``, ``step_no`` the step's place in
+    ``steps`` — in ONE statement: a ``UNION ALL`` of each step's range on ``ix_cases_due`` (a case is in
+    one state, so it matches one step at most), read until the limit. PostgreSQL: the rows are then
+    joined back to ``cases`` and taken ``FOR UPDATE SKIP LOCKED`` (a UNION cannot be locked itself), the
+    state checked again on the locked row."""
+    c = Case.__table__
+    parts = [select(c.c.id, literal(k, Integer).label("step_no"), literal(st.source, String).label("source"))
+             .where(*due_predicate(st, c)) for k, st in enumerate(steps)]
+    u = (union_all(*parts) if len(parts) > 1 else parts[0]).subquery("u")
+    if not postgres:
+        return select(u.c.id, u.c.step_no).limit(limit)
+    k = c.alias("k")
+    return (select(k.c.id, u.c.step_no).join(u, and_(u.c.id == k.c.id, k.c.state == u.c.source)).limit(limit)
+            .with_for_update(of=k, skip_locked=True))
 
 
 # -- the batch's working tables: per connection, emptied at the start of every batch -----------------
 _work = MetaData()
-_moved = Table(  # the cases a batch moved, with their new version
-    "adv_moved", _work, Column("id", Integer, primary_key=True, autoincrement=False), Column("version", Integer),
-    Column("school_id", Integer), Column("class_id", Integer), Column("calendar_key", String(32)),
-    Column("created_at", DateTime), Column("opened_on", Date), prefixes=["TEMPORARY"])
-_days = Table(  # (calendar, opened_on) → when the streak reached the step
-    "adv_days", _work, Column("calendar_key", String(32), primary_key=True), Column("opened_on", Date, primary_key=True),
+_steps = Table(  # the batch's steps: what a move to each writes (constants of its event)
+    "adv_steps", _work, Column("step_no", Integer, primary_key=True, autoincrement=False),
+    Column("source", String(20)), Column("target", String(20)), Column("event", String(32)),
+    Column("actor", String(64)), Column("reason", String(255)), Column("payload", JSON), prefixes=["TEMPORARY"])
+_moved = Table(  # the cases a batch moved, with their step and new version
+    "adv_moved", _work, Column("id", Integer, primary_key=True, autoincrement=False), Column("step_no", Integer),
+    Column("version", Integer), Column("school_id", Integer), Column("class_id", Integer),
+    Column("calendar_key", String(32)), Column("created_at", DateTime), Column("opened_on", Date), prefixes=["TEMPORARY"])
+_days = Table(  # (step, calendar, opened_on) → when the streak reached the step
+    "adv_days", _work, Column("step_no", Integer, primary_key=True, autoincrement=False),
+    Column("calendar_key", String(32), primary_key=True), Column("opened_on", Date, primary_key=True),
     Column("entry_at", DateTime), prefixes=["TEMPORARY"])
-_due = Table(  # (calendar, opened_on, duty) → its deadline
-    "adv_duty_due", _work, Column("calendar_key", String(32), primary_key=True),
+_due = Table(  # (step, calendar, opened_on, duty) → its deadline
+    "adv_duty_due", _work, Column("step_no", Integer, primary_key=True, autoincrement=False),
+    Column("calendar_key", String(32), primary_key=True),
     Column("opened_on", Date, primary_key=True), Column("action", String(32), primary_key=True),
     Column("role", String(32)), Column("due_at", DateTime), prefixes=["TEMPORARY"])
 _owners = Table(  # (school, role) → who owes the duty when the class names nobody
     "adv_owners", _work, Column("school_id", Integer, primary_key=True), Column("role", String(32), primary_key=True),
     Column("owner_id", Integer), prefixes=["TEMPORARY"])
-_kinds = Table("adv_kinds", _work, Column("kind", String(40), primary_key=True), prefixes=["TEMPORARY"])
-_WORK_TABLES = (_moved, _days, _due, _owners, _kinds)
+_kinds = Table("adv_kinds", _work, Column("step_no", Integer, primary_key=True, autoincrement=False),
+               Column("kind", String(40), primary_key=True), prefixes=["TEMPORARY"])
+_pick = Table("adv_pick", _work, Column("id", Integer, primary_key=True, autoincrement=False),  # PostgreSQL: locked
+              Column("step_no", Integer), prefixes=["TEMPORARY"])
+_WORK_TABLES = (_steps, _pick, _moved, _days, _due, _owners, _kinds)
 
 
 def _work_tables(session: Session) -> None:
@@ -280,130 +335,171 @@ def _work_tables(session: Session) -> None:
             conn.exec_driver_sql(stmt)
 
 
-def escalate_batch(session: Session, ctx: CaseContext, step: SweepStep, as_of: datetime, limit: int) -> list[int]:
-    """Move up to ``limit`` due cases one step; returns their ids.
+def escalate_batch(session: Session, ctx: CaseContext, steps: SweepStep | Sequence[SweepStep], as_of: datetime,
+                   limit: int) -> list[int]:
+    """Move up to ``limit`` cases due for ``steps`` (one step or all of a sweep's) one step; returns their ids."""
+    return sorted(i for i, _ in escalate_many(session, ctx, _as_steps(steps), as_of, limit))
 
-    Everything happens in the database, in one transaction: the batch is taken (PostgreSQL:
-    ``FOR UPDATE SKIP LOCKED``, one ``WITH moved AS (UPDATE … RETURNING …) INSERT INTO adv_moved``;
-    SQLite, which holds the write lock since ``BEGIN IMMEDIATE``: the due rows copied into
-    ``adv_moved``, then one UPDATE of those ids), and the history events, duties and document
-    requests are written with ``INSERT … SELECT`` from the moved rows. Python computes only what the
-    school calendar and the duty owners decide — per (calendar, opening day) and per (school, role),
-    a few dozen rows a batch — never a row per case.
+
+def escalate_many(session: Session, ctx: CaseContext, steps: list[SweepStep], as_of: datetime,
+                  limit: int) -> list[tuple[int, int]]:
+    """Move up to ``limit`` cases due for any of ``steps`` one step; returns ``(case id, step_no)`` pairs.
+
+    Everything happens in the database, in one transaction and one statement per table: the batch is
+    taken across all the steps at once (:func:`due_many_query`; PostgreSQL: ``FOR UPDATE SKIP LOCKED``,
+    one ``WITH moved AS (UPDATE … FROM due … RETURNING …) INSERT INTO adv_moved``; SQLite, which holds
+    the write lock since ``BEGIN IMMEDIATE``: the due rows copied into ``adv_moved``, then one
+    ``UPDATE … FROM adv_moved``), and the history events, duties and document requests are written
+    with ``INSERT … SELECT`` from the moved rows joined to the step table ``adv_steps``. Python computes
+    only what the school calendar and the duty owners decide — per (step, calendar, opening day) and
+    per (school, role), a few dozen rows a batch — never a row per case. A case a batch moved may be
+    due for its next step too (a sweep that catches up): the next batch takes it, as the ladder would.
     """
-    policy = ctx.policy(step.policy_name, step.policy_version)
-    target = policy.step(CaseState(step.target))
+    if not steps:
+        return []
     postgres = is_postgres(session.bind)
     _work_tables(session)
-    c = Case.__table__
-    moved_cols = [_moved.c.id, _moved.c.version, _moved.c.school_id, _moved.c.class_id, _moved.c.calendar_key,
-                  _moved.c.created_at, _moved.c.opened_on]
-    due = due_cases_query(step, limit, postgres=postgres).subquery("due")
-    if postgres:  # UPDATE … FROM (due): a nested loop on the primary key (IN (…) plans a scan of cases)
-        moved = (update(c).where(c.c.id == due.c.id, c.c.state == step.source)
-                 .values(state=step.target, version=c.c.version + 1, updated_at=as_of)
-                 .returning(c.c.id, c.c.version, c.c.school_id, c.c.class_id, c.c.calendar_key, c.c.created_at,
-                            c.c.opened_on).cte("moved"))
+    policies = [ctx.policy(st.policy_name, st.policy_version) for st in steps]
+    targets = [p.step(CaseState(st.target)) for p, st in zip(policies, steps)]
+    step_rows = []
+    for k, (st, policy, target) in enumerate(zip(steps, policies, targets)):
+        event = escalation_event_row(case_id=0, seq=0, source=CaseState(st.source), step=target, policy=policy,
+                                     at=as_of, now=as_of)
+        step_rows.append({"step_no": k, "source": st.source, "target": st.target, "event": event["event"],
+                          "actor": event["actor"], "reason": event["reason"], "payload": event["payload"]})
+    session.execute(insert(_steps), step_rows)
+    c, s = Case.__table__, _steps
+    moved_cols = [_moved.c.id, _moved.c.step_no, _moved.c.version, _moved.c.school_id, _moved.c.class_id,
+                  _moved.c.calendar_key, _moved.c.created_at, _moved.c.opened_on]
+    if postgres:  # each step's due rows locked straight off its index range (a lock taken through a join
+        # re-checks the whole join for every row another worker changed: minutes at 1 M open), then moved
+        left = limit
+        for k, st in enumerate(steps):
+            got = session.execute(insert(_pick).from_select(["id", "step_no"], select(
+                c.c.id, literal(k, Integer)).where(*due_predicate(st, c)).limit(left)
+                .with_for_update(skip_locked=True))).rowcount
+            left -= got
+            if left <= 0:
+                break
+        due = select(_pick.c.id, _pick.c.step_no).subquery("due")
+    else:
+        due = due_many_query(steps, limit, postgres=False).subquery("due")
+    if postgres:  # UPDATE … FROM (due): a nested loop on the primary key
+        moved = (update(c).where(c.c.id == due.c.id, s.c.step_no == due.c.step_no, c.c.state == s.c.source)
+                 .values(state=s.c.target, version=c.c.version + 1, updated_at=as_of)
+                 .returning(c.c.id, due.c.step_no, c.c.version, c.c.school_id, c.c.class_id, c.c.calendar_key,
+                            c.c.created_at, c.c.opened_on).cte("moved"))
         session.execute(insert(_moved).from_select(moved_cols, select(moved)))
     else:
         session.execute(insert(_moved).from_select(moved_cols, select(
-            c.c.id, c.c.version + 1, c.c.school_id, c.c.class_id, c.c.calendar_key, c.c.created_at, c.c.opened_on)
-            .join(due, due.c.id == c.c.id)))
-        session.execute(update(c).where(c.c.id.in_(select(_moved.c.id)))
-                        .values(state=step.target, version=c.c.version + 1, updated_at=as_of))
-    if step.requires:  # not before the condition held: the required action's n-th record (as escalate_through)
-        ev = CaseEvent.__table__
-        met = (select(ev.c.at).where(*_required_events(step, _moved.c.id)).order_by(ev.c.at, ev.c.seq)
-               .offset(step.requires_count - 1).limit(1).scalar_subquery())
-        session.execute(update(_moved).where(met > _moved.c.created_at).values(created_at=met))
-    if step.wait_state:  # nor before the earlier notice's period has run
-        _hold_for_wait(session, ctx, step, policy)
-    # the calendar's answers for the batch's opening days, the owners for its schools
-    opened = session.execute(select(_moved.c.calendar_key, _moved.c.opened_on).distinct()).all()
+            c.c.id, due.c.step_no, c.c.version + 1, c.c.school_id, c.c.class_id, c.c.calendar_key, c.c.created_at,
+            c.c.opened_on).join(due, due.c.id == c.c.id)))
+        session.execute(update(c).where(c.c.id == _moved.c.id, s.c.step_no == _moved.c.step_no)
+                        .values(state=s.c.target, version=_moved.c.version, updated_at=as_of))
+    ev = CaseEvent.__table__
+    for k, st in enumerate(steps):
+        if st.requires:  # not before the condition held: the required action's n-th record (as escalate_through)
+            met = (select(ev.c.at).where(*_required_events(st, _moved.c.id)).order_by(ev.c.at, ev.c.seq)
+                   .offset(st.requires_count - 1).limit(1).scalar_subquery())
+            session.execute(update(_moved).where(_moved.c.step_no == k, met > _moved.c.created_at)
+                            .values(created_at=met))
+        if st.wait_state:  # nor before the earlier notice's period has run
+            _hold_for_wait(session, ctx, st, k, policies[k])
+    # the calendar's answers for the batch's (step, opening day)s, the owners for its schools
+    opened = session.execute(select(_moved.c.step_no, _moved.c.calendar_key, _moved.c.opened_on).distinct()).all()
     if not opened:
         return []
-    days, dues = [], []
-    for cal, opened_on in opened:
-        entry = ctx.school_day_after(cal, opened_on, step.day - 1)
-        days.append({"calendar_key": cal, "opened_on": opened_on, "entry_at": escalation_at(policy, entry, datetime.min)})
-        dues += [{"calendar_key": cal, "opened_on": opened_on, "action": d.action.value, "role": d.role,
+    days, dues, roles, kinds = [], [], set(), []
+    for k, cal, opened_on in opened:
+        st, policy, target = steps[k], policies[k], targets[k]
+        entry = ctx.school_day_after(cal, opened_on, st.day - 1)
+        days.append({"step_no": k, "calendar_key": cal, "opened_on": opened_on,
+                     "entry_at": escalation_at(policy, entry, datetime.min)})
+        dues += [{"step_no": k, "calendar_key": cal, "opened_on": opened_on, "action": d.action.value, "role": d.role,
                   "due_at": ctx.due_at(cal, entry, d.due_school_days, d.due_time)} for d in target.duties]
+        roles |= {d.role for d in target.duties}
+    for k in sorted({k for k, _, _ in opened}):
+        kinds += [{"step_no": k, "kind": kind} for kind in dict.fromkeys(targets[k].documents)]
     session.execute(insert(_days), days)
-    roles = sorted({d.role for d in target.duties})
     if roles:
         session.execute(insert(_owners), [
             {"school_id": sid, "role": role, "owner_id": ctx.owners.resolve(sid, None, role)}
-            for sid in session.scalars(select(_moved.c.school_id).distinct()) for role in roles])
+            for sid in session.scalars(select(_moved.c.school_id).distinct()) for role in sorted(roles)])
+    if dues:
         session.execute(insert(_due), dues)
-    kinds = list(dict.fromkeys(target.documents))
     if kinds:
-        session.execute(insert(_kinds), [{"kind": k} for k in kinds])
+        session.execute(insert(_kinds), kinds)
     # history: one escalation event per moved case, at max(the day's morning check, the case's creation)
-    event = escalation_event_row(case_id=0, seq=0, source=CaseState(step.source), step=target, policy=policy,
-                                 at=as_of, now=as_of)
     m, d = _moved, _days
+    on_day = and_(d.c.step_no == m.c.step_no, d.c.calendar_key == m.c.calendar_key, d.c.opened_on == m.c.opened_on)
     late = m.c.created_at > d.c.entry_at  # a case created after the morning its streak reached the step
     at = sa_case((late, m.c.created_at), else_=d.c.entry_at)
-    const = lambda name, col: literal(event[name], col.type)  # noqa: E731
-    ev = CaseEvent.__table__
     session.execute(insert(ev).from_select(
         ["case_id", "seq", "event", "from_state", "to_state", "actor", "at", "recorded_at", "reason", "payload",
          "idempotency_key"],
-        select(m.c.id, m.c.version, const("event", ev.c.event), const("from_state", ev.c.from_state),
-               const("to_state", ev.c.to_state), const("actor", ev.c.actor), at, literal(as_of, DateTime),
-               const("reason", ev.c.reason), literal(event["payload"], JSON), literal(None, String))
-        .join(d, and_(d.c.calendar_key == m.c.calendar_key, d.c.opened_on == m.c.opened_on))))
+        select(m.c.id, m.c.version, s.c.event, s.c.source, s.c.target, s.c.actor, at, literal(as_of, DateTime),
+               s.c.reason, s.c.payload, literal(None, String))
+        .join(s, s.c.step_no == m.c.step_no).join(d, on_day)))
     # duties: owner = the class's head teacher for that role, else the school's (or its township's…) named person
-    if target.duties:
-        dd, k, o, du = _due, SchoolClass.__table__, _owners, Duty.__table__
-        owner = sa_case((and_(dd.c.role == "head_teacher", k.c.head_teacher_id.is_not(None)), k.c.head_teacher_id),
+    if dues:
+        dd, kl, o, du = _due, SchoolClass.__table__, _owners, Duty.__table__
+        owner = sa_case((and_(dd.c.role == "head_teacher", kl.c.head_teacher_id.is_not(None)), kl.c.head_teacher_id),
                         else_=o.c.owner_id)
         session.execute(insert(du).from_select(
             ["case_id", "step", "action", "role", "owner_id", "due_at", "status", "created_at", "done_at", "done_late",
              "overdue_at"],
-            select(m.c.id, literal(step.target, du.c.step.type), dd.c.action, dd.c.role, owner, dd.c.due_at,
+            select(m.c.id, s.c.target, dd.c.action, dd.c.role, owner, dd.c.due_at,
                    literal("open", du.c.status.type), literal(as_of, DateTime), literal(None, DateTime),
                    literal(False, Boolean), literal(None, DateTime))
-            .join(d, and_(d.c.calendar_key == m.c.calendar_key, d.c.opened_on == m.c.opened_on))
-            .join(dd, and_(dd.c.calendar_key == m.c.calendar_key, dd.c.opened_on == m.c.opened_on))
+            .join(s, s.c.step_no == m.c.step_no).join(d, on_day)
+            .join(dd, and_(dd.c.step_no == m.c.step_no, dd.c.calendar_key == m.c.calendar_key,
+                           dd.c.opened_on == m.c.opened_on))
             .join(o, and_(o.c.school_id == m.c.school_id, o.c.role == dd.c.role))
-            .outerjoin(k, k.c.id == m.c.class_id)
+            .outerjoin(kl, kl.c.id == m.c.class_id)
             .where(~late)))
         # the rare late-created case: its duties count from the day it was created (as the per-case path)
-        rest = session.execute(select(m.c.id, m.c.school_id, m.c.class_id, m.c.calendar_key, m.c.created_at)
-                               .join(d, and_(d.c.calendar_key == m.c.calendar_key, d.c.opened_on == m.c.opened_on))
-                               .where(late)).all()
+        rest = session.execute(select(m.c.id, m.c.step_no, m.c.school_id, m.c.class_id, m.c.calendar_key,
+                                      m.c.created_at).join(d, on_day).where(late)).all()
         insert_rows(session, du, [row for r in rest for row in step_duty_rows(
-            ctx, target, case_id=r.id, school_id=r.school_id, class_id=r.class_id, calendar_key=r.calendar_key,
-            entry_day=r.created_at.date(), now=as_of)])
-        credit_done_duties(session, du.c.case_id.in_(select(m.c.id)))  # an act recorded before the step: done
+            ctx, targets[r.step_no], case_id=r.id, school_id=r.school_id, class_id=r.class_id,
+            calendar_key=r.calendar_key, entry_day=r.created_at.date(), now=as_of)])
+        # an act recorded before the step: its duty is done at once. Which moved cases have one is read off
+        # their history (an index range per case); the few found are credited (store.cases.credit)
+        acts = sorted({a for t in targets for a in (d.action.value for d in t.duties)})
+        acted = list(session.scalars(select(m.c.id).where(exists(select(ev.c.id).where(
+            ev.c.case_id == m.c.id, ev.c.event.in_(acts))))))
+        for i in range(0, len(acted), 5000):
+            credit_done_duties(session, du.c.case_id.in_(acted[i:i + 5000]))
     if kinds:
         dr = DocumentRequest.__table__
         session.execute(insert(dr).from_select(
             ["case_id", "kind", "event_seq", "status", "requested_at", "document_id", "error"],
             select(m.c.id, _kinds.c.kind, m.c.version, literal("queued", dr.c.status.type), literal(as_of, DateTime),
-                   literal(None, Integer), literal(None, Text)).select_from(m).join(_kinds, true())))
-    return list(session.scalars(select(m.c.id).order_by(m.c.id)))
+                   literal(None, Integer), literal(None, Text)).select_from(m)
+            .join(_kinds, _kinds.c.step_no == m.c.step_no)))
+    return [tuple(r) for r in session.execute(select(m.c.id, m.c.step_no))]
 
 
 def overdue_batch(session: Session, as_of: datetime, limit: int) -> list[int]:
+    """Mark up to ``limit`` open duties past their deadline overdue; returns their ids. One statement:
+    ``UPDATE duties … WHERE id IN (SELECT … [FOR UPDATE SKIP LOCKED] LIMIT n) RETURNING id``. A duty
+    whose act is on record is never overdue: it is left out here, and credited (done) by the batch that
+    finds fewer than ``limit`` — the few such duties left once the others are marked."""
     d = Duty.__table__
-    # ORDER BY due_at, id follows ix_duties_status_due; ORDER BY id alone makes SQLite scan every duty
-    q = select(d.c.id).where(d.c.status == "open", d.c.due_at <= as_of).order_by(d.c.due_at, d.c.id).limit(limit)
+    p, e = d.alias("p"), CaseEvent.__table__
+    acted = exists(select(e.c.id).where(e.c.case_id == p.c.case_id, e.c.event == p.c.action))
+    # the order of ix_duties_status_due (status, due_at): SQLite's entries follow (due_at, id) within it,
+    # PostgreSQL's do not, and ordering by id there walks ix_duties_undone_due through every overdue duty
+    pick = select(p.c.id).where(p.c.status == "open", p.c.due_at <= as_of, ~acted).limit(limit)
     if is_postgres(session.bind):
-        q = q.with_for_update(skip_locked=True)
-    while True:  # a batch whose every duty had its act recorded (now done) is followed by the next one
-        ids = list(session.scalars(q))
-        if not ids:
-            return []
-        credited = credit_done_duties(session, d.c.id.in_(ids))  # never overdue when its act is recorded
-        if credited:
-            ids = list(session.scalars(select(d.c.id).where(d.c.id.in_(ids), d.c.status == "open")
-                                       .order_by(d.c.due_at, d.c.id)))
-        if ids:
-            session.execute(update(d).where(d.c.id.in_(ids), d.c.status == "open")
-                            .values(status="overdue", overdue_at=as_of))
-            return ids
+        pick = pick.order_by(p.c.status, p.c.due_at).with_for_update(skip_locked=True)
+    else:  # ORDER BY id alone makes SQLite scan every duty
+        pick = pick.order_by(p.c.due_at, p.c.id)
+    ids = sorted(session.scalars(update(d).where(d.c.id.in_(pick.scalar_subquery()))
+                                 .values(status="overdue", overdue_at=as_of).returning(d.c.id)))
+    if len(ids) < limit:
+        credit_done_duties(session, d.c.status == "open", d.c.due_at <= as_of)
+    return ids
 
 
 def advance(
@@ -423,38 +519,34 @@ def advance(
         steps = plan(s, ctx, as_of, report.skipped)
         ctx.owners.preload()  # the context outlives this session: everything it needs is cached
 
-    def write_back(label: str) -> None:  # SQLite: the batches' WAL written back within the run (store.db)
-        checkpoint(factory)
-        if progress:
-            progress(label, 0)
-
-    for step in steps:
-        while True:
-            with transaction(factory) as s:
-                ids = escalate_batch(s, ctx, step, as_of, batch_size)
-            if not ids:
+    with one_checkpoint(factory) as batches:  # SQLite: one WAL checkpoint for the whole run, at its end
+        while steps:  # every step at once, one statement a batch (escalate_many), until none is due
+            with transaction(batches) as s:
+                moved = escalate_many(s, ctx, steps, as_of, batch_size)
+            if not moved:
                 break
             report.batches += 1
-            report.transitions[step.label] += len(ids)
+            counts = Counter(k for _, k in moved)
+            for k, n in sorted(counts.items()):
+                report.transitions[steps[k].label] += n
             if keep_ids:
-                report.escalated_case_ids += ids
+                report.escalated_case_ids += sorted(i for i, _ in moved)
             if progress:
-                progress(step.label, len(ids))
-    if report.total_transitions:
-        write_back("checkpoint")
-    while True:
-        with transaction(factory) as s:
-            ids = overdue_batch(s, as_of, batch_size)
-        if not ids:
-            break
-        report.batches += 1
-        report.overdue += len(ids)
-        if keep_ids:
-            report.overdue_duty_ids += ids
-        if progress:
-            progress("overdue", len(ids))
-    if report.overdue:
-        write_back("overdue")
+                progress("escalate", len(moved))
+        while True:
+            with transaction(batches) as s:
+                ids = overdue_batch(s, as_of, batch_size)
+            if ids:
+                report.batches += 1
+                report.overdue += len(ids)
+                if keep_ids:
+                    report.overdue_duty_ids += ids
+                if progress:
+                    progress("overdue", len(ids))
+            if len(ids) < batch_size:  # the last batch (it credited the duties whose act is on record)
+                break
+    if progress:
+        progress("checkpoint", 0)
     with transaction(factory) as s:  # referred cases: the next follow-up rounds, once the overdue are marked
         report.follow_ups = renew(s, CaseContext(s, **({"calendars": calendars} if calendars else {})), as_of)
     return report

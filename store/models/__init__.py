@@ -233,7 +233,9 @@ class CaseEvent(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(64))
     __table_args__ = (
         UniqueConstraint("case_id", "seq"),
-        UniqueConstraint("case_id", "idempotency_key"),
+        # a submission's key, once per case; system events have none, and write no entry (0016_sweep)
+        Index("uq_case_events_idempotency", "case_id", "idempotency_key", unique=True,
+              sqlite_where=text("idempotency_key IS NOT NULL"), postgresql_where=text("idempotency_key IS NOT NULL")),
         # the reports' "events of a kind in a period" (store.reporting.reports.ledger_figures); case_id makes it covering
         Index("ix_case_events_event_at", "event", "at", "case_id"),
     )
