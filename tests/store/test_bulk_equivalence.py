@@ -179,7 +179,7 @@ def test_replaying_random_histories_reproduces_every_case(factory, session):
                     try:
                         with s.begin_nested():
                             act(s, ctx, case.id, event, actor="t", at=moment, now=moment,
-                                reason=rng.choice(["sick_leave", "working_away", "whereabouts_unknown"]),
+                                reason=rng.choice(["opened_in_error", "working_away", "whereabouts_unknown"]),
                                 payload={"helpers": THREE_HELPERS} if event == "assign_helpers" else None)
                     except Exception as exc:  # forbidden here: nothing may have been written
                         assert type(exc).__name__ == "ForbiddenEvent", exc
