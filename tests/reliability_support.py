@@ -78,6 +78,12 @@ class Databases:
             self._drop(name)
             with self.admin.connect() as conn:
                 conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+                # PostgreSQL ≥ 15 copies a database through WAL records (STRATEGY WAL_LOG), each sequence page
+                # with the WAL-ahead credit (log_cnt) its template had: the copy's next nextval() calls write no
+                # WAL until that credit runs out, so a crash before then restores the sequence to the copied
+                # value, below ids already committed. A checkpoint puts the copied pages behind the redo
+                # point, and PostgreSQL WAL-logs the first nextval() after a checkpoint.
+                conn.execute(text("CHECKPOINT"))
             self.made.append(name)
         else:
             # nobody is connected to the template: its file and WAL (if any is left) are consistent

@@ -1,6 +1,8 @@
 """At-risk pupils: transparent policy rules put pupils on the watch list, with the numbers (both DBs)."""
 from __future__ import annotations
 
+import re
+
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -46,7 +48,7 @@ def _load_policy(session, risk_toml: str, version: int = 90):
             skipping = line.startswith(("[risk]", "[[risk."))
         if not skipping:
             lines.append(line)
-    body = "\n".join(lines).replace("version = 1", f"version = {version}", 1) + "\n" + risk_toml
+    body = re.sub(r"^version = \d+$", f"version = {version}", "\n".join(lines), count=1, flags=re.M) + "\n" + risk_toml
     session.add(PolicyVersion(name="default", version=version, body=body, sha256="x" * 64, loaded_at=datetime(2026, 11, 1)))
     session.flush()
 
