@@ -66,15 +66,21 @@ def county_submission(schools: list[str], file_id: int, digest: str, *, day: dat
 
 
 def _refused(exc, json_out: bool):
+    if not json_out:
+        for e in exc.review.errors:
+            err.print(f"第 {e.row} 行 row {e.row} {e.student_no}: {e.message}")
+        if not exc.review.error_count:
+            err.print("确认无误后加 --confirm 重新执行 (run again with --confirm to apply)")
+    emit_refusal(exc, json_out)
+
+
+def emit_refusal(exc, json_out: bool):
+    """A check refused by the one rule: the message (and, with --json, the preview and rows); exit 2."""
     review = exc.review
     if json_out:
         print(json.dumps({"refused": True, "message": str(exc), "error_count": review.error_count, **review.as_dict(),
                           "row_errors": [{"row": e.row, "student_no": e.student_no, "reason": e.message}
                                          for e in review.errors]}, ensure_ascii=False))
     else:
-        for e in review.errors:
-            err.print(f"第 {e.row} 行 row {e.row} {e.student_no}: {e.message}")
         err.print(str(exc))
-        if not review.error_count:
-            err.print("确认无误后加 --confirm 重新执行 (run again with --confirm to apply)")
     raise typer.Exit(2)

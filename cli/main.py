@@ -178,15 +178,9 @@ def attendance_import(
 
 
 def _emit_refusal(exc, json_out: bool):
-    """A check refused by the one rule: the message (and, with --json, the preview and rows); exit 2."""
-    review = exc.review
-    if json_out:
-        print(json.dumps({"refused": True, "message": str(exc), "error_count": review.error_count, **review.as_dict(),
-                          "row_errors": [{"row": e.row, "student_no": e.student_no, "reason": e.message}
-                                         for e in review.errors]}, ensure_ascii=False))
-    else:
-        err.print(str(exc))
-    raise typer.Exit(2)
+    from cli.attendance_county import emit_refusal
+
+    emit_refusal(exc, json_out)
 
 
 @app.command()

@@ -157,31 +157,9 @@ def open_xlsx(data: bytes):
 
 
 def xlsx_rows(data: bytes, cell=lambda v: "" if v is None else str(v)) -> list[list[str]]:
-    """The first worksheet's rows, each value through ``cell``, streamed (openpyxl read-only).
-
-    A sheet whose declared size (``<dimension ref="A1:XFD1048576">``) is beyond the table limits is
-    refused before a row is read; the declared size is then dropped, so empty cells and rows it
-    names are never made (openpyxl pads every row to it); what is really there is bounded by
-    :func:`bounded`. A damaged sheet raises ``TableError``."""
-    limit = limits()
-    book = open_xlsx(data)
-    try:
-        if not book.worksheets:
-            raise TableError("Excel 文件中没有工作表 (the workbook has no worksheet)")
-        sheet = book.worksheets[0]
-        if (sheet.max_row or 0) > limit.table_max_rows:
-            raise too_many_rows(limit.table_max_rows, sheet.max_row)
-        if (sheet.max_column or 0) > limit.table_max_columns:
-            raise too_many_columns(limit.table_max_columns, sheet.max_column)
-        sheet.reset_dimensions()
-        return [[cell(v) for v in row]
-                for row in bounded(sheet.iter_rows(values_only=True), limit.table_max_rows, limit.table_max_columns)]
-    except TableError:
-        raise
-    except Exception as exc:  # the sheet's XML is read lazily: a damaged one fails here, not on open
-        raise TableError(f"Excel 文件已损坏，请重新保存后再上传 (damaged XLSX: {exc.__class__.__name__})") from None
-    finally:
-        book.close()
+    """The first worksheet's rows (at most BAOXUE_TABLE_MAX_ROWS, declared or read), as :func:`iter_xlsx`
+    gives them: for the small tables (roster, census, gate) a caller reads whole."""
+    return list(_sheet_rows(data, cell, limits().table_max_rows))
 
 
 def iter_xlsx(data: bytes, cell=lambda v: "" if v is None else str(v)) -> Iterator[list[str]]:
@@ -189,16 +167,26 @@ def iter_xlsx(data: bytes, cell=lambda v: "" if v is None else str(v)) -> Iterat
     value through ``cell``; no row count (the upload's size and BAOXUE_XLSX_MAX_UNPACKED_MB bound it),
     columns within BAOXUE_TABLE_MAX_COLUMNS (declared or read). The workbook is closed when the
     iteration ends or is abandoned."""
+    return _sheet_rows(data, cell, None)
+
+
+def _sheet_rows(data: bytes, cell, max_rows: int | None) -> Iterator[list[str]]:
+    """The first worksheet's rows, each value through ``cell``. A sheet whose declared size
+    (``<dimension ref="A1:XFD1048576">``) is beyond the limits is refused before a row is read; the
+    declared size is then dropped, so empty cells and rows it names are never made (openpyxl pads every
+    row to it); what is really there is bounded by :func:`bounded`. A damaged sheet raises ``TableError``."""
     limit = limits()
     book = open_xlsx(data)
     try:
         if not book.worksheets:
             raise TableError("Excel 文件中没有工作表 (the workbook has no worksheet)")
         sheet = book.worksheets[0]
+        if max_rows is not None and (sheet.max_row or 0) > max_rows:
+            raise too_many_rows(max_rows, sheet.max_row)
         if (sheet.max_column or 0) > limit.table_max_columns:
             raise too_many_columns(limit.table_max_columns, sheet.max_column)
         sheet.reset_dimensions()  # a declared size is never trusted for padding
-        for row in bounded(sheet.iter_rows(values_only=True), None, limit.table_max_columns):
+        for row in bounded(sheet.iter_rows(values_only=True), max_rows, limit.table_max_columns):
             yield [cell(v) for v in row]
     except TableError:
         raise
