@@ -41,6 +41,7 @@ def build(url: str, cases: int) -> None:
     from store.db import make_engine, session_factory, transaction
     from store.cases.effects import event_row
     from store.models import Case, CaseEvent, Pupil
+    from store.policy_files import PolicyRegistry
     from demo.synthetic import Size, generate_county
 
     engine = make_engine(url)
@@ -57,12 +58,13 @@ def build(url: str, cases: int) -> None:
     now = datetime.combine(DAY, datetime.min.time()).replace(hour=8)
     with transaction(factory) as s:
         opened_seq = school_day_seq(s, "default", DAY)
+        version = PolicyRegistry(s).get("default").version  # the shipped policy as loaded (not a literal)
     for i in range(0, len(pupils), 10_000):
         chunk = pupils[i:i + 10_000]
         with transaction(factory) as s:
             ids = list(s.scalars(insert(Case).returning(Case.id, sort_by_parameter_order=True), [{
                 "pupil_id": pid, "school_id": sid, "class_id": cid, "state": CaseState.absent.value, "version": 1,
-                "policy_name": "default", "policy_version": 1, "calendar_key": "default", "opened_on": DAY,
+                "policy_name": "default", "policy_version": version, "calendar_key": "default", "opened_on": DAY,
                 "opened_seq": opened_seq, "closed_on": None, "reason": "unknown", "outcome_reason": None, "relapse_of": None,
                 "created_at": now, "updated_at": now} for pid, sid, cid in chunk]))
             s.execute(insert(CaseEvent), [event_row(case_id=c, seq=1, event="open", from_state=None, to_state="absent",
