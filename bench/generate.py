@@ -80,7 +80,10 @@ class Population:
         return self.open_cases // 2 if self.closed is None else self.closed
 
     def key(self) -> str:
-        return hashlib.sha1(json.dumps([GENERATOR_VERSION, asdict(self)]).encode()).hexdigest()[:12]
+        # the schema's revision too: a population made before a migration is not reused after it
+        from store.schema import head_revision
+
+        return hashlib.sha1(json.dumps([GENERATOR_VERSION, head_revision(), asdict(self)]).encode()).hexdigest()[:12]
 
     def label(self) -> str:
         return f"{_n(self.pupils)} pupils, {_n(self.open_cases)} open, {_n(self.due)} due"

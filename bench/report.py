@@ -15,6 +15,8 @@ from .common import OUT, ROOT
 DOC = ROOT / "docs" / "performance.md"
 IMG = ROOT / "docs" / "img"
 BEGIN, END = "<!-- figures:begin -->", "<!-- figures:end -->"
+GOALS_BEGIN, GOALS_END = "<!-- goals:begin -->", "<!-- goals:end -->"
+DBS = ("postgresql", "sqlite")
 
 
 def plot(result: dict, path: Path) -> None:
@@ -89,14 +91,173 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+# --- the status of issue 18's and 20's goals, every figure from this one run --------------------------------
+
+def _of(recs: list[dict], figure: str, db: str | None = None, name_has: str = "") -> list[dict]:
+    return [r for r in recs if r.get("figure") == figure and (db is None or r.get("db") == db)
+            and name_has in r["name"] and r.get("value") is not None]
+
+
+def _cell(rec: dict | None, show) -> tuple[str, bool | None]:
+    """(text, met) of one goal on one database; a figure the run did not make says so."""
+    if rec is None:
+        return "not measured", None
+    return show(rec)
+
+
+def _ratio_goal(figure: str, target: float, *, at_least: bool, name_has: str = "", unit: str = "×"):
+    def row(recs: list[dict], db: str):
+        rec = next(iter(_of(recs, figure, db, name_has)), None)
+
+        def show(r):
+            ratio = r.get("ratio")
+            met = None if ratio is None else (ratio >= target if at_least else ratio <= target)
+            return f"{_fmt(ratio)}{unit} ({_fmt(r['value'])} vs {_fmt(r.get('baseline'))} {r.get('unit', '')})", met
+        return _cell(rec, show)
+    return row
+
+
+def _value_goal(figure: str, target: float, *, at_least: bool, name_has: str = ""):
+    def row(recs: list[dict], db: str):
+        rec = next(iter(_of(recs, figure, db, name_has)), None)
+
+        def show(r):
+            met = r["value"] >= target if at_least else r["value"] <= target
+            return f"{_fmt(r['value'])} {r.get('unit', '')}", met
+        return _cell(rec, show)
+    return row
+
+
+def _html_goal(recs: list[dict], db: str):
+    if db != "sqlite":  # rendering does not touch the database: one figure, shown once
+        return "", None
+    rec = next(iter(_of(recs, "documents_html")), None)
+    return _cell(rec, lambda r: (f"{_fmt(r['value'])} doc/s (shared-Environment floor {_fmt(r.get('floor_per_s'))})",
+                                 r["value"] >= 10_000))
+
+
+def _events_goal(recs: list[dict], db: str):
+    rec = next(iter(_of(recs, "flow_wall", db)), None)
+    return _cell(rec, lambda r: (f"{_fmt(r.get('events'))} events, {_fmt(r.get('task_runs'))} task runs",
+                                 None if r.get("events") is None else r["events"] <= 100))
+
+
+def _entered_goal(recs: list[dict], db: str):
+    rec = next(iter(_of(recs, "intake_flow", db)), None)
+    return _cell(rec, lambda r: (f"yes: {_fmt(r.get('seconds'))} s, {_fmt(r.get('task_runs'))} task runs, "
+                                 f"{_fmt(r.get('rss_mb'))} MB", True))
+
+
+def _parse_flat(recs: list[dict], db: str):
+    if db != "sqlite":  # the parser touches no database
+        return "", None
+    parts, mets = [], []
+    for fmt in ("CSV", "XLSX"):
+        pts = sorted((r for r in _of(recs, "intake_parse_rss") if f" {fmt} " in r["name"]), key=lambda r: r["rows"])
+        if len(pts) >= 2:
+            lo, hi = pts[0], pts[-1]
+            growth = hi["value"] / lo["value"]
+            parts.append(f"{fmt} {_fmt(lo['value'])} → {_fmt(hi['value'])} MB ({lo['rows']:,} → {hi['rows']:,} rows)")
+            mets.append(growth <= 1.25)
+    if not parts:
+        return "not measured", None
+    return "; ".join(parts), all(mets)
+
+
+def _naive_goal(recs: list[dict], db: str):
+    rec = next(iter(_of(recs, "naive_prefect", db)), None)
+    if rec is None:
+        return ("" if db == "postgresql" else "not measured"), None
+    return f"{_fmt(rec['value'])} transitions/s at {_fmt(rec.get('measured'))} measured", (rec.get("measured") or 0) >= 1000
+
+
+def _render_queue_goal(recs: list[dict], db: str):
+    rec = next(iter(_of(recs, "render_queue")), None) if db == "sqlite" else None
+    if rec is None:
+        return ("" if db == "postgresql" else "not measured"), None
+    hours = rec.get("queue_hours_one_worker")
+    return (f"{_fmt(rec.get('drained'))} of {_fmt(rec.get('queue'))} requests: {_fmt(rec['value'])} docs/s, "
+            f"{_fmt(rec.get('docs_per_cpu_s'))} per CPU-s" + (f", whole queue ≈ {_fmt(hours)} h of one worker" if hours else "")
+            ), None
+
+
+def _scale_out_goal(recs: list[dict], db: str):
+    pts = sorted(_of(recs, "scale_out", db), key=lambda r: r.get("workers", 0))
+    if not pts:
+        return ("" if db == "sqlite" else "not measured"), None
+    once = all(r.get("each_once") for r in pts)
+    text = " / ".join(f"{_fmt(r['value'])} s" for r in pts) + " (speed-up " + " / ".join(
+        f"{_fmt(r.get('speedup'))}×" for r in pts) + ")" + ("; every transition once" if once else "; **a transition doubled**")
+    return text, once
+
+
+def _pages_goal(recs: list[dict], db: str):
+    pages = [r for r in recs if r["name"].startswith("page ") and r.get("db") == db and r.get("value") is not None]
+    if not pages:
+        return "not measured", None
+    misses = [f"{r['name'][5:]} {_fmt(r['value'])} ms" for r in pages if not r.get("met")]
+    text = f"{len(pages) - len(misses)} of {len(pages)} pages ≤ 300 ms"
+    return text + (f"; over: {', '.join(misses)}" if misses else ""), not misses
+
+
+GOALS = [
+    ("`advance_cases` **flow** peak RSS ≤ 500 MB", "big", _value_goal("flow_rss", 500, at_least=False)),
+    ("flow wall ÷ bare `advance` ≤ 2", "big", _ratio_goal("flow_wall", 2.0, at_least=False)),
+    ("Prefect events per sweep aggregated (≤ 100; was > 4,600)", "big", _events_goal),
+    ("escalation ÷ raw UPDATE ≥ 0.40", "big", _ratio_goal("advance", 0.40, at_least=True)),
+    ("10 k due at ~1 M vs 10 k open ≤ 2×", "scale", _ratio_goal("scale_ratio", 2.0, at_least=False)),
+    ("county file through the product's entry (CLI → `morning_check` flow) ÷ executemany ≥ 0.5", "county file",
+     _ratio_goal("intake_flow", 0.5, at_least=True)),
+    ("a 100 k-row county file enters whole", "county file", _entered_goal),
+    ("parser memory flat with rows (≤ 1.25× for 10× the rows)", "parse", _parse_flat),
+    ("≥ 50× the fair SpiffWorkflow (spec stored once)", "big ÷ scale 10 k",
+     _ratio_goal("peer_ratio", 50, at_least=True, name_has="spec stored once")),
+    ("≥ 15× the per-case loop using `opened_seq`", "scale 100 k", _ratio_goal("per_case", 15, at_least=True)),
+    ("HTML documents ≥ 10 k/s per core", "documents", _html_goal),
+    ("naive one-task-per-transition Prefect peer at ≥ 1,000 transitions", "scale 10 k", _naive_goal),
+    ("renderers draining a day's queue", "big", _render_queue_goal),
+    ("scale-out 1 / 2 / 4 workers (SKIP LOCKED), each transition once", "big", _scale_out_goal),
+    ("issue 18: work-queue pages ≤ 300 ms (median)", "big + 100 k watch entries", _pages_goal),
+]
+
+
+def goals_markdown(result: dict) -> str:
+    """Every goal of issues 18 and 20 with its figure from this run, the population named; misses in bold."""
+    recs, plan = result["records"], result.get("plan", {})
+    pops = {"big": plan.get("big"), "scale": f"{plan.get('scale_sizes')} open, {plan.get('scale_due')} due, seed 31",
+            "county file": plan.get("county_file"), "parse": f"{plan.get('parse_rows')} rows",
+            "scale 10 k": "the smallest scale population", "scale 100 k": "the middle scale population",
+            "big ÷ scale 10 k": "advance on big ÷ Spiff on the smallest scale population",
+            "big + 100 k watch entries": f"{plan.get('big')} + {plan.get('queue_watch', 0):,} watch entries", "documents": "bench/documents.py"}
+    lines = [f"From the run of {result['started']} ({result['mode']}, {result['seconds'] / 60:.0f} min, load average at "
+             f"start {', '.join(f'{x:.1f}' for x in result['machine'].get('load_average_at_start', []))}). "
+             "Populations: " + "; ".join(f"`{k}` = {v}" for k, v in pops.items() if v) + ".",
+             "", "| goal | population | PostgreSQL | SQLite | verdict |", "|---|---|---|---|---|"]
+    for goal, pop, fn in GOALS:
+        cells, mets = [], []
+        for db in DBS:
+            text, met = fn(recs, db)
+            cells.append(f"**{text}**" if met is False else text)
+            if met is not None:
+                mets.append(met)
+        verdict = "measured" if not mets else ("met" if all(mets) else ("**missed**" if not any(mets) else "**missed in part**"))
+        lines.append(f"| {goal} | {pop} | {cells[0]} | {cells[1]} | {verdict} |")
+    return "\n".join(lines)
+
+
+def _between(text: str, begin: str, end: str, body: str) -> str:
+    if begin not in text:
+        return text + f"\n{begin}\n{body}\n{end}\n"
+    head, rest = text.split(begin, 1)
+    return f"{head}{begin}\n{body}\n{end}{rest.split(end, 1)[1]}"
+
+
 def write_docs(result: dict) -> None:
     plot(result, IMG / "perf_scale.png")
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else f"# Performance\n\n{BEGIN}\n{END}\n"
-    if BEGIN not in text:
-        text += f"\n{BEGIN}\n{END}\n"
-    head, rest = text.split(BEGIN, 1)
-    tail = rest.split(END, 1)[1]
-    DOC.write_text(f"{head}{BEGIN}\n{markdown(result)}\n{END}{tail}", encoding="utf-8")
+    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Performance\n"
+    text = _between(text, BEGIN, END, markdown(result))
+    text = _between(text, GOALS_BEGIN, GOALS_END, goals_markdown(result))
+    DOC.write_text(text, encoding="utf-8")
 
 
 def from_logs(paths: list[Path], plan: dict) -> dict:

@@ -35,6 +35,7 @@ def plan(quick: bool) -> dict:
             "county": Population(6_000, 60, 20, 60, seed=21),
             "county_file": Population(10_000, 100, 30, 100, seed=21), "parse_rows": [10_000],
             "spiff_n": 100, "naive_n": 40, "naive_on": ["sqlite"], "sweep_due": 1_000, "render_docs": 40,
+            "queue_watch": 1_000, "queue_repeat": 1,
         }
     return {
         "big": Population(1_100_000, 1_000_000, 100_000, 150_000, seed=11),
@@ -43,6 +44,7 @@ def plan(quick: bool) -> dict:
         # issue 20: a county file of 100 k rows through `baoxue attendance import` and the morning_check flow
         "county_file": Population(100_000, 1_000, 300, 1_000, seed=21), "parse_rows": [100_000, 1_000_000],
         "spiff_n": 1_000, "naive_n": 1_000, "naive_on": ["sqlite"], "sweep_due": 100_000, "render_docs": 500,
+        "queue_watch": 100_000, "queue_repeat": 3,  # issue 18: 1 M open cases, 100 k watch entries
     }
 
 
@@ -140,7 +142,21 @@ class Runner:
         if db == "sqlite":  # the renderers draining the day's queue of the big population (issue 20)
             self.child(["bench.render_queue", big_url, "--docs", str(p["render_docs"]), "--label", f"{big.label()}"],
                        "render queue")
+        self.queues(db, big_url, p)
         self.derived(db, adv, spiff, naive, p)
+
+    def queues(self, db: str, big_url: str, p: dict) -> None:
+        """Issue 18: the work-queue pages at province scale, on a copy of the big population (the bench adds
+        its watch entries and accounts to the database it is given, which the other figures must not see)."""
+        from .common import copy_db, drop_db
+
+        url = db_url(db, "bench_queues")
+        copy_db(big_url, url)
+        try:
+            self.child(["bench.queues", url, "--watch", str(p["queue_watch"]), "--repeat", str(p["queue_repeat"])],
+                       f"work-queue pages {db}")
+        finally:
+            drop_db(url)
 
     def derived(self, db: str, adv, spiff, naive, p) -> None:
         """Ratios between figures of the same run."""
@@ -262,7 +278,8 @@ def main() -> None:
     elapsed = time.perf_counter() - t0
     OUT.mkdir(parents=True, exist_ok=True)
     result = {"mode": mode, "started": started.isoformat(timespec="seconds"), "seconds": round(elapsed, 1),
-              "machine": info, "plan": {k: (str(v) if isinstance(v, Population) else v) for k, v in p.items()},
+              "machine": info, "plan": {k: (f"{v.label()}, {_k(v.n_closed)} closed, seed {v.seed}" if isinstance(v, Population) else v)
+                       for k, v in p.items()},
               "records": runner.records}
     (OUT / f"results-{mode}.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
     print()
