@@ -60,12 +60,12 @@ def _rate(fn: Callable[[dict], object], contexts: list[dict]) -> float:
 def _plain_env(cache_size: int):
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-    from documents.render import TEMPLATE_DIR, banner_size, cn_date, cn_datetime, cn_month, cn_short, pct
+    from documents.render import FILTERS, GLOBALS, TEMPLATE_DIR
 
     env = Environment(loader=FileSystemLoader(str(TEMPLATE_DIR)), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True, cache_size=cache_size)
-    env.filters.update(cn_date=cn_date, cn_datetime=cn_datetime, cn_short=cn_short, cn_month=cn_month, pct=pct)
-    env.globals.update(banner_size=banner_size)
+    env.filters.update(FILTERS)
+    env.globals.update(GLOBALS)
     return env
 
 

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from documents import catalog, fonts
+from documents import catalog, fonts, markup
 from documents.formats import RenderError, cn_date, cn_datetime, cn_month, cn_short, pct  # noqa: F401 - the filters
 
 fonts.configure()
@@ -49,9 +49,34 @@ def banner_size(chars: int) -> float:
     return round(min(42.0, 150 / 0.3528 / max(chars, 1) / 1.06), 1)
 
 
+FILTERS: dict[str, Callable[..., Any]] = {"cn_date": cn_date, "cn_datetime": cn_datetime, "cn_short": cn_short,
+                                          "cn_month": cn_month, "pct": pct}
+GLOBALS: dict[str, Callable[..., Any]] = {"banner_size": banner_size, **markup.GLOBALS}
+
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class _Environment(Environment):
+    """Jinja2's Environment, with ``a.b`` on a plain dict looked up as the item first.
+
+    Jinja2 tries ``getattr(a, "b")`` and, when it raises AttributeError (every field of a document
+    context: they are dicts), ``a["b"]``; the raise and catch cost about a sixth of a render. For a
+    ``dict`` whose class has no attribute ``b`` the answer is the same, so the item is read
+    directly; a name dict itself has (``items``, ``get``…) and every other object go the usual way.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
-    env = Environment(
+    env = _Environment(
         loader=FileSystemLoader(str(TEMPLATE_DIR)),
         autoescape=True,
         undefined=StrictUndefined,
@@ -60,8 +85,8 @@ def environment() -> Environment:
         auto_reload=False,
         cache_size=400,
     )
-    env.filters.update(cn_date=cn_date, cn_datetime=cn_datetime, cn_short=cn_short, cn_month=cn_month, pct=pct)
-    env.globals.update(banner_size=banner_size)
+    env.filters.update(FILTERS)
+    env.globals.update(GLOBALS)
     return env
 
 
