@@ -125,3 +125,32 @@ def test_the_bench_floor_renders_the_same_bytes(kind):
 
 if __name__ == "__main__":  # python -m tests.documents.test_render_golden: rewrite the golden file
     GOLDEN.write_text(json.dumps(digests(), indent=1, sort_keys=True) + "\n")
+
+
+def test_the_documents_environment_renders_what_plain_jinja2_renders():
+    """documents.render's Environment (item-first dict reads, documents.codegen, direct calls) gives
+    the bytes and the errors plain Jinja2 gives, on the cases its shortcuts treat specially."""
+    from types import SimpleNamespace
+
+    from jinja2 import UndefinedError, pass_context
+    from markupsafe import Markup
+
+    from bench.documents import _plain_env
+    from documents.render import environment
+
+    @pass_context
+    def who(ctx, suffix=""):
+        return ctx["name"] + suffix
+
+    source = ('{% macro m(a, b="<b>") -%}[{{ a }}|{{ b }}]{%- endmacro %}'
+              '{{ d.x }} {{ d.items }} {{ d.get("x") }} {{ o.y }} {{ n }} {{ 3 }} {{ f }} {{ s }} {{ none }}'
+              '{{ m(d.x, b=s) }}{{ m(1) }}{{ who("!") }}{{ blank(none, "short") }}{{ box(true) }}'
+              '{% for k in d %}{{ k }}{% if not loop.last %},{% endif %}{% endfor %}{{ "a" ~ s }}')
+    values = {"d": {"x": "<x&>", "items": "ignored"}, "o": SimpleNamespace(y="'y'"), "n": 7, "f": 1.5,
+              "s": Markup("<i>safe</i>"), "name": "张三", "who": who}
+    ours = environment().from_string(source).render(**values)
+    assert ours == _plain_env(0).from_string(source).render(**values)
+    assert "&lt;x&amp;&gt;" in ours and "<i>safe</i>" in ours
+    for missing in ("{{ d.nothing }}", "{{ o.nothing }}", "{{ nothing }}", "{{ blank(d.nothing) }}"):
+        with pytest.raises(UndefinedError):
+            environment().from_string(missing).render(**values)
