@@ -4,12 +4,14 @@
 
 Figures (one JSON line each, ``bench.common.emit``):
 
-- HTML per CPU-second: ``documents.render.render_html`` (one Environment, compiled templates
-  cached) against the honest floor (issue 20): one shared plain Jinja2 Environment, built once
-  with the same loader, options and filters, rendering the same template with the same context —
-  what any competent caller of Jinja2 does; target 10 000 documents/s per core. The old baseline,
-  a new Environment and a template compile per document (as with ``jinja2.Template(source)``),
-  stays as an extra line.
+- HTML per CPU-second: ``documents.render.render_html`` (one Environment whose templates are
+  compiled by ``documents.codegen``, see docs/performance.md "## render") against the honest floor
+  (issue 20): one shared plain Jinja2 Environment, built once with the same loader, options,
+  filters and globals, rendering the same template with the same context — what any competent
+  caller of Jinja2 does; both must give the same bytes; target 10 000 documents/s per core. The
+  old baseline, a new Environment and a template compile per document (as with
+  ``jinja2.Template(source)``), stays as an extra line. ``--per-kind`` adds one line per case kind
+  (product and floor, best round of each).
 - PDF per CPU-second: ``documents.render.render_pdf`` (one FontConfiguration and one parsed
   stylesheet per process, plus ``documents.weasy_tuning``) against plain WeasyPrint as shipped
   (``HTML(string=…).write_pdf(stylesheets=[CSS(string=…)])``: a new font configuration and a
@@ -60,12 +62,12 @@ def _rate(fn: Callable[[dict], object], contexts: list[dict]) -> float:
 def _plain_env(cache_size: int):
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-    from documents.render import TEMPLATE_DIR, banner_size, cn_date, cn_datetime, cn_month, cn_short, pct
+    from documents.render import FILTERS, GLOBALS, TEMPLATE_DIR
 
     env = Environment(loader=FileSystemLoader(str(TEMPLATE_DIR)), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True, cache_size=cache_size)
-    env.filters.update(cn_date=cn_date, cn_datetime=cn_datetime, cn_short=cn_short, cn_month=cn_month, pct=pct)
-    env.globals.update(banner_size=banner_size)
+    env.filters.update(FILTERS)
+    env.globals.update(GLOBALS)
     return env
 
 
@@ -97,6 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--html-only", action="store_true", help="skip the PDF figures")
+    parser.add_argument("--per-kind", action="store_true", help="also one HTML figure per case kind")
     args = parser.parse_args()
     n_html, n_pdf, rounds = (60, 26, 2) if args.quick else (400, 52, 3)
 
@@ -128,6 +131,19 @@ def main() -> None:
     emit("documents: HTML per second per core vs a new Environment per document (old baseline)",
          max(ours), "doc/s", max(plain), figure="documents_html_vs_fresh_env",
          note="the figure before issue 20: a strawman baseline (Environment and template compile per document)")
+
+    if args.per_kind:
+        by_kind: dict[str, list[dict]] = {}
+        for c in contexts:
+            by_kind.setdefault(c["doc"]["kind"], []).append(c)
+        for kind, cs in by_kind.items():
+            ours_k, shared_k = [], []
+            for _ in range(2 * rounds):
+                ours_k.append(_rate(lambda c: render_html(c, standalone=False), cs))
+                shared_k.append(_rate(_shared_jinja, cs))
+            emit(f"documents: HTML per second per core, {kind}", max(ours_k), "doc/s", max(shared_k),
+                 figure="documents_html_kind", kind=kind, docs=len(cs), floor_per_s=max(shared_k),
+                 note="best round of each; the floor is the shared plain Environment on the same contexts")
 
     if args.html_only:
         return
