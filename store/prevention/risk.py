@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    Date, String, Text, and_, bindparam, case, cast, delete, distinct, func, insert, literal, or_, select, true, union_all,
+    Date, String, Text, and_, bindparam, case, cast, delete, func, insert, literal, or_, select, true, union_all,
     update,
 )
 from sqlalchemy.orm import Session
