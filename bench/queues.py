@@ -28,7 +28,8 @@ from .generate import AS_OF
 TARGET_MS = 300
 INDEXES = [("duties", "ix_duties_undone_due"), ("cases", "ix_cases_opened"), ("pupils", "ix_pupils_name"),
            ("watch_entries", "ix_watch_open_order"), ("watch_duties", "ix_watch_duties_undone_due"),
-           ("duties", "ix_duties_undone_case"), ("cases", "ix_cases_pupil")]  # 0011_queues, 0015_queues
+           ("duties", "ix_duties_undone_case"), ("cases", "ix_cases_pupil"),
+           ("watch_entries", "ix_watch_pupil_month")]  # 0011_queues, 0015_queues, 0017_risk
 
 
 def ensure_indexes(engine) -> None:
@@ -121,6 +122,7 @@ def main() -> None:
     ap.add_argument("url")
     ap.add_argument("--watch", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--only", default="", help="only the pages whose path starts with this (e.g. /risk)")
     a = ap.parse_args()
 
     from fastapi.testclient import TestClient
@@ -153,6 +155,7 @@ def main() -> None:
         ("bench_county", "/stuck.xlsx?kind=case"),
         ("bench_county", "/stuck?kind=watch"), ("bench_county", "/stuck?kind=all&per=100"),
     ]
+    pages = [(user, path) for user, path in pages if path.startswith(a.only)]
     backend = engine.dialect.name
     with TestClient(app) as client:
         for user, path in pages:

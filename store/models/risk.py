@@ -45,6 +45,8 @@ class WatchEntry(Base):
         # the watch list's pages in order (0007_queues)
         Index("ix_watch_open_order", "school_id", "class_id", "id",
               sqlite_where=text("until IS NULL"), postgresql_where=text("until IS NULL")),
+        # the month outcomes: every entry of a month in pupil order, from the index alone (0017_risk)
+        Index("ix_watch_pupil_month", "pupil_id", "since", "until", "school_id"),
     )
 
 
