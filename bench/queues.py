@@ -150,7 +150,7 @@ def main() -> None:
         ("bench_county", "/cases"), ("bench_county", "/cases?sort=due"), ("bench_county", "/cases?page=100"),
         ("bench_county", f"/cases?q={name}"), ("bench_county", f"/cases?q={name[0]}"),
         ("bench_county", f"/cases?q={student_no}"), ("bench_school", "/cases"),
-        ("bench_county", "/risk"), ("bench_county", "/risk?overdue=1"), ("bench_county", "/risk?page=20"),
+        ("bench_county", "/risk"), ("bench_county", "/risk?overdue=1"), ("bench_county", "/risk?page=20"), ("bench_county", "/risk/outcomes"),
         ("bench_township", "/risk"), ("bench_school", "/risk"),
         ("bench_county", "/stuck.xlsx?kind=case"),
         ("bench_county", "/stuck?kind=watch"), ("bench_county", "/stuck?kind=all&per=100"),

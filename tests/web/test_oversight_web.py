@@ -59,7 +59,12 @@ def test_the_watch_list_follows_the_readers_scope_and_shows_why(site):
     assert "丁关注" in page and "甲关注" not in page and "贫困生" in page
     page = _as(site, "county").get("/risk").text
     assert "甲*注" in page and "丁*注" in page and "甲关注" not in page   # the county reads names masked
-    assert "月末在册" in page
+    # the county's month summary is its own page (it reads every watched pupil); the list links to it
+    assert "关注学生中辍学</div>" not in page and "/risk/outcomes?month=" in page
+    summary = _as(site, "county").get("/risk/outcomes?month=" + page.split("/risk/outcomes?month=")[1].split('"')[0])
+    assert summary.status_code == 200 and "月末在册" in summary.text and "关注学生中辍学" in summary.text
+    assert "关注学生中辍学</div>" in _as(site, "township_other").get("/risk").text   # a township's box stays on its list
+    assert _as(site, "teacher").get("/risk/outcomes").status_code in (302, 303, 403)
     assert _as(site, "operator").get("/risk").status_code == 403
 
 

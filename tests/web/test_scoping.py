@@ -77,7 +77,7 @@ ROUTES = {
     ("GET", "/stuck"): "list", ("GET", "/overview"): "list", ("GET", "/figures"): "list",
     ("GET", "/reports/{filing_id}.{fmt}"): "report", ("GET", "/late"): "list", ("GET", "/spot-checks"): "list",
     ("GET", "/accountability"): "list", ("GET", "/accountability.csv"): "list", ("GET", "/runs"): "list",
-    ("GET", "/risk"): "list", ("GET", "/reconcile"): "list", ("POST", "/reconcile/submit"): "school",
+    ("GET", "/risk"): "list", ("GET", "/risk/outcomes"): "list", ("GET", "/reconcile"): "list", ("POST", "/reconcile/submit"): "school",
     ("POST", "/reconcile/accept"): "act",  # no case in its path: every probe is refused (403/404); see test_reconcile
     ("POST", "/risk/duties/{duty_id}/done"): "school",  # out-of-scope duties probed in test_oversight_web
     ("GET", "/ledger-book"): "list", ("GET", "/ledger-book/file"): "list",  # 台账 of referred cases (issue 16)
