@@ -1,0 +1,50 @@
+"""search: the case list searched by a one-character name at province scale (issue 18: ≤ 300 ms at 1 M cases).
+
+Revision ID: 0017_search
+Revises: 0016_sweep
+Create Date: 2026-12-02
+
+A one-character name prefix matches ~1 % of the pupils (10 000 of a province's million); the case list reads
+their ids from the name index and their open cases' state, first absence, school and id from the pupil index,
+then sorts those keys and reads the rows of one page only. Both indexes now hold what that needs:
+
+- ``ix_pupils_name_id`` replaces ``ix_pupils_name``: the name (pattern ops on PostgreSQL) with the id
+  (``INCLUDE`` on PostgreSQL; SQLite's index holds the rowid already);
+- ``ix_cases_pupil_keys`` replaces ``ix_cases_pupil``: (pupil_id, state, opened_on, closed_on, school_id), with
+  the id (``INCLUDE`` on PostgreSQL) — the watch list's month outcomes read it as before.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0017_search"
+down_revision: str | Sequence[str] | None = "0016_sweep"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def _names(table: str) -> set[str]:
+    return {i["name"] for i in sa.inspect(op.get_bind()).get_indexes(table)}
+
+
+def upgrade() -> None:
+    if "ix_pupils_name_id" not in _names("pupils"):
+        op.create_index("ix_pupils_name_id", "pupils", ["name"], postgresql_ops={"name": "varchar_pattern_ops"},
+                        postgresql_include=["id"])
+    if "ix_pupils_name" in _names("pupils"):
+        op.drop_index("ix_pupils_name", table_name="pupils")
+    if "ix_cases_pupil_keys" not in _names("cases"):
+        op.create_index("ix_cases_pupil_keys", "cases", ["pupil_id", "state", "opened_on", "closed_on", "school_id"],
+                        postgresql_include=["id"])
+    if "ix_cases_pupil" in _names("cases"):
+        op.drop_index("ix_cases_pupil", table_name="cases")
+
+
+def downgrade() -> None:
+    op.create_index("ix_cases_pupil", "cases", ["pupil_id", "state", "opened_on", "closed_on"])
+    op.drop_index("ix_cases_pupil_keys", table_name="cases")
+    op.create_index("ix_pupils_name", "pupils", ["name"], postgresql_ops={"name": "varchar_pattern_ops"})
+    op.drop_index("ix_pupils_name_id", table_name="pupils")
