@@ -12,6 +12,9 @@ then sorts those keys and reads the rows of one page only. Both indexes now hold
   (``INCLUDE`` on PostgreSQL; SQLite's index holds the rowid already);
 - ``ix_cases_pupil_keys`` replaces ``ix_cases_pupil``: (pupil_id, state, opened_on, closed_on, school_id), with
   the id (``INCLUDE`` on PostgreSQL) — the watch list's month outcomes read it as before.
+
+And ``watch_duties.done_event_id``: the act (a ``duty_done`` watch event) that did a watch duty already
+recorded when the duty was raised or fell due (store.prevention.watch_credit; issue 18 item 2).
 """
 from __future__ import annotations
 
@@ -31,6 +34,8 @@ def _names(table: str) -> set[str]:
 
 
 def upgrade() -> None:
+    if "done_event_id" not in {c["name"] for c in sa.inspect(op.get_bind()).get_columns("watch_duties")}:
+        op.add_column("watch_duties", sa.Column("done_event_id", sa.Integer(), nullable=True))
     if "ix_pupils_name_id" not in _names("pupils"):
         op.create_index("ix_pupils_name_id", "pupils", ["name"], postgresql_ops={"name": "varchar_pattern_ops"},
                         postgresql_include=["id"])
@@ -44,6 +49,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("watch_duties") as batch:
+        batch.drop_column("done_event_id")
     op.create_index("ix_cases_pupil", "cases", ["pupil_id", "state", "opened_on", "closed_on"])
     op.drop_index("ix_cases_pupil_keys", table_name="cases")
     op.create_index("ix_pupils_name", "pupils", ["name"], postgresql_ops={"name": "varchar_pattern_ops"})
