@@ -14,7 +14,9 @@ then sorts those keys and reads the rows of one page only. Both indexes now hold
   the id (``INCLUDE`` on PostgreSQL) — the watch list's month outcomes read it as before.
 
 And ``watch_duties.done_event_id``: the act (a ``duty_done`` watch event) that did a watch duty already
-recorded when the duty was raised or fell due (store.prevention.watch_credit; issue 18 item 2).
+recorded when the duty was raised or fell due (store.prevention.watch_credit; issue 18 item 2), and
+``report_duties.done_ref_id``: the weekly count already submitted when its duty was opened
+(store.reporting.report_credit).
 """
 from __future__ import annotations
 
@@ -36,6 +38,8 @@ def _names(table: str) -> set[str]:
 def upgrade() -> None:
     if "done_event_id" not in {c["name"] for c in sa.inspect(op.get_bind()).get_columns("watch_duties")}:
         op.add_column("watch_duties", sa.Column("done_event_id", sa.Integer(), nullable=True))
+    if "done_ref_id" not in {c["name"] for c in sa.inspect(op.get_bind()).get_columns("report_duties")}:
+        op.add_column("report_duties", sa.Column("done_ref_id", sa.Integer(), nullable=True))
     if "ix_pupils_name_id" not in _names("pupils"):
         op.create_index("ix_pupils_name_id", "pupils", ["name"], postgresql_ops={"name": "varchar_pattern_ops"},
                         postgresql_include=["id"])
@@ -51,6 +55,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("watch_duties") as batch:
         batch.drop_column("done_event_id")
+    with op.batch_alter_table("report_duties") as batch:
+        batch.drop_column("done_ref_id")
     op.create_index("ix_cases_pupil", "cases", ["pupil_id", "state", "opened_on", "closed_on"])
     op.drop_index("ix_cases_pupil_keys", table_name="cases")
     op.create_index("ix_pupils_name", "pupils", ["name"], postgresql_ops={"name": "varchar_pattern_ops"})
