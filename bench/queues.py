@@ -26,10 +26,10 @@ from .common import emit, log
 from .generate import AS_OF
 
 TARGET_MS = 300
-INDEXES = [("duties", "ix_duties_undone_due"), ("cases", "ix_cases_opened"), ("pupils", "ix_pupils_name_id"),
+INDEXES = [("duties", "ix_duties_undone_due"), ("cases", "ix_cases_opened_keys"), ("pupils", "ix_pupils_name_id"),
            ("watch_entries", "ix_watch_open_order"), ("watch_duties", "ix_watch_duties_undone_due"),
            ("duties", "ix_duties_undone_case"), ("cases", "ix_cases_pupil_keys")]  # 0011/0015_queues, 0017_search
-REPLACED = [("pupils", "ix_pupils_name"), ("cases", "ix_cases_pupil")]  # 0017_search: dropped once the new ones exist
+REPLACED = [("pupils", "ix_pupils_name"), ("cases", "ix_cases_pupil"), ("cases", "ix_cases_opened")]  # 0017_search: dropped once the new ones exist
 
 
 def ensure_indexes(engine) -> None:

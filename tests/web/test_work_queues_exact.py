@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date
 
+import pytest
 from sqlalchemy import and_, or_, select
 
 from machines.vocabulary import DROPOUT_STATES
@@ -178,7 +179,8 @@ def test_a_home_list_of_more_than_200_duties_says_there_are_more(site, factory):
     assert listed == 200 and 'id="my-duties-more"' in page and f"owner={teacher.staff_id}" in page
 
 
-def test_the_case_list_searched_by_name_number_or_id_is_the_reference_query(site, factory, monkeypatch):
+@pytest.mark.parametrize("walk_from", [0, 2_000])
+def test_the_case_list_searched_by_name_number_or_id_is_the_reference_query(site, factory, monkeypatch, walk_from):
     """/cases?q=: a one-character name (many pupils), a longer one, a 学籍号 and an ID number find the cases
     of the pupils whose name begins so or whose number is it, within the reader's scope, in every sort, paged,
     with the capped count — as filtering every case in Python finds them."""
@@ -188,6 +190,7 @@ def test_the_case_list_searched_by_name_number_or_id_is_the_reference_query(site
     from store.models import Pupil
 
     monkeypatch.setattr(wq, "COUNT_CAP", 7)
+    monkeypatch.setattr(wq, "WALK_FROM", walk_from)  # 0: PostgreSQL walks the list's order for every search
     rng = random.Random(18)
     with factory() as s:
         proto = s.scalar(select(Case).order_by(Case.id))

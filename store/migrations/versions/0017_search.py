@@ -11,7 +11,9 @@ then sorts those keys and reads the rows of one page only. Both indexes now hold
 - ``ix_pupils_name_id`` replaces ``ix_pupils_name``: the name (pattern ops on PostgreSQL) with the id
   (``INCLUDE`` on PostgreSQL; SQLite's index holds the rowid already);
 - ``ix_cases_pupil_keys`` replaces ``ix_cases_pupil``: (pupil_id, state, opened_on, closed_on, school_id), with
-  the id (``INCLUDE`` on PostgreSQL) — the watch list's month outcomes read it as before.
+  the id (``INCLUDE`` on PostgreSQL) — the watch list's month outcomes read it as before;
+- ``ix_cases_opened_keys`` replaces ``ix_cases_opened``: (opened_on, id), with ``INCLUDE (pupil_id, state,
+  school_id)`` on PostgreSQL — a search finding thousands of pupils walks the list's order on it, index-only.
 
 And ``watch_duties.done_event_id``: the act (a ``duty_done`` watch event) that did a watch duty already
 recorded when the duty was raised or fell due (store.prevention.watch_credit; issue 18 item 2), and
@@ -50,9 +52,16 @@ def upgrade() -> None:
                         postgresql_include=["id"])
     if "ix_cases_pupil" in _names("cases"):
         op.drop_index("ix_cases_pupil", table_name="cases")
+    if "ix_cases_opened_keys" not in _names("cases"):
+        op.create_index("ix_cases_opened_keys", "cases", ["opened_on", "id"],
+                        postgresql_include=["pupil_id", "state", "school_id"])
+    if "ix_cases_opened" in _names("cases"):
+        op.drop_index("ix_cases_opened", table_name="cases")
 
 
 def downgrade() -> None:
+    op.create_index("ix_cases_opened", "cases", ["opened_on", "id"])
+    op.drop_index("ix_cases_opened_keys", table_name="cases")
     with op.batch_alter_table("watch_duties") as batch:
         batch.drop_column("done_event_id")
     with op.batch_alter_table("report_duties") as batch:
