@@ -305,6 +305,10 @@ def mark_overdue(session: Session, as_of: datetime, *, kinds=("census", "prevent
     for kind in kinds:
         model, due, extra = targets[kind]
         past = WatchDuty.due_on <= watch_due_by(as_of) if kind == "watch" else due <= as_of
+        if kind == "watch":  # a duty whose act another duty of the entry recorded is done, not overdue
+            from store.prevention.watch_credit import credit_watch_duties
+
+            credit_watch_duties(session, WatchDuty.status == "open", past)
         result = session.execute(update(model).where(model.status == "open", past)
                                  .values(status="overdue", **extra).execution_options(synchronize_session=False))
         out[kind] = result.rowcount or 0

@@ -41,6 +41,9 @@ class ReportDuty(DutyColumns, Base):
     overdue_at: Mapped[datetime | None] = mapped_column(DateTime)
     done_late: Mapped[bool] = mapped_column(Boolean, default=False)
     done_by: Mapped[str | None] = mapped_column(String(64))
+    # the weekly count that did it when it was on record before the duty was opened (weekly_counts.id):
+    # store.reporting.report_credit (0017_search)
+    done_ref_id: Mapped[int | None] = mapped_column(Integer)
     __table_args__ = (UniqueConstraint("report_kind", "level", "scope_code", "period"),
                       Index("ix_report_duties_status_due", "status", "due_at"))
 

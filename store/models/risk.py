@@ -45,7 +45,7 @@ class WatchEntry(Base):
         # the watch list's pages in order (0007_queues)
         Index("ix_watch_open_order", "school_id", "class_id", "id",
               sqlite_where=text("until IS NULL"), postgresql_where=text("until IS NULL")),
-        # the month outcomes: every entry of a month in pupil order, from the index alone (0017_risk)
+        # the month outcomes: every entry of a month in pupil order, from the index alone (0018_risk)
         Index("ix_watch_pupil_month", "pupil_id", "since", "until", "school_id"),
     )
 
@@ -66,6 +66,9 @@ class WatchDuty(DutyColumns, Base):
     entry_id: Mapped[int] = mapped_column(ForeignKey("watch_entries.id"))
     rule_id: Mapped[str] = mapped_column(String(32))
     due_on: Mapped[date] = mapped_column(Date)  # due at the end of that day
+    # the act that did it when it was already recorded (the duty_done event of another duty of the same action on
+    # the entry, that day or later): store.prevention.watch_credit (0017_search)
+    done_event_id: Mapped[int | None] = mapped_column(Integer)
     __table_args__ = (UniqueConstraint("entry_id", "rule_id", "action"),
                       Index("ix_watch_duties_undone_due", "due_on", "id",  # the stuck list's watch tab (0007_queues)
                             sqlite_where=text("status IN ('open', 'overdue')"),

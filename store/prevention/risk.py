@@ -314,6 +314,11 @@ class _Refresh:
             self.s.execute(insert(WatchEvent), events)
         if duties:
             self.s.execute(insert(WatchDuty), duties)
+            from store.prevention.watch_credit import credit_watch_duties  # an act already recorded does it
+
+            entries = sorted({d["entry_id"] for d in duties})
+            for i in range(0, len(entries), 5000):
+                credit_watch_duties(self.s, WatchDuty.entry_id.in_(entries[i:i + 5000]), WatchDuty.created_at == self.as_of)
         self.duties += len(duties)
 
     def finish(self) -> None:

@@ -38,6 +38,7 @@ from store.models import AttendanceMark, Case, CaseEvent, Jurisdiction, Pupil, S
 from store.models.notifications import AccountabilityEntry
 from store.models.report_work import ReportDuty, ReportVersion, SpotCheckResult, WeeklyCount
 from store.reporting import reports as rp
+from store.reporting.report_credit import credit, weekly_acts
 
 DRAFT_LEAD_DAYS = 5          # the draft and its duty come this many days before the due date
 SPOT_RECONCILE_DAYS = 7      # the school explains a 季查 discrepancy within a week
@@ -274,6 +275,7 @@ def open_weekly(session: Session, *, day: date, now: datetime, policy_of: Callab
     made = 0
     have = set(session.scalars(select(ReportDuty.class_id).where(
         ReportDuty.report_kind == WEEKLY_COUNT, ReportDuty.period == day.isoformat())))
+    counted = weekly_acts(session, day.isoformat())  # counts submitted before their duty: it is opened done
     for school in session.scalars(select(School).order_by(School.code)):
         if policy_of(school.policy_name).reports.class_weekday != day.weekday():
             continue
@@ -283,11 +285,15 @@ def open_weekly(session: Session, *, day: date, now: datetime, policy_of: Callab
                                                                SchoolClass.head_teacher_id.is_not(None)).order_by(SchoolClass.id)):
             if klass.id in have:
                 continue
-            session.add(ReportDuty(action="submit_weekly_count", role="head_teacher", owner_id=klass.head_teacher_id,
-                                   status="open", created_at=now, report_kind=WEEKLY_COUNT, level="class",
-                                   scope_code=str(klass.id), scope_name=f"{school.name}{klass.name}", period=day.isoformat(),
-                                   school_id=school.id, class_id=klass.id, label=f"{klass.name} 周查 {day:%m-%d}",
-                                   due_at=end_of(day)))
+            duty = ReportDuty(action="submit_weekly_count", role="head_teacher", owner_id=klass.head_teacher_id,
+                              status="open", created_at=now, report_kind=WEEKLY_COUNT, level="class",
+                              scope_code=str(klass.id), scope_name=f"{school.name}{klass.name}", period=day.isoformat(),
+                              school_id=school.id, class_id=klass.id, label=f"{klass.name} 周查 {day:%m-%d}",
+                              due_at=end_of(day))
+            session.add(duty)
+            if credit(duty, counted.get(klass.id)).get("late"):
+                session.flush()
+                _late_entry(session, duty, duty.done_at)
             made += 1
     session.flush()
     return made

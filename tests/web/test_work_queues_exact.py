@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date
 
+import pytest
 from sqlalchemy import and_, or_, select
 
 from machines.vocabulary import DROPOUT_STATES
@@ -176,3 +177,55 @@ def test_a_home_list_of_more_than_200_duties_says_there_are_more(site, factory):
     page = _as(site, "teacher").get("/stuck").text
     listed = page.split('id="my-duties"')[1].split("</table>")[0].count("<tr") - 1
     assert listed == 200 and 'id="my-duties-more"' in page and f"owner={teacher.staff_id}" in page
+
+
+@pytest.mark.parametrize("walk_from", [0, 2_000])
+def test_the_case_list_searched_by_name_number_or_id_is_the_reference_query(site, factory, monkeypatch, walk_from):
+    """/cases?q=: a one-character name (many pupils), a longer one, a 学籍号 and an ID number find the cases
+    of the pupils whose name begins so or whose number is it, within the reader's scope, in every sort, paged,
+    with the capped count — as filtering every case in Python finds them."""
+    import random
+    from datetime import timedelta
+
+    from store.models import Pupil
+
+    monkeypatch.setattr(wq, "COUNT_CAP", 7)
+    monkeypatch.setattr(wq, "WALK_FROM", walk_from)  # 0: PostgreSQL walks the list's order for every search
+    rng = random.Random(18)
+    with factory() as s:
+        proto = s.scalar(select(Case).order_by(Case.id))
+        taken = set(s.scalars(select(Case.pupil_id)))
+        pupils = s.scalars(select(Pupil).order_by(Pupil.id)).all()
+        for i, p in enumerate(pupils):  # names against id order: 万 first, 万思 a few of them, 王 (not 万) others
+            p.name = ("万思" + "甲乙丙"[i % 3]) if i % 7 == 0 else ("万" + "春秋冬"[i % 3]) if i % 3 == 0 else "王" + "一二"[i % 2]
+            if p.id in taken:
+                continue
+            closed = i % 5 == 0  # a closed case is not listed (the list shows open cases)
+            s.add(Case(pupil_id=p.id, school_id=p.school_id, class_id=p.class_id, state="returned" if closed else "absent",
+                       policy_name=proto.policy_name, policy_version=proto.policy_version,
+                       calendar_key=proto.calendar_key, opened_on=proto.opened_on - timedelta(days=rng.randrange(40)),
+                       opened_seq=proto.opened_seq, closed_on=proto.opened_on if closed else None, reason="unknown",
+                       created_at=NOW, updated_at=NOW))
+        s.flush()
+        assert len([p for p in pupils if p.name.startswith("万")]) >= 20
+        probe = s.get(Pupil, s.scalar(select(Case.pupil_id).where(Case.state == "absent").order_by(Case.id.desc())))
+        cases = s.execute(select(Case.id, Case.school_id, Case.opened_on, Case.state, Pupil.name, Pupil.student_no,
+                                 Pupil.id_number).join(Pupil, Pupil.id == Case.pupil_id)).all()
+        for scope in _scopes(s, site):
+            allowed = set(s.scalars(scope.apply(select(Case.id))))
+            for q in ("万", "万思", " 万思甲 ", probe.student_no, probe.id_number.lower(), "万%", "无此人"):
+                t = q.strip()
+                hit = [c for c in cases if c.id in allowed and c.state in wq.OPEN and (
+                    c.name.startswith(t) or c.student_no == t or (len(t) == 18 and c.id_number == t.upper()))]
+                for sort, key in (("opened", lambda c: (c.opened_on, c.id)), ("id", lambda c: -c.id),
+                                  ("school", lambda c: (c.school_id, c.opened_on, c.id))):
+                    want = [c.id for c in sorted(hit, key=key)]
+                    for page in range(1, -(-len(want) // 5) + 2):
+                        got = wq.case_queue(s, scope, NOW, q=q, sort=sort, paging=wq.Paging(page, 5))
+                        assert [r["id"] for r in got["rows"]] == want[(page - 1) * 5:page * 5], (scope, q, sort, page)
+                        assert (got["total"], got["capped"]) == (min(len(want), 7), len(want) > 7), (scope, q)
+                        if sort != "opened":
+                            break
+                got = wq.case_queue(s, scope, NOW, q=q, sort="due", paging=wq.Paging(1, 100))
+                assert {r["id"] for r in got["rows"]} <= {c.id for c in hit}, (scope, q)
+        s.rollback()

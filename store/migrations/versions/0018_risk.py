@@ -1,7 +1,7 @@
 """risk: the watch list's month outcomes read the month's entries in pupil order from one index.
 
-Revision ID: 0017_risk
-Revises: 0016_sweep
+Revision ID: 0018_risk
+Revises: 0017_search
 Create Date: 2026-12-02
 
 ``ix_watch_pupil_month (pupil_id, since, until, school_id)``: ``store.prevention.risk.watch_outcomes`` (the
@@ -17,8 +17,8 @@ from typing import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0017_risk"
-down_revision: str | Sequence[str] | None = "0016_sweep"
+revision: str = "0018_risk"
+down_revision: str | Sequence[str] | None = "0017_search"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
