@@ -159,5 +159,6 @@ def test_a_county_file_becomes_one_run_whose_submitter_the_worker_checks(web):
     with web["factory"]() as s:
         assert refusal(s, content, submission["signature"], now=MONDAY) is None
         # a worker refuses schools outside the account's scope, and a school account's county file
-        assert "不能提交学校" in submitter_refusal(s, "user:township", web["township2"], [], complete=True)
-        assert "不能提交学校" in submitter_refusal(s, "user:school", web["township1"], [], complete=True)
+        assert "不能提交学校" in submitter_refusal(s, "user:township", web["township2"], [], complete=True, county_file=True)
+        assert "不能提交学校" in submitter_refusal(s, "user:school", web["township1"], [], complete=True, county_file=True)
+        assert "角色不能提交" in submitter_refusal(s, "user:township", web["township1"][:1], [], complete=True)  # inline: no
