@@ -81,7 +81,7 @@ def submit_county_file(db: Session, who: Principal, *, settings: WebSettings, de
     from store.ingest.staged import stage_file
 
     codes = sorted(parsed.by_school)
-    file_id, digest = stage_file(db, data, filename, by=who.actor, now=now, parsed=parsed)
+    file_id, digest = stage_file(db, data, filename, by=who.actor, now=now)  # a run elsewhere parses it again
     params = signed_submission(settings, {
         "day": day.isoformat(), "school_code": None, "schools": codes, "file_id": file_id, "file_sha256": digest,
         "source": "upload", "submitted_by": who.actor, "submitted_at": now.isoformat(), "complete": True})
