@@ -6,7 +6,7 @@ its byte size is the limit, BAOXUE_UPLOAD_MAX_MB); the one rule of every entry i
 file (``vet_checks``: a bad row refuses it, every bad row counted and the first 200 listed; overwriting
 the day's marks or closing cases needs --confirm); then the file is staged as received
 (``store.ingest.staged``) and the submission naming it, signed with the server's key, is one run of the
-``morning_check`` flow (schools recorded in chunks of about 5,000 rows, a commit each, progress in the
+``morning_check`` flow (schools recorded set-based, up to 100,000 rows a task and a commit, progress in the
 run's log and a progress artifact). A file sent again records nothing twice.
 """
 from __future__ import annotations
@@ -31,10 +31,10 @@ def import_county_file(data: bytes, filename: str, parsed, *, day: date, by: str
                        more_errors=parsed.more_errors, confirm=confirm)
         except (BadRows, NeedsConfirmation) as exc:
             _refused(exc, json_out)
-        file_id, digest = stage_file(s, data, filename, by=by, now=when)
+        file_id, digest = stage_file(s, data, filename, by=by, now=when, parsed=parsed)  # the run takes this parse
     submission = county_submission(sorted(parsed.by_school), file_id, digest, day=day, by=by, when=when,
                                    secret=settings().secret_key)
-    del parsed, data  # the run reads the staged file back
+    del parsed, data  # the run checks the staged file's hash and takes the parse handed over with it
     from flows.morning_check import morning_check
 
     result = morning_check(submission)

@@ -16,8 +16,9 @@ from tasks.intake import MorningCheckSubmission, record_school_checks, validate_
 from tasks.publish import progress_artifact, publish_morning_check, update_progress
 from tasks.runtime import resolve_as_of
 
-SCHOOLS_PER_TASK = 200  # a county's schools in one task: its set-based passes and one commit
-ROWS_PER_TASK = 5_000   # …and at most about this many of its rows (whole schools: a school's check is one unit)
+SCHOOLS_PER_TASK = 1_000  # a county's schools in one task: its set-based passes and one commit
+ROWS_PER_TASK = 100_000   # …and at most about this many of its rows (whole schools: a school's check is one unit):
+                          # a county file of 10⁵ rows is one task, one transaction; a larger one, chunks of this size
 TOTALS = ("marks", "opened", "continuing", "returned", "excused", "errors")
 
 
@@ -51,7 +52,7 @@ def morning_check(submission: MorningCheckSubmission) -> dict:
     # 2. Each school's check: unexcused absences open a case or extend its streak, pupils who are
     #    back return, leave excuses. A check that changes no recorded mark of the day changes nothing;
     #    a check for a past day is recorded and applied in its place by the next sweep. A county file
-    #    is recorded set-based, SCHOOLS_PER_TASK schools a task (one unit of work each), with a
+    #    is recorded set-based, whole schools up to ROWS_PER_TASK rows a task (one unit of work each), with a
     #    result per school as if each had submitted alone.
     #    A chunk is committed as it is recorded (each school's check idempotent: a retried chunk or a
     #    re-submitted file records nothing twice); the run's progress artifact and log follow it.

@@ -63,9 +63,26 @@ class MorningCheckSubmission(BaseModel):
         return self.model_copy(update={"signature": sign(PURPOSE, self.content(), secret=secret)})
 
 
+class Rows:
+    """A school's rows (``MarkIn`` tuples) as one opaque task parameter. Prefect walks a task's parameters
+    element by element (``visit_collection``, twice per task: to resolve them and to record its inputs),
+    which for a county file's 10⁵ rows took longer than recording them; it does not look inside this."""
+
+    __slots__ = ("marks",)
+
+    def __init__(self, marks: list[MarkIn]):
+        self.marks = marks
+
+    def __len__(self) -> int:
+        return len(self.marks)
+
+
 class SchoolSheet(BaseModel):
+    """One school's part of a submission, its rows held by :class:`Rows` (built with ``model_construct``)."""
     school_code: str
-    marks: list[MarkRow]
+    marks: Rows = Field(json_schema_extra={"type": "array"})
+
+    model_config = {"arbitrary_types_allowed": True}
 
 
 class SubmissionRejected(ValueError):
@@ -82,44 +99,46 @@ def verify_submission(submission: MorningCheckSubmission) -> None:
         raise SubmissionRejected(why)
 
 
-def _staged_marks(submission: MorningCheckSubmission) -> list[MarkRow]:
-    """The rows of the submission's staged file (read back, hash checked, parsed again streaming); a
-    file with a bad row, or a row of a school the signed submission does not name, is refused whole."""
+def _staged_sheets(submission: MorningCheckSubmission) -> list[SchoolSheet]:
+    """The rows of the submission's staged file by school (hash checked; parsed by the entry in this
+    process, else parsed again streaming: ``store.ingest.staged.staged_parse``); a file with a bad row,
+    a row of a school the signed submission does not name, or an unknown school is refused whole."""
     from store.ingest.attendance_files import bad_rows_message, parse_attendance
-    from store.ingest.staged import StagedFileMissing, staged_bytes
+    from store.ingest.staged import StagedFileMissing, staged_parse
 
     if submission.marks:
         raise SubmissionRejected("晨检文件与逐行提交不能同时使用 (a file submission carries no inline marks)")
     try:
         with transaction(store()) as s:
-            data, filename = staged_bytes(s, submission.file_id, submission.file_sha256 or "")
+            parsed = staged_parse(s, submission.file_id, submission.file_sha256 or "", parse_attendance)
     except StagedFileMissing as exc:
         raise SubmissionRejected(str(exc)) from None
-    parsed = parse_attendance(data, filename=filename)
-    del data
     if parsed.error_count:
         raise SubmissionRejected(bad_rows_message(parsed.error_count, len(parsed.errors)) + "; " + "; ".join(
             f"row {e.row}: {e.message}" for e in parsed.errors[:20]))
-    named = set([submission.school_code] if submission.school_code else submission.schools)
-    row = MarkRow.model_construct
-    marks = []
-    for code, sheet in parsed.by_school.items():
+    named = [submission.school_code] if submission.school_code else submission.schools
+    sheets: dict[str, list] = {code: [] for code in named}  # a named school without rows: all present
+    for code, marks in parsed.by_school.items():
         code = code or submission.school_code
-        if code not in named:
+        if code not in sheets:
             raise SubmissionRejected(f"文件中的学校代码 {code} 不在提交的学校之中 (school not named by the submission)")
-        marks += [row(student_no=m.student_no, status=m.status, reason=m.reason, school_code=code, row=m.row)
-                  for m in sheet]
-    return marks
+        sheets[code] = marks  # the parse's MarkIn rows as they are (statuses already in the store's words)
+    with transaction(store()) as s:
+        known = set(s.scalars(select(School.code).where(School.code.in_(list(sheets)))))
+    if unknown := sorted(set(sheets) - known):
+        raise SubmissionRejected(f"学校代码不存在 unknown school code(s): {', '.join(unknown)}")
+    return [SchoolSheet.model_construct(school_code=code, marks=Rows(marks)) for code, marks in sorted(sheets.items())]
 
 
 @task(name="validate_submission", cache_policy=NO_CACHE)
 def validate_submission(submission: MorningCheckSubmission) -> list[SchoolSheet]:
     """Split the submission (its marks, or its staged file's rows) by school and refuse what cannot be
     recorded at all."""
+    if submission.file_id is not None:
+        return _staged_sheets(submission)
     problems = []
     by_school: dict[str, list[MarkRow]] = defaultdict(list)
-    rows = _staged_marks(submission) if submission.file_id is not None else submission.marks
-    for i, m in enumerate(rows):
+    for i, m in enumerate(submission.marks):
         code = submission.school_code or m.school_code
         if not code:
             problems.append(f"row {m.row or i + 1}: 缺少学校代码 (no school code)")
@@ -136,11 +155,13 @@ def validate_submission(submission: MorningCheckSubmission) -> list[SchoolSheet]
         problems.append(f"学校代码不存在 unknown school code(s): {', '.join(unknown)}")
     if problems:
         raise SubmissionRejected("; ".join(problems[:20]))
-    return [SchoolSheet.model_construct(school_code=code, marks=marks) for code, marks in sorted(by_school.items())]
+    return [SchoolSheet.model_construct(school_code=code, marks=Rows([MarkIn(m.student_no, m.status, m.reason, m.row)
+                                                                      for m in marks]))
+            for code, marks in sorted(by_school.items())]
 
 
 def _marks(sheet: SchoolSheet) -> list[MarkIn]:
-    return [MarkIn(m.student_no, m.status, m.reason, m.row) for m in sheet.marks]
+    return sheet.marks.marks
 
 
 def _outcome(result: IntakeResult) -> dict:

@@ -33,6 +33,7 @@ from web.deps import (
     settings_of,
 )
 from web.deps import DbId
+from web.county_check import COUNTY_FILE_ROLES, school_file_rows, submit_county_file
 from web.services import (
     document_response, late_report_data, local_time, monthly_figures, parse_month, read_upload, report_file_response,
     template_response,
@@ -122,18 +123,23 @@ def morning_check_upload(request: Request, response: Response,
                                    "true", description="全校完整晨检（未列出者视为到校）"),  # a bool Form field left out reads False
                                confirm: Literal["true", "false", "1", "0", "on", "off"] = Form(
                                    "false", description="确认覆盖当日已上报记录、结案（未确认时返回 409 和预览，不作任何改动）"),
-                               who: Principal = Depends(roles(*SCHOOLS)), db: Session = Depends(get_db),
+                               who: Principal = Depends(roles(*SCHOOLS, *COUNTY_FILE_ROLES)), db: Session = Depends(get_db),
                                now: datetime = Depends(get_now)):
     data = read_upload(file, settings_of(request))
     try:
         parsed = parse_attendance(data, filename=file.filename or "")
     except TableError as exc:
         raise ApiError(422, str(exc)) from None
+    if who.role in COUNTY_FILE_ROLES:  # a county or township file: rows name their schools (web.county_check)
+        return _check_response(submit_county_file(
+            db, who, settings=settings_of(request), deployments=request.app.state.deployments, data=data,
+            filename=file.filename or "", parsed=parsed, day=day_of_file(parsed, day, now.date()), now=now,
+            confirm=confirm in ("true", "1", "on")), response)
+    marks, errors, more = school_file_rows(db, who, parsed)
     outcome = submit_morning_check(db, who, settings=settings_of(request), deployments=request.app.state.deployments,
-                                   school_code=school_code, day=day_of_file(parsed, day, now.date()), marks=parsed.marks,
+                                   school_code=school_code, day=day_of_file(parsed, day, now.date()), marks=marks,
                                    source="upload", now=now, complete=complete in ("true", "1", "on"),
-                                   errors=parsed.errors, more_errors=parsed.more_errors,
-                                   confirm=confirm in ("true", "1", "on"))
+                                   errors=errors, more_errors=more, confirm=confirm in ("true", "1", "on"))
     return _check_response(outcome, response)
 
 

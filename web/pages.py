@@ -41,6 +41,7 @@ from web.deps import (
     NOT_FOUND_CASE, OFFICES, PUPIL_READERS, SHANGHAI, ApiError, Principal, get_db, get_now, page_user, roles, settings_of,
 )
 from web.deps import DbId
+from web.county_check import COUNTY_FILE_ROLES, school_file_rows, stage_for_preview, staged_county_file, submit_county_file
 from web.services import (
     own_duties,
     document_response, late_report_data, local_time, monthly_figures, read_upload, report_file_response, template_response,
@@ -134,7 +135,8 @@ def school(request: Request, who: Principal = Depends(page(Role.school_staff)), 
 
 # -- morning check ---------------------------------------------------------------------------------------
 @router.get("/morning-check")
-def morning_check_form(request: Request, who: Principal = Depends(page(*SCHOOLS)), db: Session = Depends(get_db),
+def morning_check_form(request: Request, who: Principal = Depends(page(*SCHOOLS, *COUNTY_FILE_ROLES)),
+                       db: Session = Depends(get_db),
                        now: datetime = Depends(get_now)):
     pupils = dash.pupils_in(db, who.scope) if who.role is Role.head_teacher else []
     today = {m["student_no"]: m["status"] for m in dash.absences_on(db, who.scope, now.date())}
@@ -162,7 +164,7 @@ def _form_day(raw: Any, today: date) -> date | None:
 
 
 @router.post("/morning-check/upload")
-async def morning_check_upload(request: Request, who: Principal = Depends(page(*SCHOOLS)),
+async def morning_check_upload(request: Request, who: Principal = Depends(page(*SCHOOLS, *COUNTY_FILE_ROLES)),
                                db: Session = Depends(get_db), now: datetime = Depends(get_now)):
     form = await request.form()
     return await run_in_threadpool(_upload_check, request, who, db, now, form)
@@ -180,8 +182,26 @@ def _upload_check(request: Request, who: Principal, db: Session, now: datetime, 
     except TableError as exc:
         raise ApiError(422, str(exc)) from None
     day = day_of_file(parsed, _form_day(form.get("day"), now.date()), now.date())
-    return _submit_check(request, who, db, now, day=day, marks=parsed.marks, source="upload", filename=upload.filename,
-                         errors=parsed.errors, more_errors=parsed.more_errors)
+    if who.role in COUNTY_FILE_ROLES:  # a county or township file: rows name their schools (web.county_check)
+        return _submit_county(request, who, db, now, data=data, filename=upload.filename, parsed=parsed, day=day)
+    marks, errors, more = school_file_rows(db, who, parsed)
+    return _submit_check(request, who, db, now, day=day, marks=marks, source="upload", filename=upload.filename,
+                         errors=errors, more_errors=more)
+
+
+def _submit_county(request: Request, who: Principal, db: Session, now: datetime, *, data: bytes, filename: str,
+                   parsed, day: date, confirm: bool | str = False, staged: tuple[int, str] | None = None) -> HTMLResponse:
+    """A county file: submitted, or its preview (the file kept, the confirmation names it by id and SHA-256)."""
+    try:
+        outcome = submit_county_file(db, who, settings=settings_of(request), deployments=request.app.state.deployments,
+                                     data=data, filename=filename, parsed=parsed, day=day, now=now, confirm=confirm)
+    except ConfirmationNeeded as exc:
+        db.rollback()
+        file_id, digest = staged or stage_for_preview(db, who, data, filename, now)
+        return render(request, "morning_check_confirm.html", who, review=exc.review, day=day, source="upload",
+                      filename=filename, marks_json="[]", staged={"id": file_id, "sha256": digest},
+                      cases=_case_refs(db, who, exc.review.closing[:200]))
+    return render(request, "morning_check_done.html", who, outcome=outcome, filename=filename, result_url=None)
 
 
 def _submit_check(request: Request, who: Principal, db: Session, now: datetime, *, day: date, marks: list[MarkIn],
@@ -197,7 +217,7 @@ def _submit_check(request: Request, who: Principal, db: Session, now: datetime, 
         review = exc.review
         rows = [{"student_no": m.student_no, "status": m.status, "reason": m.reason, "row": m.row} for m in marks]
         return render(request, "morning_check_confirm.html", who, review=review, day=day, source=source,
-                      filename=filename, marks_json=json.dumps(rows, ensure_ascii=False),
+                      filename=filename, marks_json=json.dumps(rows, ensure_ascii=False), staged=None,
                       cases=_case_refs(db, who, review.closing))
     result_url = None
     if outcome.mode == "run":
@@ -224,7 +244,7 @@ class _ConfirmedMark(BaseModel):
 
 
 @router.post("/morning-check/confirm")
-async def morning_check_confirm(request: Request, who: Principal = Depends(page(*SCHOOLS)),
+async def morning_check_confirm(request: Request, who: Principal = Depends(page(*SCHOOLS, *COUNTY_FILE_ROLES)),
                                 db: Session = Depends(get_db), now: datetime = Depends(get_now)):
     form = await request.form()
     return await run_in_threadpool(_confirm_check, request, who, db, now, form)
@@ -234,6 +254,19 @@ def _confirm_check(request: Request, who: Principal, db: Session, now: datetime,
     """The preview's 确认提交: the same marks, with the token of the preview the user saw (if the day's
     record changed meanwhile, the new preview is shown instead)."""
     check_csrf(who, form.get("csrf"))
+    if who.role in COUNTY_FILE_ROLES:  # a county file's preview names the file it kept
+        try:
+            staged = (int(str(form.get("file_id") or "")), str(form.get("file_sha256") or ""))
+        except ValueError:
+            raise ApiError(422, "提交内容无法识别，请重新上传 (bad confirmation form)") from None
+        data, filename = staged_county_file(db, who, *staged)
+        try:
+            parsed = parse_attendance(data, filename=filename)
+        except TableError as exc:
+            raise ApiError(422, str(exc)) from None
+        return _submit_county(request, who, db, now, data=data, filename=filename, parsed=parsed, staged=staged,
+                              day=_form_day(form.get("day"), now.date()) or now.date(),
+                              confirm=str(form.get("token") or "") or False)
     try:
         rows = TypeAdapter(list[_ConfirmedMark]).validate_json(str(form.get("marks") or "[]"))
     except ValidationError:

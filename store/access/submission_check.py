@@ -6,7 +6,8 @@ of them: before anything is recorded, :func:`refusal` checks
 1. the signature: the web app signs each submission with the settings' ``secret_key``
    (``store.access.signing``, purpose :data:`PURPOSE`); an unsigned or altered one is refused;
 2. the submitter: a ``user:NAME`` actor is an account that exists, is active, has a role that
-   submits morning checks and covers every school (and, for a head teacher, every pupil) the
+   submits morning checks (a township or county account: only a staged county file, of the schools in its scope)
+   and covers every school (and, for a head teacher, every pupil) the
    submission names — as the web app checked when it accepted it. Any other actor is a feed of
    the server itself (the county SIS export, the demo, an operator's script): only a holder of
    the secret key can sign one, and the web app never signs anything but its user's actor;
@@ -27,7 +28,7 @@ from typing import Any, Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from store.access.accounts import Role, class_ids_of, find_user
+from store.access.accounts import Role, class_ids_of, find_user, school_ids_in, scope_of
 from store.models import Pupil, School
 from store.access.signing import verify
 
@@ -51,13 +52,19 @@ def time_refusal(day: date, submitted_at: datetime | None, now: datetime) -> str
 
 
 def submitter_refusal(session: Session, actor: str, school_codes: Iterable[str], student_nos: Iterable[str],
-                      *, complete: bool) -> str | None:
+                      *, complete: bool, county_file: bool = False) -> str | None:
     """Why ``actor`` may not submit these marks for these schools, or None."""
     if not actor.startswith("user:"):
         return None  # a server-side feed: its signature is what vouches for it
     user = find_user(session, actor[len("user:"):])
     if user is None or not user.active:
         return f"提交人 {actor} 不存在或已停用 (unknown or deactivated account)"
+    if county_file and user.role in (Role.township, Role.county):  # a county file (page, API): schools in scope
+        mine = set(session.scalars(select(School.code).where(School.id.in_(school_ids_in(session, scope_of(session, user))))))
+        foreign = sorted(set(school_codes) - mine)
+        if foreign:
+            return f"提交人 {actor} 不能提交学校 {', '.join(foreign)} 的晨检 (school outside the account's scope)"
+        return None
     if user.role not in SUBMITTING_ROLES:
         return f"提交人 {actor} 的角色不能提交晨检 (this role does not submit morning checks)"
     own = session.scalar(select(School.code).where(School.id == user.school_id))
@@ -107,4 +114,5 @@ def refusal(session: Session, content: dict[str, Any], signature: str | None, *,
     codes = {content.get("school_code")} if content.get("school_code") else set(content.get("schools") or [])
     codes |= {m.get("school_code") for m in content.get("marks", []) if m.get("school_code")}
     return submitter_refusal(session, str(content.get("submitted_by") or ""), codes,
-                             [m["student_no"] for m in content.get("marks", [])], complete=bool(content.get("complete")))
+                             [m["student_no"] for m in content.get("marks", [])], complete=bool(content.get("complete")),
+                             county_file=content.get("file_id") is not None and not content.get("school_code"))

@@ -87,20 +87,30 @@ def apply_for(session: Session, ctx: CaseContext, *, pupil_id: int, kind: str, f
     if kind == "transfer" and to_school_id is None and not (to_school_name or "").strip() and source != "mark":
         raise LeaveError("转出须填写接收学校 (the receiving school is required)")
     school = session.get(School, pupil.school_id)
-    policy = ctx.policies.get(school.policy_name)
+    row = _request(ctx, school, pupil_id=pupil.id, class_id=pupil.class_id, kind=kind, first_day=first_day,
+                   last_day=last_day, source=source, actor=actor, now=now, reason=reason, to_school_id=to_school_id,
+                   to_school_name=to_school_name)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _request(ctx: CaseContext, school: School, *, pupil_id: int, class_id: int, kind: str, first_day: date,
+             last_day: date, source: str, actor: str, now: datetime, reason: str = "", to_school_id: int | None = None,
+             to_school_name: str | None = None, policy=None) -> LeaveRequest:
+    """The new request's row, routed (not added): :func:`apply_for`'s, and the morning check's many at once."""
+    policy = policy or ctx.policies.get(school.policy_name)
     cal = ctx.calendar(school.calendar_key)
     try:
         days = max(1, len(cal.school_days(first_day, last_day)))
     except LookupError:  # beyond the calendar's known years: count calendar days
         days = (last_day - first_day).days + 1
     row = LeaveRequest(
-        pupil_id=pupil.id, school_id=school.id, class_id=pupil.class_id, kind=kind, first_day=first_day,
+        pupil_id=pupil_id, school_id=school.id, class_id=class_id, kind=kind, first_day=first_day,
         last_day=last_day, days=days, source=source, requested_by=actor[:64], reason=(reason or "")[:255],
         action=ACTIONS[kind], status="open", created_at=now, decision="pending", decision_note="",
         to_school_id=to_school_id, to_school_name=(to_school_name or None) and to_school_name.strip()[:64])
     _route(ctx, row, school, policy, base=max(first_day, now.date()) if source != "mark" else first_day)
-    session.add(row)
-    session.flush()
     return row
 
 
@@ -140,7 +150,7 @@ def requests_from_marks(session: Session, ctx: CaseContext, school: School, day:
     prev = _previous_school_day(cal, day)
     existing = _requests(session, list(wanted), prev, day)
     policy = ctx.policies.get(school.policy_name)
-    made = 0
+    new: list[tuple[int, str]] = []
     for pid, status in wanted.items():
         mine = [r for r in existing.get(pid, []) if group(r.kind) == group(status) and r.decision != "refused"]
         if any(r.first_day <= day <= r.last_day for r in mine):
@@ -154,11 +164,14 @@ def requests_from_marks(session: Session, ctx: CaseContext, school: School, day:
                 follow.role = policy.leave.approver(follow.days, policy.roles)
                 follow.owner_id = ctx.owners.resolve(school.id, follow.class_id, follow.role)
             continue
-        apply_for(session, ctx, pupil_id=pid, kind=status, first_day=day, source="mark", actor=actor, now=now,
-                  reason="晨检登记" + REQUEST_KIND_LABELS[status])
-        made += 1
+        new.append((pid, status))  # no request covers the day: apply for one (as apply_for would, all at once)
+    classes = dict(session.execute(select(Pupil.id, Pupil.class_id).where(Pupil.id.in_([pid for pid, _ in new])))
+                   .all()) if new else {}
+    session.add_all([_request(ctx, school, pupil_id=pid, class_id=classes[pid], kind=status, first_day=day,
+                              last_day=day, source="mark", actor=actor, now=now,
+                              reason="晨检登记" + REQUEST_KIND_LABELS[status], policy=policy) for pid, status in new])
     session.flush()
-    return made
+    return len(new)
 
 
 def _previous_school_day(cal, day: date) -> date:

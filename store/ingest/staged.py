@@ -1,7 +1,13 @@
 """A morning-check file kept as received, for the run that records it (``store.models.intake_files``).
 
 The entry stages the bytes (:func:`stage_file`) and signs the run's parameter with the id and SHA-256;
-the run reads them back (:func:`staged_bytes`), refusing a file whose bytes no longer match."""
+the run reads them back (:func:`staged_bytes`), refusing a file whose bytes no longer match.
+
+Parsed once: an entry that has already parsed the file (to vet it) and runs the flow in its own process
+(``baoxue attendance import``, the web app without a Prefect server) hands its parse over with the file
+(:func:`stage_file` ``parsed=``), keyed by the bytes' SHA-256; the run takes it (:func:`staged_parse`)
+after checking the staged bytes still have that hash, instead of parsing them again. A run in another
+process (a worker) finds no parse and parses the staged bytes itself: the same function of the same bytes."""
 from __future__ import annotations
 
 import hashlib
@@ -16,9 +22,16 @@ class StagedFileMissing(ValueError):
     pass
 
 
-def stage_file(session: Session, data: bytes, filename: str, *, by: str, now: datetime) -> tuple[int, str]:
-    """Store ``data``; (id, SHA-256 hex)."""
+_PARSES: dict[str, object] = {}  # SHA-256 of a staged file's bytes → its parse, handed from entry to run in-process
+
+
+def stage_file(session: Session, data: bytes, filename: str, *, by: str, now: datetime,
+               parsed: object | None = None) -> tuple[int, str]:
+    """Store ``data``; (id, SHA-256 hex). ``parsed``: the entry's parse of ``data``, for a run in this process."""
     digest = hashlib.sha256(data).hexdigest()
+    if parsed is not None:
+        _PARSES.clear()  # one file in hand at a time: an earlier parse never run is let go
+        _PARSES[digest] = parsed
     row = StagedFile(sha256=digest, filename=(filename or "")[-255:], size=len(data), body=data, created_by=by[:64],
                      created_at=now)
     session.add(row)
@@ -32,3 +45,13 @@ def staged_bytes(session: Session, file_id: int, sha256: str) -> tuple[bytes, st
     if row is None or hashlib.sha256(row.body).hexdigest() != sha256:
         raise StagedFileMissing(f"晨检文件 #{file_id} 不存在或内容已改变 (staged file missing or changed)")
     return bytes(row.body), row.filename
+
+
+def staged_parse(session: Session, file_id: int, sha256: str, parse):
+    """The staged file's parse: the entry's (same process, same SHA-256), else ``parse(bytes, filename=…)``
+    of the bytes read back. Raises :class:`StagedFileMissing` if the file is gone or its bytes changed."""
+    data, filename = staged_bytes(session, file_id, sha256)
+    kept = _PARSES.pop(sha256, None)
+    if kept is not None:
+        return kept
+    return parse(data, filename=filename)

@@ -277,7 +277,7 @@ def test_a_large_check_for_a_prefect_run_is_staged_not_inlined(factory):
 
     from store.cases.intake import MarkIn
     from store.models import Pupil, School
-    from tasks.intake import MorningCheckSubmission, _staged_marks
+    from tasks.intake import MorningCheckSubmission, _staged_sheets
     from store.access.accounts import Role
     from tasks.runtime import using
     from web import services
@@ -302,8 +302,8 @@ def test_a_large_check_for_a_prefect_run_is_staged_not_inlined(factory):
     sub = MorningCheckSubmission(day=date(2026, 11, 16), school_code=school.code, submitted_by="user:school",
                                  file_id=staged["file_id"], file_sha256=staged["file_sha256"])
     with using(factory):
-        back = _staged_marks(sub)
-    assert [(m.student_no, m.status, m.reason, m.school_code) for m in back] == [
-        (m.student_no, m.status, m.reason, school.code) for m in marks]
+        back = [(m.student_no, m.status, m.reason, sheet.school_code) for sheet in _staged_sheets(sub)
+                for m in sheet.marks.marks]
+    assert back == [(m.student_no, m.status, m.reason, school.code) for m in marks]
     with using(factory), pytest.raises(ValueError, match="不存在或内容已改变"):
-        _staged_marks(sub.model_copy(update={"file_sha256": "0" * 64}))
+        _staged_sheets(sub.model_copy(update={"file_sha256": "0" * 64}))
