@@ -121,6 +121,7 @@ def main() -> None:
     ap.add_argument("url")
     ap.add_argument("--watch", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--only", default="", help="only the pages whose path contains this (e.g. .xlsx)")
     a = ap.parse_args()
 
     from fastapi.testclient import TestClient
@@ -153,6 +154,7 @@ def main() -> None:
         ("bench_county", "/stuck.xlsx?kind=case"),
         ("bench_county", "/stuck?kind=watch"), ("bench_county", "/stuck?kind=all&per=100"),
     ]
+    pages = [(user, path) for user, path in pages if a.only in path]
     backend = engine.dialect.name
     with TestClient(app) as client:
         for user, path in pages:
