@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from machines.states import LADDER, REASON_LABELS, STATE_LABELS
 from machines.vocabulary import LEVEL_LABELS, REPORT_KIND_LABELS, REPORTED_GROUPS, WORK_EVENTS, event_label, special_group_label, state_label
 from store.reporting import reports as rp
-from store.models import Jurisdiction, School, Staff
+from store.models import Jurisdiction, School, SchoolClass, Staff
 from store.policy_files import PolicyRegistry
 
 # the 月报表's columns, from the vocabulary
@@ -162,7 +162,45 @@ def monthly_report(session: Session, sc: ScopeArg, period: str, *, now: datetime
         "over_standard": [r["name"] for r in rows if r["over_standard"]],
         **_signed(session, sc, month.label, schools, month.kind),
         "watch_list": figures.get("watch_list") or _watch_list(session, scope.school_ids, start, end),
+        "levels": _levels(session, scope, schools, month, figures.get("as_of") or as_of.isoformat(sep=" ")),
     }
+
+
+LEVEL_BELOW = {"county": ("school", "class"), "township": ("class",), "school": ()}
+
+
+def _levels(session: Session, scope: rp.ReportScope, schools: list[School], month: rp.ReportPeriod,
+            as_of: str) -> list[dict[str, Any]]:
+    """The levels under the 月报表's rows, down to the classes (a county's schools and classes, a
+    township's classes): one table each in the 月报表's columns, with the units above each row and the
+    scope's total, all from one ``ledger_figures_many`` call at the moment the report's figures describe
+    (``as_of``: a filed month's frozen moment, else the month's end or now). The XLSX shows each as a
+    sheet; the PDF prints the first level only."""
+    below = LEVEL_BELOW[scope.level]
+    if not below:
+        return []
+    towns = dict(session.execute(select(Jurisdiction.id, Jurisdiction.name)
+                                 .where(Jurisdiction.id.in_({s.township_id for s in schools} or {-1}))).all())
+    town_code = dict(session.execute(select(Jurisdiction.id, Jurisdiction.code)
+                                     .where(Jurisdiction.id.in_(set(towns) or {-1}))).all())
+    ordered = sorted(schools, key=lambda s: (town_code.get(s.township_id, ""), s.code))
+    school_rows = [(rp.ReportScope("school", s.code, s.name, (s.id,)), [towns.get(s.township_id, "")]) for s in ordered]
+    by_id = {s.id: s for s in schools}
+    rank = {s.id: i for i, s in enumerate(ordered)}
+    classes = sorted(session.execute(select(SchoolClass.id, SchoolClass.name, SchoolClass.school_id, SchoolClass.grade)
+                                     .where(SchoolClass.school_id.in_(list(by_id) or [-1]))).all(),
+                     key=lambda c: (rank[c.school_id], c.grade, c.name, c.id))
+    class_rows = [(rp.ReportScope("class", str(c.id), c.name, (c.school_id,), (c.id,)),
+                   ([towns.get(by_id[c.school_id].township_id, "")] if scope.level == "county" else [])
+                   + [by_id[c.school_id].name]) for c in classes]
+    tables = {"school": school_rows, "class": class_rows}
+    wanted = [r for key in below for r in tables[key]]
+    figures = rp.ledger_figures_many(session, [scope] + [sc for sc, _ in wanted], month, datetime.fromisoformat(as_of))
+    total, rest = figures[0], iter(figures[1:])
+    parents = {"school": ["乡镇"], "class": (["乡镇"] if scope.level == "county" else []) + ["学校"]}
+    return [{"key": key, "label": LEVEL_LABELS.get(key, "班级"), "parents": parents[key],
+             "rows": [{**_row(sc.name, next(rest)), "parents": up} for sc, up in tables[key]],
+             "totals": _row("合计", total)} for key in below]
 
 
 def _signed(session: Session, sc: ScopeArg, period: str, schools: list[School], kind: str = "monthly") -> dict[str, Any]:
