@@ -276,7 +276,8 @@ def _monthly_report(context: dict) -> bytes:
         style = _StyleBook(wb, sheet)
         n_body = len(body)
         if not _plain(body):  # a name XML cannot hold: openpyxl's own cells (and its error)
-            _rows(sheet, lfirst, body, bold_last=True)
+            for r in range(lfirst, _rows(sheet, lfirst, body, bold_last=True)):
+                sheet.cell(row=r, column=lrate).number_format = PCT
             continue
         xml = _body_xml(body, lfirst, lambda v, j, i: style.id(bold=i == n_body - 1, left=isinstance(v, str) and len(v) > 8,
                                                               pct=j == lrate, quoted=_formula_like(v)))
