@@ -8,7 +8,8 @@ Prints one JSON line: the median build time in ms, the worst, and the file's siz
 
 With ``--db URL`` (a ``bench.generate`` population, read only) it times the 月报表 of the first county
 instead: the report's data (``documents.reports.monthly_report``: the figures, the chart's days and the
-levels below — a county's schools and classes, ``_levels`` timed on its own too) and the XLSX's build
+levels below — a county's schools and classes, counted in the report's own ``ledger_figures_many`` call;
+``plan_ms``: listing those units) and the XLSX's build
 from that data, with the number of rows of each sheet.
 """
 from __future__ import annotations
@@ -76,8 +77,8 @@ def monthly(a) -> None:
         name, schools = dr._unit(s, sc)
         scope = rp.ReportScope("county", code, name, tuple(x.id for x in schools))
         t = time.perf_counter()
-        dr._levels(s, scope, schools, dr._report_period(a.period), report["figures_as_of"])
-        levels_ms = (time.perf_counter() - t) * 1000
+        dr._LevelPlan(s, scope, schools)
+        plan_ms = (time.perf_counter() - t) * 1000
     ctx = report_context("monthly_report", report, issued_on=AS_OF.date().isoformat(), actor="bench")
     ctx["doc"].setdefault("trace", "bench")
     times, size = [], 0
@@ -88,7 +89,7 @@ def monthly(a) -> None:
         size = len(body)
     sheets = {ws.title: ws.max_row for ws in load_workbook(io.BytesIO(body), read_only=True).worksheets}
     emit("月报表 XLSX build (county, all levels)", round(statistics.median(times), 1), "ms", worst_ms=round(max(times), 1),
-         bytes=size, sheets=sheets, data_ms=round(data_ms), levels_ms=round(levels_ms), db=a.db.split(":")[0],
+         bytes=size, sheets=sheets, data_ms=round(data_ms), plan_ms=round(plan_ms), db=a.db.split(":")[0],
          at=datetime.now().isoformat(timespec="seconds"))
 
 
