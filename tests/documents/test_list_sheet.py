@@ -40,3 +40,14 @@ def test_a_date_keeps_its_format_through_openpyxls_cells():
     assert [list(r) for r in ws.iter_rows(min_row=4, max_row=5, values_only=True)] == \
         [[v if v != "" else None for v in row] for row in ROWS]
     assert ws["B4"].quotePrefix and ws["A7"].value == "共 2 行。"
+
+
+def test_sheet_names_are_what_excel_accepts_and_unique():
+    from documents.xlsx import _sheet_name
+
+    taken: set[str] = set()
+    long = "城关镇第一中心小学" * 4
+    names = [_sheet_name(n, taken) for n in (long, long, long, "各班级", "各班级", "a[b]:c*?/d\\e")]
+    assert len(set(names)) == len(names) and all(len(n) <= 31 for n in names)
+    assert names[1].endswith("（2）") and names[2].endswith("（3）") and names[4] == "各班级（2）"
+    assert not set("[]:*?/\\") & set(names[5])
