@@ -160,6 +160,7 @@ def main() -> None:
         ("bench_county", "/stuck.xlsx?kind=case"),
         ("bench_county", "/stuck?kind=watch"), ("bench_county", "/stuck?kind=all&per=100"),
     ]
+    pages = [(user, path) for user, path in pages if a.only in path]
     backend = engine.dialect.name
     with TestClient(app) as client:
         for user, path in pages:

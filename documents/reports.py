@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from machines.states import LADDER, REASON_LABELS, STATE_LABELS
 from machines.vocabulary import LEVEL_LABELS, REPORT_KIND_LABELS, REPORTED_GROUPS, WORK_EVENTS, event_label, special_group_label, state_label
 from store.reporting import reports as rp
-from store.models import Jurisdiction, School, Staff
+from store.models import Jurisdiction, School, SchoolClass, Staff
 from store.policy_files import PolicyRegistry
 
 # the 月报表's columns, from the vocabulary
@@ -133,7 +133,12 @@ def monthly_report(session: Session, sc: ScopeArg, period: str, *, now: datetime
     standard = policy.standard_dropout_rate if policy else 0.006
     scope = rp.ReportScope(sc.level, sc.code, unit_name, tuple(s.id for s in schools))
     as_of = now or datetime.combine(end, datetime.max.time())
-    figures = rp.figures_for(session, scope, month, as_of, standard)
+    levels = _LevelPlan(session, scope, schools)
+    figures = rp.figures_for(session, scope, month, as_of, standard, extra=levels.scopes)
+    level_figures = figures.pop("extra", None)
+    if level_figures is None and levels.scopes:  # a filed month: the levels at the moment it was filed
+        level_figures = rp.ledger_figures_many(session, levels.scopes, month,
+                                               datetime.fromisoformat(figures.get("as_of") or as_of.isoformat(sep=" ")))
     if sc.level == "school":
         row_label, to = "班级", _township_name(session, schools[0]) + "人民政府"
     elif sc.level == "township":
@@ -162,7 +167,51 @@ def monthly_report(session: Session, sc: ScopeArg, period: str, *, now: datetime
         "over_standard": [r["name"] for r in rows if r["over_standard"]],
         **_signed(session, sc, month.label, schools, month.kind),
         "watch_list": figures.get("watch_list") or _watch_list(session, scope.school_ids, start, end),
+        "levels": levels.tables(level_figures or []),
     }
+
+
+LEVEL_BELOW = {"county": ("school", "class"), "township": ("class",), "school": ()}
+
+
+class _LevelPlan:
+    """The levels under the 月报表's rows, down to the classes (a county's schools and classes, a
+    township's classes; a school's 月报表 rows are its classes already): the scope itself then each
+    level's units, in the order their sheets list them (township, school code, grade, class name), as
+    report scopes counted with the report's own figures (``figures_for(extra=…)``: one
+    ``ledger_figures_many`` call, the one read model) or, for a filed month, at the moment it was filed.
+    The XLSX shows each level as a sheet; the PDF prints the first level only."""
+
+    def __init__(self, session: Session, scope: rp.ReportScope, schools: list[School]) -> None:
+        self.level, self.below = scope.level, LEVEL_BELOW[scope.level]
+        self.units: dict[str, list[tuple[rp.ReportScope, list[str]]]] = {}
+        self.scopes: list[rp.ReportScope] = []
+        if not self.below:
+            return
+        towns = {j.id: j for j in session.scalars(select(Jurisdiction).where(
+            Jurisdiction.id.in_({s.township_id for s in schools} or {-1})))}
+        town = {s.id: towns[s.township_id].name if s.township_id in towns else "" for s in schools}
+        ordered = sorted(schools, key=lambda s: (towns[s.township_id].code if s.township_id in towns else "", s.code))
+        rank = {s.id: i for i, s in enumerate(ordered)}
+        by_id = {s.id: s for s in schools}
+        classes = sorted(session.execute(select(SchoolClass.id, SchoolClass.name, SchoolClass.school_id, SchoolClass.grade)
+                                         .where(SchoolClass.school_id.in_(list(by_id) or [-1]))).all(),
+                         key=lambda c: (rank[c.school_id], c.grade, c.name, c.id))
+        self.units["school"] = [(rp.ReportScope("school", s.code, s.name, (s.id,)), [town[s.id]]) for s in ordered]
+        self.units["class"] = [(rp.ReportScope("class", str(c.id), c.name, (c.school_id,), (c.id,)),
+                                ([town[c.school_id]] if scope.level == "county" else []) + [by_id[c.school_id].name])
+                               for c in classes]
+        self.scopes = [scope] + [sc for key in self.below for sc, _ in self.units[key]]
+
+    def tables(self, figures: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One table per level: each unit's 月报表 row with the units above it, and the scope's 合计."""
+        if not self.below:
+            return []
+        total, rest = figures[0], iter(figures[1:])
+        parents = {"school": ["乡镇"], "class": (["乡镇"] if self.level == "county" else []) + ["学校"]}
+        return [{"key": key, "label": LEVEL_LABELS.get(key, "班级"), "parents": parents[key],
+                 "rows": [{**_row(sc.name, next(rest)), "parents": up} for sc, up in self.units[key]],
+                 "totals": _row("合计", total)} for key in self.below]
 
 
 def _signed(session: Session, sc: ScopeArg, period: str, schools: list[School], kind: str = "monthly") -> dict[str, Any]:

@@ -316,13 +316,16 @@ ROW_KEYS = ("enrolled", "dropouts", "dropout_rate", "out_of_school", "opened", "
 
 
 def report_figures_many(session: Session, scope_list: list[ReportScope], period: ReportPeriod, as_of: datetime,
-                        standard: float | None = None) -> list[dict[str, Any]]:
+                        standard: float | None = None, extra: list[ReportScope] | None = None) -> list[dict[str, Any]]:
     """Each scope's figures with its report's rows (``row_scopes``), all in one ``ledger_figures_many``
     call: what a filing stores and the 月报表 prints. ``standard``: the policy's standard dropout
-    rate (each row and the total say whether they are over it)."""
+    rate (each row and the total say whether they are over it). ``extra``: more scopes counted in the
+    same passes (the 月报 XLSX's schools and classes), their figures under the first result's "extra"."""
     rows_of = [row_scopes(session, sc) for sc in scope_list]
     flat = [r for rows in rows_of for r in rows]
-    figures = ledger_figures_many(session, list(scope_list) + flat, period, as_of)
+    figures = ledger_figures_many(session, list(scope_list) + flat + list(extra or ()), period, as_of)
+    if extra:
+        figures, more = figures[:len(figures) - len(extra)], figures[len(figures) - len(extra):]
     totals, rest = figures[:len(scope_list)], iter(figures[len(scope_list):])
     out = []
     for total, rows in zip(totals, rows_of):
@@ -334,6 +337,8 @@ def report_figures_many(session: Session, scope_list: list[ReportScope], period:
             for item in [total, *total["rows"]]:
                 item["over_standard"] = item["dropout_rate"] > standard
         out.append(total)
+    if extra and out:
+        out[0]["extra"] = more
     return out
 
 
@@ -349,13 +354,14 @@ def filed_figures(session: Session, level: str, code: str, period: ReportPeriod)
 
 
 def figures_for(session: Session, scope: ReportScope, period: ReportPeriod, as_of: datetime,
-                standard: float | None = None) -> dict[str, Any]:
+                standard: float | None = None, extra: list[ReportScope] | None = None) -> dict[str, Any]:
     """A scope's month as everyone sees it: what was filed for it (frozen at filing), else the
-    ledger's figures now (``report_figures_many``)."""
+    ledger's figures now (``report_figures_many``, with the ``extra`` scopes' figures under "extra"
+    — a filed month has none: its figures were frozen, the caller counts those at the filed moment)."""
     filed = filed_figures(session, scope.level, scope.code, period) if scope.level in LEVELS else None
     if filed is not None and "rows" in filed:
         return filed
-    return report_figures_many(session, [scope], period, as_of, standard)[0]
+    return report_figures_many(session, [scope], period, as_of, standard, extra)[0]
 
 
 def daily_figures(session: Session, school_ids: list[int], start: date, end: date,

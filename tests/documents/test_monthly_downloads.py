@@ -10,6 +10,7 @@ from urllib.parse import unquote
 
 from openpyxl import load_workbook
 
+from documents.formats import pct
 from documents.render import render
 from tests.documents.test_documents import report_doc_context
 from web.downloads import content_disposition, document_file_name, file_label, report_file_name
@@ -21,13 +22,18 @@ def test_the_monthly_xlsx_shows_the_pdfs_numbers_row_by_row():
     layout = subprocess.run(["pdftotext", "-layout", "-enc", "UTF-8", "-", "-"], input=render(ctx, "pdf").content,
                             capture_output=True, check=True).stdout.decode()
     text = re.sub(r"[ \t]+", " ", layout)
-    ws = load_workbook(io.BytesIO(render(ctx, "xlsx").content))["月报"]
+    book = load_workbook(io.BytesIO(render(ctx, "xlsx").content))
+    ws = book.worksheets[0]
+    assert ws.title == f"月报表（{rep['row_label']}）"
     names = [r["name"] for r in rep["rows"]] + ["合计"]
     sheet_rows = {row[0]: row for row in ws.iter_rows(min_row=5, values_only=True) if row[0] in names}
     assert list(sheet_rows) == names, "one line per unit of the level below, and the total, in the PDF's order"
     lines = {line.strip().split(" ")[0]: line.strip() for line in text.splitlines() if line.strip().split(" ")[0] in names}
+    rate = next(c.column for c in ws[4] if c.value == "辍学率")
     for name in names:
-        numbers = [str(v) for v in sheet_rows[name][1:] if v is not None and v != ""]
+        cells = list(sheet_rows[name][1:])
+        assert all(isinstance(v, (int, float)) for v in cells), "numbers as numbers"
+        numbers = [pct(v) if i == rate - 2 else str(v) for i, v in enumerate(cells)]
         pdf_numbers = lines[name].split(" ")[1:]
         assert numbers == pdf_numbers, name
     appendix = [row for row in ws.iter_rows(values_only=True) if row[0] == "月末在册"]

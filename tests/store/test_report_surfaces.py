@@ -94,7 +94,8 @@ def _surfaces(county, username: str, level: str, code: str) -> dict[str, tuple[i
             if fmt == "xlsx":
                 ws = load_workbook(io.BytesIO(data)).active
                 total = next(r for r in ws.iter_rows(values_only=True) if r[0] == "合计")
-                out["xlsx"] = (total[13], _percent(total[14]))
+                assert ws.cell(row=5, column=15).number_format == "0.00%"  # the rate: a number shown as a percentage
+                out["xlsx"] = (total[13], total[14] * 100)
             else:
                 text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
                 row = re.search(r"合计((?:\s+\d+)+)\s+([\d.]+%)", text)
@@ -161,3 +162,102 @@ def test_two_draws_for_the_same_quarter_on_fresh_databases_differ(factory):
             assert not created and again.seed == check.seed and again.sample == check.sample
             s.rollback()
     assert seeds[0] != seeds[1]
+
+
+def _html_rows(html: str) -> dict[str, list[str]]:
+    """The 月报表's table as the HTML document shows it: first cell → the other cells' texts."""
+    table = html.split('<table class="grid">', 1)[1].split("</table>", 1)[0]
+    rows = {}
+    for tr in re.findall(r"<tr>(.*?)</tr>", table, re.S):
+        cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)]
+        if cells:
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def _model_line(f: dict) -> list:
+    """A 月报表 row's figures straight from the read model's keys (``ledger_figures_many``)."""
+    from machines.states import LADDER
+    from machines.vocabulary import REPORTED_GROUPS
+
+    steps = [f["open_by_step"][s.value] for s in LADDER]
+    return ([f["enrolled"], *steps, sum(steps), f["opened"], f["returned"], f["excused"], f["escalated"], f["dropouts"],
+             f["dropout_rate"], *(f["special_groups"][g] for g in REPORTED_GROUPS)])
+
+
+def _sheet_lines(ws, n_names: int) -> dict[tuple, list]:
+    assert "在校生数" in [c.value for c in ws[3]]
+    out = {}
+    for r in ws.iter_rows(min_row=5, values_only=True):  # the table's rows down to its 合计
+        out[tuple(r[:n_names])] = list(r[n_names:])
+        if r[0] == "合计":
+            return out
+    raise AssertionError("no 合计 row")
+
+
+@pytest.mark.parametrize("level", ["county", "township"])
+def test_the_monthly_xlsx_is_the_pdfs_table_and_one_sheet_per_level_below_every_cell_the_read_model(county, level):
+    """The XLSX of the 月报表 and its HTML/PDF render the same archived figures: every figure cell of the
+    first sheet equals the HTML table's cell (the rate as printed) and the read model's number; the
+    sheets below (a county's schools and classes, a township's classes) hold each unit's figures from
+    ``ledger_figures_many`` at the moment the report describes — the filed moment for the filed county —
+    and their 合计 is the report's total and the sum of their rows."""
+    import documents
+    from documents.archive import file_path
+    from documents.formats import pct
+
+    factory = county["factory"]
+    period = rp.month_period(2026, 11)
+    with transaction(factory) as s:
+        code = rp.scopes(s, level)[0].code
+        scope = rp.scope_of(s, level, code)
+        files = {fmt: file_path(documents.render_report(s, "monthly_report", scope=f"{level}:{code}", period="2026-11",
+                                                        actor="test", fmt=fmt, now=datetime(2026, 11, 27, 10, 0))).read_bytes()
+                 for fmt in ("xlsx", "html")}
+        model = rp.figures_for(s, scope, period, datetime(2026, 11, 27, 10, 0))
+        as_of = datetime.fromisoformat(model["as_of"])
+        schools = [sc for sc in rp.scopes(s, "school") if set(sc.school_ids) <= set(scope.school_ids)]
+        classes = [c for sc in schools for c in rp.row_scopes(s, sc)]
+        live = rp.ledger_figures_many(s, [scope, *schools, *classes], period, as_of)
+        town_of = {sc.code: next(t.name for t in rp.scopes(s, "township") if set(sc.school_ids) <= set(t.school_ids))
+                   for sc in schools}
+        school_name = {sc.school_ids[0]: sc.name for sc in schools}
+    assert (level == "county") == ("filed_at" in model)  # the county filed its month, the township did not
+    book = load_workbook(io.BytesIO(files["xlsx"]))
+    html = _html_rows(files["html"].decode())
+    first = book.worksheets[0]
+    row_label = "乡镇" if level == "county" else "学校"
+    assert first.title == f"月报表（{row_label}）" and first["A3"].value == row_label
+    assert {str(m) for m in first.merged_cells.ranges} >= {"A3:A4", "B3:B4"}  # the PDF's two-row table head
+    assert first.print_title_rows == "$3:$4" and first.page_setup.orientation == "landscape"
+    lines = _sheet_lines(first, 1)
+    expected = {(r["name"],): _model_line(r) for r in model["rows"]} | {("合计",): _model_line(model)}
+    assert list(lines) == list(expected)
+    rate = len(_model_line(model)) - 4  # 辍学率: before the three special groups
+    for key, cells in lines.items():
+        assert cells[:len(expected[key])] == expected[key], key
+        shown = [pct(v) if i == rate else str(v) for i, v in enumerate(cells[:len(expected[key])])]
+        assert shown == html[key[0]], key
+    # the levels below, one sheet each
+    below = ["各学校", "各班级"] if level == "county" else ["各班级"]
+    assert book.sheetnames == [first.title, *below, "每日数据"]
+    figures = iter(live[1:])
+    school_lines = {(town_of[sc.code], sc.name): _model_line(next(figures)) for sc in schools}
+    class_lines = {((town_of[sc.code],) if level == "county" else ()) + (school_name[c.school_ids[0]], c.name):
+                   _model_line(f) for sc in schools for c, f in zip([c for c in classes if c.school_ids == sc.school_ids],
+                                                                   figures)}
+    total = _model_line(live[0])
+    assert total == _model_line(model), "the sheets below describe the same moment as the report"
+    for title, want in zip(below, [school_lines, class_lines] if level == "county" else [class_lines]):
+        ws = book[title]
+        n = len(next(iter(want)))
+        got = _sheet_lines(ws, n)
+        assert ws.freeze_panes == f"{'ABCD'[n]}5" and ws.print_title_rows == "$3:$4"
+        assert [c.value for c in ws[3]][:n] == ["乡镇", "学校", "班级"][:n] if level == "county" else ["学校", "班级"]
+        totals = got.pop(("合计",) + ("",) * (n - 1), None) or got.pop(("合计",) + (None,) * (n - 1))
+        assert got == want, title
+        assert totals == total, title
+        for i, v in enumerate(total):
+            if i != rate:
+                assert sum(row[i] for row in got.values()) == v, (title, i)
+        assert ws.cell(row=5, column=n + 1 + rate).number_format == "0.00%"

@@ -108,7 +108,7 @@ def test_the_stuck_list_filters_sorts_and_pages_in_the_database(site, factory):
     assert "欠办事项" in step or "没有符合条件" in step
 
 
-def test_the_lists_export_what_the_filters_show_with_chinese_headers(site):
+def test_the_lists_export_what_the_filters_show_with_chinese_headers(site, factory):
     c = _as(site, "county")
     r = c.get(f"/stuck.xlsx?kind=case&school={site['ids']['home']}")
     assert r.status_code == 200 and "filename*=UTF-8''" in r.headers["content-disposition"]
@@ -118,6 +118,17 @@ def test_the_lists_export_what_the_filters_show_with_chinese_headers(site):
     shown = _refs(c.get(f"/stuck?kind=case&school={site['ids']['home']}&per=100").text)
     exported = [row[1] for row in ws.iter_rows(min_row=4, values_only=True) if row[1] and str(row[1]).startswith("案件")]
     assert exported == [t for _, t in shown]
+    # every cell of every row is the queue's row for the same filters (the streamed writer loses nothing),
+    # numbers stay numbers, and the sheet keeps its frozen, repeated header, widths and landscape print set-up
+    with factory() as s:
+        items = wq.stuck_queue(s, Scope(), NOW, kind="case", school_id=site["ids"]["home"], paging=wq.Paging(1, 5000),
+                               masked=True)["rows"]
+    body = [list(row) for row in ws.iter_rows(min_row=4, max_row=3 + len(items), values_only=True)]
+    assert body == [[v if v != "" else None for v in row] for row in wq.stuck_export_rows(items)]
+    assert body and all(isinstance(row[-1], (int, float)) for row in body)  # 逾期（小时） a number, not text
+    assert ws.cell(row=4 + len(items), column=1).value == f"共 {len(items)} 行。"
+    assert ws.freeze_panes == "A4" and ws.print_title_rows == "$3:$3" and ws.page_setup.orientation == "landscape"
+    assert ws.column_dimensions["B"].width >= 8 and ws["A4"].border.left.style == "thin"
     cases = load_workbook(io.BytesIO(c.get("/cases.xlsx?q=赵明远").content)).active
     assert [c.value for c in cases[3]] == wq.CASE_HEADERS
     assert [row[1] for row in cases.iter_rows(min_row=4, max_row=4, values_only=True)] == ["赵*远"]  # masked for the county

@@ -1,0 +1,53 @@
+"""The list exports' writer (documents.xlsx.list_sheet): the rows it writes straight into the sheet read
+back exactly as written — text stays text (also when it starts like a formula), numbers stay numbers —
+and a value it does not write itself (a date) goes through openpyxl's own cells with its format."""
+from __future__ import annotations
+
+import io
+from datetime import date, datetime
+
+from openpyxl import load_workbook
+
+from documents.xlsx import list_sheet
+
+HEADERS = ["编号", "学生", "备注", "小时", "比例", "是否", "空", "说明"]
+ROWS = [["案件1", "=HYPERLINK(\"http://x\")", " 前后空格 ", 36, 0.25, True, None, "a<b&c\r\n第二行"],
+        ["案件2", "+1", "@SUM(A1)", -3, 1e-05, False, "", "很长的一段中文说明文字超过八个字"]]
+
+
+def _sheet(rows):
+    return load_workbook(io.BytesIO(list_sheet("逾期督办:案件/导出", "城关镇", HEADERS, rows, as_of=datetime(2026, 12, 2, 9),
+                                               note="共 2 行。"))).active
+
+
+def test_the_rows_read_back_as_written_and_never_as_formulas():
+    ws = _sheet(ROWS)
+    assert ws.title == "逾期督办－案件－导出"  # a name Excel accepts
+    assert [c.value for c in ws[3]] == HEADERS
+    body = [list(r) for r in ws.iter_rows(min_row=4, max_row=5, values_only=True)]
+    assert body == [[v if v != "" else None for v in row] for row in ROWS]
+    for ref in ("B4", "B5", "C5"):
+        assert ws[ref].data_type == "s" and ws[ref].quotePrefix, ref
+    assert ws["A4"].quotePrefix is False and ws["H5"].alignment.horizontal == "left"
+    assert ws["D4"].alignment.horizontal == "center" and ws["D4"].border.bottom.style == "thin"
+    assert ws["A6"].value == "共 2 行。" and ws.freeze_panes == "A4" and ws.print_title_rows == "$3:$3"
+    assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.page_setup.fitToWidth == 1
+
+
+def test_a_date_keeps_its_format_through_openpyxls_cells():
+    ws = _sheet(ROWS + [[date(2026, 11, 23)] + ["x"] * 7])
+    assert ws["A6"].value == datetime(2026, 11, 23) and ws["A6"].is_date
+    assert [list(r) for r in ws.iter_rows(min_row=4, max_row=5, values_only=True)] == \
+        [[v if v != "" else None for v in row] for row in ROWS]
+    assert ws["B4"].quotePrefix and ws["A7"].value == "共 2 行。"
+
+
+def test_sheet_names_are_what_excel_accepts_and_unique():
+    from documents.xlsx import _sheet_name
+
+    taken: set[str] = set()
+    long = "城关镇第一中心小学" * 4
+    names = [_sheet_name(n, taken) for n in (long, long, long, "各班级", "各班级", "a[b]:c*?/d\\e")]
+    assert len(set(names)) == len(names) and all(len(n) <= 31 for n in names)
+    assert names[1].endswith("（2）") and names[2].endswith("（3）") and names[4] == "各班级（2）"
+    assert not set("[]:*?/\\") & set(names[5])
