@@ -314,9 +314,7 @@ _owners = Table(  # (school, role) → who owes the duty when the class names no
     Column("owner_id", Integer), prefixes=["TEMPORARY"])
 _kinds = Table("adv_kinds", _work, Column("step_no", Integer, primary_key=True, autoincrement=False),
                Column("kind", String(40), primary_key=True), prefixes=["TEMPORARY"])
-_pick = Table("adv_pick", _work, Column("id", Integer, primary_key=True, autoincrement=False),  # PostgreSQL: locked
-              Column("step_no", Integer), prefixes=["TEMPORARY"])
-_WORK_TABLES = (_steps, _pick, _moved, _days, _due, _owners, _kinds)
+_WORK_TABLES = (_steps, _moved, _days, _due, _owners, _kinds)
 
 
 def _work_tables(session: Session) -> None:
@@ -333,6 +331,33 @@ def _work_tables(session: Session) -> None:
     else:  # in-process: nothing to save, and sqlite3 runs one statement per call
         for stmt in sql:
             conn.exec_driver_sql(stmt)
+
+
+
+def _move_steps_pg(session: Session, steps: list[SweepStep], as_of: datetime, limit: int, moved_cols) -> None:
+    """PostgreSQL: lock and move each step's due rows in ONE statement a step, straight off its index range —
+    ``WITH moved AS (UPDATE cases … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n) RETURNING …)``
+    into ``adv_moved`` — until ``limit`` cases are moved. The steps go in reverse ladder order, so a case a
+    step moved into the next step's source is not taken again in the same batch (each statement sees the
+    batch's earlier moves); ``adv_moved`` is checked too. A lock taken through a join of all the steps'
+    ranges re-checks that whole join for every row another worker changed (minutes at 1 M open): each
+    statement here locks one index range."""
+    c = Case.__table__
+    r = c.alias("r")  # the range read (and locked): an alias, so that it is not correlated to the UPDATE
+    left = limit
+    for k in reversed(range(len(steps))):
+        st = steps[k]
+        pick = (select(r.c.id).where(*due_predicate(st, r)).limit(left).with_for_update(skip_locked=True)
+                .scalar_subquery())
+        moved = (update(c).where(c.c.id.in_(pick), c.c.state == st.source,
+                                 ~exists(select(_moved.c.id).where(_moved.c.id == c.c.id)))
+                 .values(state=st.target, version=c.c.version + 1, updated_at=as_of)
+                 .returning(c.c.id, literal(k, Integer).label("step_no"), c.c.version, c.c.school_id, c.c.class_id,
+                            c.c.calendar_key, c.c.created_at, c.c.opened_on).cte("moved"))
+        ins = insert(_moved).from_select(moved_cols, select(moved)).cte("ins")
+        left -= session.scalar(select(func.count()).select_from(moved).add_cte(ins))
+        if left <= 0:
+            break
 
 
 def escalate_batch(session: Session, ctx: CaseContext, steps: SweepStep | Sequence[SweepStep], as_of: datetime,
@@ -371,26 +396,10 @@ def escalate_many(session: Session, ctx: CaseContext, steps: list[SweepStep], as
     c, s = Case.__table__, _steps
     moved_cols = [_moved.c.id, _moved.c.step_no, _moved.c.version, _moved.c.school_id, _moved.c.class_id,
                   _moved.c.calendar_key, _moved.c.created_at, _moved.c.opened_on]
-    if postgres:  # each step's due rows locked straight off its index range (a lock taken through a join
-        # re-checks the whole join for every row another worker changed: minutes at 1 M open), then moved
-        left = limit
-        for k, st in enumerate(steps):
-            got = session.execute(insert(_pick).from_select(["id", "step_no"], select(
-                c.c.id, literal(k, Integer)).where(*due_predicate(st, c)).limit(left)
-                .with_for_update(skip_locked=True))).rowcount
-            left -= got
-            if left <= 0:
-                break
-        due = select(_pick.c.id, _pick.c.step_no).subquery("due")
+    if postgres:
+        _move_steps_pg(session, steps, as_of, limit, moved_cols)
     else:
         due = due_many_query(steps, limit, postgres=False).subquery("due")
-    if postgres:  # UPDATE … FROM (due): a nested loop on the primary key
-        moved = (update(c).where(c.c.id == due.c.id, s.c.step_no == due.c.step_no, c.c.state == s.c.source)
-                 .values(state=s.c.target, version=c.c.version + 1, updated_at=as_of)
-                 .returning(c.c.id, due.c.step_no, c.c.version, c.c.school_id, c.c.class_id, c.c.calendar_key,
-                            c.c.created_at, c.c.opened_on).cte("moved"))
-        session.execute(insert(_moved).from_select(moved_cols, select(moved)))
-    else:
         session.execute(insert(_moved).from_select(moved_cols, select(
             c.c.id, due.c.step_no, c.c.version + 1, c.c.school_id, c.c.class_id, c.c.calendar_key, c.c.created_at,
             c.c.opened_on).join(due, due.c.id == c.c.id)))
