@@ -392,8 +392,8 @@ def escalate_many(session: Session, ctx: CaseContext, steps: list[SweepStep], as
     """Move up to ``limit`` cases due for any of ``steps`` one step; returns ``(case id, step_no)`` pairs.
 
     Everything happens in the database, in one transaction and one statement per table: the batch is
-    taken across all the steps at once (:func:`due_many_query`; PostgreSQL: ``FOR UPDATE SKIP LOCKED``,
-    one ``WITH moved AS (UPDATE … FROM due … RETURNING …) INSERT INTO adv_moved``; SQLite, which holds
+    taken across all the steps (PostgreSQL: one locking ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP
+    LOCKED LIMIT n) RETURNING`` a step into ``adv_moved``, :func:`_move_steps_pg`; SQLite, which holds
     the write lock since ``BEGIN IMMEDIATE``: the due rows copied into ``adv_moved``, then one
     ``UPDATE … FROM adv_moved``), and the history events, duties and document requests are written
     with ``INSERT … SELECT`` from the moved rows joined to the step table ``adv_steps``. Python computes
