@@ -314,9 +314,11 @@ _owners = Table(  # (school, role) → who owes the duty when the class names no
     Column("owner_id", Integer), prefixes=["TEMPORARY"])
 _kinds = Table("adv_kinds", _work, Column("step_no", Integer, primary_key=True, autoincrement=False),
                Column("kind", String(40), primary_key=True), prefixes=["TEMPORARY"])
-_pick = Table("adv_pick", _work, Column("id", Integer, primary_key=True, autoincrement=False),  # PostgreSQL: locked
-              Column("step_no", Integer), prefixes=["TEMPORARY"])
-_WORK_TABLES = (_steps, _pick, _moved, _days, _due, _owners, _kinds)
+# PostgreSQL compiles a statement whose estimated cost passes ``jit_above_cost`` to machine code: the
+# sweep's statements read a few thousand rows, and their estimates (a LIMIT over a range with a
+# correlated subquery) pass it — 0.3–0.7 s of compilation for a statement that runs in 10 ms.
+NO_JIT = "SET LOCAL jit = off"
+_WORK_TABLES = (_steps, _moved, _days, _due, _owners, _kinds)
 
 
 def _work_tables(session: Session) -> None:
@@ -329,10 +331,54 @@ def _work_tables(session: Session) -> None:
         ddl = str(CreateTable(t, if_not_exists=True).compile(dialect=conn.dialect)).strip()
         sql += [ddl + (" ON COMMIT DELETE ROWS" if postgres else ""), f"DELETE FROM {t.name}"]
     if postgres:  # no parameters: psycopg sends the statements as one simple query
-        conn.exec_driver_sql("; ".join(sql))
+        conn.exec_driver_sql("; ".join([NO_JIT] + sql))
     else:  # in-process: nothing to save, and sqlite3 runs one statement per call
         for stmt in sql:
             conn.exec_driver_sql(stmt)
+
+
+
+def _move_steps_pg(session: Session, steps: list[SweepStep], as_of: datetime, limit: int, moved_cols,
+                   done: set[int] | None = None) -> None:
+    """PostgreSQL: lock and move each step's due rows in ONE statement a step, straight off its index range —
+    ``WITH moved AS (UPDATE cases … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n) RETURNING …)``
+    into ``adv_moved`` — until ``limit`` cases are moved. The steps go in reverse ladder order, so a case a
+    step moved into the next step's source is not taken again in the same batch (each statement sees the
+    batch's earlier moves); ``adv_moved`` is checked too. A lock taken through a join of all the steps'
+    ranges re-checks that whole join for every row another worker changed (minutes at 1 M open): each
+    statement here locks one index range. A step in ``done`` came back short in an earlier batch and nothing has
+    entered its source since (:func:`feeders`): it is not read again — a step whose range holds many cases
+    that are not due (a ``requires`` or a notice's wait) costs a scan of them per statement (0.35 s a batch
+    at 1 M open). A step that comes back short now is added to ``done``."""
+    c = Case.__table__
+    r = c.alias("r")  # the range read (and locked): an alias, so that it is not correlated to the UPDATE
+    left = limit
+    for k in reversed(range(len(steps))):
+        if done is not None and k in done:
+            continue
+        st = steps[k]
+        pick = (select(r.c.id).where(*due_predicate(st, r)).limit(left).with_for_update(skip_locked=True)
+                .scalar_subquery())
+        moved = (update(c).where(c.c.id.in_(pick), c.c.state == st.source,
+                                 ~exists(select(_moved.c.id).where(_moved.c.id == c.c.id)))
+                 .values(state=st.target, version=c.c.version + 1, updated_at=as_of)
+                 .returning(c.c.id, literal(k, Integer).label("step_no"), c.c.version, c.c.school_id, c.c.class_id,
+                            c.c.calendar_key, c.c.created_at, c.c.opened_on).cte("moved"))
+        ins = insert(_moved).from_select(moved_cols, select(moved)).cte("ins")
+        got = session.scalar(select(func.count()).select_from(moved).add_cte(ins))
+        if done is not None and got < left:
+            done.add(k)
+        left -= got
+        if left <= 0:
+            break
+
+
+def feeders(steps: Sequence[SweepStep]) -> dict[int, set[int]]:
+    """For each step, the steps whose source is its target (same policy version and calendar): a case it
+    moves may be due for them in the next batch (a sweep that catches up)."""
+    key = lambda st: (st.policy_name, st.policy_version, st.calendar_key)  # noqa: E731
+    return {j: {i for i, b in enumerate(steps) if key(b) == key(a) and b.source == a.target}
+            for j, a in enumerate(steps)}
 
 
 def escalate_batch(session: Session, ctx: CaseContext, steps: SweepStep | Sequence[SweepStep], as_of: datetime,
@@ -342,12 +388,12 @@ def escalate_batch(session: Session, ctx: CaseContext, steps: SweepStep | Sequen
 
 
 def escalate_many(session: Session, ctx: CaseContext, steps: list[SweepStep], as_of: datetime,
-                  limit: int) -> list[tuple[int, int]]:
+                  limit: int, done: set[int] | None = None) -> list[tuple[int, int]]:
     """Move up to ``limit`` cases due for any of ``steps`` one step; returns ``(case id, step_no)`` pairs.
 
     Everything happens in the database, in one transaction and one statement per table: the batch is
-    taken across all the steps at once (:func:`due_many_query`; PostgreSQL: ``FOR UPDATE SKIP LOCKED``,
-    one ``WITH moved AS (UPDATE … FROM due … RETURNING …) INSERT INTO adv_moved``; SQLite, which holds
+    taken across all the steps (PostgreSQL: one locking ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP
+    LOCKED LIMIT n) RETURNING`` a step into ``adv_moved``, :func:`_move_steps_pg`; SQLite, which holds
     the write lock since ``BEGIN IMMEDIATE``: the due rows copied into ``adv_moved``, then one
     ``UPDATE … FROM adv_moved``), and the history events, duties and document requests are written
     with ``INSERT … SELECT`` from the moved rows joined to the step table ``adv_steps``. Python computes
@@ -358,6 +404,10 @@ def escalate_many(session: Session, ctx: CaseContext, steps: list[SweepStep], as
     if not steps:
         return []
     postgres = is_postgres(session.bind)
+    if done is not None and not postgres:
+        done = None  # SQLite reads every step in one statement
+    if done is not None and len(done) == len(steps):
+        return []
     _work_tables(session)
     policies = [ctx.policy(st.policy_name, st.policy_version) for st in steps]
     targets = [p.step(CaseState(st.target)) for p, st in zip(policies, steps)]
@@ -371,26 +421,10 @@ def escalate_many(session: Session, ctx: CaseContext, steps: list[SweepStep], as
     c, s = Case.__table__, _steps
     moved_cols = [_moved.c.id, _moved.c.step_no, _moved.c.version, _moved.c.school_id, _moved.c.class_id,
                   _moved.c.calendar_key, _moved.c.created_at, _moved.c.opened_on]
-    if postgres:  # each step's due rows locked straight off its index range (a lock taken through a join
-        # re-checks the whole join for every row another worker changed: minutes at 1 M open), then moved
-        left = limit
-        for k, st in enumerate(steps):
-            got = session.execute(insert(_pick).from_select(["id", "step_no"], select(
-                c.c.id, literal(k, Integer)).where(*due_predicate(st, c)).limit(left)
-                .with_for_update(skip_locked=True))).rowcount
-            left -= got
-            if left <= 0:
-                break
-        due = select(_pick.c.id, _pick.c.step_no).subquery("due")
+    if postgres:
+        _move_steps_pg(session, steps, as_of, limit, moved_cols, done)
     else:
         due = due_many_query(steps, limit, postgres=False).subquery("due")
-    if postgres:  # UPDATE … FROM (due): a nested loop on the primary key
-        moved = (update(c).where(c.c.id == due.c.id, s.c.step_no == due.c.step_no, c.c.state == s.c.source)
-                 .values(state=s.c.target, version=c.c.version + 1, updated_at=as_of)
-                 .returning(c.c.id, due.c.step_no, c.c.version, c.c.school_id, c.c.class_id, c.c.calendar_key,
-                            c.c.created_at, c.c.opened_on).cte("moved"))
-        session.execute(insert(_moved).from_select(moved_cols, select(moved)))
-    else:
         session.execute(insert(_moved).from_select(moved_cols, select(
             c.c.id, due.c.step_no, c.c.version + 1, c.c.school_id, c.c.class_id, c.c.calendar_key, c.c.created_at,
             c.c.opened_on).join(due, due.c.id == c.c.id)))
@@ -492,6 +526,7 @@ def overdue_batch(session: Session, as_of: datetime, limit: int) -> list[int]:
     # PostgreSQL's do not, and ordering by id there walks ix_duties_undone_due through every overdue duty
     pick = select(p.c.id).where(p.c.status == "open", p.c.due_at <= as_of, ~acted).limit(limit)
     if is_postgres(session.bind):
+        session.connection().exec_driver_sql(NO_JIT)
         pick = pick.order_by(p.c.status, p.c.due_at).with_for_update(skip_locked=True)
     else:  # ORDER BY id alone makes SQLite scan every duty
         pick = pick.order_by(p.c.due_at, p.c.id)
@@ -519,14 +554,18 @@ def advance(
         steps = plan(s, ctx, as_of, report.skipped)
         ctx.owners.preload()  # the context outlives this session: everything it needs is cached
 
+    done: set[int] = set()  # PostgreSQL: steps read to their end, not fed since (escalate_many)
+    feeds = feeders(steps)
     with one_checkpoint(factory) as batches:  # SQLite: one WAL checkpoint for the whole run, at its end
         while steps:  # every step at once, one statement a batch (escalate_many), until none is due
             with transaction(batches) as s:
-                moved = escalate_many(s, ctx, steps, as_of, batch_size)
+                moved = escalate_many(s, ctx, steps, as_of, batch_size, done)
             if not moved:
                 break
             report.batches += 1
             counts = Counter(k for _, k in moved)
+            for k in counts:
+                done -= feeds[k]
             for k, n in sorted(counts.items()):
                 report.transitions[steps[k].label] += n
             if keep_ids:
