@@ -80,7 +80,21 @@ def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
         engine = create_engine(url, echo=echo, connect_args={"timeout": 60, "check_same_thread": False})
         _sqlite_pragmas(engine)
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    _postgres_session(engine)
+    return engine
+
+
+def _postgres_session(engine: Engine) -> None:
+    """No JIT compilation: the product's statements are short index walks whose cost *estimates* at
+    province scale pass ``jit_above_cost``; PostgreSQL then spent 0.3–0.7 s compiling a 10 ms statement
+    (the sweep's steps, the county's watch-list summary — docs/performance.md, sections sweep2 and risk).
+    Set per connection, so a pooler or a shared cluster's settings are not touched."""
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):  # pragma: no cover - exercised by every PostgreSQL test
+        with dbapi_conn.cursor() as cur:
+            cur.execute("SET jit = off")
+        dbapi_conn.commit()
 
 
 def _sqlite_pragmas(engine: Engine) -> None:
