@@ -83,4 +83,7 @@ def test_the_county_works_its_queues_in_chromium(site, browser):
     page.click("a[rel=next]")
     assert "page=2" in page.url and page.locator("#queue a.ref").count() == 20
     shot(page, "watch-list")
+    page.click("text=本月关注学生去向汇总")  # the county's month summary: its own page, not holding up the list
+    assert "/risk/outcomes?month=" in page.url and "关注学生中辍学" in page.locator("main, body").first.inner_text()
+    shot(page, "watch-summary")
     page.context.close()
