@@ -18,10 +18,14 @@ import secrets
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from itertools import accumulate
+from operator import add
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Text, and_, case, cast, func, select
+from sqlalchemy import Date, Text, and_, case, cast, func, or_, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.orm import Session
 
 from machines.identity import mask_name
@@ -75,6 +79,34 @@ def due_on(policy: Policy, level: str, period: ReportPeriod) -> date:
     if level == "township":
         return period.start.replace(day=policy.reports.township_due_day)
     return period.end
+
+
+STATES = [s.value for s in CaseState]
+REASONS = list(REASON_LABELS)
+EVENTS = (Event.escalate_outside.value,) + WORK_EVENTS
+# a class's counts in ``ledger_figures_many``: where each part of its vector starts
+_AT = dict(zip(("states", "opened", "relapses", "closed", "reasons", "special", "events", "enrolled"), accumulate(
+    (0, len(STATES), 1, 1, len(CLOSES_LEDGER), len(REASONS), len(SPECIAL), len(EVENTS)))))
+_WIDTH = _AT["enrolled"] + 1
+
+
+class unindexed(FunctionElement):
+    """A column as it is, but on SQLite written ``+column``: its planner then uses no index on it
+    (a range over nearly every row is read faster from the table than through the index)."""
+
+    type = Date()
+    name = "unindexed"
+    inherit_cache = True
+
+
+@compiles(unindexed)
+def _unindexed(element, compiler, **kw):
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(unindexed, "sqlite")
+def _unindexed_sqlite(element, compiler, **kw):
+    return "+" + compiler.process(element.clauses, **kw)
 
 
 # -- figures ---------------------------------------------------------------------------------------
@@ -181,104 +213,163 @@ def ledger_figures_many(session: Session, scope_list: list[ReportScope], period:
 
     What the ledger said at the cut-off (``cutoff_of``: the period's end, or ``as_of`` while it
     runs): the cases whose state changed since (few, for a report filed on time) are read from their
-    history; every other case is counted in SQL per class: one grouped pass over the cases (class ×
-    state × reason, with the period's openings, relapses and closings as conditional counts), one
-    over the period's events (index ``ix_case_events_event_at``), one over the dropouts for their
-    special groups (kept on the case), one for the enrolment; each scope's figures are its classes'
-    sums. When the scopes cover every school there is no school filter (a sequential pass);
-    otherwise ``school_id IN (the scopes' schools)``."""
+    history; every other case is counted in SQL per class, at the granularity the report adds up:
+    one grouped pass over the cases (two rows per class, its dropouts and its other cases, with the
+    counts per state, the period's openings, relapses and closings, per reason and per special group
+    as conditional counts), one over the period's events (index ``ix_case_events_event_at``), one
+    for the enrolment; each school's figures are its classes' sums (once), each scope's its schools'
+    (or classes') sums. When the scopes cover every school there is no school filter (a sequential
+    pass over the table); otherwise ``school_id IN (the scopes' schools)``."""
     wanted = sorted({sid for sc in scope_list for sid in sc.school_ids})
-    every = set(session.scalars(select(School.id))) <= set(wanted)
+    session.flush()  # what ``session.execute`` would flush; the passes then read rows, not ORM results
+    conn = session.connection()
+    every = set(conn.scalars(select(School.id))) <= set(wanted)
 
     def only(col):  # the scopes' schools, or no filter when they are all the schools
         return [] if every else [col.in_(wanted)]
 
     cutoff = cutoff_of(period, as_of)
     start = datetime.combine(period.start, datetime.min.time())
-    late = _late_cases(cutoff)
+    # the cases whose state changed since the cut-off (few, for a report filed on time): their ids
+    # off the index ``ix_case_events_event_at`` (no DISTINCT: SQLite would walk the (case_id, seq)
+    # key for it); none → no NOT IN at all
+    late_ids = sorted(set(conn.scalars(select(CaseEvent.case_id).where(
+        CaseEvent.event.in_(STATE_CHANGES), CaseEvent.at >= cutoff))))
+    not_late = [Case.id.not_in(_late_cases(cutoff))] if late_ids else []
     Unit = tuple  # (school id, class id)
-    enrolled: Counter = Counter({(sid, cid): n for sid, cid, n in session.execute(
-        select(Pupil.school_id, Pupil.class_id, func.count()).where(Pupil.enrolled, *only(Pupil.school_id))
-        .group_by(Pupil.school_id, Pupil.class_id))})
-    by_state, closed_in, reasons, special = (defaultdict(Counter) for _ in range(4))
-    opened, relapses = Counter(), Counter()
+    # each class's counts, one vector laid out as _AT says
+    vec: dict[Unit, list[int]] = {}
+
+    def vector(unit: Unit) -> list[int]:
+        v = vec.get(unit)
+        if v is None:
+            v = vec[unit] = [0] * _WIDTH
+        return v
+
+    other: dict[Unit, Counter] = defaultdict(Counter)  # dropouts whose reason is none of the vocabulary's
+    for sid, cid, n in conn.execute(
+            select(Pupil.school_id, Pupil.class_id, func.count()).where(Pupil.enrolled, *only(Pupil.school_id))
+            .group_by(Pupil.school_id, Pupil.class_id)):
+        vector((sid, cid))[_AT["enrolled"]] += n
     opened_in = Case.opened_on.between(period.start, period.end)
-    for school_id, class_id, state, reason, n, n_opened, n_relapses, n_closed in session.execute(
-            select(Case.school_id, Case.class_id, Case.state, Case.reason, func.count(),
-                   func.count(case((opened_in, 1))),
-                   func.count(case((and_(opened_in, Case.relapse_of.is_not(None)), 1))),
-                   func.count(case((Case.closed_on.between(period.start, period.end), 1))))
-            .where(*only(Case.school_id), Case.opened_on <= period.end, Case.id.not_in(late))
-            .group_by(Case.school_id, Case.class_id, Case.state, Case.reason)):
-        unit = (school_id, class_id)
-        by_state[unit][state] += n
-        opened[unit] += n_opened
-        relapses[unit] += n_relapses
-        closed_in[unit][state] += n_closed
-        if state in DROPOUT:
-            reasons[unit][reason] += n
+    closed = Case.closed_on.between(period.start, period.end)
+    dropout = Case.state.in_(DROPOUT)
+    is_dropout = case((dropout, 1), else_=0)
     groups = cast(Case.special_groups, Text)
-    for school_id, class_id, text_value, n in session.execute(
-            select(Case.school_id, Case.class_id, groups, func.count())
-            .where(*only(Case.school_id), Case.state.in_(DROPOUT), Case.opened_on <= period.end, Case.id.not_in(late))
-            .group_by(Case.school_id, Case.class_id, groups)):
-        for g in (json.loads(text_value) or []) if text_value else ():
-            special[(school_id, class_id)][g] += n
+
+    def n_of(cond):
+        return func.count(case((cond, 1)))
+
+    def times(group: str):  # len('"group"') × how many times the groups (a JSON list of names) name it
+        word = json.dumps(group)
+        return func.coalesce(func.sum(case((groups.like(f"%{word}%"),
+                                            func.length(groups) - func.length(func.replace(groups, word, ""))))), 0)
+
+    columns = ([n_of(Case.state == s) for s in STATES] + [n_of(opened_in), n_of(and_(opened_in, Case.relapse_of.is_not(None)))]
+               + [n_of(and_(closed, Case.state == s)) for s in CLOSES_LEDGER]
+               + [n_of(Case.reason == r) for r in REASONS] + [times(g) for g in SPECIAL])
+    # a pass over (nearly) every case reads the table, not an index and the row of each entry: on
+    # SQLite ``unindexed`` keeps it off the index on opened_on, and grouping by class first (a class
+    # is in one school: the same groups) off ix_cases_school_state's order
+    ledger = [*only(Case.school_id), unindexed(Case.opened_on) <= period.end, *not_late]
+    n_counted = _AT["special"] + len(SPECIAL)  # the columns above, in the vector's order
+    n_kept = _AT["reasons"]                    # a row of other cases: no reasons or special groups
+    word_len = [len(json.dumps(g)) for g in SPECIAL]
+    other_reasons = False
+    for school_id, class_id, dropouts, *n in conn.execute(
+            select(Case.school_id, Case.class_id, is_dropout, *columns).where(*ledger)
+            .group_by(Case.class_id, Case.school_id, is_dropout)):
+        v = vector((school_id, class_id))
+        if dropouts:
+            for i in range(_AT["special"], n_counted):
+                n[i] //= word_len[i - _AT["special"]]
+            v[:n_counted] = map(add, v[:n_counted], n)
+            other_reasons |= sum(n[_AT["reasons"]:_AT["special"]]) < sum(n[_AT["states"]:_AT["opened"]])
+        else:
+            v[:n_kept] = map(add, v[:n_kept], n[:n_kept])
+    if other_reasons:
+        for school_id, class_id, reason, k in conn.execute(
+                select(Case.school_id, Case.class_id, Case.reason, func.count())
+                .where(*ledger, dropout, or_(Case.reason.is_(None), Case.reason.not_in(REASONS)))
+                .group_by(Case.class_id, Case.school_id, Case.reason)):
+            other[(school_id, class_id)][reason] += k
     # the cases whose state changed since the cut-off: counted as they stood then
-    changed = session.execute(select(Case.id, Case.school_id, Case.class_id, Case.reason, Case.opened_on, Case.relapse_of,
-                                     Case.special_groups).where(*only(Case.school_id), Case.opened_on <= period.end,
-                                                                Case.id.in_(late))).all()
+    changed = [row for i in range(0, len(late_ids), 5000) for row in conn.execute(
+        select(Case.id, Case.school_id, Case.class_id, Case.reason, Case.opened_on, Case.relapse_of, Case.special_groups)
+        .where(*only(Case.school_id), Case.opened_on <= period.end, Case.id.in_(late_ids[i:i + 5000])))]
     then = states_at(session, [c.id for c in changed], cutoff)
     for cid, school_id, class_id, reason, opened_on, relapse_of, case_groups in changed:
         if cid not in then:
             continue
-        state, closed = then[cid]
+        state, closed_on = then[cid]
         unit = (school_id, class_id)
-        by_state[unit][state] += 1
+        v = vector(unit)
+        if state in STATES:
+            v[_AT["states"] + STATES.index(state)] += 1
         if period.start <= opened_on <= period.end:
-            opened[unit] += 1
-            relapses[unit] += relapse_of is not None
-        if closed is not None and period.start <= closed <= period.end:
-            closed_in[unit][state] += 1
+            v[_AT["opened"]] += 1
+            v[_AT["relapses"]] += relapse_of is not None
+        if closed_on is not None and period.start <= closed_on <= period.end and state in CLOSES_LEDGER:
+            v[_AT["closed"] + CLOSES_LEDGER.index(state)] += 1
         if state in DROPOUT:
-            reasons[unit][reason] += 1
+            if reason in REASONS:
+                v[_AT["reasons"] + REASONS.index(reason)] += 1
+            else:
+                other[unit][reason] += 1
             for g in case_groups or []:
-                special[unit][g] += 1
-    events = defaultdict(Counter)
-    for school_id, class_id, event, n in session.execute(
+                if g in SPECIAL:
+                    v[_AT["special"] + SPECIAL.index(g)] += 1
+    for school_id, class_id, event, n in conn.execute(
             select(Case.school_id, Case.class_id, CaseEvent.event, func.count()).join(Case, Case.id == CaseEvent.case_id)
-            .where(*only(Case.school_id), CaseEvent.event.in_((Event.escalate_outside.value,) + WORK_EVENTS),
-                   CaseEvent.at >= start, CaseEvent.at < cutoff)
+            .where(*only(Case.school_id), CaseEvent.event.in_(EVENTS), CaseEvent.at >= start, CaseEvent.at < cutoff)
             .group_by(Case.school_id, Case.class_id, CaseEvent.event)):
-        events[(school_id, class_id)][event] += n
-    grade_of = dict(session.execute(select(SchoolClass.id, SchoolClass.grade).where(*only(SchoolClass.school_id))).all())
-    schools = {sid: (code, name, town) for sid, code, name, town in session.execute(
+        vector((school_id, class_id))[_AT["events"] + EVENTS.index(event)] += n
+    grade_of = dict(conn.execute(select(SchoolClass.id, SchoolClass.grade).where(*only(SchoolClass.school_id))).all())
+    schools = {sid: (code, name, town) for sid, code, name, town in conn.execute(
         select(School.id, School.code, School.name, Jurisdiction.name).join(Jurisdiction, Jurisdiction.id == School.township_id)
         .where(*only(School.id)))}
-    units_of: dict[int, set[Unit]] = defaultdict(set)
-    for table in (enrolled, by_state, events):
-        for unit in table:
-            units_of[unit[0]].add(unit)
+    units_of: dict[int, list[Unit]] = defaultdict(list)
+    for unit in sorted(vec):
+        units_of[unit[0]].append(unit)
+    drops = slice(_AT["states"], _AT["opened"])
+    dropout_at = [i for i, s in enumerate(STATES) if s in DROPOUT]
 
-    def figures_of(units: list[Unit]) -> dict[str, Any]:
-        def total(per_unit: dict) -> Counter:
-            c = Counter()
-            for u in units:
-                c.update(per_unit.get(u, {}))
-            return c
-        st, cl, rs, ev, sp = (total(d) for d in (by_state, closed_in, reasons, events, special))
-        gr = Counter()
+    def tally(units: list[Unit]) -> tuple[list[int], Counter, Counter]:
+        """The sums over ``units``: (the counts' vector, the other reasons, dropouts by grade)."""
+        gr, rs = Counter(), Counter()
         for u in units:
-            gr[grade_of.get(u[1])] += sum(by_state.get(u, {}).get(s, 0) for s in DROPOUT)
-        n_enrolled = sum(enrolled.get(u, 0) for u in units)
+            st = vec[u][drops]
+            gr[grade_of.get(u[1])] += sum(st[i] for i in dropout_at)
+            if u in other:
+                rs.update(other[u])
+        return [sum(c) for c in zip(*(vec[u] for u in units))] or [0] * _WIDTH, rs, gr
+
+    school_tally: dict[int, tuple] = {}
+
+    def tally_of_school(sid: int) -> tuple:  # once per school, however many scopes it is in
+        if sid not in school_tally:
+            school_tally[sid] = tally(units_of.get(sid, []))
+        return school_tally[sid]
+
+    def figures_of(parts: list[tuple]) -> dict[str, Any]:
+        v = [sum(c) for c in zip(*(p[0] for p in parts))] or [0] * _WIDTH
+        rs, gr = Counter(), Counter()
+        for _, other_reasons_of, grades in parts:
+            rs.update(other_reasons_of)
+            gr.update(grades)
+        st = dict(zip(STATES, v[drops]))
+        cl = dict(zip(CLOSES_LEDGER, v[_AT["closed"]:_AT["reasons"]]))
+        ev = dict(zip(EVENTS, v[_AT["events"]:_AT["enrolled"]]))
+        rs.update({r: n for r, n in zip(REASONS, v[_AT["reasons"]:_AT["special"]]) if n})
+        n_enrolled = v[_AT["enrolled"]]
         n_dropouts = sum(st.get(s, 0) for s in DROPOUT)
         return {
             "enrolled": n_enrolled,
             "dropouts": n_dropouts,
             "dropout_rate": round(n_dropouts / n_enrolled, 6) if n_enrolled else 0.0,
             "out_of_school": sum(st.get(s, 0) for s in OUT_OF_SCHOOL),
-            "opened": sum(opened.get(u, 0) for u in units),
-            "relapses": sum(relapses.get(u, 0) for u in units),
+            "opened": v[_AT["opened"]],
+            "relapses": v[_AT["relapses"]],
             "returned": cl[CaseState.returned.value],
             "excused": cl[CaseState.excused.value],
             "escalated": ev.get(Event.escalate_outside.value, 0),
@@ -286,25 +377,25 @@ def ledger_figures_many(session: Session, scope_list: list[ReportScope], period:
             "cases_by_state": {s.value: st.get(s.value, 0) for s in CaseState},
             "reasons": dict(sorted(rs.items())),
             "by_grade": {str(g): n for g, n in sorted(gr.items(), key=lambda kv: kv[0] or 0) if n},
-            "special_groups": {g: sp.get(g, 0) for g in SPECIAL},
+            "special_groups": dict(zip(SPECIAL, v[_AT["special"]:_AT["events"]])),
             "work_done": {e: ev.get(e, 0) for e in WORK_EVENTS},
         }
 
     out = []
     for scope in scope_list:
         classes = set(scope.class_ids)
-        units = sorted(u for sid in scope.school_ids for u in units_of.get(sid, ())
-                       if not classes or u[1] in classes)
+        parts = [tally([u for sid in scope.school_ids for u in units_of.get(sid, ()) if u[1] in classes])] \
+            if classes else [tally_of_school(sid) for sid in scope.school_ids]
         figures = {
             "scope": {"level": scope.level, "code": scope.code, "name": scope.name},
             "period": {"kind": period.kind, "label": period.label, "start": period.start.isoformat(), "end": period.end.isoformat()},
             "as_of": cutoff.replace(microsecond=0).isoformat(sep=" "),
-            **figures_of(units),
+            **figures_of(parts),
         }
         if scope.level not in ("school", "class"):
             figures["schools"] = [
                 {"code": schools[sid][0], "name": schools[sid][1], "township": schools[sid][2],
-                 **{k: v for k, v in figures_of(sorted(units_of.get(sid, ()))).items() if k in SCHOOL_ROW}}
+                 **{k: v for k, v in figures_of([tally_of_school(sid)]).items() if k in SCHOOL_ROW}}
                 for sid in sorted((s for s in scope.school_ids if s in schools), key=lambda s: schools[s][0])]
         out.append(figures)
     return out
