@@ -25,10 +25,11 @@ def main() -> None:
     ap.add_argument("url")
     ap.add_argument("out")
     ap.add_argument("--levels", default="county,township,school")
+    ap.add_argument("--moments", default="0,1,2", help="which of MOMENTS (indexes), e.g. 0 on a big population")
     a = ap.parse_args()
     factory = session_factory(make_engine(a.url))
     dump = {}
-    for period, as_of in MOMENTS:
+    for period, as_of in [MOMENTS[int(i)] for i in a.moments.split(",")]:
         with transaction(factory) as s:
             every = [sc for level in a.levels.split(",") for sc in scopes(s, level)]
             t = time.perf_counter()
