@@ -24,7 +24,7 @@ from types import FunctionType
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.nodes import EvalContext
-from jinja2.runtime import Macro, missing
+from jinja2.runtime import LoopContext, Macro, missing
 from markupsafe import Markup, _escape_inner, escape  # _escape_inner: markupsafe's C escaping of a str
 
 from documents import markup
@@ -61,6 +61,7 @@ class FastMacro(Macro):
 
 _safe = str.__new__
 _DICT_ATTRIBUTES = frozenset(dir(dict))
+_LOOP_FIELDS = frozenset(k for k, v in vars(LoopContext).items() if isinstance(v, property) and k.isidentifier())
 
 
 class DocumentCodeGenerator(CodeGenerator):
@@ -146,6 +147,13 @@ class DocumentCodeGenerator(CodeGenerator):
         ``environment.getattr`` as before."""
         if self.environment.is_async or node.attr in _DICT_ATTRIBUTES:
             return super().visit_Getattr(node, frame)
+        if isinstance(node.node, nodes.Name) and node.node.name == "loop" and node.attr in _LOOP_FIELDS:
+            # loop.last, loop.index…: the LoopContext's property read directly when it is one
+            temp = self.temporary_identifier()
+            self.write(f"({temp}.{node.attr} if type({temp} := ")
+            self.visit(node.node, frame)
+            self.write(f") is LoopContext else environment.getattr({temp}, {node.attr!r}))")
+            return
         temp, attr = self.temporary_identifier(), repr(node.attr)
         self.write(f"({temp}[{attr}] if type({temp} := ")
         self.visit(node.node, frame)
