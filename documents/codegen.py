@@ -124,7 +124,8 @@ class DocumentCodeGenerator(CodeGenerator):
         if frame.eval_ctx.volatile or not frame.eval_ctx.autoescape:
             self._escape_temps.append(None)
             return super()._output_child_pre(node, frame, finalize)
-        # (_escape_inner(t) if type(t := value) is str else _escape_text(t)): no call for a str but the C one
+        # (_escape_inner(t) if type(t := value) is str else t if type(t) is Markup else _escape_text(t)):
+        # a str costs only the C escaping, a Markup (a macro's or a markup global's output) nothing
         temp = self.temporary_identifier()
         self._escape_temps.append(temp)
         self.write(f"(_escape_inner({temp}) if type({temp} := ")
@@ -137,7 +138,7 @@ class DocumentCodeGenerator(CodeGenerator):
             return super()._output_child_post(node, frame, finalize)
         if finalize.src is not None:
             self.write(")")
-        self.write(f") is str else _escape_text({temp}))")
+        self.write(f") is str else {temp} if type({temp}) is Markup else _escape_text({temp}))")
 
     @optimizeconst
     def visit_Getattr(self, node: nodes.Getattr, frame: Frame) -> None:
