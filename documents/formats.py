@@ -17,12 +17,24 @@ def _as_date(value: Any) -> date:
     return date.fromisoformat(str(value)[:10])
 
 
+_CN_DATES: dict[Any, str] = {}  # a day's documents print a few hundred distinct dates, each many times
+
+
 def cn_date(value: Any) -> str:
     """2026-11-23 → 2026年11月23日 (GB/T 9704: Arabic numerals, no leading zeros)."""
+    try:
+        return _CN_DATES[value]
+    except (KeyError, TypeError):  # TypeError: an unhashable value, formatted (or refused) below
+        pass
     if value is None or value == "":
         return ""
     d = _as_date(value)
-    return f"{d.year}年{d.month}月{d.day}日"
+    text = f"{d.year}年{d.month}月{d.day}日"
+    if type(value) in (str, date):
+        if len(_CN_DATES) >= 4096:
+            _CN_DATES.clear()
+        _CN_DATES[value] = text
+    return text
 
 
 def cn_datetime(value: Any) -> str:

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from markupsafe import Markup, escape
+from markupsafe import Markup, _escape_inner, escape  # _escape_inner: markupsafe's C escaping of a str
+
+_safe = str.__new__  # _safe(Markup, text): the Markup of a text already escaped (Markup(text) less its __html__ probe)
+
+
+def _text(value: Any) -> str:
+    """``escape(value)`` as the plain text that goes into a join."""
+    if type(value) is str:
+        return _escape_inner(value)
+    return str(escape(value))
+
 
 _BOX_CHECKED = Markup('<span class="box">√</span>')
 _BOX_EMPTY = Markup('<span class="box">□</span>')
@@ -17,10 +27,23 @@ _SIX_COLS = Markup('<colgroup><col style="width:14%"><col style="width:20%"><col
                    '<col style="width:20%"><col style="width:14%"><col style="width:21%"></colgroup>')
 
 
+_BLANKS: dict[str, Markup] = {}  # one per size: "", "short", "long"…
+
+
 def blank(value: Any, cls: Any = "") -> Markup:
     """The value, or an empty underlined space to fill in by hand (``cls`` sizes it)."""
     if value is None or value == "":
+        if type(cls) is str:
+            try:
+                return _BLANKS[cls]
+            except KeyError:
+                if len(_BLANKS) > 64:
+                    _BLANKS.clear()
+                made = _BLANKS[cls] = _safe(Markup, '<span class="blank ' + _escape_inner(cls) + '"></span>')
+                return made
         return Markup('<span class="blank ') + escape(cls) + Markup('"></span>')
+    if type(value) is str:
+        return _safe(Markup, _escape_inner(value))
     return escape(value)
 
 
@@ -29,9 +52,12 @@ def box(checked: Any) -> Markup:
     return _BOX_CHECKED if checked else _BOX_EMPTY
 
 
+_YES_NO = {(a, b): box(a) + "是　" + box(b) + "否" for a in (False, True) for b in (False, True)}
+
+
 def yes_no(value: Any) -> Markup:
     """□是　□否 with the answer ticked."""
-    return box(value == "是") + "是　" + box(value == "否") + "否"
+    return _YES_NO[bool(value == "是"), bool(value == "否")]
 
 
 def six_cols() -> Markup:
@@ -41,7 +67,7 @@ def six_cols() -> Markup:
 
 def form_meta(left: Any, right: Any) -> Markup:
     """The line above a form: who fills it in, and its reference."""
-    return Markup('<div class="form-meta"><span>') + escape(left) + Markup("</span><span>") + escape(right) + Markup("</span></div>")
+    return _safe(Markup, "".join(('<div class="form-meta"><span>', _text(left), "</span><span>", _text(right), "</span></div>")))
 
 
 GLOBALS = {"blank": blank, "box": box, "yes_no": yes_no, "six_cols": six_cols, "form_meta": form_meta}

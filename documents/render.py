@@ -23,7 +23,7 @@ from jinja2.runtime import Context, Macro
 from jinja2.utils import internalcode
 
 from documents import catalog, fonts, markup
-from documents.codegen import DocumentCodeGenerator
+from documents.codegen import DocumentCodeGenerator, FastMacro
 from documents.formats import RenderError, cn_date, cn_datetime, cn_month, cn_short, pct  # noqa: F401 - the filters
 
 fonts.configure()
@@ -74,7 +74,7 @@ class _Context(Context):
     def call(__self, __obj: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - as Context.call
         if type(__obj) is FunctionType and not hasattr(__obj, "jinja_pass_arg"):
             pass
-        elif type(__obj) is Macro:
+        elif type(__obj) is FastMacro or type(__obj) is Macro:
             args = (__self.eval_ctx, *args)
         else:
             return super().call(__obj, *args, **kwargs)
@@ -112,7 +112,14 @@ class _Environment(Environment):
                 return obj[attribute]
             except KeyError:
                 return self.undefined(obj=obj, name=attribute)
-        return super().getattr(obj, attribute)
+        try:  # Environment.getattr, in this frame (a macro module's macros, a loop's fields)
+            return getattr(obj, attribute)
+        except AttributeError:
+            pass
+        try:
+            return obj[attribute]
+        except (TypeError, LookupError, AttributeError):
+            return self.undefined(obj=obj, name=attribute)
 
     def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
         return {**self.globals, **(d or {})}
