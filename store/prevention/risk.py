@@ -476,11 +476,12 @@ def _merge_pays(session: Session) -> bool:
 def _merged(session: Session, totals):
     """Every school's month on PostgreSQL: the entries and the cases met in one merge join over the two indexes, in
     pupil order, not one index probe per watched pupil. A county's 100 000 probes touch ~290 000 index pages (three
-    each: root, inner, leaf), ~6.5 µs a probe warm and worse cold; the merge reads each page of ix_cases_pupil_keys
-    once (~10 300) — ~250 ms against ~640 ms under the same load (docs/performance.md ``## pages``); a hash join
-    of the 1.15 M cases was ~550 ms. The planner prices the probes as cached and picks them, so nested loops and
-    hash joins are turned off for this statement only (the transaction's own settings put back after); a
-    township's or school's few entries keep their probes."""
+    each: root, inner, leaf) in three processes (the planner's two parallel workers and the backend); the merge
+    reads each of ix_cases_pupil_keys' ~10 300 pages once, in one process: 250–350 ms against 300–650 ms for the
+    probes under the same load (load average 3–6 on 2 cores), which also hold both cores (docs/performance.md
+    ``## pages``); a hash join of the 1.15 M cases was ~550 ms. The planner prices the probes as cached and picks
+    them, so nested loops and hash joins are turned off for this statement only (the transaction's own settings
+    put back after); a township's or school's few entries keep their probes."""
     from sqlalchemy import text
 
     knobs = ("enable_nestloop", "enable_hashjoin")
