@@ -447,11 +447,51 @@ def watch_outcomes(session: Session, school_ids: list[int] | tuple[int, ...] | N
         any_of(and_(c.state == "returned", c.closed_on >= start, c.closed_on <= end)).label("returned"))
         .select_from(e).outerjoin(c, c.pupil_id == e.pupil_id).where(overlap).group_by(e.pupil_id).subquery("per_pupil"))
     p = per_pupil.c
-    row = session.execute(select(*(func.coalesce(func.sum(x), 0) for x in (p.on_watch, p.added, p.left)), func.count(),
-                                 *(func.coalesce(func.sum(x), 0) for x in (p.dropped_out, p.returned)))).one()
+    totals = select(*(func.coalesce(func.sum(x), 0) for x in (p.on_watch, p.added, p.left)), func.count(),
+                    *(func.coalesce(func.sum(x), 0) for x in (p.dropped_out, p.returned)))
+    if school_ids is None and _merge_pays(session):
+        row = _merged(session, totals)
+    else:
+        row = session.execute(totals).one()
     out = {"on_watch": row[0], "added": row[1], "left": row[2], "watched": row[3], "dropped_out": row[4],
            "returned": row[5]}
     return out | {"by_rule": _rules_on_watch(session, and_(overlap, on_watch))} if by_rule else out
+
+
+PROBE_COST = 30  # one watched pupil's index probe costs about as much as merging past 30 cases (PostgreSQL, measured)
+
+
+def _merge_pays(session: Session) -> bool:
+    """PostgreSQL, and entries enough that probing each pupil's cases costs more than reading every case once in
+    pupil order (the planner's row estimates of the two tables, -1 when never analysed: then the planner decides)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    from sqlalchemy import text
+
+    entries, cases = session.execute(text("SELECT (SELECT reltuples FROM pg_class WHERE oid = 'watch_entries'::regclass), "
+                                          "(SELECT reltuples FROM pg_class WHERE oid = 'cases'::regclass)")).one()
+    return entries > 0 and cases > 0 and entries * PROBE_COST >= cases
+
+
+def _merged(session: Session, totals):
+    """Every school's month on PostgreSQL: the entries and the cases met in one merge join over the two indexes, in
+    pupil order, not one index probe per watched pupil. A county's 100 000 probes touch ~290 000 index pages (three
+    each: root, inner, leaf) in three processes (the planner's two parallel workers and the backend); the merge
+    reads each of ix_cases_pupil_keys' ~10 300 pages once, in one process: 250–350 ms against 300–650 ms for the
+    probes under the same load (load average 3–6 on 2 cores), which also hold both cores (docs/performance.md
+    ``## pages``); a hash join of the 1.15 M cases was ~550 ms. The planner prices the probes as cached and picks
+    them, so nested loops and hash joins are turned off for this statement only (the transaction's own settings
+    put back after); a township's or school's few entries keep their probes."""
+    from sqlalchemy import text
+
+    knobs = ("enable_nestloop", "enable_hashjoin")
+    before = session.execute(text("SELECT " + ", ".join(f"current_setting('{k}')" for k in knobs))).one()
+    session.execute(text("SELECT " + ", ".join(f"set_config('{k}', 'off', true)" for k in knobs)))
+    try:
+        return session.execute(totals).one()
+    finally:
+        session.execute(text("SELECT " + ", ".join(f"set_config('{k}', :v{i}, true)" for i, k in enumerate(knobs))),
+                        {f"v{i}": v for i, v in enumerate(before)})
 
 
 def _rules_on_watch(session: Session, where) -> dict[str, int]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, union_all
+from sqlalchemy import Integer, and_, any_, bindparam, func, or_, select, union_all
 from sqlalchemy.sql.elements import Cast, Label
 from sqlalchemy.orm import Session, aliased
 
@@ -56,6 +56,17 @@ def _count(session: Session, q) -> tuple[int, bool]:
     return min(n or 0, COUNT_CAP), (n or 0) > COUNT_CAP
 
 
+def ids_in(session: Session, col, ids):
+    """``col IN ids`` for a page's ids (up to an export's 5 000): on PostgreSQL one array parameter
+    (``= ANY(:ids)``) — a list of 5 000 bound values costs ~100 ms in psycopg's query parsing and SQLAlchemy's
+    expanding before the server sees it, the array one value; SQLite keeps its list (no arrays)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return col == any_(bindparam(None, list(ids), type_=ARRAY(Integer)))
+    return col.in_(ids)
+
+
 def _page_info(paging: Paging, total: int, capped: bool, shown: int) -> dict[str, Any]:
     pages = max(1, -(-total // paging.per_page))
     return {"page": paging.page, "per_page": paging.per_page, "total": total, "capped": capped, "pages": pages,
@@ -90,13 +101,17 @@ def _raw(col):
     return col
 
 
-def _kind_select(scope: Scope, as_of: datetime, kind: str, *, school_id, owner_id, step, bare: bool = False):
+def _kind_select(scope: Scope, as_of: datetime, kind: str, *, school_id, owner_id, step, bare: bool = False,
+                 lean: bool = False):
     """The overdue duties of one kind with the filters, as one select on its own tables (no UNION: each kind's
-    index serves its order and its filters); ``bare``: the duty's id and owner only (for counting)."""
-    q = branch(kind, due_by=as_of, bare=bare)
+    index serves its order and its filters); ``bare``: the duty's id and owner only (for counting); ``lean``: the
+    ledger's columns of the duty and its record, without the pupil's, school's and owner's names (:func:`_named`)."""
+    q = branch(kind, due_by=as_of, bare=bare or lean)
     cols = {c.key: _raw(c) for c in q.selected_columns}
     if bare:
         q = q.with_only_columns(*(c for c in q.selected_columns if c.key in ("kind", "id", "owner_id", "due_at")))
+    elif lean:
+        pass
     else:
         q = (q.add_columns(School.name.label("school"), School.code.label("school_code"),
                            School.policy_name.label("policy_name"), Staff.name.label("owner"))
@@ -145,17 +160,18 @@ def stuck_queue(session: Session, scope: Scope, as_of: datetime, *, kind: str | 
     selects = {k: _kind_select(scope, as_of, k, school_id=school_id, owner_id=owner_id, step=step) for k in kinds}
     end = paging.offset + paging.per_page
     if sort == "overdue" or (sort == "kind" and kind is not None):
-        # the page's duties from the bare selects (a township's plan reads its cases' late duties and sorts them:
-        # pupils, schools and owners joined to those thousands would cost more than the page), then their rows
-        bare = {k: _kind_select(scope, as_of, k, school_id=school_id, owner_id=owner_id, step=step, bare=True) for k in kinds}
-        top = _top(kinds, bare, end, by_kind=kind is None)
-        keys = session.execute(select(top.c.kind, top.c.id).order_by(top.c.due_at, *([top.c.kind] if kind is None else []),
-                                                                       top.c.id).limit(paging.per_page).offset(paging.offset)).all()
-        found = {}
-        for k in {k for k, _ in keys}:
-            ids = [i for kk, i in keys if kk == k]
-            found |= {(k, r["id"]): r for r in session.execute(selects[k].where(DUTY_TABLES[k].id.in_(ids))).mappings()}
-        rows = [found[k, i] for k, i in keys]
+        # the page's duties with the columns of the duty and its record (case, entry…), read once in the list's order
+        # (a township's plan reads its cases' late duties and sorts them: pupils, schools and owners joined to those
+        # thousands would cost more than the page); then the names of the page's pupils, schools and owners, each
+        # read once by id — not the duties and cases read a second time by id (an export's 5 000 scattered duty
+        # rows: ~13 000 pages read again on a cold cache, docs/performance.md ``## pages``)
+        lean = {k: _kind_select(scope, as_of, k, school_id=school_id, owner_id=owner_id, step=step, lean=True) for k in kinds}
+        top = _top(kinds, lean, end, by_kind=kind is None)
+        result = session.connection().execute(  # Core rows: no ORM row processing of an export's 5 000
+            select(top).order_by(top.c.due_at, *([top.c.kind] if kind is None else []), top.c.id)
+            .limit(paging.per_page).offset(paging.offset))
+        names = list(result.keys())
+        rows = _named(session, [dict(zip(names, r)) for r in result.all()])
     else:  # by owner, school or kind: the COUNT_CAP longest overdue, regrouped (a bounded sort, never the population)
         top = _top(kinds, selects, COUNT_CAP, by_kind=False)
         page_q = select(top).order_by(*{"owner": [top.c.owner, top.c.owner_id], "school": [top.c.school_code],
@@ -168,12 +184,37 @@ def stuck_queue(session: Session, scope: Scope, as_of: datetime, *, kind: str | 
         d.update(ref=ref_label(r["kind"], r["ref_id"]), href=record_href(r["kind"], r["ref_id"], r["state"]),
                  owner=r["owner"] or "（未指定）")
         items.append(d)
-    if tabs is not None and not step:
+    if paging.offset + len(rows) > COUNT_CAP:  # more rows than the cap already read (an export): the count is capped
+        counts = {"read": COUNT_CAP + 1}
+    elif tabs is not None and not step:
         counts = {t["kind"]: t["count"] + (1 if t["capped"] else 0) for t in tabs if t["kind"] in kinds}
     else:
         counts = _count_kinds(session, scope, as_of, kinds, school_id=school_id, owner_id=owner_id, step=step)
     n = sum(counts.values())
     return {"rows": items, **_page_info(paging, min(n, COUNT_CAP), n > COUNT_CAP, len(items))}
+
+
+_PUPIL_NAMED = ("case", "prevention", "watch")  # the kinds whose ledger branch names the pupil from ``pupils``
+
+
+def _named(session: Session, rows) -> list[dict[str, Any]]:
+    """Rows of the lean selects with the names the full ones join: the pupil's (``pupils``), the school's name, code
+    and policy, the owner's — one select by id for each (a missing school or owner: None, as the outer joins)."""
+    def by_id(cols, key, wanted) -> dict[int, Any]:
+        ids = sorted({r[key] for r in rows if r[key] is not None and wanted(r)})
+        return {row[0]: row for row in session.connection().execute(select(*cols).where(ids_in(session, cols[0], ids)))
+                } if ids else {}
+
+    pupils = by_id((Pupil.id, Pupil.name), "pupil_id", lambda r: r["kind"] in _PUPIL_NAMED)
+    schools = by_id((School.id, School.name, School.code, School.policy_name), "school_id", lambda r: True)
+    owners = by_id((Staff.id, Staff.name), "owner_id", lambda r: True)
+    for d in rows:  # the rows are the caller's own dicts: filled in place
+        if d["kind"] in _PUPIL_NAMED:
+            d["pupil_name"] = pupils[d["pupil_id"]][1]
+        school = schools.get(d["school_id"])
+        d.update(school=school and school[1], school_code=school and school[2], policy_name=school and school[3],
+                 owner=(owners.get(d["owner_id"]) or (None, None))[1])
+    return rows
 
 
 def stuck_tabs(session: Session, scope: Scope, as_of: datetime, *, school_id: int | None = None,
@@ -303,14 +344,14 @@ def case_queue(session: Session, scope: Scope, as_of: datetime, *, q: str | None
         select(Case.id, Case.state, Case.opened_on, Case.closed_on, Pupil.name, Pupil.student_no, Pupil.id_number,
                School.name.label("school"), SchoolClass.name.label("klass"))
         .join(Pupil, Pupil.id == Case.pupil_id).join(School, School.id == Case.school_id)
-        .join(SchoolClass, SchoolClass.id == Case.class_id).where(Case.id.in_(order))).mappings()} if order else {}
+        .join(SchoolClass, SchoolClass.id == Case.class_id).where(ids_in(session, Case.id, order))).mappings()} if order else {}
     rows = [found[i] for i in order]
     ids = [r["id"] for r in rows]
     nexts: dict[int, dict[str, Any]] = {}
     if ids:  # the next undone duty of the cases on this page only
         for case_id, due, owner, status in session.execute(
                 select(Duty.case_id, Duty.due_at, Staff.name, Duty.status).outerjoin(Staff, Staff.id == Duty.owner_id)
-                .where(Duty.case_id.in_(ids), Duty.status.in_(UNDONE)).order_by(Duty.case_id, Duty.due_at, Duty.id)):
+                .where(ids_in(session, Duty.case_id, ids), Duty.status.in_(UNDONE)).order_by(Duty.case_id, Duty.due_at, Duty.id)):
             nexts.setdefault(case_id, {"due_at": due, "owner": owner, "overdue": status == "overdue" or due <= as_of})
     items = [{"id": r["id"], "ref": ref_label("case", r["id"]), "pupil": mask_name(r["name"]) if masked else r["name"],
               "student_no": r["student_no"], "id_number": mask_id(r["id_number"]), "school": r["school"],
@@ -366,7 +407,7 @@ def _watch_duties(session: Session, entry_ids: list[int], as_of: datetime) -> di
     if not entry_ids:
         return out
     for d, owner in session.execute(select(WatchDuty, Staff.name).outerjoin(Staff, Staff.id == WatchDuty.owner_id)
-                                    .where(WatchDuty.entry_id.in_(entry_ids)).order_by(WatchDuty.due_on, WatchDuty.id)):
+                                    .where(ids_in(session, WatchDuty.entry_id, entry_ids)).order_by(WatchDuty.due_on, WatchDuty.id)):
         undone = d.status in UNDONE
         late = undone and (d.status == "overdue" or d.due_on < as_of.date())
         out[d.entry_id].append({"id": d.id, "action": d.action, "label": DUTY_LABELS[RiskDuty(d.action)] if d.action in
