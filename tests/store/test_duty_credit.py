@@ -8,6 +8,7 @@ from datetime import date, datetime, time
 import pytest
 from sqlalchemy import select
 
+import store.cases.advance as advance_mod
 from store.cases.actions import act
 from store.cases.context import CaseContext
 from store.cases.per_case import advance_per_case
@@ -25,16 +26,19 @@ KINDS = [("record_phone_call", D1, {}), ("record_home_visit", D2, {}),
 
 
 def _sweep(factory, path: str, as_of: datetime) -> None:
-    if path == "bulk":
+    if path.startswith("bulk"):
         sweep(factory, as_of.date(), as_of.time())
     else:
         with transaction(factory) as s:
             advance_per_case(s, CaseContext(s), as_of)
 
 
-@pytest.mark.parametrize("path", ["bulk", "per_case"])
+@pytest.mark.parametrize("path", ["bulk", "bulk_probe", "per_case"])
 @pytest.mark.parametrize("action,step_day,payload", KINDS, ids=[k[0] for k in KINDS])
-def test_a_duty_whose_act_is_recorded_is_created_done_and_never_overdue(factory, path, action, step_day, payload):
+def test_a_duty_whose_act_is_recorded_is_created_done_and_never_overdue(factory, path, action, step_day, payload,
+                                                                         monkeypatch):
+    if path == "bulk_probe":  # the acts on record are "many": the per-case probe instead of the index (advance._acted)
+        monkeypatch.setattr(advance_mod, "ACTS_FEW", 0)
     with transaction(factory) as s:
         code, pupils = setup_store(s)
     for day in (D1, D2, D3):
@@ -47,6 +51,8 @@ def test_a_duty_whose_act_is_recorded_is_created_done_and_never_overdue(factory,
         seq = s.scalar(select(CaseEvent.seq).where(CaseEvent.case_id == cid, CaseEvent.event == action))
     # the sweep that raises the step runs after the act, as of a moment before it (13:44)
     _sweep(factory, path, datetime.combine(step_day, time(13, 44)))
+    with factory() as s:  # created done by the sweep that raised it, not by a later one
+        assert s.scalar(select(Duty.status).where(Duty.case_id == cid, Duty.action == action)) == "done"
     _sweep(factory, path, datetime.combine(D3, time(23, 0)))  # every deadline of the three days passed
     with factory() as s:
         duty = s.scalar(select(Duty).where(Duty.case_id == cid, Duty.action == action))
