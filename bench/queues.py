@@ -28,9 +28,9 @@ from .generate import AS_OF
 TARGET_MS = 300
 INDEXES = [("duties", "ix_duties_undone_due"), ("cases", "ix_cases_opened_keys"), ("pupils", "ix_pupils_name_id"),
            ("watch_entries", "ix_watch_open_order"), ("watch_duties", "ix_watch_duties_undone_due"),
-           ("duties", "ix_duties_undone_case"), ("cases", "ix_cases_pupil_keys"),
+           ("duties", "ix_duties_undone_case"), ("cases", "ix_cases_pupil"),
            ("watch_entries", "ix_watch_pupil_month")]  # 0011/0015_queues, 0017_search, 0018_risk
-REPLACED = [("pupils", "ix_pupils_name"), ("cases", "ix_cases_pupil"), ("cases", "ix_cases_opened")]  # 0017_search: dropped once the new ones exist
+REPLACED = [("pupils", "ix_pupils_name"), ("cases", "ix_cases_pupil_keys"), ("cases", "ix_cases_opened")]  # 0017_search, 0019_pgwrites: dropped once the new ones exist
 
 
 def ensure_indexes(engine) -> None:

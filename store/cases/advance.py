@@ -355,7 +355,8 @@ def _move_steps_pg(session: Session, steps: list[SweepStep], as_of: datetime, li
     statement here locks one index range. A step in ``done`` came back short in an earlier batch and nothing has
     entered its source since (:func:`feeders`): it is not read again — a step whose range holds many cases
     that are not due (a ``requires`` or a notice's wait) costs a scan of them per statement (0.35 s a batch
-    at 1 M open). A step that comes back short now is added to ``done``."""
+    at 1 M open). A step that comes back short now, with no due case left that another worker holds locked
+    (:func:`_still_due`), is added to ``done``."""
     c = Case.__table__
     r = c.alias("r")  # the range read (and locked): an alias, so that it is not correlated to the UPDATE
     left = limit
@@ -372,11 +373,20 @@ def _move_steps_pg(session: Session, steps: list[SweepStep], as_of: datetime, li
                             c.c.calendar_key, c.c.created_at, c.c.opened_on).cte("moved"))
         ins = insert(_moved).from_select(moved_cols, select(moved)).cte("ins")
         got = session.scalar(select(func.count()).select_from(moved).add_cte(ins))
-        if done is not None and got < left:
+        if done is not None and got < left and not _still_due(session, st):
             done.add(k)
         left -= got
         if left <= 0:
             break
+
+
+def _still_due(session: Session, step: SweepStep) -> bool:
+    """Whether a case is still due for ``step`` after the statement that came back short: one that statement
+    skipped, locked by another worker (``SKIP LOCKED``). Such a step is not read to its end — the other worker
+    may roll back — so it is not marked ``done`` and the next batch reads it again (issue 20, pgwrites). A
+    plain read (no lock, no wait) of the step's range; this batch's own moves no longer match its source."""
+    r = Case.__table__.alias("r")
+    return bool(session.scalar(select(exists(select(r.c.id).where(*due_predicate(step, r))))))
 
 
 def feeders(steps: Sequence[SweepStep]) -> dict[int, set[int]]:

@@ -207,11 +207,13 @@ class Case(Base):
     __table_args__ = (
         Index("ix_cases_due", "policy_name", "policy_version", "calendar_key", "state", "opened_seq"),
         Index("ix_cases_school_state", "school_id", "state"),
-        # the case list in first-absence order (0007_queues); on PostgreSQL with what a search's walk tests (0017_search)
-        Index("ix_cases_opened_keys", "opened_on", "id", postgresql_include=["pupil_id", "state", "school_id"]),
-        # a pupil's cases, open or closed, with what the watch list's month outcomes ask of them (0015_queues) and
-        # what the case list searched by name sorts and scopes them by (0017_search): read from the index alone
-        Index("ix_cases_pupil_keys", "pupil_id", "state", "opened_on", "closed_on", "school_id", postgresql_include=["id"]),
+        # the case list in first-absence order (0007_queues); on PostgreSQL with the pupil and school a search's walk
+        # tests (0017_search) — not the state (0019_pgwrites: the walk re-checks it on the rows it keeps)
+        Index("ix_cases_opened_keys", "opened_on", "id", postgresql_include=["pupil_id", "school_id"]),
+        # a pupil's cases, open or closed, with what the watch list's month outcomes ask of them, read from the index
+        # alone (0015_queues; 0019_pgwrites undid 0017's wider ix_cases_pupil_keys: on PostgreSQL every escalation
+        # writes an entry of it at a random place, and its width doubled what the raw escalation UPDATE wrote)
+        Index("ix_cases_pupil", "pupil_id", "state", "opened_on", "closed_on"),
         Index(
             "uq_cases_one_open_per_pupil", "pupil_id", unique=True,
             sqlite_where=text(f"state IN {OPEN_STATE_SQL}"), postgresql_where=text(f"state IN {OPEN_STATE_SQL}"),

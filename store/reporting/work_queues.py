@@ -283,7 +283,7 @@ WALK_FROM = 2_000  # pupils found from which PostgreSQL walks the case list's or
 
 def _walks(session: Session, text: str) -> bool:
     """Whether the search finds so many pupils (a one-character name: ~1 % of a province) that the page is
-    cheaper read by walking the open cases in the list's order (ix_cases_opened_keys, index-only on PostgreSQL)
+    cheaper read by walking the open cases in the list's order (ix_cases_opened_keys, holding the pupil on PostgreSQL)
     and testing each case's pupil against the found ones (a hashed set), stopping at the page, than by probing
     every found pupil's cases and sorting them (10 000 probes: 33 000 buffer reads). PostgreSQL only: its
     planner cannot tell the two apart (it estimates 200 pupils for any search); SQLite reads the probes from
@@ -302,8 +302,8 @@ def case_queue(session: Session, scope: Scope, as_of: datetime, *, q: str | None
     # The page is chosen on a lean select — the case's id and sort keys, the pupil joined only to search — and
     # only its 20–100 rows are then joined to pupils, schools and classes (every case has all three: NOT NULL
     # keys, so the joins drop none). A name prefix of one character matches ~1 % of a province's pupils: the
-    # lean select reads them from indexes alone (ix_pupils_name_id holds the id; ix_cases_pupil_keys the case's
-    # state, first absence, school and id), sorts their open cases' keys and reads no table row but the page's.
+    # lean select reads them from indexes (ix_pupils_name_id holds the id; ix_cases_pupil the case's state and first
+    # absence; the few found cases' rows their school and id: 0019_pgwrites), sorts their open cases' keys.
     base = scope.apply(select(Case.id))
     page_base = None  # the select the page is read from, when not ``base``
     if state:
@@ -314,10 +314,15 @@ def case_queue(session: Session, scope: Scope, as_of: datetime, *, q: str | None
         base = base.where(Case.school_id == school_id)
     if q and q.strip():
         if school_id is None and scope.school_ids is None and scope.class_ids is None:  # county or township: the
-            walk = base.where(or_(*(Case.pupil_id.in_(select(Pupil.id).where(t)) for t in _search_terms(session, q))))
+            # many pupils: walk the list's order (``k``, ix_cases_opened_keys, which holds the pupil but not the
+            # state: 0019_pgwrites), test each case's pupil in the index, and read the row (state, scope) of a
+            # case whose pupil was found only
+            k = aliased(Case, name="k")
+            walk = base.join(k, k.id == Case.id).where(
+                or_(*(k.pupil_id.in_(select(Pupil.id).where(t)) for t in _search_terms(session, q))))
             base = base.where(Case.pupil_id.in_(_search_pupils(session, q)))     # pupils found, then their cases
-            if sort == "opened" and _walks(session, q):  # many pupils: walk the list's order, test each case's pupil
-                page_base = walk
+            if sort == "opened" and _walks(session, q):
+                page_base = walk.order_by(k.opened_on, k.id)
         else:  # one school's open cases (hundreds), each pupil probed: not the province's 10 000 of a prefix
             base = base.join(Pupil, Pupil.id == Case.pupil_id).where(_search_clause(session, q))
     if sort == "due":  # the cases with a duty pending, by their next deadline: walk the undone duties in due order
@@ -337,7 +342,7 @@ def case_queue(session: Session, scope: Scope, as_of: datetime, *, q: str | None
     else:
         keys = {"opened": [Case.opened_on, Case.id], "school": [Case.school_id, Case.opened_on, Case.id],
                 "id": [Case.id.desc()]}[sort]
-        order = list(session.scalars((base if page_base is None else page_base).order_by(*keys)
+        order = list(session.scalars((base.order_by(*keys) if page_base is None else page_base)
                                      .limit(paging.per_page).offset(paging.offset)))
         count_q = base
     found = {r["id"]: r for r in session.execute(
