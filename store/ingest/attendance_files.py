@@ -28,7 +28,7 @@ from machines.states import OPEN_STATES, REASON_LABELS, DropoutReason
 from store.bulk import driver_rows
 from store.cases.intake import LEAVE, IntakeResult, MarkIn, PupilRef, RowError, _day_state, _validate, normalise_status
 from store.models import Case, Pupil, School
-from store.ingest.spool import BATCH_ROWS, MarkSpool, SheetView, batches, size_of
+from store.ingest.spool import MarkSpool, batches, size_of
 from store.ingest.tabular import TableError, check_size, csv_encoding, iter_csv, iter_xlsx
 
 # header → field; matched after removing spaces, "*" and brackets ("学籍号（必填）" works).
@@ -433,7 +433,7 @@ def vet_checks(session: Session, *, day: date, sheets: dict[str, list[MarkIn]], 
                                          f"学校代码「{code}」不存在，该校 {n} 行均未读取 (unknown school code)"))
     # the known schools reviewed a batch of whole schools at a time (one query per table and batch, not four
     # per school; about BATCH_ROWS rows held at once, whatever the file's length), summed into one preview
-    for batch in batches(sheets, [code for code in sheets if code in ids], rows=BATCH_ROWS):
+    for batch in batches(sheets, [code for code in sheets if code in ids]):
         reviews = {code: CheckReview(code, day) for code in batch}
         _review_schools(session, {code: ids[code] for code in batch}, batch, reviews, day=day, complete=complete)
         del batch

@@ -23,8 +23,8 @@ BATCH_ROWS = 50_000   # rows of whole schools vetted or recorded together (one s
 class MarkSpool(Mapping):
     """school code → its rows (a list of ``MarkIn``, read back from the spool file on each access)."""
 
-    def __init__(self, chunk_rows: int = CHUNK_ROWS):
-        self._chunk_rows = chunk_rows
+    def __init__(self, chunk_rows: int | None = None):
+        self._chunk_rows = chunk_rows or CHUNK_ROWS
         self._file = None
         self._blocks: dict[str, list[tuple[int, int]]] = {}
         self._counts: dict[str, int] = {}
@@ -140,9 +140,10 @@ def size_of(sheets: Mapping, code: str) -> int:
     return size(code) if size is not None else len(sheets[code])
 
 
-def batches(sheets: Mapping, codes=None, *, rows: int = BATCH_ROWS) -> Iterator[dict[str, list[MarkIn]]]:
+def batches(sheets: Mapping, codes=None, *, rows: int | None = None) -> Iterator[dict[str, list[MarkIn]]]:
     """``sheets`` (every school, or those of ``codes`` in that order) as dicts of whole schools of about
     ``rows`` rows at most (a larger school is a batch of its own): one batch's rows held at a time."""
+    rows = rows or BATCH_ROWS
     batch: dict[str, list[MarkIn]] = {}
     held = 0
     for code in (sheets if codes is None else codes):
