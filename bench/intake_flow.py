@@ -215,19 +215,47 @@ def write_file(rows: int, fmt: str) -> Path:
 SCHOOLS = 400  # the synthetic county export's schools (write_file)
 
 
-def roster_db(rows: int) -> Path:
-    """A SQLite database (made once) holding the synthetic export's schools and pupils, so that the vet
+def roster_db(rows: int, backend: str = "sqlite") -> str:
+    """The URL of a database (made once) holding the synthetic export's schools and pupils, so that the vet
     of :func:`parse_child` takes the production path (every row a known pupil, nothing to confirm)."""
-    import sqlite3
-
     from sqlalchemy import create_engine
 
     import store.models.intake_files  # noqa: F401  (staged_files)
     from store.models import Base
 
+    from .common import create_db, db_url, exists_db
+
+    schools = [(k + 1, f"S{k:03d}", f"学校{k}", 1, "default", "default", 0, False) for k in range(SCHOOLS)]
+    classes = [(k + 1, k + 1, "一班", 1) for k in range(SCHOOLS)]
+    pupils = ((i + 1, f"G{i:09d}", "学生", i % SCHOOLS + 1, i % SCHOOLS + 1, "[]", True) for i in range(rows))
+    if backend == "postgresql":
+        url = db_url("postgresql", f"intake_roster_{rows}")
+        if exists_db(url):
+            return url
+        create_db(url)
+        eng = create_engine(url)
+        Base.metadata.create_all(eng)
+        raw = eng.raw_connection()
+        with raw.cursor() as cur:
+            cur.execute("INSERT INTO jurisdictions (id, code, name, level) VALUES (1, 'C1', '县', 'county')")
+            for table, cols, data in (
+                    ("schools", "id, code, name, township_id, calendar_key, policy_name, enrolled, boarding", schools),
+                    ("classes", "id, school_id, name, grade", classes),
+                    ("pupils", "id, student_no, name, school_id, class_id, special_groups, enrolled", pupils)):
+                with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+                    for row in data:
+                        copy.write_row(row)
+        raw.commit()
+        raw.close()
+        with eng.connect() as c:
+            c.exec_driver_sql("ANALYZE")
+        eng.dispose()
+        return url
+    import sqlite3
+
     path = FILES / f"roster-{rows}.sqlite"
     if path.exists():
-        return path
+        return f"sqlite:///{path}"
     tmp = path.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
     eng = create_engine(f"sqlite:///{tmp}")
@@ -236,17 +264,14 @@ def roster_db(rows: int) -> Path:
     con = sqlite3.connect(tmp)
     con.execute("INSERT INTO jurisdictions (id, code, name, level) VALUES (1, 'C1', '县', 'county')")
     con.executemany("INSERT INTO schools (id, code, name, township_id, calendar_key, policy_name, enrolled, boarding) "
-                    "VALUES (?, ?, ?, 1, 'default', 'default', 0, 0)",
-                    [(k + 1, f"S{k:03d}", f"学校{k}") for k in range(SCHOOLS)])
-    con.executemany("INSERT INTO classes (id, school_id, name, grade) VALUES (?, ?, '一班', 1)",
-                    [(k + 1, k + 1) for k in range(SCHOOLS)])
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", schools)
+    con.executemany("INSERT INTO classes (id, school_id, name, grade) VALUES (?, ?, ?, ?)", classes)
     con.executemany("INSERT INTO pupils (id, student_no, name, school_id, class_id, special_groups, enrolled) "
-                    "VALUES (?, ?, '学生', ?, ?, '[]', 1)",
-                    ((i + 1, f"G{i:09d}", i % SCHOOLS + 1, i % SCHOOLS + 1) for i in range(rows)))
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)", pupils)
     con.commit()
     con.close()
     tmp.rename(path)
-    return path
+    return f"sqlite:///{path}"
 
 
 class _AnonPeak:
@@ -289,7 +314,7 @@ def parse_child(path: str, db: str | None = None) -> None:
     from store.ingest.attendance_files import BadRows, parse_attendance, vet_checks
     from store.ingest.staged import stage_file
 
-    factory = session_factory(make_engine(f"sqlite:///{db}")) if db else None
+    factory = session_factory(make_engine(db)) if db else None
     data = Path(path).read_bytes()
     anon = _AnonPeak()
     reset_peak_rss()
@@ -321,16 +346,16 @@ def parse_child(path: str, db: str | None = None) -> None:
                       "vet_stage_seconds": vet_seconds}))
 
 
-def fig_parse(rows: int, fmt: str, vet: bool = True) -> None:
+def fig_parse(rows: int, fmt: str, vet: bool = True, backend: str = "sqlite") -> None:
     path = write_file(rows, fmt)
     env = {**os.environ, "BAOXUE_UPLOAD_MAX_MB": str(max(64, int(path.stat().st_size / 2**20) + 1)),
            "BAOXUE_XLSX_MAX_UNPACKED_MB": "1024"}  # 1 M rows of XLSX unpack to more than the default 200 MB
     cmd = [sys.executable, "-m", "bench.intake_flow", "parse-child", str(path)]
     if vet:
-        cmd += ["--db", str(roster_db(rows))]
+        cmd += ["--db", roster_db(rows, backend)]
     out, rss = _child_rss(cmd, env)
     r = json.loads(out.strip().splitlines()[-1])
-    what = "parse + vet + stage" if vet else "parse"
+    what = f"parse + vet + stage [{backend}]" if vet else "parse"
     emit(f"morning-check file {what}, {rows:,} rows {fmt.upper()} (synthetic county export): peak RSS", r["peak_mb"],
          "MB", figure="intake_parse_rss", rows=r["rows"], marks=r["marks"], refused=r["refused"],
          file_mb=round(path.stat().st_size / 2**20, 1), rss_before_parse_mb=r["before_mb"],
@@ -339,7 +364,7 @@ def fig_parse(rows: int, fmt: str, vet: bool = True) -> None:
          seconds=r["seconds"], rows_per_s=r["rows"] / r["seconds"], vet_stage_seconds=r["vet_stage_seconds"],
          process_rss_mb=rss,
          note="in a fresh process, after the file's bytes were read: store.ingest.attendance_files.parse_attendance "
-              "(rows spooled to a temporary file, store.ingest.spool), then vet_checks against a SQLite roster of the "
+              "(rows spooled to a temporary file, store.ingest.spool), then vet_checks against a roster database of the "
               f"export's {SCHOOLS} schools and its pupils (confirmed) and stage_file, as the county entry runs them; "
               f"peak VmHWM (BAOXUE_UPLOAD_MAX_MB={env['BAOXUE_UPLOAD_MAX_MB']}, BAOXUE_XLSX_MAX_UNPACKED_MB=1024; "
               "XLSX written by openpyxl write_only: inline strings, openpyxl's slowest case)")
@@ -356,11 +381,13 @@ def main() -> None:
     ap.add_argument("--fmt", choices=["csv", "xlsx"], default="csv")
     ap.add_argument("--db", default=None, help="parse-child: the roster database to vet against")
     ap.add_argument("--no-vet", action="store_true", help="parse: the parse alone")
+    ap.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite",
+                    help="parse: the roster database to vet against (postgresql: BAOXUE_BENCH_PG_URL's server)")
     a = ap.parse_args()
     if a.what == "flow":
         fig_flow(a.url, a.label, a.seed, a.repeat)
     elif a.what == "parse":
-        fig_parse(a.rows, a.fmt, vet=not a.no_vet)
+        fig_parse(a.rows, a.fmt, vet=not a.no_vet, backend=a.backend)
     else:
         parse_child(a.url, a.db)
 
