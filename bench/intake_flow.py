@@ -231,6 +231,9 @@ def roster_db(rows: int, backend: str = "sqlite") -> str:
     if backend == "postgresql":
         url = db_url("postgresql", f"intake_roster_{rows}")
         if exists_db(url):
+            eng = create_engine(url)
+            Base.metadata.create_all(eng)  # a table the models gained since (staged_file_parts)
+            eng.dispose()
             return url
         create_db(url)
         eng = create_engine(url)
@@ -255,6 +258,9 @@ def roster_db(rows: int, backend: str = "sqlite") -> str:
 
     path = FILES / f"roster-{rows}.sqlite"
     if path.exists():
+        eng = create_engine(f"sqlite:///{path}")
+        Base.metadata.create_all(eng)  # a table the models gained since (staged_file_parts)
+        eng.dispose()
         return f"sqlite:///{path}"
     tmp = path.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
