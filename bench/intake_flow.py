@@ -212,32 +212,167 @@ def write_file(rows: int, fmt: str) -> Path:
     return path
 
 
-def parse_child(path: str) -> None:
-    """In a fresh process: read the file, then parse it; print the RSS before and the peak."""
-    from store.ingest.attendance_files import parse_attendance
+SCHOOLS = 400  # the synthetic county export's schools (write_file)
 
+
+def roster_db(rows: int, backend: str = "sqlite") -> str:
+    """The URL of a database (made once) holding the synthetic export's schools and pupils, so that the vet
+    of :func:`parse_child` takes the production path (every row a known pupil, nothing to confirm)."""
+    from sqlalchemy import create_engine
+
+    import store.models.intake_files  # noqa: F401  (staged_files)
+    from store.models import Base
+
+    from .common import create_db, db_url, exists_db
+
+    schools = [(k + 1, f"S{k:03d}", f"学校{k}", 1, "default", "default", 0, False) for k in range(SCHOOLS)]
+    classes = [(k + 1, k + 1, "一班", 1) for k in range(SCHOOLS)]
+    pupils = ((i + 1, f"G{i:09d}", "学生", i % SCHOOLS + 1, i % SCHOOLS + 1, "[]", True) for i in range(rows))
+    if backend == "postgresql":
+        url = db_url("postgresql", f"intake_roster_{rows}")
+        if exists_db(url):
+            eng = create_engine(url)
+            Base.metadata.create_all(eng)  # a table the models gained since (staged_file_parts)
+            eng.dispose()
+            return url
+        create_db(url)
+        eng = create_engine(url)
+        Base.metadata.create_all(eng)
+        raw = eng.raw_connection()
+        with raw.cursor() as cur:
+            cur.execute("INSERT INTO jurisdictions (id, code, name, level) VALUES (1, 'C1', '县', 'county')")
+            for table, cols, data in (
+                    ("schools", "id, code, name, township_id, calendar_key, policy_name, enrolled, boarding", schools),
+                    ("classes", "id, school_id, name, grade", classes),
+                    ("pupils", "id, student_no, name, school_id, class_id, special_groups, enrolled", pupils)):
+                with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+                    for row in data:
+                        copy.write_row(row)
+        raw.commit()
+        raw.close()
+        with eng.connect() as c:
+            c.exec_driver_sql("ANALYZE")
+        eng.dispose()
+        return url
+    import sqlite3
+
+    path = FILES / f"roster-{rows}.sqlite"
+    if path.exists():
+        eng = create_engine(f"sqlite:///{path}")
+        Base.metadata.create_all(eng)  # a table the models gained since (staged_file_parts)
+        eng.dispose()
+        return f"sqlite:///{path}"
+    tmp = path.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    eng = create_engine(f"sqlite:///{tmp}")
+    Base.metadata.create_all(eng)
+    eng.dispose()
+    con = sqlite3.connect(tmp)
+    con.execute("INSERT INTO jurisdictions (id, code, name, level) VALUES (1, 'C1', '县', 'county')")
+    con.executemany("INSERT INTO schools (id, code, name, township_id, calendar_key, policy_name, enrolled, boarding) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", schools)
+    con.executemany("INSERT INTO classes (id, school_id, name, grade) VALUES (?, ?, ?, ?)", classes)
+    con.executemany("INSERT INTO pupils (id, student_no, name, school_id, class_id, special_groups, enrolled) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)", pupils)
+    con.commit()
+    con.close()
+    tmp.rename(path)
+    return f"sqlite:///{path}"
+
+
+class _AnonPeak:
+    """The process's largest RssAnon (its own heap: not the SQLite database's pages mapped through mmap,
+    which VmHWM counts too), sampled every 10 ms by a thread."""
+
+    def __init__(self):
+        import threading
+
+        self.first = self.peak = self._read()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _read() -> float:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.01):
+            self.peak = max(self.peak, self._read())
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._read())
+
+
+def parse_child(path: str, db: str | None = None) -> None:
+    """In a fresh process, what the county entry runs before its flow (``cli/attendance_county.py``): read the
+    file, parse it (streaming, rows spooled), vet it against the database (the one rule, confirmed: every
+    row a known pupil) and stage it as received; print the RSS before and the peak. The staging transaction
+    is rolled back, so the roster database serves every run alike."""
+    from datetime import date, datetime
+
+    from store.db import make_engine, session_factory
+    from store.ingest.attendance_files import BadRows, parse_attendance, vet_checks
+    from store.ingest.staged import stage_file
+
+    factory = session_factory(make_engine(db)) if db else None
     data = Path(path).read_bytes()
+    anon = _AnonPeak()
     reset_peak_rss()
     before = peak_rss_mb()
     t0 = time.perf_counter()
     parsed = parse_attendance(data, filename=path)
     seconds = time.perf_counter() - t0
-    print(json.dumps({"rows": parsed.rows, "marks": sum(len(m) for m in parsed.by_school.values()),
-                      "before_mb": before, "peak_mb": peak_rss_mb(), "seconds": seconds}))
+    parse_peak = peak_rss_mb()
+    vet_seconds, refused, marks = 0.0, None, sum(parsed.by_school.size(c) for c in parsed.by_school)
+    if factory is not None:
+        t1 = time.perf_counter()
+        s = factory()
+        try:
+            try:
+                vet_checks(s, day=date(2026, 3, 2), sheets=parsed.by_school, complete=True, errors=parsed.errors,
+                           more_errors=parsed.more_errors, confirm=True)
+            except BadRows as exc:
+                refused = exc.review.error_count
+            stage_file(s, data, Path(path).name, by="bench", now=datetime(2026, 3, 2, 8, 20), parsed=parsed)
+            s.flush()
+        finally:
+            s.rollback()
+            s.close()
+        vet_seconds = time.perf_counter() - t1
+    anon.stop()
+    print(json.dumps({"rows": parsed.rows, "marks": marks, "refused": refused, "before_mb": before,
+                      "anon_before_mb": anon.first, "anon_peak_mb": anon.peak,
+                      "parse_peak_mb": parse_peak, "peak_mb": peak_rss_mb(), "seconds": seconds,
+                      "vet_stage_seconds": vet_seconds}))
 
 
-def fig_parse(rows: int, fmt: str) -> None:
+def fig_parse(rows: int, fmt: str, vet: bool = True, backend: str = "sqlite") -> None:
     path = write_file(rows, fmt)
     env = {**os.environ, "BAOXUE_UPLOAD_MAX_MB": str(max(64, int(path.stat().st_size / 2**20) + 1)),
            "BAOXUE_XLSX_MAX_UNPACKED_MB": "1024"}  # 1 M rows of XLSX unpack to more than the default 200 MB
-    out, rss = _child_rss([sys.executable, "-m", "bench.intake_flow", "parse-child", str(path)], env)
+    cmd = [sys.executable, "-m", "bench.intake_flow", "parse-child", str(path)]
+    if vet:
+        cmd += ["--db", roster_db(rows, backend)]
+    out, rss = _child_rss(cmd, env)
     r = json.loads(out.strip().splitlines()[-1])
-    emit(f"morning-check file parse, {rows:,} rows {fmt.upper()} (synthetic county export): peak RSS", r["peak_mb"], "MB",
-         figure="intake_parse_rss", rows=r["rows"], file_mb=round(path.stat().st_size / 2**20, 1),
-         rss_before_parse_mb=r["before_mb"], parse_growth_mb=round(r["peak_mb"] - r["before_mb"], 1),
-         seconds=r["seconds"], rows_per_s=r["rows"] / r["seconds"], process_rss_mb=rss,
-         note="store.ingest.attendance_files.parse_attendance in a fresh process; peak VmHWM after the file's "
-              f"bytes were read (BAOXUE_UPLOAD_MAX_MB={env['BAOXUE_UPLOAD_MAX_MB']}, BAOXUE_XLSX_MAX_UNPACKED_MB=1024; "
+    what = f"parse + vet + stage [{backend}]" if vet else "parse"
+    emit(f"morning-check file {what}, {rows:,} rows {fmt.upper()} (synthetic county export): peak RSS", r["peak_mb"],
+         "MB", figure="intake_parse_rss", rows=r["rows"], marks=r["marks"], refused=r["refused"],
+         file_mb=round(path.stat().st_size / 2**20, 1), rss_before_parse_mb=r["before_mb"],
+         parse_peak_mb=r["parse_peak_mb"], growth_mb=round(r["peak_mb"] - r["before_mb"], 1),
+         anon_peak_mb=r["anon_peak_mb"], anon_growth_mb=round(r["anon_peak_mb"] - r["anon_before_mb"], 1),
+         seconds=r["seconds"], rows_per_s=r["rows"] / r["seconds"], vet_stage_seconds=r["vet_stage_seconds"],
+         process_rss_mb=rss,
+         note="in a fresh process, after the file's bytes were read: store.ingest.attendance_files.parse_attendance "
+              "(rows spooled to a temporary file, store.ingest.spool), then vet_checks against a roster database of the "
+              f"export's {SCHOOLS} schools and its pupils (confirmed) and stage_file, as the county entry runs them; "
+              f"peak VmHWM (BAOXUE_UPLOAD_MAX_MB={env['BAOXUE_UPLOAD_MAX_MB']}, BAOXUE_XLSX_MAX_UNPACKED_MB=1024; "
               "XLSX written by openpyxl write_only: inline strings, openpyxl's slowest case)")
 
 
@@ -250,13 +385,17 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--fmt", choices=["csv", "xlsx"], default="csv")
+    ap.add_argument("--db", default=None, help="parse-child: the roster database to vet against")
+    ap.add_argument("--no-vet", action="store_true", help="parse: the parse alone")
+    ap.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite",
+                    help="parse: the roster database to vet against (postgresql: BAOXUE_BENCH_PG_URL's server)")
     a = ap.parse_args()
     if a.what == "flow":
         fig_flow(a.url, a.label, a.seed, a.repeat)
     elif a.what == "parse":
-        fig_parse(a.rows, a.fmt)
+        fig_parse(a.rows, a.fmt, vet=not a.no_vet, backend=a.backend)
     else:
-        parse_child(a.url)
+        parse_child(a.url, a.db)
 
 
 if __name__ == "__main__":

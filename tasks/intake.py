@@ -68,13 +68,21 @@ class Rows:
     element by element (``visit_collection``, twice per task: to resolve them and to record its inputs),
     which for a county file's 10⁵ rows took longer than recording them; it does not look inside this."""
 
-    __slots__ = ("marks",)
+    __slots__ = ("_marks", "_source", "_code", "_size")
 
-    def __init__(self, marks: list[MarkIn]):
-        self.marks = marks
+    def __init__(self, marks: list[MarkIn] | None = None, *, source=None, code: str = "", size: int = 0):
+        """``marks``, or the rows of school ``code`` in ``source`` (a parse's spool,
+        ``store.ingest.spool``), read back each time they are asked for and never kept: a county file's
+        sheets are held by the flow for the whole run, their rows only by the task recording them."""
+        self._marks, self._source, self._code = marks, source, code
+        self._size = len(marks) if marks is not None else size
+
+    @property
+    def marks(self) -> list[MarkIn]:
+        return self._marks if self._marks is not None else self._source[self._code]
 
     def __len__(self) -> int:
-        return len(self.marks)
+        return self._size
 
 
 class SchoolSheet(BaseModel):
@@ -116,18 +124,22 @@ def _staged_sheets(submission: MorningCheckSubmission) -> list[SchoolSheet]:
     if parsed.error_count:
         raise SubmissionRejected(bad_rows_message(parsed.error_count, len(parsed.errors)) + "; " + "; ".join(
             f"row {e.row}: {e.message}" for e in parsed.errors[:20]))
+    from store.ingest.spool import size_of
+
     named = [submission.school_code] if submission.school_code else submission.schools
-    sheets: dict[str, list] = {code: [] for code in named}  # a named school without rows: all present
-    for code, marks in parsed.by_school.items():
-        code = code or submission.school_code
+    sheets: dict[str, Rows] = {code: Rows([]) for code in named}  # a named school without rows: all present
+    for key in parsed.by_school:
+        code = key or submission.school_code
         if code not in sheets:
             raise SubmissionRejected(f"文件中的学校代码 {code} 不在提交的学校之中 (school not named by the submission)")
-        sheets[code] = marks  # the parse's MarkIn rows as they are (statuses already in the store's words)
+        # the parse's MarkIn rows as they are (statuses already in the store's words), read from its spool
+        # by the task that records them (ROWS_PER_TASK at a time), never all at once
+        sheets[code] = Rows(source=parsed.by_school, code=key, size=size_of(parsed.by_school, key))
     with transaction(store()) as s:
         known = set(s.scalars(select(School.code).where(School.code.in_(list(sheets)))))
     if unknown := sorted(set(sheets) - known):
         raise SubmissionRejected(f"学校代码不存在 unknown school code(s): {', '.join(unknown)}")
-    return [SchoolSheet.model_construct(school_code=code, marks=Rows(marks)) for code, marks in sorted(sheets.items())]
+    return [SchoolSheet.model_construct(school_code=code, marks=rows) for code, rows in sorted(sheets.items())]
 
 
 @task(name="validate_submission", cache_policy=NO_CACHE)

@@ -22,6 +22,7 @@ from store.access.submission_check import time_refusal
 from store.cases.context import CaseContext
 from store.cases.intake import IntakeError, RowError, record_morning_checks
 from store.ingest.attendance_files import ERRORS_KEPT, BadRows, NeedsConfirmation, ParsedAttendance, vet_checks
+from store.ingest.spool import SheetView, batches, size_of
 from store.models import School
 
 from web.deps import ApiError, Principal, WebSettings
@@ -34,9 +35,10 @@ def foreign_rows(parsed: ParsedAttendance, allowed: set[str]) -> tuple[list[RowE
     """The rows of schools outside ``allowed`` as row errors (the first ERRORS_KEPT, by row), and their count."""
     errors: list[RowError] = []
     count = 0
-    for code, marks in parsed.by_school.items():
+    for code in parsed.by_school:  # a spool: only the foreign schools' rows are read back
         if code in allowed:
             continue
+        marks = parsed.by_school[code]
         count += len(marks)
         errors += [RowError(m.row, m.student_no, f"学校代码「{code}」不在您的管辖范围内，不能提交该校的晨检 "
                                                   f"(school {code} is outside your scope)") for m in marks[:ERRORS_KEPT]]
@@ -70,7 +72,8 @@ def submit_county_file(db: Session, who: Principal, *, settings: WebSettings, de
     foreign, n_foreign = foreign_rows(parsed, allowed | (set(parsed.by_school) - known))  # unknown codes: vet_checks says so
     errors = sorted(parsed.errors + foreign, key=lambda e: (e.row is None, e.row or 0))[:ERRORS_KEPT]
     try:
-        review = vet_checks(db, day=day, sheets={c: m for c, m in parsed.by_school.items() if c in allowed or c not in known},
+        review = vet_checks(db, day=day, sheets=SheetView(parsed.by_school, [c for c in parsed.by_school
+                                                                           if c in allowed or c not in known]),
                             complete=True, errors=errors, more_errors=parsed.error_count + n_foreign - len(errors),
                             confirm=confirm)
     except BadRows as exc:
@@ -87,14 +90,17 @@ def submit_county_file(db: Session, who: Principal, *, settings: WebSettings, de
         "source": "upload", "submitted_by": who.actor, "submitted_at": now.isoformat(), "complete": True})
     db.commit()  # the staged file, for the run that reads it in its own transaction
     run = deployments.start(settings.morning_check_deployment, {settings.morning_check_parameter: params})
-    marks = sum(len(m) for m in parsed.by_school.values())
+    marks = sum(size_of(parsed.by_school, c) for c in codes)
     label = f"{len(codes)} 所学校"
     if run is not None:
         return CheckOutcome(label, day, "run", run.flow_run_id, run.url, summary={"marks": marks, "schools": len(codes)},
                             submitted_at=now)
-    try:  # no Prefect server: recorded here, all schools in one transaction
-        results = record_morning_checks(db, CaseContext(db), parsed.by_school, day=day, source="upload",
-                                        submitted_by=who.actor, now=now, complete=True)
+    try:  # no Prefect server: recorded here, all schools in one transaction, a batch of whole schools at a time
+        results = []
+        for batch in batches(parsed.by_school):
+            results += record_morning_checks(db, CaseContext(db), batch, day=day, source="upload",
+                                             submitted_by=who.actor, now=now, complete=True)
+            del batch
     except IntakeError as exc:
         db.rollback()
         raise ApiError(422, str(exc)) from None

@@ -18,7 +18,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from itertools import chain, islice
-from typing import Iterator
+from typing import Iterator, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -28,6 +28,7 @@ from machines.states import OPEN_STATES, REASON_LABELS, DropoutReason
 from store.bulk import driver_rows
 from store.cases.intake import LEAVE, IntakeResult, MarkIn, PupilRef, RowError, _day_state, _validate, normalise_status
 from store.models import Case, Pupil, School
+from store.ingest.spool import MarkSpool, batches, size_of
 from store.ingest.tabular import TableError, check_size, csv_encoding, iter_csv, iter_xlsx
 
 # header → field; matched after removing spaces, "*" and brackets ("学籍号（必填）" works).
@@ -62,8 +63,9 @@ NO_SCHOOL = ""     # the key of rows of a file without a 学校代码 column (on
 @dataclass
 class ParsedAttendance:
     """A morning-check file read in one streaming pass: only what the check needs is kept (one
-    compact ``MarkIn`` per usable row, by school), never the file's rows or text."""
-    by_school: dict[str, list[MarkIn]] = field(default_factory=dict)  # school code (学校代码 column) → marks
+    compact ``MarkIn`` per usable row, by school, in a spool file: ``store.ingest.spool``), never the
+    file's rows or text; memory does not grow with the row count."""
+    by_school: Mapping[str, list[MarkIn]] = field(default_factory=dict)  # school code (学校代码 column) → marks
     errors: list[RowError] = field(default_factory=list)  # the first ERRORS_KEPT row errors
     error_count: int = 0             # all row errors (``errors`` lists the first ERRORS_KEPT)
     rows: int = 0                    # data rows read (blank rows not counted)
@@ -221,12 +223,15 @@ def parse_attendance(data: bytes, *, filename: str = "") -> ParsedAttendance:
     rows = iter_rows(data, filename)
     head = list(islice(rows, HEAD_ROWS))
     start, cols, headers = _find_header(head)
-    out = ParsedAttendance(columns=headers)
+    out = ParsedAttendance(by_school=MarkSpool(), columns=headers)  # rows go to a spool file a chunk at a time
+    spool = out.by_school
     get = lambda cells, fld: cells[cols[fld]].strip() if fld in cols and cols[fld] < len(cells) else ""
     # the few distinct words of a county file's status and reason columns, looked up once each
     statuses: dict[str, str | None] = {}
     reasons: dict[str, str] = {}
-    sheet = out.by_school.setdefault(NO_SCHOOL, []) if "school" not in cols else None
+    one_school = "school" not in cols
+    if one_school:
+        spool.declare(NO_SCHOOL)
     for number, cells in chain(head[start + 1:], rows):
         if not any(c.strip() for c in cells):
             continue
@@ -245,16 +250,13 @@ def parse_attendance(data: bytes, *, filename: str = "") -> ParsedAttendance:
             out.error(RowError(number, student_no,
                                f"无法识别的出勤状态「{raw_status}」，请填写 到校/缺勤/病假/事假 (unknown status)"))
             continue
-        if sheet is None:
+        if one_school:
+            code = NO_SCHOOL
+        else:
             code = get(cells, "school")
             if not code:
                 out.error(RowError(number, student_no, "学校代码为空 (school code missing)"))
                 continue
-            marks = out.by_school.get(code)
-            if marks is None:
-                marks = out.by_school[code] = []
-        else:
-            marks = sheet
         if "day" in cols and (raw_day := get(cells, "day")):
             day = _day(raw_day)
             if day is None:
@@ -268,7 +270,7 @@ def parse_attendance(data: bytes, *, filename: str = "") -> ParsedAttendance:
             reason = reasons[raw_reason]
         else:
             reason = "unknown"
-        marks.append(MarkIn(student_no, status, reason, number))
+        spool.add(code, (student_no, status, reason, number))
     return out
 
 
@@ -424,20 +426,26 @@ def vet_checks(session: Session, *, day: date, sheets: dict[str, list[MarkIn]], 
     ids = dict(session.execute(select(School.code, School.id).where(School.code.in_(list(sheets)))).all())
     for code in sorted(sheets):
         if code not in ids:
-            marks = sheets[code]
-            total.error_count += len(marks)
-            total.errors.append(RowError(marks[0].row if marks else None, marks[0].student_no if marks else "",
-                                         f"学校代码「{code}」不存在，该校 {len(marks)} 行均未读取 (unknown school code)"))
-    # every known school reviewed at once (one query per table, not four per school), summed into one preview
-    reviews = {code: CheckReview(code, day) for code in ids}
-    _review_schools(session, ids, {code: sheets[code] for code in ids}, reviews, day=day, complete=complete)
-    for review in reviews.values():
-        total.error_count += review.error_count
-        total.errors += review.errors
-        total.overwritten += review.overwritten
-        total.returned += review.returned
-        total.excused += review.excused
-    del reviews
+            n = size_of(sheets, code)
+            first = sheets[code][0] if n else None
+            total.error_count += n
+            total.errors.append(RowError(first.row if first else None, first.student_no if first else "",
+                                         f"学校代码「{code}」不存在，该校 {n} 行均未读取 (unknown school code)"))
+    # the known schools reviewed a batch of whole schools at a time (one query per table and batch, not four
+    # per school; about BATCH_ROWS rows held at once, whatever the file's length), summed into one preview
+    for batch in batches(sheets, [code for code in sheets if code in ids]):
+        reviews = {code: CheckReview(code, day) for code in batch}
+        _review_schools(session, {code: ids[code] for code in batch}, batch, reviews, day=day, complete=complete)
+        del batch
+        for review in reviews.values():
+            total.error_count += review.error_count
+            total.errors += review.errors
+            total.overwritten += review.overwritten
+            total.returned += review.returned
+            total.excused += review.excused
+        del reviews
+        total.errors.sort(key=lambda e: (e.row is None, e.row or 0))
+        del total.errors[ERRORS_KEPT:]
     total.errors.sort(key=lambda e: (e.row is None, e.row or 0))
     del total.errors[ERRORS_KEPT:]
     total.returned.sort()

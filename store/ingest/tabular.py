@@ -134,6 +134,36 @@ def parse_csv(text: str, dialect: type[csv.Dialect] | csv.Dialect = csv.excel) -
         raise TableError(f"CSV 文件格式有误，请检查引号是否成对 (malformed CSV: {exc})") from None
 
 
+def _release_read_rows() -> None:
+    """openpyxl's worksheet parser clears each ``<row>`` it has read but leaves it in ``<sheetData>`` (an
+    ``iterparse`` tree): ~100 bytes a row kept until the sheet is read, linear in the row count (a 1 M-row
+    sheet: ~100 MB). Its ``iterparse`` is wrapped, once, so that a row the parser has read is also removed
+    from its parent; the events it sees are the same, so nothing else changes (issue 20 item 3)."""
+    import openpyxl.worksheet._reader as reader
+
+    if getattr(reader.iterparse, "_baoxue_releases_rows", False):
+        return
+    original = reader.iterparse
+    data_tag, row_tag = reader.DATA_TAG, reader.ROW_TAG
+
+    def iterparse(source, *args, **kwargs):
+        if args or kwargs:  # not the worksheet parser's call: unchanged
+            yield from original(source, *args, **kwargs)
+            return
+        sheet_data = None
+        for event, element in original(source, events=("start", "end")):
+            if event == "start":
+                if element.tag == data_tag:
+                    sheet_data = element
+                continue
+            yield event, element
+            if sheet_data is not None and element.tag == row_tag:
+                del sheet_data[:]  # the row just read (and cleared by the parser): let it go
+
+    iterparse._baoxue_releases_rows = True
+    reader.iterparse = iterparse
+
+
 def open_xlsx(data: bytes):
     """The workbook (read-only) or ``TableError``; refuses one that would unpack to more than the
     setting BAOXUE_XLSX_MAX_UNPACKED_MB (a zip bomb), from the zip directory alone."""
@@ -150,6 +180,7 @@ def open_xlsx(data: bytes):
     if unpacked > cap * 2**20:
         raise TableError(f"Excel 文件解压后超过 {cap}MB（上限：设置 BAOXUE_XLSX_MAX_UNPACKED_MB），请删去多余内容后再上传 "
                          f"(XLSX too large when unpacked: BAOXUE_XLSX_MAX_UNPACKED_MB)")
+    _release_read_rows()
     try:
         return load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises several kinds for a damaged file

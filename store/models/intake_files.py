@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, LargeBinary, String
+from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models import Base
@@ -21,3 +21,12 @@ class StagedFile(Base):
     body: Mapped[bytes] = mapped_column(LargeBinary)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class StagedFilePart(Base):
+    """A staged file's bytes in parts of ``store.ingest.staged.PART_BYTES`` (issue 20 item 3): written one
+    part a statement, so no driver copies the whole file at once; ``StagedFile.body`` is then empty."""
+    __tablename__ = "staged_file_parts"
+    file_id: Mapped[int] = mapped_column(ForeignKey("staged_files.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
