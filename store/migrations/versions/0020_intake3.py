@@ -1,7 +1,7 @@
 """intake3: staged_file_parts, a staged morning-check file's bytes in parts (issue 20 item 3).
 
-Revision ID: 0019_intake3
-Revises: 0018_risk
+Revision ID: 0020_intake3
+Revises: 0019_pgwrites
 Create Date: 2026-12-02
 
 ``store.ingest.staged.stage_file`` writes a file's bytes a part (1 MB) a statement, so the database driver
@@ -16,8 +16,8 @@ from typing import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0019_intake3"
-down_revision: str | Sequence[str] | None = "0018_risk"
+revision: str = "0020_intake3"
+down_revision: str | Sequence[str] | None = "0019_pgwrites"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
