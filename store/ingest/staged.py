@@ -48,7 +48,7 @@ def stage_file(session: Session, data: bytes, filename: str, *, by: str, now: da
 
 
 def _body(session: Session, row: StagedFile) -> bytes:
-    """The staged bytes: its parts in order, or (a file staged before 0019_intake3) its body."""
+    """The staged bytes: its parts in order, or (a file staged before 0020_intake3) its body."""
     parts = session.scalars(select(StagedFilePart.body).where(StagedFilePart.file_id == row.id)
                             .order_by(StagedFilePart.seq)).all()
     return b"".join(bytes(p) for p in parts) if parts else bytes(row.body)

@@ -32,7 +32,7 @@ def test_the_run_takes_the_entrys_parse_once_and_refuses_changed_bytes(factory):
 
 
 def test_a_file_is_staged_in_parts_and_read_back_whole(factory, monkeypatch):
-    """staged_file_parts (0019_intake3): the bytes a part a statement, read back whole and hash-checked;
+    """staged_file_parts (0020_intake3): the bytes a part a statement, read back whole and hash-checked;
     a file staged before the parts (its bytes in staged_files.body) reads back as before."""
     import store.ingest.staged as staged
     from store.ingest.staged import staged_bytes
