@@ -363,7 +363,7 @@ def fig_parse(rows: int, fmt: str, vet: bool = True, backend: str = "sqlite") ->
     r = json.loads(out.strip().splitlines()[-1])
     what = f"parse + vet + stage [{backend}]" if vet else "parse"
     emit(f"morning-check file {what}, {rows:,} rows {fmt.upper()} (synthetic county export): peak RSS", r["peak_mb"],
-         "MB", figure="intake_parse_rss", rows=r["rows"], marks=r["marks"], refused=r["refused"],
+         "MB", figure="intake_parse_rss", db=backend if vet else None, rows=r["rows"], marks=r["marks"], refused=r["refused"],
          file_mb=round(path.stat().st_size / 2**20, 1), rss_before_parse_mb=r["before_mb"],
          parse_peak_mb=r["parse_peak_mb"], growth_mb=round(r["peak_mb"] - r["before_mb"], 1),
          anon_peak_mb=r["anon_peak_mb"], anon_growth_mb=round(r["anon_peak_mb"] - r["anon_before_mb"], 1),

@@ -186,14 +186,15 @@ class Runner:
 
     def parse_files(self, p: dict) -> None:
         """The county entry's parse + vet + stage peak RSS at each size, CSV and XLSX, vetted against a
-        SQLite roster and, with a PostgreSQL server, CSV against a PostgreSQL one (bench/intake_flow.py)."""
+        SQLite roster and, with a PostgreSQL server, against a PostgreSQL one (bench/intake_flow.py)."""
         for rows in p["parse_rows"]:
             for fmt in ("csv", "xlsx"):
                 self.child(["bench.intake_flow", "parse", "--rows", str(rows), "--fmt", fmt],
                            f"parse {rows} rows {fmt}")
             if pg_server_url():
-                self.child(["bench.intake_flow", "parse", "--rows", str(rows), "--fmt", "csv", "--backend",
-                            "postgresql"], f"parse {rows} rows csv [postgresql]")
+                for fmt in ("csv", "xlsx"):
+                    self.child(["bench.intake_flow", "parse", "--rows", str(rows), "--fmt", fmt, "--backend",
+                                "postgresql"], f"parse {rows} rows {fmt} [postgresql]")
 
     def others(self) -> None:
         """Figures other engineers own, when their scripts exist."""
