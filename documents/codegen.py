@@ -111,11 +111,15 @@ class DocumentCodeGenerator(CodeGenerator):
         whole_root = frame.rootlevel and frame.toplevel and not self._extends and not frame.require_output_check
         if frame.buffer is not None or self.environment.is_async or not (whole_block or whole_root):
             return super().blockvisit(body, frame)
+        self._collected(frame, lambda: CodeGenerator.blockvisit(self, body, frame))
+
+    def _collected(self, frame: Frame, visit: Any) -> None:
+        """Run ``visit`` writing into a fresh list, then yield that list joined, once."""
         buffer = self.temporary_identifier()
         self.writeline(f"{buffer} = []")
         frame.buffer = buffer
         try:
-            super().blockvisit(body, frame)
+            visit()
         finally:
             frame.buffer = None
         self.writeline(f"yield ''.join({buffer})")
@@ -163,11 +167,4 @@ class DocumentCodeGenerator(CodeGenerator):
     def visit_Output(self, node: nodes.Output, frame: Frame) -> None:
         if frame.buffer is not None or frame.require_output_check or len(node.nodes) < 2:
             return super().visit_Output(node, frame)
-        buffer = self.temporary_identifier()
-        self.writeline(f"{buffer} = []")
-        frame.buffer = buffer
-        try:
-            super().visit_Output(node, frame)
-        finally:
-            frame.buffer = None
-        self.writeline(f"yield ''.join({buffer})")
+        self._collected(frame, lambda: CodeGenerator.visit_Output(self, node, frame))
