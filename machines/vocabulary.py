@@ -9,6 +9,8 @@ else keeps a label table of its own (tests/test_vocabulary.py).
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 from enum import Enum
 from typing import Mapping
 
@@ -50,6 +52,7 @@ def event_label(event: str, to_state: str | None = None) -> str:
     return EVENT_LABELS.get(event, event)
 
 
+@lru_cache(maxsize=1024)  # a list labels thousands of rows with a handful of steps
 def state_label(state: str) -> str:
     """A state's label; a referred case's follow-up round (duty step ``escalated:<n>``) names its round."""
     base, _, n = (state or "").partition(":")

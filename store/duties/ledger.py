@@ -24,6 +24,7 @@ paths. A watch duty has a due *day*: it falls due at the end of it (23:59:59).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -196,10 +197,15 @@ class DutyRef:
 
     @property
     def key(self) -> str:
-        """The notification / accountability key: ``duty:12`` for a case duty (as before), ``census_duty:3`` …"""
-        return f"duty:{self.id}" if self.kind == "case" else f"{self.kind}_duty:{self.id}"
+        return duty_key(self.kind, self.id)
 
 
+def duty_key(kind: str, duty_id: int) -> str:
+    """The notification / accountability key: ``duty:12`` for a case duty (as before), ``census_duty:3`` …"""
+    return f"duty:{duty_id}" if kind == "case" else f"{kind}_duty:{duty_id}"
+
+
+@lru_cache(maxsize=4096)  # a list's rows repeat a few dozen (kind, action, label)s
 def action_label(kind: str, action: str, label: str | None) -> str:
     if label:
         return label
@@ -281,7 +287,7 @@ def _rule_labels(session: Session, policy_names: set[str]) -> dict[str, dict[str
 def row_dict(r, as_of: datetime, *, masked: bool, rule_labels: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "kind": r["kind"], "kind_label": KIND_LABELS.get(r["kind"], r["kind"]), "duty_id": r["id"], "ref_id": r["ref_id"],
-        "key": DutyRef(r["kind"], r["id"]).key, "school_id": r["school_id"], "school": r["school"] or "全县 county-wide",
+        "key": duty_key(r["kind"], r["id"]), "school_id": r["school_id"], "school": r["school"] or "全县 county-wide",
         "pupil_id": r["pupil_id"], "pupil": mask_name(r["pupil_name"]) if masked else r["pupil_name"],
         "action": r["action"], "action_label": action_label(r["kind"], r["action"], r["label"]), "role": r["role"],
         "owner_id": r["owner_id"], "owner": r["owner"], "due_at": r["due_at"], "status": r["status"],

@@ -51,3 +51,14 @@ def test_sheet_names_are_what_excel_accepts_and_unique():
     assert len(set(names)) == len(names) and all(len(n) <= 31 for n in names)
     assert names[1].endswith("（2）") and names[2].endswith("（3）") and names[4] == "各班级（2）"
     assert not set("[]:*?/\\") & set(names[5])
+
+
+def test_a_text_repeated_down_the_rows_is_written_alike_each_time():
+    """Each distinct text is styled and escaped once (documents.xlsx._body_xml by_value): every copy reads back
+    with the same value, quote prefix and alignment as the first."""
+    rows = [[f"案件{i}", "=1+1", "a<b&c", "很长的一段中文说明文字超过八个字", i] for i in range(3)]
+    ws = load_workbook(io.BytesIO(list_sheet("重复", "城关镇", HEADERS[:5], rows, as_of=datetime(2026, 12, 2, 9)))).active
+    assert [list(r) for r in ws.iter_rows(min_row=4, max_row=6, values_only=True)] == rows
+    for n in (4, 5, 6):
+        assert ws[f"B{n}"].quotePrefix and ws[f"B{n}"].data_type == "s"
+        assert ws[f"D{n}"].alignment.horizontal == "left" and ws[f"C{n}"].alignment.horizontal == "center"
