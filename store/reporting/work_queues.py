@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, and_, any_, bindparam, func, or_, select, union_all
+from sqlalchemy import Integer, and_, any_, bindparam, case, func, or_, select, union_all
 from sqlalchemy.sql.elements import Cast, Label
 from sqlalchemy.orm import Session, aliased
 
@@ -162,16 +162,16 @@ def stuck_queue(session: Session, scope: Scope, as_of: datetime, *, kind: str | 
     if sort == "overdue" or (sort == "kind" and kind is not None):
         # the page's duties with the columns of the duty and its record (case, entry…), read once in the list's order
         # (a township's plan reads its cases' late duties and sorts them: pupils, schools and owners joined to those
-        # thousands would cost more than the page); then the names of the page's pupils, schools and owners, each
-        # read once by id — not the duties and cases read a second time by id (an export's 5 000 scattered duty
-        # rows: ~13 000 pages read again on a cold cache, docs/performance.md ``## pages``)
+        # thousands would cost more than the page); then the names of the page's pupils, schools and owners joined
+        # to the page alone, in the same statement — not the duties and cases read a second time by id (an export's
+        # 5 000 scattered duty rows: ~13 000 pages read again on a cold cache, docs/performance.md ``## pages``)
         lean = {k: _kind_select(scope, as_of, k, school_id=school_id, owner_id=owner_id, step=step, lean=True) for k in kinds}
         top = _top(kinds, lean, end, by_kind=kind is None)
-        result = session.connection().execute(  # Core rows: no ORM row processing of an export's 5 000
-            select(top).order_by(top.c.due_at, *([top.c.kind] if kind is None else []), top.c.id)
-            .limit(paging.per_page).offset(paging.offset))
+        order = lambda t: (t.c.due_at, *([t.c.kind] if kind is None else []), t.c.id)  # noqa: E731
+        page_rows = select(top).order_by(*order(top)).limit(paging.per_page).offset(paging.offset).subquery("page")
+        result = session.connection().execute(_named(page_rows).order_by(*order(page_rows)))  # Core rows: no ORM rows
         names = list(result.keys())
-        rows = _named(session, [dict(zip(names, r)) for r in result.all()])
+        rows = [dict(zip(names, r)) for r in result.all()]
     else:  # by owner, school or kind: the COUNT_CAP longest overdue, regrouped (a bounded sort, never the population)
         top = _top(kinds, selects, COUNT_CAP, by_kind=False)
         page_q = select(top).order_by(*{"owner": [top.c.owner, top.c.owner_id], "school": [top.c.school_code],
@@ -197,24 +197,17 @@ def stuck_queue(session: Session, scope: Scope, as_of: datetime, *, kind: str | 
 _PUPIL_NAMED = ("case", "prevention", "watch")  # the kinds whose ledger branch names the pupil from ``pupils``
 
 
-def _named(session: Session, rows) -> list[dict[str, Any]]:
-    """Rows of the lean selects with the names the full ones join: the pupil's (``pupils``), the school's name, code
-    and policy, the owner's — one select by id for each (a missing school or owner: None, as the outer joins)."""
-    def by_id(cols, key, wanted) -> dict[int, Any]:
-        ids = sorted({r[key] for r in rows if r[key] is not None and wanted(r)})
-        return {row[0]: row for row in session.connection().execute(select(*cols).where(ids_in(session, cols[0], ids)))
-                } if ids else {}
-
-    pupils = by_id((Pupil.id, Pupil.name), "pupil_id", lambda r: r["kind"] in _PUPIL_NAMED)
-    schools = by_id((School.id, School.name, School.code, School.policy_name), "school_id", lambda r: True)
-    owners = by_id((Staff.id, Staff.name), "owner_id", lambda r: True)
-    for d in rows:  # the rows are the caller's own dicts: filled in place
-        if d["kind"] in _PUPIL_NAMED:
-            d["pupil_name"] = pupils[d["pupil_id"]][1]
-        school = schools.get(d["school_id"])
-        d.update(school=school and school[1], school_code=school and school[2], policy_name=school and school[3],
-                 owner=(owners.get(d["owner_id"]) or (None, None))[1])
-    return rows
+def _named(page):
+    """The rows of a page of the lean selects with the names the full ones join: the pupil's (``pupils``, for the
+    kinds whose ledger branch names the pupil from there), the school's name, code and policy, the owner's — each
+    looked up by primary key for the page's rows only (a missing school or owner: None, as the outer joins)."""
+    from_pupils = page.c.kind.in_(_PUPIL_NAMED)
+    return (select(*(c for c in page.c if c.key != "pupil_name"),
+                   case((from_pupils, Pupil.name), else_=page.c.pupil_name).label("pupil_name"),
+                   School.name.label("school"), School.code.label("school_code"),
+                   School.policy_name.label("policy_name"), Staff.name.label("owner"))
+            .outerjoin(Pupil, and_(Pupil.id == page.c.pupil_id, from_pupils))
+            .outerjoin(School, School.id == page.c.school_id).outerjoin(Staff, Staff.id == page.c.owner_id))
 
 
 def stuck_tabs(session: Session, scope: Scope, as_of: datetime, *, school_id: int | None = None,
