@@ -68,6 +68,9 @@ def settings() -> Settings:
 
 
 WAL_AUTOCHECKPOINT_PAGES = 8192  # SQLite: ~32 MB of 4 kB pages (see _sqlite_pragmas)
+SQLITE_CACHE_KIB = 65536         # SQLite: 64 MB page cache a connection (see _sqlite_pragmas)
+SQLITE_MMAP_BYTES = 268435456    # SQLite: up to 256 MB of the file read through mapped pages
+LEAN_CACHE_KIB = 2048            # SQLite: the page cache of a pass that reads a table once (lean_pages)
 
 
 def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
@@ -106,8 +109,8 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=60000")
-        cur.execute("PRAGMA cache_size=-65536")     # 64 MB page cache: index inserts into a county-size file
-        cur.execute("PRAGMA mmap_size=268435456")   # read through the OS page cache
+        cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")  # 64 MB page cache: index inserts into a county-size file
+        cur.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")   # read through the OS page cache
         # checkpoint the WAL into the database file every ~32 MB, not every 4 MB (the default): each
         # checkpoint writes back every page the WAL holds and syncs, so a page that several commits
         # change (the index leaves of a sweep's batches) is written once, not once per commit. Bulk
@@ -152,6 +155,29 @@ def one_checkpoint(factory: sessionmaker[Session]) -> Iterator[sessionmaker[Sess
                 conn.rollback()
             raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             raw.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+
+
+@contextmanager
+def lean_pages(session: Session) -> Iterator[None]:
+    """SQLite: within the block, ``session``'s connection keeps a small page cache (``LEAN_CACHE_KIB``) and
+    maps none of the file (``mmap_size=0``); the connection's settings are put back after. For a pass that
+    reads a table once, or writes pages it will not read again (a county file's vet against the whole roster,
+    the staged file's parts): with the connection's usual 64 MB cache and 256 MB of mapped file, such a pass
+    leaves the process as large as the table it read (a 1 M-pupil roster: +150 MB peak RSS), so the county
+    entry's memory grew with the file's rows (docs/performance.md, section sqlite). The pages come from the
+    OS's file cache either way. PostgreSQL: nothing to do."""
+    conn = session.connection()
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    raw = conn.connection.driver_connection
+    raw.execute(f"PRAGMA cache_size=-{LEAN_CACHE_KIB}")
+    raw.execute("PRAGMA mmap_size=0")
+    try:
+        yield
+    finally:
+        raw.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        raw.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
 
 
 def is_postgres(bind) -> bool:

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from machines.states import OPEN_STATES, REASON_LABELS, DropoutReason
 
 from store.bulk import driver_rows
+from store.db import lean_pages
 from store.cases.intake import LEAVE, IntakeResult, MarkIn, PupilRef, RowError, _day_state, _validate, normalise_status
 from store.models import Case, Pupil, School
 from store.ingest.spool import MarkSpool, batches, size_of
@@ -433,19 +434,21 @@ def vet_checks(session: Session, *, day: date, sheets: dict[str, list[MarkIn]], 
                                          f"学校代码「{code}」不存在，该校 {n} 行均未读取 (unknown school code)"))
     # the known schools reviewed a batch of whole schools at a time (one query per table and batch, not four
     # per school; about BATCH_ROWS rows held at once, whatever the file's length), summed into one preview
-    for batch in batches(sheets, [code for code in sheets if code in ids]):
-        reviews = {code: CheckReview(code, day) for code in batch}
-        _review_schools(session, {code: ids[code] for code in batch}, batch, reviews, day=day, complete=complete)
-        del batch
-        for review in reviews.values():
-            total.error_count += review.error_count
-            total.errors += review.errors
-            total.overwritten += review.overwritten
-            total.returned += review.returned
-            total.excused += review.excused
-        del reviews
-        total.errors.sort(key=lambda e: (e.row is None, e.row or 0))
-        del total.errors[ERRORS_KEPT:]
+    # (the roster is read once, so through a small page cache: lean_pages)
+    with lean_pages(session):
+        for batch in batches(sheets, [code for code in sheets if code in ids]):
+            reviews = {code: CheckReview(code, day) for code in batch}
+            _review_schools(session, {code: ids[code] for code in batch}, batch, reviews, day=day, complete=complete)
+            del batch
+            for review in reviews.values():
+                total.error_count += review.error_count
+                total.errors += review.errors
+                total.overwritten += review.overwritten
+                total.returned += review.returned
+                total.excused += review.excused
+            del reviews
+            total.errors.sort(key=lambda e: (e.row is None, e.row or 0))
+            del total.errors[ERRORS_KEPT:]
     total.errors.sort(key=lambda e: (e.row is None, e.row or 0))
     del total.errors[ERRORS_KEPT:]
     total.returned.sort()

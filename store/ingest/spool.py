@@ -11,6 +11,7 @@ unlinked on creation (it disappears with the process) and closed by :meth:`MarkS
 from __future__ import annotations
 
 import marshal
+from array import array
 import tempfile
 from collections.abc import Iterator, Mapping
 
@@ -26,7 +27,7 @@ class MarkSpool(Mapping):
     def __init__(self, chunk_rows: int | None = None):
         self._chunk_rows = chunk_rows or CHUNK_ROWS
         self._file = None
-        self._blocks: dict[str, list[tuple[int, int]]] = {}
+        self._blocks: dict[str, array] = {}  # per school: offset, size, offset, size, … (16 B a block, not 40 B)
         self._counts: dict[str, int] = {}
         self._buffer: dict[str, list[tuple]] = {}
         self._held = 0
@@ -39,7 +40,7 @@ class MarkSpool(Mapping):
             held = self._buffer[code] = []
             if code not in self._counts:
                 self._counts[code] = 0
-                self._blocks[code] = []
+                self._blocks[code] = array("q")
         held.append(tuple(mark))
         self._counts[code] += 1
         self._held += 1
@@ -50,7 +51,7 @@ class MarkSpool(Mapping):
         """A school the file names even without rows (kept for the keys, as ``dict.setdefault`` did)."""
         if code not in self._counts:
             self._counts[code] = 0
-            self._blocks[code] = []
+            self._blocks[code] = array("q")
 
     def flush(self) -> None:
         if not self._held:
@@ -61,7 +62,7 @@ class MarkSpool(Mapping):
         f.seek(0, 2)
         for code, rows in self._buffer.items():
             body = marshal.dumps(rows)
-            self._blocks[code].append((f.tell(), len(body)))
+            self._blocks[code].extend((f.tell(), len(body)))
             f.write(body)
         self._buffer = {}
         self._held = 0
@@ -73,9 +74,9 @@ class MarkSpool(Mapping):
         if blocks:
             f = self._file
             f.flush()
-            for offset, size in blocks:
-                f.seek(offset)
-                rows += map(MarkIn._make, marshal.loads(f.read(size)))
+            for i in range(0, len(blocks), 2):
+                f.seek(blocks[i])
+                rows += map(MarkIn._make, marshal.loads(f.read(blocks[i + 1])))
         rows += map(MarkIn._make, self._buffer.get(code, ()))
         return rows
 

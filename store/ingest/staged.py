@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from store.db import lean_pages
 from store.models.intake_files import StagedFile, StagedFilePart
 
 PART_BYTES = 2**20  # a staged file's bytes a part (a row of staged_file_parts) at a time
@@ -42,8 +43,9 @@ def stage_file(session: Session, data: bytes, filename: str, *, by: str, now: da
     # the bytes a part a statement (staged_file_parts): no driver copy of the whole file at once
     view = memoryview(data)
     parts = StagedFilePart.__table__
-    for seq, start in enumerate(range(0, len(data), PART_BYTES)):
-        session.execute(insert(parts), {"file_id": row.id, "seq": seq, "body": view[start:start + PART_BYTES]})
+    with lean_pages(session):  # pages written once, not read again by this transaction
+        for seq, start in enumerate(range(0, len(data), PART_BYTES)):
+            session.execute(insert(parts), {"file_id": row.id, "seq": seq, "body": view[start:start + PART_BYTES]})
     return row.id, digest
 
 
