@@ -1,11 +1,17 @@
 """Where one escalation sweep's time goes, statement by statement (docs/performance.md, ``## pgesc``).
 
-    PYTHONPATH=. .venv/bin/python -m bench.sweep_statements <url of a COPY> [--batch-size N] [--escalation-only]
+    PYTHONPATH=. .venv/bin/python bench/sweep_statements.py <url of a COPY> [--batch-size N]
+        [--escalation-only] [--explain N]
 
 Runs ``store.cases.advance.advance`` on the copy (it writes: never on a shared population) with a
 timer on every statement the driver sends, grouped by what the statement does (its verb and first
-table), and, on PostgreSQL, the deltas of ``pg_stat_user_tables`` / ``pg_stat_user_indexes`` and of
-the cluster's WAL position across the run: the rows and index entries written per transition.
+table); on PostgreSQL on this machine also the server process's CPU seconds per statement (from
+``/proc``: a figure the other sessions' load changes far less than the wall time), the deltas of
+``pg_stat_user_tables`` (rows inserted / updated / HOT) and the growth of every index across the
+run. ``--explain N``: auto_explain's ANALYZE, BUFFERS, WAL and trigger times for the statements of
+the N-th batch (its timing adds overhead to that batch). ``--escalation-only``: the overdue duties
+are not marked (their phase is not part of the escalation figure). Run with another tree's code on
+``PYTHONPATH`` to time that code the same way.
 """
 from __future__ import annotations
 
