@@ -124,7 +124,7 @@ def test_a_batch_that_fails_after_its_commit_retries_without_doubling_events_or_
     factory, code, pupils = county
     morning_check(_check(code, MON, [(n, "缺勤") for n in pupils[:4]]))
 
-    real_batch, real_transaction = sweep.bulk.escalate_batch, sweep.transaction
+    real_batch, real_transaction = sweep.bulk.escalate_many, sweep.transaction
     state = {"moved": False, "failed": 0}
 
     class FlakyBulk:  # store.cases.advance, except that a batch remembers it moved cases
@@ -132,10 +132,10 @@ def test_a_batch_that_fails_after_its_commit_retries_without_doubling_events_or_
             return getattr(store_advance, name)
 
         @staticmethod
-        def escalate_batch(*args, **kwargs):
-            ids = real_batch(*args, **kwargs)
-            state["moved"] = bool(ids)
-            return ids
+        def escalate_many(*args, **kwargs):
+            moved = real_batch(*args, **kwargs)
+            state["moved"] = bool(moved)
+            return moved
 
     @contextmanager
     def flaky_transaction(f):
