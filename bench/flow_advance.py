@@ -144,16 +144,18 @@ def _runs(api: str) -> dict:
         flow_runs = client.count_flow_runs()
         tasks, page = 0, 200
         names: dict[str, int] = {}
+        seconds: dict[str, float] = {}  # run time by task name, as the server recorded it (retries included)
         while True:
             got = client.read_task_runs(limit=page, offset=tasks)
             tasks += len(got)
             for r in got:
                 base = r.name.rsplit("-", 1)[0]
                 names[base] = names.get(base, 0) + 1
+                seconds[base] = round(seconds.get(base, 0.0) + r.total_run_time.total_seconds(), 2)
             if len(got) < page:
                 break
         ours = client._client.post("/events/filter", json={"filter": {"event": {"prefix": ["baoxue."]}}, "limit": 50}).json()
-    return {"flow_runs": flow_runs, "task_runs": tasks, "by_task": names, "events": ours.get("total"),
+    return {"flow_runs": flow_runs, "task_runs": tasks, "by_task": names, "task_seconds": seconds, "events": ours.get("total"),
             "event_names": sorted({e["event"] for e in ours.get("events", [])})}
 
 
@@ -197,7 +199,8 @@ def fig_flow(base: str, label: str, batch: int | None = None, keep: bool = False
          note="VmHWM of the process; peak_anon_mb / peak_file_mb: its heap and its mapped database pages "
               "(SQLite mmap), sampled every 0.2 s", **common)
     emit(f"advance_cases flow {label} [{db}]: Prefect runs", runs["task_runs"], "task runs", figure="flow_runs",
-         by_task=runs["by_task"], rss_mb=rss, **common)
+         by_task=runs["by_task"], task_seconds=runs["task_seconds"], in_tasks_s=round(sum(runs["task_seconds"].values()), 1),
+         rss_mb=rss, **common)
     emit(f"watch list first fill {label} [{db}] (extra)", watch["seconds"], "s", figure="flow_watch_fill",
          entries=watch["added"], duties=watch["duties"], rss_mb=max(watch_rss, watch["rss_mb"]), db=db,
          note="store.prevention.risk.refresh_watch_list on a population without a watch list (once per county)")

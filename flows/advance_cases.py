@@ -48,22 +48,25 @@ def advance_cases(as_of: datetime | None = None, batch_size: int | None = None, 
     late_marks = apply_late_marks(as_of)
     steps, skipped = plan_sweep(as_of)
 
-    # 1. Escalation timers: every ladder move at once, one task run per batch. A batch hands back its count
-    #    and its moves by (school, new state), never its ids (the task results of a run stay small).
+    # 1. Escalation timers: every ladder move at once, batch after batch (one transaction each), a task run
+    #    holding as many batches as fit in tasks.sweep.RUN_SECONDS. A run hands back its count and its moves
+    #    by (school, new state), never its ids (the task results of a run stay small).
     escalated, overdue, moved_to, overdue_by = 0, 0, {}, {}
+    done: tuple[int, ...] = ()  # steps read to their end (store.cases.advance.escalate_many)
     while steps:  # every step at once, one statement a batch (store.cases.advance.escalate_many), until none is due
-        batch = apply_escalations(steps, as_of, batch_size)
-        escalated += batch.moved
-        merge_groups(moved_to, batch.groups)
-        if not batch.moved:  # a short batch may have moved cases due for their next step too: ask again
+        run = apply_escalations(steps, as_of, batch_size, done)
+        escalated += run.moved
+        merge_groups(moved_to, run.groups)
+        done = run.done
+        if not run.more:  # its last batch found nothing due (a case moved may be due for its next step: asked)
             break
 
     # 2. Duty deadlines (SLA): open duties past due become overdue.
     while True:
-        batch = mark_overdue(as_of, batch_size)
-        overdue += batch.moved
-        merge_groups(overdue_by, batch.groups)
-        if batch.moved < batch_size:
+        run = mark_overdue(as_of, batch_size)
+        overdue += run.moved
+        merge_groups(overdue_by, run.groups)
+        if not run.more:
             break
     # 2a. Referred cases (移交跟踪, seed 000 §二.5): the next follow-up round where the last is done or overdue.
     follow_ups = renew_follow_ups(as_of)

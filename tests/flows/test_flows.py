@@ -124,7 +124,7 @@ def test_a_batch_that_fails_after_its_commit_retries_without_doubling_events_or_
     factory, code, pupils = county
     morning_check(_check(code, MON, [(n, "缺勤") for n in pupils[:4]]))
 
-    real_batch, real_transaction = sweep.bulk.escalate_batch, sweep.transaction
+    real_batch, real_transaction = sweep.bulk.escalate_many, sweep.transaction
     state = {"moved": False, "failed": 0}
 
     class FlakyBulk:  # store.cases.advance, except that a batch remembers it moved cases
@@ -132,10 +132,10 @@ def test_a_batch_that_fails_after_its_commit_retries_without_doubling_events_or_
             return getattr(store_advance, name)
 
         @staticmethod
-        def escalate_batch(*args, **kwargs):
-            ids = real_batch(*args, **kwargs)
-            state["moved"] = bool(ids)
-            return ids
+        def escalate_many(*args, **kwargs):
+            moved = real_batch(*args, **kwargs)
+            state["moved"] = bool(moved)
+            return moved
 
     @contextmanager
     def flaky_transaction(f):
@@ -156,6 +156,39 @@ def test_a_batch_that_fails_after_its_commit_retries_without_doubling_events_or_
         states = set(s.scalars(select(Case.state)))
     assert escalations == 4 and states == {"family_contacted"}
     assert len(per_case) == 4 and all(n == 1 for _, _, n in per_case)
+
+
+def test_a_batch_that_fails_within_a_run_of_batches_ends_the_run_and_the_flow_counts_every_committed_move(county,
+                                                                                                       monkeypatch):
+    """A sweep task run takes batch after batch: one that fails after others committed ends the run with their
+    counts, and the flow asks again, so the run's report counts every move once."""
+    import store.cases.advance as store_advance
+    import tasks.sweep as sweep
+    from flows.advance_cases import advance_cases
+    from flows.morning_check import morning_check
+
+    factory, code, pupils = county
+    morning_check(_check(code, MON, [(n, "缺勤") for n in pupils[:6]]))
+    real_many, calls = sweep.bulk.escalate_many, {"n": 0}
+
+    class FlakyBulk:  # store.cases.advance, except that the second batch fails before its commit, once
+        def __getattr__(self, name):
+            return getattr(store_advance, name)
+
+        @staticmethod
+        def escalate_many(*args, **kwargs):
+            calls["n"] += 1
+            moved = real_many(*args, **kwargs)
+            if calls["n"] == 2:
+                raise ConnectionError("connection lost before COMMIT")
+            return moved
+
+    monkeypatch.setattr(sweep, "bulk", FlakyBulk())
+    out = advance_cases(as_of=datetime(2026, 11, 16, 9, 30), batch_size=2, render=False)
+    assert out["escalated"] == 6 and out["escalated_by_step"] == {"family_contacted": 6}
+    with transaction(factory) as s:
+        assert s.scalar(select(func.count()).select_from(CaseEvent).where(CaseEvent.event == "escalate")) == 6
+        assert set(s.scalars(select(Case.state))) == {"family_contacted"}
 
 
 def test_reports_reminders_and_the_spot_check_run_as_flows(county):
