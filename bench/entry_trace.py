@@ -114,6 +114,14 @@ class Hook(importlib.abc.MetaPathFinder):
         return spec
 
 
+def _flush_marks() -> None:
+    if OUT:
+        with open(OUT, "a", encoding="utf-8") as f:
+            for m in _marks:
+                f.write(json.dumps(m, ensure_ascii=False) + "\n")
+    _marks.clear()
+
+
 def _write() -> None:
     mark("exit (atexit)", now())
     if os.environ.get("BAOXUE_TRACE_GC"):  # what the interpreter's final collection would cost
@@ -122,17 +130,12 @@ def _write() -> None:
         t = now()
         gc.collect()
         mark("gc.collect at exit", t, now())
-    if os.environ.get("BAOXUE_TRACE_HARD_EXIT") and OUT:  # experiment: no interpreter finalization
-        with open(OUT, "a", encoding="utf-8") as f:
-            for m in _marks:
-                f.write(json.dumps(m, ensure_ascii=False) + "\n")
+    if os.environ.get("BAOXUE_TRACE_HARD_EXIT"):  # experiment: no interpreter finalization
+        _flush_marks()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
-    if OUT:
-        with open(OUT, "a", encoding="utf-8") as f:
-            for m in _marks:
-                f.write(json.dumps(m, ensure_ascii=False) + "\n")
+    _flush_marks()
 
 
 def child(argv: list[str]) -> None:
@@ -152,6 +155,7 @@ def child(argv: list[str]) -> None:
         app()
     finally:
         mark("command", t, now())
+        _flush_marks()  # now: a successful county import may leave by os._exit (cli/fast_exit.py)
 
 
 # -- the parent -------------------------------------------------------------------------------------------------
@@ -178,9 +182,14 @@ PARTS = [  # (name, how it is computed from a run's marks)
     ("  record commit", lambda m: m.commit_in("task: record_school_checks")),
     ("  task publish_morning_check (inner)", lambda m: m.dur("run: table artifact") + m.dur("run: event")),
     ("  Prefect: flow + task overhead", lambda m: m.dur("flow: morning_check") - m.inner()),
-    ("import prefect (within the above)", lambda m: m.dur("import prefect")),
+    ("import prefect", lambda m: m.dur("import prefect")),
     ("after the command (exit handlers)", lambda m: m.total - m.end("command")),
+    ("the rest (other imports: store, SQLAlchemy, tasks; typer; gaps)", lambda m: m.total - sum(
+        f(m) for n, f in PARTS if n in TOP)),
 ]
+TOP = {"process start (interpreter)", "imports before the command", "parse (read + stream + spool)", "vet (whole file)",
+       "stage (file bytes)", "import flows.morning_check (Prefect)", "flow call, total",
+       "import prefect", "after the command (exit handlers)"}
 
 
 class Marks:
