@@ -8,6 +8,11 @@ the day's marks or closing cases needs --confirm); then the file is staged as re
 (``store.ingest.staged``) and the submission naming it, signed with the server's key, is one run of the
 ``morning_check`` flow (schools recorded set-based, up to 100,000 rows a task and a commit, progress in the
 run's log and a progress artifact). A file sent again records nothing twice.
+
+The run is this command's own, in this process: it sends no Prefect flow heartbeat (the heartbeat lets a
+server mark crashed a run whose worker host died; here the user's terminal shows the command dying, and
+the file sent again records nothing twice), which saves the up to 1 s the engine waits for the heartbeat
+thread at the end of a run (deploy.deployments.no_heartbeat; served and worker runs keep it).
 """
 from __future__ import annotations
 
@@ -35,9 +40,11 @@ def import_county_file(data: bytes, filename: str, parsed, *, day: date, by: str
     submission = county_submission(sorted(parsed.by_school), file_id, digest, day=day, by=by, when=when,
                                    secret=settings().secret_key)
     del parsed, data  # the run checks the staged file's hash and takes the parse handed over with it
+    from deploy.deployments import no_heartbeat
     from flows.morning_check import morning_check
 
-    result = morning_check(submission)
+    with no_heartbeat():  # the run lives and ends in this foreground command (see the module's text)
+        result = morning_check(submission)
     if json_out:
         print(json.dumps({k: v for k, v in result.items() if k != "schools"}
                          | {"schools": [{k: r.get(k) for k in ("school", "marks", "opened", "returned", "excused",
@@ -52,6 +59,9 @@ def import_county_file(data: bytes, filename: str, parsed, *, day: date, by: str
         for r in result["schools"]:
             if r.get("rejected"):
                 err.print(f"  {r['school']}: {r['rejected']}")
+    from cli.fast_exit import after_success
+
+    after_success()  # committed and shown: no interpreter finalization of Prefect's modules at exit (cli/fast_exit.py)
     return result
 
 

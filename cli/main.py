@@ -21,9 +21,10 @@ from cli.common import (
     console, emit as _emit, err, factory as _factory, fail_with as _fail, now_local, print_table, school_scope, warn_calendars,
 )
 from cli.errors import BaoxueGroup, fail
+from cli.fast_exit import BaoxueTyper
 from machines.states import DropoutReason
 
-app = typer.Typer(help="保学 Baoxue — 控辍保学 case engine", no_args_is_help=True, pretty_exceptions_enable=False,
+app = BaoxueTyper(help="保学 Baoxue — 控辍保学 case engine", no_args_is_help=True, pretty_exceptions_enable=False,
                   cls=BaoxueGroup)  # one error path: cli/errors.py
 roster_app = typer.Typer(help="学籍花名册 roster")
 attendance_app = typer.Typer(help="晨检 attendance")

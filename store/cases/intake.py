@@ -28,7 +28,7 @@ from store.cases.actions import close_cases
 from store.db import is_postgres
 from store.cases.context import CaseContext
 from store.cases.effects import event_row
-from store.cases.leave import KINDS as REQUEST_KINDS, Cover, requests_from_marks
+from store.cases.leave import KINDS as REQUEST_KINDS, Cover, requests_from_checks
 from store.models import AttendanceMark, Case, CaseEvent, LateMark, Pupil, School, Submission
 
 STATUS_ALIASES = {
@@ -179,9 +179,9 @@ def _record(session: Session, ctx: CaseContext, sheets: dict[str, list[MarkIn]],
     live_ids = [schools[code].id for code in live]
     _write_marks(session, day, now, [(schools[code].id, results[code].submission_id, good[code], complete)
                                      for code in live], state)
-    for code in live:  # a leave mark applies for the approval it needs (store.cases.leave)
-        requests_from_marks(session, ctx, schools[code], day, {pid: st for pid, (_, st, _) in good[code].items()},
-                            actor=submitted_by, now=now)
+    # a leave mark applies for the approval it needs (store.cases.leave): every school's at once
+    requests_from_checks(session, ctx, [(schools[code], {pid: st for pid, (_, st, _) in good[code].items()})
+                                        for code in live], day, actor=submitted_by, now=now)
     if now.date() > day:  # a check sent after its day: the next sweep applies it in its place
         for code, n in zip(live, _queue_late(session, day, now, [
                 (schools[code].id, results[code].submission_id, good[code], complete) for code in live])):

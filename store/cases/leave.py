@@ -143,35 +143,52 @@ def requests_from_marks(session: Session, ctx: CaseContext, school: School, day:
                         actor: str, now: datetime) -> int:
     """The morning check's leave marks (pupil id → status) apply for what no request covers yet;
     a pending leave from marks that ended on the previous school day is extended (and re-routed)."""
-    wanted = {pid: st for pid, st in marks.items() if st in KINDS}
-    if not wanted:
-        return 0
-    cal = ctx.calendar(school.calendar_key)
-    prev = _previous_school_day(cal, day)
-    existing = _requests(session, list(wanted), prev, day)
-    policy = ctx.policies.get(school.policy_name)
-    new: list[tuple[int, str]] = []
-    for pid, status in wanted.items():
-        mine = [r for r in existing.get(pid, []) if group(r.kind) == group(status) and r.decision != "refused"]
-        if any(r.first_day <= day <= r.last_day for r in mine):
+    return requests_from_checks(session, ctx, [(school, marks)], day, actor=actor, now=now)[0]
+
+
+def requests_from_checks(session: Session, ctx: CaseContext, checks: list[tuple[School, dict[int, str]]], day: date, *,
+                         actor: str, now: datetime) -> list[int]:
+    """:func:`requests_from_marks` for many schools' checks at once (a county file): the requests touching
+    their leave-marked pupils read with one query, the new ones added with one flush; how many each check
+    applied for. The outcome is that of one call per school in turn (a pupil is on one school's roll)."""
+    wanted = [{pid: st for pid, st in marks.items() if st in KINDS} for _, marks in checks]
+    counts = [0] * len(checks)
+    if not any(wanted):
+        return counts
+    prevs = [_previous_school_day(ctx.calendar(school.calendar_key), day) if own else None
+             for (school, _), own in zip(checks, wanted)]
+    existing = _requests(session, [pid for own in wanted for pid in own], min(p for p in prevs if p is not None), day)
+    new: list[tuple[School, object, int, str]] = []
+    for i, ((school, _), own, prev) in enumerate(zip(checks, wanted, prevs)):
+        if not own:
             continue
-        follow = next((r for r in mine if r.source == "mark" and r.decision == "pending" and r.counted_at is None
-                       and r.last_day == prev), None)
-        if follow is not None:
-            follow.last_day = day
-            follow.days = max(1, len(cal.school_days(follow.first_day, day)))
-            if follow.kind in LEAVE_KINDS:  # a longer leave may need the principal
-                follow.role = policy.leave.approver(follow.days, policy.roles)
-                follow.owner_id = ctx.owners.resolve(school.id, follow.class_id, follow.role)
-            continue
-        new.append((pid, status))  # no request covers the day: apply for one (as apply_for would, all at once)
-    classes = dict(session.execute(select(Pupil.id, Pupil.class_id).where(Pupil.id.in_([pid for pid, _ in new])))
-                   .all()) if new else {}
+        cal = ctx.calendar(school.calendar_key)
+        policy = ctx.policies.get(school.policy_name)
+        for pid, status in own.items():
+            mine = [r for r in existing.get(pid, []) if group(r.kind) == group(status) and r.decision != "refused"
+                    and r.last_day >= prev]  # (the query reached back to the earliest school's previous day)
+            if any(r.first_day <= day <= r.last_day for r in mine):
+                continue
+            follow = next((r for r in mine if r.source == "mark" and r.decision == "pending" and r.counted_at is None
+                           and r.last_day == prev), None)
+            if follow is not None:
+                follow.last_day = day
+                follow.days = max(1, len(cal.school_days(follow.first_day, day)))
+                if follow.kind in LEAVE_KINDS:  # a longer leave may need the principal
+                    follow.role = policy.leave.approver(follow.days, policy.roles)
+                    follow.owner_id = ctx.owners.resolve(school.id, follow.class_id, follow.role)
+                continue
+            new.append((school, policy, pid, status))  # no request covers the day: apply for one (as apply_for would)
+            counts[i] += 1
+    ids = [n[2] for n in new]
+    classes = {pid: cid for i in range(0, len(ids), 5000) for pid, cid in session.execute(
+        select(Pupil.id, Pupil.class_id).where(Pupil.id.in_(ids[i:i + 5000])))}
     session.add_all([_request(ctx, school, pupil_id=pid, class_id=classes[pid], kind=status, first_day=day,
                               last_day=day, source="mark", actor=actor, now=now,
-                              reason="晨检登记" + REQUEST_KIND_LABELS[status], policy=policy) for pid, status in new])
+                              reason="晨检登记" + REQUEST_KIND_LABELS[status], policy=policy)
+                     for school, policy, pid, status in new])
     session.flush()
-    return len(new)
+    return counts
 
 
 def _previous_school_day(cal, day: date) -> date:
@@ -190,10 +207,11 @@ def _requests(session: Session, pupil_ids: list[int], first: date, last: date) -
     out: dict[int, list[LeaveRequest]] = {}
     if not pupil_ids:
         return out
-    for r in session.scalars(select(LeaveRequest).where(
-            LeaveRequest.pupil_id.in_(pupil_ids), LeaveRequest.first_day <= last, LeaveRequest.last_day >= first)
-            .order_by(LeaveRequest.id)):
-        out.setdefault(r.pupil_id, []).append(r)
+    for i in range(0, len(pupil_ids), 5000):  # (a county file's leave marks: a bounded IN list per query)
+        for r in session.scalars(select(LeaveRequest).where(
+                LeaveRequest.pupil_id.in_(pupil_ids[i:i + 5000]), LeaveRequest.first_day <= last,
+                LeaveRequest.last_day >= first).order_by(LeaveRequest.id)):
+            out.setdefault(r.pupil_id, []).append(r)
     return out
 
 
