@@ -240,10 +240,16 @@ def context_label(kind: str, state: str | None, rule_labels: dict[str, str] | No
     return f"{KIND_LABELS['watch']}（{(rule_labels or {}).get(state or '') or label_of(state or '')}）"
 
 
+_LIST_HREFS = {"census": "/census", "prevention": "/truancy", "watch": "/risk", "calendar": "/runs", "pledge": "/pledges",
+               "report_due": "/submissions", "approval": "/leave"}  # the kinds whose duties link to their list
+
+
 def href(kind: str, ref_id: int) -> str:
-    return {"case": f"/cases/{ref_id}", "census": "/census", "prevention": "/truancy", "watch": "/risk",
-            "calendar": "/runs", "talk": f"/interviews/{ref_id}", "pledge": "/pledges",
-            "report_due": "/submissions", "approval": "/leave"}.get(kind, "/stuck")
+    if kind == "case":
+        return f"/cases/{ref_id}"
+    if kind == "talk":
+        return f"/interviews/{ref_id}"
+    return _LIST_HREFS.get(kind, "/stuck")
 
 
 def overdue(session: Session, as_of: datetime, *, scope: Scope = EVERYTHING, masked: bool = False,

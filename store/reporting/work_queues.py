@@ -240,7 +240,12 @@ STUCK_HEADERS = ["类别", "编号", "学生", "学校", "所处环节", "欠办
 
 def stuck_export_rows(items: list[dict[str, Any]]) -> list[list[Any]]:
     return [[r["kind_label"], r["ref"], r["pupil"] or "", r["school"], r["context"], r["action_label"], r["owner"],
-             r["due_at"].strftime("%Y-%m-%d %H:%M"), r["hours_overdue"]] for r in items]
+             minute(r["due_at"]), r["hours_overdue"]] for r in items]
+
+
+def minute(at: datetime) -> str:
+    """``2026-11-30 17:00``: what ``strftime("%Y-%m-%d %H:%M")`` writes (an offset left off), ~5× faster."""
+    return at.isoformat(" ", "minutes")[:16]
 
 
 # -- 案件 ------------------------------------------------------------------------------------------------------
@@ -366,7 +371,7 @@ CASE_HEADERS = ["案件编号", "学生", "学籍号", "身份证号（脱敏）
 
 def case_export_rows(items: list[dict[str, Any]]) -> list[list[Any]]:
     return [[r["ref"], r["pupil"], r["student_no"], r["id_number"] or "", r["school"], r["class"], r["state_label"],
-             r["opened_on"].isoformat(), r["owner"] or "", r["due_at"].strftime("%Y-%m-%d %H:%M") if r["due_at"] else "",
+             r["opened_on"].isoformat(), r["owner"] or "", minute(r["due_at"]) if r["due_at"] else "",
              "逾期" if r["overdue"] else ""] for r in items]
 
 

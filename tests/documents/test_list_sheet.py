@@ -62,3 +62,24 @@ def test_a_text_repeated_down_the_rows_is_written_alike_each_time():
     for n in (4, 5, 6):
         assert ws[f"B{n}"].quotePrefix and ws[f"B{n}"].data_type == "s"
         assert ws[f"D{n}"].alignment.horizontal == "left" and ws[f"C{n}"].alignment.horizontal == "center"
+
+
+def test_equal_numbers_of_other_types_stay_apart_down_the_rows():
+    """The by-value cache keys a number by its type too: 1, 1.0 and True are equal in Python, but the sheet
+    holds a number, a decimal and a boolean, each as written (and a text "1" stays text)."""
+    rows = [[1, 1.0, True, "1"], [True, 1, 1.0, "1"], [1.0, True, 1, 1]]
+    ws = load_workbook(io.BytesIO(list_sheet("类型", "城关镇", HEADERS[:4], rows, as_of=datetime(2026, 12, 2, 9)))).active
+    for n, row in enumerate(rows, start=4):
+        for cell, v in zip(ws[n], row):
+            assert cell.value == v and type(cell.value) is type(v), (cell.coordinate, cell.value, v)
+            assert cell.data_type == {bool: "b", str: "s"}.get(type(v), "n"), cell.coordinate
+
+
+def test_a_subclass_of_text_takes_openpyxls_path_and_reads_back_alike():
+    class Label(str):
+        pass
+
+    rows = [[Label("案件1"), "a<b"], ["案件2", Label("=1")]]
+    ws = load_workbook(io.BytesIO(list_sheet("子类", "城关镇", HEADERS[:2], rows, as_of=datetime(2026, 12, 2, 9)))).active
+    assert [list(r) for r in ws.iter_rows(min_row=4, max_row=5, values_only=True)] == [["案件1", "a<b"], ["案件2", "=1"]]
+    assert ws["B5"].quotePrefix and ws["B5"].data_type == "s"

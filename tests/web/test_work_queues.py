@@ -232,3 +232,9 @@ def test_print_the_days_documents_as_one_pdf(site, factory, tmp_path):
     assert "filename*=UTF-8''" in r.headers["content-disposition"] and ".pdf" in r.headers["content-disposition"]
     assert _as(site, "school").get("/print/documents.pdf?day=2026-11-20").status_code == 404  # nothing that day
     assert _as(site, "county").get("/print/documents.pdf").status_code == 403
+
+
+@pytest.mark.parametrize("at", [datetime(2026, 11, 30, 17, 0), datetime(2026, 1, 2, 3, 4, 59, 999_999),
+                                datetime(2026, 11, 30, 17, 5, tzinfo=__import__("zoneinfo").ZoneInfo("Asia/Shanghai"))])
+def test_an_export_writes_a_due_time_to_the_minute_as_strftime_did(at):
+    assert wq.minute(at) == at.strftime("%Y-%m-%d %H:%M")
