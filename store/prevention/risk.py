@@ -440,19 +440,27 @@ def watch_outcomes(session: Session, school_ids: list[int] | tuple[int, ...] | N
     def any_of(cond):
         return func.max(case((cond, 1), else_=0))
 
-    per_pupil = (select(
-        any_of(on_watch).label("on_watch"), any_of(e.since >= start).label("added"),
-        any_of(and_(e.until.is_not(None), e.until >= start, e.until <= end)).label("left"),
-        any_of(and_(c.state.in_([s.value for s in _DROPOUT_STATES]), c.opened_on <= end)).label("dropped_out"),
-        any_of(and_(c.state == "returned", c.closed_on >= start, c.closed_on <= end)).label("returned"))
-        .select_from(e).outerjoin(c, c.pupil_id == e.pupil_id).where(overlap).group_by(e.pupil_id).subquery("per_pupil"))
-    p = per_pupil.c
-    totals = select(*(func.coalesce(func.sum(x), 0) for x in (p.on_watch, p.added, p.left)), func.count(),
-                    *(func.coalesce(func.sum(x), 0) for x in (p.dropped_out, p.returned)))
+    def per_pupil(lo: int | None = None, hi: int | None = None):
+        """Each watched pupil's answers; with ``lo``/``hi``, the pupils of ids lo ≤ id < hi only (both tables)."""
+        joined, where = c.pupil_id == e.pupil_id, overlap
+        if lo is not None:
+            joined = and_(joined, c.pupil_id >= lo, c.pupil_id < hi)
+            where = and_(where, e.pupil_id >= lo, e.pupil_id < hi)
+        return (select(
+            any_of(on_watch).label("on_watch"), any_of(e.since >= start).label("added"),
+            any_of(and_(e.until.is_not(None), e.until >= start, e.until <= end)).label("left"),
+            any_of(and_(c.state.in_([s.value for s in _DROPOUT_STATES]), c.opened_on <= end)).label("dropped_out"),
+            any_of(and_(c.state == "returned", c.closed_on >= start, c.closed_on <= end)).label("returned"))
+            .select_from(e).outerjoin(c, joined).where(where).group_by(e.pupil_id))
+
+    def totals(pupils):
+        p = pupils.subquery("per_pupil").c
+        return select(*(func.coalesce(func.sum(x), 0) for x in (p.on_watch, p.added, p.left)), func.count(),
+                      *(func.coalesce(func.sum(x), 0) for x in (p.dropped_out, p.returned)))
     if school_ids is None and _merge_pays(session):
-        row = _merged(session, totals)
+        row = _merged(session, per_pupil, totals)
     else:
-        row = session.execute(totals).one()
+        row = session.execute(totals(per_pupil())).one()
     out = {"on_watch": row[0], "added": row[1], "left": row[2], "watched": row[3], "dropped_out": row[4],
            "returned": row[5]}
     return out | {"by_rule": _rules_on_watch(session, and_(overlap, on_watch))} if by_rule else out
@@ -473,25 +481,43 @@ def _merge_pays(session: Session) -> bool:
     return entries > 0 and cases > 0 and entries * PROBE_COST >= cases
 
 
-def _merged(session: Session, totals):
-    """Every school's month on PostgreSQL: the entries and the cases met in one merge join over the two indexes, in
+def _merged(session: Session, per_pupil, totals):
+    """Every school's month on PostgreSQL: the entries and the cases met in merge joins over the two indexes, in
     pupil order, not one index probe per watched pupil. A county's 100 000 probes touch ~290 000 index pages (three
     each: root, inner, leaf) in three processes (the planner's two parallel workers and the backend); the merge
-    reads each of ix_cases_pupil_keys' ~10 300 pages once, in one process: 250–350 ms against 300–650 ms for the
-    probes under the same load (load average 3–6 on 2 cores), which also hold both cores (docs/performance.md
-    ``## pages``); a hash join of the 1.15 M cases was ~550 ms. The planner prices the probes as cached and picks
-    them, so nested loops and hash joins are turned off for this statement only (the transaction's own settings
-    put back after); a township's or school's few entries keep their probes."""
+    reads each of ix_cases_pupil_keys' ~10 300 pages once: 220–290 ms in one process, against 300–650 ms for the
+    probes (docs/performance.md ``## pages``); a hash join of the 1.15 M cases was ~550 ms. The planner prices the
+    probes as cached and picks them, so nested loops and hash joins are turned off for this statement only (the
+    transaction's own settings put back after); a township's or school's few entries keep their probes.
+
+    The pupils are cut into :func:`_parts` ranges of ids, one merge join each under a UNION ALL, which the planner
+    runs as a Parallel Append: each range's join in its own process, each reading its own part of both indexes (a
+    pupil's entries and cases fall in one range, so the sums add up). 1 M cases + 100 k entries, 2 cores: 150–185 ms
+    with two ranges, 220–290 ms in one (docs/performance.md ``## outcomes``)."""
     from sqlalchemy import text
 
+    lo, hi = session.execute(select(func.min(WatchEntry.pupil_id), func.max(WatchEntry.pupil_id))).one()
+    if lo is None:
+        return session.execute(totals(per_pupil())).one()
+    parts = _parts(session)
+    edges = sorted({lo + (hi + 1 - lo) * i // parts for i in range(parts)} | {hi + 1})
+    pupils = union_all(*(per_pupil(a, b) for a, b in zip(edges, edges[1:])))
     knobs = ("enable_nestloop", "enable_hashjoin")
     before = session.execute(text("SELECT " + ", ".join(f"current_setting('{k}')" for k in knobs))).one()
     session.execute(text("SELECT " + ", ".join(f"set_config('{k}', 'off', true)" for k in knobs)))
     try:
-        return session.execute(totals).one()
+        return session.execute(totals(pupils)).one()
     finally:
         session.execute(text("SELECT " + ", ".join(f"set_config('{k}', :v{i}, true)" for i, k in enumerate(knobs))),
                         {f"v{i}": v for i, v in enumerate(before)})
+
+
+def _parts(session: Session) -> int:
+    """How many id ranges a county's outcomes are cut into: the server's parallel workers per query (its
+    ``max_parallel_workers_per_gather``, 2 by default; 0 = one range, no parallel work)."""
+    from sqlalchemy import text
+
+    return max(1, int(session.execute(text("SELECT current_setting('max_parallel_workers_per_gather')")).scalar_one()))
 
 
 def _rules_on_watch(session: Session, where) -> dict[str, int]:

@@ -89,16 +89,34 @@ def test_the_month_outcomes_count_each_pupil_once_at_the_months_edges(session, m
                                                   "returned": 1, "by_rule": {"left_behind": 1}}
     pg = session.get_bind().dialect.name == "postgresql"
     # the county's merge join (PostgreSQL, chosen at province scale) and the probes, both against the reference
-    for merge in ((False, True) if pg else (False,)):
+    # the merge cut into 1, 2, 3 or 11 ranges of pupil ids (11: one watched pupil or none in each range)
+    for merge, parts in (((False, 1), (True, 1), (True, 2), (True, 3), (True, 11)) if pg else ((False, 1),)):
         monkeypatch.setattr(risk, "_merge_pays", lambda s, merge=merge: merge)
+        monkeypatch.setattr(risk, "_parts", lambda s, parts=parts: parts)
         for ids in (None, [a.id, b.id], [a.id], [b.id], []):
             for start, end in MONTHS:
                 want = _reference(session, None if ids is None else set(ids), start, end)
-                assert risk.watch_outcomes(session, ids, start, end) == want, (ids, start, merge)
+                assert risk.watch_outcomes(session, ids, start, end) == want, (ids, start, merge, parts)
                 assert risk.watch_outcomes(session, ids, start, end, by_rule=False) == \
-                    {k: v for k, v in want.items() if k != "by_rule"}, (ids, start, merge)
+                    {k: v for k, v in want.items() if k != "by_rule"}, (ids, start, merge, parts)
     if pg:  # the planner's settings are the transaction's own again after the merge
         from sqlalchemy import text
 
         assert session.execute(text("SELECT current_setting('enable_nestloop'), current_setting('enable_hashjoin')")).one() \
             == ("on", "on")
+
+
+def test_the_county_merge_is_cut_into_the_servers_parallel_workers_and_counts_an_empty_list(session, monkeypatch):
+    """PostgreSQL: as many pupil-id ranges as the server's parallel workers per query (0 workers: one range);
+    no watch entry at all: zeros, not an error from the ranges of an empty list."""
+    if session.get_bind().dialect.name != "postgresql":
+        assert risk.watch_outcomes(session, None, *MONTHS[0], by_rule=False)["watched"] == 0
+        return
+    from sqlalchemy import text
+
+    for workers, parts in (("0", 1), ("2", 2), ("4", 4)):
+        session.execute(text("SELECT set_config('max_parallel_workers_per_gather', :w, true)"), {"w": workers})
+        assert risk._parts(session) == parts
+    monkeypatch.setattr(risk, "_merge_pays", lambda s: True)
+    assert risk.watch_outcomes(session, None, *MONTHS[0], by_rule=False) == \
+        {"on_watch": 0, "added": 0, "left": 0, "watched": 0, "dropped_out": 0, "returned": 0}
