@@ -6,11 +6,12 @@ thin borders, print set-up (A4, fit to width) and the trace line in the page foo
 from __future__ import annotations
 
 import io
+import itertools
 import re
 import zipfile
 from copy import copy
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 from xml.sax.saxutils import escape as xml_escape
 
 from openpyxl import Workbook
@@ -424,40 +425,72 @@ def _cell_tail(v: Any, style: int) -> str:
     return f' s="{style}" t="n"><v>{int(v) if isinstance(v, int) else repr(float(v))}</v></c>'
 
 
-def _body_xml(rows: list[list[Any]], first: int, style_of: Callable[[Any, int, int], int], *,
-              by_value: bool = False) -> bytes:
-    """The rows of a table as SpreadsheetML ``<row>`` elements from row ``first`` on: text as inline
-    strings, numbers as numbers, booleans as booleans, each cell with the style index
-    ``style_of(value, column, row index)`` — what openpyxl's writer puts out for the same values, at a
-    fraction of its per-cell cost (~30 µs a cell); a text is escaped only when it holds a character to escape.
+class _NotPlain(Exception):
+    """A value :class:`_BodyRows` does not write itself (a date, a rich value, a character XML cannot hold)."""
+
+
+class _BodyRows:
+    """The rows of a table as SpreadsheetML ``<row>`` elements from row ``first`` on, added one row at a time
+    (a list's export writes its rows as the database sends them): text as inline strings, numbers as numbers,
+    booleans as booleans, each cell with the style index ``style_of(value, column, row index)`` — what
+    openpyxl's writer puts out for the same values, at a fraction of its per-cell cost (~30 µs a cell); a text
+    is escaped only when it holds a character to escape.
+
     ``by_value``: the style depends on the value alone, so each distinct value (of its type) is written once and
-    copied after each cell's reference (a list's labels, schools, owners, due times and hours repeat down its rows)."""
-    width = max((len(r) for r in rows), default=0)
-    starts = [f'<c r="{get_column_letter(c)}' for c in range(1, width + 1)]
-    texts: dict[str, str] = {}  # a text → its cell after the reference (by_value)
-    others: dict[tuple[type, Any], str] = {}  # (type, value) → the same for a number or boolean (1 ≠ 1.0 ≠ True)
-    out = []
-    for i, values in enumerate(rows):
-        n = first + i
+    copied after each cell's reference (a list's labels, schools, owners, due times and hours repeat down its
+    rows); ``check`` (with ``by_value``): each distinct value is first checked to be one this writer writes
+    (:data:`PLAIN_TYPES`, text XML can hold), else :class:`_NotPlain` is raised before its row is written."""
+
+    def __init__(self, first: int, style_of: Callable[[Any, int, int], int], *, by_value: bool = False,
+                 check: bool = False) -> None:
+        assert by_value or not check
+        self.first, self.style_of, self.by_value, self.check = first, style_of, by_value, check
+        self.starts: list[str] = []
+        self.texts: dict[str, str] = {}  # a text → its cell after the reference (by_value)
+        self.others: dict[tuple[type, Any], str] = {}  # (type, value) → the same for a number or boolean (1 ≠ 1.0 ≠ True)
+        self.out: list[str] = []
+
+    def _new(self, v: Any, j: int, i: int) -> str:
+        if self.check and (v.__class__ not in PLAIN_TYPES or (v.__class__ is str and ILLEGAL_CHARACTERS_RE.search(v))):
+            raise _NotPlain(v)
+        return _cell_tail(v, self.style_of(v, j + 1, i))
+
+    def add(self, values: list[Any]) -> None:
+        i = len(self.out)
+        n = self.first + i
+        while len(self.starts) < len(values):
+            self.starts.append(f'<c r="{get_column_letter(len(self.starts) + 1)}')
+        starts, texts, others = self.starts, self.texts, self.others
         at = f'{n}"'
         cells = []
         for j, v in enumerate(values):
             if v is None:
                 continue
-            if not by_value:
-                tail = _cell_tail(v, style_of(v, j + 1, i))
+            if not self.by_value:
+                tail = _cell_tail(v, self.style_of(v, j + 1, i))
             elif v.__class__ is str:
                 tail = texts.get(v)
                 if tail is None:
-                    tail = texts[v] = _cell_tail(v, style_of(v, j + 1, i))
+                    tail = texts[v] = self._new(v, j, i)
             else:
                 key = (v.__class__, v)
                 tail = others.get(key)
                 if tail is None:
-                    tail = others[key] = _cell_tail(v, style_of(v, j + 1, i))
+                    tail = others[key] = self._new(v, j, i)
             cells.append(starts[j] + at + tail)
-        out.append(f'<row r="{n}">{"".join(cells)}</row>')
-    return "".join(out).encode()
+        self.out.append(f'<row r="{n}">{"".join(cells)}</row>')
+
+    def xml(self) -> bytes:
+        return "".join(self.out).encode()
+
+
+def _body_xml(rows: list[list[Any]], first: int, style_of: Callable[[Any, int, int], int], *,
+              by_value: bool = False) -> bytes:
+    """The rows of a whole table at once (:class:`_BodyRows`)."""
+    body = _BodyRows(first, style_of, by_value=by_value)
+    for values in rows:
+        body.add(values)
+    return body.xml()
 
 
 def _plain(rows: list[list[Any]]) -> bool:
@@ -493,15 +526,18 @@ def _splice_rows(book: bytes, sheets: dict[str, tuple[bytes, str | None]]) -> by
     return buf.getvalue()
 
 
-def list_sheet(title: str, unit: str, headers: list[str], rows: list[list[Any]], *, as_of: datetime,
-               note: str = "") -> bytes:
+def list_sheet(title: str, unit: str, headers: list[str], rows: Iterable[list[Any]], *, as_of: datetime,
+               note: str | Callable[[int, bool], str] = "", limit: int | None = None) -> bytes:
     """A page's list as a sheet: the merged title, the unit and time line, one header row, thin borders,
     the header frozen and repeated on each printed page; values stay text where a cell could read as a formula.
 
-    openpyxl's write-only mode with one shared style per kind of body cell; when every value is plain
-    (text, number, boolean, empty — what the lists export) the body rows are written as SpreadsheetML
-    directly into the saved sheet (``_body_xml``), as openpyxl's per-cell writer costs ~30 µs a cell:
-    a 5 000-row export builds in a fraction of the time (docs/performance.md ``## xlsx``)."""
+    ``rows`` are read as they come (a stream from the database, :func:`store.streaming.stream_rows`), at most
+    ``limit`` of them; ``note``: the line under the rows, or ``note(rows written, whether rows were left
+    unread)``. openpyxl's write-only mode with one shared style per kind of body cell; while every value is
+    plain (text, number, boolean, empty — what the lists export) the body rows are written as SpreadsheetML as
+    they come (:class:`_BodyRows`) and spliced into the saved sheet, as openpyxl's per-cell writer costs ~30 µs
+    a cell: a 5 000-row export builds in a fraction of the time (docs/performance.md ``## xlsx``); from the
+    first value that is not, openpyxl's own cells take every row."""
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.worksheet.cell_range import CellRange
 
@@ -546,9 +582,25 @@ def list_sheet(title: str, unit: str, headers: list[str], rows: list[list[Any]],
         text = isinstance(v, str)
         return text and len(v) > 8, text and v.startswith(FORMULA_START)
 
-    direct = _plain(rows)
-    if not direct:  # a date, a rich value or a character XML cannot hold: openpyxl's own cells (and its errors)
-        for values in rows:
+    ids = {k: wb._cell_styles.add(st) for k, st in shared.items()}  # registered: styles.xml lists them
+    body = _BodyRows(4, lambda v, j, i: ids[kind(v)], by_value=True, check=True)
+    taken: list[list[Any]] = []
+    direct = True
+    source = iter(rows)
+    for values in source if limit is None else itertools.islice(source, limit):
+        taken.append(values)
+        if direct:
+            try:
+                body.add(values)
+            except _NotPlain:  # a date, a rich value or a character XML cannot hold: openpyxl's own cells (and its errors)
+                direct = False
+    cut = False
+    if limit is not None and len(taken) == limit:
+        for _ in source:  # one row past the limit says the list goes on; a stream is read to its end
+            cut = True
+    text = note(len(taken), cut) if callable(note) else note
+    if not direct:
+        for values in taken:
             out = []
             for v in values:
                 cell = WriteOnlyCell(ws, value=v)
@@ -559,13 +611,12 @@ def list_sheet(title: str, unit: str, headers: list[str], rows: list[list[Any]],
                     cell.number_format = fmt
                 out.append(_safe(cell))
             ws.append(out)
-        if note:
-            ws.append([styled(note, BODY_FONT, LEFT)])
+        if text:
+            ws.append([styled(text, BODY_FONT, LEFT)])
     wb.properties.creator = "baoxue"
     wb.properties.title = title
     wb.properties.created = wb.properties.modified = as_of.replace(tzinfo=None)
     if direct:
-        ids = {k: wb._cell_styles.add(st) for k, st in shared.items()}  # registered: styles.xml lists them
         note_probe = WriteOnlyCell(ws)
         note_probe.font, note_probe.alignment = BODY_FONT, LEFT
         note_id = wb._cell_styles.add(note_probe._style)
@@ -573,7 +624,7 @@ def list_sheet(title: str, unit: str, headers: list[str], rows: list[list[Any]],
     wb.save(buf)
     if not direct:
         return buf.getvalue()
-    body = _body_xml(rows, 4, lambda v, j, i: ids[kind(v)], by_value=True)
-    if note:
-        body += _body_xml([[note]], 4 + len(rows), lambda v, j, i: note_id)
-    return _splice_rows(buf.getvalue(), {"xl/worksheets/sheet1.xml": (body, None)})
+    xml = body.xml()
+    if text:
+        xml += _body_xml([[text]], 4 + len(taken), lambda v, j, i: note_id)
+    return _splice_rows(buf.getvalue(), {"xl/worksheets/sheet1.xml": (xml, None)})

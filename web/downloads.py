@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Iterable
 from urllib.parse import quote
 
 from fastapi.responses import Response
@@ -36,12 +36,19 @@ def content_disposition(name: str, *, inline: bool = False) -> str:
     return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
-def xlsx_response(title: str, unit: str, headers: list[str], rows: list[list[Any]], *, now: datetime, more: bool,
-                  filename: str) -> Response:
+def xlsx_response(title: str, unit: str, headers: list[str], rows: Iterable[list[Any]], *, now: datetime,
+                  limit: int, filename: str, more: bool | None = None) -> Response:
+    """A list's export: its first ``limit`` rows, read as they come (``rows`` may be a stream,
+    :func:`store.streaming.stream_rows`), and a closing line saying whether that is the whole list — the list
+    has more when ``rows`` yields one beyond ``limit`` (callers read ``limit + 1``), or when ``more`` says so."""
     from documents.xlsx import list_sheet
 
-    note = f"注：仅导出前 {len(rows)} 行，请缩小筛选范围后再导出其余部分。" if more else f"共 {len(rows)} 行。"
-    data = list_sheet(title, unit, headers, rows, as_of=now, note=note)
+    def note(count: int, cut: bool) -> str:
+        if cut or more:
+            return f"注：仅导出前 {count} 行，请缩小筛选范围后再导出其余部分。"
+        return f"共 {count} 行。"
+
+    data = list_sheet(title, unit, headers, rows, as_of=now, note=note, limit=limit)
     return Response(data, media_type=XLSX, headers={"Content-Disposition": content_disposition(filename)})
 
 

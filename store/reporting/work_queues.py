@@ -17,7 +17,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Iterator
 
 from sqlalchemy import Integer, and_, any_, bindparam, case, func, or_, select, union_all
 from sqlalchemy.sql.elements import Cast, Label
@@ -32,6 +32,7 @@ from store.access.scope import Scope
 from store.duties.ledger import DUTY_TABLES, KIND_LABELS, UNDONE, _literal, _rule_labels, branch, order_keys, row_dict
 from store.models import Case, Duty, Pupil, School, SchoolClass, Staff
 from store.models.risk import WatchDuty, WatchEntry
+from store.streaming import stream_rows
 
 COUNT_CAP = 2_000           # a count stops here ("2000+"): counting a million rows costs more than the page
 QUEUE_KINDS = ("case", "census", "watch", "prevention")   # the stuck list's tabs, dropouts first
@@ -157,34 +158,9 @@ def stuck_queue(session: Session, scope: Scope, as_of: datetime, *, kind: str | 
     ``school``, ``kind``. ``tabs``: :func:`stuck_tabs` of the same filters, if the caller has them (their
     counts are this list's when no step is chosen)."""
     kinds = (kind,) if kind else QUEUE_KINDS
-    selects = {k: _kind_select(scope, as_of, k, school_id=school_id, owner_id=owner_id, step=step) for k in kinds}
-    end = paging.offset + paging.per_page
-    if sort == "overdue" or (sort == "kind" and kind is not None):
-        # the page's duties with the columns of the duty and its record (case, entry…), read once in the list's order
-        # (a township's plan reads its cases' late duties and sorts them: pupils, schools and owners joined to those
-        # thousands would cost more than the page); then the names of the page's pupils, schools and owners joined
-        # to the page alone, in the same statement — not the duties and cases read a second time by id (an export's
-        # 5 000 scattered duty rows: ~13 000 pages read again on a cold cache, docs/performance.md ``## pages``)
-        lean = {k: _kind_select(scope, as_of, k, school_id=school_id, owner_id=owner_id, step=step, lean=True) for k in kinds}
-        top = _top(kinds, lean, end, by_kind=kind is None)
-        order = lambda t: (t.c.due_at, *([t.c.kind] if kind is None else []), t.c.id)  # noqa: E731
-        page_rows = select(top).order_by(*order(top)).limit(paging.per_page).offset(paging.offset).subquery("page")
-        result = session.connection().execute(_named(page_rows).order_by(*order(page_rows)))  # Core rows: no ORM rows
-        names = list(result.keys())
-        rows = [dict(zip(names, r)) for r in result.all()]
-    else:  # by owner, school or kind: the COUNT_CAP longest overdue, regrouped (a bounded sort, never the population)
-        top = _top(kinds, selects, COUNT_CAP, by_kind=False)
-        page_q = select(top).order_by(*{"owner": [top.c.owner, top.c.owner_id], "school": [top.c.school_code],
-                                        "kind": [top.c.kind]}[sort], top.c.due_at, top.c.id)
-        rows = session.execute(page_q.limit(paging.per_page).offset(paging.offset)).mappings().all()
-    labels = _rule_labels(session, {r["policy_name"] for r in rows if r["kind"] == "watch"})
-    items = []
-    for r in rows:
-        d = row_dict(r, as_of, masked=masked, rule_labels=labels.get(r["policy_name"]))
-        d.update(ref=ref_label(r["kind"], r["ref_id"]), href=record_href(r["kind"], r["ref_id"], r["state"]),
-                 owner=r["owner"] or "（未指定）")
-        items.append(d)
-    if paging.offset + len(rows) > COUNT_CAP:  # more rows than the cap already read (an export): the count is capped
+    items = list(stuck_rows(session, scope, as_of, kind=kind, school_id=school_id, owner_id=owner_id, step=step,
+                            sort=sort, paging=paging, masked=masked))
+    if paging.offset + len(items) > COUNT_CAP:  # more rows than the cap already read: the count is capped
         counts = {"read": COUNT_CAP + 1}
     elif tabs is not None and not step:
         counts = {t["kind"]: t["count"] + (1 if t["capped"] else 0) for t in tabs if t["kind"] in kinds}
@@ -194,20 +170,76 @@ def stuck_queue(session: Session, scope: Scope, as_of: datetime, *, kind: str | 
     return {"rows": items, **_page_info(paging, min(n, COUNT_CAP), n > COUNT_CAP, len(items))}
 
 
+def in_due_order(sort: str, kind: str | None) -> bool:
+    """Whether the list runs in due order (longest overdue first) through all its rows; otherwise it is the
+    :data:`COUNT_CAP` longest overdue regrouped by owner, school or kind."""
+    return sort == "overdue" or (sort == "kind" and kind is not None)
+
+
+def stuck_rows(session: Session, scope: Scope, as_of: datetime, *, kind: str | None = "case",
+               school_id: int | None = None, owner_id: int | None = None, step: str | None = None,
+               sort: str = "overdue", paging: Paging = Paging(), masked: bool = False) -> Iterator[dict[str, Any]]:
+    """The rows of one page of the list (:func:`stuck_queue`'s), in its order, each made as the database sends it
+    (:func:`store.streaming.stream_rows`): an export labels and writes its first rows while the server reads on."""
+    kinds = (kind,) if kind else QUEUE_KINDS
+    end = paging.offset + paging.per_page
+    if in_due_order(sort, kind):
+        # the page's duties with the columns of the duty and its record (case, entry…), read once in the list's order
+        # (a township's plan reads its cases' late duties and sorts them: pupils, schools and owners joined to those
+        # thousands would cost more than the page); then the names of the page's pupils, schools and owners looked
+        # up for the page alone, in the same statement — not the duties and cases read a second time by id (an export's
+        # 5 000 scattered duty rows: ~13 000 pages read again on a cold cache, docs/performance.md ``## pages``)
+        lean = {k: _kind_select(scope, as_of, k, school_id=school_id, owner_id=owner_id, step=step, lean=True) for k in kinds}
+        top = _top(kinds, lean, end, by_kind=kind is None)
+        order = lambda t: (t.c.due_at, *([t.c.kind] if kind is None else []), t.c.id)  # noqa: E731
+        page_rows = select(top).order_by(*order(top)).limit(paging.per_page).offset(paging.offset).subquery("page")
+        stmt = _named(page_rows).order_by(*order(page_rows))
+    else:  # by owner, school or kind: the COUNT_CAP longest overdue, regrouped (a bounded sort, never the population)
+        selects = {k: _kind_select(scope, as_of, k, school_id=school_id, owner_id=owner_id, step=step) for k in kinds}
+        top = _top(kinds, selects, COUNT_CAP, by_kind=False)
+        stmt = (select(top).order_by(*{"owner": [top.c.owner, top.c.owner_id], "school": [top.c.school_code],
+                                       "kind": [top.c.kind]}[sort], top.c.due_at, top.c.id)
+                .limit(paging.per_page).offset(paging.offset))
+    # the watch rules' labels of every policy the schools use, read before the stream holds the connection
+    labels = _rule_labels(session, set(session.scalars(select(School.policy_name).distinct())) if "watch" in kinds else set())
+    keys, rows = stream_rows(session, stmt)
+    for values in rows:
+        r = dict(zip(keys, values))
+        d = row_dict(r, as_of, masked=masked, rule_labels=labels.get(r["policy_name"]))
+        d.update(ref=ref_label(r["kind"], r["ref_id"]), href=record_href(r["kind"], r["ref_id"], r["state"]),
+                 owner=r["owner"] or "（未指定）")
+        yield d
+
+
+def stuck_more(session: Session, scope: Scope, as_of: datetime, *, kind: str | None, school_id: int | None = None,
+               owner_id: int | None = None, step: str | None = None) -> bool:
+    """Whether the list holds more than the :data:`COUNT_CAP` rows a regrouped list shows (bounded counts)."""
+    kinds = (kind,) if kind else QUEUE_KINDS
+    counts = _count_kinds(session, scope, as_of, kinds, school_id=school_id, owner_id=owner_id, step=step)
+    return sum(counts.values()) > COUNT_CAP
+
+
 _PUPIL_NAMED = ("case", "prevention", "watch")  # the kinds whose ledger branch names the pupil from ``pupils``
 
 
 def _named(page):
     """The rows of a page of the lean selects with the names the full ones join: the pupil's (``pupils``, for the
     kinds whose ledger branch names the pupil from there), the school's name, code and policy, the owner's — each
-    looked up by primary key for the page's rows only (a missing school or owner: None, as the outer joins)."""
+    looked up by primary key for the page's rows only (a missing school or owner: None, as outer joins give).
+    The school's and owner's as scalar subqueries, not joins: PostgreSQL hashes a join of 5 000 rows to a small
+    table and must then sort again, so no row could leave before the last is read; looked up row by row, the
+    rows leave in the page's order as they are found (:func:`store.streaming.stream_rows`)."""
     from_pupils = page.c.kind.in_(_PUPIL_NAMED)
+
+    def school(col):
+        return select(col).where(School.id == page.c.school_id).scalar_subquery()
+
     return (select(*(c for c in page.c if c.key != "pupil_name"),
                    case((from_pupils, Pupil.name), else_=page.c.pupil_name).label("pupil_name"),
-                   School.name.label("school"), School.code.label("school_code"),
-                   School.policy_name.label("policy_name"), Staff.name.label("owner"))
-            .outerjoin(Pupil, and_(Pupil.id == page.c.pupil_id, from_pupils))
-            .outerjoin(School, School.id == page.c.school_id).outerjoin(Staff, Staff.id == page.c.owner_id))
+                   school(School.name).label("school"), school(School.code).label("school_code"),
+                   school(School.policy_name).label("policy_name"),
+                   select(Staff.name).where(Staff.id == page.c.owner_id).scalar_subquery().label("owner"))
+            .outerjoin(Pupil, and_(Pupil.id == page.c.pupil_id, from_pupils)))
 
 
 def stuck_tabs(session: Session, scope: Scope, as_of: datetime, *, school_id: int | None = None,
@@ -238,9 +270,14 @@ def stuck_owners(session: Session, scope: Scope, as_of: datetime, *, kind: str |
 STUCK_HEADERS = ["类别", "编号", "学生", "学校", "所处环节", "欠办事项", "责任人", "截止时间", "逾期（小时）"]
 
 
+def stuck_export_row(r: dict[str, Any]) -> list[Any]:
+    """A row of the list (:func:`stuck_rows`) as its export writes it, under :data:`STUCK_HEADERS`."""
+    return [r["kind_label"], r["ref"], r["pupil"] or "", r["school"], r["context"], r["action_label"], r["owner"],
+            minute(r["due_at"]), r["hours_overdue"]]
+
+
 def stuck_export_rows(items: list[dict[str, Any]]) -> list[list[Any]]:
-    return [[r["kind_label"], r["ref"], r["pupil"] or "", r["school"], r["context"], r["action_label"], r["owner"],
-             minute(r["due_at"]), r["hours_overdue"]] for r in items]
+    return [stuck_export_row(r) for r in items]
 
 
 def minute(at: datetime) -> str:

@@ -83,3 +83,28 @@ def test_a_subclass_of_text_takes_openpyxls_path_and_reads_back_alike():
     ws = load_workbook(io.BytesIO(list_sheet("子类", "城关镇", HEADERS[:2], rows, as_of=datetime(2026, 12, 2, 9)))).active
     assert [list(r) for r in ws.iter_rows(min_row=4, max_row=5, values_only=True)] == [["案件1", "a<b"], ["案件2", "=1"]]
     assert ws["B5"].quotePrefix and ws["B5"].data_type == "s"
+
+
+def test_rows_are_written_as_they_come_up_to_the_limit_and_the_note_says_whether_rows_were_left():
+    """A stream (the database's, store.streaming) is read once, row by row, to its end; at most ``limit`` rows
+    are written, and the note learns how many and whether one more was there. A value the direct writer does
+    not write (a date) in the middle of a stream sends every row through openpyxl's cells, none lost."""
+    read: list[int] = []
+
+    def stream(n, odd_at=None):
+        for i in range(n):
+            read.append(i)
+            yield [date(2026, 11, 23) if i == odd_at else f"案件{i}", i]
+
+    def note(count, cut):
+        return f"{count}|{cut}"
+
+    for n, limit, odd_at in ((3, 3, None), (4, 3, None), (2, 3, None), (5, None, None), (4, 3, 1), (3, 3, 2)):
+        read.clear()
+        ws = load_workbook(io.BytesIO(list_sheet("流", "城关镇", HEADERS[:2], stream(n, odd_at), note=note, limit=limit,
+                                                 as_of=datetime(2026, 12, 2, 9)))).active
+        k = min(n, limit or n)
+        want = [[datetime(2026, 11, 23) if i == odd_at else f"案件{i}", i] for i in range(k)]
+        assert [list(r) for r in ws.iter_rows(min_row=4, max_row=3 + k, values_only=True)] == want, (n, limit, odd_at)
+        assert ws.cell(row=4 + k, column=1).value == f"{k}|{n > k}", (n, limit, odd_at)
+        assert read == list(range(n))  # read to its end, once

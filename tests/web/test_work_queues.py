@@ -136,6 +136,35 @@ def test_the_lists_export_what_the_filters_show_with_chinese_headers(site, facto
     assert [c.value for c in watch[3]] == wq.WATCH_HEADERS
 
 
+def test_an_export_says_whether_it_holds_the_whole_list(site, factory, monkeypatch):
+    """An export of a list that fits its limit ends with 共 N 行 — also when the list is longer than the pages'
+    count cap (it used to say 仅导出前 N 行 then); one row over the limit, it says it stopped. The stuck list in
+    due order reads one row past the limit; regrouped by owner it is the COUNT_CAP longest overdue, and says so
+    when the list holds more."""
+    from web import pages_queues
+
+    monkeypatch.setattr(wq, "COUNT_CAP", 1)
+    c = _as(site, "county")
+    with factory() as s:
+        n_stuck = len(wq.stuck_queue(s, Scope(), NOW, kind="case", paging=wq.Paging(1, 1000))["rows"])
+        n_cases = len(wq.case_queue(s, Scope(), NOW, paging=wq.Paging(1, 1000))["rows"])
+        n_watch = len(wq.watch_queue(s, Scope(), NOW, paging=wq.Paging(1, 1000))["rows"])
+    assert min(n_stuck, n_cases, n_watch) > 2
+
+    def exported(path, limit):
+        monkeypatch.setattr(pages_queues, "EXPORT_ROWS", limit)
+        ws = load_workbook(io.BytesIO(c.get(path).content)).active
+        rows = [r for r in ws.iter_rows(min_row=4, values_only=True)]
+        return len(rows) - 1, rows[-1][0]
+
+    for path, n in (("/stuck.xlsx?kind=case", n_stuck), ("/cases.xlsx", n_cases), ("/risk.xlsx", n_watch)):
+        assert exported(path, n) == (n, f"共 {n} 行。"), path
+        assert exported(path, n - 1) == (n - 1, f"注：仅导出前 {n - 1} 行，请缩小筛选范围后再导出其余部分。"), path
+    assert exported("/stuck.xlsx?kind=case&sort=owner", n_stuck) == (1, "注：仅导出前 1 行，请缩小筛选范围后再导出其余部分。")
+    monkeypatch.setattr(wq, "COUNT_CAP", 2000)
+    assert exported("/stuck.xlsx?kind=case&sort=owner", n_stuck) == (n_stuck, f"共 {n_stuck} 行。")
+
+
 def test_the_case_list_searches_by_name_number_or_id_and_pages(site, factory):
     c = _as(site, "school")
     with factory() as s:
