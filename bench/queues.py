@@ -1,5 +1,6 @@
 """The work queues at province scale (issue 18 item 3): the time of each page of /stuck, /cases and
-/risk, first byte to last (the pages are not streamed), and how many rows a page holds.
+/risk, first byte to last (a page is sent whole; an export is written while its rows stream from the
+database, ``store.streaming``), and how many rows a page holds.
 
     .venv/bin/python -m bench.queues sqlite:///$PWD/bench/_out/db/bench_big.sqlite
     BAOXUE_BENCH_PG_URL=… .venv/bin/python -m bench.queues "${BAOXUE_BENCH_PG_URL%/*}/bench_big"
