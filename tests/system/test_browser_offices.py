@@ -3,9 +3,12 @@ overdue and by owner, open cases by step per school, figures with charts, late r
 spot-check sheet and the accountability evidence."""
 from __future__ import annotations
 
+import io
 from datetime import date, datetime
+from pathlib import Path
 
 import httpx
+from openpyxl import load_workbook
 import pytest
 from sqlalchemy import func, select
 
@@ -102,6 +105,15 @@ def test_offices_find_stuck_cases_by_overdue_time_and_by_owner(browser, site):
     owners = [row.locator("td:nth-child(6) b").inner_text() for row in page.locator("tr.late").all()]
     assert len(owners) == len(refs) and owners == sorted(owners)
     shot(page, "22-county-stuck-by-owner")
+
+    page.goto(f"{base}/stuck")  # its 导出 Excel: the rows the list shows, in its order, under a Chinese name
+    with page.expect_download() as dl:
+        page.click("a.export:has-text('导出 Excel')")
+    assert dl.value.suggested_filename.endswith(f"逾期督办控辍案件{clock.at:%Y%m%d}.xlsx"), dl.value.suggested_filename
+    ws = load_workbook(io.BytesIO(Path(dl.value.path()).read_bytes())).active  # (the saved file has no extension)
+    body = list(ws.iter_rows(min_row=4, values_only=True))
+    assert len(refs) < 50 and [r[1] for r in body[:-1]] == refs  # one page shows the whole list here
+    assert body[-1][0] == f"共 {len(refs)} 行。" and all(isinstance(r[-1], (int, float)) for r in body[:-1])
 
     page.goto(f"{base}/figures")
     assert page.locator("svg.chart").count() >= 3
